@@ -1,0 +1,33 @@
+# Two commands: `make demo` (train a canvas on studio-tiny, export it, open the app) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast venv browser clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch/torchvision pinned to the releases served from local disk here; a newer range works elsewhere
+	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Headless Chromium for the web-app browser tests (Debian package; playwright drives it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"
+
+test: $(STAMP) browser
+	$(PY) -m pytest -q --timeout=900 tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser" tests
+
+demo: $(STAMP)
+	$(PY) -m artstudio.demo
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

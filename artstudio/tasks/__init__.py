@@ -1,0 +1,104 @@
+"""Task cards and datasets: the built-in suite, and the folders users bring.
+
+A task folder holds `train.jsonl`, `test.jsonl` (rows `{"prompt", "answer", "id", "image"?}`),
+`card.json` (name, description, metric, answer_format, split sizes) and `images/` when rows carry
+pictures. `make_task` writes one from a built-in generator with a seed; `load_task` reads any.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+from ..errors import DataError
+from .suite import HELDOUT, PRETRAIN, TaskCard
+
+TASKS: dict[str, TaskCard] = {card.name: card for card in PRETRAIN + HELDOUT}
+
+
+def list_tasks(kind: str | None = None) -> list[TaskCard]:
+    """All built-in task cards, or only `kind` ('pretrain' or 'heldout')."""
+    return [c for c in TASKS.values() if kind is None or c.kind == kind]
+
+
+def get_task(name: str) -> TaskCard:
+    if name not in TASKS:
+        raise DataError(f"unknown task {name!r}; `artstudio tasks list` shows the built-in tasks: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def resolve_tasks(spec: str) -> list[str]:
+    """'heldout', 'pretrain', 'all' or a comma-separated list of names/folders."""
+    if spec in ("heldout", "pretrain"):
+        return [c.name for c in list_tasks(spec)]
+    if spec == "all":
+        return list(TASKS)
+    return [s.strip() for s in spec.split(",") if s.strip()]
+
+
+def sample(card: TaskCard, n: int, seed: int) -> list[tuple[str, str, object]]:
+    """`n` seeded examples (prompt, answer, PIL image or None) from a built-in task."""
+    rng = random.Random(f"{card.name}:{seed}")
+    return [card.generate(rng) for _ in range(n)]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None) -> Path:
+    """Write the train/test splits and card of built-in task `name` to folder `out`.
+
+    Train and test come from different seeds, and test prompts that also occur in train are
+    redrawn, so a score on test is never a score on memorised training rows.
+    """
+    card = get_task(name)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_train = card.n_train if n_train is None else n_train
+    n_test = card.n_test if n_test is None else n_test
+    train = sample(card, n_train, seed)
+    seen = {p for p, _, img in train if img is None}
+    rng = random.Random(f"{card.name}:test:{seed}")
+    test: list = []
+    tries = 0
+    while len(test) < n_test:
+        ex = card.generate(rng)
+        tries += 1
+        # The small digit/word spaces are finite: allow overlap only when no fresh prompt is left.
+        if ex[2] is None and ex[0] in seen and tries < 50 * n_test:
+            continue
+        test.append(ex)
+    for split, rows in (("train", train), ("test", test)):
+        lines = []
+        for i, (prompt, answer, image) in enumerate(rows):
+            row = {"id": f"{split}-{i}", "prompt": prompt, "answer": answer}
+            if image is not None:
+                rel = Path("images") / f"{split}-{i}.png"
+                (out / "images").mkdir(exist_ok=True)
+                image.save(out / rel)
+                row["image"] = str(rel)
+            lines.append(json.dumps(row, ensure_ascii=False))
+        _atomic_write(out / f"{split}.jsonl", "\n".join(lines) + "\n")
+    meta = card.to_dict() | {"n_train": n_train, "n_test": n_test, "seed": seed}
+    _atomic_write(out / "card.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return out
+
+
+def load_card(folder: str | Path) -> dict:
+    """The card of a task folder; a folder without `card.json` gets one named after the folder."""
+    folder = Path(folder)
+    path = folder / "card.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: card.json is not valid JSON ({e.msg})") from None
+    return {"name": folder.name, "description": "", "metric": "exact"}
+
+
+__all__ = ["TASKS", "TaskCard", "list_tasks", "get_task", "resolve_tasks", "sample", "make_task", "load_card"]

@@ -1,0 +1,211 @@
+"""The JSONL data format every task, method and command reads: one example per line.
+
+A row is `{"prompt": str, "answer": str}` with an optional `"id"` (str or int) and an optional
+`"image"`: the path of an extra image shown to the model right after the canvas (relative paths
+resolve against the JSONL file's folder). Bad input stops with a `DataError` that names the file,
+the line, what was wrong and what was expected (DESIGN §6), so a user never has to read a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from artstudio.errors import ConfigError, DataError
+
+_ROW_HINT = 'expected a JSON object like {"prompt": "...", "answer": "..."}'
+
+
+@dataclass(frozen=True)
+class Example:
+    """One prompt/answer pair; `image` is an absolute path to an extra image, or None."""
+
+    prompt: str
+    answer: str = ""
+    id: str = ""
+    image: str | None = None
+
+
+def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[Example]:
+    """Read and validate a JSONL dataset; every problem raises `DataError` naming file and line.
+
+    `require_answer=False` accepts rows without `"answer"` (prompts to generate from); their
+    answer is the empty string. Ids default to the 0-based row index (blank lines not counted).
+    """
+    file = Path(path)
+    text = _read_text(file)
+    examples: list[Example] = []
+    id_lines: dict[str, int] = {}
+    checked_images: set[Path] = set()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = _parse_row(file, lineno, line)
+        example = _example_from_row(file, lineno, row, len(examples), require_answer, checked_images)
+        if example.id in id_lines:
+            raise DataError(
+                f"{file}:{lineno}: duplicate id {example.id!r} (first used on line {id_lines[example.id]}); "
+                "expected every row to have a unique id"
+            )
+        id_lines[example.id] = lineno
+        examples.append(example)
+    if not examples:
+        raise DataError(f"{file}: the file has no rows; {_ROW_HINT} on each line")
+    return examples
+
+
+def write_jsonl(path: str | os.PathLike, examples: Iterable[Example]) -> Path:
+    """Write `examples` as JSONL atomically; image paths are stored relative to the file when inside its folder."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = out.parent.resolve()
+    lines = [json.dumps(_row_from_example(ex, folder), ensure_ascii=False) for ex in examples]
+    payload = "".join(line + "\n" for line in lines)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def split_validation(
+    examples: Sequence[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """Carve a deterministic validation split; both parts keep the original order.
+
+    The validation part has `round(len * fraction)` examples, at least one when `fraction > 0`,
+    and the training part is never left empty.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"validation fraction {fraction} is out of range; expected 0 <= fraction < 1")
+    n = len(examples)
+    n_val = round(n * fraction)
+    if fraction > 0:
+        n_val = max(n_val, 1)
+    if n_val >= n:
+        if fraction > 0 and n < 2:
+            raise DataError(
+                f"cannot carve a validation split from {n} example(s); expected at least 2 examples "
+                "or a validation fraction of 0"
+            )
+        n_val = n - 1
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    val_idx = set(order[:n_val])
+    train = [ex for i, ex in enumerate(examples) if i not in val_idx]
+    val = [ex for i, ex in enumerate(examples) if i in val_idx]
+    return train, val
+
+
+def _read_text(file: Path) -> str:
+    if not file.exists():
+        raise DataError(f"{file}: no such file; expected a JSONL dataset (one {{\"prompt\", \"answer\"}} object per line)")
+    if not file.is_file():
+        raise DataError(f"{file}: is not a file; expected a JSONL dataset file")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{file}: is not UTF-8 text (byte {err.start}); expected a UTF-8 JSONL file") from None
+
+
+def _parse_row(file: Path, lineno: int, line: str) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{file}:{lineno}: invalid JSON ({err.msg} at column {err.colno}); {_ROW_HINT}") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{file}:{lineno}: the row is a JSON {type(row).__name__}, not an object; {_ROW_HINT}")
+    return row
+
+
+def _example_from_row(
+    file: Path, lineno: int, row: dict, index: int, require_answer: bool, checked_images: set[Path]
+) -> Example:
+    prompt = _string_field(file, lineno, row, "prompt", required=True)
+    answer = _string_field(file, lineno, row, "answer", required=require_answer)
+    return Example(
+        prompt=prompt,
+        answer=answer if answer is not None else "",
+        id=_id_field(file, lineno, row, index),
+        image=_image_field(file, lineno, row, checked_images),
+    )
+
+
+def _string_field(file: Path, lineno: int, row: dict, key: str, *, required: bool) -> str | None:
+    if key not in row:
+        if required:
+            raise DataError(f'{file}:{lineno}: missing field "{key}"; {_ROW_HINT}')
+        return None
+    value = row[key]
+    if not isinstance(value, str):
+        raise DataError(
+            f'{file}:{lineno}: field "{key}" is a {_json_type(value)}; expected a string'
+        )
+    return value
+
+
+def _id_field(file: Path, lineno: int, row: dict, index: int) -> str:
+    if "id" not in row or row["id"] is None:
+        return str(index)
+    value = row["id"]
+    # bool is an int subclass, but `true` as an id is almost certainly a mistake.
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f'{file}:{lineno}: field "id" is a {_json_type(value)}; expected a string or an integer')
+    return str(value)
+
+
+def _image_field(file: Path, lineno: int, row: dict, checked: set[Path]) -> str | None:
+    if row.get("image") is None:
+        return None
+    value = row["image"]
+    if not isinstance(value, str) or not value:
+        raise DataError(f'{file}:{lineno}: field "image" is a {_json_type(value)}; expected a path to an image file')
+    image = Path(value).expanduser()
+    if not image.is_absolute():
+        image = file.parent / image
+    image = image.resolve()
+    if image not in checked:
+        _verify_image(file, lineno, value, image)
+        checked.add(image)
+    return str(image)
+
+
+def _verify_image(file: Path, lineno: int, value: str, image: Path) -> None:
+    if not image.is_file():
+        raise DataError(
+            f'{file}:{lineno}: image "{value}" does not exist (looked for {image}); '
+            "expected a path relative to the JSONL file's folder or an absolute path"
+        )
+    try:
+        with Image.open(image) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(
+            f'{file}:{lineno}: image "{value}" cannot be decoded ({err}); expected a PNG, JPEG or other image PIL reads'
+        ) from None
+
+
+def _row_from_example(example: Example, folder: Path) -> dict:
+    row: dict = {"id": example.id, "prompt": example.prompt, "answer": example.answer}
+    if example.image is not None:
+        image = Path(example.image).resolve()
+        row["image"] = image.relative_to(folder).as_posix() if image.is_relative_to(folder) else str(image)
+    return row
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

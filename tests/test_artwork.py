@@ -1,0 +1,169 @@
+"""Artwork PNGs: lossless round trip with metadata, clear errors for broken files and wrong models."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from artstudio.artwork import (
+    METADATA_KEY,
+    ArtworkMetadata,
+    chat_template_sha256,
+    check_compatible,
+    export_artwork,
+    metadata_for,
+    read_artwork,
+)
+from artstudio.errors import ArtworkError, CanvasSizeError
+
+
+@dataclass
+class FakeGeometry:
+    """Stands in for backbone.Geometry: sides must be multiples of `factor`."""
+
+    patch_size: int = 16
+    merge_size: int = 2
+
+    @property
+    def factor(self) -> int:
+        return self.patch_size * self.merge_size
+
+    def check(self, height: int, width: int) -> None:
+        if height % self.factor or width % self.factor:
+            raise CanvasSizeError(f"canvas {height}x{width} is not a multiple of {self.factor}")
+
+    def to_dict(self) -> dict:
+        return {"patch_size": self.patch_size, "merge_size": self.merge_size, "factor": self.factor}
+
+
+def _backbone(model_id="tiny/qwen3_5", family="qwen3_5", template="{{ messages }}", patch=16):
+    return SimpleNamespace(model_id=model_id, family=family, geometry=FakeGeometry(patch),
+                           processor=SimpleNamespace(chat_template=template, tokenizer=None))
+
+
+def _canvas(h=64, w=96) -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+
+
+def _meta(backbone=None, h=64, w=96) -> ArtworkMetadata:
+    return metadata_for(backbone or _backbone(), canvas_size=(h, w), placement="first",
+                        task={"name": "gsm8k", "description": "grade-school maths"}, objective="grpo",
+                        steps=120, metrics={"accuracy": 0.5}, extra={"seed": 3})
+
+
+def test_round_trip_is_lossless_with_metadata(tmp_path):
+    image, meta = _canvas(), _meta()
+    path = export_artwork(image, tmp_path / "gallery" / "art.png", meta)
+    art = read_artwork(path)
+    assert np.array_equal(np.asarray(art.image), np.asarray(image))
+    assert art.image.mode == "RGB" and art.path == path
+    assert art.metadata == meta
+    assert art.metadata.canvas_size == (64, 96)
+    assert art.metadata.chat_template_sha256 == chat_template_sha256(_backbone().processor)
+    assert art.metadata.format_version == 1 and art.metadata.created.endswith("+00:00")
+    assert [p.name for p in path.parent.iterdir()] == ["art.png"]  # no temp file left behind
+    assert json.loads(Image.open(path).text[METADATA_KEY])["task"]["name"] == "gsm8k"
+
+
+def test_export_refuses_size_mismatch_and_non_png(tmp_path):
+    with pytest.raises(ArtworkError, match="canvas_size"):
+        export_artwork(_canvas(32, 32), tmp_path / "a.png", _meta())
+    with pytest.raises(ArtworkError, match=r"\.png"):
+        export_artwork(_canvas(), tmp_path / "a.jpg", _meta())
+
+
+def test_plain_png_has_no_metadata_and_is_accepted_if_it_fits(tmp_path):
+    _canvas(64, 64).save(tmp_path / "plain.png")
+    art = read_artwork(tmp_path / "plain.png")
+    assert art.metadata is None
+    assert check_compatible(art, _backbone()) == []
+    _canvas(60, 64).save(tmp_path / "odd.png")
+    with pytest.raises(ArtworkError, match="does not fit"):
+        check_compatible(read_artwork(tmp_path / "odd.png"), _backbone())
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ArtworkError, match=r"missing\.png: no such file"):
+        read_artwork(tmp_path / "missing.png")
+
+
+def test_text_file_renamed_png(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("these are my notes")
+    with pytest.raises(ArtworkError, match=r"notes\.png: cannot be decoded"):
+        read_artwork(bad)
+
+
+def test_corrupt_and_truncated_png(tmp_path):
+    path = export_artwork(_canvas(), tmp_path / "art.png", _meta())
+    data = bytearray(path.read_bytes())
+    (tmp_path / "short.png").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(ArtworkError, match=r"short\.png: cannot be decoded"):
+        read_artwork(tmp_path / "short.png")
+    data[len(data) // 2: len(data) // 2 + 64] = b"\x00" * 64  # smash image data (CRC fails)
+    (tmp_path / "smashed.png").write_bytes(bytes(data))
+    with pytest.raises(ArtworkError, match=r"smashed\.png: cannot be decoded"):
+        read_artwork(tmp_path / "smashed.png")
+
+
+def test_jpeg_is_refused(tmp_path):
+    _canvas().save(tmp_path / "art.jpeg", format="JPEG")
+    with pytest.raises(ArtworkError, match="not a PNG"):
+        read_artwork(tmp_path / "art.jpeg")
+
+
+def _with_text(tmp_path, text: str):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(METADATA_KEY, text)
+    path = tmp_path / "meta.png"
+    _canvas().save(path, pnginfo=info)
+    return path
+
+
+def test_missing_or_malformed_metadata_fields(tmp_path):
+    good = json.loads(_meta().to_json())
+    del good["family"]
+    with pytest.raises(ArtworkError, match=r'meta\.png: metadata has no "family" field'):
+        read_artwork(_with_text(tmp_path, json.dumps(good)))
+    with pytest.raises(ArtworkError, match="not valid JSON"):
+        read_artwork(_with_text(tmp_path, "{not json"))
+    bad = json.loads(_meta().to_json()) | {"canvas_size": [64]}
+    with pytest.raises(ArtworkError, match='"canvas_size"'):
+        read_artwork(_with_text(tmp_path, json.dumps(bad)))
+    bad = json.loads(_meta().to_json()) | {"steps": "many"}
+    with pytest.raises(ArtworkError, match='"steps" has the wrong type'):
+        read_artwork(_with_text(tmp_path, json.dumps(bad)))
+    resized = json.loads(_meta().to_json()) | {"canvas_size": [32, 32]}
+    with pytest.raises(ArtworkError, match="resized"):
+        read_artwork(_with_text(tmp_path, json.dumps(resized)))
+
+
+@pytest.mark.parametrize(
+    ("other", "field"),
+    [
+        (_backbone(model_id="Qwen/Qwen3.5-0.8B"), "model_id"),
+        (_backbone(family="qwen3_vl"), "family"),
+        (_backbone(template="{{ other }}"), "chat_template_sha256"),
+    ],
+)
+def test_model_mismatch_refused_unless_allowed(tmp_path, other, field):
+    art = read_artwork(export_artwork(_canvas(), tmp_path / "art.png", _meta()))
+    assert check_compatible(art, _backbone()) == []
+    with pytest.raises(ArtworkError) as err:
+        check_compatible(art, other)
+    msg = str(err.value)
+    assert field in msg and "--allow-model-mismatch" in msg
+    mismatches = check_compatible(art, other, allow_mismatch=True)
+    assert len(mismatches) == 1 and field in mismatches[0]
+
+
+def test_size_that_does_not_fit_is_refused_even_when_allowed(tmp_path):
+    art = read_artwork(export_artwork(_canvas(56, 56), tmp_path / "art.png", _meta(h=56, w=56)))
+    with pytest.raises(ArtworkError, match="does not fit"):
+        check_compatible(art, _backbone(), allow_mismatch=True)

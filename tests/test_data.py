@@ -1,0 +1,124 @@
+"""JSONL loading: good rows load, every kind of bad row stops with file, line and expectation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from artstudio.data import Example, load_jsonl, split_validation, write_jsonl
+from artstudio.errors import ConfigError, DataError
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_load_rows_with_default_ids_and_relative_image(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "imgs" / "a.png")
+    f = _write(tmp_path / "d.jsonl", [
+        json.dumps({"prompt": "2+2?", "answer": "4"}),
+        "",
+        json.dumps({"prompt": "see", "answer": "red", "id": 7, "image": "imgs/a.png"}),
+        json.dumps({"prompt": "x", "answer": "y"}),
+    ])
+    rows = load_jsonl(f)
+    assert [r.id for r in rows] == ["0", "7", "2"]
+    assert rows[0] == Example(prompt="2+2?", answer="4", id="0", image=None)
+    assert rows[1].image == str((tmp_path / "imgs" / "a.png").resolve())
+
+
+def test_load_from_other_working_directory(tmp_path, monkeypatch):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    f = _write(tmp_path / "d.jsonl", [json.dumps({"prompt": "p", "answer": "a", "image": "a.png"})])
+    monkeypatch.chdir(Path("/"))
+    assert Path(load_jsonl(f)[0].image).is_file()
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "words"),
+    [
+        (['{"prompt": "a", "answer": "b"}', '{"prompt": "a", "answer": '], 2, "invalid JSON"),
+        (['["prompt", "answer"]'], 1, "not an object"),
+        (['{"answer": "b"}'], 1, 'missing field "prompt"'),
+        (['{"prompt": "a"}'], 1, 'missing field "answer"'),
+        (['{"prompt": 3, "answer": "b"}'], 1, '"prompt" is a number; expected a string'),
+        (['{"prompt": "a", "answer": null}'], 1, '"answer" is a null'),
+        (['{"prompt": "a", "answer": "b", "id": [1]}'], 1, '"id" is a list'),
+        (['{"prompt": "a", "answer": "b", "image": "nope.png"}'], 1, "does not exist"),
+    ],
+)
+def test_bad_rows_name_file_and_line(tmp_path, lines, line, words):
+    f = _write(tmp_path / "bad.jsonl", lines)
+    with pytest.raises(DataError) as err:
+        load_jsonl(f)
+    msg = str(err.value)
+    assert f"{f}:{line}:" in msg
+    assert words in msg
+    assert "expected" in msg
+
+
+def test_undecodable_image(tmp_path):
+    (tmp_path / "fake.png").write_text("not an image")
+    f = _write(tmp_path / "d.jsonl", [json.dumps({"prompt": "p", "answer": "a", "image": "fake.png"})])
+    with pytest.raises(DataError, match=r"d\.jsonl:1: image \"fake.png\" cannot be decoded"):
+        load_jsonl(f)
+
+
+def test_missing_and_empty_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_jsonl(tmp_path / "none.jsonl")
+    empty = _write(tmp_path / "empty.jsonl", ["", "   "])
+    with pytest.raises(DataError, match="has no rows"):
+        load_jsonl(empty)
+
+
+def test_duplicate_ids_name_both_lines(tmp_path):
+    f = _write(tmp_path / "d.jsonl", [
+        '{"prompt": "a", "answer": "b", "id": "x"}',
+        '{"prompt": "c", "answer": "d"}',
+        '{"prompt": "e", "answer": "f", "id": "x"}',
+    ])
+    with pytest.raises(DataError, match=r"d\.jsonl:3: duplicate id 'x' \(first used on line 1\)"):
+        load_jsonl(f)
+
+
+def test_answer_optional_for_prompts_only(tmp_path):
+    f = _write(tmp_path / "d.jsonl", ['{"prompt": "a"}'])
+    assert load_jsonl(f, require_answer=False) == [Example(prompt="a", answer="", id="0")]
+
+
+def test_write_then_load_round_trip(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "pic.png")
+    rows = [
+        Example("2+2?", "4", "a"),
+        Example("colour ×", "rot → red", "b", str(tmp_path / "pic.png")),
+    ]
+    out = write_jsonl(tmp_path / "sub" / ".." / "out.jsonl", rows)
+    assert load_jsonl(out) == rows
+    assert '"image": "pic.png"' in out.read_text(encoding="utf-8")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_split_validation_is_deterministic_and_disjoint():
+    rows = [Example(str(i), str(i), str(i)) for i in range(20)]
+    train, val = split_validation(rows, 0.25, seed=3)
+    assert len(val) == 5 and len(train) == 15
+    assert sorted(r.id for r in train + val) == sorted(r.id for r in rows)
+    assert (train, val) == split_validation(rows, 0.25, seed=3)
+    assert split_validation(rows, 0.25, seed=4)[1] != val
+    assert train == sorted(train, key=lambda r: int(r.id))  # original order kept
+    assert split_validation(rows, 0.0, seed=0) == (rows, [])
+    assert len(split_validation(rows[:3], 0.01, seed=0)[1]) == 1
+
+
+def test_split_validation_rejects_bad_fraction():
+    rows = [Example("a", "b", "0"), Example("c", "d", "1")]
+    with pytest.raises(ConfigError, match="0 <= fraction < 1"):
+        split_validation(rows, 1.0, seed=0)
+    with pytest.raises(DataError, match="at least 2 examples"):
+        split_validation(rows[:1], 0.5, seed=0)

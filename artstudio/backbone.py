@@ -1,0 +1,431 @@
+"""The frozen backbone: load any Qwen vision-language family, freeze it, and describe its geometry.
+
+ART trains only the pixels of one image, so the model is loaded once, every parameter is frozen, and
+the rest of the package talks to it through three things defined here:
+
+- `Geometry`, the image layout the model expects (patch size, spatial merge, temporal patch, mean/std,
+  pixel limits), read from the processor config and never from a table of families (DESIGN §3);
+- `Backbone.encode_images`, which runs the vision tower with gradients w.r.t. the pixels, and
+  `repeat_image_outputs` / `concat_image_outputs`, which let one canvas encoding serve a whole batch
+  ("the shared canvas is encoded once per step");
+- `Backbone.forward`, which hands those precomputed visual embeddings to the unmodified
+  `...ForConditionalGeneration` forward through its `mm_encoder_outputs` argument.
+"""
+
+from __future__ import annotations
+
+import json
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from artstudio.errors import CanvasSizeError, ConfigError, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL: str = str(Path(__file__).resolve().parent / "models" / "studio-tiny")
+
+KNOWN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe")
+
+_DTYPES = {
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+}
+
+
+# ----------------------------------------------------------------------------- geometry
+
+@dataclass(frozen=True)
+class Geometry:
+    """How a model cuts an image into visual tokens; everything comes from its image processor."""
+
+    patch_size: int
+    merge_size: int
+    temporal_patch_size: int
+    image_mean: tuple[float, ...]
+    image_std: tuple[float, ...]
+    min_pixels: int
+    max_pixels: int
+
+    @classmethod
+    def from_processor(cls, processor: Any) -> "Geometry":
+        """Read the geometry from a processor (or a bare image processor)."""
+        ip = getattr(processor, "image_processor", processor)
+        missing = [k for k in ("patch_size", "merge_size") if getattr(ip, k, None) is None]
+        if missing:
+            raise ModelLoadError(
+                f"image processor {type(ip).__name__} has no {', '.join(missing)}; ART Studio needs a "
+                "Qwen-style image processor (patch_size, merge_size, temporal_patch_size)"
+            )
+        min_pixels, max_pixels = _pixel_limits(ip)
+        return cls(
+            patch_size=int(ip.patch_size),
+            merge_size=int(ip.merge_size),
+            temporal_patch_size=int(getattr(ip, "temporal_patch_size", None) or 1),
+            image_mean=tuple(float(v) for v in ip.image_mean),
+            image_std=tuple(float(v) for v in ip.image_std),
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+        )
+
+    @property
+    def factor(self) -> int:
+        """A canvas side must be a multiple of this for the processor's resize to be the identity."""
+        return self.patch_size * self.merge_size
+
+    def tokens(self, height: int, width: int | None = None) -> int:
+        """Visual tokens the language model sees for an image of this size (square if no width)."""
+        width = height if width is None else width
+        return (height // self.patch_size) * (width // self.patch_size) // self.merge_size**2
+
+    def fits(self, height: int, width: int | None = None) -> bool:
+        width = height if width is None else width
+        return (
+            height > 0 and width > 0
+            and height % self.factor == 0 and width % self.factor == 0
+            and self.min_pixels <= height * width <= self.max_pixels
+        )
+
+    def valid_sizes(self, max_side: int | None = None) -> list[int]:
+        """Square sides the model takes without resizing, smallest first."""
+        top = math.isqrt(self.max_pixels)
+        if max_side is not None:
+            top = min(top, max_side)
+        return [s for s in range(self.factor, top + 1, self.factor) if self.fits(s)]
+
+    def nearest_valid(self, side: int) -> list[int]:
+        """The valid square sides closest to `side`: the one below and the one above (or `side`)."""
+        if self.fits(side):
+            return [side]
+        lo = math.isqrt(self.min_pixels)
+        hi = math.isqrt(self.max_pixels)
+        below = (min(max(side, 0), hi) // self.factor) * self.factor
+        above = -(-max(side, lo) // self.factor) * self.factor
+        while below > 0 and not self.fits(below):
+            below -= self.factor
+        while above <= hi and not self.fits(above):
+            above += self.factor
+        found = [s for s in (below, above) if s > 0 and self.fits(s)]
+        return sorted(set(found))
+
+    def check(self, height: int, width: int | None = None) -> None:
+        """Raise `CanvasSizeError` (listing the nearest valid sizes) unless the size fits exactly."""
+        width = height if width is None else width
+        if self.fits(height, width):
+            return
+        problems = []
+        if height % self.factor or width % self.factor:
+            problems.append(
+                f"each side must be a multiple of {self.factor} "
+                f"(patch size {self.patch_size} × merge size {self.merge_size})"
+            )
+        if height * width < self.min_pixels:
+            problems.append(f"it has {height * width} pixels, below the model's min_pixels {self.min_pixels}")
+        elif height * width > self.max_pixels:
+            problems.append(f"it has {height * width} pixels, above the model's max_pixels {self.max_pixels}")
+        raise CanvasSizeError(
+            f"canvas size {height}×{width} does not fit this model: {'; '.join(problems)}. "
+            f"Nearest valid sizes: {self._suggest(height, width)}"
+        )
+
+    def _suggest(self, height: int, width: int) -> str:
+        if height == width:
+            shapes = [(s, s) for s in self.nearest_valid(height)]
+        else:
+            shapes = sorted(
+                {(h, w) for h in self._near_multiples(height) for w in self._near_multiples(width)
+                 if self.fits(h, w)},
+                key=lambda hw: abs(hw[0] - height) + abs(hw[1] - width),
+            )[:4]
+            if not shapes:
+                shapes = [(s, s) for s in self.nearest_valid(round(math.sqrt(max(height * width, 1))))]
+        return ", ".join(f"{h}×{w} ({_plural(self.tokens(h, w), 'token')})" for h, w in shapes) or "none"
+
+    def _near_multiples(self, side: int) -> list[int]:
+        below = max(self.factor, (side // self.factor) * self.factor)
+        return sorted({below, below + self.factor} if side % self.factor else {side})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["image_mean"], d["image_std"] = list(self.image_mean), list(self.image_std)
+        d["factor"] = self.factor
+        return d
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _pixel_limits(ip: Any) -> tuple[int, int]:
+    """min/max pixels from `size={"shortest_edge", "longest_edge"}` or `min_pixels`/`max_pixels`."""
+    size = getattr(ip, "size", None)
+    get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+    lo = get("shortest_edge") if size is not None else None
+    hi = get("longest_edge") if size is not None else None
+    lo = lo if lo is not None else getattr(ip, "min_pixels", None)
+    hi = hi if hi is not None else getattr(ip, "max_pixels", None)
+    if lo is None or hi is None:
+        raise ModelLoadError(
+            f"image processor {type(ip).__name__} states no pixel limits; expected "
+            "size={'shortest_edge': MIN_PIXELS, 'longest_edge': MAX_PIXELS} or min_pixels/max_pixels "
+            "in its preprocessor config"
+        )
+    return int(lo), int(hi)
+
+
+# ----------------------------------------------------------------------------- backbone
+
+class Backbone:
+    """A frozen Qwen vision-language model with its processor, tokenizer, geometry and token ids."""
+
+    def __init__(self, model: Any, processor: Any, model_id: str) -> None:
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.geometry = Geometry.from_processor(processor)
+        self.model_id = model_id
+        # A model folder may recommend a canvas size in `artstudio.json` (studio-tiny: 96, the size of
+        # the cue pictures it was pretrained on); otherwise methods fall back to 256 px.
+        self.recommended_canvas_size: int | None = _read_hint(model_id, "canvas_size")
+        cfg = model.config
+        self.family: str = cfg.model_type
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.image_token_id: int = cfg.image_token_id
+        self.vision_start_token_id: int | None = getattr(cfg, "vision_start_token_id", None)
+        self.vision_end_token_id: int | None = getattr(cfg, "vision_end_token_id", None)
+        text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        self.eos_token_id: int | None = _first(
+            self.tokenizer.eos_token_id, model.generation_config.eos_token_id, text_cfg.eos_token_id
+        )
+        self.pad_token_id: int | None = _first(
+            self.tokenizer.pad_token_id, model.generation_config.pad_token_id, self.eos_token_id
+        )
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def input_embeddings(self) -> torch.nn.Module:
+        """The token embedding table (soft prompts and AdaLink work on its output)."""
+        return self.model.get_input_embeddings()
+
+    # -- vision ------------------------------------------------------------------------------
+
+    def encode_images(self, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> Any:
+        """Run the vision tower; the output keeps the autograd graph back to `pixel_values`."""
+        pixel_values = pixel_values.to(self.device, self.dtype)
+        return self.model.get_image_features(
+            pixel_values, image_grid_thw.to(self.device), return_dict=True
+        )
+
+    def repeat_image_outputs(self, output: Any, n: int) -> Any:
+        """The same images repeated `n` times in sequence order: one canvas encoding for a batch.
+
+        The tensors are shared, not copied, so every row's gradient accumulates on the one encoding.
+        """
+        return self.concat_image_outputs([output] * n)
+
+    def concat_image_outputs(self, outputs: Sequence[Any]) -> Any:
+        """Join vision outputs in the order their images appear in the batch's token sequence."""
+        if not outputs:
+            raise ValueError("concat_image_outputs needs at least one output")
+        fields: dict[str, Any] = {"pooler_output": tuple(t for o in outputs for t in o.pooler_output)}
+        deep = [getattr(o, "deepstack_features", None) for o in outputs]
+        if any(d is not None for d in deep):
+            if any(d is None or len(d) != len(deep[0]) for d in deep):
+                raise ValueError("cannot join vision outputs with different deepstack layers")
+            fields["deepstack_features"] = [
+                tuple(t for d in deep for t in d[layer]) for layer in range(len(deep[0]))
+            ]
+        # Only the per-image fields the language model reads are carried over; the hidden states of
+        # the vision tower belong to the original images and would be wrong for the joined set.
+        return type(outputs[0])(**fields)
+
+    # -- language model ----------------------------------------------------------------------
+
+    def image_token_types(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """`mm_token_type_ids` as the processor makes them: 1 at image tokens, 0 elsewhere."""
+        return (input_ids == self.image_token_id).to(torch.int32)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        mm_token_type_ids: torch.Tensor | None = None,
+        image_outputs: Any = None,
+        image_grid_thw: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        position_ids: torch.Tensor | None = None,
+        use_cache: bool = False,
+        labels: torch.Tensor | None = None,
+        model: torch.nn.Module | None = None,
+    ) -> Any:
+        """The model's forward with precomputed visual embeddings (`image_outputs`) for the images.
+
+        Passing `inputs_embeds` together with `input_ids` is allowed: the ids then only serve to
+        compute the multimodal RoPE positions, and the image positions of `inputs_embeds` must still
+        hold the image-token embedding (that is how the model finds where to put `image_outputs`).
+        """
+        if input_ids is not None:
+            input_ids = input_ids.to(self.device)
+            if mm_token_type_ids is None and image_grid_thw is not None:
+                mm_token_type_ids = self.image_token_types(input_ids)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(self.device)
+        if image_grid_thw is not None:
+            image_grid_thw = image_grid_thw.to(self.device)
+        if inputs_embeds is not None and input_ids is not None:
+            if position_ids is None and image_grid_thw is not None and past_key_values is None:
+                position_ids, _ = self.model.model.get_rope_index(
+                    input_ids, mm_token_type_ids=mm_token_type_ids.to(self.device),
+                    image_grid_thw=image_grid_thw, attention_mask=attention_mask,
+                )
+            input_ids = None
+        kwargs: dict[str, Any] = {}
+        if image_outputs is not None:
+            kwargs["mm_encoder_outputs"] = {"image": image_outputs}
+        if mm_token_type_ids is not None:
+            kwargs["mm_token_type_ids"] = mm_token_type_ids.to(self.device)
+        # A method may run a wrapped model (a PEFT adapter around the frozen one).
+        return (model or self.model)(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+            image_grid_thw=image_grid_thw, past_key_values=past_key_values, position_ids=position_ids,
+            use_cache=use_cache, labels=labels, **kwargs,
+        )
+
+    __call__ = forward
+
+    def describe(self) -> dict[str, Any]:
+        """A summary for `artstudio info`."""
+        return {
+            "family": self.family,
+            "model_id": self.model_id,
+            "params": self.num_parameters,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "geometry": self.geometry.to_dict(),
+            "valid_sizes": self.geometry.valid_sizes(512),
+        }
+
+
+def _read_hint(model_id: str, key: str) -> Any:
+    path = Path(model_id).expanduser() / "artstudio.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(key)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _first(*values: Any) -> Any:
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            v = v[0] if v else None
+        if v is not None:
+            return v
+    return None
+
+
+# ----------------------------------------------------------------------------- loading
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    """bf16 on CUDA and fp32 on CPU unless asked otherwise."""
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of bf16, fp16, fp32")
+    return _DTYPES[key]
+
+
+def _looks_local(model: str) -> bool:
+    return Path(model).expanduser().exists() or model.startswith(("/", "./", "../", "~", "."))
+
+
+def load_backbone(
+    model: str = DEFAULT_MODEL,
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    local_files_only: bool | None = None,
+) -> Backbone:
+    """Load a Qwen vision-language model (Hub id or local folder), frozen, on `device`."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    model_id = str(model)
+    source = model_id
+    if _looks_local(model_id):
+        path = Path(model_id).expanduser()
+        if not path.exists():
+            raise ModelLoadError(
+                f"model folder {model_id} does not exist; pass a Hugging Face id like "
+                "Qwen/Qwen3.5-0.8B or a folder containing config.json"
+            )
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"{model_id} has no config.json, so it is not a saved model; pass a Hugging Face id "
+                "like Qwen/Qwen3.5-0.8B or a folder written by save_pretrained"
+            )
+        source = str(path)
+        local_files_only = True  # a local folder must never trigger a download
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = resolve_dtype(dtype, device)
+    hub_kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if local_files_only is not None:
+        hub_kw["local_files_only"] = local_files_only
+
+    try:
+        config = AutoConfig.from_pretrained(source, **hub_kw)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelLoadError(f"cannot read the config of {model_id}: {e}") from e
+    family = config.model_type
+    _require_vision_language(config, model_id)
+    try:
+        processor = AutoProcessor.from_pretrained(source, **hub_kw)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"cannot load the processor of {model_id}: {e}") from e
+    ip = getattr(processor, "image_processor", None)
+    if family not in KNOWN_FAMILIES and (
+        ip is None or getattr(ip, "patch_size", None) is None or getattr(ip, "merge_size", None) is None
+    ):
+        raise _not_qwen(family, model_id)
+    try:
+        net = AutoModelForImageTextToText.from_pretrained(source, dtype=torch_dtype, **hub_kw)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelLoadError(f"cannot load the weights of {model_id}: {e}") from e
+    net.to(device)
+    backbone = Backbone(net, processor, model_id)
+    log.info(
+        "loaded %s (%s): %.2fM parameters, frozen, on %s as %s",
+        model_id, family, backbone.num_parameters / 1e6, device, str(torch_dtype).removeprefix("torch."),
+    )
+    return backbone
+
+
+def _require_vision_language(config: Any, model_id: str) -> None:
+    if config.model_type in KNOWN_FAMILIES:
+        return
+    if getattr(config, "image_token_id", None) is None or getattr(config, "vision_config", None) is None:
+        raise _not_qwen(config.model_type, model_id)
+
+
+def _not_qwen(family: str, model_id: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{model_id} is a {family!r} model, not a Qwen vision-language model; ART Studio supports "
+        f"{', '.join(KNOWN_FAMILIES)} (and newer models whose config has image_token_id and "
+        "vision_config and whose image processor has patch_size and merge_size)"
+    )

@@ -1,0 +1,216 @@
+"""Decoding with a shared prefix: greedy for evaluation, sampled groups for GRPO.
+
+Every prompt of a run starts with the same tokens: the chat template's opening and, with placement
+"first", the canvas. That prefix is run through the model once; its key/value cache is then copied
+to every prompt, so only each prompt's own tokens are computed (as vLLM's prefix cache does for the
+served artwork). Prompts are grouped by the layout of their remaining tokens, so a group needs no
+padding at all: no attention-mask tricks, and exactly the positions an unbatched run would use.
+A test checks the result against `model.generate` on the stock processor's inputs.
+
+Positions follow the model's own multimodal RoPE (`get_rope_index`), passed explicitly with a
+leading text-position row, which every Qwen VL family accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from itertools import groupby
+
+import torch
+
+from .data import Example
+from .prompts import encode_batch
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = field(default=32, metadata={"help": "longest answer, in tokens"})
+    do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    num_return_sequences: int = field(default=1, metadata={"help": "completions per prompt (GRPO group size)"})
+    prefix_reuse: bool = field(default=True, metadata={"help": "compute the shared prefix once and reuse its KV cache"})
+    batch_size: int = field(default=64, metadata={"help": "rows decoded together"})
+
+
+@dataclass
+class Generation:
+    texts: list[list[str]]  # per example, num_return_sequences completions
+    token_ids: list[list[list[int]]]  # the generated ids, up to and including the end token
+    prompt_ids: list[list[int]]
+
+
+def _image_runs(ids: list[int], image_token_id: int) -> list[tuple[int, int]]:
+    """(start, end) of each run of image tokens."""
+    runs, pos = [], 0
+    for is_img, grp in groupby(ids, key=lambda t: t == image_token_id):
+        n = len(list(grp))
+        if is_img:
+            runs.append((pos, pos + n))
+        pos += n
+    return runs
+
+
+def _extra_image_outputs(backbone, examples: list[Example]):
+    """Encode each row's own picture (the `image` field) with the stock image processor."""
+    from PIL import Image
+
+    outs, grids, tokens = {}, {}, []
+    for i, ex in enumerate(examples):
+        if ex.image is None:
+            tokens.append(None)
+            continue
+        with Image.open(ex.image) as im:
+            enc = backbone.processor.image_processor(images=[im.convert("RGB")], return_tensors="pt")
+        grid = enc["image_grid_thw"]
+        outs[i] = backbone.encode_images(enc["pixel_values"], grid)
+        grids[i] = grid.to(backbone.device)
+        tokens.append(int(grid.prod()) // backbone.geometry.merge_size ** 2)
+    return outs, grids, tokens
+
+
+def rope_positions(backbone, ids: torch.Tensor, grids: list[torch.Tensor]) -> torch.Tensor:
+    """(4, 1, L) positions of one unpadded row: text position, then the model's M-RoPE rows."""
+    ids = ids.to(backbone.device)[None]
+    if grids:
+        mrope, _ = backbone.model.model.get_rope_index(
+            ids, mm_token_type_ids=backbone.image_token_types(ids), image_grid_thw=torch.cat(grids),
+        )
+    else:
+        mrope = torch.arange(ids.shape[1], device=ids.device).view(1, 1, -1).expand(3, 1, -1)
+    text = torch.arange(ids.shape[1], device=ids.device).view(1, 1, -1)
+    return torch.cat([text, mrope.to(ids.device)], dim=0)
+
+
+def prepare_rows(method, examples: list[Example], slot=None):
+    """Token ids, per-row image outputs (in sequence order) and positions for each prompt."""
+    backbone = method.backbone
+    extra_out, extra_grid, extra_tokens = _extra_image_outputs(backbone, examples)
+    batch = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens,
+                         extra_image_tokens=extra_tokens, placement=method.placement,
+                         with_answers=False, padding_side="left")
+    rows = []
+    for i, n in enumerate(batch.prompt_lengths):
+        ids = batch.input_ids[i, -n:]
+        images, grids = [], []
+        if slot is not None:
+            images.append(slot)
+            grids.append(method.slot_grid)
+        if i in extra_out:
+            images.append(extra_out[i])
+            grids.append(extra_grid[i])
+        rows.append({"ids": ids, "images": images, "pos": rope_positions(backbone, ids, grids)})
+    return rows
+
+
+def _forward(method, ids, pos, images, cache):
+    backbone = method.backbone
+    outputs = None
+    if images:
+        outputs = method.transform_image_outputs(backbone.concat_image_outputs(images))
+    return method.forward(input_ids=ids, attention_mask=None, image_outputs=outputs,
+                          position_ids=pos, past_key_values=cache, use_cache=True)
+
+
+def _shared_prefix(rows, image_token_id: int, has_slot: bool) -> int:
+    """Longest common prefix that contains no per-row picture and leaves each row one token."""
+    first = rows[0]["ids"].tolist()
+    n = min(len(r["ids"]) for r in rows) - 1
+    for r in rows[1:]:
+        ids = r["ids"].tolist()
+        k = 0
+        while k < n and ids[k] == first[k]:
+            k += 1
+        n = k
+    for j, (s, e) in enumerate(_image_runs(first, image_token_id)):
+        # Only the slot (the first picture) is the same in every row; never split a picture.
+        if s < n and (e > n or j > 0 or not has_slot):
+            n = s
+            break
+    return max(n, 0)
+
+
+def _sample(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | None) -> torch.Tensor:
+    if not cfg.do_sample:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / max(cfg.temperature, 1e-5), -1)
+    if cfg.top_p < 1.0:
+        sorted_p, idx = probs.sort(-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < cfg.top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(method, examples: list[Example], config: GenerationConfig | None = None, *,
+             seed: int | None = None, progress=None) -> Generation:
+    """Complete every prompt; returns texts and ids per example (`num_return_sequences` each)."""
+    cfg = config or GenerationConfig()
+    backbone = method.backbone
+    tok = backbone.tokenizer
+    gen = None
+    if cfg.do_sample:
+        gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else seed)
+    stop = {i for i in (backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"),
+                        tok.convert_tokens_to_ids("<|endoftext|>")) if isinstance(i, int) and i >= 0}
+    slot = method.slot_outputs()
+    rows = prepare_rows(method, examples, slot)
+    k = cfg.num_return_sequences
+
+    p = _shared_prefix(rows, backbone.image_token_id, slot is not None) if cfg.prefix_reuse else 0
+    prefix_cache = None
+    if p > 0:
+        r0 = rows[0]
+        slot_in_prefix = slot is not None and backbone.image_token_id in r0["ids"][:p].tolist()
+        prefix_cache = _forward(method, r0["ids"][None, :p].to(backbone.device), r0["pos"][:, :, :p],
+                                [slot] if slot_in_prefix else [], None).past_key_values
+    else:
+        slot_in_prefix = False
+
+    def layout(i):  # rows with the same layout after the prefix decode together without padding
+        ids = rows[i]["ids"][p:]
+        return (len(ids), tuple(ids.eq(backbone.image_token_id).nonzero().flatten().tolist()))
+
+    results: dict[int, list[list[int]]] = {}
+    order = sorted(range(len(rows)), key=layout)
+    per = max(1, cfg.batch_size // k)
+    groups = [list(g) for _, g in groupby(order, key=layout)]
+    chunks = [g[j:j + per] for g in groups for j in range(0, len(g), per)]
+    for chunk in chunks:
+        idx = [i for i in chunk for _ in range(k)]
+        ids = torch.stack([rows[i]["ids"][p:] for i in idx]).to(backbone.device)
+        pos = torch.cat([rows[i]["pos"][:, :, p:] for i in idx], dim=1)
+        images = [im for i in idx for im in (rows[i]["images"][1:] if slot_in_prefix else rows[i]["images"])]
+        cache = None
+        if prefix_cache is not None:
+            # Beam-search reordering with index 0 repeated copies the one-row prefix to every row;
+            # unlike batch_repeat_interleave it exists for every cache layer kind (Qwen3.5 linear ones too).
+            cache = copy.deepcopy(prefix_cache)
+            cache.reorder_cache(torch.zeros(len(idx), dtype=torch.long, device=backbone.device))
+        out = _forward(method, ids, pos, images, cache)
+        cache, logits = out.past_key_values, out.logits[:, -1]
+        next_pos = pos[:, :, -1:] + 1
+        done = torch.zeros(len(idx), dtype=torch.bool, device=ids.device)
+        produced: list[list[int]] = [[] for _ in idx]
+        for _ in range(cfg.max_new_tokens):
+            nxt = _sample(logits, cfg, gen).to(ids.device)
+            for r, t in enumerate(nxt.tolist()):
+                if not done[r]:
+                    produced[r].append(t)
+            done |= torch.tensor([t in stop for t in nxt.tolist()], device=ids.device)
+            if bool(done.all()):
+                break
+            out = method.forward(input_ids=nxt[:, None], attention_mask=None, image_outputs=None,
+                                 position_ids=next_pos, past_key_values=cache, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1]
+            next_pos = next_pos + 1
+        for r, i in enumerate(idx):
+            results.setdefault(i, []).append(produced[r])
+        if progress is not None:
+            progress(len(chunk))
+
+    token_ids = [results[i] for i in range(len(rows))]
+    texts = [[tok.decode(t, skip_special_tokens=True).strip() for t in seqs] for seqs in token_ids]
+    return Generation(texts=texts, token_ids=token_ids, prompt_ids=[r["ids"].tolist() for r in rows])

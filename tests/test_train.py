@@ -1,0 +1,131 @@
+"""The one training loop: gradients reach only the canvas, loss falls, resume is exact, bad steps skip."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from artstudio.backbone import load_backbone
+from artstudio.data import Example, write_jsonl
+from artstudio.errors import ConfigError, DataError
+from artstudio.methods import build_method
+from artstudio.train import TrainConfig, batch_indices, compute_loss, train
+
+ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i)) for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
+
+
+@pytest.fixture(scope="module")
+def qwen35(tiny_model_dir):
+    return load_backbone(tiny_model_dir("qwen3_5"))
+
+
+@pytest.fixture()
+def task_dir(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", ROWS)
+    write_jsonl(tmp_path / "test.jsonl", ROWS[:4])
+    return tmp_path
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "qwen3_5"])
+def test_step_updates_canvas_only(tiny_model_dir, family):
+    bb = load_backbone(tiny_model_dir(family))
+    side = 56 if family.startswith("qwen2") else 64
+    method = build_method("art", bb, {"canvas_size": side})
+    before = method.canvas().detach().clone()
+    opt = torch.optim.AdamW(method.trainable_parameters(), lr=0.1)
+    compute_loss(method, ROWS[:4]).backward()
+    opt.step()
+    assert all(p.grad is None for p in bb.model.parameters()), "a backbone parameter received a gradient"
+    assert method.num_trainable() == 3 * side * side
+    assert not torch.equal(before, method.canvas().detach()), "the canvas did not change"
+
+
+def test_canvas_encoded_once_per_step(qwen35, monkeypatch):
+    method = build_method("art", qwen35, {"canvas_size": 64})
+    calls = []
+    original = qwen35.encode_images
+    monkeypatch.setattr(qwen35, "encode_images", lambda *a, **k: calls.append(1) or original(*a, **k))
+    compute_loss(method, ROWS)  # a batch of 6 rows
+    assert len(calls) == 1
+
+
+def test_loss_falls_when_memorising(qwen35, task_dir, tmp_path):
+    res = train(TrainConfig(out=str(tmp_path / "run"), data=str(task_dir), steps=25, batch_size=6, lr=0.3,
+                            checkpoint_every=0, snapshot_every=0, eval_data=None, seed=0),
+                backbone=qwen35, progress=False, canvas_size=64, init="noise")
+    losses = [h["loss"] for h in res.history if "loss" in h and h["loss"] is not None]
+    assert len(losses) == 25
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.05, losses
+
+
+def test_run_folder_contents(qwen35, task_dir, tmp_path):
+    out = tmp_path / "run"
+    res = train(TrainConfig(out=str(out), data=str(task_dir), steps=4, batch_size=2, checkpoint_every=2, snapshot_every=2),
+                backbone=qwen35, progress=False, canvas_size=64)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["steps"] == 4 and cfg["method_options"] == {"canvas_size": 64}
+    metrics = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4]
+    assert (out / "snapshots" / "step-00002.png").exists() and (out / "snapshots" / "step-00004.png").exists()
+    assert (out / "checkpoint" / "state.safetensors").exists()
+    assert res.artwork is not None and res.artwork.exists()
+    assert (out / "eval" / "predictions.jsonl").exists() and 0.0 <= res.metrics["accuracy"] <= 1.0
+
+
+def test_resume_matches_uninterrupted_run(qwen35, task_dir, tmp_path):
+    common = dict(data=str(task_dir), batch_size=2, checkpoint_every=3, snapshot_every=0, eval_data=None, lr=0.2, seed=3)
+    full = train(TrainConfig(out=str(tmp_path / "full"), steps=6, **common), backbone=qwen35, progress=False, canvas_size=64)
+    # An interrupted run: stop after the checkpoint at step 3, then resume to 6.
+    stops = iter([False, False, False, True])
+    train(TrainConfig(out=str(tmp_path / "cut"), steps=6, **common), backbone=qwen35, progress=False,
+          should_stop=lambda: next(stops), canvas_size=64)
+    resumed = train(TrainConfig(out=str(tmp_path / "cut"), steps=6, resume=True, **common), backbone=qwen35,
+                    progress=False, canvas_size=64)
+    assert torch.equal(full.method.canvas.param, resumed.method.canvas.param)
+    steps = [h["step"] for h in resumed.history if "loss" in h]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_non_finite_loss_skips_step(qwen35, task_dir, tmp_path, monkeypatch, caplog):
+    import artstudio.train as T
+
+    real = T.compute_loss
+    calls = {"n": 0}
+
+    def flaky(method, examples, slot=None):
+        calls["n"] += 1
+        loss = real(method, examples, slot)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(T, "compute_loss", flaky)
+    res = train(TrainConfig(out=str(tmp_path / "run"), data=str(task_dir), steps=3, batch_size=2,
+                            checkpoint_every=0, snapshot_every=0, eval_data=None),
+                backbone=qwen35, progress=False, canvas_size=64)
+    records = [h for h in res.history if "loss" in h]
+    assert records[1].get("skipped") and records[1]["loss"] is None
+    assert all(math.isfinite(v) for v in res.method.canvas.param.flatten().tolist())
+    assert "non-finite loss" in caplog.text
+
+
+def test_batch_order_is_a_seeded_permutation():
+    n = 7
+    seen = [i for step in range(7) for i in batch_indices(n, step, 0, 1, 1, seed=5)]
+    assert sorted(seen) == list(range(n)), "one epoch visits every row once"
+    assert batch_indices(n, 2, 0, 3, 1, 5) == batch_indices(n, 2, 0, 3, 1, 5)
+    assert batch_indices(n, 0, 0, 7, 1, 5) != batch_indices(n, 0, 0, 7, 1, 6)
+
+
+def test_errors_are_clear(qwen35, task_dir, tmp_path):
+    with pytest.raises(ConfigError, match="no training data"):
+        train(TrainConfig(out=str(tmp_path / "a")), backbone=qwen35, progress=False)
+    with pytest.raises(DataError, match="neither a file"):
+        train(TrainConfig(out=str(tmp_path / "b"), data=str(tmp_path / "missing.jsonl")), backbone=qwen35, progress=False)
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(DataError):
+        train(TrainConfig(out=str(tmp_path / "c"), data=str(tmp_path / "empty.jsonl")), backbone=qwen35, progress=False)
+    with pytest.raises(ConfigError, match="unknown option"):
+        train(TrainConfig(out=str(tmp_path / "d"), data=str(task_dir)), backbone=qwen35, progress=False,
+              canvas_sise=64)

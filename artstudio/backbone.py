@@ -29,6 +29,7 @@ from artstudio.errors import CanvasSizeError, ConfigError, ModelLoadError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL: str = str(Path(__file__).resolve().parent / "models" / "studio-tiny")
+DEFAULT_NAME = "studio-tiny"  # how artworks and runs name the shipped model, whatever folder holds it
 
 KNOWN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe")
 
@@ -194,7 +195,7 @@ class Backbone:
         self.model_id = model_id
         # A model folder may recommend a canvas size in `artstudio.json` (studio-tiny: 96, the size of
         # the cue pictures it was pretrained on); otherwise methods fall back to 256 px.
-        self.recommended_canvas_size: int | None = _read_hint(model_id, "canvas_size")
+        self.recommended_canvas_size: int | None = _read_hint(getattr(model, "name_or_path", "") or model_id, "canvas_size")
         cfg = model.config
         self.family: str = cfg.model_type
         self.device = next(model.parameters()).device
@@ -367,9 +368,14 @@ def load_backbone(
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     model_id = str(model)
+    if model_id == DEFAULT_NAME:
+        model_id = DEFAULT_MODEL
     source = model_id
-    if _looks_local(model_id):
-        path = Path(model_id).expanduser()
+    if _looks_local(model_id) and Path(model_id).expanduser().resolve() == Path(DEFAULT_MODEL).resolve():
+        # The shipped model is named, not located: artworks made on one machine load on another.
+        model_id = DEFAULT_NAME
+    if _looks_local(source):
+        path = Path(source).expanduser()
         if not path.exists():
             raise ModelLoadError(
                 f"model folder {model_id} does not exist; pass a Hugging Face id like "

@@ -203,7 +203,7 @@ class ArtConfig:
     tv_weight: float = field(default=0.0, metadata={"help": "total-variation regulariser weight (smoother artworks)"})
     l2_weight: float = field(default=0.0, metadata={"help": "weight of the L2 distance to the initial image (keeps it recognisable)"})
     placement: str = field(default="first", metadata={"help": "first (prefix-cacheable) or after-text"})
-    seed: int = field(default=0, metadata={"help": "seed of the canvas initialisation"})
+    seed: int | None = field(default=None, metadata={"help": "seed of the canvas initialisation (default: the run's --seed)"})
 
 
 def recommended_canvas_size(backbone) -> int:

@@ -21,7 +21,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -235,7 +235,7 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
           should_stop: Callable[[], bool] | None = None, progress: bool = True, **overrides) -> TrainResult:
     """Train `config.method` on `config.data`; keyword overrides are TrainConfig fields or method options."""
     from .evaluate import evaluate
-    from .methods import ArtMethod
+    from .methods import ArtMethod, get_method
 
     config = _merge(config, overrides)
     if config.steps < 0 or config.batch_size < 1 or config.grad_accum < 1:
@@ -248,7 +248,11 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
         backbone = load_backbone(config.model, dtype=config.dtype, device=config.device)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    method = build_method(config.method, backbone, config.method_options)
+    options = dict(config.method_options)
+    config_class = get_method(config.method).config_class
+    if is_dataclass(config_class) and "seed" in {f.name for f in fields(config_class)} and options.get("seed") is None:
+        options["seed"] = config.seed  # the run's seed also draws the canvas / adapter initialisation
+    method = build_method(config.method, backbone, options)
     lr = config.lr if config.lr is not None else DEFAULT_LR.get(config.method, 1e-3)
     params = method.trainable_parameters()
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)

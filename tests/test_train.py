@@ -58,7 +58,10 @@ def test_loss_falls_when_memorising(qwen35, task_dir, tmp_path):
                 backbone=qwen35, progress=False, canvas_size=64, init="noise")
     losses = [h["loss"] for h in res.history if "loss" in h and h["loss"] is not None]
     assert len(losses) == 25
-    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.05, losses
+    # The batch is the whole (fixed) dataset, so every change is signal, not sampling noise; a random
+    # tiny model is only weakly steerable by its image, hence the small margin.
+    assert losses[-1] < losses[0] - 0.01, losses
+    assert sum(b < a for a, b in zip(losses, losses[1:])) >= 20, "the loss should fall almost every step"
 
 
 def test_run_folder_contents(qwen35, task_dir, tmp_path):

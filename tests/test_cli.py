@@ -1,0 +1,226 @@
+"""The `artstudio` command: generated options, help on every verb, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.machinery
+import json
+import os
+import subprocess
+import sys
+import types
+from dataclasses import dataclass, field
+
+import pytest
+from PIL import Image
+
+from artstudio import cli
+from artstudio.cli import VERBS, build_parser, main, parse_config
+from artstudio.data import Example, write_jsonl
+from artstudio.methods import ArtConfig, get_method, method_names
+from artstudio.train import TrainConfig
+
+
+def _options(argv_verb: str) -> set[str]:
+    verb_parser = build_parser(only=argv_verb)._subparsers._group_actions[0].choices[argv_verb]
+    return {s for a in verb_parser._actions for s in a.option_strings}
+
+
+@pytest.mark.parametrize("argv", [[], *[[v] for v in VERBS], ["tasks", "list"], ["tasks", "make"]])
+def test_help_for_every_verb(argv, capsys):
+    assert main([*argv, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: artstudio {' '.join(argv)}".rstrip())
+    assert "--debug" in out
+
+
+def test_every_train_config_field_is_an_option():
+    opts = _options("train")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "method_options":  # filled from the method options below
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in opts or any(o.startswith(flag + "-") for o in opts), flag
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for f in dataclasses.fields(ArtConfig):
+        name = f.name.replace("_", "-")
+        assert (f"--art-{name}" if f.name in train_fields else f"--{name}") in opts
+    for m in method_names():
+        cls = get_method(m).config_class
+        if dataclasses.is_dataclass(cls) and not issubclass(cls, ArtConfig):
+            for f in dataclasses.fields(cls):
+                assert f"--{m}-{f.name.replace('_', '-')}" in opts
+    for short in ("--model", "--data", "--eval-data", "--metric", "--steps", "--batch-size", "--lr",
+                  "--canvas-size", "--init", "--seed", "--out", "--resume", "--no-quantize", "-o"):
+        assert short in opts, short
+
+
+def test_train_options_build_the_config():
+    config = parse_config([
+        "train", "--data", "d.jsonl", "--eval-data", "t.jsonl", "--model", "m", "--metric", "numeric",
+        "--steps", "7", "--batch-size", "3", "--grad-accum", "2", "--lr", "0.5", "--weight-decay", "0.1",
+        "--warmup", "0", "--schedule", "constant", "--seed", "4", "--eval-every", "5", "--eval-size", "9",
+        "--checkpoint-every", "0", "--snapshot-every", "0", "--resume", "--max-new-tokens", "6",
+        "--device", "cpu", "--dtype", "fp32", "-o", "runs/x",
+        "--canvas-size", "64", "--init", "noise", "--no-quantize", "--tv-weight", "0.01", "--art-seed", "3",
+        "--placement", "after-text",
+    ])
+    assert isinstance(config, TrainConfig)
+    assert (config.data, config.eval_data, config.model, config.metric) == ("d.jsonl", "t.jsonl", "m", "numeric")
+    assert (config.steps, config.batch_size, config.grad_accum, config.lr) == (7, 3, 2, 0.5)
+    assert (config.seed, config.resume, config.out, config.schedule, config.eval_size) == (4, True, "runs/x", "constant", 9)
+    assert config.method == "art"
+    # only the options given reach method_options; the rest keep the method's own defaults
+    assert config.method_options == {"canvas_size": 64, "init": "noise", "quantize": False, "tv_weight": 0.01,
+                                     "seed": 3, "placement": "after-text"}
+    defaults = parse_config(["train", "--data", "d.jsonl"])
+    assert defaults == TrainConfig(data="d.jsonl")
+
+
+def test_method_mismatched_option_is_refused(capsys):
+    assert main(["train", "--method", "base", "--canvas-size", "64", "--data", "x.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --canvas-size is an option of --method art") and "Traceback" not in err
+
+
+def test_unknown_option_and_bad_value_exit_2(capsys):
+    assert main(["train", "--data", "x.jsonl", "--bogus"]) == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    assert main(["train", "--steps", "many"]) == 2
+    assert "--steps: invalid int value: 'many'" in capsys.readouterr().err
+    assert main(["eval", "--metric", "fuzzy"]) == 2
+    assert "invalid choice: 'fuzzy'" in capsys.readouterr().err
+
+
+def test_user_error_prints_message_not_traceback(tmp_path, capsys):
+    missing = tmp_path / "missing.jsonl"
+    assert main(["train", "--data", str(missing), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing.jsonl" in err and "Traceback" not in err
+    assert main(["train", "--data", str(missing), "--out", str(tmp_path / "run"), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_module_entry_point_exits_2_without_traceback(tmp_path):
+    data = tmp_path / "test.jsonl"
+    write_jsonl(data, [Example(prompt="1 2", answer="3")])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "artstudio.cli", "eval", "--model", str(tmp_path / "no-model"),
+                           "--data", str(data)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "no-model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_eval_and_infer_need_their_inputs(tmp_path, capsys):
+    assert main(["eval", "--data", str(tmp_path / "none.jsonl")]) == 2
+    assert "none.jsonl" in capsys.readouterr().err
+    assert main(["infer", "--print-request"]) == 2
+    assert "exactly one of --prompt" in capsys.readouterr().err
+    assert main(["export", str(tmp_path)]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_tasks_list_and_make(tmp_path, capsys):
+    assert main(["tasks", "list", "--kind", "heldout", "--json"]) == 0
+    cards = json.loads(capsys.readouterr().out)
+    assert len(cards) >= 12 and all(c["kind"] == "heldout" and c["description"] for c in cards)
+    assert main(["tasks", "list"]) == 0
+    assert "add-json" in capsys.readouterr().out
+    out = tmp_path / "task"
+    assert main(["tasks", "make", "add-json", "--out", str(out), "--n-train", "5", "--n-test", "3", "--seed", "1"]) == 0
+    assert len((out / "train.jsonl").read_text().splitlines()) == 5
+    assert len((out / "test.jsonl").read_text().splitlines()) == 3
+    assert json.loads((out / "card.json").read_text())["name"] == "add-json"
+    assert main(["tasks", "make", "no-such-task", "--out", str(out)]) == 2
+    assert "unknown task 'no-such-task'" in capsys.readouterr().err
+
+
+def test_infer_print_request_needs_no_model(tmp_path, capsys):
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(tmp_path / "plain.png")
+    assert main(["infer", "--canvas", str(tmp_path / "plain.png"), "--prompt", "3 4", "--print-request",
+                 "--served-model-name", "served", "--max-new-tokens", "5"]) == 0
+    req = json.loads(capsys.readouterr().out)
+    assert req["model"] == "served" and req["max_tokens"] == 5 and req["temperature"] == 0
+    assert [c["type"] for c in req["messages"][0]["content"]] == ["image_url", "text"]
+    assert main(["infer", "--canvas", str(tmp_path / "plain.png"), "--prompt", "3 4", "--print-curl"]) == 0
+    assert capsys.readouterr().out.startswith("curl -s http://localhost:8000/v1/chat/completions")
+
+
+def test_info_on_a_model(tiny_model_dir, capsys):
+    assert main(["info", "--model", tiny_model_dir("qwen3_5"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["model"]
+    assert info["family"] == "qwen3_5" and info["geometry"]["factor"] == 32
+    assert info["tokens_per_size"]["64"] == 4 and 64 in info["valid_sizes"]
+    assert main(["info", "--model", tiny_model_dir("qwen3_5")]) == 0
+    assert "64 (4)" in capsys.readouterr().out
+
+
+def test_info_on_a_plain_png(tmp_path, capsys):
+    Image.new("RGB", (32, 32)).save(tmp_path / "plain.png")
+    assert main(["info", str(tmp_path / "plain.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["artwork"]["metadata"] is None
+
+
+def test_app_verb_passes_its_options(monkeypatch, capsys):
+    calls = []
+    fake = types.ModuleType("artstudio.ui.app")
+    fake.launch = lambda host, port, share, runs_dir, canvases_dir: calls.append((host, port, share, runs_dir, canvases_dir))
+    monkeypatch.setitem(sys.modules, "artstudio.ui.app", fake)
+    assert main(["app", "--port", "9999", "--share", "--runs-dir", "r", "--canvases-dir", "c"]) == 0
+    assert calls == [("127.0.0.1", 9999, True, "r", "c")]
+    monkeypatch.setitem(sys.modules, "artstudio.ui.app", types.ModuleType("artstudio.ui.app"))
+    assert main(["app"]) == 1
+    assert "web app is not part of this installation" in capsys.readouterr().err
+
+
+def test_an_optional_verb_is_generated_from_its_config(monkeypatch, capsys):
+    @dataclass
+    class FakeConfig:
+        """Fake harness."""
+
+        tasks: str = field(default="heldout", metadata={"help": "which tasks"})
+        seeds: int = field(default=1, metadata={"help": "seeds per task"})
+        plots: bool = field(default=True, metadata={"help": "draw plots"})
+
+    mod = types.ModuleType("fake_compare")
+    mod.__spec__ = importlib.machinery.ModuleSpec("fake_compare", None)
+    mod.FakeConfig, mod.run = FakeConfig, lambda config: {"got": dataclasses.asdict(config)}
+    monkeypatch.setitem(sys.modules, "fake_compare", mod)
+    monkeypatch.setattr(cli, "VERBS", dict(VERBS))
+    cli.config_verb("fake", "a fake verb", "fake_compare", "FakeConfig", "run")
+    assert main(["fake", "--seeds", "3", "--no-plots"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"got": {"tasks": "heldout", "seeds": 3, "plots": False}}
+    cli.config_verb("absent", "not installed", "no_such_module_xyz", "Config", "run")
+    assert "absent" not in cli.VERBS
+
+
+# ---------------------------------------------------------------------------- the Python API
+
+def test_import_is_lazy_and_the_api_resolves():
+    code = ("import sys, artstudio; assert 'torch' not in sys.modules, 'import artstudio pulled in torch'; "
+            "print(artstudio.__version__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    import artstudio
+    from artstudio import artwork, backbone, canvas, generation, tasks
+
+    assert artstudio.load_backbone is backbone.load_backbone and artstudio.Canvas is canvas.Canvas
+    assert artstudio.TrainConfig is TrainConfig and artstudio.load_artwork is artwork.load_artwork
+    assert artstudio.export_artwork is artwork.export_artwork and artstudio.generate is generation.generate
+    assert artstudio.list_tasks is tasks.list_tasks and artstudio.make_task is tasks.make_task
+    for name in artstudio.__all__:
+        assert getattr(artstudio, name) is not None, name
+
+
+def test_train_and_evaluate_are_callable_modules(monkeypatch):
+    import artstudio
+    import artstudio.evaluate as E
+    import artstudio.train as T
+
+    assert artstudio.train is T and artstudio.evaluate is E  # modules stay modules ...
+    monkeypatch.setattr(T, "train", lambda *a, **k: ("train", a, k))
+    monkeypatch.setattr(E, "evaluate", lambda *a, **k: ("evaluate", a, k))
+    assert artstudio.train("cfg", steps=3) == ("train", ("cfg",), {"steps": 3})  # ... and call their function
+    assert artstudio.evaluate("m", [], "exact") == ("evaluate", ("m", [], "exact"), {})

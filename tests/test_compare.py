@@ -1,0 +1,274 @@
+"""The comparison harness: one row per method × task × seed, resume, an lr grid blind to the test split,
+user task folders, the markdown table, the plots, and a backbone no cell can change for the next."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import artstudio
+import artstudio.compare as C
+from artstudio.backbone import load_backbone
+from artstudio.data import Example, write_jsonl
+from artstudio.errors import ConfigError, DataError
+from artstudio.methods import BaseMethod, build_method
+
+FAMILY = "qwen3_5"
+TRAIN = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"train-{i}")
+         for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3), (4, 4), (2, 5), (1, 1), (3, 3)])]
+TEST = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"test-{i}") for i, (a, b) in enumerate([(2, 1), (4, 3), (5, 2)])]
+OPTIONS = {"art": {"canvas_size": 64}}  # 4 visual tokens on the tiny qwen3_5: fast
+
+
+def make_task(folder, card: bool = True, answers: list[str] | None = None):
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "train.jsonl", TRAIN)
+    test = TEST if answers is None else [Example(e.prompt, a, e.id) for e, a in zip(TEST, answers)]
+    write_jsonl(folder / "test.jsonl", test)
+    if card:
+        (folder / "card.json").write_text(json.dumps({"name": folder.name, "description": "add", "metric": "exact"}))
+    return folder
+
+
+def common(tmp_path, model: str, **kw) -> dict:
+    return dict(model=model, steps=2, batch_size=2, method_options=OPTIONS, out=str(tmp_path / "results")) | kw
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return tiny_model_dir(FAMILY)
+
+
+@pytest.fixture(scope="module")
+def finished(model, tmp_path_factory):
+    """One small comparison through the package-level API: 3 methods × 2 tasks × 2 seeds."""
+    root = tmp_path_factory.mktemp("compare")
+    tasks = [make_task(root / "sum-a"), make_task(root / "sum-b", card=False)]
+    events: list[dict] = []
+    table = artstudio.compare(methods=["art", "base", "random-canvas"], tasks=[str(t) for t in tasks], seeds="0,1",
+                              progress=events.append, **common(root, model))
+    return table, root / "results", events
+
+
+def test_csv_has_one_row_per_method_task_seed(finished):
+    table, out, _ = finished
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    required = {"method", "task", "seed", "accuracy", "trainable_params", "train_seconds", "seconds_per_step",
+                "peak_memory_mb", "latency_ms"}
+    assert required <= set(rows[0])
+    assert len(rows) == len(table) == 3 * 2 * 2
+    assert {(r["method"], r["task"], r["seed"]) for r in rows} == {
+        (m, t, s) for m in ("art", "base", "random-canvas") for t in ("sum-a", "sum-b") for s in ("0", "1")}
+    art = [r for r in rows if r["method"] == "art"]
+    assert all(int(r["trainable_params"]) == 3 * 64 * 64 for r in art)
+    assert all(float(r["peak_memory_mb"]) > 0 and float(r["latency_ms"]) > 0 for r in rows)
+    assert all(int(r["trainable_params"]) == 0 and r["seconds_per_step"] == "" for r in rows if r["method"] != "art")
+
+
+def test_records_carry_loss_curve_lr_and_timing(finished):
+    table, out, events = finished
+    data = json.loads((out / "results.json").read_text())
+    art = [r for r in data["records"] if r["method"] == "art"]
+    assert all(len(r["loss_curve"]) == 2 and r["lr"] == artstudio.train.DEFAULT_LR["art"] for r in art)
+    assert all(r["lr_source"] == "default" and r["seconds_per_step"] > 0 for r in art)
+    assert data["config"]["steps"] == 2 and data["backbone_reloads"] == 0
+    # The UI's callback: an estimate first, then per-step and per-run events with done / total.
+    assert events[0]["phase"] == "estimate" and events[0]["eta_seconds"] >= 0
+    runs = [e for e in events if e["phase"] in ("test", "grid", "skip")]
+    assert [e["done"] for e in runs] == list(range(1, len(runs) + 1)) and runs[-1]["total"] == len(runs)
+    assert any(e["phase"] == "step" for e in events)
+
+
+def test_seeds_change_training_not_the_seed_free_base(finished):
+    table, _, _ = finished
+    art = {r["seed"]: r["loss_curve"] for r in table.select(method="art", task="sum-a")}
+    assert art[0] != art[1], "seeds must change data order / initialisation"
+    base = table.select(method="base", task="sum-a").records
+    assert base[0]["cell"] == base[1]["cell"], "base has no randomness: one evaluation serves every seed"
+
+
+def test_user_task_folder_without_card_is_named_after_the_folder(finished):
+    table, out, _ = finished
+    assert table.tasks == ["sum-a", "sum-b"]
+    assert json.loads((out / "results.json").read_text())["task_digests"]["sum-b"]
+
+
+def test_outputs_markdown_and_plots(finished):
+    table, out, _ = finished
+    md = (out / "results.md").read_text()
+    assert "| task | art | base | random-canvas |" in md and "| **mean** |" in md
+    for name in C.PLOTS:
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.size[0] > 200
+    assert table.to_markdown() == md
+    again = C.ResultsTable.from_json(out / "results.json")
+    assert again.records == json.loads(json.dumps(table.records)) and again.methods == table.methods
+
+
+def test_markdown_bolds_the_best_per_task_and_in_the_mean_row():
+    recs = [{"method": m, "task": t, "seed": s, "accuracy": acc, "trainable_params": p, "lr": None}
+            for m, p, accs in (("art", 10, {"x": (0.5, 0.7), "y": (0.2, 0.2)}), ("lora", 100, {"x": (0.4, 0.4), "y": (0.9, 0.8)}))
+            for t, pair in accs.items() for s, acc in enumerate(pair)]
+    md = C.ResultsTable(recs).to_markdown()
+    assert "| x | **60.0 ± 14.1** | 40.0 ± 0.0 |" in md
+    assert "| y | 20.0 ± 0.0 | **85.0 ± 7.1** |" in md
+    assert "| **mean** | 40.0 ± 7.1 | **62.5 ± 3.5** |" in md
+
+
+def test_resume_skips_finished_cells(model, tmp_path, monkeypatch):
+    task = make_task(tmp_path / "t")
+    calls: list[str] = []
+    real = C.train
+    monkeypatch.setattr(C, "train", lambda cfg, **kw: calls.append(cfg.method) or real(cfg, **kw))
+    kw = common(tmp_path, model, methods="art,base", tasks=str(task))
+    first = C.compare(seeds="0", **kw)
+    assert sorted(calls) == ["art", "base"]
+    calls.clear()
+    again = C.compare(seeds="0", **kw)
+    assert calls == [] and again.records == first.records
+    # One more seed: only ART trains again (base is seed-free); an interrupted cell re-runs.
+    C.compare(seeds="0,1", **kw)
+    assert calls == ["art"]
+    calls.clear()
+    cell = next(r["cell"] for r in first if r["method"] == "art")
+    (tmp_path / "results" / "cells" / cell / "cell.json").unlink()
+    table = C.compare(seeds="0,1", **kw)
+    assert calls == ["art"] and len(table) == 4
+
+
+def test_stop_keeps_finished_cells_and_resumes(model, tmp_path):
+    task = make_task(tmp_path / "t")
+    kw = common(tmp_path, model, methods="base,art", tasks=str(task), seeds="0")
+    asked = iter([False] * 2 + [True] * 100)  # stop during ART's first cell
+    partial = C.compare(should_stop=lambda: next(asked), **kw)
+    assert [r["method"] for r in partial] == ["base"] and partial.meta["stopped"]
+    assert len(C.compare(**kw)) == 2
+
+
+def test_lr_grid_never_reads_the_test_split(model, tmp_path, monkeypatch):
+    task = make_task(tmp_path / "t")
+    evaluate_module = importlib.import_module("artstudio.evaluate")
+    real = evaluate_module.evaluate
+    seen: list[set[str]] = []
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda method, rows, *a, **k: seen.append({e.id for e in rows}) or real(method, rows, *a, **k))
+    kw = common(tmp_path, model, methods="art", tasks=str(task), seeds="0", lr_grid="art=0.01,0.3", val_fraction=0.3)
+    table = C.compare(**kw)
+    train_ids, test_ids = {e.id for e in TRAIN}, {e.id for e in TEST}
+    pick = table.meta["lr_selection"]["art"]["t"]
+    assert set(pick["val_ids"]) <= train_ids and len(pick["val_ids"]) == 3
+    assert [ids for ids in seen if ids == set(pick["val_ids"])] == [set(pick["val_ids"])] * 2, "one score per lr"
+    assert all(ids <= train_ids for ids in seen[:-1]), "nothing before the final evaluation reads test rows"
+    assert seen[-1] == test_ids, "the test split is read once, by the final evaluation"
+    assert table[0]["lr"] == pick["lr"] and table[0]["lr_source"] == "grid"
+    seen.clear()
+    assert C.compare(**kw).records == table.records and seen == [], "a finished grid and cell are not re-run"
+    # Poisoned test answers change nothing about the choice.
+    poisoned = make_task(tmp_path / "p", answers=["wrong"] * len(TEST))
+    (tmp_path / "p" / "card.json").write_text(json.dumps({"name": "t", "metric": "exact"}))
+    again = C.compare(**(kw | {"tasks": str(poisoned), "out": str(tmp_path / "poisoned")}))
+    assert again.meta["lr_selection"]["art"]["t"]["lr"] == pick["lr"]
+    assert again.meta["lr_selection"]["art"]["t"]["candidates"] == pick["candidates"]
+
+
+def test_lr_grid_parsing():
+    assert C.parse_lr_grid(None, ["art"]) == {}
+    auto = C.parse_lr_grid("auto", ["art", "base", "random-canvas"])
+    assert list(auto) == ["art"] and len(auto["art"]) == 3 and 0.05 in auto["art"]
+    assert C.parse_lr_grid("art=0.02, 0.05", ["art"]) == {"art": [0.02, 0.05]}
+    for bad, match in (("lora=1e-3", "not in --methods"), ("art=fast", "not a number"), ("art", "no '='"),
+                       ("base=0.1", "trains nothing"), ("art=-1", "positive")):
+        with pytest.raises(ConfigError, match=match):
+            C.parse_lr_grid(bad, ["art", "base"])
+
+
+def test_bad_input_is_named(model, tmp_path):
+    with pytest.raises(ConfigError, match="unknown or unavailable method"):
+        C.compare(**common(tmp_path, model, methods="art,nope", tasks=str(tmp_path)))
+    with pytest.raises(DataError, match="no test.jsonl"):
+        (tmp_path / "only-train").mkdir()
+        write_jsonl(tmp_path / "only-train" / "train.jsonl", TRAIN)
+        C.compare(**common(tmp_path, model, methods="art", tasks=str(tmp_path / "only-train")))
+    with pytest.raises(DataError, match="neither a folder nor a built-in task"):
+        C.compare(**common(tmp_path, model, methods="art", tasks="no-such-task"))
+    with pytest.raises(ConfigError, match="unknown compare option"):
+        C.compare(methods="art", stepz=3)
+
+
+def test_builtin_tasks_and_eval_size(tmp_path):
+    tasks = C.prepare_tasks("add-json,max-bracket", tmp_path, eval_size=5)
+    assert [t.name for t in tasks] == ["add-json", "max-bracket"]
+    assert len(tasks[0].eval_file.read_text().splitlines()) == 5 and tasks[0].card["metric"] == "json"
+    assert (tmp_path / "tasks" / "add-json" / "train.jsonl").exists()
+    assert C.prepare_tasks("add-json", tmp_path)[0].digest != tasks[0].digest, "the scored rows are part of the key"
+    assert len(C.prepare_tasks("heldout", tmp_path / "all")) == 13
+
+
+def test_peak_memory_sees_an_allocation():
+    with C.PeakMemory("cpu") as meter:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del block
+    assert meter.delta_mb > 48 and meter.peak_mb >= meter.start_mb + meter.delta_mb - 1
+
+
+class _Contaminating(BaseMethod):
+    """A badly behaved method: leaves a hook and a changed weight in the backbone it was lent."""
+
+    name = "contaminating"
+
+    def __init__(self, backbone, config=None):
+        super().__init__(backbone, config)
+        emb = backbone.input_embeddings()
+        emb.register_forward_hook(lambda m, i, o: o * 1.5)
+        with torch.no_grad():
+            emb.weight[0] += 1.0
+
+
+def _logits(backbone) -> torch.Tensor:
+    method = build_method("base", backbone)
+    with torch.no_grad():
+        from artstudio.train import token_logprobs
+
+        return token_logprobs(method, TRAIN[:3])[0]
+
+
+def test_guard_reloads_a_contaminated_backbone(model):
+    guard = C.BackboneGuard(lambda: load_backbone(model))
+    before = _logits(guard.backbone)
+    _Contaminating(guard.backbone)
+    assert not torch.equal(_logits(guard.backbone), before)
+    guard.release(None)
+    assert guard.reloads == 1 and guard.clean()
+    assert torch.equal(_logits(guard.backbone), before)
+
+
+def test_guard_unloads_a_peft_wrapper_without_reloading(model):
+    from peft import LoraConfig, get_peft_model
+
+    guard = C.BackboneGuard(lambda: load_backbone(model))
+    before = _logits(guard.backbone)
+
+    class PeftLike:  # what a LoRA method exposes: `.model` is the PEFT wrapper around the backbone
+        model = get_peft_model(guard.backbone.model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+
+    assert not guard.clean()
+    guard.release(PeftLike)
+    assert guard.reloads == 0 and guard.clean()
+    assert torch.equal(_logits(guard.backbone), before)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("lora" not in artstudio.methods.method_names(), reason="the LoRA baseline is not installed")
+def test_base_is_unchanged_by_a_lora_cell(model, tmp_path):
+    task = make_task(tmp_path / "t")
+    alone = C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", out=str(tmp_path / "a")))
+    after = C.compare(**common(tmp_path, model, methods="lora,base", tasks=str(task), seeds="0",
+                               lr_grid="lora=0.5", out=str(tmp_path / "b")))
+    preds = [(tmp_path / d / "cells" / t.select(method="base")[0]["cell"] / "run" / "eval" / "predictions.jsonl").read_text()
+             for d, t in (("a", alone), ("b", after))]
+    assert preds[0] == preds[1]

@@ -1,0 +1,182 @@
+"""The issue's "done when": train -> export -> eval --canvas -> info through the CLI, on tiny Qwen3.5 and
+Qwen2.5-VL models saved to folders; the exported PNG serves exactly (same predictions as training, same
+loss and greedy answers through the stock AutoProcessor); `load_artwork` refuses what it must."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from artstudio.artwork import load_artwork, read_artwork
+from artstudio.backbone import load_backbone
+from artstudio.cli import main
+from artstudio.data import Example, write_jsonl
+from artstudio.errors import ArtworkError
+from artstudio.generation import GenerationConfig, generate
+from artstudio.methods import ArtMethod, Method
+from artstudio.prompts import end_of_turn_token, render_prompt
+from artstudio.train import compute_loss
+
+pytestmark = pytest.mark.slow
+
+SIDE = {"qwen3_5": 64, "qwen2_5_vl": 56}
+ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"r{i}")
+        for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
+
+
+def _predictions(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module", params=sorted(SIDE))
+def trained(request, tiny_model_dir, tmp_path_factory):
+    """A CLI-trained run and its CLI-exported artwork, per family."""
+    family = request.param
+    model = tiny_model_dir(family)
+    root = tmp_path_factory.mktemp(f"e2e-{family}")
+    write_jsonl(root / "train.jsonl", ROWS)
+    write_jsonl(root / "test.jsonl", ROWS[:4])
+    run, art = root / "run", root / "art.png"
+    assert main(["train", "--model", model, "--data", str(root / "train.jsonl"), "--eval-data", str(root / "test.jsonl"),
+                 "--metric", "exact", "--steps", "3", "--batch-size", "2", "--lr", "0.2", "--canvas-size",
+                 str(SIDE[family]), "--init", "noise", "--seed", "0", "--out", str(run),
+                 "--checkpoint-every", "0", "--snapshot-every", "0"]) == 0
+    assert main(["export", str(run), "-o", str(art)]) == 0
+    return SimpleNamespace(family=family, model=model, root=root, run=run, art=art, test=root / "test.jsonl")
+
+
+def test_export_carries_the_run(trained, capsys):
+    meta = read_artwork(trained.art).metadata
+    result = json.loads((trained.run / "result.json").read_text())
+    assert meta.model_id == trained.model and meta.family == trained.family
+    assert meta.steps == 3 and meta.objective == "sft" and meta.placement == "first"
+    assert meta.task["name"] == "train"
+    assert meta.metrics == {"accuracy": result["accuracy"], "eval_n": 4}
+    assert meta.canvas_size == (SIDE[trained.family],) * 2
+    # the same pixels as the artwork training wrote itself
+    assert np.array_equal(np.asarray(Image.open(trained.art)), np.asarray(Image.open(trained.run / "artwork.png")))
+    assert main(["info", str(trained.art)]) == 0
+    out = capsys.readouterr().out
+    assert "steps" in out and trained.model in out and "first" in out
+    assert main(["info", str(trained.art), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["artwork"]["metadata"]["steps"] == 3
+
+
+def test_eval_canvas_reproduces_training_predictions(trained):
+    out = trained.root / "eval"
+    assert main(["eval", "--model", trained.model, "--canvas", str(trained.art), "--data", str(trained.test),
+                 "--metric", "exact", "--out", str(out)]) == 0
+    served = _predictions(out / "predictions.jsonl")
+    in_training = _predictions(trained.run / "eval" / "predictions.jsonl")
+    assert [set(r) for r in served] == [{"id", "prompt", "answer", "prediction", "correct"}] * 4
+    assert [r["prediction"] for r in served] == [r["prediction"] for r in in_training]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 4
+    assert metrics["accuracy"] == json.loads((trained.run / "result.json").read_text())["accuracy"]
+
+
+def test_eval_without_canvas_is_the_base_model(trained):
+    out = trained.root / "base"
+    assert main(["eval", "--model", trained.model, "--data", str(trained.test), "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["n"] == 4
+    assert len(_predictions(out / "predictions.jsonl")) == 4
+
+
+def _stock_inputs(backbone, example: Example, image: Image.Image, with_answer: bool):
+    """What the stock AutoProcessor makes from the chat text and the PNG, plus the prompt length."""
+    prompt = render_prompt(backbone.processor, example.prompt, placement="first")
+    text = prompt + (example.answer + end_of_turn_token(backbone.tokenizer) if with_answer else "")
+    enc = backbone.processor(text=[text], images=[image], return_tensors="pt")
+    n_prompt = backbone.processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1]
+    return enc, n_prompt
+
+
+def _until_end_of_turn(backbone, ids: list[int]) -> list[int]:
+    """A generated answer up to and including the first token that ends the turn (as serving stops)."""
+    tok = backbone.tokenizer
+    stop = {backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")}
+    end = next((i for i, t in enumerate(ids) if t in stop), len(ids) - 1)
+    return ids[: end + 1]
+
+
+def test_png_round_trip_through_the_stock_processor(trained):
+    bb = load_backbone(trained.model)
+    in_training = Method.load(trained.run / "final", bb)
+    served = load_artwork(trained.art, bb)
+    image = Image.open(trained.art).convert("RGB")
+    for ex in ROWS[:3]:
+        enc, n_prompt = _stock_inputs(bb, ex, image, with_answer=True)
+        labels = enc["input_ids"].clone()
+        labels[:, :n_prompt] = -100
+        with torch.no_grad():
+            stock = bb.model(**enc, labels=labels).loss.item()
+            train_path = compute_loss(in_training, [ex]).item()
+            png_path = compute_loss(served, [ex]).item()
+        assert abs(stock - train_path) <= 1e-4 * abs(train_path), (stock, train_path)
+        assert abs(png_path - train_path) <= 1e-4 * abs(train_path), (png_path, train_path)
+
+        enc, n_prompt = _stock_inputs(bb, ex, image, with_answer=False)
+        with torch.no_grad():
+            ids = bb.model.generate(**enc, max_new_tokens=8, do_sample=False)
+        ours = generate(served, [ex], GenerationConfig(max_new_tokens=8)).token_ids[0][0]
+        assert ours == _until_end_of_turn(bb, ids[0, n_prompt:].tolist())
+
+
+# ---------------------------------------------------------------------------- load_artwork
+
+@pytest.fixture(scope="module")
+def qwen35(trained, tiny_model_dir):
+    if trained.family != "qwen3_5":
+        pytest.skip("load_artwork checks run on the Qwen3.5 artwork")
+    return trained
+
+
+def test_load_artwork_gives_a_frozen_canvas(qwen35):
+    method = load_artwork(qwen35.art)  # the model comes from the metadata
+    assert isinstance(method, ArtMethod) and method.placement == "first"
+    assert method.backbone.model_id == qwen35.model
+    assert method.num_trainable() == 0 and all(not p.requires_grad for p in method.canvas.parameters())
+    assert np.array_equal(np.asarray(method.image()), np.asarray(Image.open(qwen35.art).convert("RGB")))
+
+
+def test_plain_png_needs_a_model(qwen35, tmp_path, capsys):
+    plain = tmp_path / "plain.png"
+    Image.open(qwen35.art).convert("RGB").save(plain)  # same pixels, no metadata
+    with pytest.raises(ArtworkError, match="plain PNG .* name the model"):
+        load_artwork(plain)
+    method = load_artwork(plain, model=qwen35.model)
+    assert method.placement == "first" and method.canvas.size == (64, 64)
+    assert main(["eval", "--canvas", str(plain), "--data", str(qwen35.test)]) == 2
+    assert "--model M" in capsys.readouterr().err
+    assert main(["eval", "--canvas", str(plain), "--model", qwen35.model, "--data", str(qwen35.test)]) == 0
+
+
+def test_model_mismatch_is_refused_unless_allowed(qwen35, tmp_path, capsys):
+    other = shutil.copytree(qwen35.model, tmp_path / "other-model")  # same weights, another model id
+    bb = load_backbone(str(other))
+    with pytest.raises(ArtworkError, match="made for another model.*allow-model-mismatch"):
+        load_artwork(qwen35.art, bb)
+    assert load_artwork(qwen35.art, bb, allow_mismatch=True).backbone is bb
+    args = ["eval", "--model", str(other), "--canvas", str(qwen35.art), "--data", str(qwen35.test)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    # (transformers may draw a weight-loading bar on stderr first)
+    assert "\nerror: " in "\n" + err and "--allow-model-mismatch" in err and "Traceback" not in err
+    assert main([*args, "--allow-model-mismatch"]) == 0
+
+
+def test_eval_on_a_builtin_task_and_infer(qwen35, capsys):
+    assert main(["eval", "--model", qwen35.model, "--data", "add-json", "--limit", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "json" in out and "/4)" in out  # the task card's metric, 4 rows
+    assert main(["infer", "--canvas", str(qwen35.art), "--prompt", "1 2", "--max-new-tokens", "4"]) == 0
+    served = load_artwork(qwen35.art)
+    expected = generate(served, [Example(prompt="1 2")], GenerationConfig(max_new_tokens=4)).texts[0][0]
+    assert capsys.readouterr().out == expected + "\n"

@@ -7,6 +7,12 @@ served artwork). Prompts are grouped by the layout of their remaining tokens, so
 padding at all: no attention-mask tricks, and exactly the positions an unbatched run would use.
 A test checks the result against `model.generate` on the stock processor's inputs.
 
+Sampled groups (GRPO, `num_return_sequences = G > 1`) share one step further: each prompt's own
+tokens are run ONCE and the resulting cache is copied to its G samples (`Cache.reorder_cache` with
+each row index repeated G times, which exists for every cache layer kind, Qwen3.5's linear-attention
+layers included), so a group costs one prompt forward plus G decodes, not G prompt forwards.
+`benchmarks/bench_grpo_sampling.py` measures the saving.
+
 Positions follow the model's own multimodal RoPE (`get_rope_index`), passed explicitly with a
 leading text-position row, which every Qwen VL family accepts.
 """
@@ -131,10 +137,20 @@ def _shared_prefix(rows, image_token_id: int, has_slot: bool) -> int:
     return max(n, 0)
 
 
-def _sample(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | None) -> torch.Tensor:
+def placeholder_ids(backbone) -> list[int]:
+    """Token ids that stand for pictures: a completion holding one could not be fed back to the model."""
+    ids = (backbone.image_token_id, getattr(backbone.model.config, "video_token_id", None))
+    return [i for i in ids if isinstance(i, int) and i >= 0]
+
+
+def _sample(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | None,
+            banned: list[int] | None = None) -> torch.Tensor:
     if not cfg.do_sample:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / max(cfg.temperature, 1e-5), -1)
+    logits = logits.float()
+    if banned:
+        logits = logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
+    probs = torch.softmax(logits / max(cfg.temperature, 1e-5), -1)
     if cfg.top_p < 1.0:
         sorted_p, idx = probs.sort(-1, descending=True)
         keep = sorted_p.cumsum(-1) - sorted_p < cfg.top_p
@@ -145,19 +161,26 @@ def _sample(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | 
 
 @torch.no_grad()
 def generate(method, examples: list[Example], config: GenerationConfig | None = None, *,
-             seed: int | None = None, progress=None) -> Generation:
-    """Complete every prompt; returns texts and ids per example (`num_return_sequences` each)."""
+             seed: int | None = None, progress=None, slot=None) -> Generation:
+    """Complete every prompt; returns texts and ids per example (`num_return_sequences` each).
+
+    `slot` is the method's canvas-slot encoding when the caller already computed it this step
+    (GRPO samples and then trains with one encoding); by default it is computed here.
+    """
     cfg = config or GenerationConfig()
     backbone = method.backbone
     tok = backbone.tokenizer
     gen = None
     if cfg.do_sample:
-        gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else seed)
+        # The generator lives where the logits are: torch.multinomial needs them on one device.
+        gen = torch.Generator(device=backbone.device).manual_seed(0 if seed is None else seed)
     stop = {i for i in (backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"),
                         tok.convert_tokens_to_ids("<|endoftext|>")) if isinstance(i, int) and i >= 0}
-    slot = method.slot_outputs()
+    if slot is None:
+        slot = method.slot_outputs()
     rows = prepare_rows(method, examples, slot)
     k = cfg.num_return_sequences
+    banned = placeholder_ids(backbone)  # never sampled; greedy decoding stays exactly model.generate's
 
     p = _shared_prefix(rows, backbone.image_token_id, slot is not None) if cfg.prefix_reuse else 0
     prefix_cache = None
@@ -180,26 +203,20 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     chunks = [g[j:j + per] for g in groups for j in range(0, len(g), per)]
     for chunk in chunks:
         idx = [i for i in chunk for _ in range(k)]
-        ids = torch.stack([rows[i]["ids"][p:] for i in idx]).to(backbone.device)
-        pos = torch.cat([rows[i]["pos"][:, :, p:] for i in idx], dim=1)
-        images = [im for i in idx for im in (rows[i]["images"][1:] if slot_in_prefix else rows[i]["images"])]
-        cache = None
-        if prefix_cache is not None:
-            # Beam-search reordering with index 0 repeated copies the one-row prefix to every row;
-            # unlike batch_repeat_interleave it exists for every cache layer kind (Qwen3.5 linear ones too).
-            cache = copy.deepcopy(prefix_cache)
-            cache.reorder_cache(torch.zeros(len(idx), dtype=torch.long, device=backbone.device))
-        out = _forward(method, ids, pos, images, cache)
-        cache, logits = out.past_key_values, out.logits[:, -1]
-        next_pos = pos[:, :, -1:] + 1
-        done = torch.zeros(len(idx), dtype=torch.bool, device=ids.device)
+        cache, logits, next_pos = _prompt_forward(method, rows, chunk, p, prefix_cache, slot_in_prefix)
+        if k > 1:
+            # Each prompt was computed once; its cache, last logits and position go to its k samples.
+            group = torch.arange(len(chunk), device=logits.device).repeat_interleave(k)
+            cache.reorder_cache(group)
+            logits, next_pos = logits[group], next_pos[:, group]
+        done = torch.zeros(len(idx), dtype=torch.bool, device=logits.device)
         produced: list[list[int]] = [[] for _ in idx]
         for _ in range(cfg.max_new_tokens):
-            nxt = _sample(logits, cfg, gen).to(ids.device)
+            nxt = _sample(logits, cfg, gen, banned).to(logits.device)
             for r, t in enumerate(nxt.tolist()):
                 if not done[r]:
                     produced[r].append(t)
-            done |= torch.tensor([t in stop for t in nxt.tolist()], device=ids.device)
+            done |= torch.tensor([t in stop for t in nxt.tolist()], device=done.device)
             if bool(done.all()):
                 break
             out = method.forward(input_ids=nxt[:, None], attention_mask=None, image_outputs=None,
@@ -214,3 +231,19 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     token_ids = [results[i] for i in range(len(rows))]
     texts = [[tok.decode(t, skip_special_tokens=True).strip() for t in seqs] for seqs in token_ids]
     return Generation(texts=texts, token_ids=token_ids, prompt_ids=[r["ids"].tolist() for r in rows])
+
+
+def _prompt_forward(method, rows, chunk: list[int], p: int, prefix_cache, slot_in_prefix: bool):
+    """Run the rows `chunk` after the shared prefix: (cache, last-position logits, next positions)."""
+    device = method.backbone.device
+    ids = torch.stack([rows[i]["ids"][p:] for i in chunk]).to(device)
+    pos = torch.cat([rows[i]["pos"][:, :, p:] for i in chunk], dim=1)
+    images = [im for i in chunk for im in (rows[i]["images"][1:] if slot_in_prefix else rows[i]["images"])]
+    cache = None
+    if prefix_cache is not None:
+        # Beam-search reordering with index 0 repeated copies the one-row prefix to every row;
+        # unlike batch_repeat_interleave it exists for every cache layer kind (Qwen3.5 linear ones too).
+        cache = copy.deepcopy(prefix_cache)
+        cache.reorder_cache(torch.zeros(len(chunk), dtype=torch.long, device=device))
+    out = _forward(method, ids, pos, images, cache)
+    return out.past_key_values, out.logits[:, -1], pos[:, :, -1:] + 1

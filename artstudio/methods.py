@@ -227,6 +227,9 @@ class ArtMethod(Method):
         from .canvas import Canvas
 
         cfg = self.config
+        if cfg.seed is None:
+            # Record a concrete seed, so a saved (frozen, random) canvas is redrawn identically on load.
+            cfg.seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         if cfg.placement not in ("first", "after-text"):
             raise ConfigError(f"placement must be 'first' or 'after-text', got {cfg.placement!r}")
         self.placement = cfg.placement

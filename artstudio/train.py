@@ -258,6 +258,8 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
     objective = _objective(config, metric)
+    if hasattr(objective, "bind"):
+        objective.bind(method)  # GRPO's KL reference is the method as it starts, before any resume
 
     ckpt = out / "checkpoint"
     start, history = 0, []

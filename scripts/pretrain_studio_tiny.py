@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--test-size", type=int, default=200, help="test examples per task in the final report")
     ap.add_argument("--eval-every", type=int, default=1000, help="quick report every N steps (0: never)")
     ap.add_argument("--dtype", default="bfloat16", help="dtype of the saved weights (keeps the repo copy small)")
+    ap.add_argument("--checkpoint-every", type=int, default=250, help="save model + optimiser + data stream every N steps")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/.checkpoint (bit-for-bit the same run)")
     args = ap.parse_args()
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -127,8 +129,22 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))))
     model.train()
-    start = time.time()
-    bar = tqdm(range(args.steps), desc="pretrain", dynamic_ncols=True)
+    out = Path(args.out)
+    ckpt = out / ".checkpoint"
+    first, spent = 0, 0.0
+    if args.resume and (ckpt / "state.pt").exists():
+        # Our own file, written by this script: weights_only stays on, the data stream is plain JSON.
+        state = torch.load(ckpt / "state.pt", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        meta = json.loads((ckpt / "meta.json").read_text())
+        first, spent = meta["step"], meta["train_seconds"]
+        rng.setstate((meta["rng"][0], tuple(meta["rng"][1]), meta["rng"][2]))
+        sched.last_epoch = first - 1
+        sched.step()
+        print(f"resumed at step {first}")
+    start = time.time() - spent
+    bar = tqdm(range(first, args.steps), initial=first, total=args.steps, desc="pretrain", dynamic_ncols=True)
     ema = None
     for step in bar:
         # One task per batch: rows of a task have similar lengths, so little compute goes to padding.
@@ -145,9 +161,15 @@ def main() -> None:
         if args.eval_every and (step + 1) % args.eval_every == 0 and step + 1 < args.steps:
             quick = evaluate(model, processor, 50)
             tqdm.write(f"step {step + 1}: " + ", ".join(f"{k} {v:.0%}" for k, v in quick.items()))
+        if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0 and step + 1 < args.steps:
+            ckpt.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, ckpt / "state.tmp")
+            os.replace(ckpt / "state.tmp", ckpt / "state.pt")
+            meta = {"step": step + 1, "train_seconds": time.time() - start, "rng": rng.getstate()}
+            (ckpt / "meta.tmp").write_text(json.dumps(meta))
+            os.replace(ckpt / "meta.tmp", ckpt / "meta.json")
     train_minutes = (time.time() - start) / 60
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.to(getattr(torch, args.dtype)).save_pretrained(out)
     processor.save_pretrained(out)

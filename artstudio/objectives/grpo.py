@@ -1,0 +1,338 @@
+"""GRPO: train a canvas (or any method) from rewards on the model's own sampled answers.
+
+Group Relative Policy Optimisation (Shao et al. 2024, DeepSeekMath), as the paper trains its
+canvases (DESIGN §1) and with the option names and loss variants of TRL's `GRPOTrainer`:
+
+    artstudio train --data sub-answer --objective grpo --steps 200 --out runs/grpo
+    artstudio train --data sub-answer --objective grpo --init runs/sft/artwork.png   # from an SFT canvas
+
+One call per micro-batch of the training loop (`artstudio.train`), which then takes one optimiser step:
+
+1. Sample G completions per prompt without gradients (`artstudio.generation.generate`: the shared
+   prefix is computed once, each prompt once, and its cache copied to its G samples), seeded by
+   (seed, sample batch, micro-batch) so a resumed run draws exactly the same samples.
+2. Score them with the reward r in [0, 1] (`artstudio.objectives.rewards`) and, strictly 0/1, with
+   the task metric (`accuracy` in the logs).
+3. Group-centred advantages   A_i = (r_i - mean_g r) / (std_g r + eps)   (or r_i - mean_g r).
+4. Recompute the completions' log-probabilities WITH gradients in one batched forward pass (the
+   canvas encoded once for the whole batch) and minimise, per completion token t,
+
+       l_t = -min(rho_t A, clip(rho_t, 1 - epsilon, 1 + epsilon_high) A) + beta * KL_t,
+       rho_t = exp(logp_t - logp_old_t),   KL_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1,
+
+   KL_t being the k3 estimator against the reference: the method as it was when GRPO started
+   (ART: the frozen model with the initial canvas, e.g. the SFT artwork given with --init).
+5. Aggregate the token losses: `grpo` mean per completion then over completions; `bnpo` mean over
+   all tokens of the batch; `dr_grpo` sum over tokens / (completions * max_new_tokens).
+
+With `num_iterations` mu > 1 the samples (and their log-probs at sampling time, logp_old) are kept
+and reused for mu consecutive loop steps, each one optimiser step, as TRL does; with mu = 1,
+rho = 1 but its gradient is the policy gradient.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, fields
+from typing import Callable
+
+import torch
+
+from ..data import Example
+from ..errors import ConfigError
+from ..prompts import IGNORE_INDEX, encode_batch
+
+log = logging.getLogger("artstudio.grpo")
+
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo")
+# The training reward a task metric gets by default: the shaped `numeric` reward of the paper for
+# numeric answers; for JSON answers the partial-credit `json-tool-call` reward (valid JSON, right
+# keys, each right value), whose gradient signal is denser than a 0/1 match; otherwise the metric itself.
+DEFAULT_REWARD = {"numeric": "numeric", "json": "json-tool-call", "exact": "exact", "regex": "regex"}
+STD_EPS = 1e-4  # TRL's epsilon in (r - mean) / (std + eps)
+
+RewardFn = Callable[[str, str, str], float]
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO options (`TrainConfig.grpo`, `--grpo-*` on the command line); names follow TRL's GRPOConfig."""
+
+    group_size: int = field(default=8, metadata={"help": "G, completions sampled per prompt (TRL: num_generations)"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "longest completion in tokens (TRL: max_completion_length; default: the batch's longest reference answer + 4, at least 8)"})
+    reward: str | None = field(default=None, metadata={"help": "reward name, `module:function` or weighted sum (default: from the metric: numeric->numeric, json->json-tool-call, exact->exact, regex->regex)"})
+    scale_rewards: bool = field(default=True, metadata={"help": "divide group-centred rewards by the group's std (False: Dr. GRPO's r - mean)"})
+    loss_type: str = field(default="grpo", metadata={"help": "grpo (mean per completion) | bnpo (mean over batch tokens) | dr_grpo (sum / (completions x max_new_tokens))"})
+    epsilon: float = field(default=0.2, metadata={"help": "clip range of the probability ratio (lower; also upper unless epsilon_high)"})
+    epsilon_high: float | None = field(default=None, metadata={"help": "upper clip range (DAPO's clip-higher; default: epsilon)"})
+    num_iterations: int = field(default=1, metadata={"help": "mu, optimiser steps on each batch of samples"})
+    beta: float = field(default=0.0, metadata={"help": "KL coefficient towards the starting method (k3 estimator; 0: off, no reference pass)"})
+    generation_batch_size: int = field(default=64, metadata={"help": "rows decoded together while sampling"})
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first option out of range."""
+        rules = [
+            (self.group_size >= 2, f"group_size must be >= 2 (advantages compare samples within a group), got {self.group_size}"),
+            (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
+            (0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
+            (self.max_new_tokens is None or self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}"),
+            (self.loss_type in LOSS_TYPES, f"loss_type must be one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}"),
+            (self.epsilon >= 0 and (self.epsilon_high is None or self.epsilon_high >= 0), "epsilon and epsilon_high must be >= 0"),
+            (self.num_iterations >= 1, f"num_iterations must be >= 1, got {self.num_iterations}"),
+            (self.beta >= 0, f"beta must be >= 0, got {self.beta}"),
+            (self.generation_batch_size >= 1, f"generation_batch_size must be >= 1, got {self.generation_batch_size}"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise ConfigError(f"GRPO option: {message}")
+
+
+def default_reward(metric: str) -> str:
+    """The training reward used when none is given, derived from the task's evaluation metric."""
+    return DEFAULT_REWARD.get(metric, "exact")
+
+
+# --- the maths: pure functions of tensors -------------------------------------------------------
+
+def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = STD_EPS) -> torch.Tensor:
+    """(B, G) rewards -> (B, G) advantages: centred on the group mean, optionally divided by its std."""
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    if not scale:
+        return centred
+    return centred / (rewards.std(dim=1, keepdim=True) + eps)
+
+
+def aggregate(token_loss: torch.Tensor, mask: torch.Tensor, loss_type: str, max_new_tokens: int) -> torch.Tensor:
+    """One scalar from (N, T) per-token losses over the completion tokens `mask`, as TRL names the variants."""
+    mask = mask.to(token_loss.dtype)
+    masked = token_loss * mask
+    if loss_type == "grpo":
+        return (masked.sum(-1) / mask.sum(-1).clamp_min(1)).mean()
+    if loss_type == "bnpo":
+        return masked.sum() / mask.sum().clamp_min(1)
+    if loss_type == "dr_grpo":
+        return masked.sum() / (token_loss.shape[0] * max_new_tokens)
+    raise ConfigError(f"unknown GRPO loss_type {loss_type!r}; choose one of {', '.join(LOSS_TYPES)}")
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
+                loss_type: str = "grpo", epsilon: float = 0.2, epsilon_high: float | None = None,
+                beta: float = 0.0, ref_logp: torch.Tensor | None = None,
+                max_new_tokens: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped GRPO loss from (N, T) token log-probs and (N,) advantages; returns (loss, {clip_frac, kl?})."""
+    high = epsilon if epsilon_high is None else epsilon_high
+    adv = advantages.to(logp.dtype).unsqueeze(1)
+    ratio = torch.exp(logp - old_logp)
+    token_loss = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + high) * adv)
+    stats: dict[str, float] = {}
+    if beta > 0:
+        if ref_logp is None:
+            raise ValueError("beta > 0 needs the reference log-probabilities")
+        d = ref_logp - logp
+        kl = torch.exp(d) - d - 1
+        token_loss = token_loss + beta * kl
+        stats["kl"] = _masked_mean(kl.detach(), mask)
+    clipped = ((ratio < 1 - epsilon) & (adv < 0)) | ((ratio > 1 + high) & (adv > 0))
+    stats["clip_frac"] = _masked_mean(clipped.detach().float(), mask)
+    return aggregate(token_loss, mask, loss_type, max_new_tokens), stats
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((x * mask).sum() / mask.sum().clamp_min(1))
+
+
+# --- log-probabilities of sampled completions ---------------------------------------------------
+
+def completion_logprobs(method, examples: list[Example], completion_ids: list[list[int]], slot=None,
+                        temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs (with gradients) of the sampled `completion_ids` after each prompt, and their mask.
+
+    Works on the sampled ids themselves, not on re-tokenised text: a completion cut at the token
+    budget then carries no end token it never produced. Row i continues `examples[i]`; rows may
+    repeat a prompt (a group), whose own picture is then encoded once. The distribution is the
+    sampler's: logits over `temperature` (as TRL does) and picture placeholders excluded. Returns
+    (N, L-1) tensors, the log-probs already multiplied by the mask.
+    """
+    from ..generation import placeholder_ids
+
+    backbone = method.backbone
+    if slot is None:
+        slot = method.slot_outputs()
+    images, grid, extra_tokens = _image_outputs(method, examples, slot)
+    enc = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens, extra_image_tokens=extra_tokens,
+                       placement=method.placement, with_answers=False, padding_side="right")
+    rows, labels = [], []
+    for i, (n, completion) in enumerate(zip(enc.prompt_lengths, completion_ids)):
+        prompt = enc.input_ids[i, :n]
+        done = torch.tensor(list(completion), dtype=torch.long)
+        rows.append(torch.cat([prompt, done]))
+        labels.append(torch.cat([torch.full_like(prompt, IGNORE_INDEX), done]))
+    pad_id = backbone.pad_token_id if backbone.pad_token_id is not None else 0
+    input_ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad_id).to(backbone.device)
+    label_ids = torch.nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=IGNORE_INDEX).to(backbone.device)
+    attention = torch.nn.utils.rnn.pad_sequence([torch.ones_like(r) for r in rows], batch_first=True).to(backbone.device)
+    mm_types = (input_ids.eq(backbone.image_token_id) & attention.bool()).long()
+    out = method.forward(input_ids=input_ids, attention_mask=attention, mm_token_type_ids=mm_types,
+                         image_outputs=images, image_grid_thw=grid)
+    targets = label_ids[:, 1:]
+    mask = targets.ne(IGNORE_INDEX)
+    logits = out.logits[:, :-1].float() / temperature
+    banned = placeholder_ids(backbone)
+    if banned:
+        logits = logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
+    logp = torch.log_softmax(logits, -1).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    return logp * mask, mask
+
+
+def _image_outputs(method, examples: list[Example], slot):
+    """Vision outputs in sequence order (slot, then the row's own picture), each distinct picture encoded once."""
+    from ..generation import _extra_image_outputs
+
+    backbone = method.backbone
+    paths = list(dict.fromkeys(e.image for e in examples if e.image is not None))
+    outs, grids, counts = _extra_image_outputs(backbone, [Example(prompt="", image=p) for p in paths])
+    by_path = {p: (outs[i], grids[i], counts[i]) for i, p in enumerate(paths)}
+    outputs, grid_rows, tokens = [], [], []
+    for ex in examples:
+        if slot is not None:
+            outputs.append(slot)
+            grid_rows.append(method.slot_grid)
+        if ex.image is not None:
+            out, grid, count = by_path[ex.image]
+            outputs.append(out)
+            grid_rows.append(grid)
+        tokens.append(by_path[ex.image][2] if ex.image is not None else None)
+    if not outputs:
+        return None, None, tokens
+    return method.transform_image_outputs(backbone.concat_image_outputs(outputs)), torch.cat(grid_rows), tokens
+
+
+# --- the objective --------------------------------------------------------------------------------
+
+@dataclass
+class SampledBatch:
+    """One batch of groups: kept for `num_iterations` loop steps."""
+
+    cycle: int
+    prompts: list[Example]  # each prompt repeated G times, in group order
+    completion_ids: list[list[int]]
+    advantages: torch.Tensor  # (B * G,)
+    max_new_tokens: int
+    stats: dict[str, float]
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+
+
+class GRPOObjective:
+    """`objective(method, examples, step=, micro=) -> (loss, stats)` for the training loop."""
+
+    def __init__(self, config: GRPOConfig | None = None, *, metric: str = "exact", seed: int = 0,
+                 reward: RewardFn | None = None) -> None:
+        from .rewards import get as get_reward
+
+        self.config = config or GRPOConfig()
+        self.config.check()
+        self.metric = metric
+        self.seed = seed
+        self.reward_spec = self.config.reward or default_reward(metric)
+        # A Python caller may hand a reward function directly; the registry checks its values either way.
+        self.reward: RewardFn = get_reward(reward if reward is not None else self.reward_spec)
+        self._batches: dict[int, SampledBatch] = {}  # per micro-batch index
+        self._reference: dict[str, torch.Tensor] | None = None
+
+    @classmethod
+    def from_options(cls, options: dict | None, *, metric: str = "exact", seed: int = 0) -> "GRPOObjective":
+        """Build from `TrainConfig.grpo`; unknown keys raise ConfigError listing the valid ones."""
+        options = dict(options or {})
+        known = {f.name for f in fields(GRPOConfig)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown GRPO option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(GRPOConfig(**options), metric=metric, seed=seed)
+
+    def bind(self, method) -> None:
+        """Remember `method`'s current trainable state as the KL reference (call before resuming a run)."""
+        self._reference = {k: v.detach().clone() for k, v in method.trainable_state().items()}
+
+    def __call__(self, method, examples: list[Example], *, step: int, micro: int = 0) -> tuple[torch.Tensor, dict]:
+        cfg = self.config
+        if cfg.beta > 0 and self._reference is None:
+            if step > 0:
+                log.warning("GRPO KL reference taken at step %d (the resumed state), not at the run's start", step)
+            self.bind(method)
+        cycle = step // cfg.num_iterations
+        batch = self._batches.get(micro)
+        slot = None
+        if batch is None or batch.cycle != cycle:
+            if cycle * cfg.num_iterations != step:
+                log.warning("step %d resumes inside a GRPO sample batch: its samples are redrawn with the current "
+                            "method (use checkpoint_every divisible by num_iterations for exact resumes)", step + 1)
+            # With a KL term the reference is swapped into the method's parameters in place, which an
+            # autograd graph kept from sampling would not survive: sample from a gradient-free encoding then.
+            with torch.set_grad_enabled(cfg.beta == 0):
+                slot = method.slot_outputs()
+            batch = self._sample(method, examples, cycle, micro, slot)
+            self._batches[micro] = batch
+            if cfg.beta > 0:
+                batch.ref_logp = self._reference_logprobs(method, batch)
+                slot = None
+        if slot is None:
+            slot = method.slot_outputs()
+        logp, mask = completion_logprobs(method, batch.prompts, batch.completion_ids, slot=slot,
+                                         temperature=cfg.temperature)
+        if batch.old_logp is None and cfg.num_iterations > 1:
+            batch.old_logp = logp.detach()
+        old = batch.old_logp if batch.old_logp is not None else logp.detach()
+        loss, extra = policy_loss(logp, old, batch.advantages.to(logp.device), mask, loss_type=cfg.loss_type,
+                                  epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, beta=cfg.beta,
+                                  ref_logp=batch.ref_logp, max_new_tokens=batch.max_new_tokens)
+        return loss + method.regularization(), batch.stats | extra
+
+    # --- sampling and scoring --------------------------------------------------------------------
+
+    def sample_seed(self, cycle: int, micro: int) -> int:
+        """Seed of one sample batch: a pure function of the run seed and the batch's place in the run."""
+        return (self.seed * 1_000_003 + cycle) * 1_009 + micro
+
+    def _sample(self, method, examples: list[Example], cycle: int, micro: int, slot) -> SampledBatch:
+        from ..evaluate import answer_budget
+        from ..generation import GenerationConfig, generate
+        from ..scoring import score
+
+        cfg = self.config
+        budget = cfg.max_new_tokens or answer_budget(method.backbone, examples)
+        gen = generate(method, examples, GenerationConfig(
+            max_new_tokens=budget, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
+            num_return_sequences=cfg.group_size, batch_size=cfg.generation_batch_size,
+        ), seed=self.sample_seed(cycle, micro), slot=slot)
+        rewards = torch.tensor([[self.reward(ex.prompt, text, ex.answer) for text in texts]
+                                for ex, texts in zip(examples, gen.texts)])
+        correct = [float(score(self.metric, text, ex.answer)) for ex, texts in zip(examples, gen.texts) for text in texts]
+        std = rewards.std(dim=1)
+        ids = [seq for seqs in gen.token_ids for seq in seqs]
+        stats = {
+            "reward_mean": float(rewards.mean()),
+            "reward_std": float(std.mean()),
+            "frac_zero_std": float((std < 1e-6).float().mean()),
+            "completion_length": sum(len(s) for s in ids) / len(ids),
+            "accuracy": sum(correct) / len(correct),
+        }
+        return SampledBatch(
+            cycle=cycle, prompts=[ex for ex in examples for _ in range(cfg.group_size)], completion_ids=ids,
+            advantages=group_advantages(rewards, cfg.scale_rewards).flatten(), max_new_tokens=budget, stats=stats,
+        )
+
+    @torch.no_grad()
+    def _reference_logprobs(self, method, batch: SampledBatch) -> torch.Tensor:
+        """Log-probs of the batch under the reference state, swapped into the method for one pass."""
+        t = self.config.temperature
+        if not self._reference:
+            return completion_logprobs(method, batch.prompts, batch.completion_ids, temperature=t)[0]
+        current = {k: v.detach().clone() for k, v in method.trainable_state().items()}
+        try:
+            method.load_trainable_state(self._reference)
+            return completion_logprobs(method, batch.prompts, batch.completion_ids, temperature=t)[0]
+        finally:
+            method.load_trainable_state(current)

@@ -1,0 +1,230 @@
+"""LoRA baseline (Hu et al., 2021, "LoRA: Low-Rank Adaptation of Large Language Models"), through PEFT.
+
+Every targeted projection becomes `h = W0 x + (alpha / r) B A x` (rsLoRA: `alpha / sqrt(r)`), with A
+random and B zero, so step 0 is exactly the frozen model. Only the language model is adapted (the
+vision tower is left alone, as in the ART paper's comparison), on the q and v projections by default
+(the original paper's choice, also Text-to-LoRA's).
+
+This module also holds what the two PEFT baselines (LoRA, VeRA) share:
+
+- **The backbone is never modified.** PEFT injects its layers into the model it wraps, in place. The
+  wrapper is therefore built around a *shared-weight copy* of the model: a new module tree whose
+  parameters and buffers are the backbone's own tensors (no memory is duplicated), so injecting
+  adapters into the copy leaves `backbone.model` exactly as loaded, and any number of methods (LoRA,
+  VeRA, ART, the base model) can use one `Backbone` in one process, in any order.
+- **Targets are named per projection and restricted to the language model** (`language_model.` in the
+  module path), for every Qwen family; Qwen3.5's linear-attention layers have no `q_proj`/`v_proj`
+  and simply carry no adapter.
+- **Export is a standard PEFT adapter folder** (`adapter_config.json` + `adapter_model.safetensors`)
+  that `PeftModel.from_pretrained(base_model, folder)` and serving engines load, plus
+  `artstudio.json` with the run's metadata.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from artstudio.errors import ConfigError
+from artstudio.methods import Method, atomic_write_text, register
+
+EXPORT_META_FILE = "artstudio.json"
+LANGUAGE_MODEL_MARKER = "language_model"
+
+
+# --- helpers shared by the PEFT baselines -----------------------------------------------------------
+
+def shared_weight_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A new module tree over the same parameter and buffer tensors (no weight is copied).
+
+    `deepcopy` returns whatever its memo maps an object to, so pre-seeding the memo with every
+    tensor makes the copy reuse them; modules, configs and small attributes are copied as usual.
+    """
+    memo = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    return copy.deepcopy(model, memo)
+
+
+def target_regex(projections: list[str] | tuple[str, ...]) -> str:
+    """PEFT `target_modules` regex: the named projections of the language model, nothing else.
+
+    PEFT full-matches the regex against each module's path, e.g.
+    `model.language_model.layers.3.self_attn.q_proj` (every Qwen VL family in transformers 5).
+    """
+    names = "|".join(re.escape(p) for p in projections)
+    return rf"(?:.*\.)?{LANGUAGE_MODEL_MARKER}\.(?:.*\.)?(?:{names})"
+
+
+def targeted_linears(model: torch.nn.Module, projections: list[str] | tuple[str, ...]) -> list[tuple[str, torch.nn.Linear]]:
+    """(path, module) of every `nn.Linear` the regex selects; an empty selection is a user error."""
+    if not projections:
+        raise ConfigError("target_modules is empty; name at least one projection, e.g. q_proj v_proj")
+    pattern = re.compile(target_regex(projections))
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and pattern.fullmatch(n)]
+    if not found:
+        available = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                            if isinstance(m, torch.nn.Linear) and f"{LANGUAGE_MODEL_MARKER}." in n})
+        raise ConfigError(f"target_modules {list(projections)} match no linear layer of the language model; "
+                          f"this model has: {', '.join(available)}")
+    return found
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """A scope in which the global RNG is seeded and restored afterwards (PEFT initialises from it)."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(0 if seed is None else seed)
+        yield
+
+
+def write_export_meta(method: Method, folder: Path, metadata: dict[str, Any]) -> None:
+    """`artstudio.json` next to an exported artefact: which model, which method, which options."""
+    meta = {"method": method.name, "config": asdict(method.config), "model_id": str(method.backbone.model_id),
+            "family": method.backbone.family, "trainable_params": method.num_trainable(),
+            "placement": method.placement, "slot_tokens": method.slot_tokens, "metadata": metadata}
+    atomic_write_text(folder / EXPORT_META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def replace_folder(tmp: Path, path: Path) -> None:
+    """Move a fully written `tmp` folder to `path`, so a killed export never leaves half a folder."""
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(path)
+
+
+class PeftMethod(Method):
+    """A method whose `model` is a PEFT wrapper around a shared-weight copy of the backbone.
+
+    The wrapper is kept out of the `nn.Module` registry (`object.__setattr__`), so `method.parameters()`
+    does not list the backbone's frozen weights and `method.to(...)` cannot move or cast them.
+    """
+
+    placement = None  # text-only prompts: the adapter, not a picture, carries the task
+    dropout_module_name: str = ""
+
+    def __init__(self, backbone, config=None):
+        super().__init__(backbone, config)
+        with torch.no_grad(), seeded(getattr(self.config, "seed", None)), warnings.catch_warnings():
+            # PEFT asks transformers for a deprecated attribute (`is_gradient_checkpointing`): noise for users.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            peft_model = self._wrap(shared_weight_copy(backbone.model))
+        peft_model.peft_config["default"].base_model_name_or_path = str(backbone.model_id)
+        object.__setattr__(self, "_peft", peft_model)
+        # Dropout runs only in passes that build a graph (training); decoding stays deterministic.
+        self._dropouts = [m for n, m in peft_model.named_modules()
+                          if n.rsplit(".", 1)[-1] == "default" and f".{self.dropout_module_name}." in f".{n}"
+                          and isinstance(m, torch.nn.Dropout)]
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        raise NotImplementedError
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._peft
+
+    def forward(self, **inputs):
+        active = self.training and torch.is_grad_enabled()
+        for d in self._dropouts:
+            d.train(active)
+        return self.backbone.forward(**inputs, model=self._peft)
+
+    def targets(self) -> list[tuple[str, torch.nn.Linear]]:
+        """The frozen linear layers of the backbone this adapter wraps."""
+        return targeted_linears(self.backbone.model, list(self.config.target_modules))
+
+    # Parameters live in the wrapper, not in this module's registry.
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self._peft.parameters() if p.requires_grad]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p for n, p in self._peft.named_parameters() if p.requires_grad}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        own = dict(self._peft.named_parameters()) | dict(self._peft.named_buffers())
+        missing = set(self.trainable_state()) - set(state)
+        unknown = set(state) - set(own)
+        if missing or unknown:
+            raise ConfigError(f"saved {self.name} state does not fit this model: missing {sorted(missing)[:3]}, "
+                              f"unexpected {sorted(unknown)[:3]}; was it trained on another model or with other options?")
+        with torch.no_grad():
+            for k, v in state.items():
+                if own[k].shape != v.shape:
+                    raise ConfigError(f"saved {self.name} tensor {k} has shape {tuple(v.shape)}, "
+                                      f"this model needs {tuple(own[k].shape)}")
+                own[k].copy_(v.to(own[k].device, own[k].dtype))
+
+    def export(self, path: str | Path, **metadata) -> Path:
+        """A PEFT adapter folder: `PeftModel.from_pretrained(base_model, path)` loads it back."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._peft.save_pretrained(str(tmp))
+        write_export_meta(self, tmp, metadata)
+        replace_folder(tmp, path)
+        return path
+
+    def describe(self) -> dict:
+        return super().describe() | {"target_layers": len(self.targets())}
+
+
+# --- LoRA -------------------------------------------------------------------------------------------
+
+@dataclass
+class LoraOptions:
+    """LoRA (Hu et al. 2021): h = W0 x + (alpha/r) B A x on the language model's projections.
+
+    Paper and PEFT defaults: rank 8, alpha 16 (scale 2), q and v projections, no dropout; B starts
+    at zero so step 0 is the frozen model. rsLoRA (Kalajdzievski 2023) scales by alpha/sqrt(r),
+    which keeps high ranks stable.
+    """
+
+    r: int = field(default=8, metadata={"help": "rank of A and B"})
+    alpha: float = field(default=16.0, metadata={"help": "scaling numerator: the update is multiplied by alpha/r"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout on the adapter's input while training"})
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"],
+                                      metadata={"help": "projections of the language model to adapt (the vision tower is never adapted)"})
+    use_rslora: bool = field(default=False, metadata={"help": "rank-stabilised scaling alpha/sqrt(r)"})
+    seed: int | None = field(default=None, metadata={"help": "seed of A's random initialisation (default: the run's --seed)"})
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ConfigError(f"LoRA rank r must be >= 1, got {self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.target_modules, str):
+            self.target_modules = [self.target_modules]
+
+
+@register
+class LoraMethod(PeftMethod):
+    """LoRA adapters on the frozen language model; prompts carry no canvas."""
+
+    name = "lora"
+    config_class = LoraOptions
+    dropout_module_name = "lora_dropout"
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        from peft import LoraConfig, get_peft_model
+
+        cfg: LoraOptions = self.config
+        targeted_linears(model, cfg.target_modules)  # a clear error before PEFT's
+        peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, use_rslora=cfg.use_rslora,
+                              target_modules=target_regex(cfg.target_modules), bias="none")
+        return get_peft_model(model, peft_cfg)

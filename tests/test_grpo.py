@@ -1,0 +1,243 @@
+"""GRPO: advantages, loss variants, gradients only where they belong, seeded resumes, logged stats, chaining."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from artstudio.backbone import load_backbone
+from artstudio.data import Example, write_jsonl
+from artstudio.errors import ConfigError
+from artstudio.methods import build_method, method_names
+from artstudio.objectives.grpo import (GRPOConfig, GRPOObjective, aggregate, completion_logprobs, default_reward,
+                                       group_advantages, policy_loss)
+from artstudio.prompts import encode_batch
+from artstudio.train import TrainConfig, token_logprobs, train
+
+ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i))
+        for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
+STATS = {"reward_mean", "reward_std", "frac_zero_std", "completion_length", "clip_frac", "accuracy"}
+SMALL = {"group_size": 3, "max_new_tokens": 4, "temperature": 1.5}
+
+
+def parity_reward(prompt: str, completion: str, answer: str) -> float:
+    """A reward that varies between samples of a random model: 1 for an even completion length."""
+    return float(len(completion) % 2 == 0)
+
+
+@pytest.fixture(scope="module")
+def bb(tiny_model_dir):
+    return load_backbone(tiny_model_dir("qwen3_vl"))
+
+
+@pytest.fixture()
+def data(tmp_path):
+    path = tmp_path / "train.jsonl"
+    write_jsonl(path, ROWS)
+    return str(path)
+
+
+# --- the maths on hand examples -----------------------------------------------------------------
+
+def test_advantages_scaled_and_unscaled():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.4, 0.4, 0.4, 0.4]])
+    centred = group_advantages(rewards, scale=False)
+    assert torch.allclose(centred, torch.tensor([[0.5, -0.5, -0.5, 0.5], [0.0, 0.0, 0.0, 0.0]]))
+    scaled = group_advantages(rewards, scale=True)
+    std = math.sqrt(1 / 3)  # unbiased std of (1, 0, 0, 1)
+    assert torch.allclose(scaled[0], torch.tensor([0.5, -0.5, -0.5, 0.5]) / (std + 1e-4))
+    assert torch.equal(scaled[1], torch.zeros(4)), "a group with equal rewards has zero advantage"
+
+
+def test_loss_aggregation_variants():
+    # Two completions of 1 and 3 tokens; ratio 1, so every token's loss is -A.
+    logp = torch.zeros(2, 3)
+    mask = torch.tensor([[1, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    adv = torch.tensor([1.0, -0.5])
+    expected = {"grpo": (-1.0 + 0.5) / 2, "bnpo": (-1.0 + 1.5) / 4, "dr_grpo": (-1.0 + 1.5) / (2 * 4)}
+    for loss_type, value in expected.items():
+        loss, stats = policy_loss(logp, logp, adv, mask, loss_type=loss_type, max_new_tokens=4)
+        assert loss.item() == pytest.approx(value), loss_type
+        assert stats["clip_frac"] == 0.0 and "kl" not in stats
+
+
+def test_clipping_and_kl_on_hand_values():
+    mask = torch.ones(2, 1, dtype=torch.bool)
+    logp = torch.full((2, 1), math.log(1.5), requires_grad=True)  # ratio 1.5 against old log-prob 0
+    loss, stats = policy_loss(logp, torch.zeros(2, 1), torch.tensor([1.0, -1.0]), mask, epsilon=0.2)
+    # A = +1: clipped to 1.2 (no gradient); A = -1: the unclipped -1.5 is the minimum (pessimistic bound).
+    assert loss.item() == pytest.approx((-1.2 + 1.5) / 2)
+    loss.backward()
+    assert logp.grad[0, 0] == 0 and logp.grad[1, 0] != 0
+    assert stats["clip_frac"] == pytest.approx(0.5)
+    ref = torch.full((2, 1), math.log(2.0))
+    _, stats = policy_loss(torch.zeros(2, 1), torch.zeros(2, 1), torch.zeros(2), mask, beta=0.1, ref_logp=ref)
+    assert stats["kl"] == pytest.approx(2 - math.log(2) - 1)  # k3 = e^d - d - 1, d = ref - logp
+
+
+def test_aggregate_rejects_unknown_variant():
+    with pytest.raises(ConfigError, match="loss_type"):
+        aggregate(torch.zeros(1, 1), torch.ones(1, 1), "ppo", 1)
+
+
+def test_options_are_validated():
+    with pytest.raises(ConfigError, match="unknown GRPO option.*group_sise.*valid: .*group_size"):
+        GRPOObjective.from_options({"group_sise": 4})
+    with pytest.raises(ConfigError, match="loss_type"):
+        GRPOObjective.from_options({"loss_type": "sum"})
+    with pytest.raises(ConfigError, match="group_size must be >= 2"):
+        GRPOObjective.from_options({"group_size": 1})
+    assert default_reward("numeric") == "numeric" and default_reward("json") == "json-tool-call"
+    assert GRPOObjective.from_options({}, metric="numeric").reward_spec == "numeric"
+
+
+# --- the objective on a tiny model --------------------------------------------------------------
+
+def test_completion_logprobs_match_answer_logprobs(bb, monkeypatch):
+    """Scoring sampled ids gives what the SFT path gives for the same tokens (reference answers + end token)."""
+    import artstudio.generation as G
+
+    monkeypatch.setattr(G, "placeholder_ids", lambda backbone: [])  # the SFT path keeps every token
+    art = build_method("art", bb, {"canvas_size": 64, "init": "noise"})
+    enc = encode_batch(bb.processor, ROWS[:3], image_tokens=art.slot_tokens, placement="first", padding_side="right")
+    ids = [enc.input_ids[i, n:][enc.labels[i, n:].ne(-100)].tolist() for i, n in enumerate(enc.prompt_lengths)]
+    ours, mask = completion_logprobs(art, ROWS[:3], ids)
+    ref, ref_mask = token_logprobs(art, ROWS[:3])
+    assert torch.allclose(ours.sum(-1), ref.sum(-1), atol=1e-5)
+    assert mask.sum() == ref_mask.sum()
+
+
+def test_zero_variance_groups_give_zero_gradient(bb):
+    art = build_method("art", bb, {"canvas_size": 64, "init": "noise"})
+    objective = GRPOObjective(GRPOConfig(**SMALL), reward=lambda p, c, a: 0.7)
+    loss, stats = objective(art, ROWS[:2], step=0)
+    loss.backward()
+    assert stats["frac_zero_std"] == 1.0 and stats["reward_std"] == 0.0
+    assert art.canvas.param.grad is None or not art.canvas.param.grad.any()
+
+
+def test_gradients_reach_only_the_method(bb):
+    art = build_method("art", bb, {"canvas_size": 64, "init": "noise"})
+    objective = GRPOObjective(GRPOConfig(group_size=4, max_new_tokens=6, temperature=2.0), reward=parity_reward)
+    loss, stats = objective(art, ROWS[:3], step=0)
+    loss.backward()
+    assert STATS <= set(stats) and 0 <= stats["reward_mean"] <= 1 and stats["frac_zero_std"] < 1
+    assert art.canvas.param.grad is not None and art.canvas.param.grad.abs().sum() > 0
+    assert all(p.grad is None for p in bb.model.parameters()), "a backbone parameter received a gradient"
+
+
+def test_canvas_encoded_once_per_step(bb, monkeypatch):
+    art = build_method("art", bb, {"canvas_size": 64})
+    calls = []
+    original = bb.encode_images
+    monkeypatch.setattr(bb, "encode_images", lambda *a, **k: calls.append(1) or original(*a, **k))
+    GRPOObjective(GRPOConfig(**SMALL), reward=parity_reward)(art, ROWS[:3], step=0)
+    assert len(calls) == 1, "sampling and the gradient pass should share one canvas encoding"
+
+
+def test_inner_iterations_reuse_samples(bb, monkeypatch):
+    import artstudio.generation as G
+
+    art = build_method("art", bb, {"canvas_size": 64, "init": "noise"})
+    objective = GRPOObjective(GRPOConfig(num_iterations=2, **SMALL), reward=parity_reward)
+    calls = []
+    original = G.generate
+    monkeypatch.setattr(G, "generate", lambda *a, **k: calls.append(1) or original(*a, **k))
+    opt = torch.optim.SGD(art.trainable_parameters(), lr=50.0)
+    for step in range(4):
+        opt.zero_grad()
+        loss, stats = objective(art, ROWS[2 * (step % 2):][:2], step=step)
+        loss.backward()
+        opt.step()
+    assert len(calls) == 2, "num_iterations=2 samples once every two steps"
+    assert objective._batches[0].old_logp is not None
+
+
+def test_kl_reference_is_the_starting_method(bb):
+    art = build_method("art", bb, {"canvas_size": 64, "init": "noise"})
+    objective = GRPOObjective(GRPOConfig(beta=0.5, **SMALL), reward=parity_reward)
+    _, stats = objective(art, ROWS[:2], step=0)
+    assert stats["kl"] == pytest.approx(0.0, abs=1e-6), "the policy is its own reference at the start"
+    with torch.no_grad():
+        art.canvas.param.add_(torch.randn_like(art.canvas.param) * 3)
+    moved = art.canvas.param.detach().clone()
+    loss, stats = objective(art, ROWS[:2], step=1)
+    loss.backward()
+    assert stats["kl"] > 0
+    assert torch.equal(art.canvas.param.detach(), moved), "the reference swap must restore the canvas"
+
+
+@pytest.mark.parametrize("name", ["lora", "soft-prompt"])
+def test_baselines_train_with_grpo(tiny_model_dir, data, tmp_path, name):
+    if name not in method_names():
+        pytest.skip(f"baseline {name!r} is not registered yet (artstudio.baselines)")
+    bb = load_backbone(tiny_model_dir("qwen3_vl"))
+    res = train(TrainConfig(out=str(tmp_path / name), data=data, method=name, objective="grpo", steps=2, batch_size=2,
+                            checkpoint_every=0, snapshot_every=0, grpo=SMALL), backbone=bb, progress=False)
+    records = [h for h in res.history if "loss" in h]
+    assert len(records) == 2 and all(STATS <= set(r) for r in records)
+
+
+@pytest.mark.parametrize("name", ["lora", "soft-prompt"])
+def test_baselines_take_a_grpo_step(tiny_model_dir, name):
+    if name not in method_names():
+        pytest.skip(f"baseline {name!r} is not registered yet (artstudio.baselines)")
+    bb = load_backbone(tiny_model_dir("qwen3_vl"))  # its own copy: an adapter may wrap the model in place
+    method = build_method(name, bb, {})
+    objective = GRPOObjective(GRPOConfig(group_size=4, max_new_tokens=6, temperature=2.0), reward=parity_reward)
+    loss, stats = objective(method, ROWS[:3], step=0)
+    loss.backward()
+    grads = [p.grad for p in method.trainable_parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{name} got no gradient"
+    assert all(p.grad is None for n, p in bb.model.named_parameters() if "lora_" not in n)
+
+
+# --- through the training loop ------------------------------------------------------------------
+
+def test_train_logs_grpo_stats(bb, data, tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(out=str(out), data=data, objective="grpo", steps=2, batch_size=2, checkpoint_every=0,
+                      snapshot_every=0, grpo=dict(SMALL, beta=0.1)), backbone=bb, progress=False, canvas_size=64)
+    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert len(steps) == 2
+    for r in steps:
+        assert STATS | {"kl"} <= set(r), set(r)
+        assert r["loss"] is not None and math.isfinite(r["loss"])
+    assert json.loads((out / "config.json").read_text())["grpo"]["group_size"] == 3
+
+
+def test_train_rejects_unknown_grpo_option(bb, data, tmp_path):
+    with pytest.raises(ConfigError, match="unknown GRPO option"):
+        train(TrainConfig(out=str(tmp_path / "x"), data=data, objective="grpo", steps=1, grpo={"G": 4}),
+              backbone=bb, progress=False, canvas_size=64)
+
+
+def test_resume_gives_identical_canvas(bb, data, tmp_path):
+    common = dict(data=data, objective="grpo", batch_size=2, checkpoint_every=2, snapshot_every=0, lr=0.2, seed=1,
+                  grpo={**SMALL, "reward": "tests.test_grpo:parity_reward"})
+    full = train(TrainConfig(out=str(tmp_path / "full"), steps=4, **common), backbone=bb, progress=False, canvas_size=64)
+    stops = iter([False, False, True])
+    train(TrainConfig(out=str(tmp_path / "cut"), steps=4, **common), backbone=bb, progress=False,
+          should_stop=lambda: next(stops), canvas_size=64)
+    resumed = train(TrainConfig(out=str(tmp_path / "cut"), steps=4, resume=True, **common), backbone=bb,
+                    progress=False, canvas_size=64)
+    assert not torch.equal(full.method.canvas.param, build_method("art", bb, {"canvas_size": 64}).canvas.param)
+    assert torch.equal(full.method.canvas.param, resumed.method.canvas.param)
+
+
+def test_grpo_starts_from_an_sft_artwork(bb, data, tmp_path):
+    sft = train(TrainConfig(out=str(tmp_path / "sft"), data=data, steps=2, batch_size=2, lr=0.5, checkpoint_every=0,
+                            snapshot_every=0), backbone=bb, progress=False, canvas_size=64, init="noise")
+    assert sft.artwork is not None and sft.artwork.exists()
+    seen = []
+    grpo = train(TrainConfig(out=str(tmp_path / "grpo"), data=data, objective="grpo", steps=1, batch_size=2,
+                             checkpoint_every=0, snapshot_every=0, grpo=SMALL),
+                 backbone=bb, progress=False, callbacks=[seen.append], canvas_size=64, init=str(sft.artwork))
+    start = build_method("art", bb, {"canvas_size": 64, "init": str(sft.artwork)})
+    assert torch.equal(start.canvas().detach(), sft.method.canvas().detach()), "--init artwork.png restores the SFT canvas"
+    assert seen and STATS <= set(seen[0])
+    assert grpo.artwork is not None and grpo.artwork.exists()

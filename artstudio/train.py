@@ -256,7 +256,6 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     lr = config.lr if config.lr is not None else DEFAULT_LR.get(config.method, 1e-3)
     params = method.trainable_parameters()
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
     objective = _objective(config, metric)
     if hasattr(objective, "bind"):
         objective.bind(method)  # GRPO's KL reference is the method as it starts, before any resume
@@ -265,12 +264,14 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     start, history = 0, []
     if config.resume and (ckpt / "checkpoint.json").exists():
         start = _load_checkpoint(ckpt, method, opt)
-        sched.last_epoch = start - 1
-        sched.step()  # re-derive the learning rate for the resumed step
         if (out / "metrics.jsonl").exists():
             history = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
             history = [h for h in history if h.get("step", 0) <= start]
         log.info("resumed %s at step %d", out, start)
+    for group in opt.param_groups:
+        group.setdefault("initial_lr", lr)
+    # Built after a resume so the schedule continues at the checkpoint's step.
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config), last_epoch=start - 1)
     saved = asdict(config) | {"resolved": {"lr": lr, "metric": metric, "task": card, "trainable_params": method.num_trainable(),
                                            "model_family": backbone.family}}
     atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")

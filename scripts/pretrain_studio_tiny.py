@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from artstudio.tasks import list_tasks, sample
+from artstudio.tasks import list_tasks, pictures, sample
 from artstudio.tiny import char_tokenizer, tiny_config, tiny_processor
 
 # Model sizes (text hidden 192 × 6 layers, vision 96 × 3 blocks): about 3.5 M parameters, fast on CPU.
@@ -173,6 +173,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.to(getattr(torch, args.dtype)).save_pretrained(out)
     processor.save_pretrained(out)
+    # The canvas size ART should default to: the size of the cue pictures the model learned to read.
+    (out / "artstudio.json").write_text(json.dumps({"canvas_size": pictures.SIDE}) + "\n")
 
     # Report on what was saved, exactly as users will load it.
     from transformers import AutoModelForImageTextToText, AutoProcessor

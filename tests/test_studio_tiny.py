@@ -1,0 +1,48 @@
+"""The shipped studio-tiny model loads through the public loader like any Qwen checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from artstudio.backbone import DEFAULT_MODEL, load_backbone
+from artstudio.data import Example
+from artstudio.methods import build_method
+from artstudio.train import compute_loss
+
+pytestmark = pytest.mark.skipif(not (Path(DEFAULT_MODEL) / "config.json").exists(),
+                                reason="studio-tiny weights are not in this checkout")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_backbone()
+
+
+def test_loads_as_a_qwen35_model_named_studio_tiny(tiny):
+    assert tiny.family == "qwen3_5"
+    assert tiny.model_id == "studio-tiny"
+    assert tiny.geometry.patch_size == 16 and tiny.geometry.factor == 32
+    assert tiny.recommended_canvas_size == 96 and tiny.geometry.tokens(96, 96) == 9
+    assert all(not p.requires_grad for p in tiny.model.parameters())
+    assert load_backbone("studio-tiny").model_id == "studio-tiny"
+
+
+def test_weights_are_small_and_safetensors():
+    files = list(Path(DEFAULT_MODEL).glob("*.safetensors"))
+    assert files and sum(f.stat().st_size for f in files) <= 25 * 2**20
+    report = json.loads((Path(DEFAULT_MODEL) / "pretraining_report.json").read_text())
+    assert set(report["accuracy"]) >= {"cue-numeric", "cue-strings"}
+
+
+def test_canvas_gets_gradients_and_backbone_none(tiny):
+    method = build_method("art", tiny)
+    assert method.slot_tokens == 9
+    loss = compute_loss(method, [Example(prompt="3 4", answer='{"result": 7}')])
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert method.canvas.param.grad is not None
+    assert all(p.grad is None for p in tiny.model.parameters())

@@ -1,0 +1,215 @@
+"""The ART Studio web app: Train, Gallery, Playground, Compare and Jobs pages in one Gradio Blocks app.
+
+    artstudio app                                   # http://127.0.0.1:7860, studio-tiny
+    artstudio app --model Qwen/Qwen3.5-0.8B --port 8080
+
+    from artstudio.ui.app import build_app, launch, start
+    launch(runs_dir="runs", canvases_dir="canvases")          # blocking, like the command
+    server = start(AppSettings(runs_dir=..., canvases_dir=...), port=0)   # in the background
+    print(server.url); server.close()
+
+Safety (issue 7): it listens on 127.0.0.1 unless told otherwise, never opens a share link unless
+asked, limits uploads (`max_upload_mb`), and reads and writes only inside `runs_dir` and
+`canvases_dir` (see `files.py`). One timer redraws every page from the server's job queue, so a
+reloaded page reconnects to a running job.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from artstudio.errors import ArtStudioError
+
+from .compare_tab import build_compare_tab
+from .gallery_tab import build_gallery_tab
+from .jobs import FINISHED
+from .playground_tab import build_playground_tab
+from .studio import AppSettings, Studio
+from .train_tab import build_train_tab
+from .widgets import friendly
+
+log = logging.getLogger("artstudio.ui")
+
+# System fonts only: the app must look right with no network (and never fetch from font CDNs).
+THEME = gr.themes.Soft(primary_hue="violet", secondary_hue="amber", neutral_hue="slate",
+                       font=[gr.themes.Font(f) for f in ("Inter", "ui-sans-serif", "system-ui", "sans-serif")],
+                       font_mono=[gr.themes.Font(f) for f in ("ui-monospace", "SFMono-Regular", "monospace")])
+
+CSS = """
+.as-hero {display:flex; align-items:center; gap:18px; padding:14px 20px; border-radius:14px; margin-bottom:6px;
+  background: linear-gradient(120deg, #3b1d8f 0%, #7c3aed 45%, #f59e0b 100%); color: white;}
+.as-hero h1 {margin:0; font-size:1.65rem; letter-spacing:.01em; color:white;}
+.as-hero p {margin:2px 0 0; opacity:.92; font-size:.95rem; color:white;}
+.as-hero .as-logo {width:46px; height:46px; border-radius:10px; flex:none;
+  background: conic-gradient(from 45deg, #fde68a, #f472b6, #818cf8, #34d399, #fde68a);
+  box-shadow: inset 0 0 0 3px rgba(255,255,255,.55);}
+.as-step h3 {margin-top:.2rem !important;}
+.as-note {font-size:.86rem; opacity:.85;}
+.as-pad {padding: 6px 10px;}
+.as-stage {border-radius:14px;}
+#as-canvas img, #as-gallery-large img, #as-pg-preview img, #as-gallery img {image-rendering: pixelated;}
+/* Canvases are small (64-256 px): show them scaled up to the frame, pixels crisp. */
+#as-canvas img, #as-gallery-large img, #as-pg-preview img {width:100% !important; height:100% !important;
+  object-fit:contain;}
+#as-canvas {border-radius: 14px; background: repeating-conic-gradient(#f1f0f7 0% 25%, #ffffff 0% 50%) 50% / 24px 24px;}
+.as-caption {text-align:center;}
+.as-progress {padding:10px 14px; border-radius:12px; background: var(--block-background-fill);
+  border:1px solid var(--block-border-color);}
+.as-progress-top {display:flex; justify-content:space-between; gap:10px; font-size:.92rem; margin-bottom:6px;}
+.as-progress-label {font-weight:600;}
+.as-progress-detail {opacity:.8; font-variant-numeric: tabular-nums;}
+.as-progress-track {height:10px; border-radius:6px; background: var(--neutral-200); overflow:hidden;}
+.as-progress-fill {height:100%; border-radius:6px; transition: width .6s ease;
+  background: linear-gradient(90deg, #7c3aed, #f59e0b);}
+.as-done .as-progress-fill {background: linear-gradient(90deg, #10b981, #34d399);}
+.as-failed .as-progress-fill {background: #ef4444;}
+.as-stopped .as-progress-fill {background: #f59e0b;}
+.as-idle .as-progress-fill {background: var(--neutral-300);}
+.as-metrics .as-big {font-size:2.4rem; font-weight:700; line-height:1.1; color: var(--primary-600);}
+.as-metrics .as-small {font-size:.85rem; opacity:.8;}
+.as-meta h3 {margin:4px 0;}
+.as-meta table {width:100%; border-collapse:collapse; margin:6px 0; font-size:.92rem;}
+.as-meta th {text-align:left; font-weight:500; opacity:.7; padding:3px 8px 3px 0; width:34%;}
+.as-meta td {padding:3px 0;}
+footer {display:none !important;}
+"""
+
+HERO = """<div class="as-hero"><div class="as-logo"></div><div>
+<h1>ART Studio</h1>
+<p>Teach a frozen vision-language model a new task by training one picture: the canvas is the only thing that
+learns, and the finished artwork is an ordinary PNG that any serving engine takes.</p></div></div>"""
+
+
+def build_app(settings: AppSettings | None = None, studio: Studio | None = None) -> gr.Blocks:
+    """The Blocks app for `settings` (a `Studio` can be passed to share its job queue); `.studio` holds it."""
+    studio = studio or Studio(settings)
+    with gr.Blocks(title="ART Studio", fill_width=True) as demo:
+        gr.HTML(HERO)
+        with gr.Tabs(selected="train") as tabs:
+            with gr.Tab("Train", id="train", elem_id="as-tab-train"):
+                train = build_train_tab(studio)
+            with gr.Tab("Gallery", id="gallery", elem_id="as-tab-gallery") as gallery_page:
+                gallery = build_gallery_tab(studio)
+            with gr.Tab("Playground", id="playground", elem_id="as-tab-playground") as playground_page:
+                playground = build_playground_tab(studio)
+            with gr.Tab("Compare", id="compare", elem_id="as-tab-compare"):
+                compare = build_compare_tab(studio)
+            with gr.Tab("Jobs", id="jobs", elem_id="as-tab-jobs"):
+                jobs_table, jobs_refresh = _build_jobs_tab(studio)
+
+        timer = gr.Timer(studio.settings.poll_seconds)
+        train_seen, compare_seen, jobs_seen = gr.State({}), gr.State({}), gr.State({})
+        train_outputs = train.refresh_outputs + [train_seen]
+        timer.tick(train.refresh, train_seen, train_outputs, show_progress="hidden", api_visibility="private")
+        timer.tick(compare.refresh, compare_seen, compare.refresh_outputs + [compare_seen], show_progress="hidden",
+                   api_visibility="private")
+        timer.tick(jobs_refresh, jobs_seen, [jobs_table, jobs_seen], show_progress="hidden", api_visibility="private")
+        demo.load(train.refresh, train_seen, train_outputs, api_visibility="private")
+        demo.load(gallery.refresh, None, gallery.refresh_outputs, api_visibility="private")
+        demo.load(playground.choices, None, playground.artwork, api_visibility="private")
+
+        gallery_page.select(gallery.refresh, None, gallery.refresh_outputs, api_visibility="private")
+        playground_page.select(playground.choices, playground.artwork, playground.artwork, api_visibility="private")
+        gallery.open_in_playground.click(
+            lambda key: (gr.Tabs(selected="playground"), playground.choices(key)),
+            gallery.selected, [tabs, playground.artwork], api_visibility="private")
+
+        @friendly
+        def job_status(job_id: int) -> dict:
+            """A job's state: status, phase, done / total, message, run folder name and result."""
+            return studio.jobs.get(int(job_id)).summary()
+
+        gr.api(job_status, api_name="job_status")
+    demo.studio = studio  # type: ignore[attr-defined]
+    return demo
+
+
+def _build_jobs_tab(studio: Studio):
+    headers = ["job", "kind", "what", "status", "progress", "elapsed", "message"]
+    gr.Markdown("Trainings and comparisons run one at a time, in this order. Stop cancels a waiting job, or ends a "
+                "running one after its current step (a training keeps its last checkpoint; resume it with the same "
+                "run name and *resume* ticked).")
+    table = gr.Dataframe(headers=headers, value=[], interactive=False, wrap=True, elem_id="as-jobs")
+    with gr.Row():
+        job = gr.Textbox(label="job", placeholder="job number, e.g. 3", scale=1, elem_id="as-jobs-id")
+        stop = gr.Button("Stop job", variant="stop", scale=1)
+    message = gr.Markdown()
+
+    def rows() -> list[list[Any]]:
+        out = []
+        for j in reversed(studio.jobs.jobs()):
+            progress = f"{j.done} / {j.total}" if j.total else ""
+            out.append([j.id, j.kind, j.title, j.status, progress, f"{j.elapsed():.0f} s", j.message or j.phase])
+        return out
+
+    def refresh(seen: dict):
+        current = rows()
+        key = repr([r[:6] for r in current])
+        if key == seen.get("key"):
+            return gr.skip(), seen
+        return current, {"key": key}
+
+    @friendly
+    def stop_job(job_id: str | int | None) -> str:
+        """Cancel a waiting job or stop a running one."""
+        text = str(job_id if job_id is not None else "").strip()
+        if not text.isdigit():
+            raise ArtStudioError(f"job {text!r} is not a job number; the table lists them")
+        j = studio.jobs.stop(int(text))
+        return f"Job {j.id}: {'cancelled' if j.status in FINISHED else 'stopping after its current step'}."
+
+    stop.click(stop_job, job, message, api_name="stop_job", show_progress="hidden")
+    return table, refresh
+
+
+@dataclass
+class RunningApp:
+    """A started app: its URL and how to stop it (and its job worker)."""
+
+    url: str
+    blocks: gr.Blocks
+    studio: Studio
+
+    def close(self) -> None:
+        self.studio.close()
+        self.blocks.close()
+
+
+def _launch_kwargs(studio: Studio, host: str, port: int, share: bool) -> dict:
+    return {"server_name": host, "server_port": port, "share": share, "theme": THEME, "css": CSS,
+            "allowed_paths": [str(studio.runs), str(studio.canvases)],
+            "max_file_size": int(studio.settings.max_upload_mb * 1024 * 1024), "footer_links": []}
+
+
+def start(settings: AppSettings | None = None, host: str = "127.0.0.1", port: int = 0, share: bool = False) -> RunningApp:
+    """Start the app in background threads (port 0: a free one) and return its URL."""
+    demo = build_app(settings)
+    port = port or _free_port(host)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, quiet=True, **_launch_kwargs(demo.studio, host, port, share))
+    return RunningApp(url=demo.local_url, blocks=demo, studio=demo.studio)
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, runs_dir: str = "runs",
+           canvases_dir: str = "canvases", model: str | None = None, max_upload_mb: float | None = None) -> None:
+    """Run the app until interrupted (what `artstudio app` and `make demo` call)."""
+    settings = AppSettings(runs_dir=runs_dir, canvases_dir=canvases_dir, model=model)
+    if max_upload_mb is not None:
+        settings.max_upload_mb = max_upload_mb
+    demo = build_app(settings)
+    demo.queue(default_concurrency_limit=2)
+    try:
+        demo.launch(**_launch_kwargs(demo.studio, host, port, share))
+    finally:
+        demo.studio.close()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -1,0 +1,112 @@
+"""The Compare page: methods × tasks × seeds through `artstudio compare`, in the background.
+
+The form mirrors `CompareConfig` (the options of `artstudio compare`). A comparison runs as a job in
+the same queue as trainings; its results folder lives in `RUNS/compare/NAME/` and holds the table
+(`results.csv`, `results.md`) and the plots, which this page shows, for the running comparison once
+it finishes and for any earlier folder picked from the list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from artstudio.compare import CompareConfig
+from artstudio.methods import method_names
+from artstudio.tasks import list_tasks
+
+from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED
+from .studio import Studio
+from .widgets import dataclass_form, duration, friendly, progress_html
+
+MAIN = ["seeds", "steps", "batch_size", "objective"]
+ADVANCED = ["lr_grid", "val_fraction", "eval_size", "method_options", "device", "dtype"]
+
+
+@dataclass
+class CompareTab:
+    refresh: object
+    refresh_outputs: list
+
+
+def build_compare_tab(studio: Studio) -> CompareTab:
+    fields_help = {f: CompareConfig.__dataclass_fields__[f].metadata["help"] for f in ("methods", "tasks")}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320, elem_classes="as-panel"):
+            methods = gr.CheckboxGroup(method_names(), value=["art", "lora", "base"], label="methods", elem_id="as-compare-methods",
+                                       info=fields_help["methods"])
+            tasks = gr.Dropdown([c.name for c in list_tasks()], value=[c.name for c in list_tasks("heldout")][:1],
+                                multiselect=True, label="tasks", elem_id="as-compare-tasks", info="built-in tasks (held-out ones test what a method teaches)")
+            main = dataclass_form(CompareConfig, MAIN, "as-compare", objective={"choices": ["sft", "grpo"]})
+            model = gr.Dropdown(studio.model_choices(), value=studio.default_model, allow_custom_value=True, label="model")
+            with gr.Accordion("All comparison options", open=False):
+                adv = dataclass_form(CompareConfig, ADVANCED, "as-compare", dtype={"choices": [("automatic", ""), "bf16", "fp16", "fp32"]})
+            name = gr.Textbox(label="results name", elem_id="as-compare-name", placeholder="automatic: compare-DATE",
+                              info=f"folder inside {studio.runs.name}/compare/; re-using a name resumes it")
+            with gr.Row():
+                start = gr.Button("Run comparison", variant="primary", elem_id="as-compare-start")
+                stop = gr.Button("Stop", variant="stop")
+            message = gr.Markdown(elem_id="as-compare-message")
+        with gr.Column(scale=4, min_width=480):
+            progress = gr.HTML(progress_html(0, "No comparison running", "", "idle"), elem_id="as-compare-progress")
+            with gr.Row():
+                folder = gr.Dropdown(studio.results_folders(), label="results folder", allow_custom_value=True,
+                                     scale=4, info="earlier comparisons")
+                load = gr.Button("Load", scale=1)
+            summary = gr.Markdown(elem_classes="as-results", elem_id="as-compare-summary")
+            table = gr.Dataframe(label="every run (results.csv)", interactive=False, wrap=True, max_height=320,
+                                 elem_id="as-compare-table")
+            plots = gr.Gallery(label="plots", columns=2, height=420, object_fit="contain", elem_id="as-compare-plots")
+
+    @friendly
+    def start_compare(**values) -> str:
+        """Queue a comparison (CompareConfig options); returns a message with the job number."""
+        job = studio.start_compare(values)
+        return f"Job {job.id} queued: **{job.title}**"
+
+    start.click(start_compare, inputs_kwargs={"methods": methods, "tasks": tasks, "model": model, "name": name,
+                                              **main, **adv}, outputs=message, api_name="start_compare")
+
+    @friendly
+    def stop_compare() -> str:
+        job = studio.jobs.latest("compare")
+        if job is None or not job.active:
+            return "No comparison is running."
+        studio.jobs.stop(job.id)
+        return f"Stopping job {job.id} after its current step; finished runs are kept and a re-run resumes."
+
+    stop.click(stop_compare, None, message, api_visibility="private")
+
+    @friendly
+    def load_results(folder: str):
+        """A results folder's summary (markdown), table and plots."""
+        res = studio.load_results(folder)
+        import pandas as pd
+
+        frame = pd.DataFrame(res["rows"], columns=res["header"]) if res["header"] else pd.DataFrame()
+        return res["markdown"], frame, [str(p) for p in res["plots"]]
+
+    load.click(load_results, folder, [summary, table, plots], api_name="load_results")
+
+    def refresh(seen: dict):
+        job = studio.jobs.latest("compare")
+        if job is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+        eta = job.result.get("eta_seconds") if job.status == RUNNING else None
+        detail = f"{job.done} / {job.total} runs" + (f" · about {duration(eta)} left" if eta else "")
+        states = {QUEUED: ("idle", "Waiting in the queue"), RUNNING: ("running", job.phase),
+                  DONE: ("done", "Finished"), STOPPED: ("stopped", "Stopped; finished runs are kept"),
+                  FAILED: ("failed", f"Failed: {job.message}")}
+        state, label = states.get(job.status, ("idle", job.status))
+        bar = progress_html(job.fraction if job.status != DONE else 1.0, label, detail, state)
+        if job.status == DONE and seen.get("compare_loaded") != job.id and job.run_dir is not None:
+            seen = dict(seen) | {"compare_loaded": job.id}
+            try:
+                summary_md, frame, pictures = load_results(job.run_dir.name)
+            except gr.Error:
+                return bar, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+            return bar, summary_md, frame, pictures, gr.Dropdown(choices=studio.results_folders(), value=job.run_dir.name), seen
+        return bar, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+
+    return CompareTab(refresh=refresh, refresh_outputs=[progress, summary, table, plots, folder])

@@ -1,0 +1,120 @@
+"""Safe file handling for the web app: names, folder confinement and upload validation.
+
+The app reads and writes only inside its configured folders (DESIGN §6), whatever a request names.
+Every path a request can influence goes through `inside(root, relative)`, which resolves symlinks
+and `..` and refuses anything that lands outside `root` (absolute paths included). Names a user
+types (run names, gallery names) become file names through `safe_name`, which keeps only letters,
+digits, `.`, `_` and `-`.
+
+Uploads are checked before anything reads them as data: a size limit, then a real decode (a PNG must
+open as a PNG, with valid ArtStudio metadata when it has some; a JSONL file must parse, and errors
+name the uploaded file's own name and line, not the server's temporary path).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from artstudio.errors import ArtStudioError, ArtworkError, DataError
+
+DEFAULT_MAX_UPLOAD_MB = 20
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class PathRefused(ArtStudioError):
+    """A request named a file outside the app's configured folders."""
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """A file-system-safe version of a name a user typed ('My run 1' -> 'My-run-1')."""
+    cleaned = _NAME_CHARS.sub("-", (name or "").strip()).strip("-.")[:80]
+    if not cleaned:
+        raise ArtStudioError(f"the {what} {name!r} is empty once unsafe characters are removed; "
+                             "use letters, digits, '-', '_' or '.'")
+    return cleaned
+
+
+def inside(root: str | Path, relative: str | Path) -> Path:
+    """`root / relative`, resolved, or `PathRefused` when it would leave `root`."""
+    base = Path(root).resolve()
+    candidate = (base / relative).resolve()
+    if not candidate.is_relative_to(base):
+        raise PathRefused(f"{str(relative)!r} is outside the app's folder {base.name}/; "
+                          "the app only reads and writes inside its configured folders")
+    return candidate
+
+
+def check_size(path: str | Path, max_mb: float, display: str) -> int:
+    """Size of an uploaded file in bytes, or an error when it is missing or over `max_mb`."""
+    file = Path(path)
+    if not file.is_file():
+        raise ArtStudioError(f"{display}: the upload did not arrive; try uploading it again")
+    size = file.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        raise ArtStudioError(f"{display} is {size / 2**20:.1f} MB; uploads are limited to {max_mb:g} MB")
+    if size == 0:
+        raise ArtStudioError(f"{display} is empty")
+    return size
+
+
+def validate_png(path: str | Path, max_mb: float, display: str | None = None):
+    """Decode an uploaded PNG and its metadata (an `Artwork`); errors name the upload, not the temp file."""
+    from artstudio.artwork import read_artwork
+
+    display = display or Path(path).name
+    check_size(path, max_mb, display)
+    try:
+        return read_artwork(path)
+    except ArtworkError as err:
+        raise ArtworkError(str(err).replace(str(path), display)) from None
+
+
+def validate_jsonl(path: str | Path, max_mb: float, display: str | None = None, *, require_answer: bool = True):
+    """Parse an uploaded JSONL dataset (a list of `Example`); errors say `NAME:LINE: what was wrong`.
+
+    Rows may not name an `"image"`: an uploaded file has no folder of pictures next to it, and a row
+    naming one could otherwise make the app open any file on the server.
+    """
+    from artstudio.data import load_jsonl
+
+    display = display or Path(path).name
+    check_size(path, max_mb, display)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{display}: is not UTF-8 text (byte {err.start}); expected a JSONL file") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue  # load_jsonl reports it with the line and column
+        if isinstance(row, dict) and row.get("image") is not None:
+            raise DataError(f"{display}:{lineno}: rows of an uploaded file cannot name an \"image\"; "
+                            "train on tasks with pictures from the command line (`artstudio train --data FOLDER`)")
+    try:
+        return load_jsonl(path, require_answer=require_answer)
+    except DataError as err:
+        raise DataError(str(err).replace(str(path), display)) from None
+
+
+def copy_into(src: str | Path, root: str | Path, relative: str) -> Path:
+    """Copy an (already validated) upload to `root/relative`, refusing to leave `root`."""
+    dest = inside(root, relative)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    return dest
+
+
+def unique_path(root: str | Path, stem: str, suffix: str) -> Path:
+    """`root/stem.suffix`, or `root/stem-2.suffix`, ... whichever does not exist yet."""
+    candidate = inside(root, f"{stem}{suffix}")
+    n = 2
+    while candidate.exists():
+        candidate = inside(root, f"{stem}-{n}{suffix}")
+        n += 1
+    return candidate

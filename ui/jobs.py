@@ -1,0 +1,199 @@
+"""The background worker: trainings and comparisons run one at a time, in order, in a visible queue.
+
+A job is a function of the `Job` it runs as. It reports progress by setting `job.done` / `job.total`
+/ `job.phase` and appending metric records to `job.history`, and it polls `job.stop_requested()`
+between steps. The queue lives in the server process, not in a browser session, so a page that is
+reloaded (or a second browser) simply reads the same jobs again: that is how the app reconnects to a
+running training. Stop on a queued job cancels it; on a running one it asks the job to finish its
+current step, and the training loop then writes its last checkpoint before returning.
+
+Errors a user caused (`ArtStudioError`) end the job with their message; anything else is a bug, so
+its traceback goes to the server log and the job shows a one-line summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from artstudio.errors import ArtStudioError
+
+log = logging.getLogger("artstudio.ui.jobs")
+
+QUEUED, RUNNING, DONE, STOPPED, FAILED, CANCELLED = "queued", "running", "done", "stopped", "failed", "cancelled"
+FINISHED = (DONE, STOPPED, FAILED, CANCELLED)
+
+
+@dataclass
+class Job:
+    """One unit of background work and everything the pages show about it."""
+
+    id: int
+    kind: str  # "train" | "compare"
+    title: str
+    work: Callable[["Job"], dict | None] = field(repr=False)
+    run_dir: Path | None = None
+    total: int = 0
+    done: int = 0
+    phase: str = "waiting"
+    status: str = QUEUED
+    message: str = ""
+    history: list[dict] = field(default_factory=list, repr=False)
+    result: dict = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def record(self, entry: dict) -> None:
+        """A training callback: keep the metric record and advance the progress."""
+        self.history.append(dict(entry))
+        if isinstance(entry.get("step"), int):
+            self.done = max(self.done, entry["step"])
+
+    @property
+    def active(self) -> bool:
+        return self.status in (QUEUED, RUNNING)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    def eta_seconds(self) -> float | None:
+        """Time left from the measured pace, once there is one."""
+        if self.status != RUNNING or not self.done or not self.total or self.done >= self.total:
+            return None
+        return self.elapsed() / self.done * (self.total - self.done)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly snapshot (the API's and the Jobs table's view of a job)."""
+        return {"id": self.id, "kind": self.kind, "title": self.title, "status": self.status,
+                "phase": self.phase, "done": self.done, "total": self.total, "message": self.message,
+                "run": self.run_dir.name if self.run_dir else None, "elapsed_s": round(self.elapsed(), 1),
+                "result": self.result}
+
+
+class JobQueue:
+    """A FIFO of jobs served by one daemon thread (one job at a time: they share the CPU or GPU)."""
+
+    def __init__(self) -> None:
+        self._jobs: list[Job] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="artstudio-jobs", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, title: str, work: Callable[[Job], dict | None], *,
+               total: int = 0, run_dir: Path | None = None) -> Job:
+        with self._lock:
+            if self._closed:
+                raise ArtStudioError("the app is shutting down; no new jobs are accepted")
+            job = Job(id=len(self._jobs) + 1, kind=kind, title=title, work=work, total=total, run_dir=run_dir)
+            self._jobs.append(job)
+            self._wake.notify_all()
+        return job
+
+    def stop(self, job_id: int) -> Job:
+        """Cancel a queued job, or ask a running one to stop after its current step."""
+        job = self.get(job_id)
+        with self._lock:
+            if job.status == QUEUED:
+                job.status, job.phase, job.finished = CANCELLED, "cancelled", time.time()
+                job.message = "cancelled before it started"
+            elif job.status == RUNNING:
+                job._stop.set()
+                job.phase = "stopping after the current step"
+            else:
+                raise ArtStudioError(f"job {job_id} is already {job.status}; nothing to stop")
+        return job
+
+    def get(self, job_id: int) -> Job:
+        with self._lock:
+            for job in self._jobs:
+                if job.id == job_id:
+                    return job
+        raise ArtStudioError(f"there is no job {job_id}; the Jobs tab lists them")
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs)
+
+    def position(self, job: Job) -> int:
+        """1 for the next job to run, 0 when the job is not waiting."""
+        if job.status != QUEUED:
+            return 0
+        waiting = [j for j in self.jobs() if j.status == QUEUED]
+        return waiting.index(job) + 1
+
+    def latest(self, kind: str) -> Job | None:
+        """The running job of `kind`, else the newest one (what a page shows when it (re)connects)."""
+        jobs = [j for j in self.jobs() if j.kind == kind]
+        running = [j for j in jobs if j.status == RUNNING]
+        return (running or jobs or [None])[-1]
+
+    def busy_with(self, run_dir: Path) -> bool:
+        return any(j.active and j.run_dir == run_dir for j in self.jobs())
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel waiting jobs, stop the running one and wait for the worker to finish."""
+        with self._lock:
+            self._closed = True
+            for job in self._jobs:
+                if job.status == QUEUED:
+                    job.status, job.phase, job.finished = CANCELLED, "cancelled", time.time()
+                elif job.status == RUNNING:
+                    job._stop.set()
+            self._wake.notify_all()
+        self._thread.join(timeout)
+
+    def wait(self, job_id: int, timeout: float = 60.0) -> Job:
+        """Block until a job has finished (tests and scripts)."""
+        deadline = time.time() + timeout
+        job = self.get(job_id)
+        while job.active and time.time() < deadline:
+            time.sleep(0.05)
+        return job
+
+    # --- the worker ----------------------------------------------------------------------------
+    def _next(self) -> Job | None:
+        with self._lock:
+            while True:
+                for job in self._jobs:
+                    if job.status == QUEUED:
+                        job.status, job.started, job.phase = RUNNING, time.time(), "starting"
+                        return job
+                if self._closed:
+                    return None
+                self._wake.wait()
+
+    def _serve(self) -> None:
+        while (job := self._next()) is not None:
+            self._run(job)
+
+    @staticmethod
+    def _run(job: Job) -> None:
+        try:
+            job.result = job.work(job) or {}
+            job.status = STOPPED if job.stop_requested() else DONE
+            job.phase = "stopped; the last checkpoint is kept" if job.status == STOPPED else "finished"
+        except ArtStudioError as err:
+            job.status, job.phase, job.message = FAILED, "failed", str(err)
+        except Exception as err:  # a bug: keep the worker alive, put the details in the log
+            log.exception("job %d (%s) crashed", job.id, job.title)
+            job.status, job.phase = FAILED, "failed"
+            job.message = f"unexpected error ({type(err).__name__}: {err}); the server log has the details"
+        finally:
+            job.finished = time.time()

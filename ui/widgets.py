@@ -1,0 +1,106 @@
+"""Pieces every page uses: friendly errors, forms generated from config dataclasses, the progress bar.
+
+`friendly` turns an `ArtStudioError` into a `gr.Error` toast with the error's own message (what was
+wrong and how to fix it) and any other exception into a one-line "unexpected error" with the
+traceback in the server log only: a user never sees a stack trace.
+
+`dataclass_form` builds one input per dataclass field from its type, default and `metadata["help"]`,
+so the app offers exactly the options of the command line, with the same defaults and help texts.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+from dataclasses import MISSING, Field, fields
+from typing import Any, Callable
+
+import gradio as gr
+
+from artstudio.errors import ArtStudioError
+
+log = logging.getLogger("artstudio.ui")
+
+
+def friendly(fn: Callable) -> Callable:
+    """Report user errors as a clear message (gr.Error), never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ArtStudioError as err:
+            raise gr.Error(str(err), title=_title(err), print_exception=False) from None
+        except Exception as err:  # a bug: the log gets the traceback, the page one line
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error(f"unexpected error ({type(err).__name__}: {err}); the server log has the details",
+                           print_exception=False) from None
+    return wrapper
+
+
+def _title(err: ArtStudioError) -> str:
+    names = {"DataError": "Data problem", "ArtworkError": "Artwork problem", "ConfigError": "Option problem",
+             "ModelLoadError": "Model problem", "CanvasSizeError": "Canvas size problem", "PathRefused": "Refused"}
+    return names.get(type(err).__name__, "Cannot do that")
+
+
+def default_of(f: Field) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def field_input(f: Field, *, label: str | None = None, choices: list | None = None, value: Any = MISSING,
+                **kwargs) -> gr.components.Component:
+    """One Gradio input for a dataclass field: its help as the info line, its default as the value."""
+    default = default_of(f) if value is MISSING else value
+    label = label or f.name.replace("_", " ")
+    info = f.metadata.get("help", "")
+    kind = str(f.type).replace(" ", "")
+    if choices is not None:
+        return gr.Dropdown(choices=choices, value=default if default is not None else "", label=label, info=info, **kwargs)
+    if kind == "bool":
+        return gr.Checkbox(value=bool(default), label=label, info=info, **kwargs)
+    if kind in ("int|None", "float|None"):
+        # A Number box shows an empty value as 0; an optional number is text, empty meaning "the default".
+        return gr.Textbox(value="" if default is None else str(default), label=label, info=info,
+                          placeholder="default", **kwargs)
+    if kind == "int":
+        return gr.Number(value=default, label=label, info=info, precision=0, **kwargs)
+    if kind == "float":
+        return gr.Number(value=default, label=label, info=info, **kwargs)
+    if kind == "dict":
+        return gr.Textbox(value="" if not default else str(default), label=label, info=info,
+                          placeholder='{"name": value}', **kwargs)
+    return gr.Textbox(value=default or "", label=label, info=info, **kwargs)
+
+
+def dataclass_form(cls: type, names: list[str], prefix: str, **overrides: dict) -> dict[str, gr.components.Component]:
+    """Inputs for the fields `names` of dataclass `cls` (element ids `PREFIX-NAME`); `overrides[name]`
+    are extra `field_input` arguments."""
+    by_name = {f.name: f for f in fields(cls)}
+    return {n: field_input(by_name[n], **({"elem_id": f"{prefix}-{n}"} | overrides.get(n, {}))) for n in names}
+
+
+def progress_html(fraction: float, label: str, detail: str = "", state: str = "running") -> str:
+    """A progress bar with a label, in the page's colours; `state` picks the colour."""
+    pct = max(0.0, min(1.0, fraction)) * 100
+    return (f'<div class="as-progress as-{html.escape(state)}">'
+            f'<div class="as-progress-top"><span class="as-progress-label">{html.escape(label)}</span>'
+            f'<span class="as-progress-detail">{html.escape(detail)}</span></div>'
+            f'<div class="as-progress-track"><div class="as-progress-fill" style="width:{pct:.1f}%"></div></div></div>')
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

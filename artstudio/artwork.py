@@ -313,6 +313,9 @@ def load_artwork(path: str | os.PathLike, backbone=None, *, model: str | None = 
             )
         backbone = load_backbone(model_id, device=device, dtype=dtype)
     check_compatible(artwork, backbone, allow_mismatch=allow_mismatch)
+    if artwork.metadata is not None:
+        # Serve with the prompt format the canvas was trained with.
+        backbone.keep_default_system = bool(artwork.metadata.extra.get("keep_default_system", False))
     placement = artwork.metadata.placement if artwork.metadata is not None else "first"
     height, width = artwork.image.height, artwork.image.width
     # The served pixels are exactly the PNG's: the "pixels" parametrisation holds k/255 values as they

@@ -193,6 +193,9 @@ class Backbone:
         self.tokenizer = processor.tokenizer
         self.geometry = Geometry.from_processor(processor)
         self.model_id = model_id
+        # Prompt format: keep the chat template's default system turn (Qwen2/2.5-VL insert one)?
+        # Off by default, as in the paper; every prompt of training, evaluation and generation follows it.
+        self.keep_default_system: bool = False
         # A model folder may recommend a canvas size in `artstudio.json` (studio-tiny: 96, the size of
         # the cue pictures it was pretrained on); otherwise methods fall back to 256 px.
         self.recommended_canvas_size: int | None = _read_hint(getattr(model, "name_or_path", "") or model_id, "canvas_size")
@@ -363,6 +366,7 @@ def load_backbone(
     device: str | None = None,
     trust_remote_code: bool = False,
     local_files_only: bool | None = None,
+    keep_default_system: bool = False,
 ) -> Backbone:
     """Load a Qwen vision-language model (Hub id or local folder), frozen, on `device`."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
@@ -415,6 +419,7 @@ def load_backbone(
         raise ModelLoadError(f"cannot load the weights of {model_id}: {e}") from e
     net.to(device)
     backbone = Backbone(net, processor, model_id)
+    backbone.keep_default_system = keep_default_system
     log.info(
         "loaded %s (%s): %.2fM parameters, frozen, on %s as %s",
         model_id, family, backbone.num_parameters / 1e6, device, str(torch_dtype).removeprefix("torch."),

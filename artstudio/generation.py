@@ -94,7 +94,7 @@ def prepare_rows(method, examples: list[Example], slot=None):
     backbone = method.backbone
     extra_out, extra_grid, extra_tokens = _extra_image_outputs(backbone, examples)
     batch = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens,
-                         extra_image_tokens=extra_tokens, placement=method.placement,
+                         extra_image_tokens=extra_tokens, placement=method.placement, keep_default_system=backbone.keep_default_system,
                          with_answers=False, padding_side="left")
     rows = []
     for i, n in enumerate(batch.prompt_lengths):

@@ -269,6 +269,8 @@ class ArtMethod(Method):
     def export(self, path: str | Path, **metadata) -> Path:
         from .artwork import export_artwork, metadata_for
 
+        if self.backbone.keep_default_system:
+            metadata["extra"] = {**metadata.get("extra", {}), "keep_default_system": True}
         meta = metadata_for(self.backbone, canvas_size=list(self.canvas.size), placement=self.placement, **metadata)
         return export_artwork(self.image(), path, meta)
 

@@ -67,6 +67,7 @@ class TrainConfig:
     snapshot_every: int = field(default=50, metadata={"help": "save the canvas as PNG every N steps (ART)"})
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in evaluation (default: from the answers)"})
+    keep_default_system: bool = field(default=False, metadata={"help": "keep the chat template's default system turn (Qwen2/2.5-VL add one); off: no system prompt, as in the paper"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
     grpo: dict = field(default_factory=dict, metadata={"help": "GRPO options (see artstudio.objectives.grpo)"})
@@ -165,7 +166,7 @@ def token_logprobs(method: Method, examples: list[Example], completions: list[st
         slot = method.slot_outputs()
     images, grid, extra_tokens = image_outputs_for(method, examples, slot)
     batch = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens,
-                         extra_image_tokens=extra_tokens, placement=method.placement,
+                         extra_image_tokens=extra_tokens, placement=method.placement, keep_default_system=backbone.keep_default_system,
                          with_answers=True, padding_side="right").to(backbone.device)
     out = method.forward(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                          mm_token_type_ids=batch.mm_token_type_ids, image_outputs=images, image_grid_thw=grid)
@@ -246,6 +247,7 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     metric = config.metric or card.get("metric") or "exact"
     if backbone is None:
         backbone = load_backbone(config.model, dtype=config.dtype, device=config.device)
+    backbone.keep_default_system = config.keep_default_system
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     options = dict(config.method_options)

@@ -132,3 +132,19 @@ def test_errors_are_clear(qwen35, task_dir, tmp_path):
     with pytest.raises(ConfigError, match="unknown option"):
         train(TrainConfig(out=str(tmp_path / "d"), data=str(task_dir)), backbone=qwen35, progress=False,
               canvas_sise=64)
+
+
+def test_keep_default_system_flag_reaches_every_prompt(tiny_model_dir, task_dir, tmp_path):
+    from artstudio.artwork import load_artwork
+    from artstudio.generation import prepare_rows
+
+    bb = load_backbone(tiny_model_dir("qwen2_5_vl"))
+    decode = lambda m: bb.tokenizer.decode(prepare_rows(m, ROWS[:1])[0]["ids"])  # noqa: E731
+    res = train(TrainConfig(out=str(tmp_path / "sys"), data=str(task_dir), steps=1, batch_size=2, checkpoint_every=0,
+                            snapshot_every=0, keep_default_system=True), backbone=bb, progress=False, canvas_size=56)
+    assert "You are a helpful assistant." in decode(res.method)
+    served = load_artwork(res.artwork, bb)  # the artwork remembers its prompt format
+    assert "You are a helpful assistant." in decode(served)
+    res = train(TrainConfig(out=str(tmp_path / "nosys"), data=str(task_dir), steps=1, batch_size=2, checkpoint_every=0,
+                            snapshot_every=0), backbone=bb, progress=False, canvas_size=56)
+    assert "You are a helpful assistant." not in decode(res.method)

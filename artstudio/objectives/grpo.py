@@ -162,7 +162,7 @@ def completion_logprobs(method, examples: list[Example], completion_ids: list[li
         slot = method.slot_outputs()
     images, grid, extra_tokens = _image_outputs(method, examples, slot)
     enc = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens, extra_image_tokens=extra_tokens,
-                       placement=method.placement, with_answers=False, padding_side="right")
+                       placement=method.placement, keep_default_system=backbone.keep_default_system, with_answers=False, padding_side="right")
     rows, labels = [], []
     for i, (n, completion) in enumerate(zip(enc.prompt_lengths, completion_ids)):
         prompt = enc.input_ids[i, :n]

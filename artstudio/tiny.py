@@ -22,7 +22,10 @@ SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
     "<|image_pad|>", "<|video_pad|>", "<|unk|>",
 ]
-CHARACTERS = list(string.printable[:95]) + ["\n", "×", "÷", "→"]
+# Byte-level characters, as in Qwen's own BPE: printable ASCII stands for itself, space is "Ġ" and
+# newline "Ċ". transformers loads a saved qwen* tokenizer with its Qwen tokenizer class, which always
+# byte-level encodes; with these names our ids survive that (plain " " and "\n" entries were dropped).
+CHARACTERS = [("Ġ" if c == " " else c) for c in string.printable[:95]] + ["Ċ", "×", "÷", "→"]
 
 # A Qwen-style chat template: `<|im_start|>role\n...<|im_end|>\n`, images as
 # `<|vision_start|><|image_pad|><|vision_end|>` where they appear in the content list.
@@ -48,20 +51,29 @@ def chat_template(default_system: bool) -> str:
     return _TEMPLATE.replace("DEFAULT_SYSTEM", "true" if default_system else "false")
 
 
-def char_tokenizer(default_system: bool = False):
-    """A character-level `PreTrainedTokenizerFast` with the Qwen special tokens and chat template."""
-    from tokenizers import Tokenizer, decoders, models
+def char_tokenizer(default_system: bool = False, *, atomic_im_start: bool = True):
+    """A character-level `PreTrainedTokenizerFast` with the Qwen special tokens and chat template.
+
+    `atomic_im_start=False` reproduces the tokenizer studio-tiny v0 was trained with, in which
+    `<|im_start|>` was spelled out character by character (it was never registered as a token).
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + CHARACTERS)}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|unk|>"))
-    core.decoder = decoders.Fuse()
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    # Registered on the tokenizers object itself, so `tokenizer.json` keeps every one of them whole
+    # after save_pretrained (a token named nowhere else, like <|im_start|>, was otherwise split).
+    specials = [t for t in SPECIAL_TOKENS if atomic_im_start or t != "<|im_start|>"]
+    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         unk_token="<|unk|>",
-        additional_special_tokens=SPECIAL_TOKENS[1:7],
+        additional_special_tokens=[t for t in SPECIAL_TOKENS[1:7] if atomic_im_start or t != "<|im_start|>"],
         extra_special_tokens={
             "image_token": "<|image_pad|>",
             "video_token": "<|video_pad|>",

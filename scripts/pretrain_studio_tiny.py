@@ -34,7 +34,10 @@ WEIGHTS = {"cue-numeric": 3.0, "cue-strings": 3.0, "tool-call": 1.5, "cue-word-p
 
 
 def build(seed: int):
-    tok = char_tokenizer(default_system=False)
+    # studio-tiny v0 was trained with `<|im_start|>` spelled out in characters (a tokenizer bug since
+    # fixed in artstudio.tiny); the flag keeps a rebuild identical to the shipped weights. A retrain
+    # should switch it on, and ship the weights and tokenizer together.
+    tok = char_tokenizer(default_system=False, atomic_im_start=False)
     cfg = tiny_config("qwen3_5", tok, **SIZES)
     # Full attention in every layer: the gated-delta (linear attention) layers of Qwen3.5 run a slow
     # reference PyTorch kernel on CPU (measured 1.6x slower per step); the model class is unchanged.
@@ -115,7 +118,11 @@ def main() -> None:
     ap.add_argument("--dtype", default="bfloat16", help="dtype of the saved weights (keeps the repo copy small)")
     ap.add_argument("--checkpoint-every", type=int, default=250, help="save model + optimiser + data stream every N steps")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/.checkpoint (bit-for-bit the same run)")
+    ap.add_argument("--evaluate-only", action="store_true", help="only (re)write the report of the model in OUT")
     args = ap.parse_args()
+    if args.evaluate_only:
+        report_on(Path(args.out), args, json.loads((Path(args.out) / "pretraining_report.json").read_text()))
+        return
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     model, processor = build(args.seed)
@@ -176,7 +183,14 @@ def main() -> None:
     # The canvas size ART should default to: the size of the cue pictures the model learned to read.
     (out / "artstudio.json").write_text(json.dumps({"canvas_size": pictures.SIDE}) + "\n")
 
-    # Report on what was saved, exactly as users will load it.
+    info = {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+            "parameters": n_params, "train_minutes": round(train_minutes, 1), "cpu_threads": torch.get_num_threads(),
+            "sizes": SIZES}
+    report_on(out, args, info)
+
+
+def report_on(out: Path, args, info: dict) -> None:
+    """Reload what was saved, exactly as users will load it, and write the per-task report."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     model = AutoModelForImageTextToText.from_pretrained(out, dtype=torch.float32)
@@ -187,11 +201,9 @@ def main() -> None:
     for k, v in report.items():
         print(f"{k:<20} {v:6.1%}")
     print(f"{'mean':<20} {mean:6.1%}")
-    info = {"seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-            "parameters": n_params, "train_minutes": round(train_minutes, 1), "cpu_threads": torch.get_num_threads(),
-            "test_size": args.test_size, "accuracy": report, "mean_accuracy": mean, "sizes": SIZES}
+    info = info | {"test_size": args.test_size, "accuracy": report, "mean_accuracy": mean}
     (out / "pretraining_report.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(f"saved to {out} after {train_minutes:.1f} min of training")
+    print(f"saved to {out} after {info['train_minutes']:.1f} min of training")
 
 
 if __name__ == "__main__":

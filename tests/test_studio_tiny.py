@@ -46,3 +46,13 @@ def test_canvas_gets_gradients_and_backbone_none(tiny):
     assert torch.isfinite(loss)
     assert method.canvas.param.grad is not None
     assert all(p.grad is None for p in tiny.model.parameters())
+
+
+def test_saved_tokenizer_reproduces_the_training_ids(tiny):
+    # transformers reloads a qwen3_5 tokenizer with its own Qwen class; the ids must not change.
+    from artstudio.tiny import char_tokenizer
+
+    text = "<|im_start|>user\nName the colour.<|im_end|>\n<|im_start|>assistant\n"
+    trained_with = char_tokenizer(atomic_im_start=False)(text, add_special_tokens=False)["input_ids"]
+    assert tiny.tokenizer(text, add_special_tokens=False)["input_ids"] == trained_with
+    assert tiny.tokenizer.decode(trained_with) == text

@@ -13,13 +13,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from artstudio.atomic import atomic_path
 from artstudio.errors import ArtStudioError, ArtworkError
 
 FORMAT_VERSION = 1
@@ -185,17 +186,8 @@ def export_artwork(image: Image.Image, path: str | os.PathLike, metadata: Artwor
         )
     info = PngImagePlugin.PngInfo()
     info.add_itxt(METADATA_KEY, metadata.to_json())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            rgb.save(fh, format="PNG", pnginfo=info)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        rgb.save(tmp, format="PNG", pnginfo=info)
     return out
 
 

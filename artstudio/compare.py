@@ -50,7 +50,8 @@ import torch
 from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl, split_validation, write_jsonl
 from .errors import ConfigError, DataError
-from .methods import atomic_write_text, build_method, get_method, method_names
+from .atomic import atomic_path, atomic_write_text
+from .methods import build_method, get_method, method_names
 from .train import DEFAULT_LR, TrainConfig, compute_loss, train
 
 log = logging.getLogger("artstudio.compare")
@@ -563,10 +564,9 @@ def write_plots(table: ResultsTable, folder: Path) -> list[Path]:
     for name, draw in zip(PLOTS, (_plot_accuracy, _plot_accuracy_vs_params, _plot_losses, _plot_cost)):
         fig = draw(plt, table)
         path = folder / name
-        tmp = path.with_name(f".{name}.tmp.png")
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
         plt.close(fig)
-        tmp.replace(path)
         paths.append(path)
     return paths
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from artstudio.atomic import atomic_write_text
 from artstudio.errors import ConfigError, DataError
 
 _ROW_HINT = 'expected a JSON object like {"prompt": "...", "answer": "..."}'
@@ -68,16 +69,7 @@ def write_jsonl(path: str | os.PathLike, examples: Iterable[Example]) -> Path:
     folder = out.parent.resolve()
     lines = [json.dumps(_row_from_example(ex, folder), ensure_ascii=False) for ex in examples]
     payload = "".join(line + "\n" for line in lines)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(out, payload)
     return out
 
 

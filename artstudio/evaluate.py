@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .data import Example
 from .generation import GenerationConfig, generate
-from .methods import atomic_write_text
+from .atomic import atomic_write_text
 from .scoring import score
 
 

@@ -31,7 +31,8 @@ from safetensors.torch import load_file
 from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl
 from .errors import ConfigError, DataError
-from .methods import Method, atomic_save_file, atomic_write_text, build_method
+from .atomic import atomic_save_file, atomic_write_text
+from .methods import Method, build_method
 from .prompts import IGNORE_INDEX, encode_batch
 
 log = logging.getLogger("artstudio.train")

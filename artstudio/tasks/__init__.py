@@ -8,10 +8,10 @@ pictures. `make_task` writes one from a built-in generator with a seed; `load_ta
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..errors import DataError
 from .suite import HELDOUT, PRETRAIN, TaskCard
 
@@ -42,12 +42,6 @@ def sample(card: TaskCard, n: int, seed: int) -> list[tuple[str, str, object]]:
     """`n` seeded examples (prompt, answer, PIL image or None) from a built-in task."""
     rng = random.Random(f"{card.name}:{seed}")
     return [card.generate(rng) for _ in range(n)]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None) -> Path:
@@ -83,9 +77,9 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
                 image.save(out / rel)
                 row["image"] = str(rel)
             lines.append(json.dumps(row, ensure_ascii=False))
-        _atomic_write(out / f"{split}.jsonl", "\n".join(lines) + "\n")
+        atomic_write_text(out / f"{split}.jsonl", "\n".join(lines) + "\n")
     meta = card.to_dict() | {"n_train": n_train, "n_test": n_test, "seed": seed}
-    _atomic_write(out / "card.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "card.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return out
 
 

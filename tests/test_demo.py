@@ -1,0 +1,25 @@
+"""`make demo` end to end on the shipped studio-tiny (a few steps, no app), in temporary folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from artstudio.artwork import read_artwork
+from artstudio.backbone import DEFAULT_MODEL
+from artstudio.demo import DEMO_TASK, run_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (Path(DEFAULT_MODEL) / "config.json").exists(),
+                                                   reason="studio-tiny weights are not in this checkout")]
+
+
+def test_demo_trains_exports_and_reports(tmp_path, capsys):
+    out = run_demo(DEMO_TASK, steps=3, runs_dir=tmp_path / "runs", canvases_dir=tmp_path / "canvases")
+    assert out["artwork"] == tmp_path / "canvases" / f"{DEMO_TASK}.png"
+    art = read_artwork(out["artwork"])
+    assert art.metadata.model_id == "studio-tiny" and art.metadata.task["name"] == DEMO_TASK
+    assert art.metadata.steps == 3 and art.image.size == (96, 96)
+    assert all(0.0 <= out[k] <= 1.0 for k in ("base", "grey", "art"))
+    shown = capsys.readouterr().out
+    assert "base model (no picture)" in shown and "ART canvas" in shown

@@ -58,22 +58,30 @@ def _image_runs(ids: list[int], image_token_id: int) -> list[tuple[int, int]]:
     return runs
 
 
-def _extra_image_outputs(backbone, examples: list[Example]):
-    """Encode each row's own picture (the `image` field) with the stock image processor."""
+def row_images(method, examples: list[Example], slot=None):
+    """Per row, the vision outputs and grid rows of its pictures in sequence order (the slot, then the
+    row's own `image`), and the visual-token count of each row's own picture (None without one).
+
+    The one place where a batch's pictures are put together for training, evaluation and GRPO;
+    each distinct row picture goes through the stock image processor and the vision tower once.
+    """
     from PIL import Image
 
-    outs, grids, tokens = {}, {}, []
-    for i, ex in enumerate(examples):
-        if ex.image is None:
-            tokens.append(None)
-            continue
-        with Image.open(ex.image) as im:
+    backbone = method.backbone
+    encoded = {}
+    for path in dict.fromkeys(e.image for e in examples if e.image is not None):
+        with Image.open(path) as im:
             enc = backbone.processor.image_processor(images=[im.convert("RGB")], return_tensors="pt")
         grid = enc["image_grid_thw"]
-        outs[i] = backbone.encode_images(enc["pixel_values"], grid)
-        grids[i] = grid.to(backbone.device)
-        tokens.append(int(grid.prod()) // backbone.geometry.merge_size ** 2)
-    return outs, grids, tokens
+        encoded[path] = (backbone.encode_images(enc["pixel_values"], grid), grid.to(backbone.device),
+                         int(grid.prod()) // backbone.geometry.merge_size ** 2)
+    images, grids, tokens = [], [], []
+    for ex in examples:
+        own = [encoded[ex.image]] if ex.image is not None else []
+        images.append(([slot] if slot is not None else []) + [o for o, _, _ in own])
+        grids.append(([method.slot_grid] if slot is not None else []) + [g for _, g, _ in own])
+        tokens.append(own[0][2] if own else None)
+    return images, grids, tokens
 
 
 def rope_positions(backbone, ids: torch.Tensor, grids: list[torch.Tensor]) -> torch.Tensor:
@@ -92,21 +100,14 @@ def rope_positions(backbone, ids: torch.Tensor, grids: list[torch.Tensor]) -> to
 def prepare_rows(method, examples: list[Example], slot=None):
     """Token ids, per-row image outputs (in sequence order) and positions for each prompt."""
     backbone = method.backbone
-    extra_out, extra_grid, extra_tokens = _extra_image_outputs(backbone, examples)
+    images, grids, extra_tokens = row_images(method, examples, slot)
     batch = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens,
                          extra_image_tokens=extra_tokens, placement=method.placement, keep_default_system=backbone.keep_default_system,
                          with_answers=False, padding_side="left")
     rows = []
     for i, n in enumerate(batch.prompt_lengths):
         ids = batch.input_ids[i, -n:]
-        images, grids = [], []
-        if slot is not None:
-            images.append(slot)
-            grids.append(method.slot_grid)
-        if i in extra_out:
-            images.append(extra_out[i])
-            grids.append(extra_grid[i])
-        rows.append({"ids": ids, "images": images, "pos": rope_positions(backbone, ids, grids)})
+        rows.append({"ids": ids, "images": images[i], "pos": rope_positions(backbone, ids, grids[i])})
     return rows
 
 

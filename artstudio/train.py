@@ -136,22 +136,16 @@ def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accum: in
 # --- the forward pass shared by training and evaluation -----------------------------------------
 
 def image_outputs_for(method: Method, examples: list[Example], slot=None):
-    """Vision outputs for every picture of a batch in sequence order: slot, then each row's own."""
-    from .generation import _extra_image_outputs
+    """Vision outputs for every picture of a batch in sequence order, their grid rows, and the row
+    pictures' token counts (see `generation.row_images`)."""
+    from .generation import row_images
 
-    backbone = method.backbone
-    extra, grids, tokens = _extra_image_outputs(backbone, examples)
-    outputs, grid_rows = [], []
-    for i in range(len(examples)):
-        if slot is not None:
-            outputs.append(slot)
-            grid_rows.append(method.slot_grid)
-        if i in extra:
-            outputs.append(extra[i])
-            grid_rows.append(grids[i])
-    images = method.transform_image_outputs(backbone.concat_image_outputs(outputs)) if outputs else None
-    grid = torch.cat(grid_rows) if grid_rows else None
-    return images, grid, tokens
+    images, grids, tokens = row_images(method, examples, slot)
+    outputs = [o for row in images for o in row]
+    if not outputs:
+        return None, None, tokens
+    joined = method.transform_image_outputs(method.backbone.concat_image_outputs(outputs))
+    return joined, torch.cat([g for row in grids for g in row]), tokens
 
 
 def token_logprobs(method: Method, examples: list[Example], completions: list[str] | None = None,

@@ -156,11 +156,12 @@ def completion_logprobs(method, examples: list[Example], completion_ids: list[li
     (N, L-1) tensors, the log-probs already multiplied by the mask.
     """
     from ..generation import placeholder_ids
+    from ..train import image_outputs_for
 
     backbone = method.backbone
     if slot is None:
         slot = method.slot_outputs()
-    images, grid, extra_tokens = _image_outputs(method, examples, slot)
+    images, grid, extra_tokens = image_outputs_for(method, examples, slot)
     enc = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens, extra_image_tokens=extra_tokens,
                        placement=method.placement, keep_default_system=backbone.keep_default_system, with_answers=False, padding_side="right")
     rows, labels = [], []
@@ -184,29 +185,6 @@ def completion_logprobs(method, examples: list[Example], completion_ids: list[li
         logits = logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
     logp = torch.log_softmax(logits, -1).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
     return logp * mask, mask
-
-
-def _image_outputs(method, examples: list[Example], slot):
-    """Vision outputs in sequence order (slot, then the row's own picture), each distinct picture encoded once."""
-    from ..generation import _extra_image_outputs
-
-    backbone = method.backbone
-    paths = list(dict.fromkeys(e.image for e in examples if e.image is not None))
-    outs, grids, counts = _extra_image_outputs(backbone, [Example(prompt="", image=p) for p in paths])
-    by_path = {p: (outs[i], grids[i], counts[i]) for i, p in enumerate(paths)}
-    outputs, grid_rows, tokens = [], [], []
-    for ex in examples:
-        if slot is not None:
-            outputs.append(slot)
-            grid_rows.append(method.slot_grid)
-        if ex.image is not None:
-            out, grid, count = by_path[ex.image]
-            outputs.append(out)
-            grid_rows.append(grid)
-        tokens.append(by_path[ex.image][2] if ex.image is not None else None)
-    if not outputs:
-        return None, None, tokens
-    return method.transform_image_outputs(backbone.concat_image_outputs(outputs)), torch.cat(grid_rows), tokens
 
 
 # --- the objective --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 
 Fairness (issue 5): every method sees the same data order (`train.batch_indices` is a function of
 the seed alone), the same seed, number of steps, batch size and evaluation (`evaluate.evaluate` on
-the task's test split). A method's learning rate is its documented default (`train.DEFAULT_LR`) or
+the task's test split). A method's learning rate is its documented default (`train.default_lr`) or
 is picked by `--lr-grid` on a validation split carved from the TRAINING rows (`data.split_validation`);
 the test split is never read while choosing. After the choice, the cell trains on all training rows.
 
@@ -52,7 +52,7 @@ from .data import Example, load_jsonl, split_validation, write_jsonl
 from .errors import ConfigError, DataError
 from .atomic import atomic_path, atomic_write_text
 from .methods import build_method, get_method, method_names
-from .train import DEFAULT_LR, TrainConfig, compute_loss, train
+from .train import TrainConfig, default_lr, compute_loss, train
 
 log = logging.getLogger("artstudio.compare")
 
@@ -110,7 +110,7 @@ def parse_seeds(value: str | int | list | tuple) -> list[int]:
     return seeds
 
 
-def parse_lr_grid(spec: str | dict | None, methods: list[str]) -> dict[str, list[float]]:
+def parse_lr_grid(spec: str | dict | None, methods: list[str], objective: str = "sft") -> dict[str, list[float]]:
     """Learning rates to try per method; a method that is absent uses its default lr.
 
     'auto' gives every trained method its default times GRID_FACTORS; 'art=0.02,0.05;lora=1e-3'
@@ -120,7 +120,7 @@ def parse_lr_grid(spec: str | dict | None, methods: list[str]) -> dict[str, list
         return {}
     trained = [m for m in methods if m not in UNTRAINED]
     if isinstance(spec, str) and spec.strip().lower() in ("auto", "default", "builtin", "true"):
-        return {m: [float(f"{DEFAULT_LR.get(m, 1e-3) * f:.3g}") for f in GRID_FACTORS] for m in trained}
+        return {m: [float(f"{default_lr(m, objective) * f:.3g}") for f in GRID_FACTORS] for m in trained}
     if isinstance(spec, dict):
         pairs = [(k, v if isinstance(v, (list, tuple)) else [v]) for k, v in spec.items()]
     else:
@@ -924,7 +924,7 @@ class _Comparison:
         self.methods = parse_list(config.methods)
         self.seeds = parse_seeds(config.seeds)
         _check(config, self.methods)
-        self.grid = parse_lr_grid(config.lr_grid, self.methods)
+        self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)
         self.out = Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
@@ -967,7 +967,7 @@ class _Comparison:
         elif len(self.grid.get(method, [])) == 1:
             lr, source = self.grid[method][0], "given"
         else:
-            lr, source = DEFAULT_LR.get(method, 1e-3), "default"
+            lr, source = default_lr(method, self.config.objective), "default"
         return Cell(method, task, seed, lr, source, options, self.config.steps)
 
     def n_eval(self, cell: Cell) -> int:

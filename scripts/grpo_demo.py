@@ -1,19 +1,22 @@
 """GRPO on CPU: does training a canvas from rewards raise reward and accuracy on a held-out task?
 
-Three numbers per run on a held-out studio-tiny task (never seen in pretraining): the base model
-(no canvas), GRPO from a neutral grey canvas, and GRPO from a canvas first trained briefly with SFT
-(chained through its artwork PNG, as `--init runs/sft/artwork.png` does). Writes to `--out`:
-`results.json` (greedy accuracy and mean reward on the test split, per-step training reward) and
-`reward_curve.png` (mean sampled reward per GRPO step, both starts, base level for reference).
+Runs on a held-out studio-tiny task (never seen in pretraining), each scored by greedy accuracy and
+mean reward on the test split: the base model (no canvas); GRPO from a neutral grey canvas; a short
+SFT canvas and GRPO started from it (chained through its artwork PNG, as `--init runs/sft/artwork.png`
+does); and the same GRPO run for each baseline in `--baselines` (LoRA and the soft prompt by
+default), from its own starting state. Writes to `--out`: `results.json` (accuracy, mean reward,
+per-step training reward) and `reward_curve.png` (mean sampled reward per GRPO step, base level for
+reference).
 
     python scripts/grpo_demo.py --out runs/grpo-demo                       # studio-tiny, sub-answer task
     python scripts/grpo_demo.py --model /tmp/tiny --steps 2 --sft-steps 2 --out /tmp/demo   # smoke run
 
 Same thing with the command line:
 
-    artstudio train --data sub-answer --objective grpo --out runs/grpo-gray --init gray
-    artstudio train --data sub-answer --steps 40 --out runs/sft
-    artstudio train --data sub-answer --objective grpo --out runs/grpo-sft --init runs/sft/artwork.png
+    artstudio train --data sub-answer --objective grpo --grpo-reward numeric --out runs/grpo-gray --init gray
+    artstudio train --data sub-answer --steps 20 --batch-size 8 --out runs/sft
+    artstudio train --data sub-answer --objective grpo --grpo-reward numeric --out runs/grpo-sft --init runs/sft/artwork.png
+    artstudio train --data sub-answer --objective grpo --grpo-reward numeric --method lora --out runs/grpo-lora
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from artstudio.objectives.grpo import default_reward
 from artstudio.objectives.rewards import get as get_reward
 from artstudio.scoring import reference_number
 from artstudio.tasks import get_task, make_task
-from artstudio.train import TrainConfig, train
+from artstudio.train import TrainConfig, default_lr, train
 
 
 def mean_reward(reward, predictions: list[dict]) -> float:
@@ -54,14 +57,16 @@ def numeric_or_default(card, rows) -> str:
     return default_reward(card.metric)
 
 
-def run_grpo(name: str, init: str, args, bb, task_dir: Path, reward_spec: str) -> dict:
+def run_grpo(name: str, method: str, args, bb, task_dir: Path, reward_spec: str, init: str | None = None) -> dict:
+    """One GRPO run; `init` (ART only) is the starting canvas: 'gray' or an artwork PNG."""
     config = TrainConfig(
-        out=str(args.out / name), data=str(task_dir), objective="grpo", steps=args.steps, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=0, schedule="constant",
-        grpo={"group_size": args.group_size, "reward": reward_spec, "temperature": args.temperature},
+        out=str(args.out / name), data=str(task_dir), method=method, objective="grpo", steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=0,
+        schedule="constant", grpo={"group_size": args.group_size, "reward": reward_spec, "temperature": args.temperature},
     )
-    res = train(config, backbone=bb, progress=not args.quiet, init=init, canvas_size=args.canvas_size)
-    return summarise(res, reward_spec)
+    canvas = {"init": init, "canvas_size": args.canvas_size} if method == "art" else {}
+    res = train(config, backbone=bb, progress=not args.quiet, **canvas)
+    return summarise(res, reward_spec) | {"method": method, "lr": args.lr or default_lr(method, "grpo")}
 
 
 def summarise(res, reward_spec: str) -> dict:
@@ -79,9 +84,9 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for key, label in (("grpo_from_gray", "GRPO from grey canvas"), ("grpo_from_sft", "GRPO from SFT canvas")):
-        curve = results[key]["train_reward"]
-        ax.plot(range(1, len(curve) + 1), curve, alpha=0.3)
+    for key in (k for k in results if k.startswith("grpo_")):
+        label, curve = results[key]["label"], results[key]["train_reward"]
+        ax.plot(range(1, len(curve) + 1), curve, alpha=0.25)
         window = max(1, len(curve) // 10)
         smooth = [sum(curve[max(0, i - window + 1):i + 1]) / len(curve[max(0, i - window + 1):i + 1]) for i in range(len(curve))]
         ax.plot(range(1, len(curve) + 1), smooth, color=ax.lines[-1].get_color(), label=label)
@@ -101,12 +106,13 @@ def main() -> int:
     ap.add_argument("--model", default=DEFAULT_MODEL, help="model folder (default: the shipped studio-tiny)")
     ap.add_argument("--task", default="sub-answer", help="held-out built-in task")
     ap.add_argument("--reward", default=None, help="training reward (default: numeric for numeric answers, else from the metric)")
-    ap.add_argument("--steps", type=int, default=60, help="GRPO steps per run")
+    ap.add_argument("--steps", type=int, default=100, help="GRPO steps per run")
     ap.add_argument("--sft-steps", type=int, default=20, help="SFT steps before the second GRPO run")
     ap.add_argument("--batch-size", type=int, default=8, help="prompts per step")
     ap.add_argument("--group-size", type=int, default=8, help="GRPO samples per prompt")
     ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=None, help="GRPO learning rate (default: each method's GRPO default)")
+    ap.add_argument("--baselines", default="lora,soft-prompt", help="methods that also run GRPO from their start ('' for none)")
     ap.add_argument("--canvas-size", type=int, default=None)
     ap.add_argument("--train-size", type=int, default=400)
     ap.add_argument("--test-size", type=int, default=100)
@@ -128,21 +134,26 @@ def main() -> int:
     base = evaluate(build_method("base", bb), load_jsonl(task_dir / "test.jsonl"), card.metric)
     results: dict = {"model": str(args.model), "task": args.task, "metric": card.metric, "reward": reward_spec,
                      "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                     "base": {"accuracy": base.accuracy, "reward": mean_reward(get_reward(reward_spec), base.predictions)}}
-    results["grpo_from_gray"] = run_grpo("grpo-gray", "gray", args, bb, task_dir, reward_spec)
+                     "base": {"label": "base model (no canvas)", "accuracy": base.accuracy,
+                              "reward": mean_reward(get_reward(reward_spec), base.predictions)}}
+    results["grpo_from_gray"] = run_grpo("grpo-gray", "art", args, bb, task_dir, reward_spec, init="gray")
+    results["grpo_from_gray"]["label"] = "ART: GRPO from a grey canvas"
     sft = train(TrainConfig(out=str(args.out / "sft"), data=str(task_dir), steps=args.sft_steps, batch_size=args.batch_size,
                             seed=args.seed, checkpoint_every=0, snapshot_every=0),
                 backbone=bb, progress=not args.quiet, init="gray", canvas_size=args.canvas_size)
-    results["sft"] = summarise(sft, reward_spec)
-    results["grpo_from_sft"] = run_grpo("grpo-sft", str(sft.artwork), args, bb, task_dir, reward_spec)
+    results["sft"] = summarise(sft, reward_spec) | {"label": f"ART: SFT, {args.sft_steps} steps"}
+    results["grpo_from_sft"] = run_grpo("grpo-sft", "art", args, bb, task_dir, reward_spec, init=str(sft.artwork))
+    results["grpo_from_sft"]["label"] = "ART: GRPO from the SFT canvas"
+    for method in (m.strip() for m in args.baselines.split(",") if m.strip()):
+        results[f"grpo_{method}"] = run_grpo(f"grpo-{method}", method, args, bb, task_dir, reward_spec)
+        results[f"grpo_{method}"]["label"] = f"{method}: GRPO from its start"
     results["seconds"] = time.perf_counter() - start
 
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out / "reward_curve.png")
     print(f"task {args.task} ({card.metric} metric, reward {reward_spec}), test n={base.n}")
-    for key in ("base", "grpo_from_gray", "sft", "grpo_from_sft"):
-        r = results[key]
-        print(f"  {key:15s} accuracy {r['accuracy']:6.1%}   mean reward {r['reward']:.3f}")
+    for r in (v for v in results.values() if isinstance(v, dict) and "accuracy" in v):
+        print(f"  {r['label']:34s} accuracy {r['accuracy']:6.1%}   mean reward {r['reward']:.3f}")
     print(f"wrote {args.out / 'results.json'} and {args.out / 'reward_curve.png'} ({results['seconds']:.0f} s)")
     return 0
 

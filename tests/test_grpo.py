@@ -241,3 +241,13 @@ def test_grpo_starts_from_an_sft_artwork(bb, data, tmp_path):
     assert torch.equal(start.canvas().detach(), sft.method.canvas().detach()), "--init artwork.png restores the SFT canvas"
     assert seen and STATS <= set(seen[0])
     assert grpo.artwork is not None and grpo.artwork.exists()
+
+
+def test_grpo_default_lr_is_a_tenth_of_sft(bb, data, tmp_path):
+    from artstudio.train import DEFAULT_LR, default_lr
+
+    assert default_lr("art", "grpo") == pytest.approx(DEFAULT_LR["art"] / 10)
+    assert default_lr("lora") == DEFAULT_LR["lora"]
+    res = train(TrainConfig(out=str(tmp_path / "g"), data=data, objective="grpo", steps=1, batch_size=2,
+                            checkpoint_every=0, snapshot_every=0, grpo={"group_size": 2}), backbone=bb, progress=False)
+    assert res.history[0]["lr"] == pytest.approx(default_lr("art", "grpo"))

@@ -19,7 +19,7 @@ import pandas as pd
 
 from artstudio.methods import ArtConfig, get_method, method_names
 from artstudio.tasks import TASKS, list_tasks
-from artstudio.train import DEFAULT_LR, TrainConfig
+from artstudio.train import TrainConfig, default_lr
 
 from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED, Job
 from .studio import APP_SNAPSHOT_EVERY, Studio
@@ -57,10 +57,10 @@ def _task_text(name: str | None) -> str:
 
 def _method_text(method: str) -> str:
     """The chosen method's default learning rate and its own options (the `method options` JSON)."""
-    lr = DEFAULT_LR.get(method, 1e-3)
+    lr, grpo = default_lr(method), default_lr(method, "grpo")
     cls = get_method(method).config_class
     opts = [f.name for f in fields(cls)] if hasattr(cls, "__dataclass_fields__") else []
-    return (f"default lr for **{method}**: {lr:g}" + (f" · its options (JSON under *All training options*): "
+    return (f"default lr for **{method}**: {lr:g} (SFT), {grpo:g} (GRPO)" + (f" · its options (JSON under *All training options*): "
                                                        f"{', '.join(opts)}" if opts else ""))
 
 

@@ -226,8 +226,14 @@ def config_verb(name: str, help: str, module: str, config_class: str, function: 
     def build(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
         cls, _ = parts()
         p.description = (cls.__doc__ or help).strip()
-        specs = dataclass_options(p, cls)
-        return lambda ns: config_from_args(cls, ns, specs)
+        # A config with a `grpo` dict takes the same --grpo-* options as `artstudio train`.
+        grpo_cls = _grpo_config_class() if "grpo" in {f.name for f in dataclasses.fields(cls)} else None
+        specs = dataclass_options(p, cls, skip=("grpo",) if grpo_cls else ())
+        if grpo_cls is None:
+            return lambda ns: config_from_args(cls, ns, specs)
+        g = p.add_argument_group("GRPO options (--objective grpo)")
+        grpo_specs = dataclass_options(g, grpo_cls, prefix="grpo", dest_prefix="grpo:", suppress_defaults=True)
+        return lambda ns: config_from_args(cls, ns, specs, grpo=_grpo_options(ns, grpo_specs))
 
     def execute(config: Any) -> int:
         _show(parts()[1](config))
@@ -321,6 +327,11 @@ def _grpo_config_class() -> type | None:
     return None
 
 
+def _grpo_options(ns: argparse.Namespace, specs: list[OptionSpec]) -> dict[str, Any]:
+    """The --grpo-* options given on the command line (absent ones keep GRPOConfig's defaults)."""
+    return {s.name: getattr(ns, s.dest) for s in specs if hasattr(ns, s.dest)}
+
+
 def method_options_from_args(ns: argparse.Namespace, specs: list[OptionSpec], method: str) -> dict[str, Any]:
     """The chosen method's options; an option of another method is an error (exit 2)."""
     given = [s for s in specs if hasattr(ns, s.dest)]
@@ -365,7 +376,7 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs, grpo_prefixed: b
     method = getattr(ns, "method")
     options = method_options_from_args(ns, method_specs, method)
     if grpo_prefixed:
-        grpo = {s.name: getattr(ns, s.dest) for s in grpo_specs if hasattr(ns, s.dest)}
+        grpo = _grpo_options(ns, grpo_specs)
     else:
         grpo = getattr(ns, "grpo") or {}
     return config_from_args(TrainConfig, ns, specs, method_options=options, grpo=grpo)

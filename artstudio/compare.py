@@ -81,6 +81,7 @@ class CompareConfig:
     lr_grid: str | None = field(default=None, metadata={"help": "learning-rate search on a validation split of the training rows: 'auto' (each method's default x 1/3, 1, 3) or 'art=0.02,0.05;lora=1e-3,2e-3' (default: no search, each method's default lr)"})
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of the training rows held out to pick the learning rate (with --lr-grid)"})
     objective: str = field(default="sft", metadata={"help": "sft or grpo, the same for every method"})
+    grpo: dict = field(default_factory=dict, metadata={"help": "GRPO options (group_size, reward, ...), the same for every method"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
     out: str = field(default="runs/compare", metadata={"help": "results folder; a re-run with the same folder skips finished cells"})
     method_options: dict = field(default_factory=dict, metadata={"help": "per-method options as JSON, e.g. '{\"art\": {\"canvas_size\": 96}, \"lora\": {\"r\": 4}}'"})
@@ -714,6 +715,8 @@ class Cell:
         spec = {"phase": self.phase, "method": self.method, "options": self.options, "task": self.task.digest,
                 "val": self.val_digest, "seed": self.seed, "steps": self.steps, "batch_size": config.batch_size,
                 "lr": self.lr, "objective": config.objective, "model": config.model}
+        if config.objective == "grpo":
+            spec["grpo"] = config.grpo  # added only for GRPO, so SFT cells keep their keys across versions
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -788,6 +791,7 @@ def _method_options(config: CompareConfig, method: str) -> dict:
 def _train_config(config: CompareConfig, cell: Cell, run_dir: Path) -> TrainConfig:
     return TrainConfig(out=str(run_dir), data=str(cell.data or cell.task.folder), eval_data=str(cell.eval_file or cell.task.eval_file),
                        model=config.model, method=cell.method, method_options=cell.options, objective=config.objective,
+                       grpo=dict(config.grpo) if config.objective == "grpo" else {},
                        steps=cell.steps, batch_size=config.batch_size, lr=cell.lr, seed=0 if cell.seed is None else cell.seed,
                        eval_every=0, checkpoint_every=0, snapshot_every=0, device=config.device, dtype=config.dtype)
 
@@ -1095,6 +1099,12 @@ def _check(config: CompareConfig, methods: list[str]) -> None:
         raise ConfigError(f"unknown objective {config.objective!r}; choose sft or grpo")
     if config.steps < 1 or config.batch_size < 1:
         raise ConfigError("steps and batch size must be at least 1")
+    if config.grpo and config.objective != "grpo":
+        raise ConfigError("GRPO options were given but the objective is sft; add --objective grpo or drop them")
+    if config.objective == "grpo":
+        from .objectives.grpo import GRPOObjective
+
+        GRPOObjective.from_options(config.grpo)  # unknown options and bad values fail before any cell runs
 
 
 def compare(config: CompareConfig | None = None, progress: Callable[[dict], None] | None = None,

@@ -272,3 +272,25 @@ def test_base_is_unchanged_by_a_lora_cell(model, tmp_path):
     preds = [(tmp_path / d / "cells" / t.select(method="base")[0]["cell"] / "run" / "eval" / "predictions.jsonl").read_text()
              for d, t in (("a", alone), ("b", after))]
     assert preds[0] == preds[1]
+
+
+def test_compare_grpo_from_the_command_line(model, tmp_path):
+    """`artstudio compare --objective grpo` takes train's --grpo-* options and GRPO's default learning rates."""
+    from artstudio.cli import main
+    from artstudio.train import default_lr
+
+    task = make_task(tmp_path / "sum")
+    out = tmp_path / "results"
+    argv = ["compare", "--model", model, "--methods", "art,lora,base", "--tasks", str(task), "--seeds", "0",
+            "--steps", "1", "--batch-size", "2", "--objective", "grpo", "--grpo-group-size", "2",
+            "--grpo-reward", "numeric", "--method-options", json.dumps(OPTIONS), "--out", str(out)]
+    assert main(argv) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["records"]}
+    assert rows["art"]["objective"] == "grpo" and rows["art"]["lr"] == pytest.approx(default_lr("art", "grpo"))
+    assert rows["lora"]["lr"] == pytest.approx(default_lr("lora", "grpo"))
+    run_config = json.loads(next((out / "cells").glob("*/run/config.json")).read_text())
+    assert run_config["grpo"] == {"group_size": 2, "reward": "numeric"}
+    with pytest.raises(ConfigError, match="objective is sft"):
+        C.compare(**common(tmp_path, model, methods="art", tasks=str(task), grpo={"group_size": 2}))
+    with pytest.raises(ConfigError, match="unknown GRPO option"):
+        C.compare(**common(tmp_path, model, methods="art", tasks=str(task), objective="grpo", grpo={"groups": 2}))

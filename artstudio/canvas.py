@@ -175,7 +175,7 @@ class Canvas(torch.nn.Module):
         size: int | tuple[int, int],
         *,
         init: InitSpec = "gray",
-        parametrization: str = "sigmoid",
+        parametrization: str = "pixels",
         quantize: bool = True,
         seed: int | None = None,
         texture: float = 0.1,

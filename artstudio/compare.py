@@ -51,7 +51,7 @@ from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl, split_validation, write_jsonl
 from .errors import ConfigError, DataError
 from .atomic import atomic_path, atomic_write_text
-from .methods import build_method, get_method, method_names
+from .methods import build_method, config_from_dict, get_method, method_names
 from .train import TrainConfig, default_lr, compute_loss, train
 
 log = logging.getLogger("artstudio.compare")
@@ -712,7 +712,7 @@ class Cell:
     val_digest: str = ""
 
     def key(self, config: CompareConfig) -> str:
-        spec = {"phase": self.phase, "method": self.method, "options": self.options, "task": self.task.digest,
+        spec = {"phase": self.phase, "method": self.method, "options": resolved_options(self.method, self.options), "task": self.task.digest,
                 "val": self.val_digest, "seed": self.seed, "steps": self.steps, "batch_size": config.batch_size,
                 "lr": self.lr, "objective": config.objective, "model": config.model}
         if config.objective == "grpo":
@@ -743,13 +743,15 @@ class _Progress:
         if self.callback is not None:
             self.callback(event | {"done": self.done, "total": self.total})
 
+    def measured(self, cell: Cell, record: dict) -> None:
+        """A cell that ran here: its step and scoring speeds price the cells still to run."""
+        if record.get("seconds_per_step"):
+            self.step_s.setdefault(cell.method, []).append(record["seconds_per_step"])
+        if record.get("latency_ms") is not None:
+            self.eval_s.append(record["latency_ms"] / 1000)
+
     def finished(self, cell: Cell, record: dict | None, remaining: float, skipped: bool = False) -> None:
         self.done += 1
-        if record is not None and not skipped:
-            if record.get("seconds_per_step"):
-                self.step_s.setdefault(cell.method, []).append(record["seconds_per_step"])
-            if record.get("latency_ms") is not None:
-                self.eval_s.append(record["latency_ms"] / 1000)
         self.bar.update(1)
         self.bar.set_postfix_str(f"≈ {_duration(remaining)} left")
         self.emit({"phase": "skip" if skipped else cell.phase, "method": cell.method, "task": cell.task.name,
@@ -786,6 +788,14 @@ def _method_options(config: CompareConfig, method: str) -> dict:
     if "canvas_size" in names and art_size is not None:
         opts.setdefault("canvas_size", art_size)
     return opts
+
+
+def resolved_options(method: str, options: dict) -> dict:
+    """`options` with the method's defaults filled in: a cell's key changes when a default does."""
+    cls = get_method(method).config_class
+    if cls is dict:
+        return dict(options)
+    return asdict(config_from_dict(cls, options))
 
 
 def _train_config(config: CompareConfig, cell: Cell, run_dir: Path) -> TrainConfig:
@@ -987,7 +997,8 @@ class _Comparison:
         pending = [c for c in grid_plan + list(test_plan.values()) if _load_finished(_cell_dir(config, c)) is None]
         prior = _probe(self.guard, self.tasks[0], config) if pending else (0.0, 0.0)
         self.bar = _Progress(len(grid_plan) + len(test_plan), self.callback, *prior)
-        self.remaining = sum(self.bar.cost(c, self.n_eval(c)) for c in pending)
+        self.pending = {c.key(config): c for c in pending}
+        self.remaining = self._estimate()
         self._announce(len(test_plan), len(grid_plan), len(pending), prior)
         # Long-lived objects (model, libraries) leave the collector's view: each cell's gc.collect() then
         # only scans what cells create (0.5 s -> milliseconds per cell); undone at the end.
@@ -1049,7 +1060,6 @@ class _Comparison:
         if self.stopped or (self.should_stop is not None and self.should_stop()):
             self.stopped = True
             return None
-        cost = self.bar.cost(cell, self.n_eval(cell))
         seed = "all seeds" if cell.seed is None else f"seed {cell.seed}"
         self.bar.bar.set_description(f"{cell.method} · {cell.task.name} · {seed}" + (" · lr grid" if cell.phase == "grid" else ""))
 
@@ -1064,9 +1074,15 @@ class _Comparison:
             return None
         record["cell"] = folder.name
         atomic_write_text(folder / "cell.json", json.dumps(record, indent=2, default=str) + "\n")
-        self.remaining = max(0.0, self.remaining - cost)
+        self.bar.measured(cell, record)
+        self.pending.pop(cell.key(self.config), None)
+        self.remaining = self._estimate()
         self.bar.finished(cell, record, self.remaining)
         return record
+
+    def _estimate(self) -> float:
+        """Seconds left: the cells still to run, priced at the step and scoring speeds measured so far."""
+        return sum(self.bar.cost(c, self.n_eval(c)) for c in self.pending.values())
 
     def table(self) -> ResultsTable:
         """Rows in seed / task / method order; a seed-free cell fills the row of every seed."""

@@ -185,7 +185,9 @@ class ArtConfig:
 
     canvas_size: int | None = field(default=None, metadata={"help": "canvas side in pixels; a multiple of patch x merge (default: the model's recommended size, else 256)"})
     init: str = field(default="gray", metadata={"help": "gray | noise | a colour | an image path | icon+texture:PATH"})
-    parametrization: str = field(default="sigmoid", metadata={"help": "sigmoid (logits) or pixels (clamped)"})
+    # pixels is the default: measured on studio-tiny (SFT, batch 8, 200 steps, lr 0.05, seed 0) it reached
+    # 49.5 % on add-json and 61.5 % on sub-answer where sigmoid logits reached 22.5 % and 21.5 %.
+    parametrization: str = field(default="pixels", metadata={"help": "pixels (clamped, gradients kept at the bounds) or sigmoid (logits)"})
     quantize: bool = field(default=True, metadata={"help": "train through uint8 rounding (straight-through), so the PNG serves exactly"})
     texture: float = field(default=0.1, metadata={"help": "amplitude of high-frequency noise added to an icon init"})
     tv_weight: float = field(default=0.0, metadata={"help": "total-variation regulariser weight (smoother artworks)"})

@@ -64,7 +64,7 @@ def run_grpo(name: str, method: str, args, bb, task_dir: Path, reward_spec: str,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=0,
         schedule="constant", grpo={"group_size": args.group_size, "reward": reward_spec, "temperature": args.temperature},
     )
-    canvas = {"init": init, "canvas_size": args.canvas_size} if method == "art" else {}
+    canvas = {"init": init, "canvas_size": args.canvas_size, "parametrization": args.parametrization} if method == "art" else {}
     res = train(config, backbone=bb, progress=not args.quiet, **canvas)
     return summarise(res, reward_spec) | {"method": method, "lr": args.lr or default_lr(method, "grpo")}
 
@@ -114,6 +114,11 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=None, help="GRPO learning rate (default: each method's GRPO default)")
     ap.add_argument("--baselines", default="lora,soft-prompt", help="methods that also run GRPO from their start ('' for none)")
     ap.add_argument("--canvas-size", type=int, default=None)
+    # Sigmoid here, not ART's SFT default (pixels): from a grey canvas, GRPO on sub-answer left the cold
+    # start with sigmoid logits at lr 0.003-0.005 but not with clamped pixels at 0.005/0.002/0.001
+    # (40 steps, one seed each; README, "Reinforcement training").
+    ap.add_argument("--parametrization", default="sigmoid", choices=("sigmoid", "pixels"),
+                    help="ART canvas parametrisation for the demo's SFT and GRPO runs")
     ap.add_argument("--train-size", type=int, default=400)
     ap.add_argument("--test-size", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -140,7 +145,8 @@ def main() -> int:
     results["grpo_from_gray"]["label"] = "ART: GRPO from a grey canvas"
     sft = train(TrainConfig(out=str(args.out / "sft"), data=str(task_dir), steps=args.sft_steps, batch_size=args.batch_size,
                             seed=args.seed, checkpoint_every=0, snapshot_every=0),
-                backbone=bb, progress=not args.quiet, init="gray", canvas_size=args.canvas_size)
+                backbone=bb, progress=not args.quiet, init="gray", canvas_size=args.canvas_size,
+                parametrization=args.parametrization)
     results["sft"] = summarise(sft, reward_spec) | {"label": f"ART: SFT, {args.sft_steps} steps"}
     results["grpo_from_sft"] = run_grpo("grpo-sft", "art", args, bb, task_dir, reward_spec, init=str(sft.artwork))
     results["grpo_from_sft"]["label"] = "ART: GRPO from the SFT canvas"

@@ -294,3 +294,14 @@ def test_compare_grpo_from_the_command_line(model, tmp_path):
         C.compare(**common(tmp_path, model, methods="art", tasks=str(task), grpo={"group_size": 2}))
     with pytest.raises(ConfigError, match="unknown GRPO option"):
         C.compare(**common(tmp_path, model, methods="art", tasks=str(task), objective="grpo", grpo={"groups": 2}))
+
+
+def test_time_left_follows_the_measured_speed(model, tmp_path, monkeypatch):
+    """A slow probe overestimates; after the first cell the estimate uses the speed that cell measured."""
+    monkeypatch.setattr(C, "_probe", lambda *a, **k: (100.0, 0.0))
+    events: list[dict] = []
+    C.compare(progress=events.append, **common(tmp_path, model, methods="art", tasks=str(make_task(tmp_path / "t")),
+                                                seeds="0,1"))
+    assert events[0]["phase"] == "estimate" and events[0]["eta_seconds"] == pytest.approx(400.0)
+    done = [e for e in events if e["phase"] == "test"]
+    assert len(done) == 2 and done[0]["eta_seconds"] < 50 and done[1]["eta_seconds"] == 0

@@ -94,7 +94,9 @@ def plot(results: dict, path: Path) -> None:
     ax.set_xlabel("GRPO step")
     ax.set_ylabel(f"mean reward ({results['reward']})")
     ax.set_title(f"GRPO on held-out task {results['task']} ({Path(results['model']).name})")
-    ax.legend(loc="lower right")
+    top = max(max(results[k]["train_reward"] or [0.0]) for k in results if k.startswith("grpo_"))
+    ax.set_ylim(0.0, max(top, results["base"]["reward"]) * 1.45 + 1e-3)  # headroom for the legend
+    ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -264,7 +264,7 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)
-    objective = _objective(config, metric)
+    objective = _objective(config, metric, [e.answer for e in train_rows])
     if hasattr(objective, "bind"):
         objective.bind(method)  # GRPO's KL reference is the method as it starts, before any resume
 
@@ -383,7 +383,7 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     return TrainConfig.from_dict(base)
 
 
-def _objective(config: TrainConfig, metric: str):
+def _objective(config: TrainConfig, metric: str, answers: list[str]):
     if config.objective == "sft":
         def sft(method, examples, **_):
             return compute_loss(method, examples), {}
@@ -391,7 +391,7 @@ def _objective(config: TrainConfig, metric: str):
     if config.objective == "grpo":
         from .objectives.grpo import GRPOObjective
 
-        return GRPOObjective.from_options(config.grpo, metric=metric, seed=config.seed)
+        return GRPOObjective.from_options(config.grpo, metric=metric, seed=config.seed, answers=answers)
     raise ConfigError(f"unknown objective {config.objective!r}; choose sft or grpo")
 
 

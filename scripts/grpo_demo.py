@@ -29,12 +29,10 @@ from pathlib import Path
 
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.data import load_jsonl
-from artstudio.errors import ArtStudioError
 from artstudio.evaluate import evaluate
 from artstudio.methods import build_method
 from artstudio.objectives.grpo import default_reward
 from artstudio.objectives.rewards import get as get_reward
-from artstudio.scoring import reference_number
 from artstudio.tasks import get_task, make_task
 from artstudio.train import TrainConfig, default_lr, train
 
@@ -43,18 +41,6 @@ def mean_reward(reward, predictions: list[dict]) -> float:
     """Mean training reward of greedy answers: the deployable behaviour, in the reward's terms."""
     values = [reward(p["prompt"], p["prediction"], p["answer"]) for p in predictions]
     return sum(values) / max(len(values), 1)
-
-
-def numeric_or_default(card, rows) -> str:
-    """Answers like "Answer: 7" are numbers in a format: the paper's shaped numeric reward fits them."""
-    if card.answer_format == "answer":
-        try:
-            for row in rows[:20]:
-                reference_number(row.answer)
-            return "numeric"
-        except (ArtStudioError, ValueError):
-            pass
-    return default_reward(card.metric)
 
 
 def run_grpo(name: str, method: str, args, bb, task_dir: Path, reward_spec: str, init: str | None = None) -> dict:
@@ -107,7 +93,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True, help="folder for results.json, reward_curve.png and the runs")
     ap.add_argument("--model", default=DEFAULT_MODEL, help="model folder (default: the shipped studio-tiny)")
     ap.add_argument("--task", default="sub-answer", help="held-out built-in task")
-    ap.add_argument("--reward", default=None, help="training reward (default: numeric for numeric answers, else from the metric)")
+    ap.add_argument("--reward", default=None, help="training reward (default: as `artstudio train` picks it from the metric and answers)")
     ap.add_argument("--steps", type=int, default=100, help="GRPO steps per run")
     ap.add_argument("--sft-steps", type=int, default=20, help="SFT steps before the second GRPO run")
     ap.add_argument("--batch-size", type=int, default=8, help="prompts per step")
@@ -134,7 +120,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     card = get_task(args.task)
     task_dir = make_task(args.task, args.out / "task", seed=args.seed, n_train=args.train_size, n_test=args.test_size)
-    reward_spec = args.reward or numeric_or_default(card, load_jsonl(task_dir / "train.jsonl"))
+    reward_spec = args.reward or default_reward(card.metric, [e.answer for e in load_jsonl(task_dir / "train.jsonl")])
     bb = load_backbone(args.model)
     start = time.perf_counter()
 

@@ -94,6 +94,15 @@ def test_options_are_validated():
     assert GRPOObjective.from_options({}, metric="numeric").reward_spec == "numeric"
 
 
+def test_default_reward_is_shaped_for_answer_number_tasks():
+    """Exact-match tasks answered `Answer: <n>` train on the paper's shaped reward unless told otherwise."""
+    assert default_reward("exact", ["Answer: 4", "Answer: -2"]) == "numeric"
+    assert default_reward("exact", ["Answer: 4", "[4]"]) == "exact"
+    assert default_reward("exact", ["Answer: goow"]) == "exact" and default_reward("exact") == "exact"
+    assert GRPOObjective.from_options({}, answers=["Answer: 3"]).reward_spec == "numeric"
+    assert GRPOObjective.from_options({"reward": "exact"}, answers=["Answer: 3"]).reward_spec == "exact"
+
+
 # --- the objective on a tiny model --------------------------------------------------------------
 
 def test_completion_logprobs_match_answer_logprobs(bb, monkeypatch):

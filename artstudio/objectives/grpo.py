@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from ..data import Example
 from ..errors import ConfigError
 from ..prompts import IGNORE_INDEX, encode_batch
+from ..scoring import extract_answer_number
 
 log = logging.getLogger("artstudio.grpo")
 
@@ -89,8 +90,15 @@ class GRPOConfig:
                 raise ConfigError(f"GRPO option: {message}")
 
 
-def default_reward(metric: str) -> str:
-    """The training reward used when none is given, derived from the task's evaluation metric."""
+def default_reward(metric: str, answers: Sequence[str] = ()) -> str:
+    """The training reward used when none is given, from the task's metric and its reference answers.
+
+    Exact-match tasks whose every answer is `Answer: <number>` (the paper's math format) get the
+    paper's shaped `numeric` reward: its partial credit for the format gives GRPO a signal long before
+    a sample is exactly right. The evaluation metric stays exact 0/1 either way.
+    """
+    if metric == "exact" and answers and all(extract_answer_number(a) is not None for a in answers):
+        return "numeric"
     return DEFAULT_REWARD.get(metric, "exact")
 
 
@@ -207,28 +215,29 @@ class GRPOObjective:
     """`objective(method, examples, step=, micro=) -> (loss, stats)` for the training loop."""
 
     def __init__(self, config: GRPOConfig | None = None, *, metric: str = "exact", seed: int = 0,
-                 reward: RewardFn | None = None) -> None:
+                 reward: RewardFn | None = None, answers: Sequence[str] = ()) -> None:
         from .rewards import get as get_reward
 
         self.config = config or GRPOConfig()
         self.config.check()
         self.metric = metric
         self.seed = seed
-        self.reward_spec = self.config.reward or default_reward(metric)
+        self.reward_spec = self.config.reward or default_reward(metric, answers)
         # A Python caller may hand a reward function directly; the registry checks its values either way.
         self.reward: RewardFn = get_reward(reward if reward is not None else self.reward_spec)
         self._batches: dict[int, SampledBatch] = {}  # per micro-batch index
         self._reference: dict[str, torch.Tensor] | None = None
 
     @classmethod
-    def from_options(cls, options: dict | None, *, metric: str = "exact", seed: int = 0) -> "GRPOObjective":
+    def from_options(cls, options: dict | None, *, metric: str = "exact", seed: int = 0,
+                     answers: Sequence[str] = ()) -> "GRPOObjective":
         """Build from `TrainConfig.grpo`; unknown keys raise ConfigError listing the valid ones."""
         options = dict(options or {})
         known = {f.name for f in fields(GRPOConfig)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"unknown GRPO option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        return cls(GRPOConfig(**options), metric=metric, seed=seed)
+        return cls(GRPOConfig(**options), metric=metric, seed=seed, answers=answers)
 
     def bind(self, method) -> None:
         """Remember `method`'s current trainable state as the KL reference (call before resuming a run)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from artstudio.errors import ArtStudioError, ModelLoadError
 
 # The held-out task the demo trains. max-bracket: two digits in, "[<larger>]" out; studio-tiny never
-# saw that operation with that format, and a 300-step canvas takes it from 0 % to 99 % (canvases/README.md).
+# saw that operation with that format, and a 300-step canvas takes it from 0 % to 100 % (canvases/README.md).
 DEMO_TASK = "max-bracket"
 # Steps and batch of the shipped recipe: about 0.3 s per step on 2 CPU cores, well under 5 minutes.
 DEMO_STEPS = 300

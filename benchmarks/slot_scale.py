@@ -3,9 +3,8 @@
 Prints the L2 norms of the input embeddings the language model receives: text token embeddings,
 the visual tokens of a grey canvas, of random-noise canvases, and of any artworks given. A soft
 prompt writes vectors of its own choosing into the same positions; a canvas can only write what the
-vision tower produces. When visual tokens are hundreds of times larger than text embeddings, the
-residual stream at the canvas positions is dominated by that one vector through every layer, which
-limits how much a canvas can steer compared with a soft prompt of the same token count.
+vision tower produces, in scale and in direction. On studio-tiny v0 the visual tokens are about 145x
+the size of text embeddings (README, "studio-tiny").
 
     python benchmarks/slot_scale.py                                   # studio-tiny
     python benchmarks/slot_scale.py --artworks canvases/add-json.png canvases/max-bracket.png

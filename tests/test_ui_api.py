@@ -202,6 +202,7 @@ def test_stop_keeps_the_last_checkpoint_and_resume_continues(app, client, data):
     saved = json.loads((app.studio.runs / "to-stop" / "checkpoint" / "checkpoint.json").read_text())
     assert 3 <= saved["step"] < 5000
     assert "already" in refused(client, int(job), api_name="/stop_job")
+    assert client.predict(api_name="/stop_training") == "Nothing is training."
 
     # Resuming needs the same data: the upload becomes part of the run folder.
     _, _, job2 = client.predict(api_name="/start_training", **train_kwargs(

@@ -70,10 +70,9 @@ def build_compare_tab(studio: Studio) -> CompareTab:
 
     @friendly
     def stop_compare() -> str:
-        job = studio.jobs.latest("compare")
-        if job is None or not job.active:
+        job = studio.jobs.stop_latest("compare")
+        if job is None:
             return "No comparison is running."
-        studio.jobs.stop(job.id)
         return f"Stopping job {job.id} after its current step; finished runs are kept and a re-run resumes."
 
     stop.click(stop_compare, None, message, api_visibility="private")

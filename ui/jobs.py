@@ -144,6 +144,13 @@ class JobQueue:
         running = [j for j in jobs if j.status == RUNNING]
         return (running or jobs or [None])[-1]
 
+    def stop_latest(self, kind: str) -> Job | None:
+        """Stop the job of `kind` a page shows (`latest`) if it is still active; None if nothing to stop."""
+        job = self.latest(kind)
+        if job is None or not job.active:
+            return None
+        return self.stop(job.id)
+
     def busy_with(self, run_dir: Path) -> bool:
         return any(j.active and j.run_dir == run_dir for j in self.jobs())
 

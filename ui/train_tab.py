@@ -163,10 +163,9 @@ def build_train_tab(studio: Studio) -> TrainTab:
     @friendly
     def stop_training() -> str:
         """Stop the training shown on the page (it keeps its last checkpoint)."""
-        job = studio.jobs.latest("train")
-        if job is None or not job.active:
+        job = studio.jobs.stop_latest("train")
+        if job is None:
             return "Nothing is training."
-        studio.jobs.stop(job.id)
         return f"Stopping job {job.id} after its current step; the checkpoint is kept."
 
     stop.click(stop_training, None, message, api_name="stop_training")

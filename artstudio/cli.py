@@ -231,8 +231,7 @@ def config_verb(name: str, help: str, module: str, config_class: str, function: 
         specs = dataclass_options(p, cls, skip=("grpo",) if grpo_cls else ())
         if grpo_cls is None:
             return lambda ns: config_from_args(cls, ns, specs)
-        g = p.add_argument_group("GRPO options (--objective grpo)")
-        grpo_specs = dataclass_options(g, grpo_cls, prefix="grpo", dest_prefix="grpo:", suppress_defaults=True)
+        grpo_specs = _grpo_option_group(p, grpo_cls)
         return lambda ns: config_from_args(cls, ns, specs, grpo=_grpo_options(ns, grpo_specs))
 
     def execute(config: Any) -> int:
@@ -327,6 +326,12 @@ def _grpo_config_class() -> type | None:
     return None
 
 
+def _grpo_option_group(p: argparse.ArgumentParser, grpo_cls: type) -> list[OptionSpec]:
+    """The --grpo-* options (one per GRPOConfig field; absent ones keep its defaults), in their own group."""
+    g = p.add_argument_group("GRPO options (--objective grpo)")
+    return dataclass_options(g, grpo_cls, prefix="grpo", dest_prefix="grpo:", suppress_defaults=True)
+
+
 def _grpo_options(ns: argparse.Namespace, specs: list[OptionSpec]) -> dict[str, Any]:
     """The --grpo-* options given on the command line (absent ones keep GRPOConfig's defaults)."""
     return {s.name: getattr(ns, s.dest) for s in specs if hasattr(ns, s.dest)}
@@ -349,8 +354,7 @@ def _build_train(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
     specs = dataclass_options(run_group, TrainConfig, skip=("method_options", "grpo"))
     grpo_cls = _grpo_config_class()
     if grpo_cls is not None:
-        g = p.add_argument_group("GRPO options (--objective grpo)")
-        grpo_specs = dataclass_options(g, grpo_cls, prefix="grpo", dest_prefix="grpo:", suppress_defaults=True)
+        grpo_specs = _grpo_option_group(p, grpo_cls)
     else:
         grpo_specs = dataclass_options(run_group, TrainConfig, only=("grpo",))
     method_specs = method_option_specs(p)

@@ -51,7 +51,7 @@ from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl, split_validation, write_jsonl
 from .errors import ConfigError, DataError
 from .atomic import atomic_path, atomic_write_text
-from .methods import build_method, config_from_dict, get_method, method_names
+from .methods import build_method, get_method, method_config, method_names
 from .train import TrainConfig, default_lr, compute_loss, train
 
 log = logging.getLogger("artstudio.compare")
@@ -792,16 +792,14 @@ def _method_options(config: CompareConfig, method: str) -> dict:
 
 def resolved_options(method: str, options: dict) -> dict:
     """`options` with the method's defaults filled in: a cell's key changes when a default does."""
-    cls = get_method(method).config_class
-    if cls is dict:
-        return dict(options)
-    return asdict(config_from_dict(cls, options))
+    config = method_config(method, options)
+    return config if isinstance(config, dict) else asdict(config)
 
 
 def _train_config(config: CompareConfig, cell: Cell, run_dir: Path) -> TrainConfig:
     return TrainConfig(out=str(run_dir), data=str(cell.data or cell.task.folder), eval_data=str(cell.eval_file or cell.task.eval_file),
                        model=config.model, method=cell.method, method_options=cell.options, objective=config.objective,
-                       grpo=dict(config.grpo) if config.objective == "grpo" else {},
+                       grpo=dict(config.grpo),  # empty for SFT: _check refuses GRPO options there
                        steps=cell.steps, batch_size=config.batch_size, lr=cell.lr, seed=0 if cell.seed is None else cell.seed,
                        eval_every=0, checkpoint_every=0, snapshot_every=0, device=config.device, dtype=config.dtype)
 
@@ -1075,7 +1073,7 @@ class _Comparison:
         record["cell"] = folder.name
         atomic_write_text(folder / "cell.json", json.dumps(record, indent=2, default=str) + "\n")
         self.bar.measured(cell, record)
-        self.pending.pop(cell.key(self.config), None)
+        self.pending.pop(folder.name, None)  # the folder is named by the cell's key
         self.remaining = self._estimate()
         self.bar.finished(cell, record, self.remaining)
         return record

@@ -160,11 +160,16 @@ def get_method(name: str) -> type[Method]:
     return METHODS[name]
 
 
+def method_config(name: str, options: dict[str, Any] | None = None) -> Any:
+    """Method `name`'s config from `options`, defaults filled in (a plain dict for a dict-configured method)."""
+    config_class = get_method(name).config_class
+    return config_from_dict(config_class, options) if config_class is not dict else dict(options or {})
+
+
 def build_method(name: str, backbone, config: Any = None) -> Method:
-    cls = get_method(name)
     if isinstance(config, dict) or config is None:
-        config = config_from_dict(cls.config_class, config) if cls.config_class is not dict else (config or {})
-    return cls(backbone, config)
+        config = method_config(name, config)
+    return get_method(name)(backbone, config)
 
 
 # --- the methods that live in the core ----------------------------------------------------------

@@ -34,7 +34,7 @@ from artstudio.methods import build_method
 from artstudio.objectives.grpo import default_reward
 from artstudio.objectives.rewards import get as get_reward
 from artstudio.tasks import get_task, make_task
-from artstudio.train import TrainConfig, default_lr, train
+from artstudio.train import TrainConfig, train
 
 
 def mean_reward(reward, predictions: list[dict]) -> float:
@@ -43,7 +43,8 @@ def mean_reward(reward, predictions: list[dict]) -> float:
     return sum(values) / max(len(values), 1)
 
 
-def run_grpo(name: str, method: str, args, bb, task_dir: Path, reward_spec: str, init: str | None = None) -> dict:
+def run_grpo(name: str, label: str, method: str, args, bb, task_dir: Path, reward_spec: str,
+             init: str | None = None) -> dict:
     """One GRPO run; `init` (ART only) is the starting canvas: 'gray' or an artwork PNG."""
     config = TrainConfig(
         out=str(args.out / name), data=str(task_dir), method=method, objective="grpo", steps=args.steps,
@@ -52,13 +53,16 @@ def run_grpo(name: str, method: str, args, bb, task_dir: Path, reward_spec: str,
     )
     canvas = {"init": init, "canvas_size": args.canvas_size, "parametrization": args.parametrization} if method == "art" else {}
     res = train(config, backbone=bb, progress=not args.quiet, **canvas)
-    return summarise(res, reward_spec) | {"method": method, "lr": args.lr or default_lr(method, "grpo")}
+    return summarise(res, reward_spec, label)
 
 
-def summarise(res, reward_spec: str) -> dict:
+def summarise(res, reward_spec: str, label: str) -> dict:
+    """One run's row in results.json: test accuracy and reward, the training curve, the lr it used."""
+    resolved = json.loads((res.out / "config.json").read_text())["resolved"]
     predictions = [json.loads(l) for l in (res.out / "eval" / "predictions.jsonl").read_text().splitlines()]
     curve = [h["reward_mean"] for h in res.history if "reward_mean" in h]
-    return {"accuracy": res.metrics["accuracy"], "reward": mean_reward(get_reward(reward_spec), predictions),
+    return {"label": label, "method": res.method.name, "lr": resolved["lr"], "accuracy": res.metrics["accuracy"],
+            "reward": mean_reward(get_reward(reward_spec), predictions),
             "train_reward": curve, "train_accuracy": [h["accuracy"] for h in res.history if "reward_mean" in h],
             "seconds": res.metrics["train_seconds"], "artwork": str(res.artwork) if res.artwork else None}
 
@@ -129,18 +133,18 @@ def main() -> int:
                      "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                      "base": {"label": "base model (no canvas)", "accuracy": base.accuracy,
                               "reward": mean_reward(get_reward(reward_spec), base.predictions)}}
-    results["grpo_from_gray"] = run_grpo("grpo-gray", "art", args, bb, task_dir, reward_spec, init="gray")
-    results["grpo_from_gray"]["label"] = "ART: GRPO from a grey canvas"
+    results["grpo_from_gray"] = run_grpo("grpo-gray", "ART: GRPO from a grey canvas", "art", args, bb, task_dir,
+                                         reward_spec, init="gray")
     sft = train(TrainConfig(out=str(args.out / "sft"), data=str(task_dir), steps=args.sft_steps, batch_size=args.batch_size,
                             seed=args.seed, checkpoint_every=0, snapshot_every=0),
                 backbone=bb, progress=not args.quiet, init="gray", canvas_size=args.canvas_size,
                 parametrization=args.parametrization)
-    results["sft"] = summarise(sft, reward_spec) | {"label": f"ART: SFT, {args.sft_steps} steps"}
-    results["grpo_from_sft"] = run_grpo("grpo-sft", "art", args, bb, task_dir, reward_spec, init=str(sft.artwork))
-    results["grpo_from_sft"]["label"] = "ART: GRPO from the SFT canvas"
+    results["sft"] = summarise(sft, reward_spec, f"ART: SFT, {args.sft_steps} steps")
+    results["grpo_from_sft"] = run_grpo("grpo-sft", "ART: GRPO from the SFT canvas", "art", args, bb, task_dir,
+                                        reward_spec, init=str(sft.artwork))
     for method in (m.strip() for m in args.baselines.split(",") if m.strip()):
-        results[f"grpo_{method}"] = run_grpo(f"grpo-{method}", method, args, bb, task_dir, reward_spec)
-        results[f"grpo_{method}"]["label"] = f"{method}: GRPO from its start"
+        results[f"grpo_{method}"] = run_grpo(f"grpo-{method}", f"{method}: GRPO from its start", method, args, bb,
+                                             task_dir, reward_spec)
     results["seconds"] = time.perf_counter() - start
 
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -86,7 +86,7 @@ def char_tokenizer(default_system: bool = False, *, atomic_im_start: bool = True
     return tok
 
 
-def _mrope_section(head_dim: int, partial_rotary_factor: float = 1.0) -> list[int]:
+def mrope_section(head_dim: int, partial_rotary_factor: float = 1.0) -> list[int]:
     half = int(head_dim * partial_rotary_factor) // 2
     t = half // 4
     h = (half - t) // 2
@@ -128,7 +128,7 @@ def tiny_config(
     text.eos_token_id = ids["<|im_end|>"]
     text.pad_token_id = ids["<|endoftext|>"]
     rope = dict(text.rope_parameters or {})
-    rope["mrope_section"] = _mrope_section(head_dim, rope.get("partial_rotary_factor", 1.0))
+    rope["mrope_section"] = mrope_section(head_dim, rope.get("partial_rotary_factor", 1.0))
     text.rope_parameters = rope
     if getattr(text, "layer_types", None) is not None:
         text.layer_types = ["full_attention"] * layers

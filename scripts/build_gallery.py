@@ -1,6 +1,7 @@
 """Train the gallery: one ART canvas per held-out task on studio-tiny, exported to `canvases/`.
 
     python scripts/build_gallery.py                       # all held-out tasks, 300 steps each
+    python scripts/build_gallery.py --jobs 2              # two worker processes, one CPU thread each
     python scripts/build_gallery.py --tasks add-json,mul-plain --steps 200
 
 For every task: accuracy of the base model with no picture and with a neutral grey canvas, ART
@@ -13,10 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from artstudio.artwork import load_artwork
+from artstudio.atomic import atomic_write_text
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.data import load_jsonl
 from artstudio.evaluate import evaluate
@@ -36,36 +41,77 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--runs", default=str(ROOT / "runs" / "gallery"))
     ap.add_argument("--out", default=str(ROOT / "canvases"))
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="worker processes, each training its share of the tasks with cores/jobs threads "
+                         "(a model this small trains faster as 2 one-thread processes than 1 two-thread one)")
     args = ap.parse_args()
 
     names = [c.name for c in list_tasks("heldout")] if args.tasks == "heldout" else args.tasks.split(",")
-    bb = load_backbone(args.model)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        get_task(name)  # unknown names fail here, before any worker starts
+    if args.jobs > 1 and len(names) > 1:
+        run_workers(args, names)
+    else:
+        bb = load_backbone(args.model)
+        for name in names:
+            r = train_one(bb, name, args)
+            print(f"{name}: base {r['base']:.1%}  grey {r['grey']:.1%}  ART {r['art']:.1%}  "
+                  f"exported PNG {r['exported']:.1%}  ({r['train_seconds']:.0f} s)", flush=True)
+    collect(Path(args.out), Path(args.runs), names)
+
+
+def run_workers(args, names: list[str]) -> None:
+    """Split the tasks round-robin over `args.jobs` child processes of this script and wait for them."""
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    procs = []
+    for j in range(args.jobs):
+        share = names[j::args.jobs]
+        if not share:
+            continue
+        cmd = [sys.executable, __file__, "--model", args.model, "--tasks", ",".join(share), "--steps", str(args.steps),
+               "--batch-size", str(args.batch_size), "--runs", args.runs, "--out", args.out, "--jobs", "1"]
+        if args.lr is not None:
+            cmd += ["--lr", str(args.lr)]
+        procs.append(subprocess.Popen(cmd, env=env))
+    failed = [p.args for p in procs if p.wait() != 0]
+    if failed:
+        raise SystemExit(f"{len(failed)} gallery worker(s) failed; rerun them: {failed}")
+
+
+def train_one(bb, name: str, args) -> dict:
+    """Base, grey and ART accuracy on one task; export the artwork; the exported PNG evaluated again."""
+    card = get_task(name)
+    task_dir = make_task(name, Path(args.runs) / name / "task", seed=0)
+    test = load_jsonl(task_dir / "test.jsonl")
+    base = evaluate(build_method("base", bb), test, card.metric).accuracy
+    grey = evaluate(build_method("random-canvas", bb, {"init": "gray"}), test, card.metric).accuracy
+    t0 = time.time()
+    res = train(TrainConfig(out=str(Path(args.runs) / name), data=str(task_dir), steps=args.steps,
+                            batch_size=args.batch_size, lr=args.lr, checkpoint_every=0, snapshot_every=50),
+                backbone=bb)
+    seconds = time.time() - t0
+    png = Path(args.out) / f"{name}.png"
+    res.method.export(png, task={"name": name, "description": card.description}, objective="sft",
+                      steps=args.steps, metrics={"accuracy": res.metrics["accuracy"], "base_accuracy": base,
+                                                 "grey_canvas_accuracy": grey})
+    served = evaluate(load_artwork(png, bb), test, card.metric).accuracy
+    result = {"base": base, "grey": grey, "art": res.metrics["accuracy"], "exported": served,
+              "steps": args.steps, "train_seconds": round(seconds, 1), "n": len(test),
+              "seconds_per_step": res.metrics["seconds_per_step"],
+              "lr": json.loads((res.out / "config.json").read_text())["resolved"]["lr"]}
+    # One file per task, so parallel workers never write the same file; `collect` merges them.
+    atomic_write_text(Path(args.runs) / name / "gallery.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def collect(out: Path, runs: Path, names: list[str]) -> None:
+    """Merge the tasks just trained into `out/results.json` (keeping the others) and rewrite the table."""
     results_file = out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     for name in names:
-        card = get_task(name)
-        task_dir = make_task(name, Path(args.runs) / name / "task", seed=0)
-        test = load_jsonl(task_dir / "test.jsonl")
-        base = evaluate(build_method("base", bb), test, card.metric).accuracy
-        grey = evaluate(build_method("random-canvas", bb, {"init": "gray"}), test, card.metric).accuracy
-        t0 = time.time()
-        res = train(TrainConfig(out=str(Path(args.runs) / name), data=str(task_dir), steps=args.steps,
-                                batch_size=args.batch_size, lr=args.lr, checkpoint_every=0, snapshot_every=50),
-                    backbone=bb)
-        seconds = time.time() - t0
-        png = out / f"{name}.png"
-        res.method.export(png, task={"name": name, "description": card.description}, objective="sft",
-                          steps=args.steps, metrics={"accuracy": res.metrics["accuracy"], "base_accuracy": base,
-                                                     "grey_canvas_accuracy": grey})
-        served = evaluate(load_artwork(png, bb), test, card.metric).accuracy
-        results[name] = {"base": base, "grey": grey, "art": res.metrics["accuracy"], "exported": served,
-                         "steps": args.steps, "train_seconds": round(seconds, 1), "n": len(test),
-                         "seconds_per_step": res.metrics["seconds_per_step"],
-                         "lr": json.loads((res.out / "config.json").read_text())["resolved"]["lr"]}
-        print(f"{name}: base {base:.1%}  grey {grey:.1%}  ART {res.metrics['accuracy']:.1%}  exported PNG {served:.1%}  ({seconds:.0f} s)")
-        results_file.write_text(json.dumps(results, indent=2) + "\n")
+        results[name] = json.loads((runs / name / "gallery.json").read_text())
+    atomic_write_text(results_file, json.dumps(results, indent=2) + "\n")
     write_readme(out, results)
 
 
@@ -91,7 +137,7 @@ def write_readme(out: Path, results: dict) -> None:
     if order:
         mean = lambda k: sum(results[n][k] for n in order) / len(order)  # noqa: E731
         lines.append(f"| **mean** | | {mean('base'):.1%} | {mean('grey'):.1%} | **{mean('art'):.1%}** | {mean('exported'):.1%} | | |")
-    (out / "README.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

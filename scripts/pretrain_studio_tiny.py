@@ -24,21 +24,28 @@ import torch
 from tqdm import tqdm
 
 from artstudio.tasks import list_tasks, pictures, sample
-from artstudio.tiny import char_tokenizer, tiny_config, tiny_processor
+from artstudio.tiny import char_tokenizer, mrope_section, tiny_config, tiny_processor
 
 # Model sizes (text hidden 192 × 6 layers, vision 96 × 3 blocks): about 3.5 M parameters, fast on CPU.
 SIZES = dict(hidden_size=192, layers=6, heads=6, intermediate_size=576,
              vision_hidden_size=96, vision_depth=3, vision_heads=4, vision_intermediate_size=384)
-# Tasks that need more practice (multiplication facts, copying long JSON) are drawn more often.
-WEIGHTS = {"cue-numeric": 3.0, "cue-strings": 3.0, "tool-call": 1.5, "cue-word-problems": 1.5, "arith-text": 1.5}
+# Tasks that need more practice (string transforms, copying long JSON, reading cues) are drawn more
+# often; the one-look picture tasks (colours, counting) were at 100 % early in v0 and get less.
+WEIGHTS = {"cue-numeric": 3.0, "cue-strings": 3.5, "strings-text": 2.0, "tool-call": 2.0,
+           "cue-word-problems": 1.5, "arith-text": 1.0, "colour-name": 0.5, "count-shapes": 0.5}
+# Rotate every dimension of each head: Qwen3.5's default 0.25 leaves a 32-wide head 8 rotary
+# dimensions (4 frequencies), too coarse to tell neighbouring characters apart, and v0 (trained so)
+# could not reverse or sort a word.
+PARTIAL_ROTARY_FACTOR = 1.0
 
 
 def build(seed: int):
-    # studio-tiny v0 was trained with `<|im_start|>` spelled out in characters (a tokenizer bug since
-    # fixed in artstudio.tiny); the flag keeps a rebuild identical to the shipped weights. A retrain
-    # should switch it on, and ship the weights and tokenizer together.
-    tok = char_tokenizer(default_system=False, atomic_im_start=False)
+    tok = char_tokenizer(default_system=False)
     cfg = tiny_config("qwen3_5", tok, **SIZES)
+    rope = dict(cfg.text_config.rope_parameters)
+    rope["partial_rotary_factor"] = PARTIAL_ROTARY_FACTOR
+    rope["mrope_section"] = mrope_section(cfg.text_config.head_dim, PARTIAL_ROTARY_FACTOR)
+    cfg.text_config.rope_parameters = rope
     # Full attention in every layer: the gated-delta (linear attention) layers of Qwen3.5 run a slow
     # reference PyTorch kernel on CPU (measured 1.6x slower per step); the model class is unchanged.
     cfg.text_config.layer_types = ["full_attention"] * SIZES["layers"]

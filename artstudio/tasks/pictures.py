@@ -1,7 +1,11 @@
 """Pictures for the built-in tasks: instruction cues, rendered numbers, colour swatches, shape grids.
 
-A cue picture carries part of the instruction: the *shape* drawn in the middle names the operation
-and the *background colour* names the answer format. studio-tiny learns to read these during
+A cue picture carries part of the instruction in two separate places: a coloured *band* across the
+top names the answer format, and the *glyph* drawn below it names the operation. The band is exactly
+the top row of studio-tiny's 3 × 3 visual tokens and the glyph stays in the two rows under it, so
+each visual token carries one factor; a held-out (operation, format) pair is then a new combination
+of token contents the model already reads, which a canvas can compose (v0 painted the format as the
+whole background, mixing both factors in every token, and its canvases reached 41 % instead). studio-tiny learns to read these during
 pretraining, which is what lets a trained canvas later steer it (the canvas sits where cues sit).
 Every picture is drawn with seeded jitter so the model learns the cue, not one exact bitmap.
 """
@@ -14,7 +18,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 SIDE = 96  # studio-tiny's image side: 3 × 32 (patch 16, merge 2) → 9 visual tokens
 
-FORMAT_COLOURS = {"plain": (245, 245, 245), "answer": (250, 220, 60), "json": (70, 200, 230), "bracket": (240, 120, 200)}
+BAND = SIDE // 3  # one row of merged visual tokens (32 px: patch 16 × merge 2)
+PAPER = (245, 245, 245)
+FORMAT_COLOURS = {"plain": (110, 190, 80), "answer": (250, 210, 40), "json": (60, 190, 235), "bracket": (235, 100, 190)}
 
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (240, 220, 40),
@@ -60,21 +66,23 @@ def _shape(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float,
 
 
 def cue(rng: random.Random, glyph: str, fmt: str, side: int = SIDE) -> Image.Image:
-    """The instruction picture: `glyph` names the operation, the background names the format."""
-    img = Image.new("RGB", (side, side), _jitter_colour(rng, FORMAT_COLOURS[fmt]))
+    """The instruction picture: a band of `fmt`'s colour on top, `glyph` (the operation) below it."""
+    img = Image.new("RGB", (side, side), _jitter_colour(rng, PAPER, 8))
     draw = ImageDraw.Draw(img)
-    r = side * rng.uniform(0.22, 0.30)
-    cx = side / 2 + rng.uniform(-side * 0.08, side * 0.08)
-    cy = side / 2 + rng.uniform(-side * 0.08, side * 0.08)
+    band = side * BAND // SIDE
+    draw.rectangle([0, 0, side, band - 1], fill=_jitter_colour(rng, FORMAT_COLOURS[fmt]))
+    r = side * rng.uniform(0.17, 0.22)
+    cx = side / 2 + rng.uniform(-side * 0.1, side * 0.1)
+    cy = band + (side - band) / 2 + rng.uniform(-side * 0.04, side * 0.04)
     _shape(draw, glyph, cx, cy, r, _jitter_colour(rng, (20, 20, 20), 20))
     return img
 
 
 def number(rng: random.Random, value: int, side: int = SIDE) -> Image.Image:
-    """A number rendered in black on a light background, with small offset and size jitter."""
+    """A number rendered large in black on a light background, with small offset and size jitter."""
     img = Image.new("RGB", (side, side), _jitter_colour(rng, (240, 240, 240)))
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default(size=int(side * rng.uniform(0.45, 0.55)))
+    font = ImageFont.load_default(size=int(side * rng.uniform(0.55, 0.7)))
     text = str(value)
     box = draw.textbbox((0, 0), text, font=font)
     x = (side - (box[2] - box[0])) / 2 - box[0] + rng.uniform(-6, 6)

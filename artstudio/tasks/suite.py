@@ -1,9 +1,9 @@
 """The built-in synthetic task suite that studio-tiny is pretrained and judged on.
 
 The world is small on purpose: a few-million-parameter model must master it on two CPU cores.
-Operations act on data written in the prompt (two digits, or a short lowercase word). An operation
-and an answer format can be asked for in words, or shown in a *cue picture* (glyph = operation,
-background colour = format, see `pictures.py`). Pretraining covers most operation × format pairs;
+Operations act on data written in the prompt (two digits, or a lowercase word of 2 to 4 letters). An
+operation and an answer format can be asked for in words, or shown in a *cue picture* (glyph =
+operation, colour band = format, see `pictures.py`). Pretraining covers most operation × format pairs;
 the held-out adaptation tasks are pairs the model never saw, asked with no instruction at all. The
 model can only solve them if something in its input says what to do: that is the canvas's job.
 """
@@ -69,8 +69,11 @@ def _digits(rng: random.Random, op: str) -> tuple[int, int]:
     return a, b
 
 
+WORD_LENGTHS = (2, 4)  # v0 used 3-5 letters and reached 28 % on its string tasks; shorter words are learnable
+
+
 def _word(rng: random.Random) -> str:
-    return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 5)))
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(*WORD_LENGTHS)))
 
 
 def cue_example(rng: random.Random, op: str, how: str, with_picture: bool = True):
@@ -156,16 +159,22 @@ def gen_word_problems(rng):
 
 
 def gen_cue_word_problems(rng):
-    """Word problems whose answer format is shown by the cue picture (JSON is held out)."""
+    """Word problems whose cue picture shows the operation and the answer format.
+
+    Only pairs pretraining may show: a held-out pair's cue (say × with the bare-value band, the
+    mul-plain task) never appears here either, and no word problem is ever answered in JSON
+    (word-problems-json is held out). v0 drew the format freely and leaked three held-out cues.
+    """
     text, value = word_problem(rng)
-    how = rng.choice(["plain", "answer", "bracket"])
-    glyph = NUMERIC_OPS["sub" if "gives" in text else "mul" if "bags" in text else "add"][0]
-    return text, fmt(value, how), pictures.cue(rng, glyph, how)
+    kind = "sub" if "gives" in text else "mul" if "bags" in text else "add"
+    how = rng.choice([h for op, h in _SEEN_PAIRS if op == kind and h != "json"])
+    return text, fmt(value, how), pictures.cue(rng, NUMERIC_OPS[kind][0], how)
 
 
-def gen_read_number(rng):
-    value = rng.randint(0, 99)
-    return rng.choice(["Which number is shown?", "Read the number."]), str(value), pictures.number(rng, value)
+def gen_read_digit(rng):
+    # One digit: v0's two-digit numbers (0-99) in 9 visual tokens reached 5 %; one large digit is learnable.
+    value = rng.randint(0, 9)
+    return rng.choice(["Which digit is shown?", "Read the digit."]), str(value), pictures.number(rng, value)
 
 
 def gen_colour_name(rng):
@@ -228,7 +237,7 @@ def _heldout_cue(op: str, how: str) -> TaskCard:
     if op in NUMERIC_OPS:
         words, data = NUMERIC_OPS[op][2], "two digits separated by a space"
     else:
-        words, data = STRING_OPS[op][2], "a short lowercase word"
+        words, data = STRING_OPS[op][2], "a lowercase word of 2 to 4 letters"
     value = "number" if op in NUMERIC_OPS or op == "count" else "text"
     return TaskCard(
         name=f"{op}-{how}",
@@ -246,13 +255,13 @@ def gen_word_problems_json(rng):
 
 
 PRETRAIN = [
-    TaskCard("cue-numeric", "Two digits in the prompt; the picture's glyph names the operation (+ add, − subtract, × multiply, ▲ larger, ▼ smaller) and its background colour the answer format (grey bare, yellow `Answer: <n>`, cyan JSON {\"result\": n}, pink [n]).", "exact", "varies", "pretrain", generate=gen_cue_numeric),
-    TaskCard("cue-strings", "A lowercase word in the prompt; the picture's glyph names the operation (ring reverse, stairs sort, square uppercase, two bars count, dot first letter) and its background colour the answer format.", "exact", "varies", "pretrain", generate=gen_cue_strings),
+    TaskCard("cue-numeric", "Two digits in the prompt; the picture's glyph names the operation (+ add, − subtract, × multiply, ▲ larger, ▼ smaller) and the colour band across its top the answer format (green bare, yellow `Answer: <n>`, cyan JSON {\"result\": n}, pink [n]).", "exact", "varies", "pretrain", generate=gen_cue_numeric),
+    TaskCard("cue-strings", "A lowercase word of 2 to 4 letters in the prompt; the picture's glyph names the operation (ring reverse, stairs sort, square uppercase, two bars count, dot first letter) and the colour band across its top the answer format.", "exact", "varies", "pretrain", generate=gen_cue_strings),
     TaskCard("arith-text", "An arithmetic request on two digits in words (add, subtract, multiply, larger, smaller); reply with the bare number.", "exact", "plain", "pretrain", generate=gen_arith_text),
     TaskCard("strings-text", "A string transform asked in words (reverse, sort letters, uppercase, count letters, first letter); reply with the bare result.", "exact", "plain", "pretrain", generate=gen_strings_text),
     TaskCard("word-problems", "A one-sentence arithmetic word problem ending with the instruction `End your response with: Answer: <number>`; reply `Answer: <n>`.", "numeric", "answer", "pretrain", generate=gen_word_problems),
-    TaskCard("cue-word-problems", "A one-sentence arithmetic word problem with a cue picture whose background colour gives the answer format (grey bare, yellow `Answer: <n>`, pink [n]).", "exact", "varies", "pretrain", generate=gen_cue_word_problems),
-    TaskCard("read-number", "A picture shows a number from 0 to 99; reply with the number.", "exact", "plain", "pretrain", generate=gen_read_number),
+    TaskCard("cue-word-problems", "A one-sentence arithmetic word problem with a cue picture whose glyph shows the operation and whose colour band gives the answer format (green bare, yellow `Answer: <n>`, pink [n]; only operation-format pairs of the other pretraining tasks).", "exact", "varies", "pretrain", generate=gen_cue_word_problems),
+    TaskCard("read-digit", "A picture shows one digit from 0 to 9, drawn large; reply with the digit.", "exact", "plain", "pretrain", generate=gen_read_digit),
     TaskCard("colour-name", "A picture is filled with one colour; reply with its name (red, green, blue, yellow, purple, orange, black, white).", "exact", "plain", "pretrain", generate=gen_colour_name),
     TaskCard("count-shapes", "A picture shows 1 to 6 squares on a 3×3 grid; reply with how many.", "exact", "plain", "pretrain", generate=gen_count_shapes),
     TaskCard("tool-call", "A list of tools with their argument names and a request in words; reply with the JSON call {\"name\": tool, \"arguments\": {arg: value}}.", "json", "json", "pretrain", generate=gen_tool_call),

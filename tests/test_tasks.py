@@ -1,0 +1,105 @@
+"""The built-in task suite: cards, held-out pairs that pretraining never shows, cue pictures, splits."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from artstudio.tasks import TASKS, list_tasks, make_task, pictures, sample, suite
+
+FORMAT_OF = {  # answer text -> format, the inverse of suite.fmt
+    "json": lambda a: a.startswith("{"),
+    "answer": lambda a: a.startswith("Answer: "),
+    "bracket": lambda a: a.startswith("[") and a.endswith("]"),
+}
+
+
+def answer_format(answer: str) -> str:
+    return next((name for name, test in FORMAT_OF.items() if test(answer)), "plain")
+
+
+def test_cards_are_complete_and_split_into_pretrain_and_heldout():
+    pretrain, heldout = list_tasks("pretrain"), list_tasks("heldout")
+    assert len(heldout) >= 12 and len(pretrain) >= 6
+    assert {c.name for c in pretrain} | {c.name for c in heldout} == set(TASKS)
+    for card in TASKS.values():
+        assert len(card.description.split()) >= 10, card.name
+        assert card.metric in ("exact", "numeric", "json", "regex")
+        prompt, answer, image = card.generate(random.Random(0))
+        assert prompt and answer
+    # Held-out tasks carry no picture: only something in the input, a canvas, can say what to do.
+    assert all(c.generate(random.Random(1))[2] is None for c in heldout)
+
+
+def test_pretraining_never_shows_a_heldout_operation_format_pair(monkeypatch):
+    shown: list[tuple[str, str]] = []
+    real_cue = pictures.cue
+    monkeypatch.setattr(pictures, "cue", lambda rng, glyph, fmt, **kw: shown.append((glyph, fmt)) or real_cue(rng, glyph, fmt, **kw))
+    glyph_of = {name: spec[0] for name, spec in (suite.NUMERIC_OPS | suite.STRING_OPS).items()}
+    for card in list_tasks("pretrain"):
+        sample(card, 300, seed=3)
+    held = {(glyph_of[op], how) for op, how in suite.HELDOUT_PAIRS}
+    assert shown and not held & set(shown)
+    # Every operation and every format is still taught, each with several partners.
+    assert {g for g, _ in shown} == set(glyph_of.values())
+    assert {f for _, f in shown} == set(suite.FORMATS)
+
+
+def test_word_problems_are_never_answered_in_json_during_pretraining():
+    for name in ("word-problems", "cue-word-problems"):
+        answers = [a for _, a, _ in sample(TASKS[name], 300, seed=0)]
+        assert not any(answer_format(a) == "json" for a in answers)
+
+
+@pytest.mark.parametrize("op,how", suite.HELDOUT_PAIRS)
+def test_heldout_answers_follow_their_card(op, how):
+    card = TASKS[f"{op}-{how}"]
+    for prompt, answer, _ in sample(card, 50, seed=0):
+        assert answer_format(answer) == how
+        if card.metric == "json":
+            assert set(json.loads(answer)) == {"result"}
+        if op in suite.STRING_OPS:
+            lo, hi = suite.WORD_LENGTHS
+            assert prompt.isalpha() and prompt.islower() and lo <= len(prompt) <= hi
+
+
+@pytest.mark.parametrize("glyph", sorted({spec[0] for spec in (suite.NUMERIC_OPS | suite.STRING_OPS).values()}))
+def test_cue_keeps_format_in_the_top_token_row_and_the_glyph_below(glyph):
+    band = pictures.BAND
+    for seed in range(20):
+        fmt = suite.FORMATS[seed % len(suite.FORMATS)]
+        img = pictures.cue(random.Random(seed), glyph, fmt)
+        assert img.size == (pictures.SIDE, pictures.SIDE)
+        px = img.load()
+        top = {px[x, y] for x in range(0, pictures.SIDE, 4) for y in range(0, band, 4)}
+        assert len(top) == 1, "the band is one flat colour"
+        assert max(abs(a - b) for a, b in zip(top.pop(), pictures.FORMAT_COLOURS[fmt])) <= 12
+        ink = [(x, y) for x in range(pictures.SIDE) for y in range(pictures.SIDE) if sum(px[x, y]) < 200]
+        assert ink and min(y for _, y in ink) >= band, "the glyph never enters the band's token row"
+
+
+def test_format_colours_are_distinct_from_each_other_and_from_grey():
+    colours = list(pictures.FORMAT_COLOURS.values()) + [(128, 128, 128), pictures.PAPER]
+    for i, a in enumerate(colours):
+        for b in colours[i + 1:]:
+            assert sum(abs(x - y) for x, y in zip(a, b)) > 90
+
+
+def test_make_task_is_seeded_and_test_prompts_are_not_training_prompts(tmp_path):
+    a = make_task("reverse-json", tmp_path / "a", seed=0, n_train=300, n_test=50)
+    b = make_task("reverse-json", tmp_path / "b", seed=0, n_train=300, n_test=50)
+    assert (a / "train.jsonl").read_text() == (b / "train.jsonl").read_text()
+    assert (a / "test.jsonl").read_text() == (b / "test.jsonl").read_text()
+    train = {json.loads(line)["prompt"] for line in (a / "train.jsonl").read_text().splitlines()}
+    test = [json.loads(line)["prompt"] for line in (a / "test.jsonl").read_text().splitlines()]
+    assert len(test) == 50 and not train & set(test)
+    card = json.loads((a / "card.json").read_text())
+    assert card["name"] == "reverse-json" and card["n_train"] == 300 and card["metric"] == "json"
+
+
+def test_picture_tasks_write_their_images(tmp_path):
+    folder = make_task("read-digit", tmp_path / "r", n_train=4, n_test=2)
+    row = json.loads((folder / "test.jsonl").read_text().splitlines()[0])
+    assert (folder / row["image"]).is_file() and row["answer"].isdigit() and len(row["answer"]) == 1

@@ -51,12 +51,8 @@ def chat_template(default_system: bool) -> str:
     return _TEMPLATE.replace("DEFAULT_SYSTEM", "true" if default_system else "false")
 
 
-def char_tokenizer(default_system: bool = False, *, atomic_im_start: bool = True):
-    """A character-level `PreTrainedTokenizerFast` with the Qwen special tokens and chat template.
-
-    `atomic_im_start=False` reproduces the tokenizer studio-tiny v0 was trained with, in which
-    `<|im_start|>` was spelled out character by character (it was never registered as a token).
-    """
+def char_tokenizer(default_system: bool = False):
+    """A character-level `PreTrainedTokenizerFast` with the Qwen special tokens and chat template."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -66,14 +62,13 @@ def char_tokenizer(default_system: bool = False, *, atomic_im_start: bool = True
     core.decoder = decoders.ByteLevel()
     # Registered on the tokenizers object itself, so `tokenizer.json` keeps every one of them whole
     # after save_pretrained (a token named nowhere else, like <|im_start|>, was otherwise split).
-    specials = [t for t in SPECIAL_TOKENS if atomic_im_start or t != "<|im_start|>"]
-    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         unk_token="<|unk|>",
-        additional_special_tokens=[t for t in SPECIAL_TOKENS[1:7] if atomic_im_start or t != "<|im_start|>"],
+        additional_special_tokens=SPECIAL_TOKENS[1:7],
         extra_special_tokens={
             "image_token": "<|image_pad|>",
             "video_token": "<|video_pad|>",

@@ -24,6 +24,7 @@ from artstudio.artwork import load_artwork
 from artstudio.atomic import atomic_write_text
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.data import load_jsonl
+from artstudio.errors import ArtStudioError
 from artstudio.evaluate import evaluate
 from artstudio.methods import build_method
 from artstudio.tasks import get_task, list_tasks, make_task
@@ -141,4 +142,7 @@ def write_readme(out: Path, results: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ArtStudioError as e:  # a user mistake (unknown task, bad model folder): one line, no traceback
+        raise SystemExit(f"error: {e}")

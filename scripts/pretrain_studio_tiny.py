@@ -7,7 +7,8 @@ The model is a real `Qwen3_5ForConditionalGeneration` (transformers), sized to a
 parameters, with a character tokenizer carrying the Qwen special tokens and a Qwen-style chat
 template. It learns the *pretraining* tasks of `artstudio.tasks` (every example drawn fresh from a
 seeded generator) and never sees the held-out adaptation tasks. The loss covers answer tokens only.
-At the end it reloads what it saved and prints a per-task report on fixed test splits.
+At the end it reloads what it saved with `load_backbone` and prints a per-task report on fixed
+test splits, scored by `artstudio.evaluate` (the path every user command takes).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from artstudio.tasks import list_tasks, pictures, sample
+from artstudio.scoring import score
+from artstudio.tasks import list_tasks, make_task, pictures, sample
 from artstudio.tiny import char_tokenizer, mrope_section, tiny_config, tiny_processor
 
 # Model sizes (text hidden 192 × 6 layers, vision 96 × 3 blocks): about 3.5 M parameters, fast on CPU.
@@ -81,16 +83,6 @@ def collate(processor, rows, *, with_answers: bool):
             labels[i, last - n:last] = enc["input_ids"][i, last - n:last]
         enc["labels"] = labels
     return enc
-
-
-def score(metric: str, prediction: str, answer: str) -> bool:
-    prediction = prediction.strip()
-    if metric == "json":
-        try:
-            return json.loads(prediction) == json.loads(answer)
-        except json.JSONDecodeError:
-            return False
-    return prediction == answer.strip()
 
 
 @torch.no_grad()
@@ -197,12 +189,24 @@ def main() -> None:
 
 
 def report_on(out: Path, args, info: dict) -> None:
-    """Reload what was saved, exactly as users will load it, and write the per-task report."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    """Reload what was saved and score it exactly as users will: `load_backbone` + `artstudio.evaluate`.
 
-    model = AutoModelForImageTextToText.from_pretrained(out, dtype=torch.float32)
-    processor = AutoProcessor.from_pretrained(out)
-    report = evaluate(model, processor, args.test_size)
+    The test rows are each task's `make_task` test split with seed 10,000, a seed the training
+    stream never uses, written to a temporary folder (pictures included) and read back as a dataset.
+    """
+    import tempfile
+
+    from artstudio.backbone import load_backbone
+    from artstudio.data import load_jsonl
+    from artstudio.evaluate import evaluate as evaluate_method
+    from artstudio.methods import build_method
+
+    base = build_method("base", load_backbone(str(out)))
+    report = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for card in list_tasks("pretrain"):
+            folder = make_task(card.name, Path(tmp) / card.name, seed=10_000, n_train=0, n_test=args.test_size)
+            report[card.name] = evaluate_method(base, load_jsonl(folder / "test.jsonl"), card.metric).accuracy
     mean = sum(report.values()) / len(report)
     print(f"\n{'task':<20} accuracy")
     for k, v in report.items():

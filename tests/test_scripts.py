@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,3 +28,25 @@ def test_grpo_demo_runs_every_start_and_baseline(tiny_model_dir, tmp_path):
     assert results["grpo_lora"]["method"] == "lora" and results["grpo_lora"]["lr"] == 2e-4
     assert (out / "reward_curve.png").stat().st_size > 1000
     assert "lora: GRPO from its start" in done.stdout
+
+
+@pytest.mark.slow
+def test_build_gallery_splits_tasks_over_workers_and_merges_one_table(tiny_model_dir, tmp_path):
+    out, runs = tmp_path / "canvases", tmp_path / "runs"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"kept-from-before": {"base": 0, "grey": 0, "art": 1, "exported": 1,
+                                                                         "steps": 1, "train_seconds": 1}}))
+    cmd = [sys.executable, str(ROOT / "scripts" / "build_gallery.py"), "--model", tiny_model_dir("qwen3_5"),
+           "--tasks", "max-bracket,first-json,add-json", "--steps", "2", "--batch-size", "2", "--jobs", "2",
+           "--runs", str(runs), "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"kept-from-before", "max-bracket", "first-json", "add-json"}
+    for name in ("max-bracket", "first-json", "add-json"):
+        assert (out / f"{name}.png").stat().st_size > 0
+        assert results[name]["steps"] == 2 and 0.0 <= results[name]["exported"] <= 1.0
+    table = (out / "README.md").read_text()
+    assert "| `first-json` |" in table and "| **mean** |" in table
+    bad = subprocess.run(cmd[:4] + ["--tasks", "no-such-task"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "no-such-task" in bad.stderr

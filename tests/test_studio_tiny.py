@@ -9,9 +9,13 @@ import pytest
 import torch
 
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
-from artstudio.data import Example
+from artstudio.data import Example, load_jsonl
+from artstudio.evaluate import evaluate
 from artstudio.methods import build_method
+from artstudio.tasks import get_task, list_tasks, make_task
 from artstudio.train import compute_loss
+
+GALLERY = Path(__file__).resolve().parents[1] / "canvases"
 
 pytestmark = pytest.mark.skipif(not (Path(DEFAULT_MODEL) / "config.json").exists(),
                                 reason="studio-tiny weights are not in this checkout")
@@ -35,7 +39,7 @@ def test_weights_are_small_and_safetensors():
     files = list(Path(DEFAULT_MODEL).glob("*.safetensors"))
     assert files and sum(f.stat().st_size for f in files) <= 25 * 2**20
     report = json.loads((Path(DEFAULT_MODEL) / "pretraining_report.json").read_text())
-    assert set(report["accuracy"]) >= {"cue-numeric", "cue-strings"}
+    assert set(report["accuracy"]) == {c.name for c in list_tasks("pretrain")}
 
 
 def test_canvas_gets_gradients_and_backbone_none(tiny):
@@ -53,6 +57,34 @@ def test_saved_tokenizer_reproduces_the_training_ids(tiny):
     from artstudio.tiny import char_tokenizer
 
     text = "<|im_start|>user\nName the colour.<|im_end|>\n<|im_start|>assistant\n"
-    trained_with = char_tokenizer(atomic_im_start=False)(text, add_special_tokens=False)["input_ids"]
+    trained_with = char_tokenizer()(text, add_special_tokens=False)["input_ids"]
     assert tiny.tokenizer(text, add_special_tokens=False)["input_ids"] == trained_with
+    assert trained_with[0] == tiny.tokenizer.convert_tokens_to_ids("<|im_start|>")
     assert tiny.tokenizer.decode(trained_with) == text
+
+
+@pytest.mark.slow
+def test_shipped_weights_solve_their_pretraining_tasks(tiny, tmp_path):
+    # Through the public path (task folder -> load_jsonl -> evaluate), on fresh rows of every task:
+    # guards against weights and task generators drifting apart (pictures redrawn, say).
+    base = build_method("base", tiny)
+    scores = {}
+    for card in list_tasks("pretrain"):
+        folder = make_task(card.name, tmp_path / card.name, seed=123, n_train=0, n_test=30)
+        scores[card.name] = evaluate(base, load_jsonl(folder / "test.jsonl"), card.metric).accuracy
+    assert sum(scores.values()) / len(scores) >= 0.8, scores
+
+
+@pytest.mark.slow
+def test_gallery_artworks_steer_the_shipped_model(tiny, tmp_path):
+    # Every gallery PNG loads for studio-tiny; served as a file, the strongest one does its held-out task.
+    from artstudio.artwork import load_artwork
+
+    results = json.loads((GALLERY / "results.json").read_text())
+    assert {c.name for c in list_tasks("heldout")} <= set(results)
+    best = max(results, key=lambda name: results[name]["exported"])
+    card = get_task(best)
+    test = load_jsonl(make_task(best, tmp_path / best, seed=0, n_train=0, n_test=40) / "test.jsonl")
+    with_canvas = evaluate(load_artwork(GALLERY / f"{best}.png", tiny), test, card.metric).accuracy
+    without = evaluate(build_method("base", tiny), test, card.metric).accuracy
+    assert with_canvas >= 0.8 and with_canvas - without >= 0.5, (best, with_canvas, without)

@@ -1,6 +1,6 @@
 """Rebuild studio-tiny from scratch: a small Qwen3.5-architecture model pretrained on the task suite.
 
-    python scripts/pretrain_studio_tiny.py --out artstudio/models/studio-tiny          # ~75 min, 2 CPU cores
+    python scripts/pretrain_studio_tiny.py --out artstudio/models/studio-tiny          # ~45 min, 2 CPU cores
     python scripts/pretrain_studio_tiny.py --steps 50 --out /tmp/st --test-size 20     # smoke run
 
 The model is a real `Qwen3_5ForConditionalGeneration` (transformers), sized to a few million
@@ -108,7 +108,7 @@ def evaluate(model, processor, n: int, batch: int = 100) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="artstudio/models/studio-tiny", help="output folder (save_pretrained)")
-    ap.add_argument("--steps", type=int, default=4000, help="optimisation steps")
+    ap.add_argument("--steps", type=int, default=7000, help="optimisation steps (the shipped weights: 7,000)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (cosine decay, 3%% warm-up)")
     ap.add_argument("--seed", type=int, default=0)

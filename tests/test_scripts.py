@@ -50,3 +50,21 @@ def test_build_gallery_splits_tasks_over_workers_and_merges_one_table(tiny_model
     assert "| `first-json` |" in table and "| **mean** |" in table
     bad = subprocess.run(cmd[:4] + ["--tasks", "no-such-task"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no-such-task" in bad.stderr
+
+
+def test_pretraining_script_saves_a_loadable_model_and_its_report(tmp_path):
+    from artstudio.backbone import load_backbone
+    from artstudio.tasks import list_tasks
+
+    out = tmp_path / "st"
+    cmd = [sys.executable, str(ROOT / "scripts" / "pretrain_studio_tiny.py"), "--steps", "3", "--batch-size", "4",
+           "--out", str(out), "--test-size", "2", "--eval-every", "0", "--checkpoint-every", "2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "pretraining_report.json").read_text())
+    assert report["steps"] == 3 and set(report["accuracy"]) == {c.name for c in list_tasks("pretrain")}
+    assert json.loads((out / "artstudio.json").read_text()) == {"canvas_size": 96}
+    bb = load_backbone(str(out))
+    assert bb.family == "qwen3_5" and bb.recommended_canvas_size == 96
+    assert bb.model.config.text_config.rope_parameters["partial_rotary_factor"] == 1.0
+    assert bb.tokenizer.convert_tokens_to_ids("<|im_start|>") != bb.tokenizer.unk_token_id

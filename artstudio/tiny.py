@@ -81,7 +81,7 @@ def char_tokenizer(default_system: bool = False):
     return tok
 
 
-def mrope_section(head_dim: int, partial_rotary_factor: float = 1.0) -> list[int]:
+def _mrope_section(head_dim: int, partial_rotary_factor: float = 1.0) -> list[int]:
     half = int(head_dim * partial_rotary_factor) // 2
     t = half // 4
     h = (half - t) // 2
@@ -100,8 +100,12 @@ def tiny_config(
     vision_depth: int = 2,
     vision_heads: int = 2,
     vision_intermediate_size: int = 64,
+    partial_rotary_factor: float | None = None,
 ):
-    """A config of `family` shrunk to the given sizes, token ids taken from `tokenizer`."""
+    """A config of `family` shrunk to the given sizes, token ids taken from `tokenizer`.
+
+    `partial_rotary_factor` overrides the family's fraction of each head that rotates (Qwen3.5: 0.25).
+    """
     from transformers import AutoConfig
 
     if family not in FAMILIES:
@@ -123,7 +127,9 @@ def tiny_config(
     text.eos_token_id = ids["<|im_end|>"]
     text.pad_token_id = ids["<|endoftext|>"]
     rope = dict(text.rope_parameters or {})
-    rope["mrope_section"] = mrope_section(head_dim, rope.get("partial_rotary_factor", 1.0))
+    if partial_rotary_factor is not None:
+        rope["partial_rotary_factor"] = partial_rotary_factor
+    rope["mrope_section"] = _mrope_section(head_dim, rope.get("partial_rotary_factor", 1.0))
     text.rope_parameters = rope
     if getattr(text, "layer_types", None) is not None:
         text.layer_types = ["full_attention"] * layers

@@ -45,6 +45,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1,
                     help="worker processes, each training its share of the tasks with cores/jobs threads "
                          "(a model this small trains faster as 2 one-thread processes than 1 two-thread one)")
+    # Set by run_workers: a worker trains its share and leaves the merge to the parent, so the
+    # workers never race on results.json.
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     names = [c.name for c in list_tasks("heldout")] if args.tasks == "heldout" else args.tasks.split(",")
@@ -58,7 +61,8 @@ def main() -> None:
             r = train_one(bb, name, args)
             print(f"{name}: base {r['base']:.1%}  grey {r['grey']:.1%}  ART {r['art']:.1%}  "
                   f"exported PNG {r['exported']:.1%}  ({r['train_seconds']:.0f} s)", flush=True)
-    collect(Path(args.out), Path(args.runs), names)
+    if not args.worker:
+        collect(Path(args.out), Path(args.runs), names)
 
 
 def run_workers(args, names: list[str]) -> None:
@@ -71,7 +75,7 @@ def run_workers(args, names: list[str]) -> None:
         if not share:
             continue
         cmd = [sys.executable, __file__, "--model", args.model, "--tasks", ",".join(share), "--steps", str(args.steps),
-               "--batch-size", str(args.batch_size), "--runs", args.runs, "--out", args.out, "--jobs", "1"]
+               "--batch-size", str(args.batch_size), "--runs", args.runs, "--out", args.out, "--worker"]
         if args.lr is not None:
             cmd += ["--lr", str(args.lr)]
         procs.append(subprocess.Popen(cmd, env=env))

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from artstudio.scoring import score
 from artstudio.tasks import list_tasks, make_task, pictures, sample
-from artstudio.tiny import char_tokenizer, mrope_section, tiny_config, tiny_processor
+from artstudio.tiny import char_tokenizer, tiny_config, tiny_processor
 
 # Model sizes (text hidden 192 × 6 layers, vision 96 × 3 blocks): about 3.5 M parameters, fast on CPU.
 SIZES = dict(hidden_size=192, layers=6, heads=6, intermediate_size=576,
@@ -43,11 +43,7 @@ PARTIAL_ROTARY_FACTOR = 1.0
 
 def build(seed: int):
     tok = char_tokenizer(default_system=False)
-    cfg = tiny_config("qwen3_5", tok, **SIZES)
-    rope = dict(cfg.text_config.rope_parameters)
-    rope["partial_rotary_factor"] = PARTIAL_ROTARY_FACTOR
-    rope["mrope_section"] = mrope_section(cfg.text_config.head_dim, PARTIAL_ROTARY_FACTOR)
-    cfg.text_config.rope_parameters = rope
+    cfg = tiny_config("qwen3_5", tok, **SIZES, partial_rotary_factor=PARTIAL_ROTARY_FACTOR)
     # Full attention in every layer: the gated-delta (linear attention) layers of Qwen3.5 run a slow
     # reference PyTorch kernel on CPU (measured 1.6x slower per step); the model class is unchanged.
     cfg.text_config.layer_types = ["full_attention"] * SIZES["layers"]

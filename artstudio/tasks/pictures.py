@@ -3,10 +3,10 @@
 A cue picture carries part of the instruction in two separate places: a coloured *band* across the
 top names the answer format, and the *glyph* drawn below it names the operation. The band is exactly
 the top row of studio-tiny's 3 × 3 visual tokens and the glyph stays in the two rows under it, so
-each visual token carries one factor; a held-out (operation, format) pair is then a new combination
-of token contents the model already reads, which a canvas can compose (v0 painted the format as the
-whole background, mixing both factors in every token, and its canvases reached 41 % instead). studio-tiny learns to read these during
-pretraining, which is what lets a trained canvas later steer it (the canvas sits where cues sit).
+each visual token carries one factor (v0 painted the format as the whole background, mixing both
+factors in every token). studio-tiny learns to read these during pretraining; the canvas sits where
+cues sit. Whether it reads an unseen combination is measured, not assumed: mostly it does not
+(`benchmarks/cue_probe.py`, README "Held-out tasks").
 Every picture is drawn with seeded jitter so the model learns the cue, not one exact bitmap.
 """
 

@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--canvas-size", type=int, default=None,
+                    help="canvas side in pixels (default: the model's recommended size, studio-tiny: 96)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "gallery"))
     ap.add_argument("--out", default=str(ROOT / "canvases"))
     ap.add_argument("--jobs", type=int, default=1,
@@ -78,6 +80,8 @@ def run_workers(args, names: list[str]) -> None:
                "--batch-size", str(args.batch_size), "--runs", args.runs, "--out", args.out, "--worker"]
         if args.lr is not None:
             cmd += ["--lr", str(args.lr)]
+        if args.canvas_size is not None:
+            cmd += ["--canvas-size", str(args.canvas_size)]
         procs.append(subprocess.Popen(cmd, env=env))
     failed = [p.args for p in procs if p.wait() != 0]
     if failed:
@@ -93,7 +97,8 @@ def train_one(bb, name: str, args) -> dict:
     grey = evaluate(build_method("random-canvas", bb, {"init": "gray"}), test, card.metric).accuracy
     t0 = time.time()
     res = train(TrainConfig(out=str(Path(args.runs) / name), data=str(task_dir), steps=args.steps,
-                            batch_size=args.batch_size, lr=args.lr, checkpoint_every=0, snapshot_every=50),
+                            batch_size=args.batch_size, lr=args.lr, checkpoint_every=0, snapshot_every=50,
+                            method_options={"canvas_size": args.canvas_size} if args.canvas_size else {}),
                 backbone=bb)
     seconds = time.time() - t0
     png = Path(args.out) / f"{name}.png"

@@ -33,7 +33,7 @@ SIZES = dict(hidden_size=192, layers=6, heads=6, intermediate_size=576,
              vision_hidden_size=96, vision_depth=3, vision_heads=4, vision_intermediate_size=384)
 # Tasks that need more practice (string transforms, copying long JSON, reading cues) are drawn more
 # often; the one-look picture tasks (colours, counting) were at 100 % early in v0 and get less.
-WEIGHTS = {"cue-numeric": 3.0, "cue-strings": 3.5, "strings-text": 2.0, "tool-call": 2.0,
+WEIGHTS = {"cue-numeric": 3.5, "cue-strings": 4.0, "strings-text": 2.0, "tool-call": 2.0,
            "cue-word-problems": 1.5, "arith-text": 1.0, "colour-name": 0.5, "count-shapes": 0.5}
 # Rotate every dimension of each head: Qwen3.5's default 0.25 leaves a 32-wide head 8 rotary
 # dimensions (4 frequencies), too coarse to tell neighbouring characters apart, and v0 (trained so)
@@ -104,7 +104,7 @@ def evaluate(model, processor, n: int, batch: int = 100) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="artstudio/models/studio-tiny", help="output folder (save_pretrained)")
-    ap.add_argument("--steps", type=int, default=7000, help="optimisation steps (the shipped weights: 7,000)")
+    ap.add_argument("--steps", type=int, default=8000, help="optimisation steps (the shipped weights: 8,000)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (cosine decay, 3%% warm-up)")
     ap.add_argument("--seed", type=int, default=0)

@@ -44,7 +44,23 @@ def test_pretraining_never_shows_a_heldout_operation_format_pair(monkeypatch):
     assert shown and not held & set(shown)
     # Every operation and every format is still taught, each with several partners.
     assert {g for g, _ in shown} == set(glyph_of.values())
-    assert {f for _, f in shown} == set(suite.FORMATS)
+    assert {f for _, f in shown} == set(suite.PRETRAIN_FORMATS)
+
+
+def test_every_operation_is_practised_at_many_distances_from_the_answer_start():
+    # The value starts 0 to 14 characters into the answer, depending on the format; each operation
+    # must meet most of those offsets in pretraining, or its circuit ties itself to the ones it met.
+    for op in (*suite.NUMERIC_OPS, *suite.STRING_OPS):
+        offsets = {suite.fmt("X", how).index("X") for o, how in suite._SEEN_PAIRS if o == op}
+        assert len(offsets) >= 7, (op, sorted(offsets))
+
+
+def test_pretraining_only_formats_differ_from_every_heldout_format():
+    for how in suite.EXTRA_FORMATS:
+        for value in ("7", "ab"):
+            written = suite.fmt(value, how)
+            assert written not in {suite.fmt(value, h) for h in suite.FORMATS}
+            assert not written.startswith(("{", "[", "Answer:"))
 
 
 def test_word_problems_are_never_answered_in_json_during_pretraining():
@@ -68,8 +84,8 @@ def test_heldout_answers_follow_their_card(op, how):
 @pytest.mark.parametrize("glyph", sorted({spec[0] for spec in (suite.NUMERIC_OPS | suite.STRING_OPS).values()}))
 def test_cue_keeps_format_in_the_top_token_row_and_the_glyph_below(glyph):
     band = pictures.BAND
-    for seed in range(20):
-        fmt = suite.FORMATS[seed % len(suite.FORMATS)]
+    for seed in range(22):
+        fmt = suite.PRETRAIN_FORMATS[seed % len(suite.PRETRAIN_FORMATS)]
         img = pictures.cue(random.Random(seed), glyph, fmt)
         assert img.size == (pictures.SIDE, pictures.SIDE)
         px = img.load()

@@ -20,7 +20,12 @@ SIDE = 96  # studio-tiny's image side: 3 × 32 (patch 16, merge 2) → 9 visual 
 
 BAND = SIDE // 3  # one row of merged visual tokens (32 px: patch 16 × merge 2)
 PAPER = (245, 245, 245)
-FORMAT_COLOURS = {"plain": (110, 190, 80), "answer": (250, 210, 40), "json": (60, 190, 235), "bracket": (235, 100, 190)}
+FORMAT_COLOURS = {
+    "plain": (110, 190, 80), "answer": (250, 210, 40), "json": (60, 190, 235), "bracket": (235, 100, 190),
+    # formats only pretraining uses (suite.EXTRA_FORMATS)
+    "paren": (140, 60, 200), "quote": (150, 150, 20), "equals": (240, 120, 20), "arrow": (210, 40, 40),
+    "out": (40, 60, 210), "result": (20, 130, 110), "sentence": (130, 80, 30),
+}
 
 COLOURS = {
     "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220), "yellow": (240, 220, 40),

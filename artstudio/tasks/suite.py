@@ -20,7 +20,16 @@ from PIL import Image
 
 from . import pictures
 
-FORMATS = ("plain", "answer", "json", "bracket")
+FORMATS = ("plain", "answer", "json", "bracket")  # the answer formats the held-out tasks ask for
+# Formats only pretraining shows, each a template around the value. Their prefixes put the value 1 to
+# 14 characters after the answer's start, so every operation is practised at many distances from it.
+# In v1 each operation met only two or three of the four formats above, and it failed at the prefix
+# length of the missing one: a reverse-json canvas got the JSON right and the reversal wrong.
+EXTRA_FORMATS = {
+    "paren": "({})", "quote": '"{}"', "equals": "= {}", "arrow": "-> {}", "out": "out: {}",
+    "result": "Result: {}", "sentence": "The result is {}.",
+}
+PRETRAIN_FORMATS = FORMATS + tuple(EXTRA_FORMATS)
 NUMERIC_OPS = {  # name: (glyph, function, words for the description)
     "add": ("plus", lambda a, b: a + b, "their sum"),
     "sub": ("minus", lambda a, b: a - b, "the first minus the second"),
@@ -59,6 +68,8 @@ def fmt(value, how: str) -> str:
         return json.dumps({"result": value})
     if how == "bracket":
         return f"[{value}]"
+    if how in EXTRA_FORMATS:
+        return EXTRA_FORMATS[how].format(value)
     raise ValueError(how)
 
 
@@ -92,7 +103,7 @@ def cue_example(rng: random.Random, op: str, how: str, with_picture: bool = True
 
 # --- pretraining generators: (rng) -> (prompt, answer, image or None) ---------------------------
 
-_SEEN_PAIRS = [(op, how) for op in (*NUMERIC_OPS, *STRING_OPS) for how in FORMATS if (op, how) not in HELDOUT_PAIRS]
+_SEEN_PAIRS = [(op, how) for op in (*NUMERIC_OPS, *STRING_OPS) for how in PRETRAIN_FORMATS if (op, how) not in HELDOUT_PAIRS]
 
 
 def gen_cue_numeric(rng):
@@ -255,7 +266,7 @@ def gen_word_problems_json(rng):
 
 
 PRETRAIN = [
-    TaskCard("cue-numeric", "Two digits in the prompt; the picture's glyph names the operation (+ add, − subtract, × multiply, ▲ larger, ▼ smaller) and the colour band across its top the answer format (green bare, yellow `Answer: <n>`, cyan JSON {\"result\": n}, pink [n]).", "exact", "varies", "pretrain", generate=gen_cue_numeric),
+    TaskCard("cue-numeric", "Two digits in the prompt; the picture's glyph names the operation (+ add, − subtract, × multiply, ▲ larger, ▼ smaller) and the colour band across its top the answer format (green bare, yellow `Answer: <n>`, cyan JSON {\"result\": n}, pink [n], and seven formats only pretraining uses: purple (n), olive \"n\", orange = n, red -> n, blue out: n, teal Result: n, brown The result is n.).", "exact", "varies", "pretrain", generate=gen_cue_numeric),
     TaskCard("cue-strings", "A lowercase word of 2 to 4 letters in the prompt; the picture's glyph names the operation (ring reverse, stairs sort, square uppercase, two bars count, dot first letter) and the colour band across its top the answer format.", "exact", "varies", "pretrain", generate=gen_cue_strings),
     TaskCard("arith-text", "An arithmetic request on two digits in words (add, subtract, multiply, larger, smaller); reply with the bare number.", "exact", "plain", "pretrain", generate=gen_arith_text),
     TaskCard("strings-text", "A string transform asked in words (reverse, sort letters, uppercase, count letters, first letter); reply with the bare result.", "exact", "plain", "pretrain", generate=gen_strings_text),

@@ -107,7 +107,8 @@ def train_one(bb, name: str, args) -> dict:
                                                  "grey_canvas_accuracy": grey})
     served = evaluate(load_artwork(png, bb), test, card.metric).accuracy
     result = {"base": base, "grey": grey, "art": res.metrics["accuracy"], "exported": served,
-              "steps": args.steps, "train_seconds": round(seconds, 1), "n": len(test),
+              "steps": args.steps, "canvas_size": list(res.method.canvas.size), "batch_size": args.batch_size,
+              "train_seconds": round(seconds, 1), "n": len(test),
               "seconds_per_step": res.metrics["seconds_per_step"],
               "lr": json.loads((res.out / "config.json").read_text())["resolved"]["lr"]}
     # One file per task, so parallel workers never write the same file; `collect` merges them.
@@ -130,23 +131,24 @@ def write_readme(out: Path, results: dict) -> None:
     lines = [
         "# The gallery: one ART canvas per held-out studio-tiny task",
         "",
-        "Each PNG is an artwork: a 96×96 canvas trained with `scripts/build_gallery.py` (SFT, 300 steps, batch 16,",
-        "the default learning rate) that steers the frozen studio-tiny model to a task it never saw. Accuracy is",
+        "Each PNG is an artwork: a canvas trained with `scripts/build_gallery.py` (SFT; size, steps, batch and peak",
+        "learning rate in the table) that steers the frozen studio-tiny model to a task it never saw. Accuracy is",
         "exact match (JSON tasks: parsed JSON equality) on the task's 200-example test split, greedy decoding.",
         "*base*: no picture; *grey*: a neutral grey canvas; *ART*: in-training evaluation; *PNG*: the exported",
         "uint8 file read back through `load_artwork`, as `artstudio eval --canvas` does. Metadata inside each PNG:",
         "`artstudio info canvases/<task>.png`.",
         "",
-        "| task | artwork | base | grey | ART | PNG | steps | train time |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | artwork | base | grey | ART | PNG | canvas | steps | batch | lr | train time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in order:
         r = results[name]
         lines.append(f"| `{name}` | ![{name}]({name}.png) | {r['base']:.1%} | {r['grey']:.1%} | **{r['art']:.1%}** | "
-                     f"{r['exported']:.1%} | {r['steps']} | {r['train_seconds']:.0f} s |")
+                     f"{r['exported']:.1%} | {r['canvas_size'][0]}×{r['canvas_size'][1]} | {r['steps']} | {r['batch_size']} | "
+                     f"{r['lr']:g} | {r['train_seconds']:.0f} s |")
     if order:
         mean = lambda k: sum(results[n][k] for n in order) / len(order)  # noqa: E731
-        lines.append(f"| **mean** | | {mean('base'):.1%} | {mean('grey'):.1%} | **{mean('art'):.1%}** | {mean('exported'):.1%} | | |")
+        lines.append(f"| **mean** | | {mean('base'):.1%} | {mean('grey'):.1%} | **{mean('art'):.1%}** | {mean('exported'):.1%} | | | | | |")
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
 
 

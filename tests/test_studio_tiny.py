@@ -77,14 +77,18 @@ def test_shipped_weights_solve_their_pretraining_tasks(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_gallery_artworks_steer_the_shipped_model(tiny, tmp_path):
-    # Every gallery PNG loads for studio-tiny; served as a file, the strongest one does its held-out task.
+    # Every gallery PNG, served as a file, still does its held-out task on the shipped weights about
+    # as well as the gallery table says (catches new weights shipped with a stale gallery), and the
+    # gallery as a whole clears the 80 % held-out target that README reports.
     from artstudio.artwork import load_artwork
 
     results = json.loads((GALLERY / "results.json").read_text())
     assert {c.name for c in list_tasks("heldout")} <= set(results)
-    best = max(results, key=lambda name: results[name]["exported"])
-    card = get_task(best)
-    test = load_jsonl(make_task(best, tmp_path / best, seed=0, n_train=0, n_test=40) / "test.jsonl")
-    with_canvas = evaluate(load_artwork(GALLERY / f"{best}.png", tiny), test, card.metric).accuracy
-    without = evaluate(build_method("base", tiny), test, card.metric).accuracy
-    assert with_canvas >= 0.8 and with_canvas - without >= 0.5, (best, with_canvas, without)
+    served = {}
+    for card in list_tasks("heldout"):
+        test = load_jsonl(make_task(card.name, tmp_path / card.name, seed=0, n_train=0, n_test=40) / "test.jsonl")
+        served[card.name] = evaluate(load_artwork(GALLERY / f"{card.name}.png", tiny), test, card.metric).accuracy
+        assert abs(served[card.name] - results[card.name]["exported"]) <= 0.2, (card.name, served[card.name])
+        if card.name == "max-bracket":
+            assert evaluate(build_method("base", tiny), test, card.metric).accuracy <= 0.1
+    assert sum(served.values()) / len(served) >= 0.8, served

@@ -14,6 +14,7 @@ the rest of the package talks to it through three things defined here:
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import logging
@@ -182,6 +183,12 @@ def _pixel_limits(ip: Any) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------- backbone
 
+def cache_of(output: Any) -> Any:
+    """The KV cache a forward pass returned: `output.cache` in current transformers, `.past_key_values` in older 5.x."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
 class Backbone:
     """A frozen Qwen vision-language model with its processor, tokenizer, geometry and token ids."""
 
@@ -199,6 +206,9 @@ class Backbone:
         # A model folder may recommend a canvas size in `artstudio.json` (studio-tiny: 96, the size of
         # the cue pictures it was pretrained on); otherwise methods fall back to 256 px.
         self.recommended_canvas_size: int | None = _read_hint(getattr(model, "name_or_path", "") or model_id, "canvas_size")
+        # transformers renamed the KV-cache argument `past_key_values` to `cache` (the old name warns
+        # on every call and goes in 5.40); pass whichever this version's model takes.
+        self._cache_kwarg: str = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         cfg = model.config
         self.family: str = cfg.model_type
         self.device = next(model.parameters()).device
@@ -301,9 +311,10 @@ class Backbone:
         if mm_token_type_ids is not None:
             kwargs["mm_token_type_ids"] = mm_token_type_ids.to(self.device)
         # A method may run a wrapped model (a PEFT adapter around the frozen one).
+        kwargs[self._cache_kwarg] = past_key_values
         return (model or self.model)(
             input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-            image_grid_thw=image_grid_thw, past_key_values=past_key_values, position_ids=position_ids,
+            image_grid_thw=image_grid_thw, position_ids=position_ids,
             use_cache=use_cache, labels=labels, **kwargs,
         )
 

@@ -25,6 +25,7 @@ from itertools import groupby
 
 import torch
 
+from .backbone import cache_of
 from .data import Example
 from .prompts import encode_batch
 
@@ -188,8 +189,8 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     if p > 0:
         r0 = rows[0]
         slot_in_prefix = slot is not None and backbone.image_token_id in r0["ids"][:p].tolist()
-        prefix_cache = _forward(method, r0["ids"][None, :p].to(backbone.device), r0["pos"][:, :, :p],
-                                [slot] if slot_in_prefix else [], None).past_key_values
+        prefix_cache = cache_of(_forward(method, r0["ids"][None, :p].to(backbone.device), r0["pos"][:, :, :p],
+                                [slot] if slot_in_prefix else [], None))
     else:
         slot_in_prefix = False
 
@@ -222,7 +223,7 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
                 break
             out = method.forward(input_ids=nxt[:, None], attention_mask=None, image_outputs=None,
                                  position_ids=next_pos, past_key_values=cache, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1]
+            cache, logits = cache_of(out), out.logits[:, -1]
             next_pos = next_pos + 1
         for r, i in enumerate(idx):
             results.setdefault(i, []).append(produced[r])
@@ -247,4 +248,4 @@ def _prompt_forward(method, rows, chunk: list[int], p: int, prefix_cache, slot_i
         cache = copy.deepcopy(prefix_cache)
         cache.reorder_cache(torch.zeros(len(chunk), dtype=torch.long, device=device))
     out = _forward(method, ids, pos, images, cache)
-    return out.past_key_values, out.logits[:, -1], pos[:, :, -1:] + 1
+    return cache_of(out), out.logits[:, -1], pos[:, :, -1:] + 1

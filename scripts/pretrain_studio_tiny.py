@@ -1,6 +1,6 @@
 """Rebuild studio-tiny from scratch: a small Qwen3.5-architecture model pretrained on the task suite.
 
-    python scripts/pretrain_studio_tiny.py --out artstudio/models/studio-tiny          # ~45 min, 2 CPU cores
+    python scripts/pretrain_studio_tiny.py --out artstudio/models/studio-tiny          # ~60 min, 2 CPU cores
     python scripts/pretrain_studio_tiny.py --steps 50 --out /tmp/st --test-size 20     # smoke run
 
 The model is a real `Qwen3_5ForConditionalGeneration` (transformers), sized to a few million

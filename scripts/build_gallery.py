@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=0, help="training seed (data order, canvas init); the task splits stay seed 0")
     ap.add_argument("--canvas-size", type=int, default=None,
                     help="canvas side in pixels (default: the model's recommended size, studio-tiny: 96)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "gallery"))
@@ -82,6 +83,7 @@ def run_workers(args, names: list[str]) -> None:
             cmd += ["--lr", str(args.lr)]
         if args.canvas_size is not None:
             cmd += ["--canvas-size", str(args.canvas_size)]
+        cmd += ["--seed", str(args.seed)]
         procs.append(subprocess.Popen(cmd, env=env))
     failed = [p.args for p in procs if p.wait() != 0]
     if failed:
@@ -97,7 +99,7 @@ def train_one(bb, name: str, args) -> dict:
     grey = evaluate(build_method("random-canvas", bb, {"init": "gray"}), test, card.metric).accuracy
     t0 = time.time()
     res = train(TrainConfig(out=str(Path(args.runs) / name), data=str(task_dir), steps=args.steps,
-                            batch_size=args.batch_size, lr=args.lr, checkpoint_every=0, snapshot_every=50,
+                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=50,
                             method_options={"canvas_size": args.canvas_size} if args.canvas_size else {}),
                 backbone=bb)
     seconds = time.time() - t0
@@ -107,7 +109,7 @@ def train_one(bb, name: str, args) -> dict:
                                                  "grey_canvas_accuracy": grey})
     served = evaluate(load_artwork(png, bb), test, card.metric).accuracy
     result = {"base": base, "grey": grey, "art": res.metrics["accuracy"], "exported": served,
-              "steps": args.steps, "canvas_size": list(res.method.canvas.size), "batch_size": args.batch_size,
+              "steps": args.steps, "seed": args.seed, "canvas_size": list(res.method.canvas.size), "batch_size": args.batch_size,
               "train_seconds": round(seconds, 1), "n": len(test),
               "seconds_per_step": res.metrics["seconds_per_step"],
               "lr": json.loads((res.out / "config.json").read_text())["resolved"]["lr"]}

@@ -72,18 +72,15 @@ def run_workers(args, names: list[str]) -> None:
     """Split the tasks round-robin over `args.jobs` child processes of this script and wait for them."""
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    # Every option the parent was given reaches each worker, except the ones that split the work.
+    forwarded = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                 if v is not None and k not in ("tasks", "jobs", "worker")]
     procs = []
     for j in range(args.jobs):
         share = names[j::args.jobs]
         if not share:
             continue
-        cmd = [sys.executable, __file__, "--model", args.model, "--tasks", ",".join(share), "--steps", str(args.steps),
-               "--batch-size", str(args.batch_size), "--runs", args.runs, "--out", args.out, "--worker"]
-        if args.lr is not None:
-            cmd += ["--lr", str(args.lr)]
-        if args.canvas_size is not None:
-            cmd += ["--canvas-size", str(args.canvas_size)]
-        cmd += ["--seed", str(args.seed)]
+        cmd = [sys.executable, __file__, *forwarded, "--tasks", ",".join(share), "--worker"]
         procs.append(subprocess.Popen(cmd, env=env))
     failed = [p.args for p in procs if p.wait() != 0]
     if failed:

@@ -58,18 +58,15 @@ FORMAT_WORDS = {
 }
 
 
+_TEMPLATES = {"plain": "{}", "answer": "Answer: {}", "bracket": "[{}]", **EXTRA_FORMATS}
+
+
 def fmt(value, how: str) -> str:
-    """Write `value` in answer format `how`."""
-    if how == "plain":
-        return str(value)
-    if how == "answer":
-        return f"Answer: {value}"
+    """Write `value` in answer format `how` (JSON: a real JSON object, strings quoted and escaped)."""
     if how == "json":
         return json.dumps({"result": value})
-    if how == "bracket":
-        return f"[{value}]"
-    if how in EXTRA_FORMATS:
-        return EXTRA_FORMATS[how].format(value)
+    if how in _TEMPLATES:
+        return _TEMPLATES[how].format(value)
     raise ValueError(how)
 
 

@@ -8,20 +8,13 @@ The Python API mirrors the `artstudio` command:
     art = artstudio.load_artwork("runs/add-json/artwork.png", bb)   # an ArtMethod, canvas frozen
     print(artstudio.evaluate(art, rows, "json").accuracy)
 
-Names load on first use, so `import artstudio` does not import torch or transformers.
-
-`train`, `evaluate` and `compare` are both functions of the API and modules of the package
-(`artstudio.train.TrainConfig`, `import artstudio.train as T`). The package keeps them as modules and
-makes those three modules callable, so `artstudio.train(config)` calls `artstudio.train.train(config)`
-whichever way they were first imported.
+Names load on first use, so `import artstudio` does not import torch or transformers. The functions
+`train`, `evaluate` and `compare` live in the modules `training`, `evaluation` and `comparison`.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-import types
 from typing import Any
 
 from artstudio.errors import (  # noqa: F401  (cheap, and every caller wants them)
@@ -40,9 +33,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load_backbone": ("artstudio.backbone", "load_backbone"),
     "DEFAULT_MODEL": ("artstudio.backbone", "DEFAULT_MODEL"),
     "Canvas": ("artstudio.canvas", "Canvas"),
-    "TrainConfig": ("artstudio.train", "TrainConfig"),
+    "TrainConfig": ("artstudio.training", "TrainConfig"),
+    "train": ("artstudio.training", "train"),
+    "evaluate": ("artstudio.evaluation", "evaluate"),
+    "compare": ("artstudio.comparison", "compare"),
+    "CompareConfig": ("artstudio.comparison", "CompareConfig"),
     "export_artwork": ("artstudio.artwork", "export_artwork"),
-    "load_artwork": ("artstudio.artwork", "load_artwork"),
+    "load_artwork": ("artstudio.methods", "load_artwork"),
     "read_artwork": ("artstudio.artwork", "read_artwork"),
     "generate": ("artstudio.generation", "generate"),
     "GenerationConfig": ("artstudio.generation", "GenerationConfig"),
@@ -52,36 +49,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "make_task": ("artstudio.tasks", "make_task"),
     "vllm_request": ("artstudio.serving", "vllm_request"),
 }
-# Modules that are also the function of the same name.
-_CALLABLE_MODULES = ("train", "evaluate", "compare")
-
-
-class _CallableModule(types.ModuleType):
-    """A module that, called, calls its namesake function (`artstudio.train(...)`)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self, self.__name__.rpartition(".")[2])(*args, **kwargs)
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        # The import system binds a freshly imported submodule here; give the three clashing ones a call.
-        if name in _CALLABLE_MODULES and isinstance(value, types.ModuleType) and type(value) is types.ModuleType:
-            value.__class__ = _CallableModule
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CALLABLE_MODULES:
-        try:
-            return importlib.import_module(f"artstudio.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"artstudio.{name}":
-                raise
-            raise AttributeError(f"artstudio.{name} is not available in this installation") from None
     if name in _LAZY:
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
@@ -91,9 +61,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_CALLABLE_MODULES))
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = ["__version__", "ArtStudioError", "ArtworkError", "CanvasSizeError", "ConfigError", "DataError",
-           "ModelLoadError", *_LAZY,
-           *(m for m in _CALLABLE_MODULES if importlib.util.find_spec(f"artstudio.{m}") is not None)]
+           "ModelLoadError", *_LAZY]

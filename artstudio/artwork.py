@@ -5,6 +5,8 @@ As image-generation UIs do (DESIGN §5), the metadata is JSON in a PNG text chun
 in the prompt, the task, the objective, steps and metrics. Any PNG viewer shows the picture; any
 serving engine takes it as an ordinary image; `read_artwork` + `check_compatible` refuse to use it
 with a model it was not made for, unless the user explicitly allows it.
+
+This module is the file format only; `artstudio.methods.load_artwork` turns a PNG into a method.
 """
 
 from __future__ import annotations
@@ -280,42 +282,3 @@ def _task_dict(task) -> dict | None:
 def _plain(value):
     """JSON-normalised copy (tuples -> lists), so stored and live geometries compare equal."""
     return json.loads(json.dumps(value))
-
-
-def load_artwork(path: str | os.PathLike, backbone=None, *, model: str | None = None, allow_mismatch: bool = False,
-                 device: str | None = None, dtype: str | None = None):
-    """An `ArtMethod` serving the PNG at `path`: its canvas frozen, its placement from the metadata.
-
-    Without `backbone`, loads `model`, else the model the metadata names; a plain PNG (no ArtStudio
-    metadata) says nothing about its model, so then `model` (or a backbone) is required. The artwork
-    is checked against the backbone with `check_compatible` (`allow_mismatch` lets a mismatch through
-    with a warning; a size that does not fit is always refused).
-    """
-    from artstudio.backbone import load_backbone
-    from artstudio.canvas import Canvas
-    from artstudio.methods import ArtConfig, ArtMethod
-
-    artwork = read_artwork(path)
-    if backbone is None:
-        model_id = model or (artwork.metadata.model_id if artwork.metadata is not None else None)
-        if model_id is None:
-            raise ArtworkError(
-                f"{artwork.path}: a plain PNG without ArtStudio metadata does not say which model it is for; "
-                "name the model (--model M on the command line, load_artwork(path, model=M) in Python)"
-            )
-        backbone = load_backbone(model_id, device=device, dtype=dtype)
-    check_compatible(artwork, backbone, allow_mismatch=allow_mismatch)
-    if artwork.metadata is not None:
-        # Serve with the prompt format the canvas was trained with.
-        backbone.keep_default_system = bool(artwork.metadata.extra.get("keep_default_system", False))
-    placement = artwork.metadata.placement if artwork.metadata is not None else "first"
-    height, width = artwork.image.height, artwork.image.width
-    # The served pixels are exactly the PNG's: the "pixels" parametrisation holds k/255 values as they
-    # are, and rounding them again is the identity, so this canvas feeds the model the file's bytes.
-    canvas = Canvas.from_image(artwork.image, parametrization="pixels", quantize=True)
-    config = ArtConfig(canvas_size=height if height == width else None, init="gray",
-                       parametrization="pixels", placement=placement)
-    method = ArtMethod(backbone, config, canvas=canvas)
-    method.canvas.requires_grad_(False)
-    method.artwork = artwork
-    return method

@@ -6,8 +6,8 @@ the rest of the package talks to it through three things defined here:
 - `Geometry`, the image layout the model expects (patch size, spatial merge, temporal patch, mean/std,
   pixel limits), read from the processor config and never from a table of families (DESIGN §3);
 - `Backbone.encode_images`, which runs the vision tower with gradients w.r.t. the pixels, and
-  `repeat_image_outputs` / `concat_image_outputs`, which let one canvas encoding serve a whole batch
-  ("the shared canvas is encoded once per step");
+  `concat_image_outputs`, which joins encodings in sequence order; the same canvas encoding joined
+  once per row serves a whole batch ("the shared canvas is encoded once per step");
 - `Backbone.forward`, which hands those precomputed visual embeddings to the unmodified
   `...ForConditionalGeneration` forward through its `mm_encoder_outputs` argument.
 """
@@ -200,9 +200,6 @@ class Backbone:
         self.tokenizer = processor.tokenizer
         self.geometry = Geometry.from_processor(processor)
         self.model_id = model_id
-        # Prompt format: keep the chat template's default system turn (Qwen2/2.5-VL insert one)?
-        # Off by default, as in the paper; every prompt of training, evaluation and generation follows it.
-        self.keep_default_system: bool = False
         # A model folder may recommend a canvas size in `artstudio.json` (studio-tiny: 96, the size of
         # the cue pictures it was pretrained on); otherwise methods fall back to 256 px.
         self.recommended_canvas_size: int | None = _read_hint(getattr(model, "name_or_path", "") or model_id, "canvas_size")
@@ -241,15 +238,12 @@ class Backbone:
             pixel_values, image_grid_thw.to(self.device), return_dict=True
         )
 
-    def repeat_image_outputs(self, output: Any, n: int) -> Any:
-        """The same images repeated `n` times in sequence order: one canvas encoding for a batch.
-
-        The tensors are shared, not copied, so every row's gradient accumulates on the one encoding.
-        """
-        return self.concat_image_outputs([output] * n)
-
     def concat_image_outputs(self, outputs: Sequence[Any]) -> Any:
-        """Join vision outputs in the order their images appear in the batch's token sequence."""
+        """Join vision outputs in the order their images appear in the batch's token sequence.
+
+        An output may appear several times (the canvas, once per row): its tensors are shared, not
+        copied, so every row's gradient accumulates on the one encoding.
+        """
         if not outputs:
             raise ValueError("concat_image_outputs needs at least one output")
         fields: dict[str, Any] = {"pooler_output": tuple(t for o in outputs for t in o.pooler_output)}
@@ -377,7 +371,6 @@ def load_backbone(
     device: str | None = None,
     trust_remote_code: bool = False,
     local_files_only: bool | None = None,
-    keep_default_system: bool = False,
 ) -> Backbone:
     """Load a Qwen vision-language model (Hub id or local folder), frozen, on `device`."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
@@ -430,7 +423,6 @@ def load_backbone(
         raise ModelLoadError(f"cannot load the weights of {model_id}: {e}") from e
     net.to(device)
     backbone = Backbone(net, processor, model_id)
-    backbone.keep_default_system = keep_default_system
     log.info(
         "loaded %s (%s): %.2fM parameters, frozen, on %s as %s",
         model_id, family, backbone.num_parameters / 1e6, device, str(torch_dtype).removeprefix("torch."),

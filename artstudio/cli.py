@@ -9,50 +9,37 @@
     artstudio app
 
 As in litgpt, options are not written by hand: `dataclass_options` turns the fields of `TrainConfig`,
-of every registered method's config class and of the verbs' own configs (`EvalConfig`,
-`InferConfig`, ...) into `--snake-case` options with the field's type and `metadata["help"]`, so an
-option cannot exist in the Python API and be missing here, or the reverse. Canvas options (`ArtConfig`)
-are unprefixed (`--canvas-size`); other methods' options carry the method's name (`--lora-r`).
+of every registered method's config class and of the library's recipe configs (`EvalConfig`,
+`InferConfig`, `CompareConfig`, `AppSettings`, ...) into `--kebab-case` options with the field's type,
+`Literal` choices and `metadata["help"]`, so an option cannot exist in the Python API and be missing
+here, or the reverse. Canvas options (`ArtConfig`) are unprefixed (`--canvas-size`); other methods'
+options carry the method's name (`--lora-r`). The verbs only parse and print: the work is done by
+the library functions they call (`training.train`, `evaluation.run_eval`, `inference.run_infer`, ...).
 
 A user mistake (`ArtStudioError`) prints `error: <message>` and exits with status 2, never a
-traceback (`--debug` shows one); `-v` logs progress to stderr. Verbs live in a small registry
-(`VERBS`), so an optional module (`artstudio.compare`) adds its verb when it is installed.
+traceback (`--debug` shows one); `-v` logs progress to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import importlib.util
-import inspect
 import json
 import logging
 import sys
-import tempfile
 import traceback
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Union
+from typing import Any, Callable, Literal
 
-from artstudio.errors import ArtStudioError, ConfigError, DataError
+from artstudio.errors import ArtStudioError, ConfigError
+from artstudio.options import default_of, field_type
 
 log = logging.getLogger("artstudio.cli")
 
-METRICS = ("exact", "numeric", "regex", "json")
 # Extra spellings of generated options, per verb config field.
 ALIASES: dict[str, tuple[str, ...]] = {"out": ("-o",), "output": ("-o",)}
-# Fields whose values come from a fixed set (the dataclass types them as plain strings).
-CHOICES: dict[str, Callable[[], tuple[str, ...]]] = {
-    "metric": lambda: METRICS,
-    "method": lambda: tuple(_method_names()),
-    "objective": lambda: ("sft", "grpo"),
-    "schedule": lambda: ("cosine", "constant"),
-    "placement": lambda: ("first", "after-text"),
-    "parametrization": lambda: ("sigmoid", "pixels"),
-}
 
 
 # ============================================================================ dataclass -> options
@@ -66,15 +53,6 @@ class OptionSpec:
     name: str  # the dataclass field
     owner: str = ""  # for method options: "art" (all canvas methods) or the method's name
     applies_to: tuple[str, ...] = ()
-
-
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
-    """(X, True) for `X | None`, else (tp, False)."""
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) < len(typing.get_args(tp)):
-            return (args[0] if len(args) == 1 else str), True
-    return tp, False
 
 
 def _json_value(text: str) -> Any:
@@ -93,14 +71,6 @@ def _json_object(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("expected a JSON object like '{\"k\": 1}'")
     return value
-
-
-def _default_of(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
 
 
 def _help_text(f: dataclasses.Field, default: Any) -> str:
@@ -122,7 +92,6 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     -> choices, `list[X]` -> one or more X, `dict` -> a JSON object. With `suppress_defaults` an
     option left out is absent from the namespace, so the config class keeps its own default.
     """
-    hints = typing.get_type_hints(cls)
     specs = []
     for f in dataclasses.fields(cls):
         if f.name in skip or (only is not None and f.name not in only) or not f.init:
@@ -130,8 +99,8 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
         name = f.name.replace("_", "-")
         flag = f"--{prefix}-{name}" if prefix else f"--{name}"
         dest = f"{dest_prefix}{f.name}"
-        tp, _ = _unwrap_optional(hints[f.name])
-        default = _default_of(f)
+        tp, _ = field_type(cls, f.name)
+        default = default_of(f)
         kwargs: dict[str, Any] = {"help": _help_text(f, default)}
         if f.name in positional:  # required unless it has a real default (None counts as one)
             optional = {"nargs": "?", "default": default} if default != "" else {}
@@ -154,8 +123,8 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
             kwargs |= {"type": tp, "metavar": f.name.upper()}
         else:
             kwargs |= {"type": _json_value, "metavar": f.name.upper()}
-        if f.name in CHOICES and "choices" not in kwargs:
-            kwargs["choices"] = CHOICES[f.name]()
+        if f.name == "method" and tp is str:  # the registry names the methods; no list is kept here
+            kwargs["choices"] = _method_names()
             kwargs.pop("metavar", None)
         flags = [flag, *(ALIASES.get(f.name, ()) if not prefix else ())]
         parser.add_argument(*flags, **kwargs)
@@ -203,44 +172,6 @@ def parse_config(argv: list[str]) -> Any:
     return ns._config(ns)
 
 
-def config_verb(name: str, help: str, module: str, config_class: str, function: str) -> None:
-    """Register a verb whose options are generated from `module.config_class` and that calls
-    `module.function(config)`, if that module is installed (an optional part of the package).
-
-    The module is imported only when the verb runs or shows its help, so it costs nothing otherwise.
-    """
-    try:
-        if importlib.util.find_spec(module) is None:
-            return
-    except ModuleNotFoundError:
-        return
-
-    def parts() -> tuple[type, Callable]:
-        mod = importlib.import_module(module)
-        cls, func = getattr(mod, config_class, None), getattr(mod, function, None)
-        if cls is None or func is None or not dataclasses.is_dataclass(cls):
-            raise ConfigError(f"{module} has no {config_class} dataclass and {function}() function; "
-                              f"`artstudio {name}` needs both")
-        return cls, func
-
-    def build(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
-        cls, _ = parts()
-        p.description = (cls.__doc__ or help).strip()
-        # A config with a `grpo` dict takes the same --grpo-* options as `artstudio train`.
-        grpo_cls = _grpo_config_class() if "grpo" in {f.name for f in dataclasses.fields(cls)} else None
-        specs = dataclass_options(p, cls, skip=("grpo",) if grpo_cls else ())
-        if grpo_cls is None:
-            return lambda ns: config_from_args(cls, ns, specs)
-        grpo_specs = _grpo_option_group(p, grpo_cls)
-        return lambda ns: config_from_args(cls, ns, specs, grpo=_grpo_options(ns, grpo_specs))
-
-    def execute(config: Any) -> int:
-        _show(parts()[1](config))
-        return 0
-
-    VERBS[name] = Verb(name, help, build=build, execute=execute)
-
-
 def _show(result: Any) -> None:
     """Print what a verb function returned, in the most readable form it offers."""
     if result is None:
@@ -281,30 +212,38 @@ def _method_names() -> list[str]:
 
 
 def method_option_specs(parser: argparse.ArgumentParser) -> list[OptionSpec]:
-    """Options of every registered method's config, in groups; ArtConfig's are shared and unprefixed."""
-    from artstudio.methods import ArtConfig, get_method
-    from artstudio.train import TrainConfig
+    """Options of every registered method's config, in groups.
 
-    names = _method_names()
-    configs = {m: get_method(m).config_class for m in names}
-    canvas_methods = tuple(m for m, c in configs.items() if isinstance(c, type) and issubclass(c, ArtConfig))
+    One rule, the methods' own: `ArtConfig`'s options are unprefixed and apply to every method that
+    paints a canvas (`Method.paints()`); `--canvas-size` applies to every method whose slot is sized
+    like a canvas (`Method.takes_canvas_size()`, the soft prompt too); every other option carries its
+    method's name (`--lora-r`).
+    """
+    from artstudio.methods import ArtConfig, get_method
+    from artstudio.training import TrainConfig
+
+    classes = {m: get_method(m) for m in _method_names()}
+    painters = tuple(m for m, c in classes.items() if c.paints())
+    sized = tuple(m for m, c in classes.items() if c.takes_canvas_size())
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     art_fields = {f.name for f in dataclasses.fields(ArtConfig)}
     group = parser.add_argument_group(
-        f"canvas options (--method {' | '.join(canvas_methods)})",
+        f"canvas options (--method {' | '.join(painters)}; --canvas-size also {' | '.join(m for m in sized if m not in painters)})",
         "An option left out keeps the method's own default (random-canvas starts from noise).",
     )
+    specs = dataclass_options(group, ArtConfig, only=("canvas_size",), dest_prefix="method:art:",
+                              suppress_defaults=True, owner="art", applies_to=sized)
     # A canvas field named like a training option (seed) keeps the method's name as a prefix.
-    specs = dataclass_options(group, ArtConfig, skip=tuple(train_fields), dest_prefix="method:art:",
-                              suppress_defaults=True, owner="art", applies_to=canvas_methods)
+    specs += dataclass_options(group, ArtConfig, skip=tuple(train_fields) + ("canvas_size",), dest_prefix="method:art:",
+                               suppress_defaults=True, owner="art", applies_to=painters)
     specs += dataclass_options(group, ArtConfig, only=tuple(art_fields & train_fields), prefix="art",
-                               dest_prefix="method:art:", suppress_defaults=True, owner="art",
-                               applies_to=canvas_methods)
-    for m, cls in configs.items():
+                               dest_prefix="method:art:", suppress_defaults=True, owner="art", applies_to=painters)
+    for m, method in classes.items():
+        cls = method.config_class
         if not dataclasses.is_dataclass(cls):
             continue
-        own = tuple(f.name for f in dataclasses.fields(cls)
-                    if not (m in canvas_methods and f.name in art_fields))
+        shared = art_fields if m in painters else {"canvas_size"} if m in sized else set()
+        own = tuple(f.name for f in dataclasses.fields(cls) if f.name not in shared)
         if not own:
             continue
         group = parser.add_argument_group(f"{m} options (--method {m})", (cls.__doc__ or "").strip() or None)
@@ -313,23 +252,12 @@ def method_option_specs(parser: argparse.ArgumentParser) -> list[OptionSpec]:
     return specs
 
 
-def _grpo_config_class() -> type | None:
-    """The GRPO options dataclass, when the GRPO objective is installed."""
-    try:
-        mod = importlib.import_module("artstudio.objectives.grpo")
-    except ImportError:
-        return None
-    for value in vars(mod).values():
-        if (isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == mod.__name__
-                and value.__name__.lower().startswith("grpo") and value.__name__.endswith("Config")):
-            return value
-    return None
-
-
-def _grpo_option_group(p: argparse.ArgumentParser, grpo_cls: type) -> list[OptionSpec]:
+def _grpo_option_group(p: argparse.ArgumentParser) -> list[OptionSpec]:
     """The --grpo-* options (one per GRPOConfig field; absent ones keep its defaults), in their own group."""
+    from artstudio.objectives.grpo import GRPOConfig
+
     g = p.add_argument_group("GRPO options (--objective grpo)")
-    return dataclass_options(g, grpo_cls, prefix="grpo", dest_prefix="grpo:", suppress_defaults=True)
+    return dataclass_options(g, GRPOConfig, prefix="grpo", dest_prefix="grpo:", suppress_defaults=True)
 
 
 def _grpo_options(ns: argparse.Namespace, specs: list[OptionSpec]) -> dict[str, Any]:
@@ -348,17 +276,13 @@ def method_options_from_args(ns: argparse.Namespace, specs: list[OptionSpec], me
 
 
 def _build_train(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
-    from artstudio.train import TrainConfig
+    from artstudio.training import TrainConfig
 
     run_group = p.add_argument_group("training options")
     specs = dataclass_options(run_group, TrainConfig, skip=("method_options", "grpo"))
-    grpo_cls = _grpo_config_class()
-    if grpo_cls is not None:
-        grpo_specs = _grpo_option_group(p, grpo_cls)
-    else:
-        grpo_specs = dataclass_options(run_group, TrainConfig, only=("grpo",))
+    grpo_specs = _grpo_option_group(p)
     method_specs = method_option_specs(p)
-    return lambda ns: train_config_from_args(ns, specs, method_specs, grpo_specs, grpo_cls is not None)
+    return lambda ns: train_config_from_args(ns, specs, method_specs, grpo_specs)
 
 
 @verb("train", "train a canvas (or a baseline) on a task", _build_train,
@@ -367,23 +291,18 @@ def _build_train(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
       "--metric numeric --canvas-size 256 --out runs/gsm8k\n"
       "  artstudio train --method lora --lora-r 8 --data add-json --out runs/add-json-lora")
 def _train(config) -> int:
-    from artstudio.train import train
+    from artstudio.training import train
 
     print(train_summary(train(config)))
     return 0
 
 
-def train_config_from_args(ns, specs, method_specs, grpo_specs, grpo_prefixed: bool):
+def train_config_from_args(ns, specs, method_specs, grpo_specs):
     """The TrainConfig a parsed `artstudio train` command line describes."""
-    from artstudio.train import TrainConfig
+    from artstudio.training import TrainConfig
 
-    method = getattr(ns, "method")
-    options = method_options_from_args(ns, method_specs, method)
-    if grpo_prefixed:
-        grpo = _grpo_options(ns, grpo_specs)
-    else:
-        grpo = getattr(ns, "grpo") or {}
-    return config_from_args(TrainConfig, ns, specs, method_options=options, grpo=grpo)
+    options = method_options_from_args(ns, method_specs, ns.method)
+    return config_from_args(TrainConfig, ns, specs, method_options=options, grpo=_grpo_options(ns, grpo_specs))
 
 
 def train_summary(result) -> str:
@@ -422,119 +341,29 @@ def _builder(cls: type, positional: tuple[str, ...] = ()) -> Callable[[argparse.
       _builder(ExportConfig, positional=("run_dir",)),
       "example:\n  artstudio export runs/add-json -o canvases/add-json.png")
 def _export(config: ExportConfig) -> int:
-    print(export_run(config))
+    from artstudio.training import export_run
+
+    print(export_run(config.run_dir, config.output))
     return 0
-
-
-def export_run(config: ExportConfig) -> Path:
-    """Write the deployable artefact of `config.run_dir`'s final method; return its path."""
-    from artstudio.backbone import load_backbone
-    from artstudio.methods import ArtMethod, Method
-
-    run_dir = Path(config.run_dir)
-    cfg_file, final = run_dir / "config.json", run_dir / "final"
-    if not cfg_file.is_file():
-        raise ConfigError(f"{run_dir} has no config.json; expected a run folder written by `artstudio train`")
-    if not (final / "method.json").is_file():
-        raise ConfigError(f"{run_dir} has no final/ method (the run did not finish); continue it with "
-                          f"`artstudio train --resume --out {run_dir} ...` first")
-    cfg = _read_json(cfg_file)
-    result = _read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
-    backbone = load_backbone(cfg.get("model"), device="cpu")
-    method = Method.load(final, backbone)
-    if isinstance(method, ArtMethod):
-        out = Path(config.output) if config.output else run_dir / "artwork.png"
-        card = (cfg.get("resolved") or {}).get("task") or {}
-        task = {"name": card.get("name", Path(cfg.get("data", "")).stem), "description": card.get("description", "")}
-        metrics = {k: result[k] for k in ("accuracy", "eval_n") if k in result}
-        return method.export(out, task=task, objective=cfg.get("objective", "sft"),
-                             steps=int(result.get("steps", cfg.get("steps", 0))), metrics=metrics)
-    if config.output is None or Path(config.output).suffix.lower() == ".png":
-        raise ConfigError(f"{run_dir} trained method {method.name!r}, which exports to a folder, not a PNG; "
-                          "pass -o FOLDER")
-    return Path(method.export(config.output))
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
 
 # ---------------------------------------------------------------------------- eval
 
-@dataclass
-class EvalConfig:
-    """Greedy answers on a test set, scored 0/1 per row."""
+def _lazy_builder(module: str, cls_name: str, positional: tuple[str, ...] = ()) -> Callable:
+    """`_builder` for a config class that lives in a library module, imported only when the verb is used."""
+    def build(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
+        import importlib
 
-    data: str = field(default="", metadata={"help": "test.jsonl, a task folder (its test split) or a built-in task name"})
-    model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the artwork's model, else studio-tiny)"})
-    canvas: str | None = field(default=None, metadata={"help": "artwork PNG; without it the base model answers with no image"})
-    metric: str | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's, else exact)"})
-    pattern: str | None = field(default=None, metadata={"help": "regular expression for --metric regex (default: the answer must match it)"})
-    out: str | None = field(default=None, metadata={"help": "folder for predictions.jsonl and metrics.json (default: print only)"})
-    allow_model_mismatch: bool = field(default=False, metadata={"help": "use an artwork made for another model anyway"})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in tokens (default: from the answers)"})
-    batch_size: int = field(default=64, metadata={"help": "prompts decoded together"})
-    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (default: all)"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+        return _builder(getattr(importlib.import_module(module), cls_name), positional)(p)
+    return build
 
 
-def eval_rows(spec: str, workdir: Path):
-    """(rows, task card) from a JSONL file, a task folder's test split or a built-in task's."""
-    from artstudio.data import load_jsonl
-    from artstudio.tasks import TASKS, load_card, make_task
-
-    if not spec:
-        raise DataError("no test data: pass --data with a test.jsonl, a task folder or a built-in task name")
-    path = Path(spec)
-    if not path.exists() and spec in TASKS:
-        # seed 0, as `artstudio train --data NAME` uses, so the test split is the one training reported on
-        path = make_task(spec, workdir / spec, seed=0)
-    if path.is_dir():
-        if not (path / "test.jsonl").is_file():
-            raise DataError(f"task folder {path} has no test.jsonl; expected the folder `artstudio tasks make` writes")
-        return load_jsonl(path / "test.jsonl"), load_card(path)
-    if path.exists():
-        return load_jsonl(path), {}
-    raise DataError(f"{spec} is neither a file, a task folder nor a built-in task; "
-                    "`artstudio tasks list` shows the built-in tasks")
-
-
-def method_for(model: str | None, canvas: str | None, allow_mismatch: bool, device: str | None = None,
-               dtype: str | None = None):
-    """The ArtMethod serving `canvas`, or the base model with no picture when there is none."""
-    from artstudio.artwork import load_artwork
-    from artstudio.backbone import DEFAULT_MODEL, load_backbone
-    from artstudio.methods import build_method
-
-    if canvas is not None:
-        return load_artwork(canvas, model=model, allow_mismatch=allow_mismatch, device=device, dtype=dtype)
-    return build_method("base", load_backbone(model or DEFAULT_MODEL, device=device, dtype=dtype))
-
-
-def run_eval(config: EvalConfig):
-    """Evaluate `config.canvas` (or the base model) on `config.data`; returns an `EvalResult`."""
-    from artstudio.evaluate import evaluate
-
-    if config.metric is not None and config.metric not in METRICS:
-        raise ConfigError(f"unknown metric {config.metric!r}; choose one of {', '.join(METRICS)}")
-    with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp:
-        rows, card = eval_rows(config.data, Path(tmp))
-        if config.limit is not None:
-            rows = rows[: config.limit]
-        method = method_for(config.model, config.canvas, config.allow_model_mismatch, config.device, config.dtype)
-        metric = config.metric or card.get("metric") or "exact"
-        return evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
-                        batch_size=config.batch_size, out_dir=config.out)
-
-
-@verb("eval", "evaluate an artwork (or the base model) on a test set", _builder(EvalConfig),
+@verb("eval", "evaluate an artwork (or the base model) on a test set", _lazy_builder("artstudio.evaluation", "EvalConfig"),
       "examples:\n  artstudio eval --canvas art.png --data test.jsonl --metric numeric --out runs/eval\n"
       "  artstudio eval --data add-json            # the base model, no image")
-def _eval(config: EvalConfig) -> int:
+def _eval(config) -> int:
+    from artstudio.evaluation import run_eval
+
     res = run_eval(config)
     rows = [("canvas", "none (base model)" if config.canvas is None else config.canvas),
             ("metric", res.metric),
@@ -548,77 +377,12 @@ def _eval(config: EvalConfig) -> int:
 
 # ---------------------------------------------------------------------------- infer
 
-@dataclass
-class InferConfig:
-    """Answer prompts with an artwork (or the base model), or print the request a vLLM server takes."""
-
-    prompt: str | None = field(default=None, metadata={"help": "one prompt"})
-    data: str | None = field(default=None, metadata={"help": "a JSONL file of prompts (answers optional); prints one JSON line per row"})
-    model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the artwork's model, else studio-tiny)"})
-    canvas: str | None = field(default=None, metadata={"help": "artwork PNG (default: none, the base model)"})
-    image: str | None = field(default=None, metadata={"help": "an extra picture shown after the canvas (with --prompt)"})
-    max_new_tokens: int = field(default=64, metadata={"help": "longest answer in tokens"})
-    temperature: float = field(default=0.0, metadata={"help": "0 for greedy decoding, else sampling temperature"})
-    seed: int = field(default=0, metadata={"help": "sampling seed (temperature > 0)"})
-    allow_model_mismatch: bool = field(default=False, metadata={"help": "use an artwork made for another model anyway"})
-    print_request: bool = field(default=False, metadata={"help": "print the OpenAI-compatible chat request for a vLLM server instead of answering"})
-    print_curl: bool = field(default=False, metadata={"help": "print that request as a curl command"})
-    served_model_name: str | None = field(default=None, metadata={"help": "model name in printed requests (default: --model, else the artwork's model id)"})
-    url: str = field(default="http://localhost:8000/v1/chat/completions", metadata={"help": "server endpoint used by --print-curl"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
-
-
-def infer_examples(config: InferConfig):
-    from artstudio.data import Example, load_jsonl
-
-    if (config.prompt is None) == (config.data is None):
-        raise ConfigError("pass exactly one of --prompt TEXT or --data FILE.jsonl")
-    if config.prompt is not None:
-        image = str(Path(config.image).resolve()) if config.image else None
-        if image is not None and not Path(image).is_file():
-            raise DataError(f"{config.image}: no such image file")
-        return [Example(prompt=config.prompt, image=image)]
-    if config.image is not None:
-        raise ConfigError("--image goes with --prompt; rows of --data name their own picture in \"image\"")
-    return load_jsonl(config.data, require_answer=False)
-
-
-def requests_for(config: InferConfig, examples) -> list[dict]:
-    """The vLLM chat requests for `examples`, built without loading the model."""
-    from artstudio.artwork import read_artwork
-    from artstudio.backbone import DEFAULT_MODEL
-    from artstudio.serving import vllm_request
-
-    placement, name = "first", config.served_model_name or config.model
-    if config.canvas is not None:
-        meta = read_artwork(config.canvas).metadata
-        placement = meta.placement if meta is not None else "first"
-        name = name or (meta.model_id if meta is not None else None)
-    name = name or DEFAULT_MODEL
-    return [vllm_request(config.canvas, ex.prompt, name, placement, config.max_new_tokens, config.temperature,
-                         image=ex.image) for ex in examples]
-
-
-def run_infer(config: InferConfig) -> list[str]:
-    """Answers to the prompts of `config` (greedy unless `temperature` > 0)."""
-    from artstudio.generation import GenerationConfig, generate
-
-    examples = infer_examples(config)
-    if config.max_new_tokens < 1 or config.temperature < 0:
-        raise ConfigError("--max-new-tokens must be >= 1 and --temperature >= 0")
-    method = method_for(config.model, config.canvas, config.allow_model_mismatch, config.device, config.dtype)
-    gen = generate(method, examples, GenerationConfig(max_new_tokens=config.max_new_tokens,
-                                                      do_sample=config.temperature > 0,
-                                                      temperature=config.temperature or 1.0), seed=config.seed)
-    return [t[0] for t in gen.texts]
-
-
-@verb("infer", "answer prompts with an artwork, or print the vLLM request that does", _builder(InferConfig),
+@verb("infer", "answer prompts with an artwork, or print the vLLM request that does", _lazy_builder("artstudio.inference", "InferConfig"),
       "examples:\n  artstudio infer --canvas art.png --prompt \"3 4\"\n"
       "  artstudio infer --canvas art.png --prompt \"3 4\" --print-request > request.json\n"
       "  curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' -d @request.json")
-def _infer(config: InferConfig) -> int:
+def _infer(config) -> int:
+    from artstudio.inference import infer_examples, requests_for, run_infer
     from artstudio.serving import curl_command
 
     if config.print_request or config.print_curl:
@@ -653,36 +417,11 @@ class InfoConfig:
       _builder(InfoConfig, positional=("artwork",)),
       "examples:\n  artstudio info canvases/add-json.png\n  artstudio info --model Qwen/Qwen3.5-0.8B --json")
 def _info(config: InfoConfig) -> int:
+    from artstudio.info import gather_info
+
     info = gather_info(config.artwork, config.model)
     print(json.dumps(info, indent=2, ensure_ascii=False) if config.json else format_info(info))
     return 0
-
-
-def gather_info(artwork: str | None, model: str | None) -> dict[str, Any]:
-    """Metadata of `artwork` and/or the description of `model` (default: studio-tiny)."""
-    from artstudio.artwork import read_artwork
-    from artstudio.backbone import DEFAULT_MODEL, load_backbone
-
-    info: dict[str, Any] = {}
-    art = None
-    if artwork is not None:
-        art = read_artwork(artwork)
-        info["artwork"] = {"path": str(art.path), "size": [art.image.height, art.image.width],
-                           "metadata": json.loads(art.metadata.to_json()) if art.metadata else None}
-    if model is not None or artwork is None:
-        backbone = load_backbone(model or DEFAULT_MODEL, device="cpu")
-        desc = backbone.describe()
-        desc["tokens_per_size"] = {str(s): backbone.geometry.tokens(s) for s in desc["valid_sizes"]}
-        info["model"] = desc
-        if art is not None:
-            from artstudio.artwork import check_compatible
-
-            try:
-                issues = check_compatible(art, backbone, allow_mismatch=True)
-                info["compatible"] = {"ok": not issues, "mismatches": issues}
-            except ArtStudioError as err:
-                info["compatible"] = {"ok": False, "mismatches": [str(err)]}
-    return info
 
 
 def format_info(info: dict[str, Any]) -> str:
@@ -766,45 +505,36 @@ def _short(text: str, n: int) -> str:
 
 # ---------------------------------------------------------------------------- app
 
-@dataclass
-class AppConfig:
-    """The ART Studio web app (Gradio)."""
+def _app(settings) -> int:
+    from artstudio.ui.app import launch
 
-    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
-    port: int = field(default=7860, metadata={"help": "port to listen on"})
-    share: bool = field(default=False, metadata={"help": "also open a public Gradio share link"})
-    runs_dir: str = field(default="runs", metadata={"help": "folder the app reads and writes runs in"})
-    canvases_dir: str = field(default="canvases", metadata={"help": "folder of artworks the app shows and exports to"})
-    model: str | None = field(default=None, metadata={"help": "model to load (default: studio-tiny)"})
-
-
-def launch_app(config: AppConfig) -> int:
-    """Start the web app if `artstudio.ui` provides one (blocking); else say so and return 1."""
-    try:
-        app = importlib.import_module("artstudio.ui.app")
-    except ModuleNotFoundError as err:
-        if err.name not in ("artstudio.ui.app", "artstudio.ui"):
-            raise
-        app = None
-    launch = getattr(app, "launch", None)
-    if launch is None:
-        print("The web app is not part of this installation yet (artstudio.ui.app.launch is missing).\n"
-              "Meanwhile: artstudio train | export | eval | infer | info  (each with --help).", file=sys.stderr)
-        return 1
-    params = inspect.signature(launch).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in dataclasses.asdict(config).items()
-              if (k in params or takes_any) and not (v is None and k not in params)}
-    launch(**kwargs)
+    launch(settings)
     return 0
 
 
-verb("app", "start the web app", _builder(AppConfig), "example:\n  artstudio app --port 7860")(launch_app)
+verb("app", "start the web app", _lazy_builder("artstudio.ui.settings", "AppSettings"),
+     "example:\n  artstudio app --port 7860")(_app)
 
 
-# Optional verbs: present when their module is installed.
-_OPTIONAL_VERBS = (("compare", "compare methods × tasks × seeds in one harness", "artstudio.compare",
-                    "CompareConfig", "compare"),)
+# ---------------------------------------------------------------------------- compare
+
+def _build_compare(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
+    from artstudio.comparison import CompareConfig
+
+    p.description = (CompareConfig.__doc__ or "").strip()
+    specs = dataclass_options(p, CompareConfig, skip=("grpo",))
+    grpo_specs = _grpo_option_group(p)
+    return lambda ns: config_from_args(CompareConfig, ns, specs, grpo=_grpo_options(ns, grpo_specs))
+
+
+@verb("compare", "compare methods × tasks × seeds in one harness", _build_compare,
+      "examples:\n  artstudio compare --methods art,lora,base --tasks heldout --seeds 0,1,2 --steps 100\n"
+      "  artstudio compare --tasks data/my-task --methods art,lora --lr-grid auto")
+def _compare(config) -> int:
+    from artstudio.comparison import compare
+
+    _show(compare(config))
+    return 0
 
 
 # ============================================================================ main
@@ -821,12 +551,6 @@ def _common() -> argparse.ArgumentParser:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with `only`, the options of that verb alone are built (the others cost imports)."""
-    for name, help, module, cls, func in _OPTIONAL_VERBS:
-        if name not in VERBS:
-            try:
-                config_verb(name, help, module, cls, func)
-            except Exception as err:  # noqa: BLE001 - a broken optional module must not take down every verb
-                log.warning("the `%s` verb is unavailable: %s", name, err)
     from artstudio import __version__
 
     parser = argparse.ArgumentParser(

@@ -12,7 +12,6 @@ replacing an older one), and opens the web app on it if the app is installed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
@@ -60,10 +59,10 @@ def run_demo(task_name: str = DEMO_TASK, steps: int = DEMO_STEPS, *, model: str 
     _require_model(model)
     from artstudio.cli import table
     from artstudio.data import load_jsonl
-    from artstudio.evaluate import evaluate
+    from artstudio.evaluation import evaluate
     from artstudio.methods import build_method
     from artstudio.tasks import get_task, make_task
-    from artstudio.train import TrainConfig, train
+    from artstudio.training import TrainConfig, train
 
     card = get_task(task_name)
     print(_header(card, model, steps), flush=True)
@@ -111,17 +110,6 @@ def _next_steps(png: Path, task: str) -> str:
     ])
 
 
-def _app_launcher():
-    """`artstudio.ui.app.launch` if the web app is installed, else None."""
-    try:
-        module = importlib.import_module("artstudio.ui.app")
-    except ModuleNotFoundError as err:
-        if err.name in ("artstudio.ui.app", "artstudio.ui"):
-            return None
-        raise
-    return getattr(module, "launch", None)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m artstudio.demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,16 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    launch = None if args.no_app else _app_launcher()
-    if launch is None:
+    if args.no_app:
         print("\n" + _next_steps(result["artwork"], args.task))
         return 0
     print("\nStarting the web app (Ctrl-C to stop) ...", flush=True)
     try:
-        from artstudio.cli import AppConfig, launch_app
+        from artstudio.ui.app import launch
+        from artstudio.ui.settings import AppSettings
 
-        return launch_app(AppConfig(runs_dir=str(RUNS_DIR), canvases_dir=str(CANVASES_DIR),
-                                    model=args.model))
+        launch(AppSettings(runs_dir=str(RUNS_DIR), canvases_dir=str(CANVASES_DIR), model=args.model))
+        return 0
     except KeyboardInterrupt:
         return 0
 

@@ -27,7 +27,7 @@ import torch
 
 from .backbone import cache_of
 from .data import Example
-from .prompts import encode_batch
+from .forward import encode, row_images
 
 
 @dataclass
@@ -59,32 +59,6 @@ def _image_runs(ids: list[int], image_token_id: int) -> list[tuple[int, int]]:
     return runs
 
 
-def row_images(method, examples: list[Example], slot=None):
-    """Per row, the vision outputs and grid rows of its pictures in sequence order (the slot, then the
-    row's own `image`), and the visual-token count of each row's own picture (None without one).
-
-    The one place where a batch's pictures are put together for training, evaluation and GRPO;
-    each distinct row picture goes through the stock image processor and the vision tower once.
-    """
-    from PIL import Image
-
-    backbone = method.backbone
-    encoded = {}
-    for path in dict.fromkeys(e.image for e in examples if e.image is not None):
-        with Image.open(path) as im:
-            enc = backbone.processor.image_processor(images=[im.convert("RGB")], return_tensors="pt")
-        grid = enc["image_grid_thw"]
-        encoded[path] = (backbone.encode_images(enc["pixel_values"], grid), grid.to(backbone.device),
-                         int(grid.prod()) // backbone.geometry.merge_size ** 2)
-    images, grids, tokens = [], [], []
-    for ex in examples:
-        own = [encoded[ex.image]] if ex.image is not None else []
-        images.append(([slot] if slot is not None else []) + [o for o, _, _ in own])
-        grids.append(([method.slot_grid] if slot is not None else []) + [g for _, g, _ in own])
-        tokens.append(own[0][2] if own else None)
-    return images, grids, tokens
-
-
 def rope_positions(backbone, ids: torch.Tensor, grids: list[torch.Tensor]) -> torch.Tensor:
     """(4, 1, L) positions of one unpadded row: text position, then the model's M-RoPE rows."""
     ids = ids.to(backbone.device)[None]
@@ -102,9 +76,7 @@ def prepare_rows(method, examples: list[Example], slot=None):
     """Token ids, per-row image outputs (in sequence order) and positions for each prompt."""
     backbone = method.backbone
     images, grids, extra_tokens = row_images(method, examples, slot)
-    batch = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens,
-                         extra_image_tokens=extra_tokens, placement=method.placement, keep_default_system=backbone.keep_default_system,
-                         with_answers=False, padding_side="left")
+    batch = encode(method, examples, with_answers=False, padding_side="left", extra_image_tokens=extra_tokens)
     rows = []
     for i, n in enumerate(batch.prompt_lengths):
         ids = batch.input_ids[i, -n:]

@@ -10,35 +10,34 @@ and the one export treat all methods alike (DESIGN §3, "The Method interface"):
 3. which parameters train (`trainable_parameters()`), how they are saved, loaded and exported.
 
 `slot_outputs()` is called once per optimisation step: the canvas is encoded by the vision tower
-one time and the result broadcast to every row of the batch (`Backbone.repeat_image_outputs`).
+one time and the result shared by every row of the batch (`artstudio.forward`).
+
+Everything the training loop, the comparison harness and the app need to know about a method is a
+class attribute of the method itself (its default learning rate, whether it trains anything, whether
+it is seed-free, whether it needs a model of its own), so a new method is one module and its
+`@register`, and no table elsewhere lists method names. The prompt format (keep the chat template's
+default system turn or not) belongs to the method instance too: it is saved with the method and with
+an artwork, so two artworks served from one backbone never change each other's prompts.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from safetensors.torch import load_file
 
+from .artwork import check_compatible, export_artwork, metadata_for, read_artwork
 from .atomic import atomic_save_file, atomic_write_text
-from .errors import ConfigError
+from .errors import ArtworkError, ConfigError
+from .options import field_names, from_dict
 from .prompts import Placement
 
 METHOD_FILE = "method.json"
 WEIGHTS_FILE = "method.safetensors"
-
-
-def config_from_dict(cls, values: dict[str, Any] | None):
-    """Build dataclass `cls` from `values`, naming unknown keys in the error."""
-    values = dict(values or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; valid: {', '.join(sorted(known))}")
-    return cls(**values)
 
 
 class Method(torch.nn.Module):
@@ -46,12 +45,39 @@ class Method(torch.nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = dict
+    # Facts about the method, read by the training loop, `compare` and the app (never a table of names).
+    default_lr: ClassVar[float] = 1e-3  # SFT learning rate when none is given (other objectives scale it)
+    trains: ClassVar[bool] = True  # False: nothing to optimise; a comparison only evaluates it
+    seed_free: ClassVar[bool] = False  # True: no randomness at all; one evaluation serves every seed
+    own_backbone: ClassVar[bool] = False  # True: its wrapper must not share a model with other live methods
     placement: Placement = None
 
     def __init__(self, backbone, config=None):
         super().__init__()
         self.backbone = backbone
         self.config = config if config is not None else self.config_class()
+        # Prompt format: keep the chat template's default system turn (Qwen2/2.5-VL insert one)?
+        # Off by default, as in the paper; every prompt of this method (training, evaluation, serving) follows it.
+        self.keep_default_system: bool = False
+
+    @classmethod
+    def lr_for(cls, objective: str = "sft") -> float:
+        """The learning rate a run uses when none is given: the method's, scaled by the objective's factor."""
+        from .objectives import get_objective
+
+        return cls.default_lr * get_objective(objective).lr_scale
+
+    @classmethod
+    def takes_canvas_size(cls) -> bool:
+        """Whether the method's slot is sized like a canvas (`canvas_size` option): ART, its controls and
+        the soft prompt. The one rule the CLI, `compare` (same slot size for every such method) and the
+        app use for canvas-size options."""
+        return "canvas_size" in field_names(cls.config_class)
+
+    @classmethod
+    def paints(cls) -> bool:
+        """Whether the method's config is a canvas config (ArtConfig): the canvas options apply to it."""
+        return isinstance(cls.config_class, type) and issubclass(cls.config_class, ArtConfig)
 
     # --- what goes into the canvas slot ---------------------------------------------------------
     @property
@@ -110,7 +136,8 @@ class Method(torch.nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         atomic_save_file(self.trainable_state(), folder / WEIGHTS_FILE)
         meta = {"method": self.name, "config": asdict(self.config) if hasattr(self.config, "__dataclass_fields__") else {},
-                "model_id": self.backbone.model_id, "family": self.backbone.family}
+                "model_id": self.backbone.model_id, "family": self.backbone.family,
+                "keep_default_system": self.keep_default_system}
         atomic_write_text(folder / METHOD_FILE, json.dumps(meta, indent=2) + "\n")
         return folder
 
@@ -119,6 +146,7 @@ class Method(torch.nn.Module):
         folder = Path(folder)
         meta = json.loads((folder / METHOD_FILE).read_text(encoding="utf-8"))
         method = build_method(meta["method"], backbone, meta.get("config"))
+        method.keep_default_system = bool(meta.get("keep_default_system", False))
         if (folder / WEIGHTS_FILE).exists():
             method.load_trainable_state(load_file(str(folder / WEIGHTS_FILE)))
         return method
@@ -141,20 +169,18 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def _load_plugins() -> None:
-    try:  # baselines register themselves on import
-        import artstudio.baselines  # noqa: F401
-    except ImportError:  # pragma: no cover - the package always ships baselines
-        pass
+def _register_baselines() -> None:
+    # The baselines register themselves when imported; they import this module, so not at its top.
+    import artstudio.baselines  # noqa: F401
 
 
 def method_names() -> list[str]:
-    _load_plugins()
+    _register_baselines()
     return list(METHODS)
 
 
 def get_method(name: str) -> type[Method]:
-    _load_plugins()
+    _register_baselines()
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     return METHODS[name]
@@ -163,7 +189,7 @@ def get_method(name: str) -> type[Method]:
 def method_config(name: str, options: dict[str, Any] | None = None) -> Any:
     """Method `name`'s config from `options`, defaults filled in (a plain dict for a dict-configured method)."""
     config_class = get_method(name).config_class
-    return config_from_dict(config_class, options) if config_class is not dict else dict(options or {})
+    return from_dict(config_class, options) if config_class is not dict else dict(options or {})
 
 
 def build_method(name: str, backbone, config: Any = None) -> Method:
@@ -182,6 +208,9 @@ class BaseConfig:
 class BaseMethod(Method):
     name = "base"
     config_class = BaseConfig
+    default_lr = 0.0
+    trains = False
+    seed_free = True
 
 
 @dataclass
@@ -192,12 +221,12 @@ class ArtConfig:
     init: str = field(default="gray", metadata={"help": "gray | noise | a colour | an image path | icon+texture:PATH"})
     # pixels is the default: measured on studio-tiny (SFT, batch 8, 200 steps, lr 0.05, seed 0) it reached
     # 49.5 % on add-json and 61.5 % on sub-answer where sigmoid logits reached 22.5 % and 21.5 %.
-    parametrization: str = field(default="pixels", metadata={"help": "pixels (clamped, gradients kept at the bounds) or sigmoid (logits)"})
+    parametrization: Literal["pixels", "sigmoid"] = field(default="pixels", metadata={"help": "pixels (clamped, gradients kept at the bounds) or sigmoid (logits)"})
     quantize: bool = field(default=True, metadata={"help": "train through uint8 rounding (straight-through), so the PNG serves exactly"})
     texture: float = field(default=0.1, metadata={"help": "amplitude of high-frequency noise added to an icon init"})
     tv_weight: float = field(default=0.0, metadata={"help": "total-variation regulariser weight (smoother artworks)"})
     l2_weight: float = field(default=0.0, metadata={"help": "weight of the L2 distance to the initial image (keeps it recognisable)"})
-    placement: str = field(default="first", metadata={"help": "first (prefix-cacheable) or after-text"})
+    placement: Literal["first", "after-text"] = field(default="first", metadata={"help": "first (prefix-cacheable) or after-text"})
     seed: int | None = field(default=None, metadata={"help": "seed of the canvas initialisation (default: the run's --seed)"})
 
 
@@ -216,6 +245,8 @@ class ArtMethod(Method):
 
     name = "art"
     config_class = ArtConfig
+    # Measured on studio-tiny's held-out tasks (SFT, batch 16): 0.05 reaches the gallery's accuracies in 300 steps.
+    default_lr = 0.05
 
     def __init__(self, backbone, config: ArtConfig | None = None, canvas=None):
         super().__init__(backbone, config)
@@ -262,9 +293,8 @@ class ArtMethod(Method):
         return self.canvas.to_pil()
 
     def export(self, path: str | Path, **metadata) -> Path:
-        from .artwork import export_artwork, metadata_for
 
-        if self.backbone.keep_default_system:
+        if self.keep_default_system:
             metadata["extra"] = {**metadata.get("extra", {}), "keep_default_system": True}
         meta = metadata_for(self.backbone, canvas_size=list(self.canvas.size), placement=self.placement, **metadata)
         return export_artwork(self.image(), path, meta)
@@ -281,7 +311,59 @@ class RandomCanvasConfig(ArtConfig):
 class RandomCanvasMethod(ArtMethod):
     name = "random-canvas"
     config_class = RandomCanvasConfig
+    default_lr = 0.0
+    trains = False
 
     def __init__(self, backbone, config=None, canvas=None):
         super().__init__(backbone, config, canvas)
         self.canvas.requires_grad_(False)
+
+
+# --- artworks as methods --------------------------------------------------------------------------
+def load_artwork(path: str | Path, backbone=None, *, model: str | None = None, allow_mismatch: bool = False,
+                 device: str | None = None, dtype: str | None = None) -> ArtMethod:
+    """An `ArtMethod` serving the PNG at `path`: its canvas frozen, its placement and prompt format from
+    the metadata.
+
+    Without `backbone`, loads `model`, else the model the metadata names; a plain PNG (no ArtStudio
+    metadata) says nothing about its model, so then `model` (or a backbone) is required. The artwork
+    is checked against the backbone with `check_compatible` (`allow_mismatch` lets a mismatch through
+    with a warning; a size that does not fit is always refused).
+    """
+    from .backbone import load_backbone
+    from .canvas import Canvas
+
+    artwork = read_artwork(path)
+    if backbone is None:
+        model_id = model or (artwork.metadata.model_id if artwork.metadata is not None else None)
+        if model_id is None:
+            raise ArtworkError(
+                f"{artwork.path}: a plain PNG without ArtStudio metadata does not say which model it is for; "
+                "name the model (--model M on the command line, load_artwork(path, model=M) in Python)"
+            )
+        backbone = load_backbone(model_id, device=device, dtype=dtype)
+    check_compatible(artwork, backbone, allow_mismatch=allow_mismatch)
+    placement = artwork.metadata.placement if artwork.metadata is not None else "first"
+    height, width = artwork.image.height, artwork.image.width
+    # The served pixels are exactly the PNG's: the "pixels" parametrisation holds k/255 values as they
+    # are, and rounding them again is the identity, so this canvas feeds the model the file's bytes.
+    canvas = Canvas.from_image(artwork.image, parametrization="pixels", quantize=True)
+    config = ArtConfig(canvas_size=height if height == width else None, init="gray",
+                       parametrization="pixels", placement=placement)
+    method = ArtMethod(backbone, config, canvas=canvas)
+    method.canvas.requires_grad_(False)
+    if artwork.metadata is not None:
+        # Served with the prompt format it was trained with; this method's own, never the backbone's.
+        method.keep_default_system = bool(artwork.metadata.extra.get("keep_default_system", False))
+    method.artwork = artwork
+    return method
+
+
+def artwork_or_base(model: str | None, canvas: str | Path | None, *, allow_mismatch: bool = False,
+                    device: str | None = None, dtype: str | None = None, backbone=None) -> Method:
+    """The method that serves `canvas` (an artwork PNG), or the base model with no picture when there is none."""
+    from .backbone import DEFAULT_MODEL, load_backbone
+
+    if canvas is not None:
+        return load_artwork(canvas, backbone, model=model, allow_mismatch=allow_mismatch, device=device, dtype=dtype)
+    return build_method("base", backbone or load_backbone(model or DEFAULT_MODEL, device=device, dtype=dtype))

@@ -18,7 +18,7 @@ import json
 import math
 import re
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence, get_args
 
 from .errors import ConfigError, DataError
 
@@ -133,6 +133,9 @@ METRICS: dict[str, Callable[[str, str, str | None], bool]] = {
     "regex": _regex,
     "json": _json,
 }
+# The metric names as a type, so every config's `metric` field offers exactly these choices.
+Metric = Literal["exact", "numeric", "regex", "json"]
+assert set(get_args(Metric)) == set(METRICS)
 
 
 def score(metric: str, prediction: str, answer: str, *, pattern: str | None = None) -> bool:

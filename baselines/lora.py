@@ -116,6 +116,7 @@ class PeftMethod(Method):
     """
 
     placement = None  # text-only prompts: the adapter, not a picture, carries the task
+    own_backbone = True  # the app trains PEFT methods on a backbone of their own
     dropout_module_name: str = ""
 
     def __init__(self, backbone, config=None):
@@ -218,6 +219,7 @@ class LoraMethod(PeftMethod):
 
     name = "lora"
     config_class = LoraOptions
+    default_lr = 2e-3  # tuned on studio-tiny's held-out tasks
     dropout_module_name = "lora_dropout"
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:

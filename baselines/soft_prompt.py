@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -38,8 +39,8 @@ class SoftPromptOptions:
     """
 
     canvas_size: int | None = field(default=None, metadata={"help": "side of the equivalent canvas, which fixes k and the M-RoPE grid (default: the model's recommended canvas size, else 256)"})
-    init: str = field(default="normal", metadata={"help": "normal (scaled to the embedding table's std) or vocab (copies of random token embeddings)"})
-    placement: str = field(default="first", metadata={"help": "first (prefix-cacheable) or after-text, as for a canvas"})
+    init: Literal["normal", "vocab"] = field(default="normal", metadata={"help": "normal (scaled to the embedding table's std) or vocab (copies of random token embeddings)"})
+    placement: Literal["first", "after-text"] = field(default="first", metadata={"help": "first (prefix-cacheable) or after-text, as for a canvas"})
     seed: int | None = field(default=None, metadata={"help": "seed of the initialisation (default: the run's --seed)"})
 
     def __post_init__(self) -> None:
@@ -55,6 +56,7 @@ class SoftPromptMethod(Method):
 
     name = "soft-prompt"
     config_class = SoftPromptOptions
+    default_lr = 0.01  # tuned on studio-tiny's held-out tasks
 
     def __init__(self, backbone, config: SoftPromptOptions | None = None):
         super().__init__(backbone, config)

@@ -65,6 +65,7 @@ class VeraMethod(PeftMethod):
 
     name = "vera"
     config_class = VeraOptions
+    default_lr = 1e-2  # tuned on studio-tiny's held-out tasks
     dropout_module_name = "vera_dropout"
 
     def __init__(self, backbone, config: VeraOptions | None = None):

@@ -27,12 +27,14 @@ from pathlib import Path
 import torch
 
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
-from artstudio.compare import PeakMemory
+from artstudio.comparison import PeakMemory
 from artstudio.data import load_jsonl
 from artstudio.methods import build_method, method_names
 from artstudio.prompts import encode_batch
 from artstudio.tasks import make_task
-from artstudio.train import DEFAULT_LR, batch_indices, compute_loss, token_logprobs
+from artstudio.forward import token_logprobs
+from artstudio.objectives.sft import compute_loss
+from artstudio.training import batch_indices
 
 
 def sync(device: torch.device) -> None:
@@ -118,7 +120,7 @@ def main() -> int:
     art_bb, base_bb = load_backbone(model), load_backbone(model)
     art = build_method("art", art_bb, {"canvas_size": args.canvas_size} if args.canvas_size else {})
     other = build_method(args.baseline, base_bb, {})
-    opts = {m.name: torch.optim.AdamW(m.trainable_parameters(), lr=DEFAULT_LR.get(m.name, 1e-3)) for m in (art, other)}
+    opts = {m.name: torch.optim.AdamW(m.trainable_parameters(), lr=m.lr_for("sft")) for m in (art, other)}
     with tempfile.TemporaryDirectory() as tmp:
         rows = load_jsonl(make_task(args.task, Path(tmp) / args.task, seed=0) / "train.jsonl")
     batches = [[rows[i] for i in batch_indices(len(rows), s, 0, args.batch_size, 1, seed=0)] for s in range(args.repeats + 2)]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.data import load_jsonl
-from artstudio.evaluate import evaluate
+from artstudio.evaluation import evaluate
 from artstudio.methods import build_method
 from artstudio.tasks import get_task, make_task, pictures, suite
 

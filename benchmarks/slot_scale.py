@@ -16,7 +16,7 @@ import argparse
 
 import torch
 
-from artstudio.artwork import load_artwork
+from artstudio.methods import load_artwork
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.methods import build_method
 

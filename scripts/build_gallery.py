@@ -20,15 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from artstudio.artwork import load_artwork
+from artstudio.methods import load_artwork
 from artstudio.atomic import atomic_write_text
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.data import load_jsonl
 from artstudio.errors import ArtStudioError
-from artstudio.evaluate import evaluate
+from artstudio.evaluation import evaluate
 from artstudio.methods import build_method
 from artstudio.tasks import get_task, list_tasks, make_task
-from artstudio.train import TrainConfig, train
+from artstudio.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,12 +29,12 @@ from pathlib import Path
 
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.data import load_jsonl
-from artstudio.evaluate import evaluate
+from artstudio.evaluation import evaluate
 from artstudio.methods import build_method
 from artstudio.objectives.grpo import default_reward
 from artstudio.objectives.rewards import get as get_reward
 from artstudio.tasks import get_task, make_task
-from artstudio.train import TrainConfig, train
+from artstudio.training import TrainConfig, train
 
 
 def mean_reward(reward, predictions: list[dict]) -> float:

@@ -8,7 +8,7 @@ parameters, with a character tokenizer carrying the Qwen special tokens and a Qw
 template. It learns the *pretraining* tasks of `artstudio.tasks` (every example drawn fresh from a
 seeded generator) and never sees the held-out adaptation tasks. The loss covers answer tokens only.
 At the end it reloads what it saved with `load_backbone` and prints a per-task report on fixed
-test splits, scored by `artstudio.evaluate` (the path every user command takes).
+test splits, scored by `artstudio.evaluation` (the path every user command takes).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def main() -> None:
 
 
 def report_on(out: Path, args, info: dict) -> None:
-    """Reload what was saved and score it exactly as users will: `load_backbone` + `artstudio.evaluate`.
+    """Reload what was saved and score it exactly as users will: `load_backbone` + `artstudio.evaluation`.
 
     The test rows are each task's `make_task` test split with seed 10,000, a seed the training
     stream never uses, written to a temporary folder (pictures included) and read back as a dataset.
@@ -194,7 +194,7 @@ def report_on(out: Path, args, info: dict) -> None:
 
     from artstudio.backbone import load_backbone
     from artstudio.data import load_jsonl
-    from artstudio.evaluate import evaluate as evaluate_method
+    from artstudio.evaluation import evaluate as evaluate_method
     from artstudio.methods import build_method
 
     base = build_method("base", load_backbone(str(out)))

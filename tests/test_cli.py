@@ -18,7 +18,7 @@ from artstudio import cli
 from artstudio.cli import VERBS, build_parser, main, parse_config
 from artstudio.data import Example, write_jsonl
 from artstudio.methods import ArtConfig, get_method, method_names
-from artstudio.train import TrainConfig
+from artstudio.training import TrainConfig
 
 
 def _options(argv_verb: str) -> set[str]:
@@ -49,7 +49,9 @@ def test_every_train_config_field_is_an_option():
         cls = get_method(m).config_class
         if dataclasses.is_dataclass(cls) and not issubclass(cls, ArtConfig):
             for f in dataclasses.fields(cls):
-                assert f"--{m}-{f.name.replace('_', '-')}" in opts
+                # One rule for every canvas-sized slot (the soft prompt's too): the shared --canvas-size.
+                shared = f.name == "canvas_size" and get_method(m).takes_canvas_size()
+                assert ("--canvas-size" if shared else f"--{m}-{f.name.replace('_', '-')}") in opts
     for short in ("--model", "--data", "--eval-data", "--metric", "--steps", "--batch-size", "--lr",
                   "--canvas-size", "--init", "--seed", "--out", "--resume", "--no-quantize", "-o"):
         assert short in opts, short
@@ -162,37 +164,27 @@ def test_info_on_a_plain_png(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["artwork"]["metadata"] is None
 
 
-def test_app_verb_passes_its_options(monkeypatch, capsys):
+def test_app_verb_passes_its_options(monkeypatch):
     calls = []
     fake = types.ModuleType("artstudio.ui.app")
-    fake.launch = lambda host, port, share, runs_dir, canvases_dir: calls.append((host, port, share, runs_dir, canvases_dir))
+    fake.launch = calls.append
     monkeypatch.setitem(sys.modules, "artstudio.ui.app", fake)
     assert main(["app", "--port", "9999", "--share", "--runs-dir", "r", "--canvases-dir", "c"]) == 0
-    assert calls == [("127.0.0.1", 9999, True, "r", "c")]
-    monkeypatch.setitem(sys.modules, "artstudio.ui.app", types.ModuleType("artstudio.ui.app"))
-    assert main(["app"]) == 1
-    assert "web app is not part of this installation" in capsys.readouterr().err
+    (settings,) = calls
+    assert (settings.host, settings.port, settings.share, settings.runs_dir, settings.canvases_dir) == \
+        ("127.0.0.1", 9999, True, "r", "c")
 
 
-def test_an_optional_verb_is_generated_from_its_config(monkeypatch, capsys):
-    @dataclass
-    class FakeConfig:
-        """Fake harness."""
+def test_compare_verb_is_generated_from_compare_config():
+    from artstudio.comparison import CompareConfig
 
-        tasks: str = field(default="heldout", metadata={"help": "which tasks"})
-        seeds: int = field(default=1, metadata={"help": "seeds per task"})
-        plots: bool = field(default=True, metadata={"help": "draw plots"})
-
-    mod = types.ModuleType("fake_compare")
-    mod.__spec__ = importlib.machinery.ModuleSpec("fake_compare", None)
-    mod.FakeConfig, mod.run = FakeConfig, lambda config: {"got": dataclasses.asdict(config)}
-    monkeypatch.setitem(sys.modules, "fake_compare", mod)
-    monkeypatch.setattr(cli, "VERBS", dict(VERBS))
-    cli.config_verb("fake", "a fake verb", "fake_compare", "FakeConfig", "run")
-    assert main(["fake", "--seeds", "3", "--no-plots"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"got": {"tasks": "heldout", "seeds": 3, "plots": False}}
-    cli.config_verb("absent", "not installed", "no_such_module_xyz", "Config", "run")
-    assert "absent" not in cli.VERBS
+    opts = _options("compare")
+    for f in dataclasses.fields(CompareConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in opts or any(o.startswith(flag + "-") for o in opts), flag
+    config = parse_config(["compare", "--methods", "art,base", "--seeds", "3", "--objective", "grpo",
+                           "--grpo-group-size", "4"])
+    assert (config.methods, config.seeds, config.objective, config.grpo) == ("art,base", "3", "grpo", {"group_size": 4})
 
 
 # ---------------------------------------------------------------------------- the Python API
@@ -204,23 +196,28 @@ def test_import_is_lazy_and_the_api_resolves():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
     import artstudio
-    from artstudio import artwork, backbone, canvas, generation, tasks
+    from artstudio import artwork, backbone, canvas, generation, methods, tasks
 
     assert artstudio.load_backbone is backbone.load_backbone and artstudio.Canvas is canvas.Canvas
-    assert artstudio.TrainConfig is TrainConfig and artstudio.load_artwork is artwork.load_artwork
+    assert artstudio.TrainConfig is TrainConfig and artstudio.load_artwork is methods.load_artwork
     assert artstudio.export_artwork is artwork.export_artwork and artstudio.generate is generation.generate
     assert artstudio.list_tasks is tasks.list_tasks and artstudio.make_task is tasks.make_task
     for name in artstudio.__all__:
         assert getattr(artstudio, name) is not None, name
 
 
-def test_train_and_evaluate_are_callable_modules(monkeypatch):
+def test_train_evaluate_compare_are_functions_whatever_was_imported():
     import artstudio
-    import artstudio.evaluate as E
-    import artstudio.train as T
+    import artstudio.comparison as C
+    import artstudio.evaluation as E
+    import artstudio.training as T
 
-    assert artstudio.train is T and artstudio.evaluate is E  # modules stay modules ...
-    monkeypatch.setattr(T, "train", lambda *a, **k: ("train", a, k))
-    monkeypatch.setattr(E, "evaluate", lambda *a, **k: ("evaluate", a, k))
-    assert artstudio.train("cfg", steps=3) == ("train", ("cfg",), {"steps": 3})  # ... and call their function
-    assert artstudio.evaluate("m", [], "exact") == ("evaluate", ("m", [], "exact"), {})
+    assert artstudio.train is T.train and artstudio.evaluate is E.evaluate and artstudio.compare is C.compare
+
+
+def test_canvas_size_is_one_option_for_every_canvas_sized_method():
+    for method in ("art", "random-canvas", "soft-prompt"):
+        config = parse_config(["train", "--data", "add-json", "--method", method, "--canvas-size", "64"])
+        assert config.method_options == {"canvas_size": 64}, method
+    with pytest.raises(ConfigError, match="--canvas-size is an option of --method"):
+        parse_config(["train", "--data", "add-json", "--method", "lora", "--canvas-size", "64"])

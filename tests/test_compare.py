@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 import artstudio
-import artstudio.compare as C
+import artstudio.comparison as C
 from artstudio.backbone import load_backbone
 from artstudio.data import Example, write_jsonl
 from artstudio.errors import ConfigError, DataError
-from artstudio.methods import BaseMethod, build_method
+from artstudio.methods import BaseMethod, build_method, get_method
 
 FAMILY = "qwen3_5"
 TRAIN = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"train-{i}")
@@ -75,7 +75,7 @@ def test_records_carry_loss_curve_lr_and_timing(finished):
     table, out, events = finished
     data = json.loads((out / "results.json").read_text())
     art = [r for r in data["records"] if r["method"] == "art"]
-    assert all(len(r["loss_curve"]) == 2 and r["lr"] == artstudio.train.DEFAULT_LR["art"] for r in art)
+    assert all(len(r["loss_curve"]) == 2 and r["lr"] == get_method("art").default_lr for r in art)
     assert all(r["lr_source"] == "default" and r["seconds_per_step"] > 0 for r in art)
     assert data["config"]["steps"] == 2 and data["backbone_reloads"] == 0
     # The UI's callback: an estimate first, then per-step and per-run events with done / total.
@@ -153,7 +153,7 @@ def test_stop_keeps_finished_cells_and_resumes(model, tmp_path):
 
 def test_lr_grid_never_reads_the_test_split(model, tmp_path, monkeypatch):
     task = make_task(tmp_path / "t")
-    evaluate_module = importlib.import_module("artstudio.evaluate")
+    evaluate_module = importlib.import_module("artstudio.evaluation")
     real = evaluate_module.evaluate
     seen: list[set[str]] = []
     monkeypatch.setattr(evaluate_module, "evaluate", lambda method, rows, *a, **k: seen.append({e.id for e in rows}) or real(method, rows, *a, **k))
@@ -232,7 +232,7 @@ class _Contaminating(BaseMethod):
 def _logits(backbone) -> torch.Tensor:
     method = build_method("base", backbone)
     with torch.no_grad():
-        from artstudio.train import token_logprobs
+        from artstudio.forward import token_logprobs
 
         return token_logprobs(method, TRAIN[:3])[0]
 
@@ -277,7 +277,7 @@ def test_base_is_unchanged_by_a_lora_cell(model, tmp_path):
 def test_compare_grpo_from_the_command_line(model, tmp_path):
     """`artstudio compare --objective grpo` takes train's --grpo-* options and GRPO's default learning rates."""
     from artstudio.cli import main
-    from artstudio.train import default_lr
+    from artstudio.training import default_lr
 
     task = make_task(tmp_path / "sum")
     out = tmp_path / "results"

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from artstudio.artwork import load_artwork, read_artwork
+from artstudio.methods import load_artwork, read_artwork
 from artstudio.backbone import load_backbone
 from artstudio.cli import main
 from artstudio.data import Example, write_jsonl
@@ -22,7 +22,7 @@ from artstudio.errors import ArtworkError
 from artstudio.generation import GenerationConfig, generate
 from artstudio.methods import ArtMethod, Method
 from artstudio.prompts import end_of_turn_token, render_prompt
-from artstudio.train import compute_loss
+from artstudio.objectives.sft import compute_loss
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,8 @@ from artstudio.methods import build_method, method_names
 from artstudio.objectives.grpo import (GRPOConfig, GRPOObjective, aggregate, completion_logprobs, default_reward,
                                        group_advantages, policy_loss)
 from artstudio.prompts import encode_batch
-from artstudio.train import TrainConfig, token_logprobs, train
+from artstudio.forward import token_logprobs
+from artstudio.training import TrainConfig, train
 
 ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i))
         for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
@@ -253,10 +254,11 @@ def test_grpo_starts_from_an_sft_artwork(bb, data, tmp_path):
 
 
 def test_grpo_default_lr_is_a_tenth_of_sft(bb, data, tmp_path):
-    from artstudio.train import DEFAULT_LR, default_lr
+    from artstudio.methods import get_method
+    from artstudio.training import default_lr
 
-    assert default_lr("art", "grpo") == pytest.approx(DEFAULT_LR["art"] / 10)
-    assert default_lr("lora") == DEFAULT_LR["lora"]
+    assert default_lr("art", "grpo") == pytest.approx(get_method("art").default_lr / 10)
+    assert default_lr("lora") == get_method("lora").default_lr
     res = train(TrainConfig(out=str(tmp_path / "g"), data=data, objective="grpo", steps=1, batch_size=2,
                             checkpoint_every=0, snapshot_every=0, grpo={"group_size": 2}), backbone=bb, progress=False)
     assert res.history[0]["lr"] == pytest.approx(default_lr("art", "grpo"))

@@ -20,7 +20,8 @@ from artstudio.backbone import load_backbone
 from artstudio.data import Example
 from artstudio.errors import CanvasSizeError, ConfigError
 from artstudio.methods import Method, build_method, method_names, recommended_canvas_size
-from artstudio.train import compute_loss, token_logprobs
+from artstudio.forward import token_logprobs
+from artstudio.objectives.sft import compute_loss
 
 from conftest import FACTOR
 
@@ -192,7 +193,7 @@ def test_export_loads_back(backbones, rows, tmp_path, tiny_model_dir, name, opts
         fresh = AutoModelForImageTextToText.from_pretrained(tiny_model_dir(family))
         served = Served(backbone, PeftModel.from_pretrained(fresh, str(path)).eval())
     elif name in ("art", "random-canvas"):
-        from artstudio.artwork import load_artwork
+        from artstudio.methods import load_artwork
 
         served = load_artwork(method.export(tmp_path / "art.png"), backbone)
     else:

@@ -10,10 +10,10 @@ import torch
 
 from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.data import Example, load_jsonl
-from artstudio.evaluate import evaluate
+from artstudio.evaluation import evaluate
 from artstudio.methods import build_method
 from artstudio.tasks import get_task, list_tasks, make_task
-from artstudio.train import compute_loss
+from artstudio.objectives.sft import compute_loss
 
 GALLERY = Path(__file__).resolve().parents[1] / "canvases"
 
@@ -80,7 +80,7 @@ def test_gallery_artworks_steer_the_shipped_model(tiny, tmp_path):
     # Every gallery PNG, served as a file, still does its held-out task on the shipped weights about
     # as well as the gallery table says (catches new weights shipped with a stale gallery), and the
     # gallery as a whole clears the 80 % held-out target that README reports.
-    from artstudio.artwork import load_artwork
+    from artstudio.methods import load_artwork
 
     results = json.loads((GALLERY / "results.json").read_text())
     assert {c.name for c in list_tasks("heldout")} <= set(results)

@@ -12,7 +12,8 @@ from artstudio.backbone import load_backbone
 from artstudio.data import Example, write_jsonl
 from artstudio.errors import ConfigError, DataError
 from artstudio.methods import build_method
-from artstudio.train import TrainConfig, batch_indices, compute_loss, train
+from artstudio.objectives.sft import compute_loss
+from artstudio.training import TrainConfig, batch_indices, train
 
 ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i)) for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
 
@@ -93,7 +94,7 @@ def test_resume_matches_uninterrupted_run(qwen35, task_dir, tmp_path):
 
 
 def test_non_finite_loss_skips_step(qwen35, task_dir, tmp_path, monkeypatch, caplog):
-    import artstudio.train as T
+    import artstudio.objectives.sft as T
 
     real = T.compute_loss
     calls = {"n": 0}
@@ -135,7 +136,7 @@ def test_errors_are_clear(qwen35, task_dir, tmp_path):
 
 
 def test_keep_default_system_flag_reaches_every_prompt(tiny_model_dir, task_dir, tmp_path):
-    from artstudio.artwork import load_artwork
+    from artstudio.methods import load_artwork
     from artstudio.generation import prepare_rows
 
     bb = load_backbone(tiny_model_dir("qwen2_5_vl"))

@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(app, name)
     if name == "AppSettings":
-        from .studio import AppSettings
+        from .settings import AppSettings
 
         return AppSettings
     raise AttributeError(f"module 'artstudio.ui' has no attribute {name!r}")

@@ -4,8 +4,8 @@
     artstudio app --model Qwen/Qwen3.5-0.8B --port 8080
 
     from artstudio.ui.app import build_app, launch, start
-    launch(runs_dir="runs", canvases_dir="canvases")          # blocking, like the command
-    server = start(AppSettings(runs_dir=..., canvases_dir=...), port=0)   # in the background
+    launch(AppSettings(runs_dir="runs", canvases_dir="canvases"))   # blocking, like the command
+    server = start(AppSettings(runs_dir=..., canvases_dir=...))   # in the background, on a free port
     print(server.url); server.close()
 
 Safety (issue 7): it listens on 127.0.0.1 unless told otherwise, never opens a share link unless
@@ -29,7 +29,8 @@ from .compare_tab import build_compare_tab
 from .gallery_tab import build_gallery_tab
 from .jobs import FINISHED
 from .playground_tab import build_playground_tab
-from .studio import AppSettings, Studio
+from .settings import AppSettings
+from .studio import Studio
 from .train_tab import build_train_tab
 from .widgets import friendly
 
@@ -186,25 +187,23 @@ def _launch_kwargs(studio: Studio, host: str, port: int, share: bool) -> dict:
             "max_file_size": int(studio.settings.max_upload_mb * 1024 * 1024), "footer_links": []}
 
 
-def start(settings: AppSettings | None = None, host: str = "127.0.0.1", port: int = 0, share: bool = False) -> RunningApp:
-    """Start the app in background threads (port 0: a free one) and return its URL."""
+def start(settings: AppSettings | None = None, port: int = 0) -> RunningApp:
+    """Start the app in background threads on `port` (0: a free one) and return its URL."""
+    settings = settings or AppSettings()
     demo = build_app(settings)
-    port = port or _free_port(host)
+    port = port or _free_port(settings.host)
     demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, quiet=True, **_launch_kwargs(demo.studio, host, port, share))
+    demo.launch(prevent_thread_lock=True, quiet=True, **_launch_kwargs(demo.studio, settings.host, port, settings.share))
     return RunningApp(url=demo.local_url, blocks=demo, studio=demo.studio)
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, runs_dir: str = "runs",
-           canvases_dir: str = "canvases", model: str | None = None, max_upload_mb: float | None = None) -> None:
+def launch(settings: AppSettings | None = None) -> None:
     """Run the app until interrupted (what `artstudio app` and `make demo` call)."""
-    settings = AppSettings(runs_dir=runs_dir, canvases_dir=canvases_dir, model=model)
-    if max_upload_mb is not None:
-        settings.max_upload_mb = max_upload_mb
+    settings = settings or AppSettings()
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=2)
     try:
-        demo.launch(**_launch_kwargs(demo.studio, host, port, share))
+        demo.launch(**_launch_kwargs(demo.studio, settings.host, settings.port, settings.share))
     finally:
         demo.studio.close()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from artstudio.compare import CompareConfig
+from artstudio.comparison import CompareConfig
 from artstudio.methods import method_names
 from artstudio.tasks import list_tasks
 
@@ -38,7 +38,7 @@ def build_compare_tab(studio: Studio) -> CompareTab:
                                        info=fields_help["methods"])
             tasks = gr.Dropdown([c.name for c in list_tasks()], value=[c.name for c in list_tasks("heldout")][:1],
                                 multiselect=True, label="tasks", elem_id="as-compare-tasks", info="built-in tasks (held-out ones test what a method teaches)")
-            main = dataclass_form(CompareConfig, MAIN, "as-compare", objective={"choices": ["sft", "grpo"]})
+            main = dataclass_form(CompareConfig, MAIN, "as-compare")
             model = gr.Dropdown(studio.model_choices(), value=studio.default_model, allow_custom_value=True, label="model")
             with gr.Accordion("All comparison options", open=False):
                 adv = dataclass_form(CompareConfig, ADVANCED, "as-compare", dtype={"choices": [("automatic", ""), "bf16", "fp16", "fp32"]})

@@ -17,36 +17,23 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from artstudio.errors import ArtStudioError, ArtworkError, ConfigError
+from artstudio.methods import get_method
+from artstudio.options import coerce_numbers, parse_number
 
-from .files import DEFAULT_MAX_UPLOAD_MB, PathRefused, copy_into, inside, safe_name, unique_path, validate_jsonl, validate_png
+from .files import PathRefused, copy_into, inside, safe_name, unique_path, validate_jsonl, validate_png
 from .jobs import Job, JobQueue
+from .settings import AppSettings
 
 DEFAULT_MODEL_NAME = "studio-tiny"
-# Methods that wrap the model in place (PEFT layers): their trainings get a backbone of their own, so
-# the Playground's shared copy never sees an adapter.
-WRAPS_MODEL = ("lora", "vera")
 # The app saves the canvas more often than the command line (50): the picture forming is the show.
 APP_SNAPSHOT_EVERY = 5
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-@dataclass
-class AppSettings:
-    """Where the app reads and writes, and what it may load."""
-
-    runs_dir: str = field(default="runs", metadata={"help": "folder for runs and comparisons (everything a job writes)"})
-    canvases_dir: str = field(default="canvases", metadata={"help": "the gallery: artworks as PNG files"})
-    model: str | None = field(default=None, metadata={"help": "default model (default: the shipped studio-tiny)"})
-    models: list[str] = field(default_factory=list, metadata={"help": "more models offered in the model menus"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
-    max_upload_mb: float = field(default=DEFAULT_MAX_UPLOAD_MB, metadata={"help": "largest accepted upload"})
-    poll_seconds: float = field(default=1.0, metadata={"help": "how often open pages refresh job progress"})
 
 
 @dataclass
@@ -105,7 +92,7 @@ class Studio:
     def train_config(self, values: dict[str, Any], train_file: str | None = None,
                      eval_file: str | None = None) -> tuple[Any, str]:
         """A TrainConfig from form values (TrainConfig field names plus run, source, task, canvas_size)."""
-        from artstudio.train import TrainConfig
+        from artstudio.training import TrainConfig
 
         values = dict(values)
         run = safe_name(values.pop("run", "") or _default_run_name(values), "run name")
@@ -122,13 +109,13 @@ class Studio:
         config["model"] = self.check_model(values.get("model"))
         config["method_options"] = _json_dict(values.get("method_options"), "method options")
         config["grpo"] = _json_dict(values.get("grpo"), "GRPO options")
-        canvas = _number(values.get("canvas_size"), "canvas size", int)
-        if canvas is not None and config.get("method") in ("art", "random-canvas"):
+        canvas = parse_number(values.get("canvas_size"), "canvas size", int)
+        if canvas is not None and get_method(config.get("method") or "art").takes_canvas_size():
             config["method_options"].setdefault("canvas_size", canvas)
         for name in ("device", "dtype", "metric"):
             config[name] = config.get(name) or None
         config.update(self._train_data(values, run_dir, train_file, eval_file))
-        return TrainConfig.from_dict(_numbers(TrainConfig, config)), run
+        return TrainConfig.from_dict(coerce_numbers(TrainConfig, config)), run
 
     def _train_data(self, values: dict, run_dir: Path, train_file: str | None, eval_file: str | None) -> dict:
         from artstudio.tasks import TASKS
@@ -157,10 +144,12 @@ class Studio:
         return {"data": str(folder), "eval_data": None}
 
     def start_training(self, values: dict[str, Any], train_file: str | None = None, eval_file: str | None = None) -> Job:
-        from artstudio.train import train
+        from artstudio.methods import get_method
+        from artstudio.training import train
 
         config, run = self.train_config(values, train_file, eval_file)
-        shared = config.method not in WRAPS_MODEL
+        # A method that wraps model layers trains on a backbone of its own: the Playground's never sees it.
+        shared = not get_method(config.method).own_backbone
 
         def work(job: Job) -> dict:
             job.phase = f"loading {config.model}"
@@ -279,7 +268,7 @@ class Studio:
 
     # --- playground ----------------------------------------------------------------------------
     def art_method(self, model: str, key: str, allow_mismatch: bool = False):
-        from artstudio.artwork import load_artwork
+        from artstudio.methods import load_artwork
 
         path = self.artwork_path(key)
         model = self.check_model(model)
@@ -294,7 +283,7 @@ class Studio:
             max_tokens: int = 64, allow_mismatch: bool = False, seed: int = 0) -> dict[str, Any]:
         """The answer with the artwork and without it (base model), with latencies and the vLLM request."""
         from artstudio.data import Example
-        from artstudio.generation import GenerationConfig, generate
+        from artstudio.inference import answer
         from artstudio.methods import build_method
         from artstudio.serving import serve_command, vllm_request
 
@@ -308,13 +297,13 @@ class Studio:
         if not greedy and not float(temperature) > 0:
             raise ConfigError("sampling needs a temperature above 0 (or tick greedy)")
         model = self.check_model(model)
-        cfg = GenerationConfig(max_new_tokens=int(max_tokens), do_sample=not greedy, temperature=float(temperature))
         method = self.art_method(model, key, allow_mismatch)
         base = build_method("base", self.backbone(model))
         out: dict[str, Any] = {}
         for name, m in (("with", method), ("without", base)):
             start = time.perf_counter()
-            text = generate(m, [Example(prompt=prompt)], cfg, seed=seed).texts[0][0]
+            text = answer(m, [Example(prompt=prompt)], max_new_tokens=int(max_tokens),
+                          temperature=0.0 if greedy else float(temperature), seed=seed)[0]
             out[name] = {"answer": text, "latency_ms": round(1000 * (time.perf_counter() - start), 1)}
         out["request"] = vllm_request(self.artwork_path(key), prompt, model, max_tokens=int(max_tokens),
                                       temperature=0.0 if greedy else float(temperature))
@@ -327,7 +316,7 @@ class Studio:
         return self.runs / "compare"
 
     def start_compare(self, values: dict[str, Any]) -> Job:
-        from artstudio.compare import CompareConfig, compare, parse_list, parse_seeds
+        from artstudio.comparison import CompareConfig, compare, parse_list, parse_seeds
         from artstudio.tasks import TASKS
 
         values = dict(values)
@@ -349,7 +338,7 @@ class Studio:
                    "method_options": _json_dict(values.get("method_options"), "method options")}
         for k in ("lr_grid", "device", "dtype"):
             config[k] = config.get(k) or None
-        compare_config = CompareConfig(**_numbers(CompareConfig, config))
+        compare_config = CompareConfig(**coerce_numbers(CompareConfig, config))
         seeds = parse_seeds(compare_config.seeds)
         if self.jobs.busy_with(out):
             raise ConfigError(f"a comparison named {name!r} is already queued or running")
@@ -390,33 +379,6 @@ class Studio:
                  if p.is_file()]
         return {"name": folder.name, "header": rows[0] if rows else [], "rows": rows[1:],
                 "markdown": summary.read_text(encoding="utf-8") if summary.is_file() else "", "plots": plots}
-
-
-def _number(value: Any, name: str, kind: type) -> int | float | None:
-    """A form number: empty means None (the default); text that is not a number is a clear error."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        number = float(value)
-        if kind is int and not number.is_integer():
-            raise ValueError
-        return int(number) if kind is int else number
-    except (TypeError, ValueError):
-        expected = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{name} is {value!r}; expected {expected} (or leave it empty for the default)") from None
-
-
-def _numbers(cls: type, config: dict) -> dict:
-    """Coerce the numeric fields of dataclass `cls` in `config` (form values arrive as float or text)."""
-    out = dict(config)
-    for f in fields(cls):
-        kind = str(f.type).replace(" ", "")
-        if f.name in out and kind in ("int", "int|None", "float", "float|None"):
-            number = _number(out[f.name], f.name.replace("_", " "), int if kind.startswith("int") else float)
-            if number is None and not kind.endswith("None"):
-                raise ConfigError(f"{f.name.replace('_', ' ')} is empty; expected a number")
-            out[f.name] = number
-    return out
 
 
 def _json_dict(value: Any, what: str) -> dict:

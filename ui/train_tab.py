@@ -18,8 +18,9 @@ import gradio as gr
 import pandas as pd
 
 from artstudio.methods import ArtConfig, get_method, method_names
+from artstudio.objectives import get_objective, objective_names
 from artstudio.tasks import TASKS, list_tasks
-from artstudio.train import TrainConfig, default_lr
+from artstudio.training import TrainConfig
 
 from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED, Job
 from .studio import APP_SNAPSHOT_EVERY, Studio
@@ -57,7 +58,7 @@ def _task_text(name: str | None) -> str:
 
 def _method_text(method: str) -> str:
     """The chosen method's default learning rate and its own options (the `method options` JSON)."""
-    lr, grpo = default_lr(method), default_lr(method, "grpo")
+    lr, grpo = get_method(method).lr_for("sft"), get_method(method).lr_for("grpo")
     cls = get_method(method).config_class
     opts = [f.name for f in fields(cls)] if hasattr(cls, "__dataclass_fields__") else []
     return (f"default lr for **{method}**: {lr:g} (SFT), {grpo:g} (GRPO)" + (f" · its options (JSON under *All training options*): "
@@ -65,11 +66,10 @@ def _method_text(method: str) -> str:
 
 
 def build_train_tab(studio: Studio) -> TrainTab:
-    by_name = {f.name: f for f in fields(TrainConfig)}
     with gr.Row(equal_height=False, elem_classes="as-train"):
         with gr.Column(scale=4, min_width=320, elem_classes="as-panel"):
             gr.Markdown("### What to teach", elem_classes="as-step")
-            model = field_input(by_name["model"], choices=studio.model_choices(), value=studio.default_model,
+            model = field_input(TrainConfig, "model", choices=studio.model_choices(), value=studio.default_model,
                                 allow_custom_value=True)
             source = gr.Radio([("Built-in task", "task"), ("Upload a JSONL file", "upload")], value="task",
                               label="data", info="a built-in task, or your own prompts and answers")
@@ -84,14 +84,12 @@ def build_train_tab(studio: Studio) -> TrainTab:
 
             gr.Markdown("### How", elem_classes="as-step")
             main = dataclass_form(TrainConfig, MAIN, "as-train", method={"choices": method_names()},
-                                  objective={"choices": [("SFT (cross-entropy on answers)", "sft"), ("GRPO (rewards)", "grpo")]})
+                                  objective={"choices": [(get_objective(n).label, n) for n in objective_names()]})
             method_info = gr.Markdown(_method_text("art"), elem_classes="as-note")
             canvas_size = gr.Textbox(value="", placeholder="default", label="canvas size (ART)", elem_id="as-train-canvas_size",
                                     info=next(f for f in fields(ArtConfig) if f.name == "canvas_size").metadata["help"])
             with gr.Accordion("All training options", open=False):
                 adv = dataclass_form(TrainConfig, ADVANCED, "as-train",
-                                     metric={"choices": [("the task's", ""), "exact", "numeric", "regex", "json"]},
-                                     schedule={"choices": ["cosine", "constant"]},
                                      dtype={"choices": [("automatic", ""), "bf16", "fp16", "fp32"]},
                                      snapshot_every={"value": APP_SNAPSHOT_EVERY})
             run_name = gr.Textbox(label="run name", elem_id="as-train-run", placeholder="automatic: TASK-METHOD-DATE",
@@ -129,7 +127,7 @@ def build_train_tab(studio: Studio) -> TrainTab:
     source.change(lambda s: (gr.Dropdown(visible=s == "task"), gr.Markdown(visible=s == "task"), gr.Group(visible=s == "upload")),
                   source, [task, task_info, upload_box], api_visibility="private")
     task.change(_task_text, task, task_info, api_visibility="private")
-    main["method"].change(lambda m: (_method_text(m), gr.Textbox(visible=m in ("art", "random-canvas"))),
+    main["method"].change(lambda m: (_method_text(m), gr.Textbox(visible=get_method(m).takes_canvas_size())),
                           main["method"], [method_info, canvas_size], api_visibility="private")
 
     @friendly

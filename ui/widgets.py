@@ -13,12 +13,14 @@ from __future__ import annotations
 import functools
 import html
 import logging
-from dataclasses import MISSING, Field, fields
+import typing
+from dataclasses import MISSING, fields
 from typing import Any, Callable
 
 import gradio as gr
 
 from artstudio.errors import ArtStudioError
+from artstudio.options import choices_of, default_of, field_type
 
 log = logging.getLogger("artstudio.ui")
 
@@ -46,34 +48,30 @@ def _title(err: ArtStudioError) -> str:
     return names.get(type(err).__name__, "Cannot do that")
 
 
-def default_of(f: Field) -> Any:
-    if f.default is not MISSING:
-        return f.default
-    if f.default_factory is not MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
-
-
-def field_input(f: Field, *, label: str | None = None, choices: list | None = None, value: Any = MISSING,
+def field_input(cls: type, name: str, *, label: str | None = None, choices: list | None = None, value: Any = MISSING,
                 **kwargs) -> gr.components.Component:
-    """One Gradio input for a dataclass field: its help as the info line, its default as the value."""
+    """One Gradio input for field `name` of dataclass `cls`: its help as the info line, its default as
+    the value, its `Literal` values as the choices (with "default" first when the field is optional)."""
+    f = next(f for f in fields(cls) if f.name == name)
     default = default_of(f) if value is MISSING else value
     label = label or f.name.replace("_", " ")
     info = f.metadata.get("help", "")
-    kind = str(f.type).replace(" ", "")
+    tp, optional = field_type(cls, name)
+    if choices is None and choices_of(cls, name) is not None:
+        choices = ([("default", "")] if optional else []) + list(choices_of(cls, name))
     if choices is not None:
         return gr.Dropdown(choices=choices, value=default if default is not None else "", label=label, info=info, **kwargs)
-    if kind == "bool":
+    if tp is bool:
         return gr.Checkbox(value=bool(default), label=label, info=info, **kwargs)
-    if kind in ("int|None", "float|None"):
+    if tp in (int, float) and optional:
         # A Number box shows an empty value as 0; an optional number is text, empty meaning "the default".
         return gr.Textbox(value="" if default is None else str(default), label=label, info=info,
                           placeholder="default", **kwargs)
-    if kind == "int":
+    if tp is int:
         return gr.Number(value=default, label=label, info=info, precision=0, **kwargs)
-    if kind == "float":
+    if tp is float:
         return gr.Number(value=default, label=label, info=info, **kwargs)
-    if kind == "dict":
+    if tp is dict or typing.get_origin(tp) is dict:
         return gr.Textbox(value="" if not default else str(default), label=label, info=info,
                           placeholder='{"name": value}', **kwargs)
     return gr.Textbox(value=default or "", label=label, info=info, **kwargs)
@@ -82,8 +80,7 @@ def field_input(f: Field, *, label: str | None = None, choices: list | None = No
 def dataclass_form(cls: type, names: list[str], prefix: str, **overrides: dict) -> dict[str, gr.components.Component]:
     """Inputs for the fields `names` of dataclass `cls` (element ids `PREFIX-NAME`); `overrides[name]`
     are extra `field_input` arguments."""
-    by_name = {f.name: f for f in fields(cls)}
-    return {n: field_input(by_name[n], **({"elem_id": f"{prefix}-{n}"} | overrides.get(n, {}))) for n in names}
+    return {n: field_input(cls, n, **({"elem_id": f"{prefix}-{n}"} | overrides.get(n, {}))) for n in names}
 
 
 def progress_html(fraction: float, label: str, detail: str = "", state: str = "running") -> str:

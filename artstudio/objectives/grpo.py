@@ -33,15 +33,17 @@ rho = 1 but its gradient is the policy gradient.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Sequence
 
 import torch
 
 from ..data import Example
 from ..errors import ConfigError
-from ..prompts import IGNORE_INDEX, encode_batch
+from ..forward import token_logprobs
+from ..options import from_dict
 from ..scoring import extract_answer_number
+from . import Objective, register_objective
 
 log = logging.getLogger("artstudio.grpo")
 
@@ -65,7 +67,7 @@ class GRPOConfig:
     max_new_tokens: int | None = field(default=None, metadata={"help": "longest completion in tokens (TRL: max_completion_length; default: the batch's longest reference answer + 4, at least 8)"})
     reward: str | None = field(default=None, metadata={"help": "reward name, `module:function` or weighted sum (default: from the metric: numeric->numeric, json->json-tool-call, exact->exact, regex->regex)"})
     scale_rewards: bool = field(default=True, metadata={"help": "divide group-centred rewards by the group's std (False: Dr. GRPO's r - mean)"})
-    loss_type: str = field(default="grpo", metadata={"help": "grpo (mean per completion) | bnpo (mean over batch tokens) | dr_grpo (sum / (completions x max_new_tokens))"})
+    loss_type: Literal["grpo", "bnpo", "dr_grpo"] = field(default="grpo", metadata={"help": "grpo (mean per completion) | bnpo (mean over batch tokens) | dr_grpo (sum / (completions x max_new_tokens))"})
     epsilon: float = field(default=0.2, metadata={"help": "clip range of the probability ratio (lower; also upper unless epsilon_high)"})
     epsilon_high: float | None = field(default=None, metadata={"help": "upper clip range (DAPO's clip-higher; default: epsilon)"})
     num_iterations: int = field(default=1, metadata={"help": "mu, optimiser steps on each batch of samples"})
@@ -157,42 +159,14 @@ def completion_logprobs(method, examples: list[Example], completion_ids: list[li
                         temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs (with gradients) of the sampled `completion_ids` after each prompt, and their mask.
 
-    Works on the sampled ids themselves, not on re-tokenised text: a completion cut at the token
-    budget then carries no end token it never produced. Row i continues `examples[i]`; rows may
-    repeat a prompt (a group), whose own picture is then encoded once. The distribution is the
-    sampler's: logits over `temperature` (as TRL does) and picture placeholders excluded. Returns
-    (N, L-1) tensors, the log-probs already multiplied by the mask.
+    Row i continues `examples[i]`; rows may repeat a prompt (a group), whose own picture is then
+    encoded once. The distribution is the sampler's: logits over `temperature` (as TRL does) and
+    picture placeholders excluded. Returns (N, L-1) tensors, the log-probs already multiplied by the mask.
     """
     from ..generation import placeholder_ids
-    from ..train import image_outputs_for
 
-    backbone = method.backbone
-    if slot is None:
-        slot = method.slot_outputs()
-    images, grid, extra_tokens = image_outputs_for(method, examples, slot)
-    enc = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens, extra_image_tokens=extra_tokens,
-                       placement=method.placement, keep_default_system=backbone.keep_default_system, with_answers=False, padding_side="right")
-    rows, labels = [], []
-    for i, (n, completion) in enumerate(zip(enc.prompt_lengths, completion_ids)):
-        prompt = enc.input_ids[i, :n]
-        done = torch.tensor(list(completion), dtype=torch.long)
-        rows.append(torch.cat([prompt, done]))
-        labels.append(torch.cat([torch.full_like(prompt, IGNORE_INDEX), done]))
-    pad_id = backbone.pad_token_id if backbone.pad_token_id is not None else 0
-    input_ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad_id).to(backbone.device)
-    label_ids = torch.nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=IGNORE_INDEX).to(backbone.device)
-    attention = torch.nn.utils.rnn.pad_sequence([torch.ones_like(r) for r in rows], batch_first=True).to(backbone.device)
-    mm_types = (input_ids.eq(backbone.image_token_id) & attention.bool()).long()
-    out = method.forward(input_ids=input_ids, attention_mask=attention, mm_token_type_ids=mm_types,
-                         image_outputs=images, image_grid_thw=grid)
-    targets = label_ids[:, 1:]
-    mask = targets.ne(IGNORE_INDEX)
-    logits = out.logits[:, :-1].float() / temperature
-    banned = placeholder_ids(backbone)
-    if banned:
-        logits = logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
-    logp = torch.log_softmax(logits, -1).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    return logp * mask, mask
+    return token_logprobs(method, examples, completion_ids=completion_ids, slot=slot, temperature=temperature,
+                          banned=placeholder_ids(method.backbone))
 
 
 # --- the objective --------------------------------------------------------------------------------
@@ -211,8 +185,18 @@ class SampledBatch:
     ref_logp: torch.Tensor | None = None
 
 
-class GRPOObjective:
+@register_objective
+class GRPOObjective(Objective):
     """`objective(method, examples, step=, micro=) -> (loss, stats)` for the training loop."""
+
+    name = "grpo"
+    label = "GRPO (rewards on sampled answers)"
+    config_class = GRPOConfig
+    # A tenth of SFT's learning rate. GRPO's gradients come from a few rewarded samples, and Adam moves
+    # every parameter by about the learning rate whatever the gradient's size, so a full SFT-size step
+    # throws the policy off those samples. Measured on studio-tiny, ART from grey on sub-answer: at
+    # 0.05 and 0.01 the reward collapsed after one step; at 0.003-0.005 it rose.
+    lr_scale = 0.1
 
     def __init__(self, config: GRPOConfig | None = None, *, metric: str = "exact", seed: int = 0,
                  reward: RewardFn | None = None, answers: Sequence[str] = ()) -> None:
@@ -229,15 +213,10 @@ class GRPOObjective:
         self._reference: dict[str, torch.Tensor] | None = None
 
     @classmethod
-    def from_options(cls, options: dict | None, *, metric: str = "exact", seed: int = 0,
-                     answers: Sequence[str] = ()) -> "GRPOObjective":
+    def build(cls, options: dict | None = None, *, metric: str = "exact", seed: int = 0,
+              answers: Sequence[str] = ()) -> "GRPOObjective":
         """Build from `TrainConfig.grpo`; unknown keys raise ConfigError listing the valid ones."""
-        options = dict(options or {})
-        known = {f.name for f in fields(GRPOConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"unknown GRPO option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        return cls(GRPOConfig(**options), metric=metric, seed=seed, answers=answers)
+        return cls(from_dict(GRPOConfig, options, what="GRPO"), metric=metric, seed=seed, answers=answers)
 
     def bind(self, method) -> None:
         """Remember `method`'s current trainable state as the KL reference (call before resuming a run)."""

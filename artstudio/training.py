@@ -1,12 +1,12 @@
-"""One training loop for every method: ART canvases and every baseline go through this code.
+"""One training loop for every method and every objective: ART canvases and every baseline go through it.
 
     artstudio train --data add-json --steps 300 --out runs/add-json          # a built-in task
     artstudio train --model Qwen/Qwen3.5-0.8B --data train.jsonl --eval-data test.jsonl --out runs/x
 
-Per step: draw the next batch (a seeded permutation, so a resumed run sees the same batches), ask
-the method for its canvas-slot embeddings ONCE (the canvas goes through the vision tower one time
-and is broadcast to the batch), run the frozen model, take the objective's loss, and update only
-the method's parameters. A non-finite loss skips the step with a warning. Checkpoints (method
+Per step: draw the next batch (a seeded permutation, so a resumed run sees the same batches), hand
+it to the objective (`artstudio.objectives`: SFT or GRPO, each running the batch through
+`artstudio.forward`, where the canvas goes through the vision tower once and is shared by every
+row), and update only the method's parameters. A non-finite loss skips the step with a warning. Checkpoints (method
 state + optimiser + step) are written atomically; `--resume` continues bit-for-bit.
 
 A run folder holds `config.json`, `metrics.jsonl`, `checkpoint/`, `snapshots/step-N.png` (ART),
@@ -21,36 +21,28 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from safetensors.torch import load_file
 
 from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl
-from .errors import ConfigError, DataError
+from .errors import ConfigError
 from .atomic import atomic_save_file, atomic_write_text
-from .methods import Method, build_method
-from .prompts import IGNORE_INDEX, encode_batch
+from .methods import Method, build_method, get_method
+from .objectives import get_objective
+from .options import field_names, from_dict
+from .scoring import Metric
 
 log = logging.getLogger("artstudio.train")
 
-# Learning rates that worked per method when none is given (tuned on studio-tiny held-out tasks).
-DEFAULT_LR = {"art": 0.05, "random-canvas": 0.0, "soft-prompt": 0.01, "lora": 2e-3, "vera": 1e-2,
-              "adalink": 2e-3, "base": 0.0}
-# GRPO's default is a tenth of SFT's. Its gradients come from a few rewarded samples, and Adam moves
-# every parameter by about the learning rate whatever the gradient's size, so a full SFT-size step
-# throws the policy off those samples. Measured on studio-tiny, ART from grey on sub-answer: at
-# 0.05 and 0.01 the reward collapsed after one step; at 0.003-0.005 it rose.
-GRPO_LR_FACTOR = 0.1
-
 
 def default_lr(method: str, objective: str = "sft") -> float:
-    """The learning rate a run uses when none is given: the method's, scaled down for GRPO."""
-    lr = DEFAULT_LR.get(method, 1e-3)
-    return lr * GRPO_LR_FACTOR if objective == "grpo" else lr
+    """The learning rate a run of `method` uses when none is given (the method's own, scaled by the objective)."""
+    return get_method(method).lr_for(objective)
 
 
 @dataclass
@@ -63,15 +55,15 @@ class TrainConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
     method: str = field(default="art", metadata={"help": "art | base | random-canvas | lora | vera | adalink | soft-prompt"})
     method_options: dict = field(default_factory=dict, metadata={"help": "options of the method's own config (e.g. canvas_size, r)"})
-    objective: str = field(default="sft", metadata={"help": "sft (answer tokens' cross-entropy) or grpo"})
-    metric: str | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's)"})
+    objective: Literal["sft", "grpo"] = field(default="sft", metadata={"help": "sft (answer tokens' cross-entropy) or grpo"})
+    metric: Metric | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's)"})
     steps: int = field(default=300, metadata={"help": "optimisation steps"})
     batch_size: int = field(default=16, metadata={"help": "examples per micro-batch"})
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per step"})
     lr: float | None = field(default=None, metadata={"help": "peak learning rate (default: the method's; a tenth of it for GRPO)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup: float = field(default=0.05, metadata={"help": "fraction of steps with linear warm-up"})
-    schedule: str = field(default="cosine", metadata={"help": "cosine (to 10% of peak) or constant"})
+    schedule: Literal["cosine", "constant"] = field(default="cosine", metadata={"help": "cosine (to 10% of peak) or constant"})
     seed: int = field(default=0, metadata={"help": "seed of data order, initialisation and sampling"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: only at the end)"})
     eval_size: int | None = field(default=None, metadata={"help": "examples used by periodic evaluations (default: all)"})
@@ -89,11 +81,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return from_dict(cls, d, what="training")
 
 
 @dataclass
@@ -109,28 +97,13 @@ class TrainResult:
 
 def resolve_data(config: TrainConfig) -> tuple[list[Example], list[Example] | None, dict]:
     """Train rows, eval rows and the task card, from a file, a task folder or a built-in name."""
-    from .tasks import TASKS, load_card, make_task
+    from .tasks.resolve import resolve_data as resolve
 
-    if not config.data:
-        raise ConfigError("no training data: pass --data with a train.jsonl, a task folder or a built-in task name")
-    path = Path(config.data)
-    card: dict = {}
-    if not path.exists() and config.data in TASKS:
-        path = make_task(config.data, Path(config.out) / "task", seed=0)
-    if path.is_dir():
-        card = load_card(path)
-        train_file, test_file = path / "train.jsonl", path / "test.jsonl"
-        if not train_file.exists():
-            raise DataError(f"task folder {path} has no train.jsonl")
-        eval_file = config.eval_data or (str(test_file) if test_file.exists() else None)
-    elif path.exists():
-        train_file, eval_file = path, config.eval_data
-    else:
-        raise DataError(f"{config.data} is neither a file, a task folder nor a built-in task; "
-                        "`artstudio tasks list` shows the built-in tasks")
-    train = load_jsonl(train_file)
+    task = resolve(config.data, Path(config.out) / "task", role="train")
+    eval_file = config.eval_data or task.test_file
+    train = load_jsonl(task.train_file)
     evals = load_jsonl(eval_file) if eval_file else None
-    return train, evals, card
+    return train, evals, task.card
 
 
 def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accum: int, seed: int) -> list[int]:
@@ -142,51 +115,6 @@ def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accum: in
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
         out.append(int(perm[i]))
     return out
-
-
-# --- the forward pass shared by training and evaluation -----------------------------------------
-
-def image_outputs_for(method: Method, examples: list[Example], slot=None):
-    """Vision outputs for every picture of a batch in sequence order, their grid rows, and the row
-    pictures' token counts (see `generation.row_images`)."""
-    from .generation import row_images
-
-    images, grids, tokens = row_images(method, examples, slot)
-    outputs = [o for row in images for o in row]
-    if not outputs:
-        return None, None, tokens
-    joined = method.transform_image_outputs(method.backbone.concat_image_outputs(outputs))
-    return joined, torch.cat([g for row in grids for g in row]), tokens
-
-
-def token_logprobs(method: Method, examples: list[Example], completions: list[str] | None = None,
-                   slot=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log-probabilities of the answers (or `completions`) and their mask, (B, L-1) each.
-
-    `slot` lets a caller pass the canvas encoding it already computed for this step.
-    """
-    backbone = method.backbone
-    if completions is not None:
-        examples = [Example(prompt=e.prompt, answer=c, id=e.id, image=e.image) for e, c in zip(examples, completions)]
-    if slot is None:
-        slot = method.slot_outputs()
-    images, grid, extra_tokens = image_outputs_for(method, examples, slot)
-    batch = encode_batch(backbone.processor, examples, image_tokens=method.slot_tokens,
-                         extra_image_tokens=extra_tokens, placement=method.placement, keep_default_system=backbone.keep_default_system,
-                         with_answers=True, padding_side="right").to(backbone.device)
-    out = method.forward(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                         mm_token_type_ids=batch.mm_token_type_ids, image_outputs=images, image_grid_thw=grid)
-    logits = out.logits[:, :-1].float()
-    labels = batch.labels[:, 1:]
-    mask = labels.ne(IGNORE_INDEX)
-    logp = torch.log_softmax(logits, -1).gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    return logp * mask, mask
-
-
-def compute_loss(method: Method, examples: list[Example], slot=None) -> torch.Tensor:
-    """SFT loss: mean cross-entropy over the answer tokens of the batch (+ the method's regulariser)."""
-    logp, mask = token_logprobs(method, examples, slot=slot)
-    return -(logp.sum() / mask.sum().clamp_min(1)) + method.regularization()
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
@@ -241,8 +169,7 @@ def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
 def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[Callable[[dict], None]] | None = None,
           should_stop: Callable[[], bool] | None = None, progress: bool = True, **overrides) -> TrainResult:
     """Train `config.method` on `config.data`; keyword overrides are TrainConfig fields or method options."""
-    from .evaluate import evaluate
-    from .methods import ArtMethod, get_method
+    from .evaluation import evaluate
 
     config = _merge(config, overrides)
     if config.steps < 0 or config.batch_size < 1 or config.grad_accum < 1:
@@ -253,20 +180,19 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     metric = config.metric or card.get("metric") or "exact"
     if backbone is None:
         backbone = load_backbone(config.model, dtype=config.dtype, device=config.device)
-    backbone.keep_default_system = config.keep_default_system
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     options = dict(config.method_options)
-    config_class = get_method(config.method).config_class
-    if is_dataclass(config_class) and "seed" in {f.name for f in fields(config_class)} and options.get("seed") is None:
+    if "seed" in field_names(get_method(config.method).config_class) and options.get("seed") is None:
         options["seed"] = config.seed  # the run's seed also draws the canvas / adapter initialisation
     method = build_method(config.method, backbone, options)
+    method.keep_default_system = config.keep_default_system
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)
-    objective = _objective(config, metric, [e.answer for e in train_rows])
-    if hasattr(objective, "bind"):
-        objective.bind(method)  # GRPO's KL reference is the method as it starts, before any resume
+    objective = get_objective(config.objective).build(config.grpo if config.objective == "grpo" else None, metric=metric,
+                                                      seed=config.seed, answers=[e.answer for e in train_rows])
+    objective.bind(method)  # GRPO's KL reference is the method as it starts, before any resume
 
     ckpt = out / "checkpoint"
     start, history = 0, []
@@ -360,11 +286,9 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
         metrics |= {"accuracy": res.accuracy, "eval_n": res.n, "latency_ms": res.latency_ms}
         emit({"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n, "final": True})
     artwork = None
-    if isinstance(method, ArtMethod) and method.num_trainable():
-        artwork = method.export(out / "artwork.png", task={"name": card.get("name", Path(config.data).stem),
-                                                          "description": card.get("description", "")},
-                                objective=config.objective, steps=step,
-                                metrics={k: v for k, v in metrics.items() if k in ("accuracy", "eval_n")})
+    if method.paints() and method.num_trainable():
+        artwork = export_artwork_of(method, out / "artwork.png", card=card, data=config.data,
+                                    objective=config.objective, steps=step, metrics=metrics)
     atomic_write_text(out / "result.json", json.dumps(metrics, indent=2) + "\n")
     return TrainResult(out=out, method=method, metrics=metrics, history=history, artwork=artwork)
 
@@ -383,16 +307,43 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     return TrainConfig.from_dict(base)
 
 
-def _objective(config: TrainConfig, metric: str, answers: list[str]):
-    if config.objective == "sft":
-        def sft(method, examples, **_):
-            return compute_loss(method, examples), {}
-        return sft
-    if config.objective == "grpo":
-        from .objectives.grpo import GRPOObjective
+def export_artwork_of(method: Method, path: str | Path, *, card: dict, data: str, objective: str, steps: int,
+                      metrics: dict) -> Path:
+    """Write a run's canvas as an artwork PNG whose metadata names its task, objective, steps and accuracy."""
+    task = {"name": card.get("name", Path(data).stem), "description": card.get("description", "")}
+    return method.export(path, task=task, objective=objective, steps=steps,
+                         metrics={k: v for k, v in metrics.items() if k in ("accuracy", "eval_n")})
 
-        return GRPOObjective.from_options(config.grpo, metric=metric, seed=config.seed, answers=answers)
-    raise ConfigError(f"unknown objective {config.objective!r}; choose sft or grpo")
+
+def export_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Write the deployable artefact of a run folder's final method (ART: a PNG artwork); return its path."""
+    run_dir = Path(run_dir)
+    cfg_file, final = run_dir / "config.json", run_dir / "final"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{run_dir} has no config.json; expected a run folder written by `artstudio train`")
+    if not (final / "method.json").is_file():
+        raise ConfigError(f"{run_dir} has no final/ method (the run did not finish); continue it with "
+                          f"`artstudio train --resume --out {run_dir} ...` first")
+    cfg = _read_json(cfg_file)
+    result = _read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
+    backbone = load_backbone(cfg.get("model"), device="cpu")
+    method = Method.load(final, backbone)
+    if method.paints():
+        card = (cfg.get("resolved") or {}).get("task") or {}
+        return export_artwork_of(method, Path(output) if output else run_dir / "artwork.png", card=card,
+                                 data=cfg.get("data", ""), objective=cfg.get("objective", "sft"),
+                                 steps=int(result.get("steps", cfg.get("steps", 0))), metrics=result)
+    if output is None or Path(output).suffix.lower() == ".png":
+        raise ConfigError(f"{run_dir} trained method {method.name!r}, which exports to a folder, not a PNG; "
+                          "pass -o FOLDER")
+    return Path(method.export(output))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

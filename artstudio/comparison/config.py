@@ -1,0 +1,126 @@
+"""What a comparison runs: `CompareConfig`, and the parsing of its comma-separated lists and lr grid."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Literal
+
+from ..backbone import DEFAULT_MODEL
+from ..errors import ConfigError
+from ..methods import get_method, method_names
+from ..objectives import get_objective
+
+DEFAULT_METHODS = "art,lora,vera,adalink,soft-prompt,base,random-canvas"
+# `--lr-grid auto`: each method's default learning rate times these factors.
+GRID_FACTORS = (1 / 3, 1.0, 3.0)
+
+
+@dataclass
+class CompareConfig:
+    """Compare ART with other ways of adapting the same frozen model: methods × tasks × seeds."""
+
+    methods: str = field(default=DEFAULT_METHODS, metadata={"help": "comma-separated methods (`artstudio train --help` lists them)"})
+    tasks: str = field(default="heldout", metadata={"help": "'heldout', built-in task names, or task folders (train.jsonl + test.jsonl, optional card.json), comma-separated"})
+    seeds: str = field(default="0,1,2", metadata={"help": "comma-separated seeds; each seed sets data order, initialisation and sampling"})
+    steps: int = field(default=100, metadata={"help": "optimisation steps per cell, the same for every method"})
+    batch_size: int = field(default=16, metadata={"help": "examples per step, the same for every method"})
+    lr_grid: str | None = field(default=None, metadata={"help": "learning-rate search on a validation split of the training rows: 'auto' (each method's default x 1/3, 1, 3) or 'art=0.02,0.05;lora=1e-3,2e-3' (default: no search, each method's default lr)"})
+    val_fraction: float = field(default=0.1, metadata={"help": "fraction of the training rows held out to pick the learning rate (with --lr-grid)"})
+    objective: Literal["sft", "grpo"] = field(default="sft", metadata={"help": "sft or grpo, the same for every method"})
+    grpo: dict = field(default_factory=dict, metadata={"help": "GRPO options (group_size, reward, ...), the same for every method"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
+    out: str = field(default="runs/compare", metadata={"help": "results folder; a re-run with the same folder skips finished cells"})
+    method_options: dict = field(default_factory=dict, metadata={"help": "per-method options as JSON, e.g. '{\"art\": {\"canvas_size\": 96}, \"lora\": {\"r\": 4}}'"})
+    eval_size: int | None = field(default=None, metadata={"help": "score only the first N test rows of each task (default: all)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
+    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+
+
+def parse_list(value: str | list | tuple | None) -> list[str]:
+    """'a, b,c' or ['a', 'b'] -> ['a', 'b', 'c'] (duplicates dropped, order kept)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return list(dict.fromkeys(s.strip() for s in items if s.strip()))
+
+
+def parse_seeds(value: str | int | list | tuple) -> list[int]:
+    items = [value] if isinstance(value, int) else parse_list(value)
+    try:
+        seeds = [int(s) for s in items]
+    except ValueError:
+        raise ConfigError(f"seeds must be integers separated by commas, like '0,1,2'; got {value!r}") from None
+    if not seeds:
+        raise ConfigError("no seeds given; pass --seeds like '0,1,2'")
+    return seeds
+
+
+def parse_lr_grid(spec: str | dict | None, methods: list[str], objective: str = "sft") -> dict[str, list[float]]:
+    """Learning rates to try per method; a method that is absent uses its default lr.
+
+    'auto' gives every trained method its default times GRID_FACTORS; 'art=0.02,0.05;lora=1e-3'
+    names the values. A single value is simply used (no search).
+    """
+    if spec is None or spec == "" or spec == {}:
+        return {}
+    trained = [m for m in methods if get_method(m).trains]
+    if isinstance(spec, str) and spec.strip().lower() in ("auto", "default", "builtin", "true"):
+        return {m: [float(f"{get_method(m).lr_for(objective) * f:.3g}") for f in GRID_FACTORS] for m in trained}
+    if isinstance(spec, dict):
+        pairs = [(k, v if isinstance(v, (list, tuple)) else [v]) for k, v in spec.items()]
+    else:
+        pairs = []
+        for part in (p.strip() for p in spec.split(";") if p.strip()):
+            name, sep, values = part.partition("=")
+            if not sep:
+                raise ConfigError(f"lr grid entry {part!r} has no '='; expected 'method=lr1,lr2;method=...' or 'auto'")
+            pairs.append((name.strip(), values.split(",")))
+    grid: dict[str, list[float]] = {}
+    for name, values in pairs:
+        if name not in methods:
+            raise ConfigError(f"lr grid names method {name!r}, which is not in --methods ({', '.join(methods)})")
+        if not get_method(name).trains:
+            raise ConfigError(f"method {name!r} trains nothing, so it has no learning rate to search")
+        try:
+            lrs = [float(v) for v in values if str(v).strip()]
+        except ValueError:
+            raise ConfigError(f"lr grid for {name!r} has a value that is not a number: {values!r}") from None
+        if not lrs or any(not math.isfinite(v) or v <= 0 for v in lrs):
+            raise ConfigError(f"lr grid for {name!r} needs positive numbers, got {values!r}")
+        grid[name] = list(dict.fromkeys(lrs))
+    return grid
+
+
+
+def _coerce(config: CompareConfig | None, overrides: dict) -> CompareConfig:
+    """CompareConfig from a config and/or keyword arguments (lists accepted where strings are)."""
+    base = asdict(config) if config is not None else {}
+    known = {f.name for f in fields(CompareConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown compare option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    values = base | overrides
+    for key in ("methods", "tasks", "seeds"):
+        if isinstance(values.get(key), (list, tuple, int)):
+            values[key] = ",".join(str(v) for v in (values[key] if not isinstance(values[key], int) else [values[key]]))
+    if isinstance(values.get("lr_grid"), dict):
+        values["lr_grid"] = ";".join(f"{k}={','.join(map(str, v if isinstance(v, (list, tuple)) else [v]))}"
+                                     for k, v in values["lr_grid"].items())
+    return CompareConfig(**values)
+
+
+def _check(config: CompareConfig, methods: list[str]) -> None:
+    available = method_names()
+    missing = [m for m in methods if m not in available]
+    if missing:
+        raise ConfigError(f"unknown or unavailable method(s) {', '.join(missing)}; available: {', '.join(available)}")
+    if not methods:
+        raise ConfigError("no methods given; pass --methods like 'art,lora,base'")
+    get_objective(config.objective)  # an unknown name fails here, listing the known ones
+    if config.steps < 1 or config.batch_size < 1:
+        raise ConfigError("steps and batch size must be at least 1")
+    if config.grpo and config.objective != "grpo":
+        raise ConfigError("GRPO options were given but the objective is sft; add --objective grpo or drop them")
+    if config.objective == "grpo":
+        get_objective("grpo").build(config.grpo)  # unknown options and bad values fail before any cell runs

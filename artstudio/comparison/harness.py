@@ -1,0 +1,432 @@
+"""The harness: plan the cells (lr-grid runs on a validation split, then test runs), run each through the
+one training loop on a shared backbone, and write the table as cells finish (a re-run resumes)."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..atomic import atomic_write_text
+from ..backbone import load_backbone
+from ..data import Example, load_jsonl, split_validation, write_jsonl
+from ..errors import ConfigError
+from ..methods import build_method, get_method, method_config, method_names
+from ..objectives.sft import compute_loss
+from ..training import TrainConfig, train
+from .config import CompareConfig, _check, _coerce, parse_list, parse_lr_grid, parse_seeds
+from .guard import BackboneGuard
+from .memory import PeakMemory
+from .results import ResultsTable, _mean
+from .tasks import TaskSpec, prepare_tasks
+
+log = logging.getLogger("artstudio.compare")
+
+
+@dataclass
+class Cell:
+    """One training run: a method on a task with a seed; `phase` 'grid' scores the validation split."""
+
+    method: str
+    task: TaskSpec
+    seed: int | None  # None: a seed-free method, one run for every seed
+    lr: float
+    lr_source: str  # default | given | grid
+    options: dict
+    steps: int
+    phase: str = "test"
+    data: Path | None = None  # grid: the folder with the training rows minus validation
+    eval_file: Path | None = None
+    val_digest: str = ""
+
+    def key(self, config: CompareConfig) -> str:
+        spec = {"phase": self.phase, "method": self.method, "options": resolved_options(self.method, self.options), "task": self.task.digest,
+                "val": self.val_digest, "seed": self.seed, "steps": self.steps, "batch_size": config.batch_size,
+                "lr": self.lr, "objective": config.objective, "model": config.model}
+        if config.objective == "grpo":
+            spec["grpo"] = config.grpo  # added only for GRPO, so SFT cells keep their keys across versions
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _Progress:
+    """Runs done / total with a time-left estimate from measured step and evaluation costs."""
+
+    def __init__(self, total: int, callback: Callable[[dict], None] | None, step_s: float, eval_s: float):
+        from tqdm import tqdm
+
+        self.total, self.done, self.callback = total, 0, callback
+        self.step_s: dict[str, list[float]] = {}
+        self.eval_s: list[float] = []
+        self.prior = (step_s, eval_s)
+        self.bar = tqdm(total=total, desc="compare", unit="run", dynamic_ncols=True, mininterval=1.0,
+                        bar_format="{desc} {n_fmt}/{total_fmt} runs |{bar}| {elapsed} {postfix}")
+
+    def cost(self, cell: Cell, eval_n: int) -> float:
+        steps = self.step_s.get(cell.method) or [s for v in self.step_s.values() for s in v]
+        step = _mean(steps) if steps else self.prior[0]
+        per_eval = _mean(self.eval_s) if self.eval_s else self.prior[1]
+        return cell.steps * step + eval_n * per_eval
+
+    def emit(self, event: dict) -> None:
+        if self.callback is not None:
+            self.callback(event | {"done": self.done, "total": self.total})
+
+    def measured(self, cell: Cell, record: dict) -> None:
+        """A cell that ran here: its step and scoring speeds price the cells still to run."""
+        if record.get("seconds_per_step"):
+            self.step_s.setdefault(cell.method, []).append(record["seconds_per_step"])
+        if record.get("latency_ms") is not None:
+            self.eval_s.append(record["latency_ms"] / 1000)
+
+    def finished(self, cell: Cell, record: dict | None, remaining: float, skipped: bool = False) -> None:
+        self.done += 1
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"≈ {_duration(remaining)} left")
+        self.emit({"phase": "skip" if skipped else cell.phase, "method": cell.method, "task": cell.task.name,
+                   "seed": cell.seed, "record": record, "eta_seconds": remaining})
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
+
+
+def _method_options(config: CompareConfig, method: str) -> dict:
+    """The user's options for `method`; a canvas-shaped method takes ART's canvas size unless told otherwise.
+
+    (A method's own `seed` option follows the run's seed inside `train`, so seeds vary initialisations.)
+    """
+    per = config.method_options or {}
+    unknown = set(per) - set(method_names())
+    if unknown:
+        raise ConfigError(f"method_options names unknown method(s) {', '.join(sorted(unknown))}; expected a JSON "
+                          f"object keyed by method name ({', '.join(method_names())})")
+    if not all(isinstance(v, dict) for v in per.values()):
+        raise ConfigError("method_options maps each method to an object of its options, e.g. "
+                          "'{\"art\": {\"canvas_size\": 96}}'")
+    opts = dict(per.get(method) or {})
+    # The same slot size for every canvas-sized method (random canvas, soft prompt): a fair control.
+    art_size = (per.get("art") or {}).get("canvas_size")
+    if get_method(method).takes_canvas_size() and art_size is not None:
+        opts.setdefault("canvas_size", art_size)
+    return opts
+
+
+def resolved_options(method: str, options: dict) -> dict:
+    """`options` with the method's defaults filled in: a cell's key changes when a default does."""
+    config = method_config(method, options)
+    return config if isinstance(config, dict) else asdict(config)
+
+
+def _train_config(config: CompareConfig, cell: Cell, run_dir: Path) -> TrainConfig:
+    return TrainConfig(out=str(run_dir), data=str(cell.data or cell.task.folder), eval_data=str(cell.eval_file or cell.task.eval_file),
+                       model=config.model, method=cell.method, method_options=cell.options, objective=config.objective,
+                       grpo=dict(config.grpo),  # empty for SFT: _check refuses GRPO options there
+                       steps=cell.steps, batch_size=config.batch_size, lr=cell.lr, seed=0 if cell.seed is None else cell.seed,
+                       eval_every=0, checkpoint_every=0, snapshot_every=0, device=config.device, dtype=config.dtype)
+
+
+def _run_cell(config: CompareConfig, cell: Cell, folder: Path, guard: BackboneGuard,
+              on_step: Callable[[dict], None], should_stop: Callable[[], bool] | None) -> dict | None:
+    """Train and score one cell; return its record, or None when stopped before the end."""
+    run_dir = folder / "run"
+    backbone = guard.backbone
+    meter = PeakMemory(backbone.device)
+
+    def step_done(record: dict) -> None:
+        if "loss" in record and record.get("step") == cell.steps:
+            meter.stop()  # the peak of training; evaluation afterwards is the same code for every method
+        on_step(record)
+
+    try:
+        with meter:
+            result = train(_train_config(config, cell, run_dir), backbone=backbone, callbacks=[step_done],
+                           should_stop=should_stop, progress=False)
+    except BaseException:
+        guard.release(None)  # a failed cell may still have patched the backbone: restore it for the caller
+        raise
+    method = result.method
+    m = result.metrics
+    losses = [h.get("loss") for h in result.history if "loss" in h]
+    del result
+    val_loss = None
+    if cell.phase == "grid" and not m.get("stopped"):
+        val_loss = _validation_loss(method, load_jsonl(cell.eval_file), config.batch_size)
+    guard.release(method)
+    if m.get("stopped"):
+        return None
+    tail = [v for v in losses[-max(1, len(losses) // 10):] if v is not None]
+    record = {
+        "method": cell.method, "task": cell.task.name, "seed": cell.seed, "phase": cell.phase,
+        "accuracy": m.get("accuracy"), "eval_n": m.get("eval_n"), "trainable_params": m["trainable_params"],
+        "train_seconds": round(m["train_seconds"], 3) if cell.steps else 0.0,
+        "seconds_per_step": _round(m.get("seconds_per_step"), 4),
+        "peak_memory_mb": round(meter.peak_mb, 1), "memory_delta_mb": round(meter.delta_mb, 1),
+        "latency_ms": _round(m.get("latency_ms"), 3), "lr": cell.lr if cell.steps else None,
+        "lr_source": cell.lr_source, "steps": cell.steps, "batch_size": config.batch_size, "objective": config.objective, "options": cell.options,
+        "final_loss": _round(_mean(tail), 5) if tail else None, "loss_curve": losses, "run_dir": str(run_dir),
+    }
+    if val_loss is not None:
+        record["val_loss"] = val_loss
+    return record
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _validation_loss(method: Any, rows: list[Example], batch_size: int) -> float:
+    """SFT loss of a trained method on the validation rows: breaks ties between equal accuracies."""
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(rows), batch_size):
+            batch = rows[i:i + batch_size]
+            total += float(compute_loss(method, batch)) * len(batch)
+    return total / max(len(rows), 1)
+
+
+def _cell_dir(config: CompareConfig, cell: Cell) -> Path:
+    return Path(config.out) / ("grid" if cell.phase == "grid" else "cells") / cell.key(config)
+
+
+def _load_finished(folder: Path) -> dict | None:
+    path = folder / "cell.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # a torn file cannot happen (atomic write), but a hand-edited one can: re-run it
+
+
+def _validation_split(config: CompareConfig, task: TaskSpec, seed: int) -> tuple[Path, Path, str, list[str]]:
+    """The training rows split into train/val (written under out/grid/), never touching test.jsonl."""
+    rows = load_jsonl(task.folder / "train.jsonl")
+    fit, val = split_validation(rows, config.val_fraction, seed)
+    folder = Path(config.out) / "grid" / f"{task.name}-{task.digest[:8]}-split{seed}"
+    write_jsonl(folder / "train.jsonl", fit)
+    write_jsonl(folder / "val.jsonl", val)
+    atomic_write_text(folder / "card.json", json.dumps(task.card, indent=2, default=str) + "\n")
+    digest = hashlib.sha256((folder / "train.jsonl").read_bytes() + (folder / "val.jsonl").read_bytes()).hexdigest()[:16]
+    return folder, folder / "val.jsonl", digest, [e.id for e in val]
+
+
+def _probe(guard: BackboneGuard, task: TaskSpec, config: CompareConfig) -> tuple[float, float]:
+    """Seconds per ART training step and per scored example, measured here before starting."""
+    from ..evaluation import evaluate
+
+    backbone = guard.backbone
+    rows = load_jsonl(task.folder / "train.jsonl")
+    batch = [rows[i % len(rows)] for i in range(config.batch_size)]
+    art = build_method("art", backbone, (config.method_options or {}).get("art") or {})
+    times = []
+    for _ in range(2):  # the first step pays one-time costs
+        t = time.perf_counter()
+        compute_loss(art, batch).backward()
+        times.append(time.perf_counter() - t)
+    guard.release(art)
+    # Timed on training rows: nothing before the final evaluations reads the test split.
+    base = build_method("base", backbone)
+    res = evaluate(base, rows[:16], task.card.get("metric") or "exact")
+    guard.release(base)
+    return times[-1], res.seconds / max(res.n, 1)
+
+
+class _Comparison:
+    """The plan of one comparison (grid runs, test runs) and the loop that works through it."""
+
+    def __init__(self, config: CompareConfig, progress: Callable[[dict], None] | None,
+                 should_stop: Callable[[], bool] | None):
+        self.config, self.callback, self.should_stop = config, progress, should_stop
+        self.methods = parse_list(config.methods)
+        self.seeds = parse_seeds(config.seeds)
+        _check(config, self.methods)
+        self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)
+        self.out = Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
+        atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=str) + "\n")
+        self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}
+        self.splits = {}
+        if any(len(v) > 1 for v in self.grid.values()):
+            self.splits = {t.name: _validation_split(config, t, self.seeds[0]) for t in self.tasks}
+        self.chosen: dict[str, dict[str, dict]] = {}
+        self.records: dict[str, dict] = {}
+        self.stopped = False
+        self.started = time.perf_counter()
+
+    # -- the plan ---------------------------------------------------------------------------------
+    def grid_cells(self, method: str, task: TaskSpec) -> list[Cell]:
+        if len(self.grid.get(method, [])) < 2:
+            return []
+        folder, val_file, digest, _ = self.splits[task.name]
+        seed = self.seeds[0]
+        return [Cell(method, task, seed, lr, "grid", _method_options(self.config, method), self.config.steps,
+                     phase="grid", data=folder, eval_file=val_file, val_digest=digest) for lr in self.grid[method]]
+
+    def test_cells(self) -> dict[str, Cell]:
+        """Seed-major order (a complete table per seed comes first); seed-free methods once per task."""
+        plan: dict[str, Cell] = {}
+        for seed in self.seeds:
+            for task in self.tasks:
+                for method in self.methods:
+                    cell_seed = None if get_method(method).seed_free else seed
+                    plan.setdefault(_row_key(method, task.name, cell_seed), self._test_cell(method, task, cell_seed))
+        return plan
+
+    def _test_cell(self, method: str, task: TaskSpec, seed: int | None) -> Cell:
+        options = _method_options(self.config, method)
+        if not get_method(method).trains:
+            return Cell(method, task, seed, 0.0, "none", options, 0)
+        pick = self.chosen.get(method, {}).get(task.name)
+        if pick is not None:
+            lr, source = pick["lr"], "grid"
+        elif len(self.grid.get(method, [])) == 1:
+            lr, source = self.grid[method][0], "given"
+        else:
+            lr, source = get_method(method).lr_for(self.config.objective), "default"
+        return Cell(method, task, seed, lr, source, options, self.config.steps)
+
+    def n_eval(self, cell: Cell) -> int:
+        return len(self.splits[cell.task.name][3]) if cell.phase == "grid" else self.eval_n[cell.task.name]
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> ResultsTable:
+        config = self.config
+        self.guard = BackboneGuard(lambda: load_backbone(config.model, dtype=config.dtype, device=config.device))
+        grid_plan = [c for t in self.tasks for m in self.methods for c in self.grid_cells(m, t)]
+        self._run_grids(finished_only=True)  # choices already on disk tell which test cells are done
+        test_plan = self.test_cells()
+        pending = [c for c in grid_plan + list(test_plan.values()) if _load_finished(_cell_dir(config, c)) is None]
+        prior = _probe(self.guard, self.tasks[0], config) if pending else (0.0, 0.0)
+        self.bar = _Progress(len(grid_plan) + len(test_plan), self.callback, *prior)
+        self.pending = {c.key(config): c for c in pending}
+        self.remaining = self._estimate()
+        self._announce(len(test_plan), len(grid_plan), len(pending), prior)
+        # Long-lived objects (model, libraries) leave the collector's view: each cell's gc.collect() then
+        # only scans what cells create (0.5 s -> milliseconds per cell); undone at the end.
+        gc.freeze()
+        try:
+            self._run_grids()
+            for key, cell in self.test_cells().items():
+                if cell.method in self.grid and len(self.grid[cell.method]) > 1 and cell.lr_source != "grid":
+                    continue  # its grid was interrupted: no lr chosen yet
+                record = self._run(cell)
+                if record is None:
+                    break
+                self.records[key] = record
+                self.table().write(self.out, plots=False)
+        finally:
+            self.bar.close()
+            gc.unfreeze()
+        table = self.table()
+        table.write(self.out, plots=True)
+        return table
+
+    def _announce(self, n_test: int, n_grid: int, n_pending: int, prior: tuple[float, float]) -> None:
+        msg = (f"compare: {len(self.methods)} methods × {len(self.tasks)} tasks × {len(self.seeds)} seeds = {n_test} runs"
+               + (f" + {n_grid} lr-grid runs" if n_grid else "")
+               + f", {n_pending} to do; estimated {_duration(self.remaining)} here"
+               + (f" (probe: {prior[0]:.2f} s per training step at batch {self.config.batch_size}, "
+                  f"{1000 * prior[1]:.0f} ms per scored example)" if n_pending else ""))
+        print(msg, file=sys.stderr, flush=True)
+        self.bar.emit({"phase": "estimate", "eta_seconds": self.remaining, "message": msg})
+
+    def _run_grids(self, finished_only: bool = False) -> None:
+        """Pick each method's lr per task: best validation accuracy, then lowest validation loss.
+
+        With `finished_only`, nothing runs: only grids whose runs are all on disk are decided.
+        """
+        for task in self.tasks:
+            for method in self.methods:
+                cells = self.grid_cells(method, task)
+                scores = {}
+                for cell in cells:
+                    record = _load_finished(_cell_dir(self.config, cell)) if finished_only else self._run(cell)
+                    if record is None:
+                        if finished_only:
+                            break
+                        return
+                    scores[cell.lr] = {"val_accuracy": record["accuracy"], "val_loss": record.get("val_loss")}
+                if cells and len(scores) == len(cells):
+                    best = max(scores, key=lambda lr: (scores[lr]["val_accuracy"], -(scores[lr]["val_loss"] or 0.0)))
+                    self.chosen.setdefault(method, {})[task.name] = {
+                        "lr": best, "candidates": scores, "val_ids": self.splits[task.name][3]}
+
+    def _run(self, cell: Cell) -> dict | None:
+        """A finished cell's record from disk, else train and score it; None once stopped."""
+        folder = _cell_dir(self.config, cell)
+        done = _load_finished(folder)
+        if done is not None:
+            self.bar.finished(cell, done, self.remaining, skipped=True)
+            return done
+        if self.stopped or (self.should_stop is not None and self.should_stop()):
+            self.stopped = True
+            return None
+        seed = "all seeds" if cell.seed is None else f"seed {cell.seed}"
+        self.bar.bar.set_description(f"{cell.method} · {cell.task.name} · {seed}" + (" · lr grid" if cell.phase == "grid" else ""))
+
+        def on_step(rec: dict) -> None:
+            if "loss" in rec:
+                self.bar.emit({"phase": "step", "method": cell.method, "task": cell.task.name, "seed": cell.seed,
+                               "step": rec["step"], "steps": cell.steps, "loss": rec["loss"], "eta_seconds": self.remaining})
+        folder.mkdir(parents=True, exist_ok=True)
+        record = _run_cell(self.config, cell, folder, self.guard, on_step, self.should_stop)
+        if record is None:
+            self.stopped = True
+            return None
+        record["cell"] = folder.name
+        atomic_write_text(folder / "cell.json", json.dumps(record, indent=2, default=str) + "\n")
+        self.bar.measured(cell, record)
+        self.pending.pop(folder.name, None)  # the folder is named by the cell's key
+        self.remaining = self._estimate()
+        self.bar.finished(cell, record, self.remaining)
+        return record
+
+    def _estimate(self) -> float:
+        """Seconds left: the cells still to run, priced at the step and scoring speeds measured so far."""
+        return sum(self.bar.cost(c, self.n_eval(c)) for c in self.pending.values())
+
+    def table(self) -> ResultsTable:
+        """Rows in seed / task / method order; a seed-free cell fills the row of every seed."""
+        rows = []
+        for seed in self.seeds:
+            for task in self.tasks:
+                for method in self.methods:
+                    rec = self.records.get(_row_key(method, task.name, None if get_method(method).seed_free else seed))
+                    if rec is not None:
+                        rows.append({k: v for k, v in rec.items() if k not in ("phase", "options")} | {"seed": seed})
+        meta = {"out": str(self.out), "config": asdict(self.config), "argv": sys.argv,
+                "elapsed_seconds": round(time.perf_counter() - self.started, 1), "stopped": self.stopped,
+                "backbone_reloads": self.guard.reloads, "lr_selection": self.chosen,
+                "task_digests": {t.name: t.digest for t in self.tasks}}
+        return ResultsTable(rows, methods=self.methods, tasks=[t.name for t in self.tasks], meta=meta)
+
+
+def _row_key(method: str, task: str, seed: int | None) -> str:
+    return f"{method}|{task}|{seed}"
+
+
+def compare(config: CompareConfig | None = None, progress: Callable[[dict], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, **overrides: Any) -> ResultsTable:
+    """Run (or resume) a comparison and write its results; keyword overrides are CompareConfig fields.
+
+    `progress(event)` receives dicts with `phase` ('estimate', 'step', 'grid', 'test', 'skip'),
+    `done`, `total` and `eta_seconds`; `should_stop()` returning True ends the run after the current
+    step (finished cells are kept; the next call resumes). Returns the table of finished rows.
+    """
+    return _Comparison(_coerce(config, overrides), progress, should_stop).run()
+
+

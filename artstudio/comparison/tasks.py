@@ -1,0 +1,80 @@
+"""The tasks of a comparison: built-in ones written once under the results folder, user folders read in
+place, each with a content digest so a changed row changes every cell key that depends on it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data import load_jsonl, write_jsonl
+from ..errors import ConfigError, DataError
+from .config import parse_list
+
+
+@dataclass
+class TaskSpec:
+    """A task as the harness uses it: training rows, the scored rows and a digest of both."""
+
+    name: str
+    folder: Path  # holds train.jsonl and card.json (what TrainConfig.data points to)
+    eval_file: Path
+    card: dict
+    digest: str
+
+
+def _file_digest(h: "hashlib._Hash", path: Path) -> None:
+    h.update(path.name.encode())
+    h.update(path.read_bytes())
+
+
+def _task_digest(train_file: Path, eval_file: Path, card: dict) -> str:
+    """Content hash of what decides a result: the rows, their pictures and the card (its metric)."""
+    h = hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode())
+    images: set[str] = set()
+    for path in (train_file, eval_file):
+        _file_digest(h, path)
+        images.update(e.image for e in load_jsonl(path) if e.image)
+    for image in sorted(images):
+        _file_digest(h, Path(image))
+    return h.hexdigest()[:16]
+
+
+def prepare_tasks(spec: str | list, out: Path, eval_size: int | None = None) -> list[TaskSpec]:
+    """Built-in tasks are written to `out/tasks/<name>/`; user folders are read in place."""
+    from ..tasks import TASKS, load_card, make_task, resolve_tasks
+
+    names = resolve_tasks(spec) if isinstance(spec, str) else parse_list(spec)
+    if not names:
+        raise ConfigError("no tasks given; pass --tasks heldout, built-in task names or task folders")
+    tasks: list[TaskSpec] = []
+    for name in names:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            folder = path.resolve()
+            card = load_card(folder)
+            display = str(card.get("name") or folder.name)
+        elif name in TASKS:
+            folder = out / "tasks" / name
+            if not (folder / "card.json").exists():
+                make_task(name, folder, seed=0)
+            card, display = load_card(folder), name
+        else:
+            raise DataError(f"task {name!r} is neither a folder nor a built-in task; `artstudio tasks list` shows "
+                            "the built-in tasks, and a task folder needs train.jsonl and test.jsonl")
+        for split in ("train", "test"):
+            if not (folder / f"{split}.jsonl").is_file():
+                raise DataError(f"task folder {folder} has no {split}.jsonl; compare trains on train.jsonl and "
+                                "scores every method on test.jsonl")
+        eval_file = folder / "test.jsonl"
+        if eval_size is not None:
+            if eval_size < 1:
+                raise ConfigError(f"eval_size must be at least 1, got {eval_size}")
+            rows = load_jsonl(eval_file)[:eval_size]
+            eval_file = write_jsonl(out / "tasks" / f"{display}.test-first-{eval_size}.jsonl", rows)
+        if display in {t.name for t in tasks}:
+            display = f"{display}-{len(tasks)}"
+        tasks.append(TaskSpec(display, folder, eval_file, card, _task_digest(folder / "train.jsonl", eval_file, card)))
+    return tasks
+

@@ -1,0 +1,110 @@
+"""Evaluation: greedy generation with a method (or none) and strict 0/1 scoring.
+
+Writes `predictions.jsonl` (id, prompt, answer, prediction, correct) and `metrics.json`
+(accuracy, n, metric, latency) when given a folder. The same function scores every method in
+training, in `artstudio eval` and in the comparison harness, so numbers are comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import Example, load_jsonl
+from .generation import GenerationConfig, generate
+from .atomic import atomic_write_text
+from .scoring import Metric, score
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    n: int
+    metric: str
+    predictions: list[dict] = field(repr=False, default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def latency_ms(self) -> float:
+        """Mean wall-clock time per request (batched, shared prefix)."""
+        return 1000 * self.seconds / max(self.n, 1)
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "n": self.n, "metric": self.metric,
+                "seconds": round(self.seconds, 3), "latency_ms": round(self.latency_ms, 3)}
+
+
+def answer_budget(backbone, examples: list[Example], floor: int = 8) -> int:
+    """Enough new tokens for the longest reference answer plus the end token and some slack."""
+    longest = max(len(backbone.tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in examples)
+    return max(floor, longest + 4)
+
+
+def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern: str | None = None,
+             max_new_tokens: int | None = None, batch_size: int = 64, out_dir: str | Path | None = None,
+             progress=None) -> EvalResult:
+    """Greedy answers for `examples`, scored with `metric` (exact | numeric | regex | json)."""
+    cfg = GenerationConfig(max_new_tokens=max_new_tokens or answer_budget(method.backbone, examples),
+                           batch_size=batch_size)
+    start = time.perf_counter()
+    gen = generate(method, examples, cfg, progress=progress)
+    seconds = time.perf_counter() - start
+    rows = []
+    for ex, texts in zip(examples, gen.texts):
+        pred = texts[0]
+        rows.append({"id": ex.id, "prompt": ex.prompt, "answer": ex.answer, "prediction": pred,
+                     "correct": bool(score(metric, pred, ex.answer, pattern=pattern))})
+    acc = sum(r["correct"] for r in rows) / max(len(rows), 1)
+    result = EvalResult(accuracy=acc, n=len(rows), metric=metric, predictions=rows, seconds=seconds)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        atomic_write_text(out / "metrics.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+# --- the `artstudio eval` recipe ------------------------------------------------------------------
+
+@dataclass
+class EvalConfig:
+    """Greedy answers on a test set, scored 0/1 per row."""
+
+    data: str = field(default="", metadata={"help": "test.jsonl, a task folder (its test split) or a built-in task name"})
+    model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the artwork's model, else studio-tiny)"})
+    canvas: str | None = field(default=None, metadata={"help": "artwork PNG; without it the base model answers with no image"})
+    metric: Metric | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's, else exact)"})
+    pattern: str | None = field(default=None, metadata={"help": "regular expression for --metric regex (default: the answer must match it)"})
+    out: str | None = field(default=None, metadata={"help": "folder for predictions.jsonl and metrics.json (default: print only)"})
+    allow_model_mismatch: bool = field(default=False, metadata={"help": "use an artwork made for another model anyway"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in tokens (default: from the answers)"})
+    batch_size: int = field(default=64, metadata={"help": "prompts decoded together"})
+    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (default: all)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
+    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+
+
+def eval_rows(spec: str, workdir: Path) -> tuple[list[Example], dict]:
+    """(rows, task card) from a JSONL file, a task folder's test split or a built-in task's."""
+    from .tasks.resolve import resolve_data
+
+    task = resolve_data(spec, workdir, role="test")
+    return load_jsonl(task.test_file), task.card
+
+
+def run_eval(config: EvalConfig) -> EvalResult:
+    """Evaluate `config.canvas` (or the base model) on `config.data`."""
+    from .methods import artwork_or_base
+
+    with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp:
+        rows, card = eval_rows(config.data, Path(tmp))
+        if config.limit is not None:
+            rows = rows[: config.limit]
+        method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
+                                 device=config.device, dtype=config.dtype)
+        metric = config.metric or card.get("metric") or "exact"
+        return evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
+                        batch_size=config.batch_size, out_dir=config.out)

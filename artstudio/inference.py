@@ -1,0 +1,93 @@
+"""Answering prompts with an artwork (or the base model), and the request a serving engine takes instead.
+
+    artstudio infer --canvas art.png --prompt "3 4"
+    artstudio infer --canvas art.png --prompt "3 4" --print-request > request.json   # for vLLM
+
+The command line, the demo and the web app's Playground all answer through `answer`, so a prompt
+gets the same text from each of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import Example, load_jsonl
+from .errors import ConfigError, DataError
+from .generation import GenerationConfig, generate
+
+
+@dataclass
+class InferConfig:
+    """Answer prompts with an artwork (or the base model), or print the request a vLLM server takes."""
+
+    prompt: str | None = field(default=None, metadata={"help": "one prompt"})
+    data: str | None = field(default=None, metadata={"help": "a JSONL file of prompts (answers optional); prints one JSON line per row"})
+    model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the artwork's model, else studio-tiny)"})
+    canvas: str | None = field(default=None, metadata={"help": "artwork PNG (default: none, the base model)"})
+    image: str | None = field(default=None, metadata={"help": "an extra picture shown after the canvas (with --prompt)"})
+    max_new_tokens: int = field(default=64, metadata={"help": "longest answer in tokens"})
+    temperature: float = field(default=0.0, metadata={"help": "0 for greedy decoding, else sampling temperature"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (temperature > 0)"})
+    allow_model_mismatch: bool = field(default=False, metadata={"help": "use an artwork made for another model anyway"})
+    print_request: bool = field(default=False, metadata={"help": "print the OpenAI-compatible chat request for a vLLM server instead of answering"})
+    print_curl: bool = field(default=False, metadata={"help": "print that request as a curl command"})
+    served_model_name: str | None = field(default=None, metadata={"help": "model name in printed requests (default: --model, else the artwork's model id)"})
+    url: str = field(default="http://localhost:8000/v1/chat/completions", metadata={"help": "server endpoint used by --print-curl"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
+    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+
+
+def answer(method, examples: list[Example], *, max_new_tokens: int = 64, temperature: float = 0.0,
+           seed: int = 0) -> list[str]:
+    """One completion per example: greedy when `temperature` is 0, else sampled at that temperature."""
+    if max_new_tokens < 1:
+        raise ConfigError(f"max new tokens is {max_new_tokens}; expected at least 1")
+    if temperature < 0:
+        raise ConfigError(f"temperature is {temperature}; expected 0 (greedy) or more")
+    gen = generate(method, examples, GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+                                                      temperature=temperature or 1.0), seed=seed)
+    return [texts[0] for texts in gen.texts]
+
+
+def infer_examples(config: InferConfig) -> list[Example]:
+    """The prompts of `config`: its one `--prompt` (with `--image`), or the rows of `--data`."""
+    if (config.prompt is None) == (config.data is None):
+        raise ConfigError("pass exactly one of --prompt TEXT or --data FILE.jsonl")
+    if config.prompt is not None:
+        image = str(Path(config.image).resolve()) if config.image else None
+        if image is not None and not Path(image).is_file():
+            raise DataError(f"{config.image}: no such image file")
+        return [Example(prompt=config.prompt, image=image)]
+    if config.image is not None:
+        raise ConfigError("--image goes with --prompt; rows of --data name their own picture in \"image\"")
+    return load_jsonl(config.data, require_answer=False)
+
+
+def requests_for(config: InferConfig, examples: list[Example]) -> list[dict]:
+    """The vLLM chat requests for `examples`, built without loading the model."""
+    from .artwork import read_artwork
+    from .backbone import DEFAULT_MODEL
+    from .serving import vllm_request
+
+    placement, name = "first", config.served_model_name or config.model
+    if config.canvas is not None:
+        meta = read_artwork(config.canvas).metadata
+        placement = meta.placement if meta is not None else "first"
+        name = name or (meta.model_id if meta is not None else None)
+    name = name or DEFAULT_MODEL
+    return [vllm_request(config.canvas, ex.prompt, name, placement, config.max_new_tokens, config.temperature,
+                         image=ex.image) for ex in examples]
+
+
+def run_infer(config: InferConfig) -> list[str]:
+    """Answers to the prompts of `config` (greedy unless `temperature` > 0)."""
+    from .methods import artwork_or_base
+
+    examples = infer_examples(config)
+    if config.max_new_tokens < 1 or config.temperature < 0:
+        raise ConfigError("--max-new-tokens must be >= 1 and --temperature >= 0")
+    method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
+                             device=config.device, dtype=config.dtype)
+    return answer(method, examples, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                  seed=config.seed)

@@ -1,0 +1,104 @@
+"""Config dataclasses as the one source of options: defaults, choices, types, building from a dict.
+
+Every run, verb and method is configured by a dataclass whose fields carry `metadata={"help": ...}`
+and typed choices (`Literal[...]`). The command line (`artstudio.cli`), the Python API and the web
+app (`artstudio.ui`) all read their options from those dataclasses through the helpers here, so an
+option, its default, its choices and its help exist in exactly one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, Union
+
+from .errors import ConfigError
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    """A field's default value (calling its factory), or None when it has none."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def field_type(cls: type, name: str) -> tuple[Any, bool]:
+    """(type, optional) of field `name` of dataclass `cls`: `int | None` gives (int, True)."""
+    tp = typing.get_type_hints(cls)[name]
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) < len(typing.get_args(tp)):
+            return (args[0] if len(args) == 1 else str), True
+    return tp, False
+
+
+def choices_of(cls: type, name: str) -> tuple[Any, ...] | None:
+    """The values a `Literal[...]` field takes (None for a free field)."""
+    tp, _ = field_type(cls, name)
+    return typing.get_args(tp) if typing.get_origin(tp) is Literal else None
+
+
+def from_dict(cls: type, values: dict[str, Any] | None, *, what: str | None = None) -> Any:
+    """Build dataclass `cls` from `values`; unknown keys and values outside a field's choices are
+    `ConfigError`s naming the option and what is valid."""
+    values = dict(values or {})
+    known = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        head = f"unknown {what} option(s) {', '.join(unknown)}" if what else \
+            f"unknown option(s) {', '.join(unknown)} for {cls.__name__}"
+        raise ConfigError(f"{head}; valid: {', '.join(sorted(known))}")
+    check_choices(cls, values, what=what or cls.__name__)
+    return cls(**values)
+
+
+def check_choices(cls: type, values: dict[str, Any], *, what: str | None = None) -> None:
+    """Refuse a value outside a `Literal` field's choices (None is allowed where the field is optional)."""
+    for name, value in values.items():
+        choices = choices_of(cls, name)
+        if choices is None:
+            continue
+        _, optional = field_type(cls, name)
+        if value is None and optional:
+            continue
+        if value not in choices:
+            raise ConfigError(f"{what or cls.__name__} option {name} is {value!r}; choose one of "
+                              f"{', '.join(map(str, choices))}")
+
+
+def coerce_numbers(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Form values (text or float) of `cls`'s int/float fields as numbers; '' means the default (None)."""
+    out = dict(values)
+    for f in dataclasses.fields(cls):
+        if f.name not in out:
+            continue
+        tp, optional = field_type(cls, f.name)
+        if tp not in (int, float) or isinstance(out[f.name], bool):
+            continue
+        number = parse_number(out[f.name], f.name.replace("_", " "), tp)
+        if number is None and not optional:
+            raise ConfigError(f"{f.name.replace('_', ' ')} is empty; expected a number")
+        out[f.name] = number
+    return out
+
+
+def parse_number(value: Any, name: str, kind: type) -> int | float | None:
+    """A number from a form or a command line: empty means None; text that is not one is a clear error."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+        if kind is int and not number.is_integer():
+            raise ValueError
+        return int(number) if kind is int else number
+    except (TypeError, ValueError):
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} is {value!r}; expected {expected} (or leave it empty for the default)") from None
+
+
+def field_names(cls: type) -> set[str]:
+    """The init fields of a dataclass (an empty set for a dict-configured method)."""
+    return {f.name for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else set()

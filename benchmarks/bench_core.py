@@ -38,7 +38,7 @@ def step(method, rows, shared: bool) -> float:
     batch = encode_batch(backbone.processor, rows, image_tokens=method.slot_tokens, placement=method.placement,
                          padding_side="right")
     slot = method.slot_outputs() if shared else None
-    images = backbone.repeat_image_outputs(slot, len(rows)) if shared else per_example_slot(method, len(rows))
+    images = backbone.concat_image_outputs([slot] * len(rows)) if shared else per_example_slot(method, len(rows))
     out = backbone.forward(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                            mm_token_type_ids=batch.mm_token_type_ids, image_outputs=images,
                            image_grid_thw=method.slot_grid.repeat(len(rows), 1), labels=batch.labels)

@@ -165,7 +165,7 @@ def test_one_encoding_broadcast_matches_pixel_values(tiny_model_dir, family):
     pixel_values, grid = to_pixel_values(canvas, bb.geometry)
     encoded = bb.encode_images(pixel_values, grid)
     out = bb.forward(batch["input_ids"], batch["attention_mask"], batch["mm_token_type_ids"],
-                     image_outputs=bb.repeat_image_outputs(encoded, 3), image_grid_thw=grid.repeat(3, 1),
+                     image_outputs=bb.concat_image_outputs([encoded] * 3), image_grid_thw=grid.repeat(3, 1),
                      labels=batch["input_ids"])
     torch.testing.assert_close(out.logits, reference, atol=1e-5, rtol=1e-5)
     assert torch.isfinite(out.loss)
@@ -173,12 +173,12 @@ def test_one_encoding_broadcast_matches_pixel_values(tiny_model_dir, family):
     assert canvas.grad is not None and canvas.grad.abs().sum() > 0
 
 
-def test_repeat_shares_the_encoding_and_sums_its_gradient(tiny_model_dir):
+def test_joining_one_encoding_per_row_shares_it_and_sums_its_gradient(tiny_model_dir):
     bb = load_backbone(tiny_model_dir("qwen3_vl"), device="cpu")
     canvas = image_to_tensor(_random_image(64, 2)).requires_grad_()
     pixel_values, grid = to_pixel_values(canvas, bb.geometry)
     encoded = bb.encode_images(pixel_values, grid)
-    rep = bb.repeat_image_outputs(encoded, 4)
+    rep = bb.concat_image_outputs([encoded] * 4)  # one canvas encoding, once per row
     assert len(rep.pooler_output) == 4 and all(t is encoded.pooler_output[0] for t in rep.pooler_output)
     assert len(rep.deepstack_features) == len(encoded.deepstack_features)
     assert all(len(layer) == 4 for layer in rep.deepstack_features)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from artstudio import cli
 from artstudio.cli import VERBS, build_parser, main, parse_config
+from artstudio.errors import ConfigError
 from artstudio.data import Example, write_jsonl
 from artstudio.methods import ArtConfig, get_method, method_names
 from artstudio.training import TrainConfig

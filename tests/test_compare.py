@@ -13,6 +13,8 @@ from PIL import Image
 
 import artstudio
 import artstudio.comparison as C
+from artstudio.comparison import harness
+from artstudio.comparison.plots import PLOTS
 from artstudio.backbone import load_backbone
 from artstudio.data import Example, write_jsonl
 from artstudio.errors import ConfigError, DataError
@@ -103,7 +105,7 @@ def test_outputs_markdown_and_plots(finished):
     table, out, _ = finished
     md = (out / "results.md").read_text()
     assert "| task | art | base | random-canvas |" in md and "| **mean** |" in md
-    for name in C.PLOTS:
+    for name in PLOTS:
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] > 200
     assert table.to_markdown() == md
@@ -124,8 +126,8 @@ def test_markdown_bolds_the_best_per_task_and_in_the_mean_row():
 def test_resume_skips_finished_cells(model, tmp_path, monkeypatch):
     task = make_task(tmp_path / "t")
     calls: list[str] = []
-    real = C.train
-    monkeypatch.setattr(C, "train", lambda cfg, **kw: calls.append(cfg.method) or real(cfg, **kw))
+    real = harness.train
+    monkeypatch.setattr(harness, "train", lambda cfg, **kw: calls.append(cfg.method) or real(cfg, **kw))
     kw = common(tmp_path, model, methods="art,base", tasks=str(task))
     first = C.compare(seeds="0", **kw)
     assert sorted(calls) == ["art", "base"]

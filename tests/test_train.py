@@ -149,3 +149,32 @@ def test_keep_default_system_flag_reaches_every_prompt(tiny_model_dir, task_dir,
     res = train(TrainConfig(out=str(tmp_path / "nosys"), data=str(task_dir), steps=1, batch_size=2, checkpoint_every=0,
                             snapshot_every=0), backbone=bb, progress=False, canvas_size=56)
     assert "You are a helpful assistant." not in decode(res.method)
+
+
+def test_prompt_format_belongs_to_each_method_not_the_shared_backbone(tiny_model_dir, task_dir, tmp_path):
+    """The Playground's cross-talk: one backbone serves a cached artwork A (trained with the default system
+    turn) while artwork B (trained without) is loaded and another run starts; A keeps its prompt format."""
+    from artstudio.generation import prepare_rows
+    from artstudio.ui.settings import AppSettings
+    from artstudio.ui.studio import Studio
+
+    model = tiny_model_dir("qwen2_5_vl")
+    studio = Studio(AppSettings(runs_dir=str(tmp_path / "runs"), canvases_dir=str(tmp_path / "canvases"), model=model))
+    try:
+        bb = studio.backbone(model)
+        common = dict(data=str(task_dir), steps=1, batch_size=2, checkpoint_every=0, snapshot_every=0)
+        a = train(TrainConfig(out=str(tmp_path / "runs" / "a"), keep_default_system=True, **common),
+                  backbone=bb, progress=False, canvas_size=56)
+        train(TrainConfig(out=str(tmp_path / "runs" / "b"), **common), backbone=bb, progress=False, canvas_size=56)
+        decode = lambda m: bb.tokenizer.decode(prepare_rows(m, ROWS[:1])[0]["ids"])  # noqa: E731
+        served_a = studio.art_method(model, "runs/a/artwork.png")
+        assert "You are a helpful assistant." in decode(served_a)
+        served_b = studio.art_method(model, "runs/b/artwork.png")  # loading B ...
+        train(TrainConfig(out=str(tmp_path / "runs" / "c"), **common), backbone=bb, progress=False,
+              canvas_size=56)  # ... and starting a run on the shared backbone ...
+        assert studio.art_method(model, "runs/a/artwork.png") is served_a  # ... leave the cached A as it was
+        assert "You are a helpful assistant." in decode(served_a)
+        assert "You are a helpful assistant." not in decode(served_b)
+        assert a.method.keep_default_system and not hasattr(bb, "keep_default_system")
+    finally:
+        studio.close()

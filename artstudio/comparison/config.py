@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from ..backbone import DEFAULT_MODEL
 from ..errors import ConfigError
 from ..methods import get_method, method_names
 from ..objectives import get_objective
+from ..options import from_dict
 
 DEFAULT_METHODS = "art,lora,vera,adalink,soft-prompt,base,random-canvas"
 # `--lr-grid auto`: each method's default learning rate times these factors.
@@ -96,10 +97,7 @@ def parse_lr_grid(spec: str | dict | None, methods: list[str], objective: str = 
 def _coerce(config: CompareConfig | None, overrides: dict) -> CompareConfig:
     """CompareConfig from a config and/or keyword arguments (lists accepted where strings are)."""
     base = asdict(config) if config is not None else {}
-    known = {f.name for f in fields(CompareConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"unknown compare option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    from_dict(CompareConfig, overrides, what="compare")  # unknown keys and bad choices fail here, by name
     values = base | overrides
     for key in ("methods", "tasks", "seeds"):
         if isinstance(values.get(key), (list, tuple, int)):

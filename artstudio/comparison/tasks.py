@@ -43,26 +43,20 @@ def _task_digest(train_file: Path, eval_file: Path, card: dict) -> str:
 
 def prepare_tasks(spec: str | list, out: Path, eval_size: int | None = None) -> list[TaskSpec]:
     """Built-in tasks are written to `out/tasks/<name>/`; user folders are read in place."""
-    from ..tasks import TASKS, load_card, make_task, resolve_tasks
+    from ..tasks import TASKS, resolve_tasks
+    from ..tasks.resolve import resolve_data
 
     names = resolve_tasks(spec) if isinstance(spec, str) else parse_list(spec)
     if not names:
         raise ConfigError("no tasks given; pass --tasks heldout, built-in task names or task folders")
     tasks: list[TaskSpec] = []
     for name in names:
-        path = Path(name).expanduser()
-        if path.is_dir():
-            folder = path.resolve()
-            card = load_card(folder)
-            display = str(card.get("name") or folder.name)
-        elif name in TASKS:
-            folder = out / "tasks" / name
-            if not (folder / "card.json").exists():
-                make_task(name, folder, seed=0)
-            card, display = load_card(folder), name
-        else:
+        if not Path(name).expanduser().is_dir() and name not in TASKS:
             raise DataError(f"task {name!r} is neither a folder nor a built-in task; `artstudio tasks list` shows "
                             "the built-in tasks, and a task folder needs train.jsonl and test.jsonl")
+        task = resolve_data(name, out / "tasks", role="test")
+        folder, card = task.folder.resolve(), task.card
+        display = name if name in TASKS and not Path(name).expanduser().is_dir() else str(card.get("name") or folder.name)
         for split in ("train", "test"):
             if not (folder / f"{split}.jsonl").is_file():
                 raise DataError(f"task folder {folder} has no {split}.jsonl; compare trains on train.jsonl and "

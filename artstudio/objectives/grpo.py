@@ -263,7 +263,7 @@ class GRPOObjective(Objective):
         return (self.seed * 1_000_003 + cycle) * 1_009 + micro
 
     def _sample(self, method, examples: list[Example], cycle: int, micro: int, slot) -> SampledBatch:
-        from ..evaluate import answer_budget
+        from ..evaluation import answer_budget
         from ..generation import GenerationConfig, generate
         from ..scoring import score
 

@@ -81,7 +81,7 @@ def cli_lines() -> list[list[str]]:
             if not line.startswith("artstudio "):
                 continue
             argv = shlex.split(line, comments=True)
-            assert not SHELL_OPERATORS & set(argv), f"README command relies on the shell, which this test does not run: {line}"
+            assert not SHELL_OPERATORS & set(argv), f"README command needs a shell, which this test does not run: {line}"
             if argv[1] in SKIPPED_VERBS:
                 continue
             commands.append(argv[1:])

@@ -5,7 +5,7 @@ picture that would ask for it is easy to draw: the pair's glyph under the pair's
 script uses exactly that picture, untrained, as a frozen canvas on each held-out task and prints the
 accuracy next to the no-picture base model. If the model had learned the two halves of a cue
 independently, the drawn cue would solve its task; if it learned each seen pair as one symbol, the
-drawn cue fails and a trained canvas must find some other picture (README, "Held-out tasks").
+drawn cue fails and a trained canvas must find some other picture (docs/gallery.md).
 
     python benchmarks/cue_probe.py                      # studio-tiny, 100 test prompts per task, 2 drawings
     python benchmarks/cue_probe.py --n-test 200 --drawings 3

@@ -4,7 +4,7 @@ Prints the L2 norms of the input embeddings the language model receives: text to
 the visual tokens of a grey canvas, of random-noise canvases, and of any artworks given. A soft
 prompt writes vectors of its own choosing into the same positions; a canvas can only write what the
 vision tower produces, in scale and in direction. On studio-tiny v0 the visual tokens are about 145x
-the size of text embeddings (README, "studio-tiny").
+the size of text embeddings (docs/results.md, "Where ART loses").
 
     python benchmarks/slot_scale.py                                   # studio-tiny
     python benchmarks/slot_scale.py --artworks canvases/add-json.png canvases/max-bracket.png

@@ -108,7 +108,7 @@ def main() -> int:
     ap.add_argument("--canvas-size", type=int, default=None)
     # Sigmoid here, not ART's SFT default (pixels): from a grey canvas, GRPO on sub-answer left the cold
     # start with sigmoid logits at lr 0.003-0.005 but not with clamped pixels at 0.005/0.002/0.001
-    # (40 steps, one seed each; README, "Reinforcement training").
+    # (40 steps, one seed each; docs/grpo.md).
     ap.add_argument("--parametrization", default="sigmoid", choices=("sigmoid", "pixels"),
                     help="ART canvas parametrisation for the demo's SFT and GRPO runs")
     ap.add_argument("--train-size", type=int, default=400)

@@ -79,7 +79,7 @@ def test_shipped_weights_solve_their_pretraining_tasks(tiny, tmp_path):
 def test_gallery_artworks_steer_the_shipped_model(tiny, tmp_path):
     # Every gallery PNG, served as a file, still does its held-out task on the shipped weights about
     # as well as the gallery table says (catches new weights shipped with a stale gallery), and the
-    # gallery as a whole clears the 80 % held-out target that README reports.
+    # gallery as a whole clears the 80 % held-out target that docs/gallery.md reports.
     from artstudio.methods import load_artwork
 
     results = json.loads((GALLERY / "results.json").read_text())

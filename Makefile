@@ -18,7 +18,8 @@ venv: $(STAMP)
 
 # Headless Chromium for the web-app browser tests (Debian package; playwright drives it).
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"
+	@command -v chromium >/dev/null 2>&1 || { echo "make test: installing Debian's chromium with apt-get for the browser tests (skip them: make test-fast)"; \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q --timeout=900 tests
@@ -26,8 +27,9 @@ test: $(STAMP) browser
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser" tests
 
+# `make demo NO_APP=1` trains, exports and prints what to try next without opening the app.
 demo: $(STAMP)
-	$(PY) -m artstudio.demo
+	$(PY) -m artstudio.demo $(if $(NO_APP),--no-app)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

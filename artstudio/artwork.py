@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from artstudio.atomic import atomic_path
-from artstudio.errors import ArtStudioError, ArtworkError
+from artstudio.errors import ArtworkError
 
 FORMAT_VERSION = 1
 METADATA_KEY = "artstudio"
@@ -232,7 +232,7 @@ def check_compatible(artwork: Artwork, backbone, *, allow_mismatch: bool = False
     The picture's size must always fit the backbone's geometry: no flag makes a misfit canvas usable.
     """
     height, width = artwork.image.height, artwork.image.width
-    misfit = _size_misfit(backbone.geometry, height, width)
+    misfit = backbone.geometry.misfit(height, width)
     if misfit is not None:
         raise ArtworkError(
             f"{artwork.path}: the canvas size {height}x{width} does not fit {backbone.model_id}: {misfit}; "
@@ -261,14 +261,6 @@ def _mismatches(meta: ArtworkMetadata, backbone) -> list[str]:
         f"{name} is {ours!r} in the artwork but {theirs!r} for the loaded model"
         for name, ours, theirs in pairs if ours != theirs
     ]
-
-
-def _size_misfit(geometry, height: int, width: int) -> str | None:
-    try:
-        geometry.check(height, width)
-    except ArtStudioError as err:
-        return str(err)
-    return None
 
 
 def _task_dict(task) -> dict | None:

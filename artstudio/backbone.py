@@ -119,8 +119,14 @@ class Geometry:
     def check(self, height: int, width: int | None = None) -> None:
         """Raise `CanvasSizeError` (listing the nearest valid sizes) unless the size fits exactly."""
         width = height if width is None else width
+        misfit = self.misfit(height, width)
+        if misfit is not None:
+            raise CanvasSizeError(f"canvas size {height}×{width} does not fit this model: {misfit}")
+
+    def misfit(self, height: int, width: int) -> str | None:
+        """Why a height × width picture does not fit, with the nearest valid sizes; None when it fits."""
         if self.fits(height, width):
-            return
+            return None
         problems = []
         if height % self.factor or width % self.factor:
             problems.append(
@@ -131,10 +137,7 @@ class Geometry:
             problems.append(f"it has {height * width} pixels, below the model's min_pixels {self.min_pixels}")
         elif height * width > self.max_pixels:
             problems.append(f"it has {height * width} pixels, above the model's max_pixels {self.max_pixels}")
-        raise CanvasSizeError(
-            f"canvas size {height}×{width} does not fit this model: {'; '.join(problems)}. "
-            f"Nearest valid sizes: {self._suggest(height, width)}"
-        )
+        return f"{'; '.join(problems)}. Nearest valid sizes: {self._suggest(height, width)}"
 
     def _suggest(self, height: int, width: int) -> str:
         if height == width:

@@ -38,8 +38,18 @@ from artstudio.options import default_of, field_type
 
 log = logging.getLogger("artstudio.cli")
 
-# Extra spellings of generated options, per verb config field.
-ALIASES: dict[str, tuple[str, ...]] = {"out": ("-o",), "output": ("-o",)}
+# Extra spellings of generated options, per config field: the names transformers' TrainingArguments
+# users type (`--output-dir`, `--max-steps`, `--learning-rate`, ...) work beside the short ones.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "out": ("-o", "--output-dir", "--output"),
+    "steps": ("--max-steps",),
+    "lr": ("--learning-rate",),
+    "grad_accum": ("--gradient-accumulation-steps",),
+    "schedule": ("--lr-scheduler-type",),
+    "warmup": ("--warmup-ratio",),
+    "eval_every": ("--eval-steps",),
+    "checkpoint_every": ("--save-steps",),
+}
 
 
 # ============================================================================ dataclass -> options
@@ -309,6 +319,8 @@ def train_summary(result) -> str:
     m = result.metrics
     per_step = m.get("seconds_per_step")
     rows = [("method", result.method.name),
+            ("data", f"{m.get('train_rows')} training rows"),
+            ("metric", m.get("metric")),
             ("accuracy", f"{_pct(m.get('accuracy'))} (n={m['eval_n']})" if "accuracy" in m else "- (no eval data)"),
             ("steps", m.get("steps")),
             ("time", f"{m.get('train_seconds', 0):.1f} s" + (f" ({per_step:.3f} s/step)" if per_step else "")),
@@ -326,7 +338,7 @@ class ExportConfig:
     """Export the trained method of a run folder (ART: a PNG artwork with metadata)."""
 
     run_dir: str = field(default="", metadata={"help": "run folder written by `artstudio train`"})
-    output: str | None = field(default=None, metadata={"help": "PNG path (ART) or folder (other methods); default: RUN_DIR/artwork.png"})
+    out: str | None = field(default=None, metadata={"help": "PNG path (ART) or folder (other methods); default: RUN_DIR/artwork.png"})
 
 
 def _builder(cls: type, positional: tuple[str, ...] = ()) -> Callable[[argparse.ArgumentParser], Callable]:
@@ -343,7 +355,7 @@ def _builder(cls: type, positional: tuple[str, ...] = ()) -> Callable[[argparse.
 def _export(config: ExportConfig) -> int:
     from artstudio.training import export_run
 
-    print(export_run(config.run_dir, config.output))
+    print(export_run(config.run_dir, config.out))
     return 0
 
 

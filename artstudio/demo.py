@@ -5,8 +5,9 @@
 
 The frozen studio-tiny model never saw the held-out task. The demo measures it with no picture and
 with a neutral grey canvas (both near 0 %), trains a canvas for a few CPU minutes (SFT, batch 16),
-measures again, exports the uint8 PNG with its metadata to `canvases/<task>.png` (atomically,
-replacing an older one), and opens the web app on it if the app is installed.
+measures again, exports the uint8 PNG with its metadata to `runs/demo-<task>/artwork.png` (the
+run folder, replaced on a re-run; the tracked gallery in `canvases/` is never touched), and opens
+the web app.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _header(task, model: str, steps: int) -> str:
         "ART Studio demo: teach a frozen model a new task by training one picture",
         f"model  {Path(model).name} (frozen)",
         f"task   {task.name}: {task.description}",
-        f"plan   base model -> grey canvas -> ART canvas ({steps} steps, batch {DEMO_BATCH}) -> canvases/{task.name}.png",
+        f"plan   base model -> grey canvas -> ART canvas ({steps} steps, batch {DEMO_BATCH}) -> runs/demo-{task.name}/artwork.png",
     ]
     width = min(100, max(len(line) for line in lines))
     bar = "=" * width
@@ -51,7 +52,7 @@ def _require_model(model: str) -> None:
 
 
 def run_demo(task_name: str = DEMO_TASK, steps: int = DEMO_STEPS, *, model: str | None = None,
-             runs_dir: Path = RUNS_DIR / "demo", canvases_dir: Path = CANVASES_DIR) -> dict:
+             runs_dir: Path = RUNS_DIR) -> dict:
     """Evaluate base and grey canvas, train ART, export the artwork; return the numbers."""
     from artstudio.backbone import DEFAULT_MODEL, load_backbone
 
@@ -67,7 +68,9 @@ def run_demo(task_name: str = DEMO_TASK, steps: int = DEMO_STEPS, *, model: str 
     card = get_task(task_name)
     print(_header(card, model, steps), flush=True)
     backbone = load_backbone(model)
-    run_dir = Path(runs_dir) / task_name
+    # The run folder, not the tracked gallery: the demo leaves the repository as it found it, and the
+    # app lists a finished run's artwork in its Gallery ("run · demo-<task>").
+    run_dir = Path(runs_dir) / f"demo-{task_name}"
     task_dir = make_task(task_name, run_dir / "task", seed=0)
     test = load_jsonl(task_dir / "test.jsonl")
 
@@ -78,11 +81,11 @@ def run_demo(task_name: str = DEMO_TASK, steps: int = DEMO_STEPS, *, model: str 
     print(f"[3/4] training the ART canvas ({steps} steps) ...", flush=True)
     t0 = time.perf_counter()
     result = train(TrainConfig(out=str(run_dir), data=str(task_dir), steps=steps, batch_size=DEMO_BATCH,
-                               checkpoint_every=0, snapshot_every=max(1, steps // 6)), backbone=backbone)
+                               checkpoint_every=0, snapshot_every=max(1, steps // 6), overwrite=True), backbone=backbone)
     seconds = time.perf_counter() - t0
     art = result.metrics.get("accuracy")
     print("[4/4] exporting the artwork ...", flush=True)
-    png = result.method.export(Path(canvases_dir) / f"{task_name}.png",
+    png = result.method.export(run_dir / "artwork.png",
                                task={"name": card.name, "description": card.description}, objective="sft",
                                steps=result.metrics["steps"],
                                metrics={"accuracy": art, "eval_n": len(test), "base_accuracy": base,

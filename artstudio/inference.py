@@ -55,6 +55,8 @@ def infer_examples(config: InferConfig) -> list[Example]:
     if (config.prompt is None) == (config.data is None):
         raise ConfigError("pass exactly one of --prompt TEXT or --data FILE.jsonl")
     if config.prompt is not None:
+        if not config.prompt.strip():
+            raise ConfigError("--prompt is empty; pass the text to answer, e.g. --prompt \"3 4\"")
         image = str(Path(config.image).resolve()) if config.image else None
         if image is not None and not Path(image).is_file():
             raise DataError(f"{config.image}: no such image file")

@@ -6,7 +6,8 @@
 Per step: draw the next batch (a seeded permutation, so a resumed run sees the same batches), hand
 it to the objective (`artstudio.objectives`: SFT or GRPO, each running the batch through
 `artstudio.forward`, where the canvas goes through the vision tower once and is shared by every
-row), and update only the method's parameters. A non-finite loss skips the step with a warning. Checkpoints (method
+row), and update only the method's parameters. A non-finite loss or gradient skips the step with a
+warning. Checkpoints (method
 state + optimiser + step) are written atomically; `--resume` continues bit-for-bit.
 
 A run folder holds `config.json`, `metrics.jsonl`, `checkpoint/`, `snapshots/step-N.png` (ART),
@@ -15,15 +16,18 @@ A run folder holds `config.json`, `metrics.jsonl`, `checkpoint/`, `snapshots/ste
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
 import os
 import random
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import torch
 from safetensors.torch import load_file
@@ -70,6 +74,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps (0: never)"})
     snapshot_every: int = field(default=50, metadata={"help": "save the canvas as PNG every N steps (ART)"})
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
+    overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in evaluation (default: from the answers)"})
     keep_default_system: bool = field(default=False, metadata={"help": "keep the chat template's default system turn (Qwen2/2.5-VL add one); off: no system prompt, as in the paper"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
@@ -82,6 +87,31 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return from_dict(cls, d, what="training")
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first option out of range, before anything is written."""
+        trains = get_method(self.method).trains
+        rules = [
+            ("batch_size", self.batch_size >= 1, "expected at least 1"),
+            ("grad_accum", self.grad_accum >= 1, "expected at least 1"),
+            ("steps", self.steps >= 1 or (not trains and self.steps == 0),
+             "expected at least 1 (to score without training, use `artstudio eval`)"),
+            ("lr", self.lr is None or (math.isfinite(self.lr) and (self.lr > 0 or (not trains and self.lr == 0))),
+             "expected a positive learning rate (leave it out for the method's default)"),
+            ("warmup", math.isfinite(self.warmup) and 0 <= self.warmup <= 1,
+             "expected the fraction of the steps that warm up, between 0 and 1"),
+            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "expected 0 or more"),
+            ("eval_every", self.eval_every >= 0, "expected 0 (only at the end) or more"),
+            ("checkpoint_every", self.checkpoint_every >= 0, "expected 0 (never) or more"),
+            ("snapshot_every", self.snapshot_every >= 0, "expected 0 (never) or more"),
+            ("eval_size", self.eval_size is None or self.eval_size >= 1, "expected at least 1"),
+            ("max_new_tokens", self.max_new_tokens is None or self.max_new_tokens >= 1, "expected at least 1"),
+        ]
+        for name, ok, expected in rules:
+            if not ok:
+                raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)!r}; {expected}")
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; pass one of them")
 
 
 @dataclass
@@ -119,6 +149,10 @@ def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accum: in
 
 # --- checkpoints ----------------------------------------------------------------------------------
 
+CHECKPOINT_FILE = "state.safetensors"
+CHECKPOINT_KEY = "artstudio_checkpoint"
+
+
 def _save_checkpoint(folder: Path, method: Method, opt: torch.optim.Optimizer, step: int, history: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"method.{k}": v for k, v in method.trainable_state().items()}
@@ -130,14 +164,20 @@ def _save_checkpoint(folder: Path, method: Method, opt: torch.optim.Optimizer, s
                 tensors[f"opt.{pid}.{name}"] = value
             else:
                 scalars["state"].setdefault(str(pid), {})[name] = float(value) if torch.is_tensor(value) else value
-    atomic_save_file(tensors, folder / "state.safetensors")
     meta = {"step": step, "optimizer": scalars, "history_len": len(history)}
-    atomic_write_text(folder / "checkpoint.json", json.dumps(meta) + "\n")
+    # The step and the optimiser scalars travel INSIDE the tensors' file (safetensors metadata), so one
+    # atomic rename replaces the whole checkpoint: a process killed between two files could otherwise
+    # leave step k's weights beside step k-1's step count, and the resume would replay a step.
+    atomic_save_file(tensors, folder / CHECKPOINT_FILE, metadata={CHECKPOINT_KEY: json.dumps(meta)})
+    atomic_write_text(folder / "checkpoint.json", json.dumps(meta) + "\n")  # the same, for people and tools
 
 
 def _load_checkpoint(folder: Path, method: Method, opt: torch.optim.Optimizer) -> int:
-    meta = json.loads((folder / "checkpoint.json").read_text())
-    tensors = load_file(str(folder / "state.safetensors"))
+    from safetensors import safe_open
+
+    with safe_open(str(folder / CHECKPOINT_FILE), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})[CHECKPOINT_KEY])
+    tensors = load_file(str(folder / CHECKPOINT_FILE))
     method.load_trainable_state({k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
     state: dict[int, dict] = {}
     for k, v in tensors.items():
@@ -169,13 +209,15 @@ def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
 def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[Callable[[dict], None]] | None = None,
           should_stop: Callable[[], bool] | None = None, progress: bool = True, **overrides) -> TrainResult:
     """Train `config.method` on `config.data`; keyword overrides are TrainConfig fields or method options."""
+    config = _merge(config, overrides)
+    config.check()
+    with run_folder(config) as out:
+        return _train(config, out, backbone, callbacks, should_stop, progress)
+
+
+def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, progress) -> TrainResult:
     from .evaluation import evaluate
 
-    config = _merge(config, overrides)
-    if config.steps < 0 or config.batch_size < 1 or config.grad_accum < 1:
-        raise ConfigError("steps must be >= 0 and batch size / gradient accumulation >= 1")
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     train_rows, eval_rows, card = resolve_data(config)
     metric = config.metric or card.get("metric") or "exact"
     if backbone is None:
@@ -196,7 +238,7 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
 
     ckpt = out / "checkpoint"
     start, history = 0, []
-    if config.resume and (ckpt / "checkpoint.json").exists():
+    if config.resume and (ckpt / CHECKPOINT_FILE).exists():
         start = _load_checkpoint(ckpt, method, opt)
         if (out / "metrics.jsonl").exists():
             history = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
@@ -248,8 +290,13 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
                 loss.backward()
             total += loss.item()
         if not skipped and params:
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if torch.isfinite(norm):
+                opt.step()
+            else:  # a NaN/inf gradient would write NaN into every parameter the optimiser touches
+                log.warning("step %d: non-finite gradient norm (%s); step skipped, parameters unchanged",
+                            step + 1, norm.item())
+                skipped = True
         sched.step()
         step += 1
         record = {"step": step, "loss": None if skipped else total, "lr": sched.get_last_lr()[0],
@@ -278,7 +325,7 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
         _save_checkpoint(ckpt, method, opt, step, history)
     method.save(out / "final")
     metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "trainable_params": method.num_trainable(),
-                               "stopped": stopped}
+                               "stopped": stopped, "metric": metric, "train_rows": len(train_rows)}
     done = step - start
     metrics["seconds_per_step"] = train_seconds / done if done else None
     if eval_rows and not stopped:
@@ -291,6 +338,45 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
                                     objective=config.objective, steps=step, metrics=metrics)
     atomic_write_text(out / "result.json", json.dumps(metrics, indent=2) + "\n")
     return TrainResult(out=out, method=method, metrics=metrics, history=history, artwork=artwork)
+
+
+# What a run writes in its folder: --overwrite removes exactly these, never anything else a folder holds.
+RUN_OUTPUTS = ("config.json", "metrics.jsonl", "result.json", "artwork.png", "checkpoint", "snapshots", "final",
+               "eval")
+
+
+@contextmanager
+def run_folder(config: TrainConfig) -> Iterator[Path]:
+    """The run folder, created, locked against a second training for the whole run, and checked not to
+    hold another run unless `resume` (continue it) or `overwrite` (replace it) says so."""
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = open(out / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            raise ConfigError(f"run folder {out} is in use by another training ({owner}); wait for it to finish "
+                              "or choose another --out") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        existing = [name for name in RUN_OUTPUTS if (out / name).exists()]
+        if existing and not (config.resume or config.overwrite):
+            raise ConfigError(f"run folder {out} already holds a run ({', '.join(existing[:3])}); pass --resume to "
+                              "continue it, --overwrite to replace it, or choose another --out")
+        if config.overwrite:
+            for name in existing:
+                target = out / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+        yield out
+    finally:
+        lock.close()  # closing releases the lock (so does a killed process)
 
 
 def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:

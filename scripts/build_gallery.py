@@ -96,7 +96,7 @@ def train_one(bb, name: str, args) -> dict:
     grey = evaluate(build_method("random-canvas", bb, {"init": "gray"}), test, card.metric).accuracy
     t0 = time.time()
     res = train(TrainConfig(out=str(Path(args.runs) / name), data=str(task_dir), steps=args.steps,
-                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=50,
+                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=50, overwrite=True,
                             method_options={"canvas_size": args.canvas_size} if args.canvas_size else {}),
                 backbone=bb)
     seconds = time.time() - t0

@@ -48,7 +48,7 @@ def run_grpo(name: str, label: str, method: str, args, bb, task_dir: Path, rewar
     """One GRPO run; `init` (ART only) is the starting canvas: 'gray' or an artwork PNG."""
     config = TrainConfig(
         out=str(args.out / name), data=str(task_dir), method=method, objective="grpo", steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=0,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=0, overwrite=True,
         schedule="constant", grpo={"group_size": args.group_size, "reward": reward_spec, "temperature": args.temperature},
     )
     canvas = {"init": init, "canvas_size": args.canvas_size, "parametrization": args.parametrization} if method == "art" else {}
@@ -136,7 +136,7 @@ def main() -> int:
     results["grpo_from_gray"] = run_grpo("grpo-gray", "ART: GRPO from a grey canvas", "art", args, bb, task_dir,
                                          reward_spec, init="gray")
     sft = train(TrainConfig(out=str(args.out / "sft"), data=str(task_dir), steps=args.sft_steps, batch_size=args.batch_size,
-                            seed=args.seed, checkpoint_every=0, snapshot_every=0),
+                            seed=args.seed, checkpoint_every=0, snapshot_every=0, overwrite=True),
                 backbone=bb, progress=not args.quiet, init="gray", canvas_size=args.canvas_size,
                 parametrization=args.parametrization)
     results["sft"] = summarise(sft, reward_spec, f"ART: SFT, {args.sft_steps} steps")

@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (Path(DEFAULT_MODEL) / "c
 
 
 def test_demo_trains_exports_and_reports(tmp_path, capsys):
-    out = run_demo(DEMO_TASK, steps=3, runs_dir=tmp_path / "runs", canvases_dir=tmp_path / "canvases")
-    assert out["artwork"] == tmp_path / "canvases" / f"{DEMO_TASK}.png"
+    out = run_demo(DEMO_TASK, steps=3, runs_dir=tmp_path / "runs")
+    assert out["artwork"] == tmp_path / "runs" / f"demo-{DEMO_TASK}" / "artwork.png"
     art = read_artwork(out["artwork"])
     assert art.metadata.model_id == "studio-tiny" and art.metadata.task["name"] == DEMO_TASK
     assert art.metadata.steps == 3 and art.image.size == (96, 96)

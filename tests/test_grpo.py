@@ -53,6 +53,26 @@ def test_advantages_scaled_and_unscaled():
     assert torch.equal(scaled[1], torch.zeros(4)), "a group with equal rewards has zero advantage"
 
 
+def test_trl_option_values_batch_scaling_dapo_and_sequence_ratios():
+    rewards = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    batch = group_advantages(rewards, scale="batch")
+    assert torch.allclose(batch, (rewards - rewards.mean(1, keepdim=True)) / (rewards.std() + 1e-4))
+    assert torch.equal(group_advantages(rewards, scale="none"), group_advantages(rewards, scale=False))
+    assert GRPOObjective.build({"scale_rewards": False}).config.scale_rewards == "none"
+    logp, mask = torch.zeros(2, 3), torch.tensor([[1, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    adv = torch.tensor([1.0, -0.5])
+    dapo, _ = policy_loss(logp, logp, adv, mask, loss_type="dapo")
+    bnpo, _ = policy_loss(logp, logp, adv, mask, loss_type="bnpo")
+    assert dapo.item() == pytest.approx(bnpo.item())
+    # GSPO: one ratio per completion, the geometric mean of its token ratios.
+    new = torch.tensor([[0.0, 0.0, 0.0], [math.log(2.0), 0.0, math.log(0.5) + 0.3]], requires_grad=True)
+    loss, _ = policy_loss(new, torch.zeros(2, 3), torch.tensor([0.0, 1.0]), torch.ones(2, 3, dtype=torch.bool),
+                          importance_sampling_level="sequence", epsilon=10.0, loss_type="bnpo")
+    assert loss.item() == pytest.approx(-math.exp(0.1) * 3 / 6)
+    with pytest.raises(ConfigError, match="importance_sampling_level"):
+        GRPOObjective.build({"importance_sampling_level": "word"})
+
+
 def test_loss_aggregation_variants():
     # Two completions of 1 and 3 tokens; ratio 1, so every token's loss is -A.
     logp = torch.zeros(2, 3)
@@ -86,13 +106,13 @@ def test_aggregate_rejects_unknown_variant():
 
 def test_options_are_validated():
     with pytest.raises(ConfigError, match="unknown GRPO option.*group_sise.*valid: .*group_size"):
-        GRPOObjective.from_options({"group_sise": 4})
+        GRPOObjective.build({"group_sise": 4})
     with pytest.raises(ConfigError, match="loss_type"):
-        GRPOObjective.from_options({"loss_type": "sum"})
+        GRPOObjective.build({"loss_type": "sum"})
     with pytest.raises(ConfigError, match="group_size must be >= 2"):
-        GRPOObjective.from_options({"group_size": 1})
+        GRPOObjective.build({"group_size": 1})
     assert default_reward("numeric") == "numeric" and default_reward("json") == "json-tool-call"
-    assert GRPOObjective.from_options({}, metric="numeric").reward_spec == "numeric"
+    assert GRPOObjective.build({}, metric="numeric").reward_spec == "numeric"
 
 
 def test_default_reward_is_shaped_for_answer_number_tasks():
@@ -100,8 +120,8 @@ def test_default_reward_is_shaped_for_answer_number_tasks():
     assert default_reward("exact", ["Answer: 4", "Answer: -2"]) == "numeric"
     assert default_reward("exact", ["Answer: 4", "[4]"]) == "exact"
     assert default_reward("exact", ["Answer: goow"]) == "exact" and default_reward("exact") == "exact"
-    assert GRPOObjective.from_options({}, answers=["Answer: 3"]).reward_spec == "numeric"
-    assert GRPOObjective.from_options({"reward": "exact"}, answers=["Answer: 3"]).reward_spec == "exact"
+    assert GRPOObjective.build({}, answers=["Answer: 3"]).reward_spec == "numeric"
+    assert GRPOObjective.build({"reward": "exact"}, answers=["Answer: 3"]).reward_spec == "exact"
 
 
 # --- the objective on a tiny model --------------------------------------------------------------

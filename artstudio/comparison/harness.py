@@ -67,7 +67,7 @@ class _Progress:
         self.eval_s: list[float] = []
         self.prior = (step_s, eval_s)
         self.bar = tqdm(total=total, desc="compare", unit="run", dynamic_ncols=True, mininterval=1.0,
-                        bar_format="{desc} {n_fmt}/{total_fmt} runs |{bar}| {elapsed} {postfix}")
+                        bar_format="{desc} {n_fmt}/{total_fmt} runs |{bar}| {elapsed} elapsed{postfix}")
 
     def cost(self, cell: Cell, eval_n: int) -> float:
         steps = self.step_s.get(cell.method) or [s for v in self.step_s.values() for s in v]
@@ -89,7 +89,7 @@ class _Progress:
     def finished(self, cell: Cell, record: dict | None, remaining: float, skipped: bool = False) -> None:
         self.done += 1
         self.bar.update(1)
-        self.bar.set_postfix_str(f"≈ {_duration(remaining)} left")
+        self.bar.set_postfix_str(f"≈ {_duration(remaining)} left", refresh=True)
         self.emit({"phase": "skip" if skipped else cell.phase, "method": cell.method, "task": cell.task.name,
                    "seed": cell.seed, "record": record, "eta_seconds": remaining})
 
@@ -135,7 +135,8 @@ def _train_config(config: CompareConfig, cell: Cell, run_dir: Path) -> TrainConf
                        model=config.model, method=cell.method, method_options=cell.options, objective=config.objective,
                        grpo=dict(config.grpo),  # empty for SFT: _check refuses GRPO options there
                        steps=cell.steps, batch_size=config.batch_size, lr=cell.lr, seed=0 if cell.seed is None else cell.seed,
-                       eval_every=0, checkpoint_every=0, snapshot_every=0, device=config.device, dtype=config.dtype)
+                       eval_every=0, checkpoint_every=0, snapshot_every=0, device=config.device, dtype=config.dtype,
+                       overwrite=True)  # a cell without cell.json never finished: its run folder is redone
 
 
 def _run_cell(config: CompareConfig, cell: Cell, folder: Path, guard: BackboneGuard,

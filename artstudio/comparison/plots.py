@@ -54,8 +54,9 @@ def _plot_accuracy(plt, table: ResultsTable):
     ax.set_xticklabels(tasks, rotation=30, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("Accuracy per task (bars: mean over seeds, whiskers: std)", pad=28)
-    ax.legend(ncol=min(len(methods), 7), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
+    ax.set_title("Accuracy per task (bars: mean over seeds, whiskers: std)")
+    # The legend sits below the task labels, where it can cover neither the title nor a bar.
+    ax.legend(ncol=min(len(methods), 7), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
     return fig
 
 

@@ -133,7 +133,9 @@ class ResultsTable:
         """Accuracy (%) mean ± std over seeds, tasks as rows, best per row in bold; then a cost table."""
         seeds = sorted({r["seed"] for r in self.records})
         cells = {(a["task"], a["method"]): a for a in self.mean_std() + self.per_method()}
-        lines = [f"Accuracy (%) on each task's test split, mean ± std over seeds {', '.join(map(str, seeds))}.", "",
+        over = (f"mean ± std over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1
+                else f"seed {seeds[0]} only (one seed: no std)" if seeds else "no seeds")
+        lines = [f"Accuracy (%) on each task's test split, {over}.", "",
                  "| task | " + " | ".join(self.methods) + " |", "|---|" + "---:|" * len(self.methods)]
         for task in [*self.tasks, "mean"]:
             means = {m: cells[(task, m)]["accuracy_mean"] for m in self.methods if (task, m) in cells}

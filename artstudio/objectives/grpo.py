@@ -47,7 +47,8 @@ from . import Objective, register_objective
 
 log = logging.getLogger("artstudio.grpo")
 
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo")
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+SCALE_REWARDS = ("group", "batch", "none")
 # The training reward a task metric gets by default: the shaped `numeric` reward of the paper for
 # numeric answers; for JSON answers the partial-credit `json-tool-call` reward (valid JSON, right
 # keys, each right value), whose gradient signal is denser than a 0/1 match; otherwise the metric itself.
@@ -66,8 +67,9 @@ class GRPOConfig:
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "longest completion in tokens (TRL: max_completion_length; default: the batch's longest reference answer + 4, at least 8)"})
     reward: str | None = field(default=None, metadata={"help": "reward name, `module:function` or weighted sum (default: from the metric: numeric->numeric, json->json-tool-call, exact->exact, regex->regex)"})
-    scale_rewards: bool = field(default=True, metadata={"help": "divide group-centred rewards by the group's std (False: Dr. GRPO's r - mean)"})
-    loss_type: Literal["grpo", "bnpo", "dr_grpo"] = field(default="grpo", metadata={"help": "grpo (mean per completion) | bnpo (mean over batch tokens) | dr_grpo (sum / (completions x max_new_tokens))"})
+    scale_rewards: Literal["group", "batch", "none"] = field(default="group", metadata={"help": "divide group-centred rewards by the std of the group, of the whole batch, or not at all (none: Dr. GRPO's r - mean); true/false mean group/none"})
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = field(default="grpo", metadata={"help": "grpo (mean per completion) | bnpo (mean over batch tokens) | dr_grpo (sum / (completions x max_new_tokens)) | dapo (mean over the active tokens of the global batch; one process: bnpo)"})
+    importance_sampling_level: Literal["token", "sequence"] = field(default="token", metadata={"help": "token: one probability ratio per token (GRPO); sequence: one per completion, the geometric mean of its token ratios (GSPO)"})
     epsilon: float = field(default=0.2, metadata={"help": "clip range of the probability ratio (lower; also upper unless epsilon_high)"})
     epsilon_high: float | None = field(default=None, metadata={"help": "upper clip range (DAPO's clip-higher; default: epsilon)"})
     num_iterations: int = field(default=1, metadata={"help": "mu, optimiser steps on each batch of samples"})
@@ -76,7 +78,12 @@ class GRPOConfig:
 
     def check(self) -> None:
         """Raise ConfigError naming the first option out of range."""
+        if isinstance(self.scale_rewards, bool):  # TRL's older boolean spelling
+            self.scale_rewards = "group" if self.scale_rewards else "none"
         rules = [
+            (self.scale_rewards in SCALE_REWARDS, f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}"),
+            (self.importance_sampling_level in ("token", "sequence"),
+             f"importance_sampling_level must be token or sequence, got {self.importance_sampling_level!r}"),
             (self.group_size >= 2, f"group_size must be >= 2 (advantages compare samples within a group), got {self.group_size}"),
             (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
             (0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
@@ -106,11 +113,15 @@ def default_reward(metric: str, answers: Sequence[str] = ()) -> str:
 
 # --- the maths: pure functions of tensors -------------------------------------------------------
 
-def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = STD_EPS) -> torch.Tensor:
-    """(B, G) rewards -> (B, G) advantages: centred on the group mean, optionally divided by its std."""
+def group_advantages(rewards: torch.Tensor, scale: str | bool = "group", eps: float = STD_EPS) -> torch.Tensor:
+    """(B, G) rewards -> (B, G) advantages: centred on the group mean, then divided by the std of the
+    group ("group", or True), of the whole batch ("batch"), or not at all ("none", or False), as TRL does."""
+    scale = {True: "group", False: "none"}.get(scale, scale) if isinstance(scale, bool) else scale
     centred = rewards - rewards.mean(dim=1, keepdim=True)
-    if not scale:
+    if scale == "none":
         return centred
+    if scale == "batch":
+        return centred / (rewards.std() + eps)
     return centred / (rewards.std(dim=1, keepdim=True) + eps)
 
 
@@ -120,7 +131,7 @@ def aggregate(token_loss: torch.Tensor, mask: torch.Tensor, loss_type: str, max_
     masked = token_loss * mask
     if loss_type == "grpo":
         return (masked.sum(-1) / mask.sum(-1).clamp_min(1)).mean()
-    if loss_type == "bnpo":
+    if loss_type in ("bnpo", "dapo"):  # dapo normalises by the active tokens of the global batch: one process here
         return masked.sum() / mask.sum().clamp_min(1)
     if loss_type == "dr_grpo":
         return masked.sum() / (token_loss.shape[0] * max_new_tokens)
@@ -130,11 +141,19 @@ def aggregate(token_loss: torch.Tensor, mask: torch.Tensor, loss_type: str, max_
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
                 loss_type: str = "grpo", epsilon: float = 0.2, epsilon_high: float | None = None,
                 beta: float = 0.0, ref_logp: torch.Tensor | None = None,
-                max_new_tokens: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
-    """Clipped GRPO loss from (N, T) token log-probs and (N,) advantages; returns (loss, {clip_frac, kl?})."""
+                max_new_tokens: int = 1, importance_sampling_level: str = "token") -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped GRPO loss from (N, T) token log-probs and (N,) advantages; returns (loss, {clip_frac, kl?}).
+
+    With `importance_sampling_level="sequence"` (GSPO) every token of a completion shares one ratio,
+    exp(mean over its tokens of logp - logp_old).
+    """
     high = epsilon if epsilon_high is None else epsilon_high
     adv = advantages.to(logp.dtype).unsqueeze(1)
-    ratio = torch.exp(logp - old_logp)
+    log_ratio = logp - old_logp
+    if importance_sampling_level == "sequence":
+        m = mask.to(logp.dtype)
+        log_ratio = ((log_ratio * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1)).expand_as(logp)
+    ratio = torch.exp(log_ratio)
     token_loss = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + high) * adv)
     stats: dict[str, float] = {}
     if beta > 0:
@@ -216,6 +235,9 @@ class GRPOObjective(Objective):
     def build(cls, options: dict | None = None, *, metric: str = "exact", seed: int = 0,
               answers: Sequence[str] = ()) -> "GRPOObjective":
         """Build from `TrainConfig.grpo`; unknown keys raise ConfigError listing the valid ones."""
+        options = dict(options or {})
+        if isinstance(options.get("scale_rewards"), bool):  # TRL's older boolean spelling
+            options["scale_rewards"] = "group" if options["scale_rewards"] else "none"
         return cls(from_dict(GRPOConfig, options, what="GRPO"), metric=metric, seed=seed, answers=answers)
 
     def bind(self, method) -> None:
@@ -253,7 +275,8 @@ class GRPOObjective(Objective):
         old = batch.old_logp if batch.old_logp is not None else logp.detach()
         loss, extra = policy_loss(logp, old, batch.advantages.to(logp.device), mask, loss_type=cfg.loss_type,
                                   epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, beta=cfg.beta,
-                                  ref_logp=batch.ref_logp, max_new_tokens=batch.max_new_tokens)
+                                  ref_logp=batch.ref_logp, max_new_tokens=batch.max_new_tokens,
+                                  importance_sampling_level=cfg.importance_sampling_level)
         return loss + method.regularization(), batch.stats | extra
 
     # --- sampling and scoring --------------------------------------------------------------------

@@ -300,7 +300,7 @@ def test_compare_grpo_from_the_command_line(model, tmp_path):
 
 def test_time_left_follows_the_measured_speed(model, tmp_path, monkeypatch):
     """A slow probe overestimates; after the first cell the estimate uses the speed that cell measured."""
-    monkeypatch.setattr(C, "_probe", lambda *a, **k: (100.0, 0.0))
+    monkeypatch.setattr(harness, "_probe", lambda *a, **k: (100.0, 0.0))
     events: list[dict] = []
     C.compare(progress=events.append, **common(tmp_path, model, methods="art", tasks=str(make_task(tmp_path / "t")),
                                                 seeds="0,1"))

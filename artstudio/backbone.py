@@ -280,6 +280,7 @@ class Backbone:
         use_cache: bool = False,
         labels: torch.Tensor | None = None,
         model: torch.nn.Module | None = None,
+        logits_to_keep: torch.Tensor | int | None = None,
     ) -> Any:
         """The model's forward with precomputed visual embeddings (`image_outputs`) for the images.
 
@@ -307,6 +308,9 @@ class Backbone:
             kwargs["mm_encoder_outputs"] = {"image": image_outputs}
         if mm_token_type_ids is not None:
             kwargs["mm_token_type_ids"] = mm_token_type_ids.to(self.device)
+        if logits_to_keep is not None:
+            # Only these positions go through the language-model head (a bool (B, L) mask flattens them).
+            kwargs["logits_to_keep"] = logits_to_keep.to(self.device) if torch.is_tensor(logits_to_keep) else logits_to_keep
         # A method may run a wrapped model (a PEFT adapter around the frozen one).
         kwargs[self._cache_kwarg] = past_key_values
         return (model or self.model)(

@@ -10,7 +10,10 @@ evaluation and generation all go through it:
    (computed ONCE per step by the caller and shared by every row, so its gradient sums over the
    batch) and each row's own picture (through the stock image processor and the vision tower once);
 3. `token_logprobs` runs the method's model on the batch and returns log p(token) at the answer
-   positions (or at given completion ids, for GRPO), with their mask.
+   positions (or at given completion ids, for GRPO), with their mask. Only the positions that predict
+   an answer token go through the language-model head (`logits_to_keep`): the batch × length ×
+   vocabulary logits of the prompt, most of the activation memory on a 151k-token vocabulary, are
+   never made.
 """
 
 from __future__ import annotations
@@ -68,20 +71,6 @@ def batch_images(method, examples: list[Example], slot=None) -> tuple[Any, torch
     return joined, torch.cat([g for row in grids for g in row]), tokens
 
 
-def answer_logprobs(logits: torch.Tensor, labels: torch.Tensor, *, temperature: float = 1.0,
-                    banned: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(labels[t] | < t) from next-token `logits` (B, L, V) and `labels` (B, L); masked, (B, L-1)."""
-    targets = labels[:, 1:]
-    mask = targets.ne(IGNORE_INDEX)
-    logits = logits[:, :-1].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    if banned:
-        logits = logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
-    logp = torch.log_softmax(logits, -1).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    return logp * mask, mask
-
-
 def token_logprobs(method, examples: list[Example], *, completion_ids: list[list[int]] | None = None,
                    slot=None, temperature: float = 1.0, banned: list[int] | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,9 +92,28 @@ def token_logprobs(method, examples: list[Example], *, completion_ids: list[list
     else:
         input_ids, attention, labels = _append(batch, completion_ids, backbone.pad_token_id)
     mm_types = (input_ids.eq(backbone.image_token_id) & attention.bool()).long()
+    labels = labels.to(backbone.device)
+    mask = labels[:, 1:].ne(IGNORE_INDEX)
+    keep = torch.nn.functional.pad(mask, (0, 1))  # position t predicts token t + 1
     out = method.forward(input_ids=input_ids.to(backbone.device), attention_mask=attention.to(backbone.device),
-                         mm_token_type_ids=mm_types.to(backbone.device), image_outputs=images, image_grid_thw=grid)
-    return answer_logprobs(out.logits, labels.to(backbone.device), temperature=temperature, banned=banned)
+                         mm_token_type_ids=mm_types.to(backbone.device), image_outputs=images, image_grid_thw=grid,
+                         logits_to_keep=keep)
+    logp = _gather_logprobs(out.logits, labels[:, 1:][mask], temperature, banned)
+    return torch.zeros(mask.shape, dtype=logp.dtype, device=logp.device).masked_scatter(mask, logp), mask
+
+
+def _gather_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float, banned: list[int] | None,
+                     chunk: int = 1024) -> torch.Tensor:
+    """log p(targets[i]) from (N, V) logits, in float32, `chunk` rows at a time (one float copy of a chunk)."""
+    pieces = []
+    for start in range(0, logits.shape[0], chunk):
+        rows = logits[start:start + chunk].float()
+        if temperature != 1.0:
+            rows = rows / temperature
+        if banned:
+            rows = rows.index_fill(-1, torch.tensor(banned, device=rows.device), float("-inf"))
+        pieces.append(torch.log_softmax(rows, -1).gather(-1, targets[start:start + chunk, None]).squeeze(-1))
+    return torch.cat(pieces) if pieces else logits.new_zeros(0, dtype=torch.float32)
 
 
 def _append(batch: Batch, completion_ids: list[list[int]], pad_id: int | None):

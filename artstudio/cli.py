@@ -136,8 +136,17 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
         if f.name == "method" and tp is str:  # the registry names the methods; no list is kept here
             kwargs["choices"] = _method_names()
             kwargs.pop("metavar", None)
-        flags = [flag, *(ALIASES.get(f.name, ()) if not prefix else ())]
-        parser.add_argument(*flags, **kwargs)
+        aliases = ALIASES.get(f.name, ()) if not prefix else ()
+        short = [a for a in aliases if not a.startswith("--")]
+        if aliases:
+            kwargs["help"] = kwargs["help"] + (f" (also {', '.join(a for a in aliases if a.startswith('--'))})"
+                                               if len(short) < len(aliases) else "")
+        parser.add_argument(flag, *short, **kwargs)
+        long = [a for a in aliases if a.startswith("--")]
+        if long:  # separate, so errors and usage name the spelling the user typed
+            alias_kwargs = {k: v for k, v in kwargs.items() if k != "help"} | {"default": argparse.SUPPRESS,
+                                                                              "help": argparse.SUPPRESS}
+            parser.add_argument(*long, **alias_kwargs)
         specs.append(OptionSpec(flag, dest, f.name, owner, applies_to))
     return specs
 

@@ -33,9 +33,14 @@ class FakeGeometry:
     def factor(self) -> int:
         return self.patch_size * self.merge_size
 
-    def check(self, height: int, width: int) -> None:
+    def misfit(self, height: int, width: int) -> str | None:
         if height % self.factor or width % self.factor:
-            raise CanvasSizeError(f"canvas {height}x{width} is not a multiple of {self.factor}")
+            return f"{height}x{width} is not a multiple of {self.factor}"
+        return None
+
+    def check(self, height: int, width: int) -> None:
+        if self.misfit(height, width):
+            raise CanvasSizeError(f"canvas {self.misfit(height, width)}")
 
     def to_dict(self) -> dict:
         return {"patch_size": self.patch_size, "merge_size": self.merge_size, "factor": self.factor}

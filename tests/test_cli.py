@@ -222,3 +222,35 @@ def test_canvas_size_is_one_option_for_every_canvas_sized_method():
         assert config.method_options == {"canvas_size": 64}, method
     with pytest.raises(ConfigError, match="--canvas-size is an option of --method"):
         parse_config(["train", "--data", "add-json", "--method", "lora", "--canvas-size", "64"])
+
+
+def test_transformers_spellings_are_accepted_beside_the_short_names():
+    config = parse_config(["train", "--data", "add-json", "--output-dir", "runs/x", "--max-steps", "7",
+                           "--learning-rate", "0.01", "--gradient-accumulation-steps", "2", "--lr-scheduler-type",
+                           "constant", "--warmup-ratio", "0.2", "--eval-steps", "3", "--save-steps", "4"])
+    assert (config.out, config.steps, config.lr, config.grad_accum, config.schedule, config.warmup,
+            config.eval_every, config.checkpoint_every) == ("runs/x", 7, 0.01, 2, "constant", 0.2, 3, 4)
+    assert parse_config(["export", "runs/x", "--output", "a.png"]).out == "a.png"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "-1"], "--lr is -1.0; expected a positive learning rate"),
+    (["--lr", "0"], "--lr is 0.0"),
+    (["--steps", "0"], "--steps is 0; expected at least 1"),
+    (["--warmup", "10"], "--warmup is 10.0; expected the fraction"),
+    (["--batch-size", "0"], "--batch-size is 0; expected at least 1"),
+])
+def test_bad_training_values_name_the_option_and_write_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "add-json", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists(), "a refused run left a folder behind"
+
+
+def test_out_pointing_at_a_file_and_an_empty_prompt_are_clear_errors(tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    assert main(["train", "--data", "add-json", "--steps", "1", "--out", str(tmp_path / "file.txt")]) == 2
+    assert "is a file; expected a folder" in capsys.readouterr().err
+    assert main(["infer", "--prompt", "  "]) == 2
+    assert "--prompt is empty" in capsys.readouterr().err

@@ -125,7 +125,7 @@ def main() -> None:
                 method.slot_outputs()
             times.append(time.perf_counter() - t)
         print(f"canvas encoding alone (vision tower on the artwork): {statistics.median(times) * 1000:.1f} ms, median of 20")
-        print(f"canvas encodings in this process: {server.worker.stats['slot_encodings']} " in this process: {server.worker.stats['slot_encodings']} "
+        print(f"canvas encodings in this process: {server.worker.stats['slot_encodings']} "
               "(one per artwork; the re-encoded scenario bypasses the cache and is not counted)")
 
 

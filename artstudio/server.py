@@ -184,7 +184,9 @@ class Models:
                 log.warning("skipping %s: %s", path, err)
                 continue
             self.artworks[name] = Served(f"{self.base_name}+{name}", method, pixel_hash(method.artwork.image), str(path))
-        self.by_hash = {s.pixel_hash: s for s in self.artworks.values()}
+        self.by_hash: dict[str, list[Served]] = {}
+        for served in self.artworks.values():
+            self.by_hash.setdefault(served.pixel_hash, []).append(served)
         self.one_off: OrderedDict[tuple, Served] = OrderedDict()
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="artstudio-serve-")
@@ -206,9 +208,9 @@ class Models:
         """The artwork a base-model request carries as its first picture, or None for an ordinary picture."""
         from .methods import load_artwork
 
-        known = self.by_hash.get(picture.hash)
-        if known is not None:
-            return known
+        known = self.by_hash.get(picture.hash, [])
+        if known:  # the same pixels registered twice: the one whose placement is where the request put it
+            return next((s for s in known if s.method.placement == placement), known[0])
         if not picture.has_metadata:
             try:
                 self.backbone.geometry.check(picture.image.height, picture.image.width)

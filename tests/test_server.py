@@ -275,3 +275,36 @@ def test_exposure_warning():
     assert exposure_warning("::1", 8000, None) is None
     assert exposure_warning("0.0.0.0", 8000, "key") is None
     assert "WITHOUT an API key" in exposure_warning("0.0.0.0", 8000, None)
+
+
+def test_extra_picture_and_after_text_artwork(backbone, tmp_path):
+    """A request's own picture goes where the data format's "image" goes; an after-text artwork keeps its
+    placement whether it is named or sent (as --print-request writes it, text first) to the base model."""
+    from artstudio.artwork import export_artwork, metadata_for, read_artwork
+    from artstudio.serving import png_data_url
+
+    rows = [Example(prompt=e.prompt, image=e.image)
+            for e in load_jsonl(make_task("read-digit", tmp_path / "rd") / "test.jsonl")[:3]]
+    after = tmp_path / "after.png"
+    export_artwork(read_artwork(MAX_BRACKET).image, after,
+                   metadata_for(backbone, canvas_size=(96, 96), placement="after-text"))
+    art, late = load_artwork(MAX_BRACKET, backbone), load_artwork(after, backbone)
+    assert late.placement == "after-text"
+    want_extra = answer(art, rows, max_new_tokens=TOKENS)
+    want_base = answer(build_method("base", backbone), rows, max_new_tokens=TOKENS)
+    texts = [Example(prompt=p) for p in ("3 8", "9 1")]
+    want_late = answer(late, texts, max_new_tokens=TOKENS)
+    with start_server(ServeConfig(port=0, artwork=[f"mb={MAX_BRACKET}", f"late={after}"]), backbone=backbone) as server:
+        for ex, extra, base in zip(rows, want_extra, want_base):
+            picture = {"type": "image_url", "image_url": {"url": png_data_url(ex.image)}}
+            text = {"type": "text", "text": ex.prompt}
+            got = post(server, {"model": "studio-tiny+mb", "messages": _user(picture, text), "max_tokens": TOKENS})
+            assert got.json()["choices"][0]["message"]["content"] == extra
+            got = post(server, {"model": "studio-tiny", "messages": _user(picture, text), "max_tokens": TOKENS})
+            assert got.json()["choices"][0]["message"]["content"] == base
+        for ex, want in zip(texts, want_late):
+            cfg = InferConfig(prompt=ex.prompt, canvas=str(after), max_new_tokens=TOKENS)
+            body = requests_for(cfg, infer_examples(cfg))[0]
+            assert body["messages"][0]["content"][0]["type"] == "text"  # text first, then the canvas
+            assert post(server, body).json()["choices"][0]["message"]["content"] == want
+            assert ask(openai.OpenAI(base_url=server.url, api_key="x", max_retries=0), "studio-tiny+late", ex.prompt) == want

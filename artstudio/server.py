@@ -221,13 +221,15 @@ class Models:
             if key in self.one_off:
                 self.one_off.move_to_end(key)
                 return self.one_off[key]
-        path = self.tmp / f"canvas-{picture.hash[:32]}.png"
+        path = self.tmp / f"canvas-{uuid.uuid4().hex}.png"  # one file per request: no two writers share one
         path.write_bytes(picture.raw)
         try:
             method = load_artwork(path, self.backbone, allow_mismatch=self.allow_mismatch)
         except ArtStudioError as err:
             raise _bad(f"the request's first picture is an artwork this model cannot serve: {_without_path(err, path)}",
                        "messages", "image_not_compatible") from None
+        finally:
+            path.unlink(missing_ok=True)  # the method holds the pixels
         if not picture.has_metadata:
             method.placement = method.config.placement = placement  # where the request put it
         served = Served(f"{self.base_name}", method, picture.hash)
@@ -275,6 +277,18 @@ class Job:
         """Requests with the same key can share one `generate` call."""
         sampling = (self.temperature, self.top_p, self.seed) if self.temperature > 0 else None
         return (id(self.served), sampling)
+
+    stream_to: Any = None  # (event loop, asyncio.Queue) of a streaming request: text pieces, then None
+
+    def push(self, piece: str | None) -> None:
+        if self.stream_to is not None:
+            loop, queue = self.stream_to
+            loop.call_soon_threadsafe(queue.put_nowait, piece)
+
+    def cleanup(self) -> None:
+        """Remove the request's picture file, if it has one."""
+        if self.example.image is not None:
+            Path(self.example.image).unlink(missing_ok=True)
 
 
 def _decode_picture(url: Any, where: str) -> _Picture:
@@ -364,7 +378,6 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
     if len(pictures) > 1:
         raise _bad(f"the request has {len(pictures)} pictures besides the artwork; the training format takes at most one",
                    "messages", "too_many_images")
-    image_path = _extra_image(pictures[0][1], models) if pictures else None
 
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is None:
@@ -394,6 +407,7 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
         raise _bad(f"stream is {stream!r}; expected true or false", "stream")
     options = body.get("stream_options") or {}
     include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
+    image_path = _extra_image(pictures[0][1], models) if pictures else None  # last: nothing below can refuse it
     return Job(served, Example(prompt=prompt, image=image_path), min(max_tokens, cap), temperature, top_p, seed,
                stop, stream, include_usage, model)
 
@@ -409,16 +423,14 @@ def _number(body: dict, name: str, default: float, lo: float, hi: float) -> floa
 
 def _extra_image(picture: _Picture, models: Models) -> str:
     """The picture as a file (the data format's `image` is a path), checked by the stock image processor."""
-    path = models.tmp / f"image-{picture.hash[:32]}.png"
-    if not path.exists():
-        try:
-            models.backbone.processor.image_processor(images=[picture.image], return_tensors="pt")
-        except Exception as err:  # noqa: BLE001 - any processor complaint means the picture does not fit
-            raise _bad(f"the picture ({picture.image.width}x{picture.image.height}) does not fit the model's image "
-                       f"processor: {err}", "messages", "image_not_compatible") from None
-        tmp = path.with_suffix(".tmp")
-        picture.image.save(tmp, format="PNG")
-        os.replace(tmp, path)
+    try:
+        models.backbone.processor.image_processor(images=[picture.image], return_tensors="pt")
+    except Exception as err:  # noqa: BLE001 - any processor complaint means the picture does not fit
+        raise _bad(f"the picture ({picture.image.width}x{picture.image.height}) does not fit the model's image "
+                   f"processor: {err}", "messages", "image_not_compatible") from None
+    # One file per request, removed when the request is answered (`Job.cleanup`).
+    path = models.tmp / f"image-{uuid.uuid4().hex}.png"
+    picture.image.save(path, format="PNG")
     return str(path)
 
 
@@ -433,7 +445,6 @@ class Result:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
-    token_texts: list[str]  # pieces whose concatenation is `text` (the stream)
 
 
 class Worker:
@@ -470,10 +481,12 @@ class Worker:
             self.stats["requests"] += 1
             self._jobs.append(job)
             self._cond.notify_all()
-        job.future.add_done_callback(self._done)
+        job.future.add_done_callback(lambda _f: self._done(job))
         return job.future
 
-    def _done(self, _future) -> None:
+    def _done(self, job: Job) -> None:
+        job.push(None)  # after every piece: the stream ends, and reads the result or the error
+        job.cleanup()
         with self._cond:
             self._in_flight -= 1
 
@@ -559,10 +572,28 @@ class Worker:
                                   batch_size=max(self.max_batch, 1))
         seed = first.seed if first.seed is not None else (secrets.randbelow(2**31) if sample else 0)
         slot = self.encode_slot(first.served) if self.cache_slots else None
-        gen = generate(first.served.method, [j.example for j in batch], config, seed=seed, slot=slot)
+        examples = [j.example for j in batch]
+        if any(j.stream for j in batch):
+            tok = self.models.backbone.tokenizer
+            streamers = [_Streamer(j, tok) if j.stream else None for j in batch]
+
+            def on_token(row: int, token_id: int) -> None:
+                if streamers[row] is not None:
+                    streamers[row].token(token_id)
+
+            if slot is None and first.served.method.slot_tokens is not None:
+                slot = first.served.method.slot_outputs()
+            rows = generate_streaming(first.served.method, examples, config, seed=seed, slot=slot, on_token=on_token)
+        else:
+            gen = generate(first.served.method, examples, config, seed=seed, slot=slot)
+            rows = [(gen.token_ids[i][0], len(gen.prompt_ids[i])) for i in range(len(batch))]
         self.stats["batches"] += 1
         self.stats["batched_requests"] += len(batch)
-        return [self._result(job, gen.token_ids[i][0], len(gen.prompt_ids[i])) for i, job in enumerate(batch)]
+        results = [self._result(job, ids, n) for job, (ids, n) in zip(batch, rows)]
+        for job, result in zip(batch, results):
+            if job.stream:
+                streamers[batch.index(job)].finish(result.text)
+        return results
 
     def _result(self, job: Job, ids: list[int], prompt_tokens: int) -> Result:
         tok = self.models.backbone.tokenizer
@@ -573,27 +604,91 @@ class Worker:
             cut = min((text.find(s) for s in job.stop if s in text), default=-1)
             if cut >= 0:
                 text, finish = text[:cut], "stop"
-        pieces = _pieces(tok, ids, text) if job.stream else [text]
-        return Result(text, finish, prompt_tokens, len(ids), pieces)
+        return Result(text, finish, prompt_tokens, len(ids))
 
 
-def _pieces(tok, ids: list[int], text: str) -> list[str]:
-    """`text` cut where each token ends, for streaming; the pieces join to exactly `text`."""
-    pieces, emitted = [], 0
-    for k in range(1, len(ids) + 1):
-        partial = tok.decode(ids[:k], skip_special_tokens=True).strip()
-        if text.startswith(partial):
-            end = len(partial)
-        elif partial.startswith(text):
-            end = len(text)
-        else:
-            continue  # a character cut in half, or whitespace that strip() hides for now
-        if end > emitted:
-            pieces.append(text[emitted:end])
-            emitted = end
-    if emitted < len(text):
-        pieces.append(text[emitted:])
-    return pieces
+def generate_streaming(method, examples, config, *, seed: int, slot, on_token) -> list[tuple[list[int], int]]:
+    """`generation.generate` (one completion per prompt) calling `on_token(row, token_id)` as each token
+    is chosen; returns (token ids, prompt length) per row.
+
+    A copy of `generate`'s decoding loop, built from its own helpers, because `generate` has no per-token
+    hook: the day it takes one (e.g. `on_token=`), this function goes. Tests check that its answers equal
+    `inference.answer`'s.
+    """
+    from itertools import groupby
+
+    import torch
+
+    from .backbone import cache_of
+    from .generation import _forward, _prompt_forward, _sample, _shared_prefix, placeholder_ids, prepare_rows
+
+    backbone = method.backbone
+    tok = backbone.tokenizer
+    stop = {i for i in (backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"),
+                        tok.convert_tokens_to_ids("<|endoftext|>")) if isinstance(i, int) and i >= 0}
+    with torch.no_grad():
+        gen = torch.Generator(device=backbone.device).manual_seed(seed) if config.do_sample else None
+        rows = prepare_rows(method, examples, slot)
+        banned = placeholder_ids(backbone)
+        p = _shared_prefix(rows, backbone.image_token_id, slot is not None) if config.prefix_reuse else 0
+        prefix_cache, slot_in_prefix = None, False
+        if p > 0:
+            r0 = rows[0]
+            slot_in_prefix = slot is not None and backbone.image_token_id in r0["ids"][:p].tolist()
+            prefix_cache = cache_of(_forward(method, r0["ids"][None, :p].to(backbone.device), r0["pos"][:, :, :p],
+                                             [slot] if slot_in_prefix else [], None))
+
+        def layout(i):
+            ids = rows[i]["ids"][p:]
+            return (len(ids), tuple(ids.eq(backbone.image_token_id).nonzero().flatten().tolist()))
+
+        order = sorted(range(len(rows)), key=layout)
+        groups = [list(g) for _, g in groupby(order, key=layout)]
+        chunks = [g[j:j + config.batch_size] for g in groups for j in range(0, len(g), config.batch_size)]
+        produced: dict[int, list[int]] = {}
+        for chunk in chunks:
+            cache, logits, next_pos = _prompt_forward(method, rows, chunk, p, prefix_cache, slot_in_prefix)
+            done = torch.zeros(len(chunk), dtype=torch.bool, device=logits.device)
+            out_ids: list[list[int]] = [[] for _ in chunk]
+            for _ in range(config.max_new_tokens):
+                nxt = _sample(logits, config, gen, banned).to(logits.device)
+                for r, t in enumerate(nxt.tolist()):
+                    if not done[r]:
+                        out_ids[r].append(t)
+                        on_token(chunk[r], t)
+                done |= torch.tensor([t in stop for t in nxt.tolist()], device=done.device)
+                if bool(done.all()):
+                    break
+                out = method.forward(input_ids=nxt[:, None], attention_mask=None, image_outputs=None,
+                                     position_ids=next_pos, past_key_values=cache, use_cache=True)
+                cache, logits = cache_of(out), out.logits[:, -1]
+                next_pos = next_pos + 1
+            for r, i in enumerate(chunk):
+                produced[i] = out_ids[r]
+    return [(produced[i], len(rows[i]["ids"])) for i in range(len(rows))]
+
+
+class _Streamer:
+    """Turns one request's tokens into text pieces as they come, for its event stream."""
+
+    def __init__(self, job: "Job", tok):
+        self.job, self.tok, self.ids, self.emitted = job, tok, [], ""
+
+    def token(self, token_id: int) -> None:
+        if len(self.ids) >= self.job.max_tokens:
+            return
+        self.ids.append(token_id)
+        if self.job.stop:
+            return  # a stop string may still cut what is decoded so far: sent whole at the end
+        text = self.tok.decode(self.ids, skip_special_tokens=True).strip()
+        if text.endswith("\ufffd") or not text.startswith(self.emitted) or len(text) == len(self.emitted):
+            return  # half a character, or whitespace that strip() hides until more text follows
+        self.job.push(text[len(self.emitted):])
+        self.emitted = text
+
+    def finish(self, text: str) -> None:
+        if text.startswith(self.emitted) and len(text) > len(self.emitted):
+            self.job.push(text[len(self.emitted):])
 
 
 # --- the HTTP app --------------------------------------------------------------------------------
@@ -673,9 +768,15 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise _bad(f"the request body is not valid JSON ({err})") from None
         job = await run_in_threadpool(parse_request, body, models, config.max_new_tokens)
+        pieces: asyncio.Queue = asyncio.Queue()
+        if job.stream:
+            job.stream_to = (asyncio.get_running_loop(), pieces)
         try:
             future = worker.submit(job)
-        except QueueFull:
+        except BaseException as err:
+            job.cleanup()
+            if not isinstance(err, QueueFull):
+                raise
             raise APIError(429, f"the server is busy ({config.max_queue} requests in flight); retry shortly",
                            type="rate_limit_error", code="queue_full") from None
         rid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -685,7 +786,7 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
                                  "logprobs": None, "finish_reason": result.finish_reason}],
                     "usage": _usage(result)}
-        return StreamingResponse(_stream(job, future, rid, now), media_type="text/event-stream",
+        return StreamingResponse(_stream(job, future, pieces, rid, now), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return app
@@ -696,13 +797,15 @@ def _usage(result: Result) -> dict:
             "total_tokens": result.prompt_tokens + result.completion_tokens}
 
 
-async def _stream(job: Job, future, rid: str, created: int):
+async def _stream(job: Job, future, pieces: asyncio.Queue, rid: str, created: int):
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
         body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": job.model,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
+    while (piece := await pieces.get()) is not None:
+        yield chunk({"content": piece})
     try:
         result: Result = await asyncio.wrap_future(future)
     except APIError as err:
@@ -710,8 +813,6 @@ async def _stream(job: Job, future, rid: str, created: int):
     except Exception:  # noqa: BLE001 - logged by the worker
         yield 'data: {"error": {"message": "internal server error; the server log has the details", "type": "server_error"}}\n\n'
     else:
-        for piece in result.token_texts:
-            yield chunk({"content": piece})
         yield chunk({}, result.finish_reason)
         if job.include_usage:
             body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": job.model,

@@ -94,15 +94,28 @@ def test_base_model_answers_without_picture(client, prompts, expected):
     assert [ask(client, "studio-tiny", ex.prompt) for ex in prompts["max-bracket"]] == expected["base"]
 
 
-def test_stream_returns_the_same_text(client, prompts, expected):
-    for ex, want in zip(prompts["max-bracket"][:3], expected["max-bracket"]):
-        stream = client.chat.completions.create(model="studio-tiny+max-bracket", stream=True, max_tokens=TOKENS,
-                                                temperature=0, messages=[{"role": "user", "content": ex.prompt}])
-        chunks = list(stream)
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == want
+def stream_text(client, model: str, prompt: str, **kw) -> tuple[str, list]:
+    stream = client.chat.completions.create(model=model, stream=True, messages=[{"role": "user", "content": prompt}],
+                                            **({"max_tokens": TOKENS, "temperature": 0} | kw))
+    chunks = list(stream)
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks
+
+
+@pytest.mark.parametrize("task", ["max-bracket", "add-json"])
+def test_stream_returns_the_same_text(client, prompts, expected, task):
+    for ex, want in zip(prompts[task], expected[task]):
+        text, chunks = stream_text(client, f"studio-tiny+{task}", ex.prompt)
+        assert text == want
         assert chunks[0].choices[0].delta.role == "assistant"
         assert chunks[-1].choices[0].finish_reason == "stop"
-        assert len(chunks) >= 3  # role, at least one piece, the finish
+        assert len(chunks) >= 2 + min(len(want), 3)  # the role, a piece per token, the finish
+
+
+def test_stream_and_stop_strings(client, prompts, expected):
+    prompt, full = prompts["add-json"][0].prompt, expected["add-json"][0]
+    assert full.endswith("}") and "}" not in full[:-1]
+    assert ask(client, "studio-tiny+add-json", prompt, stop="}") == full[:-1]
+    assert stream_text(client, "studio-tiny+add-json", prompt, stop=["}"])[0] == full[:-1]
 
 
 def test_stream_ends_with_done_and_usage(server):
@@ -138,7 +151,7 @@ def test_artwork_model_with_its_canvas_in_the_body_is_not_doubled(server, prompt
 
 
 def test_max_tokens_is_honoured(server):
-    body = {"model": "studio-tiny+add-json", "messages": [{"role": "user", "content": "12 30"}], "max_tokens": 1}
+    body = {"model": "studio-tiny+add-json", "messages": [{"role": "user", "content": "6 6"}], "max_tokens": 1}
     out = post(server, body).json()
     assert out["usage"]["completion_tokens"] == 1 and out["choices"][0]["finish_reason"] == "length"
     body |= {"max_tokens": None, "max_completion_tokens": 10**6}  # capped at --max-new-tokens, not refused
@@ -146,10 +159,11 @@ def test_max_tokens_is_honoured(server):
 
 
 def test_sampling_with_a_seed_is_reproducible(client):
-    kw = dict(model="studio-tiny+max-bracket", messages=[{"role": "user", "content": "4 7"}], max_tokens=8,
+    kw = dict(model="studio-tiny+add-json", messages=[{"role": "user", "content": "4 7"}], max_tokens=12,
               temperature=1.5, seed=3)
     first = client.chat.completions.create(**kw).choices[0].message.content
     assert client.chat.completions.create(**kw).choices[0].message.content == first
+    assert stream_text(client, kw["model"], "4 7", max_tokens=12, temperature=1.5, seed=3)[0] == first
 
 
 def _png_url(image, meta=None) -> str:
@@ -241,8 +255,12 @@ def test_concurrent_requests_are_batched_and_all_correct(server, prompts, expect
     jobs = (jobs * 2)[:16]
     client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
     before = dict(server.worker.stats)
+    def one(i):  # every other request streams; both kinds share batches
+        task, prompt, _ = jobs[i]
+        return stream_text(client, f"studio-tiny+{task}", prompt)[0] if i % 2 else ask(client, f"studio-tiny+{task}", prompt)
+
     with ThreadPoolExecutor(16) as pool:
-        got = list(pool.map(lambda j: ask(client, f"studio-tiny+{j[0]}", j[1]), jobs))
+        got = list(pool.map(one, range(len(jobs))))
     assert got == [want for _, _, want in jobs]
     stats = server.worker.stats
     assert stats["batched_requests"] - before["batched_requests"] == 16
@@ -277,6 +295,7 @@ def test_exposure_warning():
     assert "WITHOUT an API key" in exposure_warning("0.0.0.0", 8000, None)
 
 
+@pytest.mark.slow
 def test_extra_picture_and_after_text_artwork(backbone, tmp_path):
     """A request's own picture goes where the data format's "image" goes; an after-text artwork keeps its
     placement whether it is named or sent (as --print-request writes it, text first) to the base model."""

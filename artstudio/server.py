@@ -24,8 +24,8 @@ and sampling settings wait up to `batch_wait_ms` for each other and are answered
 artwork's vision encoding is computed once per process and passed to every call as its `slot`.
 `/health` reports how many slot encodings and batches the process has run.
 
-Streaming sends the answer token by token once its batch has been decoded (`generate` has no
-per-token callback), so a client sees the OpenAI chunk format but not an earlier first token.
+Streaming sends each token's text as soon as it is chosen: batches holding a streaming request are
+decoded by `generate_streaming`, `generate`'s loop with a per-token hook (which `generate` lacks).
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ API_KEY_ENV = "ARTSTUDIO_API_KEY"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _MAX_PROMPT_CHARS = 100_000
+_MAX_BODY_BYTES = 64 * 1024 * 1024
 _ONE_OFF_CACHE = 8  # unregistered canvases kept encoded (LRU)
 
 
@@ -170,7 +171,10 @@ class Models:
         from .methods import build_method, load_artwork
 
         self.backbone = backbone or load_backbone(config.model, device=config.device, dtype=config.dtype)
-        self.base_name = Path(str(self.backbone.model_id)).name if self.backbone.model_id != DEFAULT_NAME else DEFAULT_NAME
+        model_id = str(self.backbone.model_id)
+        # Named as vLLM names it (the hub id); a local folder by its name, never a machine's absolute path.
+        self.base_name = Path(model_id).expanduser().name if model_id != DEFAULT_NAME and Path(model_id).expanduser().exists() \
+            else model_id
         self.aliases = {self.base_name, str(self.backbone.model_id), str(config.model)}
         self.base = Served(self.base_name, build_method("base", self.backbone))
         self.allow_mismatch = config.allow_model_mismatch
@@ -763,6 +767,10 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         authorize(request)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > _MAX_BODY_BYTES:
+            raise APIError(413, f"the request body has {int(length)} bytes; at most {_MAX_BODY_BYTES // 2**20} MiB are accepted",
+                           code="request_too_large")
         try:
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -891,6 +899,8 @@ def _prepare(config: ServeConfig, backbone=None):
         raise
     worker = Worker(models, max_queue=config.max_queue, max_batch=config.max_batch,
                     batch_wait_s=config.batch_wait_ms / 1000)
+    for served in models.artworks.values():  # before the first request: none of them pays for it
+        worker.encode_slot(served)
     app = build_app(models, worker, config, api_key)
     return api_key, sock, models, worker, app
 
@@ -930,6 +940,8 @@ def serve(config: ServeConfig) -> None:
     print(f"serving {', '.join(models.names())} at {url}" + (" (API key required)" if api_key else ""), flush=True)
     try:
         _uvicorn(app, "info").run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn shut down cleanly and re-raised the Ctrl-C: stopping is what the user asked for
     finally:
         worker.close()
         models.close()

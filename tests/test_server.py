@@ -327,3 +327,35 @@ def test_extra_picture_and_after_text_artwork(backbone, tmp_path):
             assert body["messages"][0]["content"][0]["type"] == "text"  # text first, then the canvas
             assert post(server, body).json()["choices"][0]["message"]["content"] == want
             assert ask(openai.OpenAI(base_url=server.url, api_key="x", max_retries=0), "studio-tiny+late", ex.prompt) == want
+
+
+@pytest.mark.slow
+def test_serve_blocks_until_interrupted(tmp_path):
+    """`serve` (the verb's function) prints its URL, answers, and exits cleanly on Ctrl-C."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    code = ("from artstudio.server import ServeConfig, serve; "
+            f"serve(ServeConfig(port=0, artwork=[{str(MAX_BRACKET)!r}], max_new_tokens=8))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            match = re.search(r"at (http://127\.0\.0\.1:\d+/v1)", line)
+            if match or not line:
+                break
+        assert match, "".join(lines)
+        assert "studio-tiny+max-bracket" in line
+        client = openai.OpenAI(base_url=match.group(1), api_key="x", max_retries=0, timeout=60)
+        assert ask(client, "studio-tiny+max-bracket", "3 8") == "[8]"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert "Traceback" not in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

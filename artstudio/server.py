@@ -275,14 +275,13 @@ class Job:
     include_usage: bool
     model: str
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    stream_to: Any = None  # (event loop, asyncio.Queue) of a streaming request: text pieces, then None
 
     @property
     def key(self) -> tuple:
         """Requests with the same key can share one `generate` call."""
         sampling = (self.temperature, self.top_p, self.seed) if self.temperature > 0 else None
         return (id(self.served), sampling)
-
-    stream_to: Any = None  # (event loop, asyncio.Queue) of a streaming request: text pieces, then None
 
     def push(self, piece: str | None) -> None:
         if self.stream_to is not None:
@@ -392,16 +391,16 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
     top_p = _number(body, "top_p", 1.0, 0.0, 1.0)
     if top_p <= 0:
         raise _bad("top_p is 0; expected a value in (0, 1]", "top_p")
-    n = body.get("n", 1)
-    if n != 1:
+    n = body.get("n")
+    if n not in (None, 1):
         raise _bad(f"n is {n!r}; this server returns one choice per request (send n requests)", "n")
     if body.get("logprobs"):
         raise _bad("logprobs are not supported by this server", "logprobs")
     if body.get("tools"):
         raise _bad("tools are not supported by this server", "tools")
     seed = body.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise _bad(f"seed is {seed!r}; expected a whole number", "seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
+        raise _bad(f"seed is {seed!r}; expected a whole number from 0 to 2**63 - 1", "seed")
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
@@ -464,9 +463,7 @@ class Worker:
         self._paused = False
         self.cache_slots = True  # False: every generate call encodes the canvas again (benchmarks measure the saving)
         self.stats = {"requests": 0, "batches": 0, "batched_requests": 0, "slot_encodings": 0, "rejected": 0}
-        tok = models.backbone.tokenizer
-        self._stop_ids = {i for i in (models.backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"),
-                                      tok.convert_tokens_to_ids("<|endoftext|>")) if isinstance(i, int) and i >= 0}
+        self._stop_ids = stop_ids(models.backbone)
         self._thread = threading.Thread(target=self._loop, name="artstudio-serve-worker", daemon=True)
         self._thread.start()
 
@@ -611,6 +608,13 @@ class Worker:
         return Result(text, finish, prompt_tokens, len(ids))
 
 
+def stop_ids(backbone) -> set[int]:
+    """The token ids that end an answer, as `generation.generate` stops on them."""
+    tok = backbone.tokenizer
+    ids = (backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>"))
+    return {i for i in ids if isinstance(i, int) and i >= 0}
+
+
 def generate_streaming(method, examples, config, *, seed: int, slot, on_token) -> list[tuple[list[int], int]]:
     """`generation.generate` (one completion per prompt) calling `on_token(row, token_id)` as each token
     is chosen; returns (token ids, prompt length) per row.
@@ -627,9 +631,7 @@ def generate_streaming(method, examples, config, *, seed: int, slot, on_token) -
     from .generation import _forward, _prompt_forward, _sample, _shared_prefix, placeholder_ids, prepare_rows
 
     backbone = method.backbone
-    tok = backbone.tokenizer
-    stop = {i for i in (backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"),
-                        tok.convert_tokens_to_ids("<|endoftext|>")) if isinstance(i, int) and i >= 0}
+    stop = stop_ids(backbone)
     with torch.no_grad():
         gen = torch.Generator(device=backbone.device).manual_seed(seed) if config.do_sample else None
         rows = prepare_rows(method, examples, slot)

@@ -81,7 +81,7 @@ class ServeConfig:
     max_queue: int = field(default=64, metadata={"help": "requests waiting or running at once; more are answered 429"})
     max_batch: int = field(default=16, metadata={"help": "requests answered by one generate call"})
     batch_wait_ms: float = field(default=5.0, metadata={"help": "how long a request waits for others to batch with"})
-    max_new_tokens: int = field(default=256, metadata={"help": "cap on max_tokens (and the default when a request gives none)"})
+    max_new_tokens: int = field(default=256, metadata={"help": "cap on a request's max_tokens, also used when it gives none"})
     allow_model_mismatch: bool = field(default=False, metadata={"help": "serve artworks made for another model anyway"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})

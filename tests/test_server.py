@@ -359,3 +359,20 @@ def test_serve_blocks_until_interrupted(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_greedy_answers_equal_the_infer_command(client, tmp_path):
+    """The `artstudio infer` command itself (a subprocess) and the server give the same answers."""
+    import subprocess
+    import sys
+
+    folder = make_task("add-json", tmp_path / "task")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join((folder / "test.jsonl").read_text().splitlines(keepends=True)[10:16]))
+    out = subprocess.run([sys.executable, "-m", "artstudio", "infer", "--data", str(data), "--canvas", str(ADD_JSON),
+                          "--max-new-tokens", str(TOKENS)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 6
+    assert [ask(client, "studio-tiny+add-json", r["prompt"]) for r in rows] == [r["prediction"] for r in rows]

@@ -221,8 +221,16 @@ def test_unknown_model_is_404(server, client):
     assert httpx.get(server.url + "/nowhere", timeout=30).json()["error"]["code"] == "not_found"
 
 
-def test_api_key_is_required_when_set(backbone):
-    with start_server(ServeConfig(port=0, api_key="s3cret"), backbone=backbone) as server:
+def test_api_key_is_required_when_set(backbone, tmp_path, caplog):
+    import shutil
+
+    from PIL import Image
+
+    shutil.copy(MAX_BRACKET, tmp_path / "good.png")
+    Image.new("RGB", (100, 100)).save(tmp_path / "misfit.png")  # in a folder: skipped with a warning
+    with start_server(ServeConfig(port=0, api_key="s3cret", artwork=[str(tmp_path)]), backbone=backbone) as server:
+        assert list(server.models.artworks) == ["good"]
+        assert "skipping" in caplog.text and "misfit.png" in caplog.text
         bad = openai.OpenAI(base_url=server.url, api_key="wrong", max_retries=0)
         with pytest.raises(openai.AuthenticationError):
             bad.models.list()

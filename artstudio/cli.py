@@ -537,6 +537,23 @@ verb("app", "start the web app", _lazy_builder("artstudio.ui.settings", "AppSett
      "example:\n  artstudio app --port 7860")(_app)
 
 
+# ---------------------------------------------------------------------------- serve
+
+def _serve(config) -> int:
+    from artstudio.server import serve
+
+    serve(config)
+    return 0
+
+
+verb("serve", "serve the model and artworks behind an OpenAI-compatible HTTP API",
+     _lazy_builder("artstudio.server", "ServeConfig"),
+     "examples:\n  artstudio serve --artwork max-bracket=canvases/max-bracket.png\n"
+     "  artstudio serve --artwork canvases --port 8000 --api-key SECRET\n"
+     "  curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+     "    -d '{\"model\": \"studio-tiny+max-bracket\", \"messages\": [{\"role\": \"user\", \"content\": \"3 8\"}]}'")(_serve)
+
+
 # ---------------------------------------------------------------------------- compare
 
 def _build_compare(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:

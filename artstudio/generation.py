@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Callable
 
 import torch
 
@@ -133,13 +134,22 @@ def _sample(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | 
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
+def stop_ids(backbone) -> set[int]:
+    """The token ids that end an answer: the model's EOS, ChatML's `<|im_end|>` and `<|endoftext|>`."""
+    tok = backbone.tokenizer
+    ids = (backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>"))
+    return {i for i in ids if isinstance(i, int) and i >= 0}
+
+
 @torch.no_grad()
 def generate(method, examples: list[Example], config: GenerationConfig | None = None, *,
-             seed: int | None = None, progress=None, slot=None) -> Generation:
+             seed: int | None = None, progress=None, slot=None,
+             on_token: Callable[[int, int], None] | None = None) -> Generation:
     """Complete every prompt; returns texts and ids per example (`num_return_sequences` each).
 
     `slot` is the method's canvas-slot encoding when the caller already computed it this step
-    (GRPO samples and then trains with one encoding); by default it is computed here.
+    (GRPO samples and then trains with one encoding); by default it is computed here. `on_token(i, id)`
+    is called as each token of example i is chosen (a server streams with it).
     """
     cfg = config or GenerationConfig()
     backbone = method.backbone
@@ -148,8 +158,7 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     if cfg.do_sample:
         # The generator lives where the logits are: torch.multinomial needs them on one device.
         gen = torch.Generator(device=backbone.device).manual_seed(0 if seed is None else seed)
-    stop = {i for i in (backbone.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"),
-                        tok.convert_tokens_to_ids("<|endoftext|>")) if isinstance(i, int) and i >= 0}
+    stop = stop_ids(backbone)
     if slot is None:
         slot = method.slot_outputs()
     rows = prepare_rows(method, examples, slot)
@@ -190,6 +199,8 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
             for r, t in enumerate(nxt.tolist()):
                 if not done[r]:
                     produced[r].append(t)
+                    if on_token is not None:
+                        on_token(idx[r], t)
             done |= torch.tensor([t in stop for t in nxt.tolist()], device=done.device)
             if bool(done.all()):
                 break

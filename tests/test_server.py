@@ -1,0 +1,386 @@
+"""`artstudio serve` through the `openai` client, on a free loopback port, with studio-tiny and gallery artworks."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+openai = pytest.importorskip("openai")
+
+from artstudio.backbone import load_backbone  # noqa: E402
+from artstudio.data import Example, load_jsonl  # noqa: E402
+from artstudio.inference import InferConfig, answer, infer_examples, requests_for  # noqa: E402
+from artstudio.methods import build_method, load_artwork  # noqa: E402
+from artstudio.server import ServeConfig, artwork_specs, exposure_warning, start_server  # noqa: E402
+from artstudio.tasks import make_task  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+GALLERY = ROOT / "canvases"
+MAX_BRACKET = GALLERY / "max-bracket.png"
+ADD_JSON = GALLERY / "add-json.png"
+SUB_ANSWER = GALLERY / "sub-answer.png"  # never registered: the one-off path
+N_PROMPTS = 6
+TOKENS = 24
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_backbone("studio-tiny", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory):
+    """Held-out test prompts of each artwork's task."""
+    out = {}
+    for task in ("max-bracket", "add-json", "sub-answer"):
+        folder = make_task(task, tmp_path_factory.mktemp(task))
+        out[task] = [Example(prompt=e.prompt) for e in load_jsonl(folder / "test.jsonl")[:N_PROMPTS]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def expected(backbone, prompts):
+    """What `artstudio infer` answers (its `answer`), per task; `base` is the model with no picture."""
+    out = {task: answer(load_artwork(GALLERY / f"{task}.png", backbone), rows, max_new_tokens=TOKENS)
+           for task, rows in prompts.items()}
+    out["base"] = answer(build_method("base", backbone), prompts["max-bracket"], max_new_tokens=TOKENS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(backbone, expected):  # after `expected`: the reference answers never run beside the server
+    handle = start_server(ServeConfig(artwork=[f"max-bracket={MAX_BRACKET}", str(ADD_JSON)], port=0,
+                                      batch_wait_ms=20), backbone=backbone)
+    yield handle
+    handle.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=120)
+
+
+def ask(client, model: str, prompt: str, **kw) -> str:
+    out = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
+                                         max_tokens=TOKENS, temperature=0, **kw)
+    return out.choices[0].message.content
+
+
+def post(server, body, **kw) -> httpx.Response:
+    return httpx.post(server.url + "/chat/completions", json=body, timeout=120, **kw)
+
+
+def test_models_lists_base_and_artworks(client):
+    ids = [m.id for m in client.models.list().data]
+    assert ids == ["studio-tiny", "studio-tiny+max-bracket", "studio-tiny+add-json"]
+
+
+@pytest.mark.parametrize("task", ["max-bracket", "add-json"])
+def test_greedy_answers_equal_infer(client, prompts, expected, task):
+    got = [ask(client, f"studio-tiny+{task}", ex.prompt) for ex in prompts[task]]
+    assert got == expected[task]
+    assert sum(a.startswith(("[", "{")) for a in got) >= N_PROMPTS - 1  # the artworks do their tasks
+
+
+def test_base_model_answers_without_picture(client, prompts, expected):
+    assert [ask(client, "studio-tiny", ex.prompt) for ex in prompts["max-bracket"]] == expected["base"]
+
+
+def stream_text(client, model: str, prompt: str, **kw) -> tuple[str, list]:
+    stream = client.chat.completions.create(model=model, stream=True, messages=[{"role": "user", "content": prompt}],
+                                            **({"max_tokens": TOKENS, "temperature": 0} | kw))
+    chunks = list(stream)
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks
+
+
+@pytest.mark.parametrize("task", ["max-bracket", "add-json"])
+def test_stream_returns_the_same_text(client, prompts, expected, task):
+    for ex, want in zip(prompts[task], expected[task]):
+        text, chunks = stream_text(client, f"studio-tiny+{task}", ex.prompt)
+        assert text == want
+        assert chunks[0].choices[0].delta.role == "assistant"
+        assert chunks[-1].choices[0].finish_reason == "stop"
+        assert len(chunks) >= 2 + min(len(want), 3)  # the role, a piece per token, the finish
+
+
+def test_stream_and_stop_strings(client, prompts, expected):
+    prompt, full = prompts["add-json"][0].prompt, expected["add-json"][0]
+    assert full.endswith("}") and "}" not in full[:-1]
+    assert ask(client, "studio-tiny+add-json", prompt, stop="}") == full[:-1]
+    assert stream_text(client, "studio-tiny+add-json", prompt, stop=["}"])[0] == full[:-1]
+
+
+def test_stream_ends_with_done_and_usage(server):
+    body = {"model": "studio-tiny+max-bracket", "messages": [{"role": "user", "content": "3 1"}], "stream": True,
+            "stream_options": {"include_usage": True}, "max_tokens": TOKENS}
+    with httpx.stream("POST", server.url + "/chat/completions", json=body, timeout=120) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    usage = json.loads(events[-2][6:])["usage"]
+    assert usage["completion_tokens"] >= 1 and usage["prompt_tokens"] > 9
+
+
+@pytest.mark.parametrize("task, registered", [("max-bracket", True), ("sub-answer", False)])
+def test_print_request_body_works_as_is(server, prompts, expected, task, registered):
+    """`artstudio infer --print-request` bodies (model studio-tiny, the canvas as a data URL) get the artwork's answers."""
+    before = server.worker.stats["slot_encodings"]
+    for ex, want in list(zip(prompts[task], expected[task]))[:3]:
+        cfg = InferConfig(prompt=ex.prompt, canvas=str(GALLERY / f"{task}.png"), max_new_tokens=TOKENS)
+        body = requests_for(cfg, infer_examples(cfg))[0]
+        assert body["model"] == "studio-tiny"
+        r = post(server, body)
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == want
+    # A registered artwork is recognised by its pixels; an unknown one is encoded once, then reused.
+    assert server.worker.stats["slot_encodings"] - before == (0 if registered else 1)
+
+
+def test_artwork_model_with_its_canvas_in_the_body_is_not_doubled(server, prompts, expected):
+    cfg = InferConfig(prompt=prompts["max-bracket"][0].prompt, canvas=str(MAX_BRACKET), max_new_tokens=TOKENS)
+    body = requests_for(cfg, infer_examples(cfg))[0] | {"model": "studio-tiny+max-bracket"}
+    assert post(server, body).json()["choices"][0]["message"]["content"] == expected["max-bracket"][0]
+
+
+def test_max_tokens_is_honoured(server):
+    body = {"model": "studio-tiny+add-json", "messages": [{"role": "user", "content": "6 6"}], "max_tokens": 1}
+    out = post(server, body).json()
+    assert out["usage"]["completion_tokens"] == 1 and out["choices"][0]["finish_reason"] == "length"
+    body |= {"max_tokens": None, "max_completion_tokens": 10**6}  # capped at --max-new-tokens, not refused
+    assert post(server, body).json()["choices"][0]["finish_reason"] == "stop"
+
+
+def test_sampling_with_a_seed_is_reproducible(client):
+    kw = dict(model="studio-tiny+add-json", messages=[{"role": "user", "content": "4 7"}], max_tokens=12,
+              temperature=1.5, seed=3)
+    first = client.chat.completions.create(**kw).choices[0].message.content
+    assert client.chat.completions.create(**kw).choices[0].message.content == first
+    assert stream_text(client, kw["model"], "4 7", max_tokens=12, temperature=1.5, seed=3)[0] == first
+
+
+def _png_url(image, meta=None) -> str:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    if meta is not None:
+        info.add_itxt("artstudio", meta.to_json())
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _user(*parts):
+    return [{"role": "user", "content": list(parts)}]
+
+
+def test_bad_requests_get_openai_style_400s(server, backbone):
+    from PIL import Image
+
+    from artstudio.artwork import metadata_for
+
+    misfit = metadata_for(backbone, canvas_size=(100, 100), placement="first")
+    text = {"type": "text", "text": "3 1"}
+    cases = {
+        "no messages": {"model": "studio-tiny", "messages": []},
+        "no model": {"messages": _user(text)},
+        "a system turn": {"model": "studio-tiny", "messages": [{"role": "system", "content": "hi"}, *_user(text)]},
+        "audio": {"model": "studio-tiny", "messages": _user(text, {"type": "input_audio", "input_audio": {}})},
+        "a web URL": {"model": "studio-tiny", "messages": _user({"type": "image_url", "image_url": {"url": "http://x/a.png"}}, text)},
+        "not base64": {"model": "studio-tiny", "messages": _user({"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}, text)},
+        "not an image": {"model": "studio-tiny", "messages": _user({"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}, text)},
+        "an artwork that does not fit": {"model": "studio-tiny", "messages": _user(
+            {"type": "image_url", "image_url": {"url": _png_url(Image.new("RGB", (100, 100)), misfit)}}, text)},
+        "an empty prompt": {"model": "studio-tiny+max-bracket", "messages": _user({"type": "text", "text": "  "})},
+        "max_tokens 0": {"model": "studio-tiny", "messages": _user(text), "max_tokens": 0},
+        "temperature -1": {"model": "studio-tiny", "messages": _user(text), "temperature": -1},
+        "n 2": {"model": "studio-tiny", "messages": _user(text), "n": 2},
+    }
+    for what, body in cases.items():
+        r = post(server, body)
+        assert r.status_code == 400, (what, r.text)
+        error = r.json()["error"]
+        assert error["message"] and error["type"] == "invalid_request_error", what
+        assert "Traceback" not in r.text, what
+    assert "does not fit" in post(server, cases["an artwork that does not fit"]).json()["error"]["message"]
+    r = httpx.post(server.url + "/chat/completions", content=b"{not json", timeout=30)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_unknown_model_is_404(server, client):
+    with pytest.raises(openai.NotFoundError) as err:
+        ask(client, "studio-tiny+nope", "3 1")
+    assert err.value.body["code"] == "model_not_found"
+    assert httpx.get(server.url + "/nowhere", timeout=30).json()["error"]["code"] == "not_found"
+
+
+def test_api_key_is_required_when_set(backbone, tmp_path, caplog):
+    import shutil
+
+    from PIL import Image
+
+    shutil.copy(MAX_BRACKET, tmp_path / "good.png")
+    Image.new("RGB", (100, 100)).save(tmp_path / "misfit.png")  # in a folder: skipped with a warning
+    with start_server(ServeConfig(port=0, api_key="s3cret", artwork=[str(tmp_path)]), backbone=backbone) as server:
+        assert list(server.models.artworks) == ["good"]
+        assert "skipping" in caplog.text and "misfit.png" in caplog.text
+        bad = openai.OpenAI(base_url=server.url, api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            bad.models.list()
+        r = post(server, {"model": "studio-tiny", "messages": _user({"type": "text", "text": "3 1"})})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        good = openai.OpenAI(base_url=server.url, api_key="s3cret", max_retries=0)
+        assert ask(good, "studio-tiny", "3 1")
+        assert httpx.get(server.url.removesuffix("/v1") + "/health").status_code == 200
+
+
+def test_full_queue_answers_429(backbone):
+    with start_server(ServeConfig(port=0, max_queue=1), backbone=backbone) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=120)
+        with server.worker.paused():
+            waiting = threading.Thread(target=ask, args=(client, "studio-tiny", "3 1"))
+            waiting.start()
+            deadline = time.monotonic() + 30
+            while server.worker.in_flight < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with pytest.raises(openai.RateLimitError) as err:
+                ask(client, "studio-tiny", "4 2")
+            assert err.value.body["code"] == "queue_full"
+        waiting.join(timeout=60)
+        assert ask(client, "studio-tiny", "4 2")  # room again once the first is answered
+
+
+def test_concurrent_requests_are_batched_and_all_correct(server, prompts, expected):
+    jobs = [(task, ex.prompt, want) for task in ("max-bracket", "add-json")
+            for ex, want in zip(prompts[task], expected[task])]
+    jobs = (jobs * 2)[:16]
+    client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
+    before = dict(server.worker.stats)
+    def one(i):  # every other request streams; both kinds share batches
+        task, prompt, _ = jobs[i]
+        return stream_text(client, f"studio-tiny+{task}", prompt)[0] if i % 2 else ask(client, f"studio-tiny+{task}", prompt)
+
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(one, range(len(jobs))))
+    assert got == [want for _, _, want in jobs]
+    stats = server.worker.stats
+    assert stats["batched_requests"] - before["batched_requests"] == 16
+    assert stats["batches"] - before["batches"] < 16  # requests shared generate calls
+    assert stats["slot_encodings"] == before["slot_encodings"]  # each canvas was encoded once, before
+
+
+def test_health(server):
+    health = httpx.get(server.url.removesuffix("/v1") + "/health", timeout=30).json()
+    assert health["status"] == "ok" and health["artworks"] == ["add-json", "max-bracket"]
+
+
+def test_artwork_specs(tmp_path):
+    import shutil
+
+    shutil.copy(MAX_BRACKET, tmp_path / "a.png")
+    shutil.copy(ADD_JSON, tmp_path / "b.png")
+    assert [(n, p.name) for n, p, _ in artwork_specs([str(tmp_path), f"x={MAX_BRACKET}"])] == \
+        [("a", "a.png"), ("b", "b.png"), ("x", "max-bracket.png")]
+    from artstudio.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="two artworks are named"):
+        artwork_specs([str(tmp_path), f"a={ADD_JSON}"])
+    with pytest.raises(ConfigError, match="neither a PNG file nor a folder"):
+        artwork_specs([str(tmp_path / "missing.png")])
+
+
+def test_exposure_warning():
+    assert exposure_warning("127.0.0.1", 8000, None) is None
+    assert exposure_warning("::1", 8000, None) is None
+    assert exposure_warning("0.0.0.0", 8000, "key") is None
+    assert "WITHOUT an API key" in exposure_warning("0.0.0.0", 8000, None)
+
+
+@pytest.mark.slow
+def test_extra_picture_and_after_text_artwork(backbone, tmp_path):
+    """A request's own picture goes where the data format's "image" goes; an after-text artwork keeps its
+    placement whether it is named or sent (as --print-request writes it, text first) to the base model."""
+    from artstudio.artwork import export_artwork, metadata_for, read_artwork
+    from artstudio.serving import png_data_url
+
+    rows = [Example(prompt=e.prompt, image=e.image)
+            for e in load_jsonl(make_task("read-digit", tmp_path / "rd") / "test.jsonl")[:3]]
+    after = tmp_path / "after.png"
+    export_artwork(read_artwork(MAX_BRACKET).image, after,
+                   metadata_for(backbone, canvas_size=(96, 96), placement="after-text"))
+    art, late = load_artwork(MAX_BRACKET, backbone), load_artwork(after, backbone)
+    assert late.placement == "after-text"
+    want_extra = answer(art, rows, max_new_tokens=TOKENS)
+    want_base = answer(build_method("base", backbone), rows, max_new_tokens=TOKENS)
+    texts = [Example(prompt=p) for p in ("3 8", "9 1")]
+    want_late = answer(late, texts, max_new_tokens=TOKENS)
+    with start_server(ServeConfig(port=0, artwork=[f"mb={MAX_BRACKET}", f"late={after}"]), backbone=backbone) as server:
+        for ex, extra, base in zip(rows, want_extra, want_base):
+            picture = {"type": "image_url", "image_url": {"url": png_data_url(ex.image)}}
+            text = {"type": "text", "text": ex.prompt}
+            got = post(server, {"model": "studio-tiny+mb", "messages": _user(picture, text), "max_tokens": TOKENS})
+            assert got.json()["choices"][0]["message"]["content"] == extra
+            got = post(server, {"model": "studio-tiny", "messages": _user(picture, text), "max_tokens": TOKENS})
+            assert got.json()["choices"][0]["message"]["content"] == base
+        for ex, want in zip(texts, want_late):
+            cfg = InferConfig(prompt=ex.prompt, canvas=str(after), max_new_tokens=TOKENS)
+            body = requests_for(cfg, infer_examples(cfg))[0]
+            assert body["messages"][0]["content"][0]["type"] == "text"  # text first, then the canvas
+            assert post(server, body).json()["choices"][0]["message"]["content"] == want
+            assert ask(openai.OpenAI(base_url=server.url, api_key="x", max_retries=0), "studio-tiny+late", ex.prompt) == want
+
+
+@pytest.mark.slow
+def test_serve_blocks_until_interrupted(tmp_path):
+    """`serve` (the verb's function) prints its URL, answers, and exits cleanly on Ctrl-C."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    code = ("from artstudio.server import ServeConfig, serve; "
+            f"serve(ServeConfig(port=0, artwork=[{str(MAX_BRACKET)!r}], max_new_tokens=8))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            match = re.search(r"at (http://127\.0\.0\.1:\d+/v1)", line)
+            if match or not line:
+                break
+        assert match, "".join(lines)
+        assert "studio-tiny+max-bracket" in line
+        client = openai.OpenAI(base_url=match.group(1), api_key="x", max_retries=0, timeout=60)
+        assert ask(client, "studio-tiny+max-bracket", "3 8") == "[8]"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert "Traceback" not in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.slow
+def test_greedy_answers_equal_the_infer_command(client, tmp_path):
+    """The `artstudio infer` command itself (a subprocess) and the server give the same answers."""
+    import subprocess
+    import sys
+
+    folder = make_task("add-json", tmp_path / "task")
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join((folder / "test.jsonl").read_text().splitlines(keepends=True)[10:16]))
+    out = subprocess.run([sys.executable, "-m", "artstudio", "infer", "--data", str(data), "--canvas", str(ADD_JSON),
+                          "--max-new-tokens", str(TOKENS)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 6
+    assert [ask(client, "studio-tiny+add-json", r["prompt"]) for r in rows] == [r["prediction"] for r in rows]

@@ -48,6 +48,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "list_tasks": ("artstudio.tasks", "list_tasks"),
     "make_task": ("artstudio.tasks", "make_task"),
     "vllm_request": ("artstudio.serving", "vllm_request"),
+    "ServeConfig": ("artstudio.server", "ServeConfig"),
+    "serve": ("artstudio.server", "serve"),
+    "start_server": ("artstudio.server", "start_server"),
 }
 
 

@@ -50,6 +50,7 @@ class Method(torch.nn.Module):
     trains: ClassVar[bool] = True  # False: nothing to optimise; a comparison only evaluates it
     seed_free: ClassVar[bool] = False  # True: no randomness at all; one evaluation serves every seed
     own_backbone: ClassVar[bool] = False  # True: its wrapper must not share a model with other live methods
+    starts_frozen: ClassVar[bool] = False  # True: before any step it answers exactly as the frozen model
     placement: Placement = None
 
     def __init__(self, backbone, config=None):
@@ -211,6 +212,7 @@ class BaseMethod(Method):
     default_lr = 0.0
     trains = False
     seed_free = True
+    starts_frozen = True
 
 
 @dataclass

@@ -81,6 +81,7 @@ class AdaLinkMethod(Method):
     name = "adalink"
     config_class = AdaLinkOptions
     default_lr = 2e-3  # tuned on studio-tiny's held-out tasks
+    starts_frozen = True  # W_up starts at zero
     placement = None
 
     def __init__(self, backbone, config: AdaLinkOptions | None = None):

@@ -117,6 +117,7 @@ class PeftMethod(Method):
 
     placement = None  # text-only prompts: the adapter, not a picture, carries the task
     own_backbone = True  # the app trains PEFT methods on a backbone of their own
+    starts_frozen = True  # the update's second factor starts at zero
     dropout_module_name: str = ""
 
     def __init__(self, backbone, config=None):

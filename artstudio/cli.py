@@ -298,7 +298,11 @@ def _build_train(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
     from artstudio.training import TrainConfig
 
     run_group = p.add_argument_group("training options")
-    specs = dataclass_options(run_group, TrainConfig, skip=("method_options", "grpo"))
+    run_group.add_argument("--config", metavar="JSON", default=None,
+                           help="a TrainConfig as JSON (a run's config.json, or best.json of `artstudio tune`); "
+                                "options given on the command line override it")
+    # Suppressed defaults: only what the user typed is in the namespace, so it can override --config.
+    specs = dataclass_options(run_group, TrainConfig, skip=("method_options", "grpo"), suppress_defaults=True)
     grpo_specs = _grpo_option_group(p)
     method_specs = method_option_specs(p)
     return lambda ns: train_config_from_args(ns, specs, method_specs, grpo_specs)
@@ -320,8 +324,27 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
     """The TrainConfig a parsed `artstudio train` command line describes."""
     from artstudio.training import TrainConfig
 
-    options = method_options_from_args(ns, method_specs, ns.method)
-    return config_from_args(TrainConfig, ns, specs, method_options=options, grpo=_grpo_options(ns, grpo_specs))
+    base = _read_config_file(ns.config) if ns.config else {}
+    base.pop("resolved", None)  # a run's config.json also records what it resolved; not an option
+    given = {s.name: getattr(ns, s.dest) for s in specs if hasattr(ns, s.dest)}
+    values = base | given
+    options = method_options_from_args(ns, method_specs, values.get("method", "art"))
+    values["method_options"] = dict(base.get("method_options") or {}) | options
+    values["grpo"] = dict(base.get("grpo") or {}) | _grpo_options(ns, grpo_specs)
+    return TrainConfig.from_dict(values)
+
+
+def _read_config_file(path: str) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config {path}: no such file; expected a JSON TrainConfig (a run's config.json)")
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--config {path}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--config {path}: a JSON {type(value).__name__}; expected an object of training options")
+    return value
 
 
 def train_summary(result) -> str:
@@ -482,12 +505,59 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+# ---------------------------------------------------------------------------- hyper
+
+def _build_hyper(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
+    """`artstudio hyper train|generate`, each generated from its config dataclass."""
+    from artstudio.hyper import HyperGenerateConfig, HyperTrainConfig
+
+    sub = p.add_subparsers(dest="hyper_command", metavar="{train,generate}", required=True)
+    built = {}
+    for name, cls, positional, help in (
+            ("train", HyperTrainConfig, (), "train a Text-to-Canvas (t2c) or Text-to-LoRA (t2l) hypernetwork"),
+            ("generate", HyperGenerateConfig, ("hyper",), "an artwork (t2c) or adapter (t2l) from a task description")):
+        sp = sub.add_parser(name, help=help, description=(cls.__doc__ or help).strip(), parents=[_common()])
+        built[name] = (cls, dataclass_options(sp, cls, positional=positional))
+    return lambda ns: (ns.hyper_command, config_from_args(*built[ns.hyper_command][:1], ns, built[ns.hyper_command][1]))
+
+
+@verb("hyper", "train a hypernetwork, or generate an artwork / adapter from a task description", _build_hyper,
+      "examples:\n  artstudio hyper generate --description \"reply with the larger of the two digits, in square brackets\" -o art.png\n"
+      "  artstudio hyper train --kind t2c --mode sft --tasks library --out runs/t2c\n"
+      "  artstudio hyper generate runs/t2c/final --description \"...\" -o art.png")
+def _hyper(parsed) -> int:
+    from artstudio.hyper import hyper_generate, hyper_train
+
+    command, config = parsed
+    if command == "train":
+        _show(hyper_train(config))
+    else:
+        print(hyper_generate(config))
+    return 0
+
+
+# ---------------------------------------------------------------------------- tune
+
+def _tune(config) -> int:
+    from artstudio.tune import tune
+
+    _show(tune(config))
+    return 0
+
+
+verb("tune", "search a method's hyper-parameters (Optuna; samplers lgbo, gp, tpe, random)",
+     _lazy_builder("artstudio.tune", "TuneConfig"),
+     "examples:\n  artstudio tune --method lora --task add-json --trials 30 --sampler lgbo --out runs/tune\n"
+     "  optuna-dashboard sqlite:///runs/tune/study.db")(_tune)
+
+
 # ---------------------------------------------------------------------------- tasks
 
 def _build_tasks(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
     sub = p.add_subparsers(dest="tasks_command", metavar="{list,make}", required=True)
     lp = sub.add_parser("list", help="list the built-in tasks", parents=[_common()])
-    lp.add_argument("--kind", choices=("pretrain", "heldout"), default=None, help="only this kind of task")
+    lp.add_argument("--kind", choices=("pretrain", "heldout", "library"), default=None,
+                    help="only this kind of task (library: the hypernetworks' training tasks)")
     lp.add_argument("--json", action="store_true", help="print the task cards as JSON")
     mp = sub.add_parser("make", help="write a task's train/test JSONL and card to a folder", parents=[_common()])
     mp.add_argument("name", metavar="NAME", help="a built-in task (`artstudio tasks list`)")

@@ -99,6 +99,10 @@ class Method(torch.nn.Module):
         """Hook for methods that adapt visual embeddings (AdaLink); identity by default."""
         return outputs
 
+    def bind_task(self, card: dict) -> None:
+        """Called by the training loop with the task card before training: zero-shot methods (Text-to-LoRA,
+        Text-to-Canvas) generate their weights from its description; others ignore it."""
+
     # --- what runs -------------------------------------------------------------------------------
     @property
     def model(self) -> torch.nn.Module:

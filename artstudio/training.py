@@ -229,6 +229,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         options["seed"] = config.seed  # the run's seed also draws the canvas / adapter initialisation
     method = build_method(config.method, backbone, options)
     method.keep_default_system = config.keep_default_system
+    method.bind_task(card)
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)

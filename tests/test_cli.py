@@ -254,3 +254,15 @@ def test_out_pointing_at_a_file_and_an_empty_prompt_are_clear_errors(tmp_path, c
     assert "is a file; expected a folder" in capsys.readouterr().err
     assert main(["infer", "--prompt", "  "]) == 2
     assert "--prompt is empty" in capsys.readouterr().err
+
+
+def test_train_reads_a_config_file_and_the_command_line_overrides_it(tmp_path):
+    saved = TrainConfig(data="add-json", steps=12, lr=0.02, method="lora", method_options={"r": 4}, seed=3)
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps(dataclasses.asdict(saved) | {"resolved": {"lr": 0.02}}))
+    config = parse_config(["train", "--config", str(path), "--steps", "5", "--lora-alpha", "8"])
+    assert (config.steps, config.lr, config.method, config.seed) == (5, 0.02, "lora", 3)
+    assert config.method_options == {"r": 4, "alpha": 8.0}
+    (tmp_path / "bad.json").write_text("[1]")
+    with pytest.raises(ConfigError, match="expected an object"):
+        parse_config(["train", "--config", str(tmp_path / "bad.json")])

@@ -74,6 +74,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps (0: never)"})
     snapshot_every: int = field(default=50, metadata={"help": "save the canvas as PNG every N steps (ART)"})
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen model's activations in the backward pass instead of keeping them: less memory, about a third more time; the same gradients"})
     overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in evaluation (default: from the answers)"})
     keep_default_system: bool = field(default=False, metadata={"help": "keep the chat template's default system turn (Qwen2/2.5-VL add one); off: no system prompt, as in the paper"})
@@ -272,52 +273,53 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     t0 = time.perf_counter()
     step = start
     stopped = False
-    while step < config.steps:
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
-        ts = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        total, stats, skipped = 0.0, {}, False
-        for micro in range(config.grad_accum):
-            idx = batch_indices(len(train_rows), step, micro, config.batch_size, config.grad_accum, config.seed)
-            loss, stats = objective(method, [train_rows[i] for i in idx], step=step, micro=micro)
-            loss = loss / config.grad_accum
-            if not torch.isfinite(loss):
-                log.warning("step %d: non-finite loss (%s); step skipped, parameters unchanged", step + 1, loss.item())
-                skipped = True
+    with gradient_checkpointing(method.model, config.gradient_checkpointing):
+        while step < config.steps:
+            if should_stop is not None and should_stop():
+                stopped = True
                 break
-            if loss.requires_grad:
-                loss.backward()
-            total += loss.item()
-        if not skipped and params:
-            norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-            if torch.isfinite(norm):
-                opt.step()
-            else:  # a NaN/inf gradient would write NaN into every parameter the optimiser touches
-                log.warning("step %d: non-finite gradient norm (%s); step skipped, parameters unchanged",
-                            step + 1, norm.item())
-                skipped = True
-        sched.step()
-        step += 1
-        record = {"step": step, "loss": None if skipped else total, "lr": sched.get_last_lr()[0],
-                  "seconds_per_step": time.perf_counter() - ts, **stats}
-        if skipped:
-            record["skipped"] = True
-        if config.eval_every and eval_rows and step % config.eval_every == 0 and step < config.steps:
-            record |= run_eval(step, eval_rows[: config.eval_size] if config.eval_size else eval_rows)
-        if config.snapshot_every and hasattr(method, "image") and (step % config.snapshot_every == 0 or step == config.steps):
-            (out / "snapshots").mkdir(exist_ok=True)
-            method.image().save(out / "snapshots" / f"step-{step:05d}.png")
-        emit(record)
-        if config.checkpoint_every and (step % config.checkpoint_every == 0 or step == config.steps):
-            _save_checkpoint(ckpt, method, opt, step, history)
-        if bar is not None:
-            bar.update(1)
-            shown = {"loss": f"{total:.3f}"} | {k: f"{v:.3f}" for k, v in stats.items() if isinstance(v, float)}
-            if "eval_accuracy" in record:
-                shown["acc"] = f"{record['eval_accuracy']:.1%}"
-            bar.set_postfix(shown)
+            ts = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            total, stats, skipped = 0.0, {}, False
+            for micro in range(config.grad_accum):
+                idx = batch_indices(len(train_rows), step, micro, config.batch_size, config.grad_accum, config.seed)
+                loss, stats = objective(method, [train_rows[i] for i in idx], step=step, micro=micro)
+                loss = loss / config.grad_accum
+                if not torch.isfinite(loss):
+                    log.warning("step %d: non-finite loss (%s); step skipped, parameters unchanged", step + 1, loss.item())
+                    skipped = True
+                    break
+                if loss.requires_grad:
+                    loss.backward()
+                total += loss.item()
+            if not skipped and params:
+                norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+                if torch.isfinite(norm):
+                    opt.step()
+                else:  # a NaN/inf gradient would write NaN into every parameter the optimiser touches
+                    log.warning("step %d: non-finite gradient norm (%s); step skipped, parameters unchanged",
+                                step + 1, norm.item())
+                    skipped = True
+            sched.step()
+            step += 1
+            record = {"step": step, "loss": None if skipped else total, "lr": sched.get_last_lr()[0],
+                      "seconds_per_step": time.perf_counter() - ts, **stats}
+            if skipped:
+                record["skipped"] = True
+            if config.eval_every and eval_rows and step % config.eval_every == 0 and step < config.steps:
+                record |= run_eval(step, eval_rows[: config.eval_size] if config.eval_size else eval_rows)
+            if config.snapshot_every and hasattr(method, "image") and (step % config.snapshot_every == 0 or step == config.steps):
+                (out / "snapshots").mkdir(exist_ok=True)
+                method.image().save(out / "snapshots" / f"step-{step:05d}.png")
+            emit(record)
+            if config.checkpoint_every and (step % config.checkpoint_every == 0 or step == config.steps):
+                _save_checkpoint(ckpt, method, opt, step, history)
+            if bar is not None:
+                bar.update(1)
+                shown = {"loss": f"{total:.3f}"} | {k: f"{v:.3f}" for k, v in stats.items() if isinstance(v, float)}
+                if "eval_accuracy" in record:
+                    shown["acc"] = f"{record['eval_accuracy']:.1%}"
+                bar.set_postfix(shown)
     if bar is not None:
         bar.close()
     train_seconds = time.perf_counter() - t0
@@ -378,6 +380,26 @@ def run_folder(config: TrainConfig) -> Iterator[Path]:
         yield out
     finally:
         lock.close()  # closing releases the lock (so does a killed process)
+
+
+@contextmanager
+def gradient_checkpointing(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    """transformers' activation checkpointing on `model` for the block, then the model as it was.
+
+    Checkpointing only runs in training mode, so the (frozen, dropout-free) model is put in it for the
+    block; the shared backbone leaves it in evaluation mode with checkpointing off, as it came.
+    """
+    if not enabled:
+        yield
+        return
+    was_training = model.training
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    try:
+        yield
+    finally:
+        model.gradient_checkpointing_disable()
+        model.train(was_training)
 
 
 def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:

@@ -178,3 +178,40 @@ def test_prompt_format_belongs_to_each_method_not_the_shared_backbone(tiny_model
         assert a.method.keep_default_system and not hasattr(bb, "keep_default_system")
     finally:
         studio.close()
+
+
+@pytest.mark.parametrize("name", ["art", "soft-prompt", "lora", "vera", "adalink"])
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir, name):
+    from artstudio.training import gradient_checkpointing
+
+    bb = load_backbone(tiny_model_dir("qwen3_5"))
+    method = build_method(name, bb, {"canvas_size": 64, "seed": 0} if name in ("art", "soft-prompt") else {"seed": 0})
+
+    def loss_and_grads():
+        for p in method.trainable_parameters():
+            p.grad = None
+        loss = compute_loss(method, ROWS[:4])
+        loss.backward()
+        return loss.detach(), [None if p.grad is None else p.grad.clone() for p in method.trainable_parameters()]
+
+    plain, plain_grads = loss_and_grads()
+    was_training = method.model.training
+    with gradient_checkpointing(method.model, True):
+        assert any(getattr(m, "gradient_checkpointing", False) for m in method.model.modules())
+        ckpt, ckpt_grads = loss_and_grads()
+    assert method.model.training == was_training and not any(getattr(m, "gradient_checkpointing", False)
+                                                             for m in method.model.modules())
+    torch.testing.assert_close(ckpt, plain, atol=1e-5, rtol=1e-5)
+    assert any(g is not None for g in plain_grads)
+    for a, b in zip(ckpt_grads, plain_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_run_with_gradient_checkpointing_trains_the_same_canvas(qwen35, task_dir, tmp_path):
+    common = dict(data=str(task_dir), steps=2, batch_size=2, checkpoint_every=0, snapshot_every=0, eval_data=None)
+    plain = train(TrainConfig(out=str(tmp_path / "a"), **common), backbone=qwen35, progress=False, canvas_size=64)
+    ckpt = train(TrainConfig(out=str(tmp_path / "b"), gradient_checkpointing=True, **common), backbone=qwen35,
+                 progress=False, canvas_size=64)
+    torch.testing.assert_close(ckpt.method.canvas.param, plain.method.canvas.param, atol=1e-5, rtol=0)

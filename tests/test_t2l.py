@@ -1,0 +1,194 @@
+"""Text-to-LoRA on tiny random models: PEFT round trip, gradients, sizes, reconstruction, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from artstudio.backbone import load_backbone
+from artstudio.data import Example
+from artstudio.errors import ConfigError
+from artstudio.hyper.t2l import PRESETS, T2LHypernetwork, batched_lora
+from artstudio.train import compute_loss
+
+TASK_DIM = 16
+
+
+class StubEncoder:
+    """A frozen 'encoder': a fixed random projection of character counts (enough to tell texts apart)."""
+
+    name, dim = "stub", TASK_DIM
+
+    def __init__(self) -> None:
+        self.proj = torch.randn(128, TASK_DIM, generator=torch.Generator().manual_seed(0))
+
+    def encode(self, texts):
+        counts = torch.zeros(len(texts), 128)
+        for i, t in enumerate(texts):
+            for ch in t:
+                counts[i, min(ord(ch), 127)] += 1
+        return (counts @ self.proj / 10).numpy()
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_model_dir):
+    return load_backbone(tiny_model_dir("qwen3_5"), device="cpu")
+
+
+def _randomised(backbone, preset="S") -> T2LHypernetwork:
+    """A hypernetwork whose B heads are not zero, so its adapters change the model's outputs."""
+    torch.manual_seed(0)
+    hyper = T2LHypernetwork.for_backbone(backbone, TASK_DIM, preset=preset).eval()
+    with torch.no_grad():
+        for head in hyper.heads.values():
+            head.weight.normal_(0, 0.05)
+            head.bias.normal_(0, 0.05)
+    return hyper
+
+
+def _inputs(backbone, rows=2, length=7):
+    ids = torch.randint(3, backbone.model.config.get_text_config().vocab_size, (rows, length),
+                        generator=torch.Generator().manual_seed(1))
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def test_preset_sizes_are_printed_and_ordered(backbone, capsys):
+    sizes = T2LHypernetwork.preset_sizes(backbone, TASK_DIM)
+    print("T2L preset sizes on tiny qwen3_5:", {k: f"{v / 1e6:.3f} M" for k, v in sizes.items()})
+    assert list(sizes) == list(PRESETS) == ["S", "M", "L"]
+    assert sizes["S"] < sizes["M"] < sizes["L"]
+    assert "T2L preset sizes" in capsys.readouterr().out
+
+
+def test_targets_are_read_from_the_modules(backbone):
+    hyper = T2LHypernetwork.for_backbone(backbone, TASK_DIM, preset="S")
+    names = {n for n, m in backbone.model.named_modules() if n.endswith(("q_proj", "v_proj")) and "language_model" in n}
+    assert {t.path for t in hyper.targets} == names  # linear-attention layers have none and get none
+    gen = hyper(torch.randn(3, TASK_DIM))
+    assert len(gen) == 3
+    mods = dict(backbone.model.named_modules())
+    for t in hyper.targets:
+        lin = mods[t.path]
+        assert gen[0][t.a_name].shape == (8, lin.in_features)
+        assert gen[0][t.b_name].shape == (lin.out_features, 8)
+
+
+def test_untrained_hypernetwork_generates_the_frozen_model(backbone):
+    hyper = T2LHypernetwork.for_backbone(backbone, TASK_DIM, preset="S").eval()
+    method = hyper.method_for(backbone, hyper(torch.randn(1, TASK_DIM))[0])
+    x = _inputs(backbone)
+    with torch.no_grad():
+        torch.testing.assert_close(method.forward(**x).logits, backbone.forward(**x).logits)
+
+
+def test_exported_adapter_loads_in_stock_peft_with_identical_outputs(backbone, tiny_model_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    hyper = _randomised(backbone)
+    gen = hyper.generate(StubEncoder(), ["reply with the sum of the two digits"])[0]
+    method = hyper.method_for(backbone, gen, description="sum")
+    folder = hyper.export(backbone, gen, tmp_path / "adapter", description="sum")
+    assert {p.name for p in folder.iterdir()} >= {"adapter_config.json", "adapter_model.safetensors"}
+    assert json.loads((folder / "adapter_config.json").read_text())["r"] == 8
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic: no temporary folder left behind
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model_dir("qwen3_5"), dtype=torch.float32).eval()
+    stock = PeftModel.from_pretrained(base, str(folder)).eval()
+    x = _inputs(backbone)
+    with torch.no_grad():
+        ours = method.forward(**x).logits
+        theirs = stock(**x).logits
+        frozen = backbone.forward(**x).logits
+    assert (ours - frozen).abs().max() > 1e-3  # the adapter does something
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    # The method's own export is the same folder format.
+    assert (method.export(tmp_path / "again") / "adapter_model.safetensors").exists()
+
+
+def test_gradients_reach_only_the_hypernetwork(backbone):
+    hyper = _randomised(backbone).train()
+    gen = hyper(torch.randn(1, TASK_DIM))[0]
+    method = hyper.method_for(backbone, gen)
+    assert method.trainable_parameters() == []
+    loss = compute_loss(method, [Example(prompt="ab", answer="ba"), Example(prompt="3 4", answer="7")])
+    loss.backward()
+    grads = {n: p.grad for n, p in hyper.named_parameters()}
+    assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
+    assert all(torch.isfinite(g).all() for g in grads.values())
+    assert grads["task_proj.weight"].abs().sum() > 0
+    assert all(p.grad is None for p in backbone.model.parameters())
+    assert all(p.grad is None for p in hyper.peft_model(backbone).parameters())
+
+
+def test_one_batch_mixing_tasks_matches_each_tasks_own_adapter(backbone):
+    hyper = _randomised(backbone)
+    gens = hyper(torch.randn(2, TASK_DIM))
+    x = _inputs(backbone, rows=3)
+    rows = [1, 0, 1]
+    with torch.no_grad(), batched_lora(backbone, hyper, gens, rows):
+        mixed = backbone.forward(**x).logits
+    with torch.no_grad():
+        for i, task in enumerate(rows):
+            one = hyper.method_for(backbone, gens[task]).forward(**{k: v[i:i + 1] for k, v in x.items()}).logits
+            torch.testing.assert_close(mixed[i:i + 1], one, rtol=0, atol=1e-5)
+        # the hooks are gone after the scope
+        torch.testing.assert_close(backbone.forward(**x).logits, hyper.method_for(
+            backbone, {k: torch.zeros_like(v) for k, v in gens[0].items()}).forward(**x).logits)
+
+
+def test_reconstruction_loss_decreases_on_a_toy_library(backbone):
+    torch.manual_seed(0)
+    hyper = T2LHypernetwork.for_backbone(backbone, TASK_DIM, preset="S", dropout=0.0)
+    emb = torch.randn(4, TASK_DIM)
+    library = [{k: torch.randn_like(v) * 0.1 for k, v in g.items()} for g in hyper(emb)]
+    opt = torch.optim.Adam(hyper.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        gen = hyper(emb)
+        loss = torch.stack([hyper.reconstruction_loss(g, t) for g, t in zip(gen, library)]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], (losses[0], losses[-1])
+
+
+def test_save_and_load_round_trip(backbone, tmp_path):
+    hyper = _randomised(backbone)
+    hyper.save_pretrained(tmp_path / "h")
+    again = T2LHypernetwork.from_pretrained(tmp_path / "h")
+    e = torch.randn(2, TASK_DIM)
+    for a, b in zip(hyper(e), again(e)):
+        for k in a:
+            torch.testing.assert_close(a[k], b[k])
+
+
+def test_a_hypernetwork_made_for_another_model_is_refused(backbone, tiny_model_dir):
+    hyper = _randomised(backbone)
+    other = load_backbone(tiny_model_dir("qwen2_5_vl"), device="cpu")
+    gen = hyper(torch.randn(1, TASK_DIM))[0]
+    with pytest.raises(ConfigError, match="made for"):
+        hyper.method_for(other, gen)
+    with pytest.raises(ConfigError, match="made for"):
+        hyper.export(other, gen, "/nonexistent/never-written")
+
+
+@pytest.mark.parametrize("bad", ["", "   ", [], ["fine", ""]])
+def test_an_empty_description_is_a_clear_error(backbone, bad):
+    hyper = _randomised(backbone)
+    with pytest.raises(ConfigError, match="description"):
+        hyper.generate(StubEncoder(), bad)
+
+
+def test_wrong_embedding_width_is_a_clear_error(backbone):
+    hyper = _randomised(backbone)
+    with pytest.raises(ConfigError, match="another encoder"):
+        hyper(torch.randn(1, TASK_DIM + 1))
+
+
+def test_not_a_hypernetwork_folder(tmp_path):
+    with pytest.raises(ConfigError, match="not a Text-to-LoRA"):
+        T2LHypernetwork.from_pretrained(tmp_path)

@@ -29,7 +29,7 @@ class StubEncoder:
         for i, t in enumerate(texts):
             for ch in t:
                 counts[i, min(ord(ch), 127)] += 1
-        return (counts @ self.proj / 10).numpy()
+        return counts @ self.proj / 10
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,14 @@ def backbone(tiny_model_dir):
     return load_backbone(tiny_model_dir("qwen3_5"), device="cpu")
 
 
+def _build(backbone, **options) -> T2LHypernetwork:
+    return T2LHypernetwork.build(backbone, StubEncoder(), preset=options.pop("preset", "S"), **options)
+
+
 def _randomised(backbone, preset="S") -> T2LHypernetwork:
     """A hypernetwork whose B heads are not zero, so its adapters change the model's outputs."""
     torch.manual_seed(0)
-    hyper = T2LHypernetwork.for_backbone(backbone, TASK_DIM, preset=preset).eval()
+    hyper = _build(backbone, preset=preset).eval()
     with torch.no_grad():
         for head in hyper.heads.values():
             head.weight.normal_(0, 0.05)
@@ -63,7 +67,7 @@ def test_preset_sizes_are_printed_and_ordered(backbone, capsys):
 
 
 def test_targets_are_read_from_the_modules(backbone):
-    hyper = T2LHypernetwork.for_backbone(backbone, TASK_DIM, preset="S")
+    hyper = _build(backbone)
     names = {n for n, m in backbone.model.named_modules() if n.endswith(("q_proj", "v_proj")) and "language_model" in n}
     assert {t.path for t in hyper.targets} == names  # linear-attention layers have none and get none
     gen = hyper(torch.randn(3, TASK_DIM))
@@ -76,7 +80,7 @@ def test_targets_are_read_from_the_modules(backbone):
 
 
 def test_untrained_hypernetwork_generates_the_frozen_model(backbone):
-    hyper = T2LHypernetwork.for_backbone(backbone, TASK_DIM, preset="S").eval()
+    hyper = _build(backbone).eval()
     method = hyper.method_for(backbone, hyper(torch.randn(1, TASK_DIM))[0])
     x = _inputs(backbone)
     with torch.no_grad():
@@ -141,7 +145,7 @@ def test_one_batch_mixing_tasks_matches_each_tasks_own_adapter(backbone):
 
 def test_reconstruction_loss_decreases_on_a_toy_library(backbone):
     torch.manual_seed(0)
-    hyper = T2LHypernetwork.for_backbone(backbone, TASK_DIM, preset="S", dropout=0.0)
+    hyper = _build(backbone, task_dropout=0.0)
     emb = torch.randn(4, TASK_DIM)
     library = [{k: torch.randn_like(v) * 0.1 for k, v in g.items()} for g in hyper(emb)]
     opt = torch.optim.Adam(hyper.parameters(), lr=3e-3)
@@ -158,8 +162,9 @@ def test_reconstruction_loss_decreases_on_a_toy_library(backbone):
 
 def test_save_and_load_round_trip(backbone, tmp_path):
     hyper = _randomised(backbone)
+    hyper.set_embedding_stats(torch.randn(5, TASK_DIM))
     hyper.save_pretrained(tmp_path / "h")
-    again = T2LHypernetwork.from_pretrained(tmp_path / "h")
+    again = T2LHypernetwork.from_pretrained(tmp_path / "h", backbone)
     e = torch.randn(2, TASK_DIM)
     for a, b in zip(hyper(e), again(e)):
         for k in a:
@@ -190,5 +195,13 @@ def test_wrong_embedding_width_is_a_clear_error(backbone):
 
 
 def test_not_a_hypernetwork_folder(tmp_path):
-    with pytest.raises(ConfigError, match="not a Text-to-LoRA"):
+    with pytest.raises(ConfigError, match="not a hypernetwork folder"):
         T2LHypernetwork.from_pretrained(tmp_path)
+
+
+def test_registered_as_kind_t2l_and_loaded_by_the_generic_loader(backbone, tmp_path):
+    from artstudio.hyper import Hypernetwork, get_hyper
+
+    assert get_hyper("t2l") is T2LHypernetwork
+    _randomised(backbone).save_pretrained(tmp_path / "h")
+    assert isinstance(Hypernetwork.from_pretrained(tmp_path / "h", backbone), T2LHypernetwork)

@@ -39,17 +39,18 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from ..atomic import atomic_save_file, atomic_write_text
 from ..errors import ConfigError
 from ..methods import Method
+from .base import HyperConfig, Hypernetwork, ResidualBlock, backbone_target, register_hyper
+from .encoder import BACKBONE_ENCODER
 
 KIND = "t2l"
-CONFIG_FILE = "hyper_config.json"
-WEIGHTS_FILE = "hyper.safetensors"
 ADAPTER_NAME = "default"
 # hidden width and residual blocks; the paper's L/M/S ratios (55:34:5) are kept roughly by the width.
 PRESETS: dict[str, dict[str, int]] = {"S": {"hidden": 32, "blocks": 1}, "M": {"hidden": 128, "blocks": 2},
@@ -95,88 +96,54 @@ def _signature(targets: list[Target]) -> list[list]:
     return [[t.path, t.in_features, t.out_features] for t in targets]
 
 
-def check_descriptions(descriptions: Sequence[str] | str) -> list[str]:
-    """Task descriptions as a list; an empty one is a user error, said plainly."""
-    if isinstance(descriptions, str):
-        descriptions = [descriptions]
-    descriptions = list(descriptions)
-    if not descriptions:
-        raise ConfigError("no task description given; pass --description \"what the task asks, in a sentence\"")
-    for i, d in enumerate(descriptions):
-        if not isinstance(d, str) or not d.strip():
-            raise ConfigError(f"task description {i + 1} is empty; describe the task in words, e.g. "
-                              "\"The prompt is two digits; reply with their sum as a bare number.\"")
-    return descriptions
-
-
 # --- configuration ---------------------------------------------------------------------------------
 
 @dataclass
-class T2LConfig:
-    """What a Text-to-LoRA hypernetwork is and which model it was made for (saved as JSON)."""
+class T2LConfig(HyperConfig):
+    """Text-to-LoRA options (the base's preset / hidden / blocks / dropout, plus the adapter's shape)."""
 
-    preset: str = field(default="M", metadata={"help": "S | M | L (hidden width and mixer blocks; see PRESETS)"})
-    hidden: int | None = field(default=None, metadata={"help": "override the preset's hidden width"})
-    blocks: int | None = field(default=None, metadata={"help": "override the preset's number of residual MLP blocks"})
+    preset: str = field(default="M", metadata={"help": "S | M | L: mixer width and depth (sizes printed by `preset_sizes`)"})
     rank: int = field(default=8, metadata={"help": "LoRA rank of the generated adapters (paper: 8)"})
-    alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scale alpha/rank), as the lora baseline"})
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    task_dim: int = 0
-    dropout: float = field(default=0.1, metadata={"help": "dropout on the task embedding while training (paper)"})
-    # filled in from the backbone and the encoder when the hypernetwork is built
-    model_id: str = ""
-    family: str = ""
-    targets: list = field(default_factory=list)  # [[path, in, out], ...]
-    encoder: dict = field(default_factory=dict)
+    alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scale alpha/rank), as the lora baseline's default"})
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"],
+                                      metadata={"help": "projections of the language model to adapt (paper: q and v)"})
+    task_dropout: float = field(default=0.1, metadata={"help": "dropout on the projected task embedding while training"})
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ConfigError(f"unknown T2L preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.rank < 1:
             raise ConfigError(f"T2L rank must be >= 1, got {self.rank}")
-        self.hidden = self.hidden or PRESETS[self.preset]["hidden"]
-        self.blocks = self.blocks if self.blocks is not None else PRESETS[self.preset]["blocks"]
-
-
-class ResidualBlock(nn.Module):
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.SiLU(), nn.Linear(4 * width, width))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mlp(self.norm(x))
+        if isinstance(self.target_modules, str):
+            self.target_modules = [self.target_modules]
 
 
 # --- the hypernetwork ----------------------------------------------------------------------------------
 
-class T2LHypernetwork(nn.Module):
-    """Task embeddings (N, task_dim) -> N generated adapters, each {PEFT parameter name: tensor}."""
+@register_hyper
+class T2LHypernetwork(Hypernetwork):
+    """Task embeddings (N, dim) -> N generated adapters, each {PEFT parameter name: A or B tensor}."""
 
     kind = KIND
+    config_class = T2LConfig
+    PRESETS: ClassVar[dict[str, dict[str, int]]] = PRESETS
 
-    def __init__(self, config: T2LConfig) -> None:
-        super().__init__()
-        if not config.targets:
-            raise ConfigError("T2LConfig.targets is empty: build the hypernetwork with T2LHypernetwork.for_backbone")
-        if config.task_dim < 1:
-            raise ConfigError("T2LConfig.task_dim must be the task encoder's dimension (>= 1)")
-        self.config = config
+    def __init__(self, config: T2LConfig, embed_dim: int, target: dict, encoder_name: str = BACKBONE_ENCODER) -> None:
+        super().__init__(config, embed_dim, target, encoder_name)
+        if not target.get("lora_targets"):
+            raise ConfigError("this T2L hypernetwork records no LoRA targets; build it with T2LHypernetwork.build(backbone, encoder)")
         self.targets = [Target(p, int(_LAYER_RE.search(f".{p}.").group(1)), p.rsplit(".", 1)[-1], i, o)
-                        for p, i, o in config.targets]
-        h, r = config.hidden, config.rank
+                        for p, i, o in target["lora_targets"]]
+        h, r = self.width, config.rank
         layers = sorted({t.layer for t in self.targets})
         self.module_types = sorted({t.module for t in self.targets})
         self._layer_index = {l: i for i, l in enumerate(layers)}
-        self.task_norm = nn.LayerNorm(config.task_dim)
-        self.task_proj = nn.Linear(config.task_dim, h)
-        self.task_dropout = nn.Dropout(config.dropout)
+        self.task_proj = nn.Linear(self.embed_dim, h)
+        self.task_dropout = nn.Dropout(config.task_dropout)
         self.layer_emb = nn.Embedding(len(layers), h)
         self.module_emb = nn.Embedding(len(self.module_types), h)
         nn.init.normal_(self.layer_emb.weight, std=1.0)
         nn.init.normal_(self.module_emb.weight, std=1.0)
         self.mix = nn.Linear(3 * h, h)
-        self.blocks = nn.Sequential(*[ResidualBlock(h) for _ in range(config.blocks)])
+        self.blocks = nn.Sequential(*[ResidualBlock(h, config.dropout) for _ in range(self.depth)])
         self.out_norm = nn.LayerNorm(h)
         # One head per module type; every projection of that type must share its shape (true for the
         # q/v of one language model; a model that breaks this gets a clear error).
@@ -202,47 +169,32 @@ class T2LHypernetwork(nn.Module):
 
     # --- construction -----------------------------------------------------------------------------
     @classmethod
-    def for_backbone(cls, backbone, task_dim: int, config: T2LConfig | None = None, encoder: Any = None,
-                     **options) -> "T2LHypernetwork":
-        config = config or T2LConfig(**options)
-        targets = find_targets(backbone, config.target_modules)
-        config.targets = _signature(targets)
-        config.task_dim = int(task_dim)
-        config.model_id = str(backbone.model_id)
-        config.family = backbone.family
-        if encoder is not None:
-            config.encoder = {"name": str(getattr(encoder, "name", "")), "dim": int(getattr(encoder, "dim", task_dim))}
-        return cls(config)
+    def target_of(cls, backbone, config) -> dict:
+        """The base's model identity plus every q/v projection's path and shape, read from the modules."""
+        return backbone_target(backbone) | {"lora_targets": _signature(find_targets(backbone, config.target_modules)),
+                                            "rank": config.rank, "alpha": config.alpha}
 
-    @staticmethod
-    def preset_sizes(backbone, task_dim: int) -> dict[str, int]:
+    @classmethod
+    def preset_sizes(cls, backbone, embed_dim: int) -> dict[str, int]:
         """Parameter count of each preset for this backbone (printed by the docs and the tests)."""
-        return {p: sum(x.numel() for x in T2LHypernetwork.for_backbone(backbone, task_dim, preset=p).parameters())
-                for p in PRESETS}
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return {p: cls(T2LConfig(preset=p), embed_dim, cls.target_of(backbone, T2LConfig(preset=p))).num_parameters()
+                for p in cls.PRESETS}
 
     # --- the check that this hypernetwork fits a model ----------------------------------------------
     def check_backbone(self, backbone) -> None:
+        super().check_backbone(backbone)
         have = _signature(find_targets(backbone, self.config.target_modules))
-        if have != [list(t) for t in self.config.targets]:
+        want = [list(t) for t in self.target["lora_targets"]]
+        if have != want:
             raise ConfigError(
-                f"this Text-to-LoRA hypernetwork was made for {self.config.model_id or 'another model'} "
-                f"({self.config.family}, {len(self.config.targets)} q/v projections, first "
-                f"{self.config.targets[0][1]}->{self.config.targets[0][2]}); {backbone.model_id} "
-                f"({backbone.family}) has {len(have)} with first {have[0][1]}->{have[0][2] if have else '?'}. "
-                "Load the backbone it was trained for, or train a hypernetwork for this model "
-                "(artstudio hyper train --kind t2l --model ...).")
+                f"this t2l hypernetwork was made for another model: {self.target.get('model_id')} has {len(want)} "
+                f"q/v projections ({want[0][1]}->{want[0][2]} first), {backbone.model_id} has {len(have)}. "
+                "Train a hypernetwork for this model with `artstudio hyper train --kind t2l`.")
 
     # --- generation -------------------------------------------------------------------------------
     def features(self, task_embeddings: torch.Tensor) -> torch.Tensor:
-        """(N, task_dim) -> (N, K, hidden): one mixed vector per task and adapted projection."""
-        if task_embeddings.dim() != 2 or task_embeddings.shape[1] != self.config.task_dim:
-            raise ConfigError(f"task embeddings must have shape (N, {self.config.task_dim}); got "
-                              f"{tuple(task_embeddings.shape)} (was the hypernetwork trained with another encoder?)")
-        dev = self.task_proj.weight.device
-        e = self.task_dropout(self.task_proj(self.task_norm(task_embeddings.to(dev, torch.float32))))
+        """(N, dim) -> (N, K, hidden): one mixed vector per task and adapted projection."""
+        e = self.task_dropout(self.task_proj(self.normalise(torch.as_tensor(task_embeddings))))
         n, k = e.shape[0], len(self.targets)
         x = torch.cat([e[:, None].expand(n, k, -1),
                        self.layer_emb(self._layer_ids)[None].expand(n, k, -1),
@@ -267,12 +219,6 @@ class T2LHypernetwork(nn.Module):
                     out[n][t.b_name] = b[n, j]
         return out
 
-    def generate(self, encoder, descriptions: Sequence[str]) -> list[dict[str, torch.Tensor]]:
-        """Adapters for task descriptions, through the frozen `encoder` (`.encode(list[str]) -> (N, dim)`)."""
-        descriptions = check_descriptions(descriptions)
-        emb = torch.as_tensor(encoder.encode(list(descriptions)), dtype=torch.float32)
-        return self(emb)
-
     @property
     def scale(self) -> float:
         return self.config.alpha / self.config.rank
@@ -296,10 +242,9 @@ class T2LHypernetwork(nn.Module):
         return GeneratedLoraMethod(backbone, self.peft_model(backbone), generated, hyper=self, description=description)
 
     def export(self, backbone, generated: dict[str, torch.Tensor], path: str | Path, description: str = "",
-               **metadata) -> Path:
+               **extra) -> Path:
         """A standard PEFT adapter folder, written atomically (temporary folder + rename)."""
-        from ..baselines.lora import replace_folder
-        from ..atomic import atomic_save_file, atomic_write_text
+        from ..baselines.lora import EXPORT_META_FILE, replace_folder
 
         peft = self.peft_model(backbone)
         path = Path(path)
@@ -312,50 +257,41 @@ class T2LHypernetwork(nn.Module):
         tensors = {k.replace(f".{ADAPTER_NAME}.", "."): v.detach().float() for k, v in generated.items()}
         atomic_save_file(tensors, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
         meta = {"method": "t2l", "model_id": str(backbone.model_id), "family": backbone.family,
-                "description": description, "hypernetwork": metadata.pop("hypernetwork", ""),
-                "hyper_config": {k: v for k, v in asdict(self.config).items() if k != "targets"},
-                "metadata": metadata}
-        atomic_write_text(tmp / "artstudio.json", json.dumps(meta, indent=2, default=str) + "\n")
+                "description": description, "hypernetwork": self.describe() | {"config": asdict(self.config)},
+                "metadata": extra}
+        atomic_write_text(tmp / EXPORT_META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
         replace_folder(tmp, path)
         return path
 
-    # --- training losses ------------------------------------------------------------------------------
-    @staticmethod
-    def reconstruction_loss(generated: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
+    # --- training targets and losses ------------------------------------------------------------------
+    def reconstruction_loss(self, generated: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean L1 distance of the generated A and B to a trained LoRA's (the paper's objective)."""
         missing = sorted(set(generated) - set(target))
         if missing:
             raise ConfigError(f"the target LoRA lacks {missing[0]} (and {len(missing) - 1} more); was it trained "
-                              "on the same model with r=8 on q_proj/v_proj?")
+                              f"on the same model with r={self.config.rank} on {'/'.join(self.config.target_modules)}?")
         losses = [(g - target[k].to(g.device, g.dtype)).abs().mean() for k, g in generated.items()]
         return torch.stack(losses).mean()
 
-    # --- persistence ------------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | Path, **extra) -> Path:
-        from ..atomic import atomic_save_file, atomic_write_text
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_save_file(dict(self.state_dict()), folder / WEIGHTS_FILE)
-        cfg = {"kind": KIND, "config": asdict(self.config), "parameters": self.num_parameters(), **extra}
-        atomic_write_text(folder / CONFIG_FILE, json.dumps(cfg, indent=2, default=str) + "\n")
-        return folder
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "T2LHypernetwork":
+    def train_target(self, backbone, task, cache_dir: str | Path, *, steps: int, seed: int = 0) -> dict[str, torch.Tensor]:
+        """A per-task LoRA trained by artstudio's own `train(method="lora")`, cached in `cache_dir/<task>`."""
         from safetensors.torch import load_file
 
-        folder = Path(folder)
-        cfg_file = folder / CONFIG_FILE
-        if not cfg_file.exists():
-            raise ConfigError(f"{folder} is not a Text-to-LoRA hypernetwork folder (no {CONFIG_FILE}); "
-                              "train one with `artstudio hyper train --kind t2l`")
-        meta = json.loads(cfg_file.read_text(encoding="utf-8"))
-        if meta.get("kind") != KIND:
-            raise ConfigError(f"{folder} holds a {meta.get('kind')!r} hypernetwork, not a Text-to-LoRA one")
-        net = cls(T2LConfig(**meta["config"]))
-        net.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-        return net.eval()
+        from ..methods import WEIGHTS_FILE as METHOD_WEIGHTS
+        from ..train import train
+
+        folder = Path(cache_dir) / f"lora-{task.name}-r{self.config.rank}-s{steps}-seed{seed}"
+        weights = folder / "final" / METHOD_WEIGHTS
+        if not weights.is_file():
+            train(data=str(task.folder), out=str(folder), method="lora", steps=steps, seed=seed, backbone=backbone,
+                  method_options={"r": self.config.rank, "alpha": self.config.alpha,
+                                  "target_modules": list(self.config.target_modules)},
+                  checkpoint_every=0, progress=False)
+        state = load_file(str(weights))
+        names = {n for t in self.targets for n in (t.a_name, t.b_name)}
+        if set(state) != names:
+            raise ConfigError(f"cached LoRA {weights} does not fit this hypernetwork's targets; delete {folder} to retrain it")
+        return state
 
 
 # --- the Method a generated adapter becomes ------------------------------------------------------------

@@ -261,6 +261,8 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     if is_dataclass(config_class) and "seed" in {f.name for f in fields(config_class)} and options.get("seed") is None:
         options["seed"] = config.seed  # the run's seed also draws the canvas / adapter initialisation
     method = build_method(config.method, backbone, options)
+    if hasattr(method, "bind_task"):  # zero-shot methods (t2l) generate from the task card's description
+        method.bind_task(card)
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)

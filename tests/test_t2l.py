@@ -205,3 +205,56 @@ def test_registered_as_kind_t2l_and_loaded_by_the_generic_loader(backbone, tmp_p
     assert get_hyper("t2l") is T2LHypernetwork
     _randomised(backbone).save_pretrained(tmp_path / "h")
     assert isinstance(Hypernetwork.from_pretrained(tmp_path / "h", backbone), T2LHypernetwork)
+
+
+# --- the compared method `t2l` -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hyper_folder(backbone, tmp_path_factory):
+    """A (randomised, untrained) T2L saved for the tiny model with the backbone's own task encoder."""
+    from artstudio.hyper import TaskEncoder
+
+    torch.manual_seed(0)
+    encoder = TaskEncoder.from_backbone(backbone)
+    hyper = T2LHypernetwork.build(backbone, encoder, preset="S")
+    with torch.no_grad():
+        for head in hyper.heads.values():
+            head.weight.normal_(0, 0.05)
+    hyper.set_embedding_stats(encoder.encode(["add the digits", "reverse the word", "sort the letters"]))
+    return hyper.save_pretrained(tmp_path_factory.mktemp("t2l") / "final")
+
+
+def test_t2l_method_generates_from_the_description_and_trains_nothing(backbone, hyper_folder, tmp_path):
+    from artstudio.hyper import TaskEncoder
+    from artstudio.methods import build_method
+
+    method = build_method("t2l", backbone, {"hyper": str(hyper_folder), "description": "reverse the word"})
+    assert method.trains is False and method.num_trainable() == 0 and method.placement is None
+    hyper = T2LHypernetwork.from_pretrained(hyper_folder, backbone)
+    ref = hyper.method_for(backbone, hyper.generate(TaskEncoder.from_backbone(backbone), ["reverse the word"])[0])
+    x = _inputs(backbone)
+    with torch.no_grad():
+        torch.testing.assert_close(method.forward(**x).logits, ref.forward(**x).logits)
+    assert method.generation_seconds is not None and method.generation_seconds < 5
+    assert (method.export(tmp_path / "adapter") / "adapter_config.json").exists()
+
+
+def test_t2l_method_without_a_description_says_how_to_give_one(backbone, hyper_folder):
+    from artstudio.methods import build_method
+
+    method = build_method("t2l", backbone, {"hyper": str(hyper_folder)})
+    with pytest.raises(ConfigError, match="description"):
+        method.forward(**_inputs(backbone))
+    with pytest.raises(ConfigError, match="no description"):
+        method.bind_task({"name": "x", "description": ""})
+
+
+def test_t2l_method_takes_the_task_cards_description_in_train(backbone, hyper_folder, tmp_path):
+    from artstudio.tasks import make_task
+    from artstudio.train import train
+
+    folder = make_task("max-bracket", tmp_path / "task", n_train=4, n_test=3)
+    res = train(data=str(folder), out=str(tmp_path / "run"), method="t2l", steps=0, backbone=backbone,
+                method_options={"hyper": str(hyper_folder)}, progress=False, max_new_tokens=4)
+    assert res.method.config.description.startswith("The prompt is two digits")
+    assert res.metrics["eval_n"] == 3 and res.metrics["trainable_params"] == 0

@@ -258,3 +258,32 @@ def test_t2l_method_takes_the_task_cards_description_in_train(backbone, hyper_fo
                 method_options={"hyper": str(hyper_folder)}, progress=False, max_new_tokens=4)
     assert res.method.config.description.startswith("The prompt is two digits")
     assert res.metrics["eval_n"] == 3 and res.metrics["trainable_params"] == 0
+
+
+# --- the generic hypernetwork loop drives T2L in both modes -------------------------------------------------
+
+def _tiny_tasks(tmp_path, names=("add-plain", "reverse-paren")):
+    from artstudio.tasks import task_specs
+
+    return task_specs(",".join(names), tmp_path / "tasks", n_train=8, n_test=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sft", "reconstruction"])
+def test_generic_loop_trains_t2l(backbone, tmp_path, mode):
+    from artstudio.hyper import TaskEncoder
+    from artstudio.hyper.training import HyperTrainConfig, train_hypernetwork
+
+    encoder = TaskEncoder.from_backbone(backbone)
+    hyper = T2LHypernetwork.build(backbone, encoder, preset="S")
+    cfg = HyperTrainConfig(kind="t2l", mode=mode, out=str(tmp_path / "run"), steps=3, tasks_per_step=2, batch_size=2,
+                           target_steps=2, target_cache=str(tmp_path / "targets"), heldout_eval=False,
+                           checkpoint_every=0)
+    res = train_hypernetwork(cfg, backbone, hyper, encoder, _tiny_tasks(tmp_path), progress=False)
+    losses = [h["loss"] for h in res.history if h.get("loss") is not None]
+    assert len(losses) == 3 and all(l == l for l in losses)
+    loaded = T2LHypernetwork.from_pretrained(res.out / "final", backbone)
+    assert loaded.num_parameters() == hyper.num_parameters()
+    if mode == "reconstruction":  # the per-task LoRAs were trained once by train(method="lora") and cached
+        cached = sorted(p.name for p in (tmp_path / "targets").iterdir())
+        assert len(cached) == 2 and all(c.startswith("lora-") for c in cached)

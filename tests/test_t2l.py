@@ -287,3 +287,21 @@ def test_generic_loop_trains_t2l(backbone, tmp_path, mode):
     if mode == "reconstruction":  # the per-task LoRAs were trained once by train(method="lora") and cached
         cached = sorted(p.name for p in (tmp_path / "targets").iterdir())
         assert len(cached) == 2 and all(c.startswith("lora-") for c in cached)
+
+
+@pytest.mark.slow
+def test_hyper_train_and_hyper_generate_with_kind_t2l(backbone, tiny_model_dir, tmp_path):
+    from peft import PeftConfig
+
+    from artstudio.hyper import HyperGenerateConfig, HyperTrainConfig, hyper_generate, hyper_train
+
+    cfg = HyperTrainConfig(kind="t2l", mode="sft", tasks="add-plain,reverse-paren", out=str(tmp_path / "run"),
+                           model=tiny_model_dir("qwen3_5"), steps=2, tasks_per_step=2, batch_size=2,
+                           task_cache=str(tmp_path / "tasks"), heldout_eval=False, checkpoint_every=0)
+    res = hyper_train(cfg, backbone=backbone, progress=False)
+    assert res.hypernetwork.kind == "t2l"
+    out = hyper_generate(HyperGenerateConfig(description="Reply with the larger digit in [brackets].",
+                                             hyper=str(res.out), out=str(tmp_path / "adapter")), backbone=backbone)
+    assert PeftConfig.from_pretrained(str(out)).r == 8
+    meta = json.loads((out / "artstudio.json").read_text())
+    assert meta["description"].startswith("Reply with the larger") and meta["method"] == "t2l"

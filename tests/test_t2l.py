@@ -305,3 +305,14 @@ def test_hyper_train_and_hyper_generate_with_kind_t2l(backbone, tiny_model_dir, 
     assert PeftConfig.from_pretrained(str(out)).r == 8
     meta = json.loads((out / "artstudio.json").read_text())
     assert meta["description"].startswith("Reply with the larger") and meta["method"] == "t2l"
+
+
+@pytest.mark.slow
+def test_measure_reports_card_and_shuffled_descriptions_and_generation_time(backbone, hyper_folder, tmp_path):
+    from artstudio.hyper.t2l import measure
+
+    r = measure(hyper_folder, eval_size=1, task_cache=tmp_path / "tasks", out=tmp_path / "m.json", backbone=backbone,
+                progress=False)
+    assert len(r["card"]["per_task"]) == len(r["shuffled"]["per_task"]) == 13
+    assert 0 < r["generate_seconds"]["max"] < 5
+    assert json.loads((tmp_path / "m.json").read_text())["eval_size"] == 1

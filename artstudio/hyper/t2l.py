@@ -378,3 +378,73 @@ def batched_lora(backbone, hyper: T2LHypernetwork, generated: Sequence[dict[str,
     finally:
         for h in handles:
             h.remove()
+
+
+# --- measuring a trained T2L (python -m artstudio.hyper.t2l --help) --------------------------------------
+
+def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str | Path = "runs/hyper-tasks",
+            out: str | Path | None = None, backbone=None, progress: bool = True) -> dict:
+    """Zero-shot accuracy on the held-out tasks from their cards' descriptions, the same with the
+    descriptions shuffled across tasks (task i gets task i+1's), and the time to generate one adapter."""
+    import time
+
+    from ..backbone import load_backbone
+    from .encoder import TaskEncoder
+    from .training import evaluate_descriptions, heldout_descriptions
+
+    meta = Hypernetwork.read_meta(hyper_folder)
+    backbone = backbone or load_backbone(meta["target"]["model_id"], device="cpu")
+    hyper = T2LHypernetwork.from_pretrained(hyper_folder, backbone)
+    encoder = TaskEncoder.load(hyper.encoder_name, backbone)
+    cards = heldout_descriptions()
+    names = list(cards)
+    shuffled = {n: cards[names[(i + 1) % len(names)]] for i, n in enumerate(names)}
+    result: dict = {"hypernetwork": str(hyper_folder), "parameters": hyper.num_parameters(), "eval_size": eval_size}
+    for label, descriptions in (("card", cards), ("shuffled", shuffled)):
+        result[label] = evaluate_descriptions(hyper, backbone, encoder, descriptions, eval_size=eval_size,
+                                              task_cache=task_cache, progress=progress)
+    times = []
+    for name in names:
+        t0 = time.perf_counter()
+        hyper.generate(encoder, [cards[name]])
+        times.append(time.perf_counter() - t0)
+    result["generate_seconds"] = {"mean": sum(times) / len(times), "max": max(times)}
+    if out:
+        atomic_write_text(Path(out), json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
+    import logging
+
+    p = argparse.ArgumentParser(prog="python -m artstudio.hyper.t2l", description="Measure a trained Text-to-LoRA "
+                                "hypernetwork zero-shot on the held-out tasks, or print the preset sizes for a model.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure", help="held-out accuracy from card and shuffled descriptions, generation time")
+    m.add_argument("hyper", help="hypernetwork folder (a run's final/)")
+    m.add_argument("--eval-size", type=int, default=200, help="test rows per held-out task")
+    m.add_argument("--task-cache", default="runs/hyper-tasks")
+    m.add_argument("--out", help="write the result as JSON here")
+    s = sub.add_parser("sizes", help="parameter count of each preset for a model")
+    s.add_argument("--model", default=None, help="model folder or id (default: the shipped studio-tiny)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.cmd == "measure":
+        r = measure(args.hyper, eval_size=args.eval_size, task_cache=args.task_cache, out=args.out)
+        for label in ("card", "shuffled"):
+            print(f"{label:9s} mean {100 * r[label]['mean']:.1f} %  " + "  ".join(
+                f"{k} {100 * v:.0f}" for k, v in r[label]["per_task"].items()))
+        print(f"generation: {1000 * r['generate_seconds']['mean']:.1f} ms mean, {1000 * r['generate_seconds']['max']:.1f} ms max")
+    else:
+        from ..backbone import DEFAULT_MODEL, load_backbone
+        from .encoder import TaskEncoder
+
+        backbone = load_backbone(args.model or DEFAULT_MODEL, device="cpu")
+        dim = TaskEncoder.from_backbone(backbone).dim
+        for preset, n in T2LHypernetwork.preset_sizes(backbone, dim).items():
+            print(f"{preset}: {n:,} parameters ({n / 1e6:.2f} M) for {backbone.model_id} ({backbone.num_parameters / 1e6:.2f} M)")
+
+
+if __name__ == "__main__":
+    _main()

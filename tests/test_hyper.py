@@ -261,3 +261,34 @@ def test_shipped_t2c_generates_an_artwork_offline_with_defaults(tmp_path):
     paraphrases = json.loads((Path(__file__).resolve().parents[1] / "artstudio/hyper/paraphrases.json").read_text())
     for p in paraphrases["max-bracket"]:
         assert gen.generate(p, tmp_path / "p.png").is_file()
+
+
+# --- compare methods t2c and t2c+art (baselines/t2c.py) ----------------------------------------------------
+
+def test_t2c_methods_start_from_the_generated_artwork(bb, encoder, task_dirs, tmp_path):
+    from artstudio.methods import build_method
+    from artstudio.train import TrainConfig, train
+
+    net = _t2c(bb, encoder, grid=8)
+    net.set_embedding_stats(encoder.encode(["one task", "another task", "a third"]))
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.2)
+    folder = net.save_pretrained(tmp_path / "h")
+    card = json.loads((task_dirs["add-plain"] / "card.json").read_text())
+    (expected,) = net.generate(encoder, [card["description"]])
+
+    zero = build_method("t2c", bb, {"hyper": str(folder)})
+    assert zero.num_trainable() == 0
+    with pytest.raises(ConfigError, match="description"):
+        zero.slot_outputs()
+    zero.bind_task(card)
+    assert torch.equal(zero.canvas().detach().cpu(), expected)
+
+    run = train(TrainConfig(out=str(tmp_path / "run"), data=str(task_dirs["add-plain"]), method="t2c+art", steps=2,
+                            batch_size=4, checkpoint_every=0, snapshot_every=0, method_options={"hyper": str(folder)}),
+                backbone=bb, progress=False)
+    method = run.method
+    assert method.num_trainable() == 3 * SIDE * SIDE and run.metrics["steps"] == 2
+    assert torch.equal(method.canvas.initial.cpu(), expected)  # started from the generated artwork
+    assert not torch.equal(method.canvas().detach().cpu(), expected)  # and was fine-tuned (ART's lr)
+    assert read_artwork(run.artwork).metadata.extra["description"] == card["description"]

@@ -312,7 +312,7 @@ def test_measure_reports_card_and_shuffled_descriptions_and_generation_time(back
     from artstudio.hyper.t2l import measure
 
     r = measure(hyper_folder, eval_size=1, task_cache=tmp_path / "tasks", out=tmp_path / "m.json", backbone=backbone,
-                progress=False)
-    assert len(r["card"]["per_task"]) == len(r["shuffled"]["per_task"]) == 13
+                progress=False, conditions=("card", "shuffled", "para1"))
+    assert len(r["card"]["per_task"]) == len(r["shuffled"]["per_task"]) == len(r["para1"]["per_task"]) == 13
     assert 0 < r["generate_seconds"]["max"] < 5
     assert json.loads((tmp_path / "m.json").read_text())["eval_size"] == 1

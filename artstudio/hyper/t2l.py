@@ -383,9 +383,11 @@ def batched_lora(backbone, hyper: T2LHypernetwork, generated: Sequence[dict[str,
 # --- measuring a trained T2L (python -m artstudio.hyper.t2l --help) --------------------------------------
 
 def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str | Path = "runs/hyper-tasks",
-            out: str | Path | None = None, backbone=None, progress: bool = True) -> dict:
-    """Zero-shot accuracy on the held-out tasks from their cards' descriptions, the same with the
-    descriptions shuffled across tasks (task i gets task i+1's), and the time to generate one adapter."""
+            out: str | Path | None = None, backbone=None, progress: bool = True,
+            conditions: Sequence[str] = ("card", "shuffled", "para1", "para2")) -> dict:
+    """Zero-shot accuracy on the held-out tasks from their cards' descriptions (`card`), the same with
+    the descriptions shuffled across tasks (`shuffled`: task i gets task i+1's), with two paraphrases
+    written in other words (`para1`, `para2`, from paraphrases.json), and the time to generate one adapter."""
     import time
 
     from ..backbone import load_backbone
@@ -398,9 +400,16 @@ def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str |
     encoder = TaskEncoder.load(hyper.encoder_name, backbone)
     cards = heldout_descriptions()
     names = list(cards)
-    shuffled = {n: cards[names[(i + 1) % len(names)]] for i, n in enumerate(names)}
+    variants = {"card": cards, "shuffled": {n: cards[names[(i + 1) % len(names)]] for i, n in enumerate(names)}}
+    paraphrases = json.loads((Path(__file__).with_name("paraphrases.json")).read_text(encoding="utf-8"))
+    for j in (1, 2):
+        variants[f"para{j}"] = {n: paraphrases[n][j - 1] for n in names}
+    unknown = sorted(set(conditions) - set(variants))
+    if unknown:
+        raise ConfigError(f"unknown condition(s) {', '.join(unknown)}; choose from {', '.join(variants)}")
     result: dict = {"hypernetwork": str(hyper_folder), "parameters": hyper.num_parameters(), "eval_size": eval_size}
-    for label, descriptions in (("card", cards), ("shuffled", shuffled)):
+    for label in conditions:
+        descriptions = variants[label]
         result[label] = evaluate_descriptions(hyper, backbone, encoder, descriptions, eval_size=eval_size,
                                               task_cache=task_cache, progress=progress)
     times = []
@@ -426,13 +435,15 @@ def _main(argv: list[str] | None = None) -> None:
     m.add_argument("--eval-size", type=int, default=200, help="test rows per held-out task")
     m.add_argument("--task-cache", default="runs/hyper-tasks")
     m.add_argument("--out", help="write the result as JSON here")
+    m.add_argument("--conditions", default="card,shuffled,para1,para2", help="card, shuffled, para1, para2")
     s = sub.add_parser("sizes", help="parameter count of each preset for a model")
     s.add_argument("--model", default=None, help="model folder or id (default: the shipped studio-tiny)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cmd == "measure":
-        r = measure(args.hyper, eval_size=args.eval_size, task_cache=args.task_cache, out=args.out)
-        for label in ("card", "shuffled"):
+        conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+        r = measure(args.hyper, eval_size=args.eval_size, task_cache=args.task_cache, out=args.out, conditions=conditions)
+        for label in conditions:
             print(f"{label:9s} mean {100 * r[label]['mean']:.1f} %  " + "  ".join(
                 f"{k} {100 * v:.0f}" for k, v in r[label]["per_task"].items()))
         print(f"generation: {1000 * r['generate_seconds']['mean']:.1f} ms mean, {1000 * r['generate_seconds']['max']:.1f} ms max")

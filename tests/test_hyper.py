@@ -100,6 +100,21 @@ def test_untrained_t2c_paints_a_grey_uint8_canvas(bb, encoder):
         assert torch.equal(canvas * 255, (canvas * 255).round())  # already uint8 values
 
 
+def test_cue_basis_starts_on_the_cue_paper_and_sums_parts_into_a_cue(bb, encoder):
+    from artstudio.hyper.t2c import cue_basis
+    from artstudio.tasks import pictures
+
+    parts, paper = cue_basis(96)
+    assert parts.shape == (21, 3, 96, 96)  # 10 operation glyphs + 11 format bands
+    band = parts[10 + 2]  # json's band: only the top token row
+    assert band[:, pictures.BAND:].abs().max() == 0 and band[:, : pictures.BAND].abs().max() > 0
+    net = _t2c(bb, encoder, head="basis", basis=24, basis_init="cues")
+    (canvas,) = net.generate(encoder, ["anything"])
+    assert torch.allclose(canvas, torch.full_like(canvas, 245 / 255))  # blank paper until trained
+    with pytest.raises(ConfigError, match="basis >= 21"):
+        _t2c(bb, encoder, head="basis", basis=8, basis_init="cues")
+
+
 def test_gradients_reach_only_the_hypernetwork(bb, encoder, task_dirs):
     net = _t2c(bb, encoder)
     net.set_embedding_stats(encoder.encode(["a b", "add them", "reverse it"]))

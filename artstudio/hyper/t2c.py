@@ -40,6 +40,7 @@ class T2CConfig(HyperConfig):
     head: Literal["grid", "basis"] = field(default="grid", metadata={"help": "grid (low-resolution image upsampled) or basis (coefficients over learned full-size images)"})
     grid: int = field(default=24, metadata={"help": "grid head: side of the low-resolution image"})
     basis: int = field(default=64, metadata={"help": "basis head: number of learned basis images"})
+    basis_init: Literal["zeros", "cues"] = field(default="zeros", metadata={"help": "basis head: start the basis at zero (a grey canvas), or from the suite's cue components (one image per operation glyph and per format band, on the cue paper) that studio-tiny learned to read; every basis image still trains"})
     activation: Literal["clamp", "sigmoid"] = field(default="clamp", metadata={"help": "pixel activation: clamp (0.5 + x, inward straight-through clamp) or sigmoid"})
     quantize: bool = field(default=True, metadata={"help": "uint8 rounding with a straight-through gradient (what you train is what you serve)"})
 
@@ -81,6 +82,35 @@ class GeneratedCanvasMethod(Method):
         return tensor_to_image(self.canvas_tensor)
 
 
+def cue_basis(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cue pictures' parts as images in [−1, 1]: one per operation glyph, one per format band.
+
+    studio-tiny was pretrained to read cue pictures (a format band on top, an operation glyph below,
+    `artstudio.tasks.pictures`). Each part is drawn once without jitter, as the difference from the
+    blank cue paper, which is the offset: paper + glyph part + band part is a cue picture, and a held-out
+    pair is a new sum of parts the library already uses. Returns (parts (K, 3, H, W), paper (3, H, W)).
+    """
+    from PIL import Image, ImageDraw
+
+    from artstudio.tasks import pictures
+    from artstudio.tasks.suite import NUMERIC_OPS, PRETRAIN_FORMATS, STRING_OPS
+    from artstudio.vision import image_to_tensor
+
+    paper_img = Image.new("RGB", (side, side), pictures.PAPER)
+    paper = image_to_tensor(paper_img)
+    band = side * pictures.BAND // pictures.SIDE
+    parts = []
+    for glyph, _, _ in (*NUMERIC_OPS.values(), *STRING_OPS.values()):
+        img = paper_img.copy()
+        pictures._shape(ImageDraw.Draw(img), glyph, side / 2, band + (side - band) / 2, side * 0.195, (20, 20, 20))
+        parts.append(image_to_tensor(img) - paper)
+    for how in PRETRAIN_FORMATS:
+        img = paper_img.copy()
+        ImageDraw.Draw(img).rectangle([0, 0, side, band - 1], fill=pictures.FORMAT_COLOURS[how])
+        parts.append(image_to_tensor(img) - paper)
+    return torch.stack(parts), paper
+
+
 @register_hyper
 class TextToCanvas(Hypernetwork):
     kind = "t2c"
@@ -114,6 +144,21 @@ class TextToCanvas(Hypernetwork):
             # Coefficients start small and the images at zero, so the first canvas is grey and both learn.
             self.atoms = torch.nn.Parameter(torch.zeros(config.basis, 3 * side * side))
             self.offset = torch.nn.Parameter(torch.zeros(3 * side * side))
+            if config.basis_init == "cues":
+                atoms, offset = cue_basis(side)
+                if config.basis < atoms.shape[0]:
+                    raise ConfigError(f"basis_init=cues needs basis >= {atoms.shape[0]}, got {config.basis}")
+                if config.activation != "clamp":
+                    raise ConfigError("basis_init=cues needs activation=clamp (the basis is in pixel units)")
+                with torch.no_grad():
+                    self.atoms[: atoms.shape[0]] = atoms.reshape(atoms.shape[0], -1)
+                    self.offset.copy_(offset.reshape(-1) - 0.5)
+                # Coefficients start at zero: the first canvas is the blank paper, and the head's
+                # gradient (the basis images are not zero) picks the parts each description needs.
+                torch.nn.init.zeros_(self.head.weight)
+                torch.nn.init.zeros_(self.head.bias)
+            elif config.basis_init != "zeros":
+                raise ConfigError(f"t2c basis_init must be zeros or cues, got {config.basis_init!r}")
 
     @classmethod
     def target_of(cls, backbone, config) -> dict:

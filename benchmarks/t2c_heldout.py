@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--eval-size", type=int, default=200)
     ap.add_argument("--task-cache", default="runs/hyper-tasks")
     ap.add_argument("--conditions", default="card,shuffled,para1,para2")
+    ap.add_argument("--library", type=int, default=0, help="also score this many seeded library (training) tasks")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON results (default: print only)")
     args = ap.parse_args()
@@ -54,6 +55,17 @@ def main() -> None:
         "para2": {n: paraphrases[n][1] for n in names},
     }
     results: dict = {"hyper": str(gen.folder), "eval_size": args.eval_size}
+    if args.library:
+        import random
+
+        from artstudio.tasks import list_tasks
+
+        picked = random.Random(0).sample(list_tasks("library"), args.library)
+        res = evaluate_descriptions(gen.hyper, gen.backbone, gen.encoder, {c.name: c.description for c in picked},
+                                    eval_size=args.eval_size, task_cache=args.task_cache)
+        results["library"] = res
+        print(f"library   mean {100 * res['mean']:.1f} % on {args.library} training tasks: "
+              + ", ".join(f"{k} {100 * v:.0f}" for k, v in res["per_task"].items()), flush=True)
     for cond in args.conditions.split(","):
         t0 = time.perf_counter()
         res = evaluate_descriptions(gen.hyper, gen.backbone, gen.encoder, sets[cond], eval_size=args.eval_size,

@@ -316,3 +316,27 @@ def test_measure_reports_card_and_shuffled_descriptions_and_generation_time(back
     assert len(r["card"]["per_task"]) == len(r["shuffled"]["per_task"]) == len(r["para1"]["per_task"]) == 13
     assert 0 < r["generate_seconds"]["max"] < 5
     assert json.loads((tmp_path / "m.json").read_text())["eval_size"] == 1
+
+
+@pytest.mark.slow
+def test_the_shipped_t2l_serves_studio_tiny_offline(tmp_path):
+    from artstudio.backbone import DEFAULT_MODEL
+    from artstudio.baselines.t2l import shipped_t2l
+    from artstudio.methods import build_method
+
+    folder = shipped_t2l()
+    assert (folder / "hyper.json").is_file() and (folder / "hyper.safetensors").stat().st_size < 10_000_000
+    studio = load_backbone(DEFAULT_MODEL, device="cpu")
+    method = build_method("t2l", studio, {"description": "The prompt is two digits separated by a space, with no "
+                                          "instruction. Reply with the larger of the two, written inside square brackets, like [<value>]."})
+    assert method.generation_seconds < 1.0
+    out = method.export(tmp_path / "adapter")
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 8
+    with pytest.raises(ConfigError, match="made for another model"):
+        T2LHypernetwork.from_pretrained(folder, _tiny_other(tmp_path))
+
+
+def _tiny_other(tmp_path):
+    from artstudio.tiny import build_tiny
+
+    return load_backbone(str(build_tiny("qwen3_5", tmp_path / "other", seed=0)), device="cpu")

@@ -51,6 +51,7 @@ class Method(torch.nn.Module):
     seed_free: ClassVar[bool] = False  # True: no randomness at all; one evaluation serves every seed
     own_backbone: ClassVar[bool] = False  # True: its wrapper must not share a model with other live methods
     starts_frozen: ClassVar[bool] = False  # True: before any step it answers exactly as the frozen model
+    standalone: ClassVar[bool] = True  # False: needs more than a backbone (a hypernetwork trained for it)
     placement: Placement = None
 
     def __init__(self, backbone, config=None):

@@ -29,7 +29,8 @@ from conftest import FACTOR
 # Every registered method runs the whole suite: the table is the registry itself. A method gets options
 # here only where a non-default makes a test stronger (a noise canvas has a gradient everywhere).
 CASE_OPTIONS = {"art": {"init": "noise", "seed": 0}}
-CASES = [(name, CASE_OPTIONS.get(name, {})) for name in method_names()]
+# Methods that need a hypernetwork trained for the backbone (t2l, t2c) have their own suites.
+CASES = [(name, CASE_OPTIONS.get(name, {})) for name in method_names() if get_method(name).standalone]
 FAMILIES = ("qwen2_5_vl", "qwen3_5")
 # Qwen3-VL feeds visual tokens into early layers too (deepstack): every method that touches the slot
 # or the visual embeddings runs there as well.

@@ -13,13 +13,15 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import DataError
+from .library import LIBRARY, TaskSpec, task_specs
 from .suite import HELDOUT, PRETRAIN, TaskCard
 
-TASKS: dict[str, TaskCard] = {card.name: card for card in PRETRAIN + HELDOUT}
+# The library (hypernetworks' training tasks, see library.py) follows the suite's own tasks.
+TASKS: dict[str, TaskCard] = {card.name: card for card in PRETRAIN + HELDOUT + LIBRARY}
 
 
 def list_tasks(kind: str | None = None) -> list[TaskCard]:
-    """All built-in task cards, or only `kind` ('pretrain' or 'heldout')."""
+    """All built-in task cards, or only `kind` ('pretrain', 'heldout' or 'library')."""
     return [c for c in TASKS.values() if kind is None or c.kind == kind]
 
 
@@ -30,11 +32,11 @@ def get_task(name: str) -> TaskCard:
 
 
 def resolve_tasks(spec: str) -> list[str]:
-    """'heldout', 'pretrain', 'all' or a comma-separated list of names/folders."""
-    if spec in ("heldout", "pretrain"):
+    """'heldout', 'pretrain', 'library', 'all' (pretrain + heldout) or a comma-separated list of names/folders."""
+    if spec in ("heldout", "pretrain", "library"):
         return [c.name for c in list_tasks(spec)]
     if spec == "all":
-        return list(TASKS)
+        return [c.name for c in PRETRAIN + HELDOUT]
     return [s.strip() for s in spec.split(",") if s.strip()]
 
 
@@ -95,4 +97,4 @@ def load_card(folder: str | Path) -> dict:
     return {"name": folder.name, "description": "", "metric": "exact"}
 
 
-__all__ = ["TASKS", "TaskCard", "list_tasks", "get_task", "resolve_tasks", "sample", "make_task", "load_card"]
+__all__ = ["LIBRARY", "TASKS", "TaskCard", "TaskSpec", "task_specs", "list_tasks", "get_task", "resolve_tasks", "sample", "make_task", "load_card"]

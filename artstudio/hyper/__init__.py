@@ -1,0 +1,45 @@
+"""Hypernetworks: an adapter or an artwork from a task description, with no training on the task.
+
+    Text-to-Canvas (t2c)  description -> frozen task encoder -> MLP mixer -> a canvas (artwork PNG)
+    Text-to-LoRA  (t2l)   description -> frozen task encoder -> MLP mixer -> LoRA A/B (PEFT folder)
+
+Python entry points (the CLI verbs `artstudio hyper train|generate` are generated from these):
+
+    from artstudio.hyper import HyperTrainConfig, hyper_train, HyperGenerateConfig, hyper_generate
+    hyper_train(HyperTrainConfig(kind="t2c", mode="sft", tasks="library", out="runs/t2c"))
+    hyper_generate(HyperGenerateConfig(description="Reply with the larger digit in [brackets].", out="art.png"))
+"""
+
+from __future__ import annotations
+
+from .base import HYPERNETWORKS, HyperConfig, Hypernetwork, ResidualBlock, get_hyper, hyper_kinds, register_hyper
+from .encoder import TaskEncoder
+from .generate import DEFAULT_HYPER, HyperGenerateConfig, HyperGenerator, hyper_generate
+from .training import (HyperTrainConfig, HyperTrainResult, evaluate_descriptions, heldout_descriptions,
+                       train_hypernetwork)
+
+
+def hyper_train(config: HyperTrainConfig, *, backbone=None, progress: bool = True, callbacks=None) -> HyperTrainResult:
+    """Train a hypernetwork of `config.kind` in `config.mode` on `config.tasks`; returns the result.
+
+    The trained hypernetwork is in `<out>/final` (use it with `hyper_generate`).
+    """
+    from pathlib import Path
+
+    from artstudio.backbone import load_backbone
+    from artstudio.tasks import task_specs
+
+    config.validate()
+    if backbone is None:
+        backbone = load_backbone(config.model, dtype=config.dtype, device=config.device)
+    encoder = TaskEncoder.load(config.encoder, backbone)
+    cls = get_hyper(config.kind)
+    hyper = cls.build(backbone, encoder, {"preset": config.preset, **config.options})
+    tasks = task_specs(config.tasks, Path(config.task_cache))
+    return train_hypernetwork(config, backbone, hyper, encoder, tasks, progress=progress, callbacks=callbacks)
+
+
+__all__ = ["DEFAULT_HYPER", "HYPERNETWORKS", "HyperConfig", "HyperGenerateConfig", "HyperGenerator", "HyperTrainConfig",
+           "HyperTrainResult", "Hypernetwork", "ResidualBlock", "TaskEncoder", "evaluate_descriptions", "get_hyper",
+           "heldout_descriptions", "hyper_generate", "hyper_kinds", "hyper_train", "register_hyper",
+           "train_hypernetwork"]

@@ -1,0 +1,132 @@
+"""The frozen task encoder: a task description in words -> one vector (the task embedding).
+
+Text-to-LoRA embeds descriptions with a frozen sentence encoder (gte-large in the paper). No hub is
+reachable here, so the default is the backbone's own language model: its last hidden states over
+the description's tokens, mean-pooled over the non-padding positions. Any local transformers model
+folder (a sentence-embedding model a user has) works the same way through `from_pretrained`.
+
+The encoder never trains: `encode` runs under `torch.no_grad` and returns float32 on the CPU, so a
+hypernetwork's task embeddings can be computed once per run and cached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from artstudio.errors import ConfigError, ModelLoadError
+
+BACKBONE_ENCODER = "backbone"  # the `name` recorded for the backbone's own language model
+
+
+def check_descriptions(descriptions) -> list[str]:
+    """A non-empty list of non-empty strings, else a ConfigError saying which one is wrong."""
+    if isinstance(descriptions, str):
+        descriptions = [descriptions]
+    descriptions = list(descriptions)
+    if not descriptions:
+        raise ConfigError("no task description given; pass at least one sentence describing the task")
+    for i, d in enumerate(descriptions):
+        if not isinstance(d, str) or not d.strip():
+            raise ConfigError(f"task description {i} is empty; describe the task in words, e.g. "
+                              "'The prompt is two digits. Reply with their sum, written as a bare value.'")
+    return [d.strip() for d in descriptions]
+
+
+class TaskEncoder:
+    """Frozen text encoder with mean pooling. Build with `from_backbone` or `from_pretrained`."""
+
+    def __init__(self, model, tokenizer, name: str, *, device=None, max_length: int = 512,
+                 text_only_call=None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_length = max_length
+        self.device = device if device is not None else next(model.parameters()).device
+        self._call = text_only_call
+        self._dim: int | None = None
+
+    # --- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_backbone(cls, backbone) -> "TaskEncoder":
+        """The backbone's own language model (text only, no image), mean-pooled last hidden states."""
+        lm = backbone.model.model.language_model if hasattr(backbone.model, "model") and hasattr(
+            backbone.model.model, "language_model") else None
+
+        def call(input_ids, attention_mask):
+            if lm is not None:
+                return lm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            out = backbone.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            return out.hidden_states[-1]
+
+        return cls(backbone.model, backbone.tokenizer, BACKBONE_ENCODER, device=backbone.device, text_only_call=call)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, device: str | None = None) -> "TaskEncoder":
+        """Any local transformers model folder (AutoModel + AutoTokenizer), mean-pooled."""
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(f"task encoder folder {folder} does not exist; pass a local transformers model "
+                              f"folder (with config.json and a tokenizer), or '{BACKBONE_ENCODER}' for the backbone's own language model")
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(f"task encoder folder {folder} has no config.json, so it is not a saved "
+                                 "transformers model; pass a folder written by save_pretrained")
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelLoadError(f"cannot load the task encoder in {folder}: {e}") from None
+        model.eval().requires_grad_(False)
+        if device:
+            model.to(device)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+
+        def call(input_ids, attention_mask):
+            out = model(input_ids=input_ids, attention_mask=attention_mask)
+            hidden = getattr(out, "last_hidden_state", None)
+            return hidden if hidden is not None else out[0]
+
+        return cls(model, tokenizer, str(folder.resolve()), text_only_call=call)
+
+    @classmethod
+    def load(cls, name: str, backbone=None) -> "TaskEncoder":
+        """By the name a checkpoint recorded: 'backbone' (needs the backbone) or a folder."""
+        if not name or name == BACKBONE_ENCODER:
+            if backbone is None:
+                raise ConfigError("the backbone task encoder needs the backbone; pass one")
+            return cls.from_backbone(backbone)
+        return cls.from_pretrained(name)
+
+    # --- use ------------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.encode(["x"]).shape[1])
+        return self._dim
+
+    @torch.no_grad()
+    def encode(self, descriptions: list[str]) -> torch.Tensor:
+        """(N, dim) float32 on the CPU: mean of the last hidden states over each description's tokens."""
+        texts = check_descriptions(descriptions)
+        rows = [self.tokenizer(t, add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
+                for t in texts]
+        if any(len(r) == 0 for r in rows):
+            raise ConfigError("a task description has no tokens for this encoder's tokenizer; use ordinary words")
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):  # right padding: a causal model's real tokens never see the pads
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        hidden = self._call(ids.to(self.device), mask.to(self.device)).float()
+        m = mask.to(hidden.device).unsqueeze(-1).float()
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return pooled.cpu()
+
+    def __repr__(self) -> str:
+        return f"TaskEncoder(name={self.name!r})"

@@ -1,0 +1,96 @@
+"""Generate an artwork (T2C) or an adapter (T2L) from a task description with a trained hypernetwork.
+
+    hyper_generate(HyperGenerateConfig(description="Reply with the larger digit, in [brackets].", out="art.png"))
+
+With no `hyper` folder, the shipped Text-to-Canvas for studio-tiny is used, so this works offline
+right after install. `HyperGenerator` keeps the model, encoder and hypernetwork loaded for repeated
+use (the app's "Describe a task" box): one generation is a text encoding and one small MLP pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from artstudio.errors import ConfigError
+
+from .base import Hypernetwork
+from .encoder import TaskEncoder, check_descriptions
+
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "hyper"
+DEFAULT_HYPER = str(SHIPPED / "t2c")
+
+
+@dataclass
+class HyperGenerateConfig:
+    """One generation: a description in, an artwork PNG (t2c) or a PEFT adapter folder (t2l) out."""
+
+    description: str = field(default="", metadata={"help": "what the task is, in words (one or more sentences)"})
+    hyper: str = field(default=DEFAULT_HYPER, metadata={"help": "hypernetwork folder: a run folder, its final/ subfolder, or a shipped one (default: the shipped T2C for studio-tiny)"})
+    out: str = field(default="artwork.png", metadata={"help": "output: a .png for t2c, a folder for t2l"})
+    model: str | None = field(default=None, metadata={"help": "model the hypernetwork was made for (default: the one it records)"})
+    encoder: str | None = field(default=None, metadata={"help": "task encoder (default: the one the hypernetwork was trained with)"})
+    name: str | None = field(default=None, metadata={"help": "task name stored in the artwork's metadata"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
+    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32"})
+
+
+def resolve_hyper_folder(path: str | Path) -> Path:
+    """A run folder's `final/`, or the folder itself; a shipped kind name ('t2c', 't2l') also works."""
+    folder = Path(path).expanduser()
+    if not folder.exists() and str(path) in ("t2c", "t2l"):
+        folder = SHIPPED / str(path)
+    if (folder / "final" / "hyper.json").is_file():
+        return folder / "final"
+    if not folder.exists():
+        raise ConfigError(f"hypernetwork folder {folder} does not exist; pass a run folder of `artstudio hyper train` "
+                          f"or leave it out for the shipped one ({DEFAULT_HYPER})")
+    return folder
+
+
+class HyperGenerator:
+    """A loaded backbone + encoder + hypernetwork; `generate(description, out)` writes the artefact."""
+
+    def __init__(self, hyper: str | Path = DEFAULT_HYPER, *, backbone=None, model: str | None = None,
+                 encoder: str | None = None, device: str | None = None, dtype: str | None = None) -> None:
+        from artstudio.backbone import load_backbone
+
+        self.folder = resolve_hyper_folder(hyper)
+        meta = Hypernetwork.read_meta(self.folder)
+        if backbone is None:
+            backbone = load_backbone(model or meta["target"]["model_id"], device=device, dtype=dtype)
+        self.backbone = backbone
+        self.hyper = Hypernetwork.from_pretrained(self.folder, backbone)
+        self.encoder = TaskEncoder.load(encoder or self.hyper.encoder_name, backbone)
+        self.hyper.check_encoder(self.encoder)
+
+    @property
+    def kind(self) -> str:
+        return self.hyper.kind
+
+    def generated(self, description: str):
+        return self.hyper.generate(self.encoder, [check_descriptions(description)[0]])[0]
+
+    def method(self, description: str):
+        """A Method serving the generated canvas / adapter (for evaluation or the Playground)."""
+        return self.hyper.method_for(self.backbone, self.generated(description))
+
+    def generate(self, description: str, out: str | Path, *, name: str | None = None) -> Path:
+        description = check_descriptions(description)[0]
+        t0 = time.perf_counter()
+        g = self.generated(description)
+        path = self.hyper.export(self.backbone, g, out, description, source=str(self.folder), name=name)
+        self.last_seconds = time.perf_counter() - t0
+        return Path(path)
+
+
+def hyper_generate(config: HyperGenerateConfig, *, backbone=None) -> Path:
+    """Write the artwork (t2c) or adapter folder (t2l) for `config.description`; returns its path."""
+    check_descriptions(config.description)
+    gen = HyperGenerator(config.hyper, backbone=backbone, model=config.model, encoder=config.encoder,
+                         device=config.device, dtype=config.dtype)
+    out = config.out
+    if gen.kind == "t2c" and not str(out).lower().endswith(".png"):
+        raise ConfigError(f"a Text-to-Canvas hypernetwork writes a PNG artwork; pass an output ending in .png, not {out!r}")
+    return gen.generate(config.description, out, name=config.name)

@@ -1,0 +1,233 @@
+"""Text-to-Canvas (T2C): a hypernetwork that paints an artwork from a task description.
+
+    description -> frozen TaskEncoder -> standardise -> Linear -> residual MLP blocks -> LayerNorm
+                -> canvas head -> (3, H, W) in [0, 1] -> uint8 straight-through (`quantize_st`)
+
+The canvas goes through the same uint8 rounding as a trained ART canvas, so the PNG that `export`
+writes serves exactly the pixels that were evaluated. Heads (option `head`):
+
+    grid   a `grid` x `grid` RGB image upsampled bilinearly to the canvas size (low-resolution, smooth)
+    basis  coefficients over `basis` learned full-resolution images (a low-rank canvas)
+
+Pixel activation (option `activation`): `clamp` (0.5 + x, clamped with the inward straight-through
+clamp that ART's `pixels` parametrisation uses) or `sigmoid`. The head starts at zero, so an
+untrained T2C paints ART's grey starting canvas.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from artstudio.atomic import atomic_save_file
+from artstudio.canvas import inward_clamp, quantize_st
+from artstudio.errors import ConfigError
+from artstudio.methods import Method, recommended_canvas_size
+from artstudio.vision import tensor_to_image, to_pixel_values
+
+from .base import HyperConfig, Hypernetwork, ResidualBlock, backbone_target, register_hyper
+
+
+@dataclass
+class T2CConfig(HyperConfig):
+    """Text-to-Canvas: the mixer of Text-to-LoRA with a canvas head."""
+
+    canvas_size: int | None = field(default=None, metadata={"help": "canvas side in pixels (default: the model's recommended size; studio-tiny: 96)"})
+    head: Literal["grid", "basis"] = field(default="grid", metadata={"help": "grid (low-resolution image upsampled) or basis (coefficients over learned full-size images)"})
+    grid: int = field(default=24, metadata={"help": "grid head: side of the low-resolution image"})
+    basis: int = field(default=64, metadata={"help": "basis head: number of learned basis images"})
+    basis_init: Literal["zeros", "cues"] = field(default="zeros", metadata={"help": "basis head: start the basis at zero (a grey canvas), or from the suite's cue components (one image per operation glyph and per format band, on the cue paper) that studio-tiny learned to read; every basis image still trains"})
+    activation: Literal["clamp", "sigmoid"] = field(default="clamp", metadata={"help": "pixel activation: clamp (0.5 + x, inward straight-through clamp) or sigmoid"})
+    quantize: bool = field(default=True, metadata={"help": "uint8 rounding with a straight-through gradient (what you train is what you serve)"})
+
+
+class GeneratedCanvasMethod(Method):
+    """A Method that serves a canvas tensor in the canvas slot, keeping its autograd graph.
+
+    The hypernetwork owns the trainable parameters, so this method has none of its own; the SFT loss
+    of `compute_loss(method, rows)` backpropagates through the vision tower into the tensor.
+    """
+
+    name = "t2c-canvas"
+
+    def __init__(self, backbone, canvas: torch.Tensor, placement: str = "first") -> None:
+        super().__init__(backbone, {})
+        if canvas.dim() != 3 or canvas.shape[0] != 3:
+            raise ConfigError(f"a generated canvas must have shape (3, H, W), got {tuple(canvas.shape)}")
+        backbone.geometry.check(int(canvas.shape[1]), int(canvas.shape[2]))
+        self.canvas_tensor = canvas
+        self.placement = placement
+        g = backbone.geometry
+        self._grid = torch.tensor([[1, canvas.shape[1] // g.patch_size, canvas.shape[2] // g.patch_size]],
+                                  device=backbone.device)
+
+    @property
+    def slot_tokens(self) -> int:
+        return self.backbone.geometry.tokens(int(self.canvas_tensor.shape[1]), int(self.canvas_tensor.shape[2]))
+
+    @property
+    def slot_grid(self) -> torch.Tensor:
+        return self._grid
+
+    def slot_outputs(self):
+        pixels, grid = to_pixel_values(self.canvas_tensor.to(self.backbone.device, self.backbone.dtype),
+                                       self.backbone.geometry)
+        return self.backbone.encode_images(pixels, grid)
+
+    def image(self):
+        return tensor_to_image(self.canvas_tensor)
+
+
+def cue_basis(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cue pictures' parts as images in [−1, 1]: one per operation glyph, one per format band.
+
+    studio-tiny was pretrained to read cue pictures (a format band on top, an operation glyph below,
+    `artstudio.tasks.pictures`). Each part is drawn once without jitter, as the difference from the
+    blank cue paper, which is the offset: paper + glyph part + band part is a cue picture, and a held-out
+    pair is a new sum of parts the library already uses. Returns (parts (K, 3, H, W), paper (3, H, W)).
+    """
+    from PIL import Image, ImageDraw
+
+    from artstudio.tasks import pictures
+    from artstudio.tasks.suite import NUMERIC_OPS, PRETRAIN_FORMATS, STRING_OPS
+    from artstudio.vision import image_to_tensor
+
+    paper_img = Image.new("RGB", (side, side), pictures.PAPER)
+    paper = image_to_tensor(paper_img)
+    band = side * pictures.BAND // pictures.SIDE
+    parts = []
+    for glyph, _, _ in (*NUMERIC_OPS.values(), *STRING_OPS.values()):
+        img = paper_img.copy()
+        pictures._shape(ImageDraw.Draw(img), glyph, side / 2, band + (side - band) / 2, side * 0.195, (20, 20, 20))
+        parts.append(image_to_tensor(img) - paper)
+    for how in PRETRAIN_FORMATS:
+        img = paper_img.copy()
+        ImageDraw.Draw(img).rectangle([0, 0, side, band - 1], fill=pictures.FORMAT_COLOURS[how])
+        parts.append(image_to_tensor(img) - paper)
+    return torch.stack(parts), paper
+
+
+@register_hyper
+class TextToCanvas(Hypernetwork):
+    kind = "t2c"
+    config_class = T2CConfig
+    PRESETS = {"S": {"hidden": 256, "blocks": 2}, "M": {"hidden": 512, "blocks": 3}, "L": {"hidden": 768, "blocks": 4}}
+
+    def __init__(self, config: T2CConfig, embed_dim: int, target: dict, encoder_name: str = "backbone") -> None:
+        super().__init__(config, embed_dim, target, encoder_name)
+        side = int(target.get("canvas_size") or 0)
+        if side <= 0:
+            raise ConfigError("a t2c target must record canvas_size")
+        if config.head not in ("grid", "basis"):
+            raise ConfigError(f"t2c head must be grid or basis, got {config.head!r}")
+        if config.activation not in ("clamp", "sigmoid"):
+            raise ConfigError(f"t2c activation must be clamp or sigmoid, got {config.activation!r}")
+        self.side = side
+        w = self.width
+        self.inp = torch.nn.Linear(embed_dim, w)
+        self.blocks = torch.nn.ModuleList(ResidualBlock(w, config.dropout) for _ in range(self.depth))
+        self.norm = torch.nn.LayerNorm(w)
+        if config.head == "grid":
+            if not 1 <= config.grid <= side:
+                raise ConfigError(f"t2c grid must be between 1 and the canvas side {side}, got {config.grid}")
+            self.head = torch.nn.Linear(w, 3 * config.grid * config.grid)
+            torch.nn.init.zeros_(self.head.weight)
+            torch.nn.init.zeros_(self.head.bias)
+        else:
+            if config.basis < 1:
+                raise ConfigError(f"t2c basis must be >= 1, got {config.basis}")
+            self.head = torch.nn.Linear(w, config.basis)
+            # Coefficients start small and the images at zero, so the first canvas is grey and both learn.
+            self.atoms = torch.nn.Parameter(torch.zeros(config.basis, 3 * side * side))
+            self.offset = torch.nn.Parameter(torch.zeros(3 * side * side))
+            if config.basis_init == "cues":
+                atoms, offset = cue_basis(side)
+                if config.basis < atoms.shape[0]:
+                    raise ConfigError(f"basis_init=cues needs basis >= {atoms.shape[0]}, got {config.basis}")
+                if config.activation != "clamp":
+                    raise ConfigError("basis_init=cues needs activation=clamp (the basis is in pixel units)")
+                with torch.no_grad():
+                    self.atoms[: atoms.shape[0]] = atoms.reshape(atoms.shape[0], -1)
+                    self.offset.copy_(offset.reshape(-1) - 0.5)
+                # Coefficients start at zero: the first canvas is the blank paper, and the head's
+                # gradient (the basis images are not zero) picks the parts each description needs.
+                torch.nn.init.zeros_(self.head.weight)
+                torch.nn.init.zeros_(self.head.bias)
+            elif config.basis_init != "zeros":
+                raise ConfigError(f"t2c basis_init must be zeros or cues, got {config.basis_init!r}")
+
+    @classmethod
+    def target_of(cls, backbone, config) -> dict:
+        side = config.canvas_size or recommended_canvas_size(backbone)
+        backbone.geometry.check(side, side)
+        return backbone_target(backbone) | {"canvas_size": int(side)}
+
+    def canvas_logits(self, task_embeddings: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) pre-activation canvases."""
+        h = self.inp(self.normalise(task_embeddings))
+        for block in self.blocks:
+            h = block(h)
+        h = self.norm(h)
+        n = h.shape[0]
+        if self.config.head == "grid":
+            g = self.config.grid
+            low = self.head(h).view(n, 3, g, g)
+            if g == self.side:
+                return low
+            return torch.nn.functional.interpolate(low, size=(self.side, self.side), mode="bilinear", align_corners=False)
+        return (self.head(h) @ self.atoms + self.offset).view(n, 3, self.side, self.side)
+
+    def forward(self, task_embeddings: torch.Tensor) -> list[torch.Tensor]:
+        x = self.canvas_logits(task_embeddings)
+        image = torch.sigmoid(x) if self.config.activation == "sigmoid" else inward_clamp(0.5 + x)
+        if self.config.quantize:
+            image = quantize_st(image)
+        return list(image.unbind(0))
+
+    # --- use ------------------------------------------------------------------------------------
+    def method_for(self, backbone, generated: torch.Tensor) -> GeneratedCanvasMethod:
+        return GeneratedCanvasMethod(backbone, generated)
+
+    def export(self, backbone, generated: torch.Tensor, path: str | Path, description: str, *, source: str | None = None,
+               name: str | None = None, **extra) -> Path:
+        """An ordinary artwork PNG; the metadata records the description and this hypernetwork."""
+        from artstudio.artwork import export_artwork, metadata_for
+
+        image = tensor_to_image(generated)
+        info = {"hypernetwork": {"kind": self.kind, "preset": self.config.preset, "source": source,
+                                 "encoder": self.encoder_name, "parameters": self.num_parameters()},
+                "description": description, **extra}
+        meta = metadata_for(backbone, canvas_size=(image.height, image.width), placement="first",
+                            task={"name": name or "t2c", "description": description}, objective="t2c", steps=0,
+                            extra=info)
+        return export_artwork(image, path, meta)
+
+    # --- reconstruction ---------------------------------------------------------------------------
+    def reconstruction_loss(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(generated.float(), target.to(generated.device, torch.float32))
+
+    def train_target(self, backbone, task, cache_dir: str | Path, *, steps: int, seed: int = 0) -> torch.Tensor:
+        """The task's ART canvas (SFT, `steps` steps, the shipped ART defaults), trained once and cached."""
+        from safetensors.torch import load_file
+
+        from artstudio.training import TrainConfig, train
+
+        folder = Path(cache_dir) / task.name
+        file = folder / "target.safetensors"
+        key = {"steps": steps, "seed": seed, "canvas_size": self.side, "model_id": str(backbone.model_id)}
+        meta_file = folder / "target.json"
+        if file.is_file() and meta_file.is_file() and json.loads(meta_file.read_text()) == key:
+            return load_file(str(file))["canvas"]
+        result = train(TrainConfig(out=str(folder / "run"), data=str(task.folder), method="art", steps=steps,
+                                   seed=seed, checkpoint_every=0, snapshot_every=0,
+                                   method_options={"canvas_size": self.side}),
+                       backbone=backbone, progress=False)
+        with torch.no_grad():
+            canvas = result.method.canvas().detach().float().cpu()
+        atomic_save_file({"canvas": canvas}, file)
+        meta_file.write_text(json.dumps(key))
+        return canvas

@@ -1,0 +1,353 @@
+"""One training loop for every hypernetwork kind (T2C, T2L), in both modes.
+
+    sft             end to end: description -> hypernetwork -> canvas / adapter -> frozen model ->
+                    cross-entropy of the task's answers; gradients reach only the hypernetwork
+    reconstruction  match a cached library of per-task targets (ART canvases for T2C, LoRA weights
+                    for T2L), trained once by `Hypernetwork.train_target` and kept on disk
+
+Each optimiser step mixes `tasks_per_step` tasks: one micro-batch of `batch_size` rows per task,
+each row served by its own task's generated output, with the gradients accumulated across the tasks.
+The task order and the rows are pure functions of (seed, step), so `resume` continues exactly.
+Checkpoints are atomic; the run folder holds `config.json`, `metrics.jsonl`, `checkpoint/`,
+`final/` (the hypernetwork, loadable with `Hypernetwork.from_pretrained`) and `heldout.json`
+(zero-shot accuracy on the held-out tasks, from their cards' descriptions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+from safetensors.torch import load_file
+
+from artstudio.atomic import atomic_save_file, atomic_write_text
+from artstudio.backbone import DEFAULT_MODEL
+from artstudio.errors import ConfigError
+
+log = logging.getLogger("artstudio.hyper")
+
+DEFAULT_TASK_CACHE = "runs/hyper-tasks"
+
+
+@dataclass
+class HyperTrainConfig:
+    """Everything a hypernetwork training run needs; saved as `config.json` in the run folder."""
+
+    kind: Literal["t2c", "t2l"] = field(default="t2c", metadata={"help": "t2c (Text-to-Canvas: an artwork) or t2l (Text-to-LoRA: a PEFT adapter)"})
+    mode: Literal["sft", "reconstruction"] = field(default="sft", metadata={"help": "sft (end to end through the frozen model) or reconstruction (match per-task trained targets)"})
+    tasks: str = field(default="library", metadata={"help": "'library' (every non-held-out operation x format pair), comma-separated task names or folders (each with train.jsonl and card.json), or a .txt file listing folders"})
+    out: str = field(default="runs/t2c", metadata={"help": "run folder"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
+    encoder: str = field(default="backbone", metadata={"help": "task encoder: 'backbone' (the model's own language model) or a local transformers model folder"})
+    preset: Literal["S", "M", "L"] = field(default="S", metadata={"help": "hypernetwork size preset"})
+    options: dict = field(default_factory=dict, metadata={"help": "options of the kind's own config (e.g. head, grid for t2c; rank for t2l)"})
+    steps: int = field(default=1000, metadata={"help": "optimisation steps"})
+    tasks_per_step: int = field(default=8, metadata={"help": "tasks mixed in one step (one micro-batch each)"})
+    batch_size: int = field(default=8, metadata={"help": "rows per task micro-batch"})
+    task_fraction: float = field(default=1.0, metadata={"help": "train on this seeded fraction of the tasks (scaling studies)"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup: float = field(default=0.05, metadata={"help": "fraction of steps with linear warm-up"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, task order and rows"})
+    target_steps: int = field(default=300, metadata={"help": "reconstruction: ART/LoRA steps per library target"})
+    target_cache: str | None = field(default=None, metadata={"help": "reconstruction: folder of cached per-task targets (default: <task cache>/targets-<kind>)"})
+    task_cache: str = field(default=DEFAULT_TASK_CACHE, metadata={"help": "folder where built-in tasks' splits are written once"})
+    checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps (0: only at the end)"})
+    eval_every: int = field(default=0, metadata={"help": "held-out evaluation every N steps (0: only at the end)"})
+    eval_size: int = field(default=100, metadata={"help": "test rows per held-out task in evaluations"})
+    heldout_eval: bool = field(default=True, metadata={"help": "evaluate zero-shot on the held-out tasks at the end"})
+    max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this many minutes"})
+    resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
+    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+
+    def validate(self) -> None:
+        if self.kind not in ("t2c", "t2l"):
+            raise ConfigError(f"kind must be t2c or t2l, got {self.kind!r}")
+        if self.mode not in ("sft", "reconstruction"):
+            raise ConfigError(f"mode must be sft or reconstruction, got {self.mode!r}")
+        if self.preset not in ("S", "M", "L"):
+            raise ConfigError(f"preset must be S, M or L, got {self.preset!r}")
+        if self.steps < 0 or self.tasks_per_step < 1 or self.batch_size < 1:
+            raise ConfigError("steps must be >= 0, tasks_per_step and batch_size >= 1")
+        if not 0 < self.task_fraction <= 1:
+            raise ConfigError(f"task_fraction must be in (0, 1], got {self.task_fraction}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HyperTrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown hyper training option(s): {', '.join(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class HyperTrainResult:
+    out: Path
+    hypernetwork: Any
+    metrics: dict
+    history: list[dict]
+    heldout: dict | None = None
+
+
+# --- data order -----------------------------------------------------------------------------------
+
+def _perm(n: int, seed: int) -> list[int]:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def step_tasks(n_tasks: int, step: int, k: int, seed: int) -> list[int]:
+    """Tasks of `step`: consecutive slices of seeded permutations (every task once per epoch)."""
+    out = []
+    for j in range(step * k, step * k + k):
+        epoch, i = divmod(j, n_tasks)
+        out.append(_perm(n_tasks, seed * 7919 + epoch)[i])
+    return out
+
+
+def step_rows(n_rows: int, step: int, task: int, batch_size: int, seed: int) -> list[int]:
+    """Rows of `task`'s micro-batch at `step` (a pure function, so a resumed run sees the same rows)."""
+    out = []
+    for j in range(step * batch_size, step * batch_size + batch_size):
+        epoch, i = divmod(j, n_rows)
+        out.append(_perm(n_rows, seed * 1_000_003 + task * 7907 + epoch)[i])
+    return out
+
+
+def select_tasks(tasks: list, fraction: float, seed: int) -> list:
+    if fraction >= 1:
+        return list(tasks)
+    keep = max(1, round(fraction * len(tasks)))
+    order = sorted(_perm(len(tasks), seed + 17)[:keep])
+    return [tasks[i] for i in order]
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+def save_checkpoint(folder: Path, hyper, opt: torch.optim.Optimizer, step: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"hyper.{k}": v for k, v in hyper.state_dict().items()}
+    opt_state = opt.state_dict()
+    scalars: dict[str, Any] = {"param_groups": opt_state["param_groups"], "state": {}}
+    for pid, st in opt_state["state"].items():
+        for name, value in st.items():
+            if torch.is_tensor(value) and value.dim() > 0:
+                tensors[f"opt.{pid}.{name}"] = value
+            else:
+                scalars["state"].setdefault(str(pid), {})[name] = float(value) if torch.is_tensor(value) else value
+    atomic_save_file(tensors, folder / "state.safetensors")
+    atomic_write_text(folder / "checkpoint.json", json.dumps({"step": step, "optimizer": scalars}) + "\n")
+
+
+def load_checkpoint(folder: Path, hyper, opt: torch.optim.Optimizer) -> int:
+    meta = json.loads((folder / "checkpoint.json").read_text())
+    tensors = load_file(str(folder / "state.safetensors"))
+    hyper.load_state_dict({k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")})
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    for pid, st in meta["optimizer"]["state"].items():
+        for name, value in st.items():
+            state.setdefault(int(pid), {})[name] = torch.tensor(value) if name == "step" else value
+    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    return int(meta["step"])
+
+
+def _lr_lambda(steps: int, warmup: float) -> Callable[[int], float]:
+    warm = max(1, int(warmup * steps))
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, steps - warm)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+def heldout_descriptions() -> dict[str, str]:
+    """The held-out tasks' card descriptions, by name (never seen in training)."""
+    from artstudio.tasks import list_tasks
+
+    return {c.name: c.description for c in list_tasks("heldout")}
+
+
+def evaluate_descriptions(hyper, backbone, encoder, descriptions: dict[str, str], *, eval_size: int = 100,
+                          task_cache: str | Path = DEFAULT_TASK_CACHE, folders: dict[str, Path] | None = None,
+                          progress: bool = False) -> dict:
+    """Zero-shot accuracy per task: generate from `descriptions[name]`, score on `name`'s test split.
+
+    The description and the task are separate on purpose: pass shuffled or paraphrased
+    descriptions to measure how much the words matter.
+    """
+    from artstudio.data import load_jsonl
+    from artstudio.evaluation import evaluate
+    from artstudio.tasks import task_specs
+
+    folders = dict(folders or {})
+    names = list(descriptions)
+    need = [n for n in names if n not in folders]
+    specs = {s.name: s for s in task_specs(need, task_cache)} if need else {}
+    generated = hyper.generate(encoder, [descriptions[n] for n in names])
+    per_task = {}
+    for name, g in zip(names, generated):
+        folder = folders.get(name) or specs[name].folder
+        metric = specs[name].metric if name in specs else json.loads((Path(folder) / "card.json").read_text()).get("metric", "exact")
+        rows = load_jsonl(Path(folder) / "test.jsonl")[:eval_size]
+        method = hyper.method_for(backbone, g)
+        with torch.no_grad():
+            res = evaluate(method, rows, metric)
+        per_task[name] = res.accuracy
+        if progress:
+            log.info("%s: %.1f%%", name, 100 * res.accuracy)
+    mean = sum(per_task.values()) / max(len(per_task), 1)
+    return {"mean": mean, "per_task": per_task, "eval_size": eval_size}
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder, tasks: list, *,
+                       progress: bool = True, callbacks: list[Callable[[dict], None]] | None = None) -> HyperTrainResult:
+    """Train `hypernetwork` on `tasks` (TaskSpecs) with `config`; returns the run's result."""
+    from artstudio.data import load_jsonl
+    from artstudio.objectives.sft import compute_loss
+
+    config.validate()
+    if not tasks:
+        raise ConfigError("no training tasks; pass --tasks library or task folders")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    hypernetwork.check_backbone(backbone)
+    hypernetwork.to(backbone.device)
+    tasks = select_tasks(tasks, config.task_fraction, config.seed)
+    embeddings = encoder.encode([t.description for t in tasks]).to(backbone.device)
+    rows = [load_jsonl(Path(t.folder) / "train.jsonl") for t in tasks]
+
+    targets = None
+    if config.mode == "reconstruction":
+        cache = Path(config.target_cache or Path(config.task_cache) / f"targets-{hypernetwork.kind}")
+        targets = []
+        for t in _bar(tasks, progress, "library targets"):
+            targets.append(hypernetwork.train_target(backbone, t, cache, steps=config.target_steps, seed=config.seed))
+
+    params = [p for p in hypernetwork.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    ckpt = out / "checkpoint"
+    start, history = 0, []
+    if config.resume and (ckpt / "checkpoint.json").exists():
+        start = load_checkpoint(ckpt, hypernetwork, opt)
+        if (out / "metrics.jsonl").exists():
+            history = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
+            history = [h for h in history if h.get("step", 0) <= start]
+        log.info("resumed %s at step %d", out, start)
+    else:
+        hypernetwork.set_embedding_stats(embeddings)
+    for group in opt.param_groups:
+        group.setdefault("initial_lr", config.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config.steps, config.warmup), last_epoch=start - 1)
+    saved = asdict(config) | {"resolved": {"tasks": [t.name for t in tasks], "hypernetwork": hypernetwork.describe(),
+                                           "model_id": backbone.model_id, "family": backbone.family}}
+    atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+    def emit(record: dict) -> None:
+        history.append(record)
+        with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        for cb in callbacks or []:
+            cb(record)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=config.steps, initial=start, desc=f"{hypernetwork.kind} {config.mode}", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    step, stopped = start, False
+    k = min(config.tasks_per_step, len(tasks))
+    hypernetwork.train()
+    while step < config.steps:
+        if config.max_minutes is not None and time.perf_counter() - t0 > 60 * config.max_minutes:
+            stopped = True
+            break
+        ts = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        total, skipped = 0.0, False
+        for ti in step_tasks(len(tasks), step, k, config.seed):
+            # One hypernetwork pass per task keeps each task's graph separate, so its backward can run
+            # (and free it) before the next task: memory stays that of one micro-batch.
+            generated = hypernetwork(embeddings[ti: ti + 1])[0]
+            if config.mode == "sft":
+                idx = step_rows(len(rows[ti]), step, ti, config.batch_size, config.seed)
+                loss = compute_loss(hypernetwork.method_for(backbone, generated), [rows[ti][i] for i in idx])
+            else:
+                loss = hypernetwork.reconstruction_loss(generated, targets[ti])
+            loss = loss / k
+            if not torch.isfinite(loss):
+                log.warning("step %d: non-finite loss on task %s; step skipped", step + 1, tasks[ti].name)
+                skipped = True
+                break
+            loss.backward()
+            total += loss.item()
+        if not skipped:
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        sched.step()
+        step += 1
+        record = {"step": step, "loss": None if skipped else total, "lr": sched.get_last_lr()[0],
+                  "seconds_per_step": time.perf_counter() - ts}
+        if skipped:
+            record["skipped"] = True
+        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+            res = evaluate_descriptions(hypernetwork, backbone, encoder, heldout_descriptions(),
+                                        eval_size=min(config.eval_size, 50), task_cache=config.task_cache)
+            record["heldout_accuracy"] = res["mean"]
+            hypernetwork.train()
+        emit(record)
+        if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.steps:
+            save_checkpoint(ckpt, hypernetwork, opt, step)
+        if bar is not None:
+            bar.update(1)
+            shown = {"loss": f"{total:.3f}"}
+            if "heldout_accuracy" in record:
+                shown["heldout"] = f"{record['heldout_accuracy']:.1%}"
+            bar.set_postfix(shown)
+    if bar is not None:
+        bar.close()
+    train_seconds = time.perf_counter() - t0
+    if stopped:
+        save_checkpoint(ckpt, hypernetwork, opt, step)
+    hypernetwork.eval()
+    hypernetwork.save_pretrained(out / "final", steps=step, mode=config.mode, tasks=len(tasks))
+    metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "stopped": stopped,
+                               "tasks": len(tasks), "parameters": hypernetwork.num_parameters()}
+    done = step - start
+    metrics["seconds_per_step"] = train_seconds / done if done else None
+    heldout = None
+    if config.heldout_eval and not stopped:
+        heldout = evaluate_descriptions(hypernetwork, backbone, encoder, heldout_descriptions(),
+                                        eval_size=config.eval_size, task_cache=config.task_cache)
+        atomic_write_text(out / "heldout.json", json.dumps(heldout, indent=2) + "\n")
+        metrics["heldout_accuracy"] = heldout["mean"]
+        emit({"step": step, "heldout_accuracy": heldout["mean"], "final": True})
+    atomic_write_text(out / "result.json", json.dumps(metrics, indent=2) + "\n")
+    return HyperTrainResult(out=out, hypernetwork=hypernetwork, metrics=metrics, history=history, heldout=heldout)
+
+
+def _bar(items, progress: bool, desc: str):
+    if not progress:
+        return items
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, dynamic_ncols=True)

@@ -1,0 +1,109 @@
+"""Text-to-Canvas as compare methods: `t2c` (zero-shot) and `t2c+art` (a generated start for ART).
+
+    t2c      the canvas a trained T2C hypernetwork paints from the task card's description, frozen:
+             zero-shot, no training on the task (steps change nothing)
+    t2c+art  an ART canvas that starts from that generated artwork and is fine-tuned for the run's
+             steps with the ordinary ART recipe (the shipped ART learning rate)
+
+Both need the task's description. Pass it as the `description` option, or let the harness bind the
+task card: a method with `bind_task(card)` gets the card before training (see the note in
+docs/hyper.md). The hypernetwork is the shipped T2C for studio-tiny unless `hyper` names a folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from artstudio.errors import ConfigError
+from artstudio.hyper.generate import DEFAULT_HYPER
+from artstudio.methods import ArtConfig, ArtMethod, register
+
+_GENERATORS: dict = {}
+
+
+def _generator(hyper: str, backbone, encoder: str | None):
+    """One loaded hypernetwork per (folder, backbone, encoder): a comparison builds many methods."""
+    from artstudio.hyper.generate import HyperGenerator
+
+    key = (str(hyper), id(backbone), encoder)
+    if key not in _GENERATORS:
+        _GENERATORS[key] = HyperGenerator(hyper, backbone=backbone, encoder=encoder)
+    return _GENERATORS[key]
+
+
+@dataclass
+class T2COptions(ArtConfig):
+    """Text-to-Canvas: the artwork a T2C hypernetwork generates from the task's description."""
+
+    hyper: str = field(default=DEFAULT_HYPER, metadata={"help": "T2C hypernetwork folder (default: the shipped one for studio-tiny)"})
+    description: str = field(default="", metadata={"help": "task description (default: the task card's, bound by the harness)"})
+    encoder: str | None = field(default=None, metadata={"help": "task encoder (default: the one the hypernetwork was trained with)"})
+
+
+@register
+class T2CMethod(ArtMethod):
+    """The generated artwork in the canvas slot, frozen: T2C's zero-shot score."""
+
+    name = "t2c"
+    config_class = T2COptions
+    default_lr = 0.0
+    trains = False
+    seed_free = True  # the canvas is a function of the description alone
+    standalone = False  # needs a T2C hypernetwork trained for the backbone
+
+    def __init__(self, backbone, config: T2COptions | None = None, canvas=None) -> None:
+        config = config if config is not None else T2COptions()
+        self._hyper_generator = _generator(config.hyper, backbone, config.encoder)
+        if config.canvas_size is None:
+            config.canvas_size = int(self._hyper_generator.hyper.target["canvas_size"])
+        super().__init__(backbone, config, canvas)
+        self.description = ""
+        if config.description:
+            self.bind_task({"description": config.description})
+        self.canvas.requires_grad_(self.trains)
+
+    def bind_task(self, card: dict) -> None:
+        """Paint the canvas from `card["description"]` (the harness calls this with the task card)."""
+        description = str(card.get("description") or "").strip()
+        if not description and self.description:
+            return  # no card description: keep the one given as an option
+        if not description:
+            raise ConfigError(f"{self.name} needs the task's description: give the task a card.json with a "
+                              "description, or pass the method option description")
+        generated = self._hyper_generator.generated(description)
+        if tuple(generated.shape[1:]) != tuple(self.canvas.size):
+            raise ConfigError(f"the hypernetwork paints {tuple(generated.shape[1:])} canvases, this method has "
+                              f"{self.canvas.size}; leave canvas_size unset")
+        with torch.no_grad():
+            self.canvas.param.copy_(generated.to(self.canvas.param.device))
+            self.canvas.initial.copy_(generated.to(self.canvas.initial.device))
+        self.description = description
+        self.config.description = description  # saved with the method, so `Method.load` repaints it
+
+    def slot_outputs(self):
+        if not self.description:
+            raise ConfigError(f"{self.name} has no task description yet; pass the method option description "
+                              "or bind the task card (method.bind_task(card))")
+        return super().slot_outputs()
+
+    def export(self, path, **metadata):
+        extra = metadata.get("extra", {}) | {"description": self.description,
+                                              "hypernetwork": {"kind": "t2c", "source": str(self.config.hyper)}}
+        return super().export(path, **(metadata | {"extra": extra}))
+
+
+@dataclass
+class T2CArtOptions(T2COptions):
+    """ART started from the T2C artwork of the task's description, then fine-tuned."""
+
+
+@register
+class T2CArtMethod(T2CMethod):
+    name = "t2c+art"
+    config_class = T2CArtOptions
+    default_lr = ArtMethod.default_lr  # an ordinary ART run, from a generated start
+    trains = True
+    seed_free = False
+

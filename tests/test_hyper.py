@@ -1,0 +1,310 @@
+"""Hypernetworks (artstudio.hyper): the task encoder, the interface, the training loop and Text-to-Canvas.
+
+All on the tiny random-weight Qwen3.5 model of conftest.py (seconds); the shipped T2C is checked at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from artstudio.artwork import read_artwork
+from artstudio.methods import load_artwork
+from artstudio.backbone import load_backbone
+from artstudio.data import load_jsonl
+from artstudio.errors import ConfigError, ModelLoadError
+from artstudio.evaluation import evaluate
+from artstudio.hyper import (HyperGenerateConfig, HyperTrainConfig, Hypernetwork, TaskEncoder, get_hyper,
+                             hyper_generate, hyper_train, train_hypernetwork)
+from artstudio.hyper.generate import DEFAULT_HYPER
+from artstudio.hyper.training import step_rows, step_tasks
+from artstudio.tasks import make_task, task_specs
+from artstudio.objectives.sft import compute_loss
+
+SIDE = 64  # the tiny model's patch 16 x merge 2 -> 4 visual tokens
+
+
+@pytest.fixture(scope="module")
+def bb(tiny_model_dir):
+    return load_backbone(tiny_model_dir("qwen3_5"))
+
+
+@pytest.fixture(scope="module")
+def encoder(bb):
+    return TaskEncoder.from_backbone(bb)
+
+
+@pytest.fixture(scope="module")
+def task_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hyper-tasks")
+    return {n: make_task(n, root / n, n_train=24, n_test=6) for n in ("add-plain", "sub-paren", "upper-quote")}
+
+
+def _t2c(bb, encoder, **options):
+    torch.manual_seed(0)
+    return get_hyper("t2c").build(bb, encoder, {"canvas_size": SIDE, "preset": "S", "hidden": 32, "blocks": 1, **options})
+
+
+# --- encoder ----------------------------------------------------------------------------------------
+
+def test_encoder_is_frozen_mean_pooled_and_batch_independent(encoder):
+    a = encoder.encode(["Reply with their sum.", "Reverse the word, please, in brackets."])
+    assert a.shape == (2, encoder.dim) and a.dtype == torch.float32 and not a.requires_grad
+    # Right padding: a description's embedding does not depend on what it is batched with.
+    alone = encoder.encode(["Reply with their sum."])
+    assert torch.allclose(a[0], alone[0], atol=1e-5)
+    assert encoder.name == "backbone"
+
+
+def test_encoder_bad_input(encoder, tmp_path):
+    with pytest.raises(ConfigError, match="empty"):
+        encoder.encode([""])
+    with pytest.raises(ConfigError, match="empty"):
+        encoder.encode(["ok", "   "])
+    with pytest.raises(ConfigError, match="no task description"):
+        encoder.encode([])
+    with pytest.raises(ConfigError, match="does not exist"):
+        TaskEncoder.from_pretrained(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        TaskEncoder.from_pretrained(tmp_path / "empty")
+
+
+def test_encoder_from_a_local_transformers_folder(tmp_path):
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{c: i + 2 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    BertModel(cfg).save_pretrained(tmp_path / "enc")
+    fast.save_pretrained(tmp_path / "enc")
+    enc = TaskEncoder.from_pretrained(tmp_path / "enc")
+    out = enc.encode(["add them", "reverse"])
+    assert out.shape == (2, 16) and enc.dim == 16 and enc.name == str((tmp_path / "enc").resolve())
+
+
+# --- the interface ------------------------------------------------------------------------------------
+
+def test_untrained_t2c_paints_a_grey_uint8_canvas(bb, encoder):
+    for head in ("grid", "basis"):
+        net = _t2c(bb, encoder, head=head)
+        (canvas,) = net.generate(encoder, ["Reply with their sum, written as a bare value."])
+        assert canvas.shape == (3, SIDE, SIDE)
+        assert torch.equal(canvas, torch.full_like(canvas, 128 / 255))
+        assert torch.equal(canvas * 255, (canvas * 255).round())  # already uint8 values
+
+
+def test_cue_basis_starts_on_the_cue_paper_and_sums_parts_into_a_cue(bb, encoder):
+    from artstudio.hyper.t2c import cue_basis
+    from artstudio.tasks import pictures
+
+    parts, paper = cue_basis(96)
+    assert parts.shape == (21, 3, 96, 96)  # 10 operation glyphs + 11 format bands
+    band = parts[10 + 2]  # json's band: only the top token row
+    assert band[:, pictures.BAND:].abs().max() == 0 and band[:, : pictures.BAND].abs().max() > 0
+    net = _t2c(bb, encoder, head="basis", basis=24, basis_init="cues")
+    (canvas,) = net.generate(encoder, ["anything"])
+    assert torch.allclose(canvas, torch.full_like(canvas, 245 / 255))  # blank paper until trained
+    with pytest.raises(ConfigError, match="basis >= 21"):
+        _t2c(bb, encoder, head="basis", basis=8, basis_init="cues")
+
+
+def test_gradients_reach_only_the_hypernetwork(bb, encoder, task_dirs):
+    net = _t2c(bb, encoder)
+    net.set_embedding_stats(encoder.encode(["a b", "add them", "reverse it"]))
+    emb = encoder.encode(["Reply with their sum, written as a bare value."])
+    (canvas,) = net(emb)
+    rows = load_jsonl(task_dirs["add-plain"] / "train.jsonl")[:4]
+    loss = compute_loss(net.method_for(bb, canvas), rows)
+    loss.backward()
+    assert all(p.grad is None for p in bb.model.parameters())
+    assert not any(p.requires_grad for p in bb.model.parameters())
+    assert net.head.weight.grad is not None and net.head.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in net.parameters())
+    assert not net.embed_mean.requires_grad  # statistics are buffers, not trained
+
+
+@pytest.mark.slow
+def test_generated_artwork_round_trips_through_png_exactly(bb, encoder, task_dirs, tmp_path):
+    net = _t2c(bb, encoder, grid=8)
+    with torch.no_grad():  # a non-grey canvas, so the round trip is not trivial
+        net.head.bias.copy_(torch.linspace(-0.6, 0.6, net.head.bias.numel()))
+    description = "Reply with their sum, written as a bare value."
+    (canvas,) = net.generate(encoder, [description])
+    path = net.export(bb, canvas, tmp_path / "art.png", description, source="tests", name="add-plain")
+    art = read_artwork(path)
+    assert art.metadata.task == {"name": "add-plain", "description": description}
+    assert art.metadata.extra["description"] == description
+    assert art.metadata.extra["hypernetwork"]["kind"] == "t2c"
+    loaded = load_artwork(path, bb)
+    assert torch.equal(loaded.canvas().detach().cpu(), canvas.cpu())
+    rows = load_jsonl(task_dirs["add-plain"] / "test.jsonl")
+    with torch.no_grad():
+        a = compute_loss(net.method_for(bb, canvas), rows)
+        b = compute_loss(loaded, rows)
+    assert torch.allclose(a, b, atol=1e-6)
+    ea, eb = evaluate(net.method_for(bb, canvas), rows), evaluate(loaded, rows)
+    assert [r["prediction"] for r in ea.predictions] == [r["prediction"] for r in eb.predictions]
+
+
+def test_save_and_load_keep_outputs_and_refuse_another_model(bb, encoder, tmp_path, tiny_model_dir):
+    net = _t2c(bb, encoder)
+    net.set_embedding_stats(encoder.encode(["one task", "another task", "a third"]))
+    with torch.no_grad():
+        net.head.bias.normal_(0, 0.3)
+    folder = net.save_pretrained(tmp_path / "h")
+    back = Hypernetwork.from_pretrained(folder, bb)
+    d = ["Reply with the word reversed."]
+    assert torch.equal(net.generate(encoder, d)[0], back.generate(encoder, d)[0])
+    meta = json.loads((folder / "hyper.json").read_text())
+    assert meta["kind"] == "t2c" and meta["encoder"] == "backbone" and meta["target"]["canvas_size"] == SIDE
+    # Made for another model: refused with a clear message.
+    other = load_backbone(tiny_model_dir("qwen2_5_vl"))
+    with pytest.raises(ConfigError, match="made for another model"):
+        Hypernetwork.from_pretrained(folder, other)
+    meta["target"]["model_id"] = "Qwen/Qwen3.5-0.8B"
+    (folder / "hyper.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="made for another model"):
+        Hypernetwork.from_pretrained(folder, bb)
+    with pytest.raises(ConfigError, match="not a hypernetwork folder"):
+        Hypernetwork.from_pretrained(tmp_path, bb)
+    with pytest.raises(ConfigError, match="unknown hypernetwork kind"):
+        get_hyper("t2x")
+
+
+def test_bad_options_are_explained(bb, encoder):
+    with pytest.raises(ConfigError, match="unknown hypernetwork option"):
+        get_hyper("t2c").build(bb, encoder, {"canvas_size": SIDE, "colour": "red"})
+    with pytest.raises(ConfigError, match="preset"):
+        get_hyper("t2c").build(bb, encoder, {"canvas_size": SIDE, "preset": "XL"})
+    with pytest.raises(ConfigError, match="mode"):
+        HyperTrainConfig(mode="rl").validate()
+    with pytest.raises(ConfigError, match="unknown hyper training option"):
+        HyperTrainConfig.from_dict({"stepz": 3})
+
+
+def test_task_and_row_order_is_seeded_and_covers_every_task():
+    seen = [t for s in range(5) for t in step_tasks(10, s, 4, seed=3)]
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
+    assert step_tasks(10, 2, 4, seed=3) == step_tasks(10, 2, 4, seed=3) != step_tasks(10, 2, 4, seed=4)
+    assert step_rows(7, 1, 2, 3, seed=0) == step_rows(7, 1, 2, 3, seed=0)
+
+
+# --- the loop, end to end -----------------------------------------------------------------------------
+
+def _config(tmp_path, name, **kw):
+    base = dict(out=str(tmp_path / name), steps=3, tasks_per_step=2, batch_size=3, eval_size=2, checkpoint_every=1,
+                task_cache=str(tmp_path / "cache"), options={"canvas_size": SIDE, "hidden": 32, "blocks": 1}, lr=1e-2)
+    return HyperTrainConfig(**(base | kw))
+
+
+@pytest.mark.slow
+def test_training_moves_the_canvas_and_resume_continues_exactly(bb, encoder, task_dirs, tmp_path):
+    specs = task_specs([str(p) for p in task_dirs.values()], tmp_path)
+    full = train_hypernetwork(_config(tmp_path, "full", steps=4, heldout_eval=False), bb, _t2c(bb, encoder),
+                              encoder, specs, progress=False)
+    assert full.metrics["steps"] == 4 and all(h["loss"] is not None for h in full.history)
+    first = _t2c(bb, encoder)
+    train_hypernetwork(_config(tmp_path, "part", steps=2, heldout_eval=False), bb, first, encoder, specs, progress=False)
+    resumed = train_hypernetwork(_config(tmp_path, "part", steps=4, heldout_eval=False, resume=True), bb,
+                                 _t2c(bb, encoder), encoder, specs, progress=False)
+    for (k, a), b in zip(full.hypernetwork.state_dict().items(), resumed.hypernetwork.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    (canvas,) = full.hypernetwork.generate(encoder, [specs[0].description])
+    assert not torch.equal(canvas, torch.full_like(canvas, 128 / 255))
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_reconstruction_mode_matches_cached_targets(bb, encoder, task_dirs, tmp_path):
+    specs = task_specs([str(task_dirs["add-plain"]), str(task_dirs["upper-quote"])], tmp_path)
+    cfg = _config(tmp_path, "rec", mode="reconstruction", steps=30, target_steps=2, heldout_eval=False, lr=3e-2,
+                  checkpoint_every=0)
+    res = train_hypernetwork(cfg, bb, _t2c(bb, encoder, grid=SIDE), encoder, specs, progress=False)
+    losses = [h["loss"] for h in res.history]
+    assert losses[-1] < losses[0]
+    cached = sorted(p.parent.name for p in (tmp_path / "cache" / "targets-t2c").glob("*/target.safetensors"))
+    assert cached == ["add-plain", "upper-quote"]
+
+
+@pytest.mark.slow
+def test_hyper_train_generate_evaluate_end_to_end(bb, tiny_model_dir, task_dirs, tmp_path):
+    """`hyper train` -> `hyper generate` -> `eval` on the tiny model, as a user would run them."""
+    cfg = _config(tmp_path, "run", model=tiny_model_dir("qwen3_5"), tasks=",".join(str(p) for p in task_dirs.values()),
+                  steps=2, checkpoint_every=0)
+    result = hyper_train(cfg, backbone=bb, progress=False)
+    assert (result.out / "final" / "hyper.json").is_file()
+    assert set(result.heldout["per_task"]) >= {"add-json", "reverse-bracket", "word-problems-json"}
+    assert json.loads((result.out / "heldout.json").read_text())["eval_size"] == 2
+    art = hyper_generate(HyperGenerateConfig(description="Reply with their sum, written inside square brackets.",
+                                             hyper=str(result.out), out=str(tmp_path / "art.png")))
+    method = load_artwork(art, bb)
+    res = evaluate(method, load_jsonl(task_dirs["add-plain"] / "test.jsonl"))
+    assert res.n == 6 and 0.0 <= res.accuracy <= 1.0
+    with pytest.raises(ConfigError, match="empty"):
+        hyper_generate(HyperGenerateConfig(description=" ", hyper=str(result.out), out=str(tmp_path / "x.png")))
+    with pytest.raises(ConfigError, match=r"\.png"):
+        hyper_generate(HyperGenerateConfig(description="sum", hyper=str(result.out), out=str(tmp_path / "x.jpg")))
+
+
+# --- the shipped T2C ------------------------------------------------------------------------------------
+
+SHIPPED = Path(DEFAULT_HYPER)
+
+
+@pytest.mark.skipif(not (SHIPPED / "hyper.json").is_file(), reason="no shipped T2C weights")
+def test_shipped_t2c_generates_an_artwork_offline_with_defaults(tmp_path):
+    import time
+
+    from artstudio.hyper import HyperGenerator
+
+    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) <= 10 * 2**20
+    gen = HyperGenerator()
+    t0 = time.perf_counter()
+    path = gen.generate("Reply with the larger of the two digits, in square brackets.", tmp_path / "a.png")
+    seconds = time.perf_counter() - t0
+    assert seconds < 5  # measured well under 1 s on a quiet CPU (docs/hyper.md); generous on a busy one
+    art = read_artwork(path)
+    assert art.metadata.model_id == "studio-tiny" and art.metadata.extra["hypernetwork"]["kind"] == "t2c"
+    paraphrases = json.loads((Path(__file__).resolve().parents[1] / "artstudio/hyper/paraphrases.json").read_text())
+    for p in paraphrases["max-bracket"]:
+        assert gen.generate(p, tmp_path / "p.png").is_file()
+
+
+# --- compare methods t2c and t2c+art (baselines/t2c.py) ----------------------------------------------------
+
+def test_t2c_methods_start_from_the_generated_artwork(bb, encoder, task_dirs, tmp_path):
+    from artstudio.methods import build_method
+    from artstudio.training import TrainConfig, train
+
+    net = _t2c(bb, encoder, grid=8)
+    net.set_embedding_stats(encoder.encode(["one task", "another task", "a third"]))
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.2)
+    folder = net.save_pretrained(tmp_path / "h")
+    card = json.loads((task_dirs["add-plain"] / "card.json").read_text())
+    (expected,) = net.generate(encoder, [card["description"]])
+
+    zero = build_method("t2c", bb, {"hyper": str(folder)})
+    assert zero.num_trainable() == 0
+    with pytest.raises(ConfigError, match="description"):
+        zero.slot_outputs()
+    zero.bind_task(card)
+    assert torch.equal(zero.canvas().detach().cpu(), expected)
+
+    run = train(TrainConfig(out=str(tmp_path / "run"), data=str(task_dirs["add-plain"]), method="t2c+art", steps=2,
+                            batch_size=4, checkpoint_every=0, snapshot_every=0, method_options={"hyper": str(folder)}),
+                backbone=bb, progress=False)
+    method = run.method
+    assert method.num_trainable() == 3 * SIDE * SIDE and run.metrics["steps"] == 2
+    assert torch.equal(method.canvas.initial.cpu(), expected)  # started from the generated artwork
+    assert not torch.equal(method.canvas().detach().cpu(), expected)  # and was fine-tuned (ART's lr)
+    assert read_artwork(run.artwork).metadata.extra["description"] == card["description"]

@@ -250,7 +250,8 @@ def test_text_encoder_prefix_cache_matches_reading_the_whole_text(model):
 
 def _space_file(tmp_path) -> Path:
     f = tmp_path / "space.yaml"
-    f.write_text("lr: {low: 0.01, high: 0.2}\ncanvas_size: {low: 64, high: 64}\nbatch_size: [2, 4]\n"
+    # The method's defaults (lr 0.05, batch 16, its canvas size) lie inside: trial 0 is the default configuration.
+    f.write_text("lr: {low: 0.01, high: 0.2}\ncanvas_size: null\nbatch_size: [4, 16]\n"
                  "init: null\ntv_weight: null\nparametrization: null\nschedule: null\n")
     return f
 
@@ -268,7 +269,7 @@ def test_a_tiny_study_runs_end_to_end(model, task, tmp_path):
     with open(out / "trials.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and rows[0]["default"] == "True"  # trial 0 is the default configuration
-    assert {"param_lr", "param_canvas_size", "param_batch_size"} <= set(rows[0])
+    assert {"param_lr", "param_batch_size"} <= set(rows[0]) and float(rows[0]["param_lr"]) == 0.05
     # Trials never saw the test split: proxy and validation rows are training rows, disjoint.
     proxy = {e.id for e in load_jsonl(out / "data" / "proxy" / "train.jsonl")}
     val = {e.id for e in load_jsonl(out / "data" / "val.jsonl")}
@@ -278,7 +279,7 @@ def test_a_tiny_study_runs_end_to_end(model, task, tmp_path):
     # best.json is a TrainConfig that `artstudio train --config` can take as it is.
     best = TrainConfig.from_dict(json.loads((out / "best.json").read_text()))
     assert best.method == "art" and best.steps == 4 and best.data == str(task)
-    assert best.lr == result.best_params["lr"] and best.method_options["canvas_size"] == 64
+    assert best.lr == result.best_params["lr"] and best.batch_size == result.best_params["batch_size"]
     final = json.loads((out / "final.json").read_text())
     assert final["best"]["eval_n"] == len(TEST) and final["default"]["eval_n"] == len(TEST)
     for name in ("best_so_far.png", "importance.png", "proxy_vs_full.png", "report.md", "best_method_options.json"):

@@ -99,9 +99,9 @@ def open_storage(url: str, heartbeat: int = 30):
             from optuna.storages import RetryHeartbeatStaleTrialCallback
 
             retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
-        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                          heartbeat_stale_trial_callback=retry,
-                          engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None)
+            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                              heartbeat_stale_trial_callback=retry,
+                              engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None)
     except Exception as err:  # noqa: BLE001 - sqlalchemy/optuna raise many kinds; all mean a bad storage
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"storage {url!r} cannot be opened ({first}); {hint}") from None

@@ -323,7 +323,8 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(mode
             except Exception:  # noqa: BLE001 - not created yet
                 continue
             states = [t.state.name for t in study.trials]
-            if states.count("COMPLETE") >= 1 and "RUNNING" in states:
+            running = [t for t in study.trials if t.state.name == "RUNNING" and t.params]  # training, not just created
+            if states.count("COMPLETE") >= 1 and running:
                 killed_at = states
                 proc.send_signal(signal.SIGKILL)
                 break

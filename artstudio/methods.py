@@ -35,6 +35,7 @@ from .atomic import atomic_save_file, atomic_write_text
 from .errors import ArtworkError, ConfigError
 from .options import field_names, from_dict
 from .prompts import Placement
+from .tune.space import CanvasSize, Choice, Float
 
 METHOD_FILE = "method.json"
 WEIGHTS_FILE = "method.safetensors"
@@ -254,6 +255,26 @@ class ArtMethod(Method):
     config_class = ArtConfig
     # Measured on studio-tiny's held-out tasks (SFT, batch 16): 0.05 reaches the gallery's accuracies in 300 steps.
     default_lr = 0.05
+    # What `artstudio tune` searches (artstudio/tune/space.py); the sentences are read by the lgbo sampler.
+    search_space = {
+        "lr": Float(0.005, 0.5, log=True, help="peak AdamW learning rate of the canvas pixels; the pixel "
+                    "parametrisation moves pixels directly and tolerates larger rates than sigmoid logits; "
+                    "larger batches give cleaner gradients and tolerate larger rates"),
+        "canvas_size": CanvasSize(64, 256, help="canvas side in pixels; a larger canvas gives the model more "
+                                  "visual tokens to carry the task (more capacity) but makes every step slower "
+                                  "and may need a smaller learning rate"),
+        "parametrization": Choice(("pixels", "sigmoid"), help="pixels are optimised directly (clamped to [0, 1]); "
+                                  "sigmoid optimises logits, which slows changes near black and white"),
+        "init": Choice(("gray", "noise"), help="starting picture; gray is neutral, noise starts from random "
+                       "pixels that the optimisation must first overwrite"),
+        "schedule": Choice(("cosine", "constant"), help="learning-rate schedule after warm-up; cosine decays to "
+                           "a tenth of the peak, which settles the canvas late in training"),
+        "tv_weight": Float(0.0, 0.05, help="total-variation penalty for smoother artworks; large values fight "
+                           "the high-frequency texture the task may need, most with a high learning rate"),
+        "batch_size": Choice((8, 16, 32), help="examples per step; larger batches average more examples "
+                             "into the one shared canvas gradient, cost more per step and allow a larger "
+                             "learning rate"),
+    }
 
     def __init__(self, backbone, config: ArtConfig | None = None, canvas=None):
         super().__init__(backbone, config)

@@ -36,6 +36,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.methods import Method, register
+from artstudio.tune.space import Choice, Float, Int
 
 from .lora import write_export_meta
 
@@ -83,6 +84,15 @@ class AdaLinkMethod(Method):
     default_lr = 2e-3  # tuned on studio-tiny's held-out tasks
     starts_frozen = True  # W_up starts at zero
     placement = None
+    # What `artstudio tune` searches (artstudio/tune/space.py); the sentences are read by the lgbo sampler.
+    search_space = {
+        "r": Int(1, 32, log=True, help="rank of the residual adapters on the input embeddings; higher rank adds "
+                 "capacity at the model's input"),
+        "lr": Float(2e-4, 2e-2, log=True, help="peak AdamW learning rate of the adapters; higher ranks usually "
+                    "want a somewhat lower rate"),
+        "batch_size": Choice((8, 16, 32), help="examples per step; larger batches give less noisy gradients, "
+                             "cost more per step and tolerate a larger learning rate"),
+    }
 
     def __init__(self, backbone, config: AdaLinkOptions | None = None):
         super().__init__(backbone, config)

@@ -38,6 +38,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.methods import Method, atomic_write_text, register
+from artstudio.tune.space import Choice, Float, Int
 
 EXPORT_META_FILE = "artstudio.json"
 LANGUAGE_MODEL_MARKER = "language_model"
@@ -222,6 +223,23 @@ class LoraMethod(PeftMethod):
     config_class = LoraOptions
     default_lr = 2e-3  # tuned on studio-tiny's held-out tasks
     dropout_module_name = "lora_dropout"
+    # What `artstudio tune` searches (artstudio/tune/space.py); the sentences are read by the lgbo sampler.
+    search_space = {
+        "r": Int(2, 32, log=True, help="rank of the low-rank update; a higher rank adds capacity and "
+                 "trainable parameters, and with a fixed alpha ratio the update's scale stays the same"),
+        "alpha_ratio": Float(0.5, 4.0, log=True, option="alpha", times="r",
+                             help="alpha divided by the rank; it multiplies the update, so it acts like a second "
+                                  "learning rate: a high ratio with a high learning rate can diverge"),
+        "lr": Float(1e-4, 1e-2, log=True, help="peak AdamW learning rate of A and B; interacts with the alpha "
+                    "ratio (their product sets the effective step) and with the batch size"),
+        "dropout": Float(0.0, 0.3, help="dropout on the adapter input; regularises small datasets, slows fitting"),
+        "target_modules": Choice(("q_proj,v_proj", "q_proj,k_proj,v_proj,o_proj",
+                                  "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
+                                 help="which projections get adapters; more modules add capacity and parameters, "
+                                      "the MLP projections help tasks that need new computation"),
+        "batch_size": Choice((8, 16, 32), help="examples per step; larger batches give less noisy gradients, "
+                             "cost more per step and tolerate a larger learning rate"),
+    }
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         from peft import LoraConfig, get_peft_model

@@ -22,6 +22,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.methods import Method, recommended_canvas_size, register
+from artstudio.tune.space import CanvasSize, Choice, Float
 from artstudio.vision import to_pixel_values
 
 from .lora import write_export_meta
@@ -57,6 +58,17 @@ class SoftPromptMethod(Method):
     name = "soft-prompt"
     config_class = SoftPromptOptions
     default_lr = 0.01  # tuned on studio-tiny's held-out tasks
+    # What `artstudio tune` searches (artstudio/tune/space.py); the sentences are read by the lgbo sampler.
+    search_space = {
+        "lr": Float(1e-3, 1e-1, log=True, help="peak AdamW learning rate of the prompt vectors; vectors "
+                    "initialised from the vocabulary sit at the embedding scale and need smaller steps"),
+        "canvas_size": CanvasSize(64, 256, help="side of the equivalent canvas, which fixes the number of prompt "
+                                  "vectors; more vectors add capacity and make every step slower"),
+        "init": Choice(("normal", "vocab"), help="normal draws random vectors at the embedding scale, vocab "
+                       "copies random token embeddings"),
+        "batch_size": Choice((8, 16, 32), help="examples per step; larger batches give less noisy gradients, "
+                             "cost more per step and tolerate a larger learning rate"),
+    }
 
     def __init__(self, backbone, config: SoftPromptOptions | None = None):
         super().__init__(backbone, config)

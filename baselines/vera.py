@@ -22,6 +22,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.methods import register
+from artstudio.tune.space import Choice, Float, Int
 
 from .lora import PeftMethod, target_regex, targeted_linears
 
@@ -67,6 +68,18 @@ class VeraMethod(PeftMethod):
     config_class = VeraOptions
     default_lr = 1e-2  # tuned on studio-tiny's held-out tasks
     dropout_module_name = "vera_dropout"
+    # What `artstudio tune` searches (artstudio/tune/space.py); the sentences are read by the lgbo sampler.
+    search_space = {
+        "r": Int(16, 256, log=True, help="rank of the shared frozen random projections; a higher rank gives the "
+                 "trained scaling vectors more directions to use"),
+        "d_initial": Float(0.01, 1.0, log=True, help="initial value of the d scaling vector; larger values make "
+                           "the first updates larger, like a higher learning rate"),
+        "lr": Float(1e-3, 1e-1, log=True, help="peak AdamW learning rate of the scaling vectors; VeRA needs "
+                    "higher rates than LoRA because it trains so few parameters"),
+        "dropout": Float(0.0, 0.3, help="dropout on the adapter input; regularises, slows fitting"),
+        "batch_size": Choice((8, 16, 32), help="examples per step; larger batches give less noisy gradients, "
+                             "cost more per step and tolerate a larger learning rate"),
+    }
 
     def __init__(self, backbone, config: VeraOptions | None = None):
         config = config if config is not None else VeraOptions()

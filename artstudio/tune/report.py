@@ -1,0 +1,179 @@
+"""What a study leaves in `--out`: trials.csv, best-so-far and importance plots, proxy-vs-full, report.md."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_text
+
+
+def trial_rows(study) -> list[dict]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
+                     "seconds": t.user_attrs.get("seconds"), "default": bool(t.user_attrs.get("default")),
+                     **{f"param_{k}": v for k, v in t.params.items()}})
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def best_so_far(values: list[float | None]) -> list[float | None]:
+    out, best = [], None
+    for v in values:
+        if v is not None and (best is None or v > best):
+            best = v
+        out.append(best)
+    return out
+
+
+def importances(study) -> dict[str, float]:
+    """Optuna's default evaluator (PED-ANOVA); a spread-of-means fallback when it cannot run."""
+    import optuna
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if len(done) < 2:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except Exception:  # noqa: BLE001 - few trials or constant values: fall back to a simple measure
+        out = {}
+        for name in done[0].params:
+            groups: dict[Any, list[float]] = {}
+            for t in done:
+                v = t.params.get(name)
+                key = v if not isinstance(v, float) else round(v, 2)
+                groups.setdefault(key, []).append(t.value)
+            means = [sum(g) / len(g) for g in groups.values()]
+            out[name] = max(means) - min(means) if len(means) > 1 else 0.0
+        total = sum(out.values()) or 1.0
+        return {k: v / total for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def plot_best_so_far(curves: dict[str, list[float | None]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values in curves.items():
+        xs = list(range(1, len(values) + 1))
+        ax.scatter(xs, [v if v is not None else float("nan") for v in values], s=12, alpha=0.4)
+        ax.step(xs, [v if v is not None else float("nan") for v in best_so_far(values)], where="post", label=label)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy (proxy training)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_importance(imp: dict[str, float], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(imp)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.2))
+    ax.barh(names, [imp[n] for n in names])
+    ax.set_xlabel("importance (Optuna PED-ANOVA, normalised)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_proxy_vs_full(points: list[tuple[str, float, float]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for label, x, y in points:
+        ax.scatter([x], [y])
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("proxy score (validation, proxy training)")
+    ax.set_ylabel("full score (test, full training)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(study, space, config, out: Path, *, final: dict | None, storage_url: str, splits) -> dict:
+    rows = trial_rows(study)
+    files = {"trials.csv": write_csv(rows, out / "trials.csv")}
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    values = [r["value"] for r in rows if r["state"] in ("COMPLETE", "FAIL")]
+    if values:
+        files["best_so_far.png"] = plot_best_so_far({config.sampler: values}, out / "best_so_far.png",
+                                                    f"{config.method} · {study.user_attrs.get('task', '')}")
+    imp = importances(study)
+    if imp:
+        files["importance.png"] = plot_importance(imp, out / "importance.png")
+    if final and all(final[k].get("proxy_value") is not None and final[k].get("accuracy") is not None for k in final):
+        pts = [(k, final[k]["proxy_value"], final[k]["accuracy"]) for k in final]
+        files["proxy_vs_full.png"] = plot_proxy_vs_full(pts, out / "proxy_vs_full.png")
+    best = study.best_trial
+    lines = [f"# Tuning {config.method} on {study.user_attrs.get('task', config.data)}", "",
+             f"- study `{study.study_name}` in `{storage_url}` (`optuna-dashboard {storage_url}`)",
+             f"- sampler `{config.sampler}`, {len(complete)} finished trials of {len(rows)}",
+             f"- each trial: {splits.n_proxy} proxy rows of {splits.n_fit} (proxy {config.proxy:g}), "
+             f"scored on {splits.n_val} validation rows carved from the {splits.n_train} training rows; "
+             "the test split is read only by the final runs", "",
+             "## Best configuration (validation accuracy on proxy training)", "",
+             f"trial {best.number}: **{best.value:.1%}**", "", "| parameter | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in best.params.items()]
+    default = next((r for r in complete if r["default"]), None)
+    if default is not None:
+        lines += ["", f"Default configuration (trial {default['number']}): {default['value']:.1%} on validation."]
+    if final:
+        lines += ["", f"## Final runs: all training rows, {config.steps} steps (budget: {config.budget}), test split", "",
+                  "| configuration | test accuracy | proxy score | steps | train seconds |", "|---|---|---|---|---|"]
+        for k in ("default", "best"):
+            r = final[k]
+            proxy = "" if r.get("proxy_value") is None else f"{r['proxy_value']:.1%}"
+            lines.append(f"| {k} | {r['accuracy']:.1%} | {proxy} | {r['steps']} | {r['train_seconds']} |")
+        d, b = final["default"]["accuracy"], final["best"]["accuracy"]
+        if d is not None and b is not None and d < 1:
+            lines += ["", f"Relative test-error reduction: {((1 - d) - (1 - b)) / (1 - d):+.1%} "
+                          f"(error {1 - d:.1%} → {1 - b:.1%})."]
+    if imp:
+        lines += ["", "## Parameter importance", "", "| parameter | importance |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in imp.items()]
+    lines += ["", "## Files", "", "- `best.json`: `artstudio train --config best.json` reruns the best configuration",
+              "- `best_method_options.json`: `{method: options}` for `artstudio compare --method-options`",
+              "- `trials.csv`, " + ", ".join(f"`{k}`" for k in files if k.endswith(".png")), ""]
+    files["report.md"] = out / "report.md"
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    atomic_write_text(out / "space.json", json.dumps(space.to_dict(), indent=2) + "\n")
+    return {k: str(v) for k, v in files.items()}
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

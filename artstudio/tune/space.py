@@ -1,0 +1,356 @@
+"""Search spaces: a small typed description of the hyper-parameters a method can be tuned over.
+
+Each `Method` class declares its own space next to its config (`search_space = {...}`), so a new
+method brings its space with it and no table elsewhere lists method names. A parameter is one of
+
+    Float(low, high, log=False)   a real number; log=True samples on a log scale (learning rates)
+    Int(low, high, log=False)     a whole number
+    Choice(values)                one of a few values (str, int, float, bool)
+    CanvasSize(low, high)         a canvas side among the backbone's valid sizes in [low, high],
+                                  resolved against its `Geometry` when the study starts
+
+and says where its value lands: a `TrainConfig` field (`lr`, `batch_size`, `schedule`, ...), an
+option of the method's config (`r`, `dropout`, `canvas_size`, ...), or an option scaled by another
+parameter (`Float(0.5, 4, option="alpha", times="r")`: LoRA's alpha as a ratio of the rank). Every
+parameter carries a sentence saying what it does and how it interacts with the others; the `lgbo`
+sampler reads those sentences.
+
+A user narrows or extends a space with a YAML/JSON file (`--space file`):
+
+    lr: {low: 0.001, high: 0.01, log: true}       # narrow a range
+    r: {choices: [4, 8]}                           # a range becomes a choice
+    dropout: null                                  # drop a parameter: the default value is used
+    weight_decay: {low: 0.0, high: 0.1}            # a TrainConfig field the method did not list
+    init: {choices: [gray, noise], help: "..."}    # a method option
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from ..errors import ConfigError
+
+# TrainConfig fields a space may search (the rest describe the run, not its hyper-parameters).
+TRAIN_FIELDS = ("lr", "batch_size", "schedule", "warmup", "weight_decay", "grad_accum")
+
+
+@dataclass(frozen=True)
+class Float:
+    low: float
+    high: float
+    log: bool = False
+    help: str = ""
+    option: str | None = None  # where the value lands (default: the parameter's name)
+    times: str | None = None  # the landed value is value x this other parameter's value
+
+    def describe(self) -> str:
+        return f"{self.low:g}..{self.high:g}" + (" (log scale)" if self.log else "")
+
+
+@dataclass(frozen=True)
+class Int:
+    low: int
+    high: int
+    log: bool = False
+    help: str = ""
+    option: str | None = None
+    times: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.low}..{self.high}" + (" (log scale)" if self.log else "")
+
+
+@dataclass(frozen=True)
+class Choice:
+    choices: tuple
+    help: str = ""
+    option: str | None = None
+    times: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "choices", tuple(self.choices))
+
+    def describe(self) -> str:
+        return " | ".join(map(str, self.choices))
+
+
+@dataclass(frozen=True)
+class CanvasSize:
+    """A canvas side among the backbone's valid sizes within [low, high] (a `Choice` once resolved)."""
+
+    low: int = 64
+    high: int = 256
+    help: str = ""
+    option: str | None = None
+    times: str | None = None
+
+    def describe(self) -> str:
+        return f"valid canvas sides in {self.low}..{self.high}"
+
+    def resolve(self, geometry) -> Choice:
+        sizes = [s for s in geometry.valid_sizes(self.high) if s >= self.low]
+        if not sizes:
+            valid = geometry.valid_sizes()
+            raise ConfigError(f"canvas_size range {self.low}..{self.high} holds no size this model takes "
+                              f"(multiples of {geometry.factor}; valid: {', '.join(map(str, valid[:12]))}"
+                              f"{' ...' if len(valid) > 12 else ''}); widen the range in the space file")
+        return Choice(tuple(sizes), help=self.help, option=self.option, times=self.times)
+
+
+Param = Union[Float, Int, Choice, CanvasSize]
+
+
+@dataclass
+class SearchSpace:
+    """An ordered set of named parameters for one method (the order is the order trials suggest them)."""
+
+    method: str
+    params: dict[str, Param] = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter(self.params.items())
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def names(self) -> list[str]:
+        return list(self.params)
+
+    # -- where values land -----------------------------------------------------------------------
+    def apply(self, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(TrainConfig overrides, method options) for one configuration."""
+        train: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        for name, p in self.params.items():
+            if name not in values:
+                continue
+            value = values[name]
+            if p.times is not None:
+                value = value * values[p.times]
+            target = p.option or name
+            if target in TRAIN_FIELDS:
+                train[target] = value
+            else:
+                options[target] = _option_value(self.method, target, value)
+        return train, options
+
+    # -- Optuna --------------------------------------------------------------------------------
+    def distributions(self) -> dict[str, Any]:
+        """Optuna distributions, in order (call `resolved` first when the space has a CanvasSize)."""
+        import optuna.distributions as D
+
+        out = {}
+        for name, p in self.params.items():
+            if isinstance(p, Float):
+                out[name] = D.FloatDistribution(p.low, p.high, log=p.log)
+            elif isinstance(p, Int):
+                out[name] = D.IntDistribution(p.low, p.high, log=p.log)
+            elif isinstance(p, Choice):
+                out[name] = D.CategoricalDistribution(p.choices)
+            else:
+                raise ConfigError(f"parameter {name} is a canvas size not yet resolved against a model")
+        return out
+
+    def resolved(self, geometry) -> "SearchSpace":
+        """The space with every `CanvasSize` turned into a `Choice` of this model's valid sides."""
+        return SearchSpace(self.method, {n: p.resolve(geometry) if isinstance(p, CanvasSize) else p
+                                         for n, p in self.params.items()})
+
+    def to_dict(self) -> dict[str, dict]:
+        out = {}
+        for name, p in self.params.items():
+            d = {"type": type(p).__name__.lower()} | {k: v for k, v in dataclasses.asdict(p).items() if v not in (None, "")}
+            if "choices" in d:
+                d["choices"] = list(d["choices"])
+            out[name] = d
+        return out
+
+    def describe(self) -> str:
+        return "\n".join(f"  {n:<16} {p.describe():<36} {p.help}" for n, p in self.params.items())
+
+
+def _option_value(method: str, option: str, value: Any) -> Any:
+    """A list-typed option (LoRA's target_modules) is searched as 'q_proj,v_proj' strings."""
+    from ..methods import get_method
+
+    cls = get_method(method).config_class
+    if dataclasses.is_dataclass(cls):
+        f = {f.name: f for f in dataclasses.fields(cls)}.get(option)
+        if f is not None and isinstance(value, str) and "list" in str(f.type):
+            return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+# --- the space of a method, checked ------------------------------------------------------------------
+
+def method_space(method: str) -> SearchSpace:
+    """The space the method declares (`search_space` class attribute), checked."""
+    from ..methods import get_method
+
+    cls = get_method(method)
+    declared = getattr(cls, "search_space", None)
+    if not cls.trains:
+        raise ConfigError(f"method {method!r} trains nothing, so it has no hyper-parameters to tune")
+    if not declared:
+        raise ConfigError(f"method {method!r} declares no search space; give one with --space FILE "
+                          "(a YAML or JSON object: parameter -> {low, high, log} or {choices: [...]})")
+    space = SearchSpace(method, dict(declared))
+    check_space(space, source=f"{cls.__name__}.search_space")
+    return space
+
+
+def load_space(method: str, path: str | Path | None) -> SearchSpace:
+    """The method's space, narrowed or extended by the YAML/JSON file at `path` (if any)."""
+    from ..methods import get_method
+
+    if path is None:
+        return method_space(method)
+    data = read_space_file(path)
+    cls = get_method(method)
+    params = dict(getattr(cls, "search_space", None) or {})
+    for name, spec in data.items():
+        where = f"{path}: parameter {name!r}"
+        if spec is None:
+            if name not in params:
+                raise ConfigError(f"{where} is set to null (drop it), but the {method} space has no such parameter; "
+                                  f"it has: {', '.join(params) or 'none'}")
+            params.pop(name)
+            continue
+        params[name] = param_from_spec(spec, params.get(name), where)
+    space = SearchSpace(method, params)
+    if not cls.trains:
+        raise ConfigError(f"method {method!r} trains nothing, so it has no hyper-parameters to tune")
+    if not space.params:
+        raise ConfigError(f"{path}: the space is empty; keep at least one parameter to search")
+    check_space(space, source=str(path))
+    return space
+
+
+def read_space_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"space file {path} does not exist; expected a YAML or JSON object: "
+                          "parameter -> {low, high, log} or {choices: [...]}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    except Exception as err:  # yaml.YAMLError: its message names the line
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected an object of parameters (name -> {{low, high}} or {{choices}}), "
+                          f"got {type(data).__name__}")
+    return data
+
+
+_SPEC_KEYS = {"low", "high", "log", "choices", "type", "help", "option", "times"}
+
+
+def param_from_spec(spec: Any, base: Param | None, where: str) -> Param:
+    """A parameter from a file entry; keys it leaves out come from the method's own declaration."""
+    if isinstance(spec, list):
+        spec = {"choices": spec}
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected {{low, high[, log]}}, {{choices: [...]}} or null, got {spec!r}")
+    unknown = set(spec) - _SPEC_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_SPEC_KEYS))}")
+    kind = spec.get("type")
+    common = {k: spec[k] for k in ("help", "option", "times") if k in spec}
+    if base is not None:
+        common = {"help": base.help, "option": base.option, "times": base.times} | common
+    if "choices" in spec or kind == "choice":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}: choices must be a non-empty list, got {choices!r}")
+        return Choice(tuple(choices), **common)
+    if kind == "canvassize" or (kind is None and isinstance(base, CanvasSize)):
+        b = base if isinstance(base, CanvasSize) else CanvasSize()
+        return CanvasSize(int(spec.get("low", b.low)), int(spec.get("high", b.high)), **common)
+    low = spec.get("low", getattr(base, "low", None))
+    high = spec.get("high", getattr(base, "high", None))
+    if low is None or high is None:
+        raise ConfigError(f"{where}: a range needs low and high (or give choices: [...])")
+    for bound, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: {bound} must be a number, got {value!r}")
+    log = bool(spec.get("log", getattr(base, "log", False)))
+    is_int = kind == "int" or (kind is None and (isinstance(base, Int) or (base is None and isinstance(low, int)
+                                                                             and isinstance(high, int) and not log)))
+    if is_int:
+        if float(low) != int(low) or float(high) != int(high):
+            raise ConfigError(f"{where}: an integer range needs whole numbers, got {low}..{high}")
+        return Int(int(low), int(high), log=log, **common)
+    return Float(float(low), float(high), log=log, **common)
+
+
+def check_space(space: SearchSpace, source: str) -> None:
+    """Clear errors for a space that cannot be searched: unknown parameter, empty or reversed range,
+    a value the method (or TrainConfig) does not accept."""
+    from ..methods import get_method
+    from ..options import check_choices, field_names
+    from ..training import TrainConfig
+
+    cls = get_method(space.method)
+    options = field_names(cls.config_class) if cls.config_class is not dict else set()
+    for name, p in space.params.items():
+        where = f"{source}: parameter {name!r}"
+        target = p.option or name
+        if target not in TRAIN_FIELDS and target not in options:
+            raise ConfigError(f"{where}: unknown parameter for method {space.method!r}; searchable: "
+                              f"{', '.join(sorted(set(TRAIN_FIELDS) | options))}")
+        if p.times is not None and p.times not in space.params:
+            raise ConfigError(f"{where}: scaled by {p.times!r}, which is not a parameter of this space")
+        if isinstance(p, (Float, Int, CanvasSize)):
+            if p.low > p.high:
+                raise ConfigError(f"{where}: low {p.low} > high {p.high}; swap them")
+            if isinstance(p, (Float, Int)) and p.log and p.low <= 0:
+                raise ConfigError(f"{where}: a log-scale range needs low > 0, got {p.low}")
+            if isinstance(p, Float) and p.low == p.high:
+                raise ConfigError(f"{where}: the range {p.low}..{p.high} is empty; give low < high or a single choice")
+            probes = [p.low, p.high]
+        else:
+            if not p.choices:
+                raise ConfigError(f"{where}: no choices")
+            bad = [c for c in p.choices if not isinstance(c, (str, int, float, bool, type(None)))]
+            if bad:
+                raise ConfigError(f"{where}: choices must be strings, numbers or booleans, got {bad[0]!r}")
+            probes = list(p.choices)
+        for value in probes:
+            _probe(space, name, p, target, value, where, cls, check_choices, TrainConfig)
+
+
+def _probe(space, name, p, target, value, where, cls, check_choices, train_cls) -> None:
+    """Build the config that `value` lands in, so the method's own checks judge it."""
+    from ..methods import method_config
+
+    if p.times is not None:
+        other = space.params[p.times]
+        value = value * (other.low if isinstance(other, (Float, Int, CanvasSize)) else other.choices[0])
+    try:
+        if target in TRAIN_FIELDS:
+            check_choices(train_cls, {target: value}, what="training")
+            if target in ("lr", "batch_size", "grad_accum") and not value > 0:
+                raise ConfigError(f"{target} must be > 0, got {value}")
+            if target in ("warmup",) and not 0 <= value <= 1:
+                raise ConfigError(f"warmup is a fraction of steps in [0, 1], got {value}")
+            if target == "weight_decay" and value < 0:
+                raise ConfigError(f"weight_decay must be >= 0, got {value}")
+        else:
+            check_choices(cls.config_class, {target: value}, what=space.method)
+            method_config(space.method, {target: _option_value(space.method, target, value)})
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {value!r} is outside what {space.method} accepts ({err})") from None
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {value!r} is not a valid value ({err})") from None

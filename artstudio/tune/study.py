@@ -1,0 +1,411 @@
+"""The `tune` recipe: data splits, the Optuna study in its storage, trials, the final runs, the outputs.
+
+Three splits stay apart (DESIGN §7): trials train on a *proxy* subset of the training rows minus a
+*validation* split, and are scored on that validation split; only the final runs (the best
+configuration and the default one, both on all training rows, same budget) are scored on the test
+split. Trial 0 of a new study is the default configuration (when the space contains it), so the
+best-so-far curve starts from the default and its proxy score is measured.
+
+Resuming: the study lives in its storage (SQLite by default). A trial whose process was killed stops
+sending heartbeats; the next run fails it and retries its configuration, and only the missing
+trials run. Finished trials are never repeated. Several processes may work on one study at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..atomic import atomic_write_text
+from ..errors import ConfigError
+from . import TuneConfig
+from .space import Choice, SearchSpace, load_space
+
+log = logging.getLogger("artstudio.tune")
+
+
+@dataclass
+class TuneResult:
+    out: Path
+    study_name: str
+    storage: str
+    best_params: dict
+    best_value: float | None
+    n_complete: int
+    best_config: dict  # TrainConfig fields of the best configuration (what best.json holds)
+    final: dict | None = None  # {"best": {...}, "default": {...}} test scores of the final runs
+    files: dict = field(default_factory=dict)
+
+
+# --- checks and storage ---------------------------------------------------------------------------------
+
+def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
+    from ..options import from_dict
+
+    values = (asdict(config) if config is not None else {}) | overrides
+    config = from_dict(TuneConfig, values, what="tune")
+    from ..methods import get_method
+
+    get_method(config.method)  # an unknown method is named here, with the known ones
+    if config.trials < 1:
+        raise ConfigError(f"trials must be at least 1, got {config.trials}")
+    if not 0 < config.proxy <= 1:
+        raise ConfigError(f"proxy is the fraction of training rows each trial uses: 0 < proxy <= 1, got {config.proxy}")
+    if not 0 < config.val_fraction < 1:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {config.val_fraction}; trials are never scored on test")
+    if config.steps < 1 or (config.trial_steps is not None and config.trial_steps < 1):
+        raise ConfigError("steps and trial_steps must be at least 1")
+    if config.startup < 1 or config.candidates < 1:
+        raise ConfigError("startup and candidates must be at least 1")
+    if not config.data:
+        raise ConfigError("no training data: pass --data with a JSONL file, a task folder or a built-in task name")
+    return config
+
+
+def open_storage(url: str, heartbeat: int = 30):
+    """An Optuna RDB storage with heartbeats (a killed trial is failed and retried); clear errors otherwise."""
+    import optuna
+    import warnings
+
+    from optuna.storages import RDBStorage
+
+    hint = "expected a database URL such as sqlite:///runs/tune/study.db (three slashes: a relative path; four: absolute)"
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"storage {url!r} is not a database URL; {hint}")
+    if url.startswith("sqlite:"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path or path == ":memory:":
+            raise ConfigError(f"storage {url!r} names no database file; {hint}")
+        try:
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"storage {url!r}: cannot create the folder of {path} ({err.strerror}); {hint}") from None
+        if Path(path).is_dir():
+            raise ConfigError(f"storage {url!r}: {path} is a folder, not a database file; {hint}")
+    if heartbeat < 1:
+        raise ConfigError(f"heartbeat must be at least 1 second, got {heartbeat}")
+    try:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna; they are what resuming needs
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
+            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                              heartbeat_stale_trial_callback=retry,
+                              engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None)
+    except Exception as err:  # noqa: BLE001 - sqlalchemy/optuna raise many kinds; all mean a bad storage
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"storage {url!r} cannot be opened ({first}); {hint}") from None
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Splits:
+    proxy_folder: Path  # train.jsonl (the proxy rows) + card.json
+    val_file: Path
+    n_train: int
+    n_fit: int
+    n_proxy: int
+    n_val: int
+    card: dict
+    metric: str
+
+
+def prepare_splits(config: TuneConfig, out: Path) -> Splits:
+    from ..data import load_jsonl, split_validation, write_jsonl
+    from ..tasks.resolve import resolve_data
+
+    task = resolve_data(config.data, out / "task", role="train")
+    rows = load_jsonl(task.train_file)
+    fit, val = split_validation(rows, config.val_fraction, config.seed)
+    if config.val_size is not None:
+        if config.val_size < 1:
+            raise ConfigError(f"val_size must be at least 1, got {config.val_size}")
+        val = val[: config.val_size]
+    n_proxy = max(1, round(len(fit) * config.proxy))
+    keep = set(random.Random(f"proxy:{config.seed}").sample(range(len(fit)), n_proxy))
+    proxy = [e for i, e in enumerate(fit) if i in keep]
+    folder = out / "data"
+    write_jsonl(folder / "proxy" / "train.jsonl", proxy)
+    write_jsonl(folder / "val.jsonl", val)
+    card = dict(task.card)
+    atomic_write_text(folder / "proxy" / "card.json", json.dumps(card, indent=2, default=str) + "\n")
+    metric = card.get("metric") or "exact"
+    return Splits(folder / "proxy", folder / "val.jsonl", len(rows), len(fit), len(proxy), len(val), card, metric)
+
+
+# --- configurations -----------------------------------------------------------------------------------------
+
+def _steps_for(config: TuneConfig, steps: int, batch_size: int) -> int:
+    """Steps of a run: the same for every configuration, or scaled so every one sees as many examples."""
+    from ..training import TrainConfig
+
+    if config.budget == "examples":
+        return max(1, round(steps * TrainConfig().batch_size / batch_size))
+    return steps
+
+
+def trial_steps(config: TuneConfig) -> int:
+    return config.trial_steps if config.trial_steps is not None else max(20, round(config.steps * config.proxy))
+
+
+def train_config(config: TuneConfig, train_over: dict, options: dict, *, out: Path, data: str,
+                 eval_data: str | None, steps: int, final: bool):
+    from ..backbone import DEFAULT_MODEL
+    from ..training import TrainConfig
+
+    base = TrainConfig()
+    batch = train_over.get("batch_size", base.batch_size)
+    values = {"out": str(out), "data": data, "eval_data": eval_data, "model": config.model or DEFAULT_MODEL,
+              "method": config.method, "method_options": dict(options), "objective": config.objective,
+              "steps": _steps_for(config, steps, batch), "seed": config.seed, "device": config.device,
+              "dtype": config.dtype, "eval_every": 0, "snapshot_every": 50 if final else 0,
+              "checkpoint_every": 50 if final else 0} | train_over
+    return TrainConfig.from_dict(values)
+
+
+def default_params(space: SearchSpace, method: str) -> dict | None:
+    """The default configuration as a point of the space (None if a default lies outside it)."""
+    from ..methods import get_method, method_config
+    from ..training import TrainConfig
+
+    cls = get_method(method)
+    base_train = asdict(TrainConfig()) | {"lr": cls.default_lr}
+    opts = method_config(method, {})
+    opts = opts if isinstance(opts, dict) else asdict(opts)
+    out = {}
+    for name, p in space:
+        target = p.option or name
+        value = base_train.get(target) if target in base_train else opts.get(target)
+        if target == "canvas_size" and value is None:
+            continue  # resolved by the backbone: handled by the caller
+        if isinstance(value, list):
+            value = ",".join(value)
+        if p.times is not None:
+            other = out.get(p.times)
+            if other is None or value is None:
+                return None
+            value = value / other
+        if value is None:
+            return None
+        if isinstance(p, Choice):
+            if value not in p.choices:
+                return None
+        elif not (p.low - 1e-12 <= value <= p.high + 1e-12):
+            return None
+        out[name] = value
+    return out
+
+
+# --- the study -----------------------------------------------------------------------------------------------
+
+class _Progress:
+    """'trial 7/30 · best 64.0 % (trial 3) · ≈ 12 min left' after every trial."""
+
+    def __init__(self, total: int, callback: Callable[[dict], None] | None):
+        self.total, self.callback = total, callback
+        self.started = time.perf_counter()
+        self.ran = 0
+
+    def __call__(self, study, trial) -> None:
+        from optuna.trial import TrialState
+
+        self.ran += 1
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        per = (time.perf_counter() - self.started) / self.ran
+        left = max(0, self.total - done) * per
+        try:
+            best = study.best_trial
+            best_s = f"best {best.value:.1%} (trial {best.number})"
+        except ValueError:
+            best, best_s = None, "no finished trial yet"
+        value = "failed" if trial.value is None else f"{trial.value:.1%}"
+        print(f"tune: trial {trial.number} {value} · {done}/{self.total} done · {best_s} · ≈ {_duration(left)} left",
+              file=sys.stderr, flush=True)
+        if self.callback is not None:
+            self.callback({"phase": "trial", "trial": trial.number, "value": trial.value, "done": done,
+                           "total": self.total, "best": None if best is None else best.value, "eta_seconds": left})
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
+
+
+def study_name(config: TuneConfig, task_name: str) -> str:
+    return config.study_name or f"{config.method}-{task_name}-{config.sampler}-seed{config.seed}"
+
+
+def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], None] | None = None, **overrides) -> TuneResult:
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    from ..backbone import DEFAULT_MODEL, load_backbone
+    from ..comparison.guard import BackboneGuard
+    from ..methods import get_method
+    from ..training import train
+    from .lgbo import TextEncoder, make_sampler
+
+    config = _coerce(config, overrides)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage_url = config.storage or f"sqlite:///{out / 'study.db'}"
+    storage = open_storage(storage_url, config.heartbeat)
+    space = load_space(config.method, config.space)  # bad spaces fail before any model loads
+    splits = prepare_splits(config, out)
+    guard = BackboneGuard(lambda: load_backbone(config.model or DEFAULT_MODEL, dtype=config.dtype, device=config.device))
+    space = space.resolved(guard.backbone.geometry)
+    dists = space.distributions()
+    task_name = str(splits.card.get("name") or Path(config.data).stem)
+    name = study_name(config, task_name)
+    n_trial_steps = trial_steps(config)
+    cls = get_method(config.method)
+    header = (f"Fine-tuning a frozen vision-language model with the {config.method} method "
+              f"({(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}) on the task {task_name}: "
+              f"{splits.card.get('description', '')} Each trial trains {n_trial_steps} steps on {splits.n_proxy} examples "
+              f"and is scored by {splits.metric} accuracy on {splits.n_val} held-out examples.")
+
+    def encoder() -> TextEncoder:
+        if config.encoder:
+            return TextEncoder.from_folder(config.encoder, device=str(guard.backbone.device))
+        return TextEncoder.from_backbone(guard.backbone)
+
+    sampler = make_sampler(config.sampler, dists, seed=config.seed, startup=config.startup, candidates=config.candidates,
+                           encoder=encoder, helps={n: p.help for n, p in space}, header=header)
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+                                    load_if_exists=True)
+    except Exception as err:  # noqa: BLE001
+        raise ConfigError(f"storage {storage_url!r}: cannot create or load study {name!r} ({err})") from None
+    if not study.trials:
+        study.set_user_attr("method", config.method)
+        study.set_user_attr("task", task_name)
+        study.set_user_attr("sampler", config.sampler)
+        study.set_user_attr("space", space.to_dict())
+        default = default_params(space, config.method)
+        if default is not None and "canvas_size" in space.params:
+            from ..methods import recommended_canvas_size
+
+            default["canvas_size"] = recommended_canvas_size(guard.backbone)
+            if default["canvas_size"] not in space.params["canvas_size"].choices:
+                default = None
+        if default is not None:
+            study.enqueue_trial(default, user_attrs={"default": True})
+    elif study.user_attrs.get("method") not in (None, config.method):
+        raise ConfigError(f"study {name!r} in {storage_url} tunes method {study.user_attrs['method']!r}, not "
+                          f"{config.method!r}; pass another --study-name or --storage")
+
+    def objective(trial) -> float:
+        params = {n: suggest(trial, n, d) for n, d in dists.items()}
+        train_over, options = space.apply(params)
+        run_dir = out / "trials" / f"trial-{trial.number:04d}"
+        tc = train_config(config, train_over, options, out=run_dir, data=str(splits.proxy_folder),
+                          eval_data=str(splits.val_file), steps=n_trial_steps, final=False)
+        t0 = time.perf_counter()
+        try:
+            result = train(tc, backbone=guard.backbone, progress=False)
+        except BaseException:
+            guard.release(None)
+            raise
+        m = result.metrics
+        guard.release(result.method)
+        del result
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        trial.set_user_attr("steps", tc.steps)
+        trial.set_user_attr("run_dir", str(run_dir))
+        if m.get("accuracy") is None:
+            raise RuntimeError(f"trial {trial.number}: no validation score (run stopped?)")
+        return float(m["accuracy"])
+
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    remaining = config.trials - done
+    print(f"tune: {config.method} on {task_name} · sampler {config.sampler} · study {name!r} in {storage_url} · "
+          f"{done}/{config.trials} trials done · each trial {n_trial_steps} steps on {splits.n_proxy} proxy rows, "
+          f"scored on {splits.n_val} validation rows", file=sys.stderr, flush=True)
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, timeout=config.timeout, catch=(RuntimeError,),
+                       callbacks=[MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
+                                  _Progress(config.trials, progress)], gc_after_trial=True)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise ConfigError(f"study {name!r} has no finished trial; see the errors above")
+    best = study.best_trial
+    best_train, best_opts = space.apply(best.params)
+    best_tc = train_config(config, best_train, best_opts, out=out / "final" / "best", data=config.data,
+                           eval_data=config.eval_data, steps=config.steps, final=True)
+    best_config = asdict(best_tc)
+    atomic_write_text(out / "best.json", json.dumps(best_config, indent=2, default=str) + "\n")
+    atomic_write_text(out / "best_method_options.json",
+                      json.dumps({config.method: best_opts}, indent=2, default=str) + "\n")
+
+    final = None
+    if config.final and len(complete) >= config.trials:
+        default_tc = train_config(config, {}, {}, out=out / "final" / "default", data=config.data,
+                                  eval_data=config.eval_data, steps=config.steps, final=True)
+        final = {}
+        for label, tc in (("default", default_tc), ("best", best_tc)):
+            final[label] = _final_run(tc, guard, progress)
+        default_trial = next((t for t in complete if t.user_attrs.get("default")), None)
+        final["default"]["proxy_value"] = None if default_trial is None else default_trial.value
+        final["best"]["proxy_value"] = best.value
+        final["best"]["trial"] = best.number
+        atomic_write_text(out / "final.json", json.dumps(final, indent=2, default=str) + "\n")
+
+    from .report import write_outputs
+
+    files = write_outputs(study, space, config, out, final=final, storage_url=storage_url, splits=splits)
+    return TuneResult(out=out, study_name=name, storage=storage_url, best_params=dict(best.params),
+                      best_value=best.value, n_complete=len(complete), best_config=best_config, final=final, files=files)
+
+
+def suggest(trial, name: str, dist) -> Any:
+    """`trial.suggest_*` for one of the space's Optuna distributions."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+    return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+
+
+def _final_run(tc, guard, progress) -> dict:
+    """Train `tc` on all training rows and score it on test; a finished run with the same config is reused."""
+    from ..training import train
+
+    out = Path(tc.out)
+    done = out / "tune_final.json"
+    want = json.dumps(asdict(tc), sort_keys=True, default=str)
+    if done.is_file():
+        record = json.loads(done.read_text(encoding="utf-8"))
+        if record.get("config") == want:
+            return record["result"]
+    print(f"tune: final run {out.name}: {tc.method} {tc.steps} steps on all training rows, scored on test",
+          file=sys.stderr, flush=True)
+    if progress is not None:
+        progress({"phase": "final", "run": out.name})
+    try:
+        result = train(tc, backbone=guard.backbone, progress=False)
+    except BaseException:
+        guard.release(None)
+        raise
+    m = result.metrics
+    guard.release(result.method)
+    del result
+    record = {"accuracy": m.get("accuracy"), "eval_n": m.get("eval_n"), "steps": m.get("steps"),
+              "train_seconds": round(m.get("train_seconds", 0.0), 2), "lr": tc.lr, "batch_size": tc.batch_size,
+              "method_options": tc.method_options, "run_dir": str(out)}
+    atomic_write_text(done, json.dumps({"config": want, "result": record}, indent=2) + "\n")
+    return record

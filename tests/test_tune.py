@@ -1,0 +1,363 @@
+"""`artstudio tune`: search spaces, the samplers (lgbo, gp, tpe, random), the deep-kernel GP, a tiny
+study end to end, resuming after SIGKILL, and clear errors for bad spaces and storages."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from artstudio.data import Example, load_jsonl, write_jsonl
+from artstudio.errors import ConfigError
+from artstudio.tune import TuneConfig, tune
+from artstudio.tune.lgbo import (DeepTextFeatures, Fixed, GaussianProcess, TextEncoder, make_sampler,
+                                 verbalise_config)
+from artstudio.tune.space import CanvasSize, Choice, Float, Int, SearchSpace, load_space, method_space
+from artstudio.tune.study import default_params, open_storage
+
+FAMILY = "qwen3_5"
+TUNED = ("art", "lora", "vera", "adalink", "soft-prompt")
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class _Geometry:
+    """Valid sizes of a patch-16 model (multiples of 32), for spaces resolved without loading one."""
+
+    factor = 32
+
+    def valid_sizes(self, max_side=None):
+        return [s for s in range(32, (max_side or 512) + 1, 32)]
+
+
+class FakeEncoder:
+    """Deterministic pseudo hidden states per text (a stand-in language model for sampler tests)."""
+
+    def encode(self, prefix, texts):
+        out = []
+        for t in texts:
+            seed = int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)
+            out.append(torch.randn(len(t) % 7 + 3, 16, generator=torch.Generator().manual_seed(seed)))
+        return out
+
+
+def _inside(dist, value) -> bool:
+    return dist._contains(dist.to_internal_repr(value))
+
+
+# --- spaces ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", TUNED)
+def test_every_trained_method_declares_a_valid_space(method):
+    space = method_space(method).resolved(_Geometry())
+    dists = space.distributions()
+    assert "lr" in dists and "batch_size" in dists
+    train, options = space.apply({n: (d.choices[0] if hasattr(d, "choices") else d.low) for n, d in dists.items()})
+    assert train["lr"] > 0
+    default = default_params(space, method)
+    assert default is None or all(_inside(dists[k], v) for k, v in default.items())
+
+
+def test_lora_space_lands_alpha_as_ratio_and_modules_as_list():
+    space = method_space("lora")
+    train, options = space.apply({"r": 8, "alpha_ratio": 2.0, "lr": 1e-3, "dropout": 0.1,
+                                  "target_modules": "q_proj,k_proj,v_proj,o_proj", "batch_size": 16})
+    assert train == {"lr": 1e-3, "batch_size": 16}
+    assert options == {"r": 8, "alpha": 16.0, "dropout": 0.1, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+
+
+def test_art_canvas_size_resolves_against_the_geometry():
+    space = method_space("art")
+    assert isinstance(space.params["canvas_size"], CanvasSize)
+    resolved = space.resolved(_Geometry())
+    assert resolved.params["canvas_size"].choices == (64, 96, 128, 160, 192, 224, 256)
+    with pytest.raises(ConfigError, match="holds no size"):
+        SearchSpace("art", {"canvas_size": CanvasSize(65, 90)}).resolved(_Geometry())
+
+
+def test_space_file_narrows_extends_and_drops(tmp_path):
+    f = tmp_path / "space.yaml"
+    f.write_text("lr: {low: 0.001, high: 0.004}\nr: [4, 8]\ndropout: null\nweight_decay: {low: 0.0, high: 0.1}\n")
+    space = load_space("lora", f)
+    assert isinstance(space.params["lr"], Float) and space.params["lr"].log  # keeps the method's log scale
+    assert (space.params["lr"].low, space.params["lr"].high) == (0.001, 0.004)
+    assert space.params["r"] == Choice((4, 8), help=space.params["r"].help)
+    assert "dropout" not in space.params and "weight_decay" in space.params
+    j = tmp_path / "space.json"
+    j.write_text(json.dumps({"r": {"low": 2, "high": 4}}))
+    assert isinstance(load_space("lora", j).params["r"], Int)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("nonsense: {low: 1, high: 2}", "unknown parameter"),
+    ("lr: {low: 0.1, high: 0.01}", "low 0.1 > high 0.01"),
+    ("dropout: {low: 0.2, high: 0.2}", "empty"),
+    ("dropout: {low: 0.0, high: 1.5}", "outside what lora accepts"),
+    ("r: {choices: [0, 4]}", "outside what lora accepts"),
+    ("lr: {choices: []}", "non-empty list"),
+    ("lr: {low: 0.0, high: 0.1, log: true}", "log-scale range needs low > 0"),
+    ("batch_size: {choices: [0, 8]}", "outside what lora accepts"),
+    ("bogus_key: null", "no such parameter"),
+    ("lr: {low: 1e-3, hgh: 1e-2}", "unknown key"),
+    ("- just a list", "expected an object"),
+    ("lr: [1e-3", "not valid YAML"),
+])
+def test_bad_space_files_get_clear_errors(tmp_path, text, message):
+    f = tmp_path / "space.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_space("lora", f)
+
+
+def test_a_choice_outside_an_art_literal_is_refused(tmp_path):
+    f = tmp_path / "space.json"
+    f.write_text(json.dumps({"parametrization": ["pixels", "tanh"]}))
+    with pytest.raises(ConfigError, match="'tanh' is outside what art accepts"):
+        load_space("art", f)
+    with pytest.raises(ConfigError, match="no such file|does not exist"):
+        load_space("art", tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="trains nothing"):
+        method_space("base")
+
+
+# --- storages -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, message", [
+    ("runs/study.db", "not a database URL"),
+    ("sqlite://", "names no database file"),
+    ("nosuchdb:///x.db", "cannot be opened"),
+    ("sqlite:///{tmp}", "is a folder"),
+])
+def test_bad_storages_get_clear_errors(tmp_path, url, message):
+    with pytest.raises(ConfigError, match=message):
+        open_storage(url.format(tmp=tmp_path))
+
+
+def test_a_good_sqlite_storage_opens(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'sub' / 'study.db'}", heartbeat=5)
+    optuna.create_study(storage=storage, study_name="s")
+    assert (tmp_path / "sub" / "study.db").is_file()
+
+
+# --- samplers -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sampler", ["lgbo", "gp", "tpe", "random"])
+@pytest.mark.parametrize("method", ["lora", "art"])
+def test_suggestions_stay_inside_the_space(sampler, method):
+    space = method_space(method).resolved(_Geometry())
+    dists = space.distributions()
+    s = make_sampler(sampler, dists, seed=0, startup=3, candidates=32, encoder=FakeEncoder(),
+                     helps={n: p.help for n, p in space})
+    study = optuna.create_study(direction="maximize", sampler=s)
+
+    def objective(trial):
+        from artstudio.tune.study import suggest
+
+        params = {n: suggest(trial, n, d) for n, d in dists.items()}
+        lr = params["lr"]
+        return -abs(math.log10(lr) + 2.5) + (0.1 if params["batch_size"] == 16 else 0.0)
+
+    study.optimize(objective, n_trials=8)
+    assert len(study.trials) == 8
+    for t in study.trials:
+        assert set(t.params) == set(dists)
+        assert all(_inside(dists[n], v) for n, v in t.params.items()), t.params
+    if sampler in ("lgbo", "gp"):
+        assert s.last_fit is not None  # the model, not the random start, chose the last trials
+
+
+def test_deep_kernel_gp_fits_a_function_of_text_features_better_than_a_plain_gp():
+    """Hidden states that vary along a few directions (as a language model's do), and a target that depends
+    on one direction of them: the deep kernel learns that direction, a plain GP on the same features cannot."""
+    gen = torch.Generator().manual_seed(0)
+    n_train, n_test, d, latent, length = 40, 200, 24, 6, 5
+    mixing = torch.randn(latent, d, generator=gen)
+    codes = torch.randn(n_train + n_test, length, latent, generator=gen)
+    states = codes @ mixing + 0.05 * torch.randn(n_train + n_test, length, d, generator=gen)
+    mask = torch.ones(n_train + n_test, length)
+    direction = torch.randn(latent, generator=gen)
+    x = codes.mean(1) @ direction / direction.norm() * math.sqrt(length)
+    y = torch.sin(1.5 * x) + 0.5 * x
+    y = ((y - y[:n_train].mean()) / y[:n_train].std()).double()
+    train, test = torch.arange(n_train), torch.arange(n_train, n_train + n_test)
+
+    torch.manual_seed(0)
+    deep = GaussianProcess(DeepTextFeatures(states, mask, out_dim=2, seed=0), 2, ard=False).fit(train, y[:n_train], iters=200)
+    plain_x = states.mean(1)
+    plain_x = (plain_x - plain_x.mean(0)) / plain_x.std(0)
+    plain = GaussianProcess(Fixed(plain_x), d, ard=False).fit(train, y[:n_train], iters=200)
+    rmse = {name: float(((gp.predict(test)[0] - y[n_train:]) ** 2).mean().sqrt()) for name, gp in
+            (("deep", deep), ("plain", plain))}
+    assert rmse["deep"] < 0.7 * rmse["plain"], rmse
+
+
+def test_configurations_are_verbalised_with_their_position_in_the_range():
+    dists = method_space("lora").distributions()
+    text = verbalise_config(dists, {"r": 32, "alpha_ratio": 0.5, "lr": 1e-2, "dropout": 0.0,
+                                    "target_modules": "q_proj,v_proj", "batch_size": 8})
+    assert "r = 32 (very high in its range)" in text and "lr = 0.01 (very high" in text
+    assert "target_modules = q_proj,v_proj" in text
+
+
+# --- the real encoder and a tiny study -----------------------------------------------------------------
+
+TRAIN = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"train-{i}")
+         for i, (a, b) in enumerate((a, b) for a in range(6) for b in range(5))]
+TEST = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"test-{i}") for i, (a, b) in enumerate([(2, 1), (4, 3), (5, 2)])]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return tiny_model_dir(FAMILY)
+
+
+@pytest.fixture()
+def task(tmp_path):
+    folder = tmp_path / "sum"
+    write_jsonl(folder / "train.jsonl", TRAIN)
+    write_jsonl(folder / "test.jsonl", TEST)
+    (folder / "card.json").write_text(json.dumps({"name": "sum", "description": "add two digits", "metric": "exact"}))
+    return folder
+
+
+def test_text_encoder_prefix_cache_matches_reading_the_whole_text(model):
+    from artstudio.backbone import load_backbone
+
+    backbone = load_backbone(model, device="cpu")
+    enc = TextEncoder.from_backbone(backbone)
+    prefix, texts = "Tune the learning rate.\n", ["lr = 0.01 (high).", "lr = 1e-4 (very low); r = 2."]
+    cached = enc.encode(prefix, texts)
+    lm = enc.lm
+    with torch.no_grad():
+        for text, h in zip(texts, cached):
+            ids = enc._ids(prefix + text).unsqueeze(0)
+            n = len(enc._ids(prefix))
+            full = lm(inputs_embeds=enc.embed(ids)).last_hidden_state[0, n:]
+            assert full.shape == h.shape
+            assert torch.allclose(full.float(), h, atol=1e-4)
+
+
+def _space_file(tmp_path) -> Path:
+    f = tmp_path / "space.yaml"
+    # The method's defaults (lr 0.05, batch 16, its canvas size) lie inside: trial 0 is the default configuration.
+    f.write_text("lr: {low: 0.01, high: 0.2}\ncanvas_size: null\nbatch_size: [4, 16]\n"
+                 "init: null\ntv_weight: null\nparametrization: null\nschedule: null\n")
+    return f
+
+
+@pytest.mark.slow
+def test_a_tiny_study_runs_end_to_end(model, task, tmp_path):
+    from artstudio.training import TrainConfig
+
+    out = tmp_path / "tune"
+    events = []
+    result = tune(method="art", data=str(task), model=model, trials=3, sampler="lgbo", startup=2, candidates=16,
+                  space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=4, trial_steps=2,
+                  out=str(out), progress=events.append)
+    assert result.n_complete == 3 and 0.0 <= result.best_value <= 1.0
+    with open(out / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and rows[0]["default"] == "True"  # trial 0 is the default configuration
+    assert {"param_lr", "param_batch_size"} <= set(rows[0]) and float(rows[0]["param_lr"]) == 0.05
+    # Trials never saw the test split: proxy and validation rows are training rows, disjoint.
+    proxy = {e.id for e in load_jsonl(out / "data" / "proxy" / "train.jsonl")}
+    val = {e.id for e in load_jsonl(out / "data" / "val.jsonl")}
+    assert proxy and val and not proxy & val and (proxy | val) <= {e.id for e in TRAIN}
+    trial_cfg = json.loads((out / "trials" / "trial-0001" / "config.json").read_text())
+    assert trial_cfg["eval_data"].endswith("val.jsonl") and trial_cfg["steps"] == 2
+    # best.json is a TrainConfig that `artstudio train --config` can take as it is.
+    best = TrainConfig.from_dict(json.loads((out / "best.json").read_text()))
+    assert best.method == "art" and best.steps == 4 and best.data == str(task)
+    assert best.lr == result.best_params["lr"] and best.batch_size == result.best_params["batch_size"]
+    final = json.loads((out / "final.json").read_text())
+    assert final["best"]["eval_n"] == len(TEST) and final["default"]["eval_n"] == len(TEST)
+    for name in ("best_so_far.png", "importance.png", "proxy_vs_full.png", "report.md", "best_method_options.json"):
+        assert (out / name).is_file(), name
+    assert "Final runs" in (out / "report.md").read_text()
+    assert [e["done"] for e in events if e["phase"] == "trial"] == [1, 2, 3]
+    # A second call finds the study finished: no trial runs again, final runs are reused.
+    again = tune(method="art", data=str(task), model=model, trials=3, sampler="lgbo", startup=2, candidates=16,
+                 space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=4, trial_steps=2, out=str(out))
+    assert again.n_complete == 3 and again.final == result.final
+
+
+RESUME_SCRIPT = """
+import sys
+from artstudio.tune import tune
+tune(method="art", data=sys.argv[1], model=sys.argv[2], trials=4, sampler="tpe", startup=2,
+     space=sys.argv[3], proxy=0.5, val_fraction=0.2, steps=4, trial_steps=int(sys.argv[5]), out=sys.argv[4],
+     heartbeat=1, final=False)
+"""
+
+
+@pytest.mark.slow
+def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(model, task, tmp_path):
+    out = tmp_path / "tune"
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT)
+    space = _space_file(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    args = [sys.executable, str(script), str(task), model, str(space), str(out)]
+    proc = subprocess.Popen(args + ["40"], env=env, stderr=subprocess.PIPE, text=True)
+    url = f"sqlite:///{out / 'study.db'}"
+    killed_at = None
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            if not (out / "study.db").is_file():
+                continue
+            try:
+                study = optuna.load_study(study_name="art-sum-tpe-seed0", storage=url)
+            except Exception:  # noqa: BLE001 - not created yet
+                continue
+            states = [t.state.name for t in study.trials]
+            running = [t for t in study.trials if t.state.name == "RUNNING" and t.params]  # training, not just created
+            if states.count("COMPLETE") >= 1 and running:
+                killed_at = states
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert killed_at is not None, "the study never reached a running trial after a finished one"
+    before = {t.number: (t.params, t.value, (Path(t.user_attrs["run_dir"]) / "result.json").stat().st_mtime)
+              for t in optuna.load_study(study_name="art-sum-tpe-seed0", storage=url).trials if t.state.name == "COMPLETE"}
+    time.sleep(3.5)  # past the grace period (3 heartbeats): the killed trial counts as stale
+    done = subprocess.run(args + ["2"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(study_name="art-sum-tpe-seed0", storage=url)
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 4
+    assert states.count("FAIL") == 1  # the killed trial, failed by its missing heartbeat and retried
+    for number, (params, value, mtime) in before.items():
+        t = study.trials[number]
+        assert t.state.name == "COMPLETE" and t.params == params and t.value == value
+        assert (Path(t.user_attrs["run_dir"]) / "result.json").stat().st_mtime == mtime  # not run again
+    failed = next(t for t in study.trials if t.state.name == "FAIL")
+    retried = [t for t in study.trials if t.number > failed.number and t.params == failed.params]
+    assert retried, "the killed trial's configuration was not retried"
+
+
+def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, task):
+    with pytest.raises(ConfigError, match="proxy"):
+        tune(method="art", data=str(task), proxy=0.0, out=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match="sampler"):
+        tune(method="art", data=str(task), sampler="bayes", out=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match="trains nothing"):
+        tune(method="base", data=str(task), out=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match="not a database URL"):
+        tune(method="art", data=str(task), storage="study.db", out=str(tmp_path / "o"))
+    assert TuneConfig().sampler == "lgbo"

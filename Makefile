@@ -9,8 +9,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch/torchvision pinned to the releases served from local disk here; a newer range works elsewhere
-	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	# torch/torchvision pinned to the releases served from local disk here; a newer range works elsewhere.
+	# TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU build where that index is reachable.
+	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -170,8 +170,7 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     if p > 0:
         r0 = rows[0]
         slot_in_prefix = slot is not None and backbone.image_token_id in r0["ids"][:p].tolist()
-        prefix_cache = cache_of(_forward(method, r0["ids"][None, :p].to(backbone.device), r0["pos"][:, :, :p],
-                                [slot] if slot_in_prefix else [], None))
+        prefix_cache = _prefix_cache(method, r0, p, slot if slot_in_prefix else None)
     else:
         slot_in_prefix = False
 
@@ -216,6 +215,24 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     token_ids = [results[i] for i in range(len(rows))]
     texts = [[tok.decode(t, skip_special_tokens=True).strip() for t in seqs] for seqs in token_ids]
     return Generation(texts=texts, token_ids=token_ids, prompt_ids=[r["ids"].tolist() for r in rows])
+
+
+def _prefix_cache(method, row: dict, p: int, slot):
+    """The shared prefix's KV cache. For a method with nothing trainable (a served artwork, the base
+    model) it is computed once per process and reused by every call, as a serving engine's prefix cache
+    is; callers copy it before decoding on top of it."""
+    backbone = method.backbone
+    frozen = not any(q.requires_grad for q in method.parameters()) and not any(
+        q.requires_grad for q in method.model.parameters())
+    key = (tuple(row["ids"][:p].tolist()), id(slot), None if slot is None else id(slot.pooler_output[0]))
+    memo = method.__dict__.get("_prefix_memo")
+    if frozen and memo is not None and memo[0] == key:
+        return memo[1]
+    cache = cache_of(_forward(method, row["ids"][None, :p].to(backbone.device), row["pos"][:, :, :p],
+                              [slot] if slot is not None else [], None))
+    # The memo holds the slot too: while it lives, no other encoding can take its id.
+    method.__dict__["_prefix_memo"] = (key, cache, slot) if frozen else None
+    return cache
 
 
 def _prompt_forward(method, rows, chunk: list[int], p: int, prefix_cache, slot_in_prefix: bool):

@@ -308,10 +308,20 @@ class ArtMethod(Method):
         return self._grid
 
     def slot_outputs(self):
+        """The canvas through the vision tower. A frozen canvas (a served artwork) is encoded once per
+        process and reused by every request, until its pixels change."""
         from .vision import to_pixel_values
 
-        pixels, grid = to_pixel_values(self.canvas().to(self.backbone.dtype), self.backbone.geometry)
-        return self.backbone.encode_images(pixels, grid)
+        frozen = not self.canvas.param.requires_grad
+        key = (self.canvas.param._version, self.canvas.param.data_ptr())
+        memo = self.__dict__.get("_slot_memo")
+        if frozen and memo is not None and memo[0] == key:
+            return memo[1]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            pixels, grid = to_pixel_values(self.canvas().to(self.backbone.dtype), self.backbone.geometry)
+            out = self.backbone.encode_images(pixels, grid)
+        self.__dict__["_slot_memo"] = (key, out) if frozen else None
+        return out
 
     def regularization(self):
         return self.canvas.regularization(self.config.tv_weight, self.config.l2_weight)

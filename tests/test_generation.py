@@ -65,3 +65,32 @@ def test_group_prompt_runs_once(art, monkeypatch):
     monkeypatch.setattr(art, "forward", spy)
     generate(art, PROMPTS[:2], GenerationConfig(max_new_tokens=3, do_sample=True, num_return_sequences=4), seed=0)
     assert rows_seen and max(rows_seen) <= 2, rows_seen
+
+
+def test_a_served_artwork_encodes_its_canvas_and_prefix_once_per_process(tmp_path):
+    """Two requests to a frozen artwork: the vision tower and the shared prefix run once; the answers equal
+    a fresh method's, and a changed canvas is encoded again."""
+    from artstudio.artwork import export_artwork, metadata_for
+    from artstudio.backbone import load_backbone as load
+    from artstudio.methods import load_artwork
+    from artstudio.tiny import build_tiny
+
+    bb = load(str(build_tiny("qwen3_5", tmp_path / "m", seed=0)))
+    trained = build_method("art", bb, {"canvas_size": 64, "init": "noise", "seed": 2})
+    png = trained.export(tmp_path / "a.png")
+    served = load_artwork(png, bb)
+    calls = {"vision": 0}
+    handle = bb.model.model.visual.register_forward_hook(lambda *a: calls.__setitem__("vision", calls["vision"] + 1))
+    try:
+        rows = [Example(prompt="1 2"), Example(prompt="3 4")]
+        first = generate(served, rows, GenerationConfig(max_new_tokens=4)).texts
+        second = generate(served, rows[::-1], GenerationConfig(max_new_tokens=4)).texts
+        assert calls["vision"] == 1
+        fresh = generate(load_artwork(png, bb), rows, GenerationConfig(max_new_tokens=4)).texts
+        assert first == fresh and second == first[::-1]
+        with torch.no_grad():
+            served.canvas.param.mul_(0.5)
+        generate(served, rows, GenerationConfig(max_new_tokens=4))
+        assert calls["vision"] == 3  # the fresh method's encoding, then the changed canvas's
+    finally:
+        handle.remove()

@@ -70,7 +70,6 @@ def test_group_prompt_runs_once(art, monkeypatch):
 def test_a_served_artwork_encodes_its_canvas_and_prefix_once_per_process(tmp_path):
     """Two requests to a frozen artwork: the vision tower and the shared prefix run once; the answers equal
     a fresh method's, and a changed canvas is encoded again."""
-    from artstudio.artwork import export_artwork, metadata_for
     from artstudio.backbone import load_backbone as load
     from artstudio.methods import load_artwork
     from artstudio.tiny import build_tiny

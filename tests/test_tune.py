@@ -238,6 +238,7 @@ def test_text_encoder_prefix_cache_matches_reading_the_whole_text(model):
     enc = TextEncoder.from_backbone(backbone)
     prefix, texts = "Tune the learning rate.\n", ["lr = 0.01 (high).", "lr = 1e-4 (very low); r = 2."]
     cached = enc.encode(prefix, texts)
+    assert enc._prefix[1] is not None  # the prefix's KV cache was kept and reused
     lm = enc.lm
     with torch.no_grad():
         for text, h in zip(texts, cached):

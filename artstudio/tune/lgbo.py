@@ -294,7 +294,8 @@ class TextEncoder:
             if self._prefix is None or self._prefix[0] != prefix:
                 ids = self._ids(prefix).unsqueeze(0).to(self.device)
                 out = self.lm(inputs_embeds=self.embed(ids), use_cache=True)
-                self._prefix = (prefix, getattr(out, "past_key_values", None) or getattr(out, "cache", None), ids.shape[1])
+                cached = out.cache if "cache" in getattr(out, "keys", lambda: ())() else getattr(out, "past_key_values", None)
+                self._prefix = (prefix, cached, ids.shape[1])
             for i in range(0, len(todo), self.batch_size):
                 chunk = todo[i:i + self.batch_size]
                 for text, h in zip(chunk, self._encode_batch(prefix, chunk)):

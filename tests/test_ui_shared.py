@@ -118,17 +118,17 @@ def test_delete_needs_the_confirmation_token_and_removes_one_thing(app, client, 
     good = tmp_path / "keep me.png"
     Image.new("RGB", (CANVAS, CANVAS), (10, 200, 30)).save(good)
     client.predict(handle_file(str(good)), api_name="/upload_artwork")
-    _, question, token = client.predict("canvases/keep-me.png", api_name="/request_delete")
+    question, token = client.predict("canvases/keep-me.png", api_name="/request_delete")[-2:]
     assert "canvases/keep-me.png" in question
     refused(client, "runs/finished/artwork.png", token, api_name="/delete_artwork")
     assert finished_run.is_dir()
     out = client.predict("canvases/keep-me.png", token, api_name="/delete_artwork")
-    assert "deleted keep-me.png" in out[2]
+    assert any("deleted keep-me.png" in str(x) for x in out)
     assert not (studio.canvases / "keep-me.png").exists()
     refused(client, "canvases/keep-me.png", token, api_name="/delete_artwork")  # used up
 
     # A run: exactly its own folder, nothing beside it.
-    _, question, token = client.predict("runs/finished/artwork.png", api_name="/request_delete")
+    question, token = client.predict("runs/finished/artwork.png", api_name="/request_delete")[-2:]
     assert "runs/finished/" in question
     client.predict("runs/finished/artwork.png", token, api_name="/delete_artwork")
     assert not finished_run.exists() and studio.runs.is_dir() and (compare / "accuracy.png").is_file()
@@ -301,13 +301,17 @@ def test_the_shown_command_is_the_form(app, client, form):
     from artstudio.training import TrainConfig
 
     run = f"cmd-{len(list(app.studio.runs.glob('cmd-*')))}"
-    values = {"source": "task", "task": "add-json", "run": run} | form
+    values = {"source": "task", "task": "add-json", "run": run, "snapshot_every": 5, "eval_every": 0} | form
     command = client.predict(api_name="/train_command", **values)
     assert command.startswith("artstudio train ") and DEFAULT_MODEL not in command
     parsed = parse_config(shlex.split(command)[1:])
-    job = train(client, **{"run": run, "snapshot_every": 5, "eval_every": 5} | values)
+    job = train(client, **values)
     wait_job(client, job)
-    saved = TrainConfig.from_dict(json.loads((app.studio.runs / run / "config.json").read_text()))
+    from dataclasses import fields
+
+    known = {f.name for f in fields(TrainConfig)}
+    saved = json.loads((app.studio.runs / run / "config.json").read_text())
+    saved = TrainConfig.from_dict({k: v for k, v in saved.items() if k in known})
     parsed = replace(parsed, out=str(app.studio.runs.parent / parsed.out))
     assert parsed == saved, (command, parsed, saved)
 

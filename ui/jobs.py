@@ -152,7 +152,12 @@ class JobQueue:
         if not owner:
             return None
         mine = [j for j in self.jobs() if j.kind == kind and j.owner == owner]
-        return mine[-1] if mine else None
+        # The running one, else the next to run, else the newest that ran (a cancelled job never did).
+        for pick in ([j for j in mine if j.status == RUNNING], [j for j in mine if j.status == QUEUED],
+                     [j for j in mine if j.status != CANCELLED], mine):
+            if pick:
+                return pick[0] if pick[0].status == QUEUED else pick[-1]
+        return None
 
     def stop_latest(self, kind: str) -> Job | None:
         """Stop the job of `kind` a page shows (`latest`) if it is still active; None if nothing to stop."""

@@ -104,7 +104,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         gr.HTML(HERO)
         # Which browser this is (kept in its localStorage): a page follows the jobs its browser started.
         client_state = gr.BrowserState("", storage_key="artstudio-client")
-        client = gr.Textbox(value="", visible=False, label="client", elem_id="as-client")
+        client = gr.State("")
         with gr.Tabs(selected="train") as tabs:
             with gr.Tab("Train", id="train", elem_id="as-tab-train"):
                 train = build_train_tab(studio, client)
@@ -156,7 +156,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 STOP_CELL = "■ Stop"
 
 
-def _build_jobs_tab(studio: Studio, client: gr.Textbox):
+def _build_jobs_tab(studio: Studio, client: gr.State):
     headers = ["job", "started by", "kind", "what", "status", "progress", "elapsed", "message", ""]
     gr.Markdown("Every job of this app, newest first; they run one at a time, in order. **■ Stop** on a row "
                 "cancels a waiting job, or ends a running one after its current step (a training keeps its last "

@@ -30,7 +30,7 @@ class CompareTab:
     refresh_outputs: list
 
 
-def build_compare_tab(studio: Studio, client: gr.Textbox) -> CompareTab:
+def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320, elem_classes="as-panel"):
             methods = gr.CheckboxGroup(method_names(), value=["art", "lora", "base"], label="methods", elem_id="as-compare-methods",

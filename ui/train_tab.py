@@ -66,11 +66,11 @@ def _method_text(method: str) -> str:
     lr, grpo = get_method(method).lr_for("sft"), get_method(method).lr_for("grpo")
     cls = get_method(method).config_class
     opts = [f.name for f in fields(cls)] if hasattr(cls, "__dataclass_fields__") else []
-    return (f"default lr for **{method}**: {lr:g} (SFT), {grpo:g} (GRPO)" + (f" · its options (JSON under *All training options*): "
+    return (f"default lr for **{method}**: {lr:g} (SFT), {grpo:g} (GRPO)" + (f" · its options (JSON under *Advanced options*): "
                                                        f"{', '.join(opts)}" if opts else ""))
 
 
-def build_train_tab(studio: Studio, client: gr.Textbox) -> TrainTab:
+def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
     # LLaMA-Factory's order: the main choices and Start on top, the rest folded, then the run itself.
     with gr.Row(equal_height=False, elem_classes="as-train-top"):
         model = field_input(TrainConfig, "model", choices=studio.model_choices(), value=studio.default_model,

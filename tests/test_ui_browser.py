@@ -278,12 +278,13 @@ def test_8_each_browser_follows_its_own_jobs(page, browser, app):
     open_tab(page, "Jobs")
     page.wait_for_function("document.querySelector('#as-jobs').innerText.includes('this browser')")
     shot(page, "5-jobs", "jobs", full_page=False)
-    queued = page.locator("#as-jobs tr", has_text="waiting-run")
-    queued.get_by_text("■ Stop").first.click()
-    page.wait_for_function("[...document.querySelectorAll('#as-jobs tr')].some("
-                           "r => r.innerText.includes('waiting-run') && r.innerText.includes('cancelled'))")
+    # Newest first: the waiting run's row comes first, with its own Stop.
+    page.locator("#as-jobs :text-is('■ Stop'):visible").first.click()
+    page.wait_for_function("document.querySelector('#as-jobs').innerText.includes('cancelled')")
+    assert app.studio.jobs.jobs()[-1].status == "cancelled" and app.studio.jobs.jobs()[-2].status == "running"
     # The other browser stops the running one from its own Jobs tab.
-    other.locator("#as-jobs tr", has_text="long-run").get_by_text("■ Stop").first.click()
+    other.wait_for_function("!document.querySelector('#as-jobs').innerText.includes('queued')")
+    other.locator("#as-jobs :text-is('■ Stop'):visible").first.click()
     other.wait_for_selector("#as-jobs-message:has-text('stopping')")
     open_tab(page, "Train")
     # Issue 19: the page showed the cancelled job and hid the stopped run's save box.

@@ -157,7 +157,6 @@ def test_menu_shows_names_and_offers_folders_under_the_roots(app, client):
     command = client.predict(model="models/my-model", source="task", task="add-json", run="x",
                              api_name="/train_command")
     assert "--model" in command and "my-model" in command and not command.startswith("#")
-    assert studio.check_model("models/../models/my-model") if False else True
     for bad in ("models/../models/my-model", "models/nope", "/etc", "../models/my-model"):
         with pytest.raises(Exception, match="not one this app serves"):
             studio.check_model(bad)
@@ -236,7 +235,6 @@ def test_pixel_bombs_and_misfits_are_refused_before_they_enter_the_gallery(app, 
     Image.new("RGB", (100, 100), "white").save(small)
     message = refused(client, handle_file(str(small)), api_name="/upload_artwork")
     assert "100×100" in message and "studio-tiny" in message and message.count("does not fit") <= 1
-    assert "/" not in message.split("odd-size.png")[0].replace("Qwen/", "") or True
     assert "/tmp" not in message and str(app.studio.runs) not in message
     assert client.predict(api_name="/list_gallery") == before
 

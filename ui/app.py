@@ -85,7 +85,7 @@ button.as-danger, #as-stop, #as-delete, #as-confirm-delete, #as-compare-stop {ba
   color:white !important; border-color:#b91c1c !important;}
 button.as-danger:hover, #as-stop:hover, #as-delete:hover, #as-confirm-delete:hover, #as-compare-stop:hover {background:#b91c1c !important;}
 #as-confirm-box {border:2px solid #dc2626; border-radius:10px; padding:4px;}
-#as-jobs td:last-child span {color:#dc2626; font-weight:700; cursor:pointer;}
+#as-jobs tbody td:last-child, #as-jobs tbody td:last-child * {color:#dc2626 !important; font-weight:700; cursor:pointer;}
 #as-compare-table th, #as-compare-table th span {word-break:keep-all !important; overflow-wrap:normal !important;
   white-space:nowrap !important;}
 #as-train-log textarea {font-family: ui-monospace, SFMono-Regular, monospace; font-size:.8rem;}

@@ -154,6 +154,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 
 
 STOP_CELL = "■ Stop"
+STOP_HTML = f'<span style="color:#dc2626;font-weight:700;cursor:pointer">{STOP_CELL}</span>'
 
 
 def _build_jobs_tab(studio: Studio, client: gr.State):
@@ -163,6 +164,7 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
                 "checkpoint; resume it with the same run name and *resume* ticked). Anyone using the app can stop "
                 "any job.", elem_classes="as-note")
     table = gr.Dataframe(headers=headers, value=[], interactive=False, wrap=True, elem_id="as-jobs",
+                         datatype=["number", "str", "str", "str", "str", "str", "str", "str", "html"],
                          column_widths=["5%", "9%", "7%", "30%", "8%", "8%", "7%", "18%", "8%"])
     message = gr.Markdown(elem_id="as-jobs-message")
 
@@ -172,7 +174,7 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
             progress = f"{j.done} / {j.total}" if j.total else ""
             who = "this browser" if client_id and j.owner == client_id else ("another browser" if j.owner else "API")
             out.append([j.id, who, j.kind, j.title, j.status, progress, f"{j.elapsed():.0f} s", j.message or j.phase,
-                        STOP_CELL if j.active else ""])
+                        STOP_HTML if j.active else ""])
         return out
 
     def refresh(seen: dict, client_id: str = ""):
@@ -194,7 +196,7 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
 
     def on_select(client_id: str, evt: gr.SelectData):
         row = evt.row_value or []
-        if evt.value != STOP_CELL or not row:
+        if STOP_CELL not in str(evt.value or "") or not row:
             return gr.skip(), gr.skip()
         try:
             text = friendly(stop_job)(row[0])

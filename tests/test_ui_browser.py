@@ -120,6 +120,7 @@ def test_1_start_is_on_top_and_the_command_matches_the_form(page, app):
     page.locator("#as-train-batch_size input").fill("4")
     textbox(page, "as-train-canvas_size").fill(str(app.canvas))
     textbox(page, "as-train-run").fill("browser-run")
+    textbox(page, "as-train-run").press("Tab")
     page.get_by_role("button", name="Command line: the same training from a terminal").click()
     page.wait_for_selector("#as-train-command:has-text('--out runs/browser-run')")
     command = page.inner_text("#as-train-command")

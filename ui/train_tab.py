@@ -108,7 +108,8 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         adv = dataclass_form(TrainConfig, ADVANCED, "as-train",
                              dtype={"choices": [("automatic", ""), "bf16", "fp16", "fp32"]},
                              snapshot_every={"value": APP_SNAPSHOT_EVERY})
-    with gr.Accordion("Command line: the same training from a terminal", open=False, elem_id="as-train-command-box"):
+    with gr.Accordion("Command line: the same training from a terminal", open=False,
+                      elem_id="as-train-command-box") as command_box:
         command = gr.Code(language="shell", show_label=False, interactive=False, elem_id="as-train-command",
                           lines=2, max_lines=8)
 
@@ -190,6 +191,9 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
     for component in form.values():
         component.change(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private",
                          show_progress="hidden", trigger_mode="always_last")
+    # Opening the panel redraws it too, so it shows the form as it is now whatever events are pending.
+    command_box.expand(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private",
+                       show_progress="hidden")
     twin = gr.Button(visible=False)
     twin.click(friendly(preview), inputs_kwargs=form_inputs, outputs=command, api_name="train_command")
 

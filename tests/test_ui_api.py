@@ -112,7 +112,7 @@ def test_train_save_find_and_ask(app, client, data):
     assert "already has sum-maker.png" in again
 
     with_chat, without_chat, request, serve, _ = client.predict(
-        model=app.model, artwork="canvases/sum-maker.png", prompt="3 4", greedy=True, temperature=0.7, max_tokens=6,
+        model=app.studio.default_model, artwork="canvases/sum-maker.png", prompt="3 4", greedy=True, temperature=0.7, max_tokens=6,
         allow_mismatch=False, history_with=[], history_without=[], api_name="/ask")
     for chat in (with_chat, without_chat):
         assert [m["role"] for m in chat] == ["user", "assistant"]
@@ -168,21 +168,21 @@ def test_corrupt_or_oversized_png_is_refused(app, client, tmp_path):
 def test_paths_outside_the_folders_are_refused(app, client, name):
     assert "Traceback" not in refused(client, name, api_name="/artwork_details")
     refused(client, name, api_name="/delete_artwork")
-    refused(client, model=app.model, artwork=name, prompt="hi", greedy=True, temperature=0.7, max_tokens=2,
+    refused(client, model=app.studio.default_model, artwork=name, prompt="hi", greedy=True, temperature=0.7, max_tokens=2,
             allow_mismatch=False, history_with=[], history_without=[], api_name="/ask")
     refused(client, name, api_name="/load_results")
     assert Path("/etc/passwd").exists()  # nothing was deleted
 
 
 def test_requests_cannot_name_folders_or_models_elsewhere(app, client, tmp_path):
-    assert "outside" in refused(client, "canvases/../../etc/passwd", api_name="/artwork_details")
-    assert "not one the app was started with" in refused(
+    assert "not an artwork of this app" in refused(client, "canvases/../../etc/passwd", api_name="/artwork_details")
+    assert "not in the list of choices" in refused(
         client, api_name="/start_training", **train_kwargs(app, model=str(tmp_path), steps=1, run="elsewhere"))
     refused(client, "../../", "escape", "", api_name="/save_to_gallery")
     assert "expected a number" in refused(client, api_name="/start_training", **train_kwargs(app, lr="fast", run="x"))
     # A run name with path parts stays a plain folder inside runs/.
     _, run, job = client.predict(api_name="/start_training", **train_kwargs(
-        app, source="task", task="add-json", steps=0, run="../../escape", eval_every=0))
+        app, source="task", task="add-json", steps=1, run="../../escape", eval_every=0))
     assert run == "escape"
     wait_job(client, int(job))
     assert (app.studio.runs / "escape" / "config.json").is_file()
@@ -202,7 +202,7 @@ def test_stop_keeps_the_last_checkpoint_and_resume_continues(app, client, data):
     saved = json.loads((app.studio.runs / "to-stop" / "checkpoint" / "checkpoint.json").read_text())
     assert 3 <= saved["step"] < 5000
     assert "already" in refused(client, int(job), api_name="/stop_job")
-    assert client.predict(api_name="/stop_training") == "Nothing is training."
+    assert client.predict(int(job), api_name="/stop_training") == "Nothing is training."
 
     # Resuming needs the same data: the upload becomes part of the run folder.
     _, _, job2 = client.predict(api_name="/start_training", **train_kwargs(

@@ -1,9 +1,13 @@
 """The web app in a real browser: headless Chromium (Debian's package) driven by Playwright.
 
-One user session, in order: train a 10-step ART canvas and watch the canvas and the loss curve
-appear, save it to the gallery, find it there, open it in the Playground and get the answers with and
-without it, run a small comparison, see the jobs; reload the page during a long run and find it
-again, then stop it. A screenshot of every page goes to `test-artifacts/screenshots/`.
+One user session, in order: the Train tab with its main choices and Start on top and the equivalent
+command line; a bad JSONL file reported inline; train a 10-step ART canvas and watch the canvas, the
+loss curve and the live log; save it to the gallery and find it there; a refused upload that leaves
+the gallery as it was; a delete that asks first; the Playground's answers with and without the
+artwork, and a failed request that keeps both chats; a small comparison; then a second browser:
+each follows its own jobs, the Jobs tab shows all with a Stop per row, a reload restores the form.
+Screenshots go to `test-artifacts/screenshots/`; with ARTSTUDIO_SCREENSHOTS=docs the README's five
+are retaken into `docs/screenshots/`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from artstudio.backbone import DEFAULT_MODEL
 
@@ -21,7 +26,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = os.environ.get("ARTSTUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+DOCS = ROOT / "docs" / "screenshots"
 
 
 def _chromium() -> str:
@@ -50,28 +57,41 @@ def app(tmp_path_factory, tiny_model_dir):
     server = start(AppSettings(runs_dir=str(root / "runs"), canvases_dir=str(root / "canvases"), model=model,
                                poll_seconds=0.5))
     server.canvas = canvas
+    server.files = root / "files"
+    server.files.mkdir()
     yield server
     server.close()
 
 
 @pytest.fixture(scope="module")
-def page(app):
+def browser(app):
     sync_api = pytest.importorskip("playwright.sync_api")
     executable = _chromium()
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(app.url)
-        page.wait_for_selector("#as-start")
-        yield page
+        yield browser
         browser.close()
 
 
-def shot(page, name: str) -> None:
+def open_page(browser, app):
+    page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app.url)
+    page.wait_for_selector("#as-start")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, app):
+    return open_page(browser, app)
+
+
+def shot(page, name: str, docs: str | None = None, full_page: bool = True) -> None:
     page.wait_for_timeout(700)  # let plots and images finish drawing
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+    if docs and os.environ.get("ARTSTUDIO_SCREENSHOTS") == "docs":
+        shutil.copyfile(SHOTS / f"{name}.png", DOCS / f"{docs}.png")
 
 
 def textbox(page, elem_id: str):
@@ -82,30 +102,62 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
-def test_1_train_shows_canvas_and_loss(page, app):
-    shot(page, "0-train-ready")
+def no_error_badges(page) -> None:
+    """Gradio marks the outputs of a failed event with an error status; a kept page has none."""
+    assert page.locator(".wrap.error, .error.svelte-1yserjw, [data-testid='status-tracker'].error").count() == 0
+    assert page.locator("span.error:visible").count() == 0
+
+
+def test_1_start_is_on_top_and_the_command_matches_the_form(page, app):
+    box = page.locator("#as-start").bounding_box()
+    assert box and box["y"] + box["height"] < 900, box  # in the first screen (issue 19: ~1,900 px down)
+    shot(page, "0-train-ready", full_page=False)
+    model = page.locator("#as-train-model input").input_value()
+    assert model == "studio-tiny" or not Path(DEFAULT_MODEL).is_dir()
+    assert DEFAULT_MODEL not in page.content()
+    assert "Hugging Face id or local folder" not in page.inner_text("#as-train-model")
     page.locator("#as-train-steps input").fill("10")
     page.locator("#as-train-batch_size input").fill("4")
     textbox(page, "as-train-canvas_size").fill(str(app.canvas))
     textbox(page, "as-train-run").fill("browser-run")
+    textbox(page, "as-train-run").press("Tab")
+    page.get_by_role("button", name="Command line: the same training from a terminal").click()
+    page.wait_for_selector("#as-train-command:has-text('--out runs/browser-run')")
+    command = page.inner_text("#as-train-command")
+    assert "artstudio train" in command and "--steps 10" in command and "--batch-size 4" in command
+    assert f"--canvas-size {app.canvas}" in command
+
+
+def test_2_bad_jsonl_is_reported_inline(page, app):
+    bad = app.files / "broken.jsonl"
+    bad.write_text('{"prompt": "1 2", "answer": "3"}\n{"prompt": "2 3", "answer": "5"}\n{"prompt": "oops"\n')
+    page.locator("#as-train-source").get_by_label("Upload a JSONL file").check()
+    page.locator("#as-train-file input[type=file]").set_input_files(str(bad))
+    page.wait_for_selector("#as-data-check:has-text('broken.jsonl:3')")
+    page.locator(".toast-body", has_text="broken.jsonl:3").first.wait_for()
+    page.locator("#as-train-source").get_by_label("Built-in task").check()
+
+
+def test_3_train_shows_canvas_loss_and_log(page, app):
     page.click("#as-start")
     page.wait_for_selector("#as-train-message:has-text('browser-run')")
-    page.wait_for_selector("#as-train-progress:has-text('Finished')")
+    page.wait_for_selector("#as-train-progress:has-text('Finished')", timeout=300_000)
     page.wait_for_selector("#as-canvas-caption:has-text('trained artwork')")
     src = page.locator("#as-canvas img").get_attribute("src")
     assert src and "artwork" in src
-    # The loss curve has one point per step.
     page.wait_for_function("document.querySelectorAll('#as-loss-plot [aria-roledescription=point]').length >= 10")
     assert "step 10 / 10" in page.inner_text("#as-train-progress")
     assert "final accuracy" in page.inner_text("#as-metrics")
-    snapshots = sorted((app.studio.runs / "browser-run" / "snapshots").glob("*.png"))
-    assert [p.name for p in snapshots][-1] == "step-00010.png"
-    shot(page, "1-train-finished")
+    log = page.locator("#as-train-log textarea").input_value()
+    assert "step 10/10 · loss" in log and "finished" in log
+    assert [p.name for p in sorted((app.studio.runs / "browser-run" / "snapshots").glob("*.png"))][-1] == "step-00010.png"
+    page.locator("#as-save-box").first.scroll_into_view_if_needed()
+    shot(page, "1-train-finished", "train")
 
 
-def test_2_save_to_gallery_and_find_it(page, app):
+def test_4_save_find_and_a_refused_upload_keeps_the_gallery(page, app):
     textbox(page, "as-save-name").fill("browser art")
-    page.locator("#as-save-box").get_by_role("textbox").nth(1).fill("trained by the browser test")
+    textbox(page, "as-save-desc").fill("trained by the browser test")
     page.click("#as-save")
     page.wait_for_selector("#as-save-message:has-text('canvases/browser-art.png')")
     open_tab(page, "Gallery")
@@ -116,25 +168,66 @@ def test_2_save_to_gallery_and_find_it(page, app):
     details = page.inner_text("#as-gallery-details")
     for word in ("model", "task", "accuracy", "steps", "objective", "date"):
         assert word in details
+    assert "studio-tiny" in details or not Path(DEFAULT_MODEL).is_dir()
+
+    huge = app.files / "huge.png"
+    Image.new("1", (12000, 12000)).save(huge)  # 12000×12000, a few KB: refused from its header
+    page.locator("#as-gallery-upload input[type=file], input[type=file][accept*='png']").first.set_input_files(str(huge))
+    page.locator(".toast-body", has_text="12000×12000").first.wait_for()
+    page.wait_for_timeout(1500)
+    # Issue 19: the grid and the details turned into red "Error" badges.
+    assert page.locator("#as-gallery button.thumbnail-item").count() >= 1
+    assert "trained by the browser test" in page.inner_text("#as-gallery-details")
     assert page.locator("#as-gallery-large img").count() == 1
-    shot(page, "2-gallery")
+    no_error_badges(page)
+    assert "/tmp" not in page.inner_text(".toast-body")
+    shot(page, "2-gallery", "gallery")
 
 
-def test_3_playground_answers_with_and_without(page, app):
+def test_5_delete_asks_and_removes_one_artwork(page, app):
+    extra = app.files / "to delete.png"
+    Image.new("RGB", (app.canvas, app.canvas), (250, 80, 80)).save(extra)
+    page.locator("#as-gallery-upload input[type=file], input[type=file][accept*='png']").first.set_input_files(str(extra))
+    page.wait_for_selector("#as-gallery-message:has-text('canvases/to-delete.png')")
+    page.click("#as-delete")
+    page.wait_for_selector("#as-confirm-text:has-text('the file canvases/to-delete.png')")
+    shot(page, "2b-delete-confirm")
+    page.click("#as-confirm-delete")
+    page.locator(".toast-body", has_text="deleted to-delete.png").first.wait_for()
+    assert not (app.studio.canvases / "to-delete.png").exists()
+    assert (app.studio.canvases / "browser-art.png").is_file()
+
+
+def test_6_playground_answers_and_a_failure_keeps_the_chats(page, app):
+    thumb = page.locator("#as-gallery button.thumbnail-item", has_text="browser-art")
+    thumb.first.click()
+    page.wait_for_selector("#as-open-playground")
     page.click("#as-open-playground")
     page.wait_for_selector("#as-tab-playground", state="visible")
     page.wait_for_selector("#as-pg-preview img")
+    assert page.locator("#as-pg-model input").input_value() == "studio-tiny" or not Path(DEFAULT_MODEL).is_dir()
     textbox(page, "as-prompt").fill("3 4")
     page.click("#as-ask")
     page.wait_for_selector("#as-chat-with :text('ms')")
     page.wait_for_selector("#as-chat-without :text('ms')")
+    # A failed request (an empty prompt) says so and leaves both chats and the prompt box in place.
+    page.click("#as-ask")
+    page.locator(".toast-body", has_text="type a prompt first").first.wait_for()
+    page.wait_for_timeout(800)
+    assert page.locator("#as-chat-with :text('ms')").count() >= 1
+    assert page.locator("#as-chat-without :text('ms')").count() >= 1
+    assert page.locator("#as-prompt").is_visible()
+    no_error_badges(page)
     page.get_by_role("button", name="vLLM request").click()
     page.wait_for_selector("#as-request :text('image_url')")
-    shot(page, "3-playground")
+    assert "--served-model-name" in page.inner_text("#as-vllm")
+    shot(page, "3-playground", "playground")
 
 
-def test_4_compare_runs_in_the_background(page, app):
+def test_7_compare_runs_in_the_background(page, app):
     open_tab(page, "Compare")
+    assert "comma-separated" not in page.inner_text("#as-compare-methods")
+    assert not page.locator("#as-compare-table").is_visible()  # no "1 2 3" placeholder table
     page.locator("#as-compare-methods").get_by_label("lora").uncheck()
     page.locator("#as-compare-seeds").get_by_role("textbox").fill("0")
     page.locator("#as-compare-steps input").fill("3")
@@ -144,38 +237,70 @@ def test_4_compare_runs_in_the_background(page, app):
     textbox(page, "as-compare-method_options").fill('{"art": {"canvas_size": %d}}' % app.canvas)
     textbox(page, "as-compare-name").fill("browser-compare")
     page.click("#as-compare-start")
-    page.wait_for_selector("#as-compare-progress:has-text('Finished')", timeout=120_000)
+    page.wait_for_selector("#as-compare-progress:has-text('Finished')", timeout=180_000)
     page.wait_for_selector("#as-compare-table :text('art')")
     page.wait_for_selector("#as-compare-plots img")
-    assert (app.studio.runs / "compare" / "browser-compare" / "results.csv").is_file()
-    shot(page, "4-compare")
+    header = page.locator("#as-compare-table th").first
+    assert header.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"
+    shot(page, "4-compare", "compare")
 
 
-def test_5_reload_reconnects_and_stop_keeps_checkpoint(page, app):
+def test_8_each_browser_follows_its_own_jobs(page, browser, app):
     open_tab(page, "Train")
     page.locator("#as-train-steps input").fill("100000")
     textbox(page, "as-train-canvas_size").fill(str(app.canvas))
     textbox(page, "as-train-run").fill("long-run")
-    page.get_by_role("button", name="All training options").click()
+    page.get_by_role("button", name="Advanced options").click()
     page.locator("#as-train-checkpoint_every input").fill("1000")
     page.click("#as-start")
     page.wait_for_selector("#as-train-progress:has-text('Training')")
+
+    # Another person's browser: its Train page does not show this run; its Jobs tab lists it.
+    other = open_page(browser, app)
+    other.wait_for_timeout(2000)
+    assert "long-run" not in other.inner_text("#as-train-progress") + other.inner_text("#as-canvas-caption")
+    assert not other.locator("#as-save-box").first.is_visible()
+    open_tab(other, "Jobs")
+    other.wait_for_function("document.querySelector('#as-jobs').innerText.includes('another browser')")
+
+    # A reload finds the job and the form it was started with (Start would not queue something else).
     page.reload()
     page.wait_for_selector("#as-train-progress:has-text('/ 100000')")
     page.wait_for_selector("#as-canvas-caption:has-text('long-run')")
+    page.wait_for_function("document.querySelector('#as-train-steps input').value === '100000'")
+    assert textbox(page, "as-train-run").input_value() == "long-run"
+    assert textbox(page, "as-train-canvas_size").input_value() == str(app.canvas)
+
+    # A second training waits; the Jobs tab stops it with its row's Stop.
+    textbox(page, "as-train-run").fill("waiting-run")
+    page.locator("#as-train-steps input").fill("3")
+    page.click("#as-start")
+    page.wait_for_selector("#as-train-message:has-text('queued')")
     open_tab(page, "Jobs")
-    page.wait_for_function("document.querySelector('#as-jobs').innerText.includes('running')")
-    shot(page, "5-jobs")
+    page.wait_for_function("document.querySelector('#as-jobs').innerText.includes('this browser')")
+    shot(page, "5-jobs", "jobs", full_page=False)
+    # Newest first: the waiting run's row comes first, with its own Stop.
+    page.locator("#as-jobs :text-is('■ Stop'):visible").first.click()
+    page.wait_for_function("document.querySelector('#as-jobs').innerText.includes('cancelled')")
+    assert app.studio.jobs.jobs()[-1].status == "cancelled" and app.studio.jobs.jobs()[-2].status == "running"
+    # The other browser stops the running one from its own Jobs tab.
+    other.wait_for_function("!document.querySelector('#as-jobs').innerText.includes('queued')")
+    other.locator("#as-jobs :text-is('■ Stop'):visible").first.click()
+    other.wait_for_selector("#as-jobs-message:has-text('stopping')")
     open_tab(page, "Train")
-    page.click("#as-stop")
+    # Issue 19: the page showed the cancelled job and hid the stopped run's save box.
     page.wait_for_selector("#as-train-progress:has-text('Stopped')")
+    page.locator("#as-save-box").first.wait_for(state="visible")
     assert (app.studio.runs / "long-run" / "checkpoint" / "checkpoint.json").is_file()
+    other.close()
 
 
-def test_6_errors_are_messages_not_tracebacks(page, app):
+def test_9_errors_are_toasts_and_keep_the_page(page, app):
     textbox(page, "as-train-run").fill("long-run")
     page.click("#as-start")
     toast = page.locator(".toast-body", has_text="exists already")
     toast.first.wait_for()
     assert "Traceback" not in page.content()
-    shot(page, "6-error-message")
+    assert "Stopped" in page.inner_text("#as-train-progress")  # the panel still shows the run
+    no_error_badges(page)
+    shot(page, "6-error-message", full_page=False)

@@ -17,6 +17,7 @@ reloaded page reconnects to a running job.
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from .playground_tab import build_playground_tab
 from .settings import AppSettings
 from .studio import Studio
 from .train_tab import build_train_tab
-from .widgets import friendly
+from .widgets import action, friendly
 
 log = logging.getLogger("artstudio.ui")
 
@@ -78,6 +79,16 @@ CSS = """
 .as-meta th {text-align:left; font-weight:500; opacity:.7; padding:3px 8px 3px 0; width:34%;}
 .as-meta td {padding:3px 0;}
 footer {display:none !important;}
+.as-message {align-self:center;}
+/* Buttons that stop or delete something look like it (issue 19: they looked like any other button). */
+button.as-danger, #as-stop, #as-delete, #as-confirm-delete, #as-compare-stop {background:#dc2626 !important;
+  color:white !important; border-color:#b91c1c !important;}
+button.as-danger:hover, #as-stop:hover, #as-delete:hover, #as-confirm-delete:hover, #as-compare-stop:hover {background:#b91c1c !important;}
+#as-confirm-box {border:2px solid #dc2626; border-radius:10px; padding:4px;}
+#as-jobs tbody td:last-child, #as-jobs tbody td:last-child * {color:#dc2626 !important; font-weight:700; cursor:pointer;}
+#as-compare-table th, #as-compare-table th span {word-break:keep-all !important; overflow-wrap:normal !important;
+  white-space:nowrap !important;}
+#as-train-log textarea {font-family: ui-monospace, SFMono-Regular, monospace; font-size:.8rem;}
 """
 
 HERO = """<div class="as-hero"><div class="as-logo"></div><div>
@@ -91,26 +102,38 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
     studio = studio or Studio(settings)
     with gr.Blocks(title="ART Studio", fill_width=True) as demo:
         gr.HTML(HERO)
+        # Which browser this is (kept in its localStorage): a page follows the jobs its browser started.
+        client_state = gr.BrowserState("", storage_key="artstudio-client")
+        client = gr.State("")
         with gr.Tabs(selected="train") as tabs:
             with gr.Tab("Train", id="train", elem_id="as-tab-train"):
-                train = build_train_tab(studio)
+                train = build_train_tab(studio, client)
             with gr.Tab("Gallery", id="gallery", elem_id="as-tab-gallery") as gallery_page:
                 gallery = build_gallery_tab(studio)
             with gr.Tab("Playground", id="playground", elem_id="as-tab-playground") as playground_page:
                 playground = build_playground_tab(studio)
             with gr.Tab("Compare", id="compare", elem_id="as-tab-compare"):
-                compare = build_compare_tab(studio)
+                compare = build_compare_tab(studio, client)
             with gr.Tab("Jobs", id="jobs", elem_id="as-tab-jobs"):
-                jobs_table, jobs_refresh = _build_jobs_tab(studio)
+                jobs_table, jobs_refresh = _build_jobs_tab(studio, client)
 
         timer = gr.Timer(studio.settings.poll_seconds)
         train_seen, compare_seen, jobs_seen = gr.State({}), gr.State({}), gr.State({})
         train_outputs = train.refresh_outputs + [train_seen]
-        timer.tick(train.refresh, train_seen, train_outputs, show_progress="hidden", api_visibility="private")
-        timer.tick(compare.refresh, compare_seen, compare.refresh_outputs + [compare_seen], show_progress="hidden",
+        timer.tick(train.refresh, [train_seen, client], train_outputs, show_progress="hidden", api_visibility="private")
+        timer.tick(compare.refresh, [compare_seen, client], compare.refresh_outputs + [compare_seen], show_progress="hidden",
                    api_visibility="private")
-        timer.tick(jobs_refresh, jobs_seen, [jobs_table, jobs_seen], show_progress="hidden", api_visibility="private")
-        demo.load(train.refresh, train_seen, train_outputs, api_visibility="private")
+        timer.tick(jobs_refresh, [jobs_seen, client], [jobs_table, jobs_seen], show_progress="hidden",
+                   api_visibility="private")
+
+        def init_client(saved: str | None):
+            cid = saved if isinstance(saved, str) and saved else secrets.token_hex(8)
+            return cid, cid
+
+        demo.load(init_client, client_state, [client_state, client], api_visibility="private").then(
+            train.restore, client, train.form, api_visibility="private").then(
+            train.refresh, [train_seen, client], train_outputs, api_visibility="private")
+        demo.load(train.preview, inputs_kwargs=train.preview_inputs, outputs=train.command, api_visibility="private")
         demo.load(gallery.refresh, None, gallery.refresh_outputs, api_visibility="private")
         demo.load(playground.choices, None, playground.artwork, api_visibility="private")
 
@@ -130,41 +153,59 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
     return demo
 
 
-def _build_jobs_tab(studio: Studio):
-    headers = ["job", "kind", "what", "status", "progress", "elapsed", "message"]
-    gr.Markdown("Trainings and comparisons run one at a time, in this order. Stop cancels a waiting job, or ends a "
-                "running one after its current step (a training keeps its last checkpoint; resume it with the same "
-                "run name and *resume* ticked).")
-    table = gr.Dataframe(headers=headers, value=[], interactive=False, wrap=True, elem_id="as-jobs")
-    with gr.Row():
-        job = gr.Textbox(label="job", placeholder="job number, e.g. 3", scale=1, elem_id="as-jobs-id")
-        stop = gr.Button("Stop job", variant="stop", scale=1)
-    message = gr.Markdown()
+STOP_CELL = "■ Stop"
+STOP_HTML = f'<span style="color:#dc2626;font-weight:700;cursor:pointer">{STOP_CELL}</span>'
 
-    def rows() -> list[list[Any]]:
+
+def _build_jobs_tab(studio: Studio, client: gr.State):
+    headers = ["job", "started by", "kind", "what", "status", "progress", "elapsed", "message", ""]
+    gr.Markdown("Every job of this app, newest first; they run one at a time, in order. **■ Stop** on a row "
+                "cancels a waiting job, or ends a running one after its current step (a training keeps its last "
+                "checkpoint; resume it with the same run name and *resume* ticked). Anyone using the app can stop "
+                "any job.", elem_classes="as-note")
+    table = gr.Dataframe(headers=headers, value=[], interactive=False, wrap=True, elem_id="as-jobs",
+                         datatype=["number", "str", "str", "str", "str", "str", "str", "str", "html"],
+                         column_widths=["5%", "9%", "7%", "30%", "8%", "8%", "7%", "18%", "8%"])
+    message = gr.Markdown(elem_id="as-jobs-message")
+
+    def rows(client_id: str) -> list[list[Any]]:
         out = []
         for j in reversed(studio.jobs.jobs()):
             progress = f"{j.done} / {j.total}" if j.total else ""
-            out.append([j.id, j.kind, j.title, j.status, progress, f"{j.elapsed():.0f} s", j.message or j.phase])
+            who = "this browser" if client_id and j.owner == client_id else ("another browser" if j.owner else "API")
+            out.append([j.id, who, j.kind, j.title, j.status, progress, f"{j.elapsed():.0f} s", j.message or j.phase,
+                        STOP_HTML if j.active else ""])
         return out
 
-    def refresh(seen: dict):
-        current = rows()
-        key = repr([r[:6] for r in current])
+    def refresh(seen: dict, client_id: str = ""):
+        current = rows(client_id)
+        key = repr([r[:7] + r[8:] for r in current])
         if key == seen.get("key"):
             return gr.skip(), seen
         return current, {"key": key}
 
-    @friendly
-    def stop_job(job_id: str | int | None) -> str:
-        """Cancel a waiting job or stop a running one."""
+    def stop_job(job_id: int) -> str:
+        """Cancel a waiting job or stop a running one (any job: the Jobs tab lists them)."""
         text = str(job_id if job_id is not None else "").strip()
         if not text.isdigit():
-            raise ArtStudioError(f"job {text!r} is not a job number; the table lists them")
+            raise ArtStudioError(f"job {text!r} is not a job number; the Jobs tab lists them")
         j = studio.jobs.stop(int(text))
         return f"Job {j.id}: {'cancelled' if j.status in FINISHED else 'stopping after its current step'}."
 
-    stop.click(stop_job, job, message, api_name="stop_job", show_progress="hidden")
+    gr.api(friendly(stop_job), api_name="stop_job")
+
+    def on_select(client_id: str, evt: gr.SelectData):
+        row = evt.row_value or []
+        if STOP_CELL not in str(evt.value or "") or not row:
+            return gr.skip(), gr.skip()
+        try:
+            text = friendly(stop_job)(row[0])
+        except gr.Error as err:
+            gr.Warning(err.message, title=err.title)
+            return gr.skip(), gr.skip()
+        return text, rows(client_id)
+
+    table.select(on_select, client, [message, table], api_visibility="private", show_progress="hidden")
     return table, refresh
 
 
@@ -183,6 +224,7 @@ class RunningApp:
 
 def _launch_kwargs(studio: Studio, host: str, port: int, share: bool) -> dict:
     return {"server_name": host, "server_port": port, "share": share, "theme": THEME, "css": CSS,
+            "auth": studio.settings.credentials(),
             "allowed_paths": [str(studio.runs), str(studio.canvases)],
             "max_file_size": int(studio.settings.max_upload_mb * 1024 * 1024), "footer_links": []}
 
@@ -190,6 +232,7 @@ def _launch_kwargs(studio: Studio, host: str, port: int, share: bool) -> dict:
 def start(settings: AppSettings | None = None, port: int = 0) -> RunningApp:
     """Start the app in background threads on `port` (0: a free one) and return its URL."""
     settings = settings or AppSettings()
+    settings.check()
     demo = build_app(settings)
     port = port or _free_port(settings.host)
     demo.queue(default_concurrency_limit=2)
@@ -200,6 +243,7 @@ def start(settings: AppSettings | None = None, port: int = 0) -> RunningApp:
 def launch(settings: AppSettings | None = None) -> None:
     """Run the app until interrupted (what `artstudio app` and `make demo` call)."""
     settings = settings or AppSettings()
+    settings.check()
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=2)
     try:

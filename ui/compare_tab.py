@@ -18,7 +18,7 @@ from artstudio.tasks import list_tasks
 
 from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED
 from .studio import Studio
-from .widgets import dataclass_form, duration, friendly, progress_html
+from .widgets import action, dataclass_form, duration, friendly, keep_page, progress_html
 
 MAIN = ["seeds", "steps", "batch_size", "objective"]
 ADVANCED = ["lr_grid", "val_fraction", "eval_size", "method_options", "device", "dtype"]
@@ -30,23 +30,24 @@ class CompareTab:
     refresh_outputs: list
 
 
-def build_compare_tab(studio: Studio) -> CompareTab:
-    fields_help = {f: CompareConfig.__dataclass_fields__[f].metadata["help"] for f in ("methods", "tasks")}
+def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320, elem_classes="as-panel"):
             methods = gr.CheckboxGroup(method_names(), value=["art", "lora", "base"], label="methods", elem_id="as-compare-methods",
-                                       info=fields_help["methods"])
+                                       info="the methods to train and score on the same data, budget and seeds "
+                                            "(base: the frozen model alone)")
             tasks = gr.Dropdown([c.name for c in list_tasks()], value=[c.name for c in list_tasks("heldout")][:1],
                                 multiselect=True, label="tasks", elem_id="as-compare-tasks", info="built-in tasks (held-out ones test what a method teaches)")
             main = dataclass_form(CompareConfig, MAIN, "as-compare")
-            model = gr.Dropdown(studio.model_choices(), value=studio.default_model, allow_custom_value=True, label="model")
+            model = gr.Dropdown(studio.model_choices(), value=studio.default_model, label="model",
+                                info="the frozen model; the menu is fixed when the app starts")
             with gr.Accordion("All comparison options", open=False):
                 adv = dataclass_form(CompareConfig, ADVANCED, "as-compare", dtype={"choices": [("automatic", ""), "bf16", "fp16", "fp32"]})
             name = gr.Textbox(label="results name", elem_id="as-compare-name", placeholder="automatic: compare-DATE",
                               info=f"folder inside {studio.runs.name}/compare/; re-using a name resumes it")
             with gr.Row():
-                start = gr.Button("Run comparison", variant="primary", elem_id="as-compare-start")
-                stop = gr.Button("Stop", variant="stop")
+                start = gr.Button("▶ Run comparison", variant="primary", elem_id="as-compare-start")
+                stop = gr.Button("■ Stop", variant="stop", elem_id="as-compare-stop")
             message = gr.Markdown(elem_id="as-compare-message")
         with gr.Column(scale=4, min_width=480):
             progress = gr.HTML(progress_html(0, "No comparison running", "", "idle"), elem_id="as-compare-progress")
@@ -55,27 +56,27 @@ def build_compare_tab(studio: Studio) -> CompareTab:
                                      scale=4, info="earlier comparisons")
                 load = gr.Button("Load", scale=1)
             summary = gr.Markdown(elem_classes="as-results", elem_id="as-compare-summary")
-            table = gr.Dataframe(label="every run (results.csv)", interactive=False, wrap=True, max_height=320,
-                                 elem_id="as-compare-table")
+            table = gr.Dataframe(label="every run (results.csv)", interactive=False, wrap=False, max_height=320,
+                                 elem_id="as-compare-table", visible=False)
             plots = gr.Gallery(label="plots", columns=2, height=420, object_fit="contain", elem_id="as-compare-plots")
 
-    @friendly
     def start_compare(**values) -> str:
         """Queue a comparison (CompareConfig options); returns a message with the job number."""
-        job = studio.start_compare(values)
+        owner = str(values.pop("client", "") or "")
+        job = studio.start_compare(values, owner=owner)
         return f"Job {job.id} queued: **{job.title}**"
 
-    start.click(start_compare, inputs_kwargs={"methods": methods, "tasks": tasks, "model": model, "name": name,
-                                              **main, **adv}, outputs=message, api_name="start_compare")
+    action(start.click, start_compare, {"methods": methods, "tasks": tasks, "model": model, "name": name,
+                                        "client": client, **main, **adv}, [message], api_name="start_compare")
 
-    @friendly
-    def stop_compare() -> str:
-        job = studio.jobs.stop_latest("compare")
-        if job is None:
-            return "No comparison is running."
+    def stop_compare(client_id: str) -> str:
+        job = studio.jobs.latest_of("compare", client_id)
+        if job is None or not job.active:
+            return "No comparison of yours is running (the Jobs tab lists every job)."
+        studio.jobs.stop(job.id)
         return f"Stopping job {job.id} after its current step; finished runs are kept and a re-run resumes."
 
-    stop.click(stop_compare, None, message, api_visibility="private")
+    stop.click(keep_page(stop_compare, 1), client, message, api_visibility="private")
 
     @friendly
     def load_results(folder: str):
@@ -84,12 +85,12 @@ def build_compare_tab(studio: Studio) -> CompareTab:
         import pandas as pd
 
         frame = pd.DataFrame(res["rows"], columns=res["header"]) if res["header"] else pd.DataFrame()
-        return res["markdown"], frame, [str(p) for p in res["plots"]]
+        return res["markdown"], gr.Dataframe(value=frame, visible=True), [str(p) for p in res["plots"]]
 
-    load.click(load_results, folder, [summary, table, plots], api_name="load_results")
+    action(load.click, load_results, folder, [summary, table, plots], api_name="load_results")
 
-    def refresh(seen: dict):
-        job = studio.jobs.latest("compare")
+    def refresh(seen: dict, client_id: str = ""):
+        job = studio.jobs.latest_of("compare", client_id)
         if job is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
         eta = job.result.get("eta_seconds") if job.status == RUNNING else None

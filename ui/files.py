@@ -60,6 +60,21 @@ def check_size(path: str | Path, max_mb: float, display: str) -> int:
     return size
 
 
+def png_header_size(path: str | Path, display: str) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, read without decoding any pixels."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ArtworkError(f"{display} is not a PNG file (its first bytes are not a PNG header); "
+                           "expected a lossless PNG exported by ArtStudio or saved from an image editor")
+    width, height = struct.unpack(">II", head[16:24])
+    if width == 0 or height == 0:
+        raise ArtworkError(f"{display}: its header says {width}×{height} pixels; expected a picture")
+    return width, height
+
+
 def validate_png(path: str | Path, max_mb: float, display: str | None = None):
     """Decode an uploaded PNG and its metadata (an `Artwork`); errors name the upload, not the temp file."""
     from artstudio.artwork import read_artwork

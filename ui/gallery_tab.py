@@ -3,7 +3,10 @@
 Artworks are the PNG files of the gallery folder plus finished runs not saved yet. The page keeps the
 keys of the listed artworks (`canvases/NAME.png`, `runs/RUN/artwork.png`), never server paths, and
 every request that names one goes through `Studio.artwork_path`, which refuses anything else.
-Deleting asks for a confirmation; an uploaded PNG is decoded and its metadata checked before it is added.
+Deleting removes exactly one gallery PNG or one run folder, after a confirmation that the API needs
+too (`request_delete` gives a token, `delete_artwork` takes it). An uploaded PNG is checked against
+the models the app serves (its header's size first, so a pixel bomb is never decoded) before it is
+added. A failed action leaves the page as it was and says why in a toast.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from .studio import Studio
-from .widgets import friendly
+from .widgets import action, friendly, keep_page
 
 
 @dataclass
@@ -62,11 +65,12 @@ def build_gallery_tab(studio: Studio) -> GalleryTab:
                 download = gr.DownloadButton("Download PNG", visible=False, elem_id="as-download")
                 to_playground = gr.Button("Open in Playground", visible=False, variant="primary", elem_id="as-open-playground")
                 delete = gr.Button("Delete…", visible=False, variant="stop", elem_id="as-delete")
-            with gr.Group(visible=False) as confirm_box:
-                confirm_text = gr.Markdown(elem_classes="as-pad")
+            with gr.Group(visible=False, elem_id="as-confirm-box") as confirm_box:
+                confirm_text = gr.Markdown(elem_classes="as-pad", elem_id="as-confirm-text")
+                token = gr.Textbox(value="", visible=False, label="token")
                 with gr.Row():
                     confirm = gr.Button("Yes, delete it", variant="stop", elem_id="as-confirm-delete")
-                    cancel = gr.Button("Cancel")
+                    cancel = gr.Button("Cancel", elem_id="as-cancel-delete")
 
     def listing():
         items = studio.gallery()
@@ -87,7 +91,6 @@ def build_gallery_tab(studio: Studio) -> GalleryTab:
 
     gr.api(list_gallery, api_name="list_gallery")
 
-    @friendly
     def artwork_details(key: str):
         """One artwork: the picture, its metadata and the buttons that act on it."""
         info = studio.artwork_details(key)
@@ -102,33 +105,35 @@ def build_gallery_tab(studio: Studio) -> GalleryTab:
             return (gr.skip(),) * len(detail_outputs)
         return artwork_details(keys[evt.index])
 
-    grid.select(on_select, keys, detail_outputs, api_visibility="private")
-    selected.submit(artwork_details, selected, detail_outputs, api_name="artwork_details")
+    grid.select(keep_page(on_select, len(detail_outputs)), keys, detail_outputs, api_visibility="private")
+    action(selected.submit, artwork_details, selected, detail_outputs, api_name="artwork_details")
 
-    delete.click(lambda key: (gr.Group(visible=True), f"Delete **{key}**? This cannot be undone."
-                              + (" The whole run folder goes." if key.startswith("runs/") else "")),
-                 selected, [confirm_box, confirm_text], api_visibility="private")
-    cancel.click(lambda: gr.Group(visible=False), None, confirm_box, api_visibility="private")
+    def request_delete(key: str) -> tuple:
+        """Step one of deleting: what would be removed, and the token `delete_artwork` needs to do it."""
+        question, confirmation = studio.delete_request(key)
+        return gr.Group(visible=True), f"**{question}**", confirmation
 
-    @friendly
-    def delete_artwork(key: str):
-        """Delete an artwork (after the page asked for confirmation)."""
-        message = studio.delete(key)
+    action(delete.click, request_delete, selected, [confirm_box, confirm_text, token], api_name="request_delete")
+    cancel.click(lambda: (gr.Group(visible=False), ""), None, [confirm_box, token], api_visibility="private")
+
+    def delete_artwork(key: str, confirmation: str):
+        """Delete exactly one artwork (or one unsaved run folder), with the token `request_delete` gave for it."""
+        message = studio.delete(key, confirmation)
         gr.Info(message)
         pictures, new_keys, _ = listing()
         return (pictures, new_keys, message, None, "", "", gr.DownloadButton(visible=False), gr.Button(visible=False),
-                gr.Button(visible=False), gr.Group(visible=False))
+                gr.Button(visible=False), gr.Group(visible=False), "")
 
-    confirm.click(delete_artwork, selected, [grid, keys, note, large, details, selected, download, to_playground,
-                                             delete, confirm_box], api_name="delete_artwork")
+    action(confirm.click, delete_artwork, [selected, token], [grid, keys, note, large, details, selected, download,
+                                                             to_playground, delete, confirm_box, token],
+           api_name="delete_artwork")
 
-    @friendly
     def upload_artwork(file: str):
-        """Add an uploaded PNG to the gallery after checking it decodes and its metadata is valid."""
+        """Add an uploaded PNG to the gallery after checking it against the models the app serves."""
         key = studio.add_upload(file, Path(file).name)
         pictures, new_keys, _ = listing()
         return (pictures, new_keys, f"Added **{key}**.", *artwork_details(key))
 
-    upload.upload(upload_artwork, upload, [grid, keys, note, *detail_outputs], api_name="upload_artwork")
+    action(upload.upload, upload_artwork, upload, [grid, keys, note, *detail_outputs], api_name="upload_artwork")
     return GalleryTab(grid=grid, keys=keys, selected=selected, open_in_playground=to_playground,
                       refresh=refresh, refresh_outputs=refresh_outputs)

@@ -47,6 +47,8 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    owner: str = ""  # the browser that started it (its client id), "" for API callers that gave none
+    form: dict = field(default_factory=dict, repr=False)  # the form values it was started with
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def stop_requested(self) -> bool:
@@ -97,11 +99,12 @@ class JobQueue:
         self._thread.start()
 
     def submit(self, kind: str, title: str, work: Callable[[Job], dict | None], *,
-               total: int = 0, run_dir: Path | None = None) -> Job:
+               total: int = 0, run_dir: Path | None = None, owner: str = "", form: dict | None = None) -> Job:
         with self._lock:
             if self._closed:
                 raise ArtStudioError("the app is shutting down; no new jobs are accepted")
-            job = Job(id=len(self._jobs) + 1, kind=kind, title=title, work=work, total=total, run_dir=run_dir)
+            job = Job(id=len(self._jobs) + 1, kind=kind, title=title, work=work, total=total, run_dir=run_dir,
+                      owner=owner, form=dict(form or {}))
             self._jobs.append(job)
             self._wake.notify_all()
         return job
@@ -143,6 +146,18 @@ class JobQueue:
         jobs = [j for j in self.jobs() if j.kind == kind]
         running = [j for j in jobs if j.status == RUNNING]
         return (running or jobs or [None])[-1]
+
+    def latest_of(self, kind: str, owner: str) -> Job | None:
+        """The newest job of `kind` that the browser `owner` started (what its page follows)."""
+        if not owner:
+            return None
+        mine = [j for j in self.jobs() if j.kind == kind and j.owner == owner]
+        # The running one, else the next to run, else the newest that ran (a cancelled job never did).
+        for pick in ([j for j in mine if j.status == RUNNING], [j for j in mine if j.status == QUEUED],
+                     [j for j in mine if j.status != CANCELLED], mine):
+            if pick:
+                return pick[0] if pick[0].status == QUEUED else pick[-1]
+        return None
 
     def stop_latest(self, kind: str) -> Job | None:
         """Stop the job of `kind` a page shows (`latest`) if it is still active; None if nothing to stop."""

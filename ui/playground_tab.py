@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from .studio import Studio
-from .widgets import friendly
+from .widgets import action, keep_page
 
 
 @dataclass
@@ -28,8 +28,8 @@ class PlaygroundTab:
 def build_playground_tab(studio: Studio) -> PlaygroundTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=280, elem_classes="as-panel"):
-            model = gr.Dropdown(studio.model_choices(), value=studio.default_model, allow_custom_value=True,
-                                label="model", info="the frozen model that answers")
+            model = gr.Dropdown(studio.model_choices(), value=studio.default_model, label="model",
+                                info="the frozen model that answers", elem_id="as-pg-model")
             artwork = gr.Dropdown([], value=None, allow_custom_value=True, label="artwork",
                                   info="from the gallery", elem_id="as-pg-artwork")
             preview = gr.Image(type="filepath", height=220, interactive=False, show_label=False,
@@ -64,21 +64,18 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
         value = current if current in keys else (keys[0] if keys else None)
         return gr.Dropdown(choices=[(i.label, i.key) for i in items], value=value)
 
-    @friendly
     def show_artwork(key: str | None):
         return str(studio.artwork_path(key)) if key else None
 
-    artwork.change(show_artwork, artwork, preview, api_visibility="private")
+    artwork.change(keep_page(show_artwork, 1), artwork, preview, api_visibility="private")
 
-    @friendly
     def upload_playground(file: str):
         key = studio.add_upload(file, Path(file).name)
         gr.Info(f"Added {key} to the gallery")
         return choices(key)
 
-    upload.upload(upload_playground, upload, artwork, api_visibility="private")
+    upload.upload(keep_page(upload_playground, 1), upload, artwork, api_visibility="private")
 
-    @friendly
     def ask(model: str, artwork: str, prompt: str, greedy: bool, temperature: float, max_tokens: int,
             allow_mismatch: bool, history_with: list, history_without: list):
         """Answer `prompt` with the artwork and without it; returns both chats, the request and the server command."""
@@ -95,7 +92,7 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
 
     inputs = [model, artwork, prompt, greedy, temperature, max_tokens, allow_mismatch, with_chat, without_chat]
     outputs = [with_chat, without_chat, request, serve, prompt]
-    send.click(ask, inputs, outputs, api_name="ask")
-    prompt.submit(ask, inputs, outputs, api_visibility="private")
+    action(send.click, ask, inputs, outputs, api_name="ask")
+    prompt.submit(keep_page(ask, len(outputs)), inputs, outputs, api_visibility="private")
     clear.click(lambda: ([], []), None, [with_chat, without_chat], api_visibility="private")
     return PlaygroundTab(artwork=artwork, preview=preview, choices=choices)

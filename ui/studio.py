@@ -3,18 +3,19 @@
 The Gradio pages (`artstudio.ui.app`) only turn widgets into calls of `Studio` and results into
 widgets, so everything here is plain Python that raises `ArtStudioError` with a readable message for
 every user mistake. Every path a request can name is confined to the configured folders through
-`files.inside`; the models the app may load are the configured ones or Hugging Face hub ids, never a
-folder a request names.
+`files.inside`; the models the app may load are the menu fixed at launch (`models.py`).
 
 Gallery keys name artworks without exposing server paths: `canvases/NAME.png` for the gallery
-folder and `runs/RUN/artwork.png` for a finished run that was not saved to the gallery.
+folder and `runs/RUN/artwork.png` for a finished run that was not saved to the gallery. Nothing else
+is an artwork: a delete removes exactly one gallery PNG or one run folder, and only with a
+confirmation token that `delete_request` issued for that very key (the page and the API alike).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, fields, replace
@@ -26,14 +27,17 @@ from artstudio.errors import ArtStudioError, ArtworkError, ConfigError
 from artstudio.methods import get_method
 from artstudio.options import coerce_numbers, parse_number
 
-from .files import PathRefused, copy_into, inside, safe_name, unique_path, validate_jsonl, validate_png
+from .files import (PathRefused, copy_into, inside, png_header_size, safe_name, unique_path, validate_jsonl,
+                    validate_png)
 from .jobs import Job, JobQueue
+from .models import Models, header_metadata
 from .settings import AppSettings
+from .widgets import register_path
 
 DEFAULT_MODEL_NAME = "studio-tiny"
 # The app saves the canvas more often than the command line (50): the picture forming is the show.
 APP_SNAPSHOT_EVERY = 5
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+CONFIRM_SECONDS = 300
 
 
 @dataclass
@@ -52,10 +56,16 @@ class Studio:
         self.canvases = Path(self.settings.canvases_dir).resolve()
         self.runs.mkdir(parents=True, exist_ok=True)
         self.canvases.mkdir(parents=True, exist_ok=True)
+        register_path(str(self.runs), self.runs.name)
+        register_path(str(self.canvases), self.canvases.name)
+        from artstudio.backbone import DEFAULT_MODEL
+
+        register_path(str(Path(DEFAULT_MODEL).resolve()), DEFAULT_MODEL_NAME)
+        self.models = Models(self.settings, self.canvases)
         self.jobs = JobQueue()
-        self._backbones: dict[str, Any] = {}
         self._artworks: dict[tuple, Any] = {}
-        self._lock = threading.Lock()
+        self._artworks_lock = threading.Lock()
+        self._confirmations: dict[str, tuple[str, float]] = {}
 
     def close(self) -> None:
         self.jobs.close()
@@ -63,50 +73,46 @@ class Studio:
     # --- models --------------------------------------------------------------------------------
     @property
     def default_model(self) -> str:
-        return self.settings.model or DEFAULT_MODEL_NAME
+        return self.models.default
 
     def model_choices(self) -> list[str]:
-        return list(dict.fromkeys([self.default_model, *self.settings.models]))
+        return self.models.choices()
 
     def check_model(self, model: str | None) -> str:
-        """A configured model, or a hub id that is not also a local path; anything else is refused."""
-        model = (model or "").strip() or self.default_model
-        if model in self.model_choices():
-            return model
-        if _HUB_ID.match(model) and ".." not in model and not Path(model).exists():
-            return model
-        raise PathRefused(f"model {model!r} is not one the app was started with ({', '.join(self.model_choices())}) "
-                          "nor a Hugging Face hub id like Qwen/Qwen3.5-0.8B; start the app with --model FOLDER to use a local folder")
+        """The menu name of `model`; anything the app does not serve is refused at once."""
+        return self.models.resolve(model)[0]
+
+    def model_source(self, model: str | None) -> str:
+        """What a run's config names: studio-tiny, a hub id, or a model folder under a root."""
+        return self.models.resolve(model)[1]
 
     def backbone(self, model: str | None = None):
-        """The shared frozen backbone of `model`, loaded once."""
-        from artstudio.backbone import load_backbone
-
-        model = self.check_model(model)
-        with self._lock:
-            if model not in self._backbones:
-                self._backbones[model] = load_backbone(model, device=self.settings.device)
-            return self._backbones[model]
+        """The shared frozen backbone of `model`, loaded once (one lock per model)."""
+        return self.models.backbone(model, device=self.settings.device)
 
     # --- training ------------------------------------------------------------------------------
     def train_config(self, values: dict[str, Any], train_file: str | None = None,
-                     eval_file: str | None = None) -> tuple[Any, str]:
-        """A TrainConfig from form values (TrainConfig field names plus run, source, task, canvas_size)."""
+                     eval_file: str | None = None, *, preview: bool = False) -> tuple[Any, str]:
+        """A TrainConfig from form values (TrainConfig field names plus run, source, task, canvas_size).
+
+        `preview` builds it without checking the run folder or copying an upload (the command preview)."""
         from artstudio.training import TrainConfig
 
         values = dict(values)
         run = safe_name(values.pop("run", "") or _default_run_name(values), "run name")
+        if run == "compare":
+            raise ConfigError("'compare' is the folder of comparisons; choose another run name")
         run_dir = inside(self.runs, run)
         resume = bool(values.get("resume"))
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        if not preview and run_dir.exists() and any(run_dir.iterdir()) and not resume:
             raise ConfigError(f"a run named {run!r} exists already; choose another run name, or tick "
                               "'resume' to continue it from its last checkpoint")
-        if self.jobs.busy_with(run_dir):
+        if not preview and self.jobs.busy_with(run_dir):
             raise ConfigError(f"run {run!r} is already queued or running; pick another name")
         known = {f.name for f in fields(TrainConfig)}
         config: dict[str, Any] = {k: v for k, v in values.items() if k in known}
         config["out"] = str(run_dir)
-        config["model"] = self.check_model(values.get("model"))
+        config["model"] = self.model_source(values.get("model"))
         config["method_options"] = _json_dict(values.get("method_options"), "method options")
         config["grpo"] = _json_dict(values.get("grpo"), "GRPO options")
         canvas = parse_number(values.get("canvas_size"), "canvas size", int)
@@ -114,10 +120,11 @@ class Studio:
             config["method_options"].setdefault("canvas_size", canvas)
         for name in ("device", "dtype", "metric"):
             config[name] = config.get(name) or None
-        config.update(self._train_data(values, run_dir, train_file, eval_file))
+        config.update(self._train_data(values, run_dir, train_file, eval_file, preview))
         return TrainConfig.from_dict(coerce_numbers(TrainConfig, config)), run
 
-    def _train_data(self, values: dict, run_dir: Path, train_file: str | None, eval_file: str | None) -> dict:
+    def _train_data(self, values: dict, run_dir: Path, train_file: str | None, eval_file: str | None,
+                    preview: bool = False) -> dict:
         from artstudio.tasks import TASKS
 
         if values.get("source", "task") == "task":
@@ -125,6 +132,8 @@ class Studio:
             if task not in TASKS:
                 raise ConfigError(f"{task!r} is not a built-in task; choose one of {', '.join(TASKS)}")
             return {"data": task, "eval_data": None}
+        if preview:  # where the upload goes when the run starts
+            return {"data": str(run_dir / "data"), "eval_data": None}
         if not train_file:
             raise ConfigError("upload a training file (JSONL, one {\"prompt\": ..., \"answer\": ...} per line) "
                               "or pick a built-in task")
@@ -143,10 +152,12 @@ class Studio:
         (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         return {"data": str(folder), "eval_data": None}
 
-    def start_training(self, values: dict[str, Any], train_file: str | None = None, eval_file: str | None = None) -> Job:
+    def start_training(self, values: dict[str, Any], train_file: str | None = None, eval_file: str | None = None,
+                       owner: str = "") -> Job:
         from artstudio.methods import get_method
         from artstudio.training import train
 
+        form = {k: v for k, v in values.items() if k != "client"}
         config, run = self.train_config(values, train_file, eval_file)
         # A method that wraps model layers trains on a backbone of its own: the Playground's never sees it.
         shared = not get_method(config.method).own_backbone
@@ -161,7 +172,8 @@ class Studio:
 
         data = Path(train_file).name if values.get("source") == "upload" and train_file else config.data
         title = f"{config.method} · {data} · {run}"
-        return self.jobs.submit("train", title, work, total=config.steps, run_dir=inside(self.runs, run))
+        return self.jobs.submit("train", title, work, total=config.steps, run_dir=inside(self.runs, run),
+                                owner=owner, form=form)
 
     def snapshot(self, job: Job) -> Path | None:
         """The newest canvas picture of a training job (its final artwork once there is one)."""
@@ -187,14 +199,19 @@ class Studio:
     def artwork_path(self, key: str) -> Path:
         """The file behind a gallery key; any other name is refused."""
         key = (key or "").strip()
-        top, _, rest = key.partition("/")
-        if top == "canvases" and rest:
-            path = inside(self.canvases, rest)
-        elif top == "runs" and rest:
-            path = inside(self.runs, rest)
+        parts = key.split("/")
+        wrong = PathRefused(f"{key!r} is not an artwork of this app; expected canvases/NAME.png or runs/RUN/artwork.png "
+                            "(the Gallery lists them)")
+        if len(parts) == 2 and parts[0] == "canvases" and parts[1] not in ("", ".", ".."):
+            path = inside(self.canvases, parts[1])
+            if path.parent != self.canvases:
+                raise wrong
+        elif len(parts) == 3 and parts[0] == "runs" and parts[2] == "artwork.png" and parts[1] not in ("", ".", "..", "compare"):
+            path = inside(self.runs, f"{parts[1]}/artwork.png")
+            if path.parent.parent != self.runs:
+                raise wrong
         else:
-            raise PathRefused(f"{key!r} is not an artwork of this app; expected canvases/NAME.png or runs/RUN/artwork.png "
-                              "(the Gallery lists them)")
+            raise wrong
         if path.suffix.lower() != ".png":
             raise PathRefused(f"{key!r} is not a PNG artwork")
         if not path.is_file():
@@ -207,7 +224,8 @@ class Studio:
 
         art = read_artwork(self.artwork_path(key))
         meta = art.metadata
-        info: dict[str, Any] = {"key": key, "size": f"{art.image.width}×{art.image.height}"}
+        info: dict[str, Any] = {"key": key, "size": f"{art.image.width}×{art.image.height}",
+                                "deletes": self.delete_scope(key)}
         if meta is None:
             return info | {"title": Path(key).stem, "note": "a plain PNG without ArtStudio metadata"}
         task = meta.task or {}
@@ -215,7 +233,7 @@ class Studio:
         return info | {
             "title": meta.extra.get("title") or task.get("name") or Path(key).stem,
             "description": meta.extra.get("description") or task.get("description", ""),
-            "model": meta.model_id, "family": meta.family, "task": task.get("name", ""),
+            "model": self.models.name_of(meta.model_id), "family": meta.family, "task": task.get("name", ""),
             "accuracy": None if accuracy is None else round(float(accuracy), 4),
             "eval_n": meta.metrics.get("eval_n"), "steps": meta.steps, "objective": meta.objective,
             "placement": meta.placement, "date": _date(meta.created), "artstudio": meta.artstudio_version,
@@ -244,26 +262,84 @@ class Studio:
         return f"canvases/{dest.name}"
 
     def add_upload(self, upload: str, display: str | None = None) -> str:
-        """Validate an uploaded PNG (decodes; metadata well formed) and add it to the gallery."""
+        """Check an uploaded PNG against the models the app serves, then add it to the gallery.
+
+        Its header's width and height are read first: a picture over `max_artwork_pixels` (a "pixel
+        bomb": a small file that decodes to gigabytes) is refused without being decoded."""
         display = display or Path(upload).name
+        self.check_import(upload, display)
         art = validate_png(upload, self.settings.max_upload_mb, display)
         stem = safe_name(Path(display).stem, "file name")
         dest = unique_path(self.canvases, stem, ".png")
         copy_into(art.path, self.canvases, dest.name)
         return f"canvases/{dest.name}"
 
-    def delete(self, key: str) -> str:
-        """Delete a gallery artwork, or the whole folder of an unsaved run."""
-        import shutil
+    def check_import(self, upload: str, display: str) -> None:
+        """Refuse a PNG no served model can use: too many pixels (from the header), a model the app does
+        not serve, or a size that fits none of the served models' patch grids."""
+        from .files import check_size
 
+        check_size(upload, self.settings.max_upload_mb, display)
+        width, height = png_header_size(upload, display)
+        cap = self.settings.max_artwork_pixels
+        if width * height > cap:
+            raise ArtworkError(f"{display} is {width}×{height} pixels, more than this app decodes ({cap:,} pixels); "
+                               "an artwork is a canvas of a few hundred pixels a side: upload the PNG a training exported")
+        model = header_metadata(Path(upload)).get("model_id")
+        served = self.model_choices()
+        if isinstance(model, str):
+            name = self.models.name_of(model)
+            if name not in served:
+                raise ArtworkError(f"{display} was made for {name}, which this app does not serve ({', '.join(served)}); "
+                                   "ask whoever runs the app to add it with --models")
+            candidates = [name]
+        else:
+            candidates = served
+        checked = [(m, g) for m in candidates if (g := self.models.geometry(m)) is not None]
+        if checked and not any(g.fits(height, width) for _, g in checked):
+            m, g = checked[0]
+            raise ArtworkError(f"{display} is {width}×{height} pixels, a size {m} cannot take: {g.misfit(height, width)}")
+
+    def delete_scope(self, key: str) -> str:
+        """What deleting `key` removes, in words (the confirmation says it)."""
+        if key.startswith("runs/"):
+            return f"the run folder {self.runs.name}/{key.split('/')[1]}/ (its checkpoint, snapshots and data)"
+        return f"the file {key}"
+
+    def delete_request(self, key: str) -> tuple[str, str]:
+        """Step one of a delete: (what will be removed, a token that confirms it for 5 minutes)."""
         path = self.artwork_path(key)
         if key.startswith("runs/"):
+            if not (path.parent / "config.json").is_file():
+                raise PathRefused(f"{key!r} is not in a run folder (no config.json); only runs and gallery artworks can be deleted")
             if self.jobs.busy_with(path.parent):
-                raise ArtStudioError(f"run {path.parent.name!r} is still running; stop it first")
-            shutil.rmtree(path.parent)
-            return f"deleted run {path.parent.name}"
+                raise ArtStudioError(f"run {path.parent.name!r} is still running; stop it first (Jobs tab)")
+        now = time.time()
+        self._confirmations = {t: v for t, v in self._confirmations.items() if v[1] > now}
+        token = secrets.token_urlsafe(12)
+        self._confirmations[token] = (key, now + CONFIRM_SECONDS)
+        return f"Delete {self.delete_scope(key)}? This cannot be undone.", token
+
+    def delete(self, key: str, token: str | None = None) -> str:
+        """Step two: delete exactly the artwork (or unsaved run folder) that `token` confirmed."""
+        import shutil
+
+        key = (key or "").strip()
+        confirmed = self._confirmations.get(token or "")
+        if confirmed is None or confirmed[0] != key or confirmed[1] < time.time():
+            raise ConfigError(f"deleting {key!r} needs a confirmation: ask for it first (the Delete… button, or the "
+                              "request_delete endpoint, which returns the token to pass here)")
+        path = self.artwork_path(key)
+        del self._confirmations[token]
+        if key.startswith("runs/"):
+            run_dir = path.parent
+            if self.jobs.busy_with(run_dir):
+                raise ArtStudioError(f"run {run_dir.name!r} is still running; stop it first (Jobs tab)")
+            shutil.rmtree(run_dir)
+            return f"deleted run {run_dir.name}"
         path.unlink()
-        self._artworks = {k: v for k, v in self._artworks.items() if k[1] != str(path)}
+        with self._artworks_lock:
+            self._artworks = {k: v for k, v in self._artworks.items() if k[1] != str(path)}
         return f"deleted {path.name}"
 
     # --- playground ----------------------------------------------------------------------------
@@ -272,12 +348,23 @@ class Studio:
 
         path = self.artwork_path(key)
         model = self.check_model(model)
+        width, height = png_header_size(path, key)
+        if width * height > self.settings.max_artwork_pixels:
+            raise ArtworkError(f"{key} is {width}×{height} pixels, more than this app decodes; delete it from the gallery")
         cache_key = (model, str(path), path.stat().st_mtime_ns, bool(allow_mismatch))
-        if cache_key not in self._artworks:
+        with self._artworks_lock:
+            if cache_key in self._artworks:
+                return self._artworks[cache_key]
+        backbone = self.backbone(model)
+        try:
+            method = load_artwork(path, backbone, allow_mismatch=allow_mismatch)
+        except ArtworkError as err:
+            raise ArtworkError(str(err).replace(str(path), key)) from None
+        with self._artworks_lock:
             if len(self._artworks) >= 8:  # a few recent artworks stay ready; the rest reload on demand
                 self._artworks.pop(next(iter(self._artworks)))
-            self._artworks[cache_key] = load_artwork(path, self.backbone(model), allow_mismatch=allow_mismatch)
-        return self._artworks[cache_key]
+            self._artworks[cache_key] = method
+        return method
 
     def ask(self, model: str, key: str | None, prompt: str, *, greedy: bool = True, temperature: float = 0.7,
             max_tokens: int = 64, allow_mismatch: bool = False, seed: int = 0) -> dict[str, Any]:
@@ -307,15 +394,36 @@ class Studio:
             out[name] = {"answer": text, "latency_ms": round(1000 * (time.perf_counter() - start), 1)}
         out["request"] = vllm_request(self.artwork_path(key), prompt, model, max_tokens=int(max_tokens),
                                       temperature=0.0 if greedy else float(temperature))
-        out["serve"] = serve_command(model)
+        out["serve"] = self.serve_command(model, serve_command)
         return out
+
+    def serve_command(self, model: str, serve_command=None) -> str:
+        """A vLLM command that runs as shown: studio-tiny is served from its installed folder under its name."""
+        import shlex
+
+        from artstudio.serving import serve_command as vllm_serve
+
+        command = (serve_command or vllm_serve)(model)
+        source = self.model_source(model)
+        if model == DEFAULT_MODEL_NAME:
+            where = '"$(python -c \'import artstudio.backbone as b; print(b.DEFAULT_MODEL)\')"'
+            command = command.replace(f"vllm serve {shlex.quote(model)}", f"vllm serve {where}", 1)
+            command += f" --served-model-name {DEFAULT_MODEL_NAME}"
+        elif source != model:  # a local folder: vLLM needs its path (shown relative to the app's folder when it can)
+            try:
+                shown = str(Path(source).relative_to(Path.cwd()))
+            except ValueError:
+                shown = source
+            command = command.replace(f"vllm serve {shlex.quote(model)}", f"vllm serve {shlex.quote(shown)}", 1)
+            command += f" --served-model-name {shlex.quote(model)}"
+        return command
 
     # --- comparisons ---------------------------------------------------------------------------
     @property
     def compare_root(self) -> Path:
         return self.runs / "compare"
 
-    def start_compare(self, values: dict[str, Any]) -> Job:
+    def start_compare(self, values: dict[str, Any], owner: str = "") -> Job:
         from artstudio.comparison import CompareConfig, compare, parse_list, parse_seeds
         from artstudio.tasks import TASKS
 
@@ -334,7 +442,7 @@ class Studio:
         known = {f.name for f in fields(CompareConfig)}
         config = {k: v for k, v in values.items() if k in known}
         config |= {"methods": ",".join(methods), "tasks": ",".join(tasks), "out": str(out),
-                   "model": self.check_model(values.get("model")),
+                   "model": self.model_source(values.get("model")),
                    "method_options": _json_dict(values.get("method_options"), "method options")}
         for k in ("lr_grid", "device", "dtype"):
             config[k] = config.get(k) or None
@@ -358,7 +466,8 @@ class Studio:
             return {"rows": len(table), "folder": name}
 
         title = f"compare · {len(methods)} methods × {len(tasks)} tasks × {len(seeds)} seeds · {name}"
-        return self.jobs.submit("compare", title, work, total=len(methods) * len(tasks) * len(seeds), run_dir=out)
+        return self.jobs.submit("compare", title, work, total=len(methods) * len(tasks) * len(seeds), run_dir=out,
+                                owner=owner, form=values)
 
     def results_folders(self) -> list[str]:
         if not self.compare_root.is_dir():

@@ -22,11 +22,11 @@ from artstudio.objectives import get_objective, objective_names
 from artstudio.tasks import TASKS, list_tasks
 from artstudio.training import TrainConfig
 
-from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED, Job
+from .command import train_command
+from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job
 from .studio import APP_SNAPSHOT_EVERY, Studio
-from .widgets import dataclass_form, duration, field_input, friendly, progress_html
+from .widgets import action, dataclass_form, duration, field_input, friendly, keep_page, progress_html
 
-MAIN = ["method", "objective", "steps", "batch_size", "lr", "seed"]
 ADVANCED = ["metric", "grad_accum", "weight_decay", "warmup", "schedule", "eval_every", "eval_size",
             "checkpoint_every", "snapshot_every", "resume", "max_new_tokens", "device", "dtype",
             "method_options", "grpo"]
@@ -42,6 +42,11 @@ class TrainTab:
     canvas: gr.Image
     refresh_outputs: list
     refresh: Any
+    form: list
+    restore: Any
+    preview: Any
+    preview_inputs: dict
+    command: Any
 
 
 def _empty_plot() -> pd.DataFrame:
@@ -61,54 +66,66 @@ def _method_text(method: str) -> str:
     lr, grpo = get_method(method).lr_for("sft"), get_method(method).lr_for("grpo")
     cls = get_method(method).config_class
     opts = [f.name for f in fields(cls)] if hasattr(cls, "__dataclass_fields__") else []
-    return (f"default lr for **{method}**: {lr:g} (SFT), {grpo:g} (GRPO)" + (f" · its options (JSON under *All training options*): "
+    return (f"default lr for **{method}**: {lr:g} (SFT), {grpo:g} (GRPO)" + (f" · its options (JSON under *Advanced options*): "
                                                        f"{', '.join(opts)}" if opts else ""))
 
 
-def build_train_tab(studio: Studio) -> TrainTab:
-    with gr.Row(equal_height=False, elem_classes="as-train"):
-        with gr.Column(scale=4, min_width=320, elem_classes="as-panel"):
-            gr.Markdown("### What to teach", elem_classes="as-step")
-            model = field_input(TrainConfig, "model", choices=studio.model_choices(), value=studio.default_model,
-                                allow_custom_value=True)
-            source = gr.Radio([("Built-in task", "task"), ("Upload a JSONL file", "upload")], value="task",
-                              label="data", info="a built-in task, or your own prompts and answers")
-            task = gr.Dropdown([(c.name, c.name) for c in list_tasks()], label="task",
-                               value=DEFAULT_TASK if DEFAULT_TASK in TASKS else next(iter(TASKS)))
+def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
+    # LLaMA-Factory's order: the main choices and Start on top, the rest folded, then the run itself.
+    with gr.Row(equal_height=False, elem_classes="as-train-top"):
+        model = field_input(TrainConfig, "model", choices=studio.model_choices(), value=studio.default_model,
+                            info="the frozen model; the menu is fixed when the app starts", elem_id="as-train-model")
+        source = gr.Radio([("Built-in task", "task"), ("Upload a JSONL file", "upload")], value="task",
+                          label="data", info="a built-in task, or your own prompts and answers", elem_id="as-train-source")
+        task = gr.Dropdown([(c.name, c.name) for c in list_tasks()], label="task", elem_id="as-train-task",
+                           value=DEFAULT_TASK if DEFAULT_TASK in TASKS else next(iter(TASKS)))
+        main = dataclass_form(TrainConfig, ["method", "objective"], "as-train", method={"choices": method_names()},
+                              objective={"choices": [(get_objective(n).label, n) for n in objective_names()]})
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=300):
             task_info = gr.Markdown(_task_text(DEFAULT_TASK), elem_classes="as-note")
             with gr.Group(visible=False) as upload_box:
-                train_file = gr.File(label="training data (JSONL)", file_types=[".jsonl", ".json", ".txt"], type="filepath")
-                eval_file = gr.File(label="test data (JSONL, optional)", file_types=[".jsonl", ".json", ".txt"],
-                                    type="filepath")
-            data_check = gr.Markdown(elem_classes="as-note")
-
-            gr.Markdown("### How", elem_classes="as-step")
-            main = dataclass_form(TrainConfig, MAIN, "as-train", method={"choices": method_names()},
-                                  objective={"choices": [(get_objective(n).label, n) for n in objective_names()]})
+                with gr.Row():
+                    train_file = gr.File(label="training data (JSONL)", file_types=[".jsonl", ".json", ".txt"],
+                                         type="filepath", height=110, elem_id="as-train-file")
+                    eval_file = gr.File(label="test data (JSONL, optional)", file_types=[".jsonl", ".json", ".txt"],
+                                        type="filepath", height=110)
+            data_check = gr.Markdown(elem_classes="as-note", elem_id="as-data-check")
+        with gr.Column(scale=2, min_width=260):
             method_info = gr.Markdown(_method_text("art"), elem_classes="as-note")
-            canvas_size = gr.Textbox(value="", placeholder="default", label="canvas size (ART)", elem_id="as-train-canvas_size",
-                                    info=next(f for f in fields(ArtConfig) if f.name == "canvas_size").metadata["help"])
-            with gr.Accordion("All training options", open=False):
-                adv = dataclass_form(TrainConfig, ADVANCED, "as-train",
-                                     dtype={"choices": [("automatic", ""), "bf16", "fp16", "fp32"]},
-                                     snapshot_every={"value": APP_SNAPSHOT_EVERY})
-            run_name = gr.Textbox(label="run name", elem_id="as-train-run", placeholder="automatic: TASK-METHOD-DATE",
-                                  info=f"the run's folder inside {studio.runs.name}/")
-            with gr.Row():
-                start = gr.Button("Start training", variant="primary", elem_id="as-start")
-                stop = gr.Button("Stop", variant="stop", elem_id="as-stop")
-            message = gr.Markdown(elem_id="as-train-message")
+    with gr.Row(equal_height=False):
+        numbers = dataclass_form(TrainConfig, ["steps", "batch_size", "lr", "seed"], "as-train")
+        canvas_size = gr.Textbox(value="", placeholder="default", label="canvas size (ART)", elem_id="as-train-canvas_size",
+                                 info=next(f for f in fields(ArtConfig) if f.name == "canvas_size").metadata["help"])
+        run_name = gr.Textbox(label="run name", elem_id="as-train-run", placeholder="automatic: TASK-METHOD-DATE",
+                              info=f"the run's folder inside {studio.runs.name}/")
+    main |= numbers
+    with gr.Row(equal_height=True):
+        start = gr.Button("▶ Start training", variant="primary", elem_id="as-start", scale=2)
+        stop = gr.Button("■ Stop", variant="stop", elem_id="as-stop", scale=1, elem_classes="as-danger")
+        message = gr.Markdown(elem_id="as-train-message", elem_classes="as-message")
+    with gr.Accordion("Advanced options", open=False, elem_id="as-train-advanced"):
+        adv = dataclass_form(TrainConfig, ADVANCED, "as-train",
+                             dtype={"choices": [("automatic", ""), "bf16", "fp16", "fp32"]},
+                             snapshot_every={"value": APP_SNAPSHOT_EVERY})
+    with gr.Accordion("Command line: the same training from a terminal", open=False,
+                      elem_id="as-train-command-box") as command_box:
+        command = gr.Code(language="shell", show_label=False, interactive=False, elem_id="as-train-command",
+                          lines=2, max_lines=8)
 
-        with gr.Column(scale=5, min_width=360, elem_classes="as-stage"):
+    with gr.Row(equal_height=False, elem_classes="as-train"):
+        with gr.Column(scale=4, min_width=320, elem_classes="as-stage"):
             header = gr.HTML(progress_html(0, "Ready", "press Start to train a canvas", "idle"), elem_id="as-train-progress")
-            canvas = gr.Image(value=None, type="filepath", label="the canvas", height=460, interactive=False,
+            canvas = gr.Image(value=None, type="filepath", label="the canvas", height=420, interactive=False,
                               elem_id="as-canvas", buttons=["download", "fullscreen"],
                               placeholder="The canvas appears here as it learns.")
             caption = gr.Markdown(elem_classes="as-caption", elem_id="as-canvas-caption")
-
-        with gr.Column(scale=4, min_width=320, elem_classes="as-panel"):
-            loss_plot = gr.LinePlot(_empty_plot(), x="step", y="value", title="Training loss",
-                                    height=250, x_title="step", y_title="loss", elem_id="as-loss-plot")
+        with gr.Column(scale=7, min_width=480, elem_classes="as-panel"):
+            with gr.Row(equal_height=True):
+                log_box = gr.Textbox(label="log", lines=14, max_lines=14, interactive=False, autoscroll=True,
+                                     elem_id="as-train-log", placeholder="Each step's loss, as it happens.")
+                loss_plot = gr.LinePlot(_empty_plot(), x="step", y="value", title="Training loss",
+                                        height=300, x_title="step", y_title="loss", elem_id="as-loss-plot")
             reward_plot = gr.LinePlot(_empty_plot(), x="step", y="value", color="series", title="Reward and accuracy",
                                       color_map={"reward": "#f59e0b", "eval accuracy": "#10b981"},
                                       height=220, x_title="step", y_title="", y_lim=[0, 1], visible=False,
@@ -116,8 +133,10 @@ def build_train_tab(studio: Studio) -> TrainTab:
             metrics = gr.Markdown(elem_id="as-metrics", elem_classes="as-metrics")
             with gr.Group(visible=False, elem_id="as-save-box") as save_box:
                 gr.Markdown("#### Save this artwork to the gallery", elem_classes="as-pad")
-                save_name = gr.Textbox(label="name", placeholder="e.g. json-adder", elem_id="as-save-name")
-                save_desc = gr.Textbox(label="description", lines=2, placeholder="what it teaches the model")
+                with gr.Row():
+                    save_name = gr.Textbox(label="name", placeholder="e.g. json-adder", elem_id="as-save-name")
+                    save_desc = gr.Textbox(label="description", placeholder="what it teaches the model",
+                                           elem_id="as-save-desc")
                 save = gr.Button("Save to gallery", variant="primary", elem_id="as-save")
             save_msg = gr.Markdown(elem_id="as-save-message")
 
@@ -130,7 +149,6 @@ def build_train_tab(studio: Studio) -> TrainTab:
     main["method"].change(lambda m: (_method_text(m), gr.Textbox(visible=get_method(m).takes_canvas_size())),
                           main["method"], [method_info, canvas_size], api_visibility="private")
 
-    @friendly
     def check_jsonl(upload: str | None) -> str:
         """Validate an uploaded JSONL file; a bad row is reported with its line number."""
         from .files import validate_jsonl
@@ -140,48 +158,86 @@ def build_train_tab(studio: Studio) -> TrainTab:
         rows = validate_jsonl(upload, studio.settings.max_upload_mb, Path(upload).name)
         return f"✓ {Path(upload).name}: {len(rows)} rows"
 
-    train_file.upload(check_jsonl, train_file, data_check, api_name="check_jsonl")
-    eval_file.upload(check_jsonl, eval_file, data_check, api_visibility="private")
+    # The inline check says what the toast says (issue 19: it stayed empty).
+    action(train_file.upload, check_jsonl, train_file, [data_check], api_name="check_jsonl", inline=0)
+    eval_file.upload(keep_page(check_jsonl, 1, inline=0), eval_file, data_check, api_visibility="private")
 
-    @friendly
     def start_training(**values) -> tuple[str, str, int]:
         """Queue a training run from the form (TrainConfig options); returns (message, run, job id)."""
         train_path, eval_path = values.pop("train_file", None), values.pop("eval_file", None)
-        job = studio.start_training(values, train_path, eval_path)
+        owner = str(values.pop("client", "") or "")
+        job = studio.start_training(values, train_path, eval_path, owner=owner)
         where = studio.jobs.position(job)
         text = f"Job {job.id} started: **{job.run_dir.name}**" if where <= 1 and not _others_running(studio, job) \
             else f"Job {job.id} queued (position {where}): **{job.run_dir.name}**"
         return text, job.run_dir.name, job.id
 
-    inputs = {"model": model, "source": source, "task": task, "train_file": train_file, "eval_file": eval_file,
-              "canvas_size": canvas_size, "run": run_name, **main, **adv}
-    start.click(start_training, inputs_kwargs=inputs, outputs=[message, run, job_id], api_name="start_training",
-                show_progress="hidden")
+    form = {"model": model, "source": source, "task": task, "canvas_size": canvas_size, "run": run_name, **main, **adv}
+    inputs = {**form, "train_file": train_file, "eval_file": eval_file, "client": client}
+    action(start.click, start_training, inputs, [message, run, job_id], api_name="start_training", show_progress="hidden")
 
-    @friendly
-    def stop_training() -> str:
-        """Stop the training shown on the page (it keeps its last checkpoint)."""
-        job = studio.jobs.stop_latest("train")
-        if job is None:
+    def preview(**values) -> str:
+        """The `artstudio train …` command equivalent to the form as filled in."""
+        values = {k: v for k, v in values.items() if k not in ("train_file", "eval_file", "client")}
+        try:
+            config, _ = studio.train_config(values, preview=True)
+        except Exception as err:  # noqa: BLE001 - the panel says what to fix instead of a command
+            from .widgets import clean_message
+
+            return f"# {clean_message(str(err))}"
+        return train_command(config, {str(studio.runs): studio.runs.name})
+
+    form_inputs = {**form}
+    for component in form.values():
+        component.change(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private",
+                         show_progress="hidden", trigger_mode="always_last")
+    # Opening the panel redraws it too, so it shows the form as it is now whatever events are pending.
+    command_box.expand(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private",
+                       show_progress="hidden")
+    twin = gr.Button(visible=False)
+    twin.click(friendly(preview), inputs_kwargs=form_inputs, outputs=command, api_name="train_command")
+
+    def stop_training(job: float | None) -> str:
+        """Stop the training this page shows (it keeps its last checkpoint)."""
+        if not job:
             return "Nothing is training."
-        return f"Stopping job {job.id} after its current step; the checkpoint is kept."
+        j = studio.jobs.get(int(job))
+        if not j.active:
+            return "Nothing is training."
+        studio.jobs.stop(j.id)
+        return f"Stopping job {j.id} after its current step; the checkpoint is kept."
 
-    stop.click(stop_training, None, message, api_name="stop_training")
+    action(stop.click, stop_training, [job_id], [message], api_name="stop_training")
 
-    def refresh(seen: dict):
-        return _refresh(studio, seen)
+    def refresh(seen: dict, client_id: str):
+        return _refresh(studio, seen, client_id)
 
-    outputs = [header, canvas, caption, loss_plot, reward_plot, metrics, save_box, run, job_id]
+    outputs = [header, canvas, caption, loss_plot, reward_plot, metrics, save_box, run, job_id, log_box]
 
-    @friendly
     def save_to_gallery(run: str, name: str, description: str) -> str:
         """Save a finished ART run's artwork to the gallery under a name; returns a message."""
         key = studio.save_run(run, name, description)
         gr.Info(f"Saved to the gallery as {key}")
         return f"Saved as **{key}**: find it in the Gallery."
 
-    save.click(save_to_gallery, [run, save_name, save_desc], save_msg, api_name="save_to_gallery", show_progress="hidden")
-    return TrainTab(run=run, job=job_id, header=header, canvas=canvas, refresh_outputs=outputs, refresh=refresh)
+    action(save.click, save_to_gallery, [run, save_name, save_desc], [save_msg], api_name="save_to_gallery",
+           show_progress="hidden")
+
+    form_names = list(form)
+
+    def restore(client_id: str):
+        """After a reload: the form the page's own newest training was started with (issue 19)."""
+        job = studio.jobs.latest_of("train", client_id)
+        if job is None or not job.form:
+            return (gr.skip(),) * (len(form_names) + 1)
+        values = [job.form.get(n, gr.skip()) for n in form_names]
+        if not job.active:  # a finished run's name is taken; the next one needs a new name
+            values[form_names.index("run")] = ""
+        return (*values, preview(**{n: job.form.get(n) for n in form_names if n in job.form}))
+
+    return TrainTab(run=run, job=job_id, header=header, canvas=canvas, refresh_outputs=outputs, refresh=refresh,
+                    form=[form[n] for n in form_names] + [command], restore=restore, preview=preview,
+                    preview_inputs=form_inputs, command=command)
 
 
 def _others_running(studio: Studio, job: Job) -> bool:
@@ -194,7 +250,8 @@ def _plots(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     other += [(h["step"], h["eval_accuracy"], "eval accuracy") for h in history
               if isinstance(h.get("eval_accuracy"), (int, float))]
     frame = lambda rows: pd.DataFrame(rows, columns=PLOT_COLUMNS) if rows else _empty_plot()  # noqa: E731
-    return frame(loss), frame(other)
+    # One point is no curve, and its axis ticks would read like 2.168070: draw from the second step on.
+    return frame(loss if len(loss) > 1 else []), frame(other)
 
 
 def _header(studio: Studio, job: Job) -> str:
@@ -214,6 +271,8 @@ def _header(studio: Studio, job: Job) -> str:
         return progress_html(job.fraction, "Stopped, checkpoint kept", steps, "stopped")
     if job.status == FAILED:
         return progress_html(job.fraction, "Failed", job.message[:160], "failed")
+    if job.status == CANCELLED:
+        return progress_html(0, f"Job {job.id} cancelled", "it was stopped before it started", "stopped")
     return progress_html(0, job.status.capitalize(), job.message, "idle")
 
 
@@ -233,13 +292,15 @@ def _metrics_text(job: Job) -> str:
     return "\n\n".join(parts)
 
 
-def _refresh(studio: Studio, seen: dict):
-    """One timer tick: redraw only what changed since this page last drew it."""
-    job = studio.jobs.latest("train")
+def _refresh(studio: Studio, seen: dict, client_id: str):
+    """One timer tick: redraw only what changed since this page last drew it. A page follows the
+    newest training its own browser started, never another user's."""
+    job = studio.jobs.latest_of("train", client_id)
     if job is None:
-        return (gr.skip(),) * 9 + (seen,)
+        return (gr.skip(),) * 10 + (seen,)
     snap = studio.snapshot(job)
-    state = {"job": job.id, "snap": str(snap) if snap else None, "n": len(job.history), "status": job.status}
+    state = {"job": job.id, "snap": str(snap) if snap else None, "n": len(job.history), "status": job.status,
+             "phase": job.phase}
     first = seen.get("job") != job.id
     canvas = gr.skip()
     if first or state["snap"] != seen.get("snap"):
@@ -250,8 +311,32 @@ def _refresh(studio: Studio, seen: dict):
         lf, of = _plots(list(job.history))
         loss, other = lf, gr.LinePlot(value=of, visible=len(of) > 1)  # one final point is no curve
     artwork = job.run_dir is not None and (job.run_dir / "artwork.png").is_file() and not job.active
+    changed = first or any(state[k] != seen.get(k) for k in ("n", "status", "phase"))
+    log = _log_text(job) if changed else gr.skip()
     return (_header(studio, job), canvas, caption, loss, other, _metrics_text(job), gr.Group(visible=artwork),
-            job.run_dir.name if job.run_dir else "", job.id, state)
+            job.run_dir.name if job.run_dir else "", job.id, log, state)
+
+
+def _log_text(job: Job) -> str:
+    """The live log beside the loss curve: one line a step, evaluations, the end."""
+    lines = [f"job {job.id} · {job.title}"]
+    for h in job.history[-400:]:
+        if h.get("eval_accuracy") is not None:
+            lines.append(f"eval  step {h.get('step')}: accuracy {100 * h['eval_accuracy']:.1f}% on {h.get('eval_n', '?')} prompts")
+        elif h.get("loss") is not None:
+            extra = f" · reward {h['reward_mean']:.3f}" if isinstance(h.get("reward_mean"), (int, float)) else ""
+            lr = f" · lr {h['lr']:.2e}" if isinstance(h.get("lr"), (int, float)) else ""
+            lines.append(f"step {h.get('step')}/{job.total} · loss {h['loss']:.4f}{extra}{lr}")
+        elif h.get("skipped"):
+            lines.append(f"step {h.get('step')}: skipped ({h.get('skipped')})")
+    if job.status == QUEUED:
+        lines.append("waiting for the running job to finish")
+    elif job.status == RUNNING and not job.done:
+        lines.append(job.phase)
+    elif job.status in (DONE, STOPPED, FAILED, CANCELLED):
+        lines.append({DONE: "finished", STOPPED: "stopped; the last checkpoint is kept",
+                      FAILED: f"failed: {job.message}", CANCELLED: "cancelled before it started"}[job.status])
+    return "\n".join(lines)
 
 
 def _caption(job: Job, snap: Path | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import re
 import typing
 from dataclasses import MISSING, fields
 from typing import Any, Callable
@@ -24,9 +25,25 @@ from artstudio.options import choices_of, default_of, field_type
 
 log = logging.getLogger("artstudio.ui")
 
+# Absolute folders and the names a page shows for them (the app's runs/ and canvases/, studio-tiny's
+# folder): messages never show a machine's paths.
+PATH_NAMES: dict[str, str] = {}
+_ABSOLUTE = re.compile(r"(?<![\w.:/])/(?:[^\s'\"`:;,()]+/)*([^\s'\"`:;,()/]+)")
+
+
+def register_path(path: str, name: str) -> None:
+    PATH_NAMES[str(path)] = name
+
+
+def clean_message(text: str) -> str:
+    """`text` with the app's folders as `runs/...`, `canvases/...` and any other absolute path as its last part."""
+    for path in sorted(PATH_NAMES, key=len, reverse=True):
+        text = text.replace(path, PATH_NAMES[path])
+    return _ABSOLUTE.sub(lambda m: m.group(1), text)
+
 
 def friendly(fn: Callable) -> Callable:
-    """Report user errors as a clear message (gr.Error), never a traceback."""
+    """Report user errors as a clear message (gr.Error), never a traceback nor a server path."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -34,12 +51,43 @@ def friendly(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except ArtStudioError as err:
-            raise gr.Error(str(err), title=_title(err), print_exception=False) from None
+            raise gr.Error(clean_message(str(err)), title=_title(err), print_exception=False) from None
         except Exception as err:  # a bug: the log gets the traceback, the page one line
             log.exception("%s failed", fn.__name__)
-            raise gr.Error(f"unexpected error ({type(err).__name__}: {err}); the server log has the details",
+            raise gr.Error(clean_message(f"unexpected error ({type(err).__name__}: {err}); the server log has the details"),
                            print_exception=False) from None
     return wrapper
+
+
+def keep_page(fn: Callable, n_outputs: int, inline: int | None = None) -> Callable:
+    """For the page's own events: an error becomes a toast and every output stays as it was (issue 19:
+    a failed action must not blank its panels); `inline` is the index of an output that shows it too."""
+    checked = friendly(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return checked(*args, **kwargs)
+        except gr.Error as err:
+            gr.Warning(err.message, title=err.title, duration=12)
+            out = [gr.skip()] * n_outputs
+            if inline is not None:
+                out[inline] = f"⚠ {err.message}"
+            return out[0] if n_outputs == 1 else tuple(out)
+    return wrapper
+
+
+def action(trigger: Callable, fn: Callable, inputs: Any, outputs: list, *, api_name: str,
+           inline: int | None = None, **kwargs) -> None:
+    """Wire `fn` to a page event that keeps the page on errors, and publish it as `api_name`, where a
+    user error is an error the client sees (an invisible twin button carries the API endpoint)."""
+    outputs = list(outputs)
+    io = {"inputs_kwargs": inputs} if isinstance(inputs, dict) else {"inputs": inputs}
+    twin = gr.Button(visible=False, render=True)
+    twin.click(friendly(fn), outputs=outputs, api_name=api_name, **io, **{k: v for k, v in kwargs.items()
+                                                                         if k != "show_progress"})
+    trigger(keep_page(fn, len(outputs), inline), outputs=outputs, api_visibility="private",
+            api_name=f"{api_name}_page", **io, **kwargs)
 
 
 def _title(err: ArtStudioError) -> str:
@@ -55,7 +103,7 @@ def field_input(cls: type, name: str, *, label: str | None = None, choices: list
     f = next(f for f in fields(cls) if f.name == name)
     default = default_of(f) if value is MISSING else value
     label = label or f.name.replace("_", " ")
-    info = f.metadata.get("help", "")
+    info = kwargs.pop("info", f.metadata.get("help", ""))
     tp, optional = field_type(cls, name)
     if choices is None and choices_of(cls, name) is not None:
         choices = ([("default", "")] if optional else []) + list(choices_of(cls, name))

@@ -143,8 +143,10 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
     run = gr.Textbox(visible=False, label="run")
     job_id = gr.Number(visible=False, precision=0, label="job")
 
-    source.change(lambda s: (gr.Dropdown(visible=s == "task"), gr.Markdown(visible=s == "task"), gr.Group(visible=s == "upload")),
-                  source, [task, task_info, upload_box], api_visibility="private")
+    # The upload's inline check belongs to the upload: it goes with it when a built-in task is chosen.
+    source.change(lambda s: (gr.Dropdown(visible=s == "task"), gr.Markdown(visible=s == "task"), gr.Group(visible=s == "upload"),
+                             gr.Markdown(visible=s == "upload")),
+                  source, [task, task_info, upload_box, data_check], api_visibility="private")
     task.change(_task_text, task, task_info, api_visibility="private")
     main["method"].change(lambda m: (_method_text(m), gr.Textbox(visible=get_method(m).takes_canvas_size())),
                           main["method"], [method_info, canvas_size], api_visibility="private")

@@ -25,7 +25,9 @@ from artstudio.ui.files import PathRefused, inside, safe_name, validate_jsonl, v
 CASES = {"jsonl": 300, "jsonl_rows": 300, "metadata": 300, "png_bytes": 200, "png_chunks": 200, "train_args": 300,
          "names": 300, "paths": 300, "uploads": 200}
 FUZZ_CASES = sum(CASES.values())
-COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# Derandomised: CI sees the same 2,400 cases every run (a failure reproduces; none appears by chance).
+COMMON = dict(deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -138,7 +140,9 @@ def test_upload_names_are_made_safe_or_refused(name):
     except Exception as err:  # noqa: BLE001
         _clear(err)
     else:
-        assert cleaned and set(cleaned) <= set(string.ascii_letters + string.digits + "-_.") and ".." not in cleaned.strip(".")
+        # A plain file name: safe characters only, no separator, never "." or ".." (a name like "0..0" is fine).
+        assert cleaned and set(cleaned) <= set(string.ascii_letters + string.digits + "-_.")
+        assert cleaned not in (".", "..") and not cleaned.startswith(".")
 
 
 @settings(max_examples=CASES["paths"], **COMMON)

@@ -310,7 +310,10 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(mode
     space = _space_file(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     args = [sys.executable, str(script), str(task), model, str(space), str(out)]
-    proc = subprocess.Popen(args + ["40"], env=env, stderr=subprocess.PIPE, text=True)
+    # Trials long enough (200 steps) that one is always caught training after the first has finished,
+    # however fast the machine; stderr goes to a file (a pipe nobody reads could fill and block the child).
+    log = open(tmp_path / "stderr.txt", "w")
+    proc = subprocess.Popen(args + ["200"], env=env, stderr=log, stdout=subprocess.DEVNULL, text=True)
     url = f"sqlite:///{out / 'study.db'}"
     killed_at = None
     deadline = time.time() + 600
@@ -333,7 +336,9 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(mode
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-    assert killed_at is not None, "the study never reached a running trial after a finished one"
+        log.close()
+    assert killed_at is not None, ("the study never reached a running trial after a finished one; its stderr ends: "
+                                   + (tmp_path / "stderr.txt").read_text()[-2000:])
     before = {t.number: (t.params, t.value, (Path(t.user_attrs["run_dir"]) / "result.json").stat().st_mtime)
               for t in optuna.load_study(study_name="art-sum-tpe-seed0", storage=url).trials if t.state.name == "COMPLETE"}
     time.sleep(3.5)  # past the grace period (3 heartbeats): the killed trial counts as stale

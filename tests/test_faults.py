@@ -24,8 +24,8 @@ from artstudio.training import TrainConfig, run_folder, train
 
 ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i))
         for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
-STEPS = 8
-KILL_AFTER = (2, 4, 7)  # the training process is SIGKILLed once this many steps are in metrics.jsonl
+STEPS = 12
+KILL_AFTER = (2, 5, 8)  # SIGKILLed once this many steps are in metrics.jsonl (4 steps left: never too late)
 
 
 @pytest.fixture(scope="module")

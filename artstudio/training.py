@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
 import torch
-from safetensors.torch import load_file
 
 from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl
 from .errors import ConfigError
-from .atomic import atomic_save_file, atomic_write_text
+from .atomic import atomic_write_text
+from .checkpoint import has_checkpoint, load_checkpoint, lr_lambda, save_checkpoint
 from .methods import Method, build_method, get_method
 from .objectives import get_objective
 from .options import field_names, from_dict
@@ -150,62 +150,7 @@ def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accum: in
 
 # --- checkpoints ----------------------------------------------------------------------------------
 
-CHECKPOINT_FILE = "state.safetensors"
-CHECKPOINT_KEY = "artstudio_checkpoint"
-
-
-def _save_checkpoint(folder: Path, method: Method, opt: torch.optim.Optimizer, step: int, history: list[dict]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {f"method.{k}": v for k, v in method.trainable_state().items()}
-    opt_state = opt.state_dict()
-    scalars: dict[str, Any] = {"param_groups": opt_state["param_groups"], "state": {}}
-    for pid, st in opt_state["state"].items():
-        for name, value in st.items():
-            if torch.is_tensor(value) and value.dim() > 0:
-                tensors[f"opt.{pid}.{name}"] = value
-            else:
-                scalars["state"].setdefault(str(pid), {})[name] = float(value) if torch.is_tensor(value) else value
-    meta = {"step": step, "optimizer": scalars, "history_len": len(history)}
-    # The step and the optimiser scalars travel INSIDE the tensors' file (safetensors metadata), so one
-    # atomic rename replaces the whole checkpoint: a process killed between two files could otherwise
-    # leave step k's weights beside step k-1's step count, and the resume would replay a step.
-    atomic_save_file(tensors, folder / CHECKPOINT_FILE, metadata={CHECKPOINT_KEY: json.dumps(meta)})
-    atomic_write_text(folder / "checkpoint.json", json.dumps(meta) + "\n")  # the same, for people and tools
-
-
-def _load_checkpoint(folder: Path, method: Method, opt: torch.optim.Optimizer) -> int:
-    from safetensors import safe_open
-
-    with safe_open(str(folder / CHECKPOINT_FILE), framework="pt") as f:
-        meta = json.loads((f.metadata() or {})[CHECKPOINT_KEY])
-    tensors = load_file(str(folder / CHECKPOINT_FILE))
-    method.load_trainable_state({k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, name = k.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    for pid, st in meta["optimizer"]["state"].items():
-        for name, value in st.items():
-            state.setdefault(int(pid), {})[name] = torch.tensor(value) if name == "step" else value
-    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    return int(meta["step"])
-
-
 # --- the loop -------------------------------------------------------------------------------------
-
-def _lr_lambda(config: TrainConfig) -> Callable[[int], float]:
-    warm = max(1, int(config.warmup * config.steps))
-
-    def f(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        if config.schedule == "constant":
-            return 1.0
-        t = (step - warm) / max(1, config.steps - warm)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-    return f
-
 
 def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[Callable[[dict], None]] | None = None,
           should_stop: Callable[[], bool] | None = None, progress: bool = True, **overrides) -> TrainResult:
@@ -240,8 +185,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 
     ckpt = out / "checkpoint"
     start, history = 0, []
-    if config.resume and (ckpt / CHECKPOINT_FILE).exists():
-        start = _load_checkpoint(ckpt, method, opt)
+    if config.resume and has_checkpoint(ckpt):
+        state, start = load_checkpoint(ckpt, opt)
+        method.load_trainable_state(state)
         if (out / "metrics.jsonl").exists():
             history = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
             history = [h for h in history if h.get("step", 0) <= start]
@@ -249,7 +195,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     for group in opt.param_groups:
         group.setdefault("initial_lr", lr)
     # Built after a resume so the schedule continues at the checkpoint's step.
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config), last_epoch=start - 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
     saved = asdict(config) | {"resolved": {"lr": lr, "metric": metric, "task": card, "trainable_params": method.num_trainable(),
                                            "model_family": backbone.family}}
     atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
@@ -313,7 +259,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                 method.image().save(out / "snapshots" / f"step-{step:05d}.png")
             emit(record)
             if config.checkpoint_every and (step % config.checkpoint_every == 0 or step == config.steps):
-                _save_checkpoint(ckpt, method, opt, step, history)
+                save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
             if bar is not None:
                 bar.update(1)
                 shown = {"loss": f"{total:.3f}"} | {k: f"{v:.3f}" for k, v in stats.items() if isinstance(v, float)}
@@ -325,7 +271,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     train_seconds = time.perf_counter() - t0
 
     if stopped and config.checkpoint_every:
-        _save_checkpoint(ckpt, method, opt, step, history)
+        save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
     method.save(out / "final")
     metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "trainable_params": method.num_trainable(),
                                "stopped": stopped, "metric": metric, "train_rows": len(train_rows)}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -25,10 +24,10 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import torch
-from safetensors.torch import load_file
 
-from artstudio.atomic import atomic_save_file, atomic_write_text
+from artstudio.atomic import atomic_write_text
 from artstudio.backbone import DEFAULT_MODEL
+from artstudio.checkpoint import has_checkpoint, load_checkpoint, lr_lambda, save_checkpoint
 from artstudio.errors import ConfigError
 
 log = logging.getLogger("artstudio.hyper")
@@ -130,50 +129,6 @@ def select_tasks(tasks: list, fraction: float, seed: int) -> list:
     return [tasks[i] for i in order]
 
 
-# --- checkpoints ----------------------------------------------------------------------------------
-
-def save_checkpoint(folder: Path, hyper, opt: torch.optim.Optimizer, step: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {f"hyper.{k}": v for k, v in hyper.state_dict().items()}
-    opt_state = opt.state_dict()
-    scalars: dict[str, Any] = {"param_groups": opt_state["param_groups"], "state": {}}
-    for pid, st in opt_state["state"].items():
-        for name, value in st.items():
-            if torch.is_tensor(value) and value.dim() > 0:
-                tensors[f"opt.{pid}.{name}"] = value
-            else:
-                scalars["state"].setdefault(str(pid), {})[name] = float(value) if torch.is_tensor(value) else value
-    atomic_save_file(tensors, folder / "state.safetensors")
-    atomic_write_text(folder / "checkpoint.json", json.dumps({"step": step, "optimizer": scalars}) + "\n")
-
-
-def load_checkpoint(folder: Path, hyper, opt: torch.optim.Optimizer) -> int:
-    meta = json.loads((folder / "checkpoint.json").read_text())
-    tensors = load_file(str(folder / "state.safetensors"))
-    hyper.load_state_dict({k[len("hyper."):]: v for k, v in tensors.items() if k.startswith("hyper.")})
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, name = k.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    for pid, st in meta["optimizer"]["state"].items():
-        for name, value in st.items():
-            state.setdefault(int(pid), {})[name] = torch.tensor(value) if name == "step" else value
-    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    return int(meta["step"])
-
-
-def _lr_lambda(steps: int, warmup: float) -> Callable[[int], float]:
-    warm = max(1, int(warmup * steps))
-
-    def f(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        t = (step - warm) / max(1, steps - warm)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-    return f
-
-
 # --- evaluation -----------------------------------------------------------------------------------
 
 def heldout_descriptions() -> dict[str, str]:
@@ -247,8 +202,9 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     ckpt = out / "checkpoint"
     start, history = 0, []
-    if config.resume and (ckpt / "checkpoint.json").exists():
-        start = load_checkpoint(ckpt, hypernetwork, opt)
+    if config.resume and has_checkpoint(ckpt):
+        state, start = load_checkpoint(ckpt, opt)
+        hypernetwork.load_state_dict(state)
         if (out / "metrics.jsonl").exists():
             history = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
             history = [h for h in history if h.get("step", 0) <= start]
@@ -257,7 +213,7 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
         hypernetwork.set_embedding_stats(embeddings)
     for group in opt.param_groups:
         group.setdefault("initial_lr", config.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config.steps, config.warmup), last_epoch=start - 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup), last_epoch=start - 1)
     saved = asdict(config) | {"resolved": {"tasks": [t.name for t in tasks], "hypernetwork": hypernetwork.describe(),
                                            "model_id": backbone.model_id, "family": backbone.family}}
     atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
@@ -317,7 +273,7 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
             hypernetwork.train()
         emit(record)
         if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.steps:
-            save_checkpoint(ckpt, hypernetwork, opt, step)
+            save_checkpoint(ckpt, hypernetwork.state_dict(), opt, step)
         if bar is not None:
             bar.update(1)
             shown = {"loss": f"{total:.3f}"}
@@ -328,7 +284,7 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
         bar.close()
     train_seconds = time.perf_counter() - t0
     if stopped:
-        save_checkpoint(ckpt, hypernetwork, opt, step)
+        save_checkpoint(ckpt, hypernetwork.state_dict(), opt, step)
     hypernetwork.eval()
     hypernetwork.save_pretrained(out / "final", steps=step, mode=config.mode, tasks=len(tasks))
     metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "stopped": stopped,

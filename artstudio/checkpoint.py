@@ -1,0 +1,79 @@
+"""Training checkpoints and the learning-rate schedule, shared by every training loop (methods and
+hypernetworks).
+
+A checkpoint is ONE atomic safetensors file: the model's tensors (`model.*`), the optimiser's tensors
+(`opt.<param>.<name>`), and, in its metadata, the step and the optimiser's scalars. A process killed
+between two files could otherwise leave step k's weights beside step k-1's step count, and the resume
+would replay a step. `checkpoint.json` repeats the metadata for people and tools.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file
+
+from .atomic import atomic_save_file, atomic_write_text
+
+CHECKPOINT_FILE = "state.safetensors"
+CHECKPOINT_KEY = "artstudio_checkpoint"
+
+
+def save_checkpoint(folder: Path, state: dict[str, torch.Tensor], opt: torch.optim.Optimizer, step: int,
+                    **extra: Any) -> None:
+    """Write `state` (the trained tensors), the optimiser and `step` (+ `extra` metadata) atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v for k, v in state.items()}
+    opt_state = opt.state_dict()
+    scalars: dict[str, Any] = {"param_groups": opt_state["param_groups"], "state": {}}
+    for pid, st in opt_state["state"].items():
+        for name, value in st.items():
+            if torch.is_tensor(value) and value.dim() > 0:
+                tensors[f"opt.{pid}.{name}"] = value
+            else:
+                scalars["state"].setdefault(str(pid), {})[name] = float(value) if torch.is_tensor(value) else value
+    meta = {"step": step, "optimizer": scalars, **extra}
+    atomic_save_file(tensors, folder / CHECKPOINT_FILE, metadata={CHECKPOINT_KEY: json.dumps(meta)})
+    atomic_write_text(folder / "checkpoint.json", json.dumps(meta) + "\n")
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return (folder / CHECKPOINT_FILE).is_file()
+
+
+def load_checkpoint(folder: Path, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], int]:
+    """Restore the optimiser; return the trained tensors (for the caller to load) and the step."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / CHECKPOINT_FILE), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})[CHECKPOINT_KEY])
+    tensors = load_file(str(folder / CHECKPOINT_FILE))
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    for pid, st in meta["optimizer"]["state"].items():
+        for name, value in st.items():
+            state.setdefault(int(pid), {})[name] = torch.tensor(value) if name == "step" else value
+    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return model, int(meta["step"])
+
+
+def lr_lambda(steps: int, warmup: float, schedule: str = "cosine") -> Callable[[int], float]:
+    """Linear warm-up over `warmup` of the steps, then constant or cosine down to 10 % of the peak."""
+    warm = max(1, int(warmup * steps))
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if schedule == "constant":
+            return 1.0
+        t = (step - warm) / max(1, steps - warm)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f

@@ -13,10 +13,8 @@ trials run. Finished trials are never repeated. Several processes may work on on
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 import random
 import sys
 import time
@@ -255,7 +253,6 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     from ..backbone import DEFAULT_MODEL, load_backbone
     from ..comparison.guard import BackboneGuard
     from ..methods import get_method
-    from ..training import train
     from .lgbo import TextEncoder, make_sampler
 
     config = _coerce(config, overrides)
@@ -314,14 +311,7 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
         tc = train_config(config, train_over, options, out=run_dir, data=str(splits.proxy_folder),
                           eval_data=str(splits.val_file), steps=n_trial_steps, final=False)
         t0 = time.perf_counter()
-        try:
-            result = train(tc, backbone=guard.backbone, progress=False)
-        except BaseException:
-            guard.release(None)
-            raise
-        m = result.metrics
-        guard.release(result.method)
-        del result
+        m = _train_on(guard, tc)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
         trial.set_user_attr("steps", tc.steps)
         trial.set_user_attr("run_dir", str(run_dir))
@@ -383,7 +373,6 @@ def suggest(trial, name: str, dist) -> Any:
 
 def _final_run(tc, guard, progress) -> dict:
     """Train `tc` on all training rows and score it on test; a finished run with the same config is reused."""
-    from ..training import train
 
     out = Path(tc.out)
     done = out / "tune_final.json"
@@ -396,16 +385,23 @@ def _final_run(tc, guard, progress) -> dict:
           file=sys.stderr, flush=True)
     if progress is not None:
         progress({"phase": "final", "run": out.name})
-    try:
-        result = train(tc, backbone=guard.backbone, progress=False)
-    except BaseException:
-        guard.release(None)
-        raise
-    m = result.metrics
-    guard.release(result.method)
-    del result
+    m = _train_on(guard, tc)
     record = {"accuracy": m.get("accuracy"), "eval_n": m.get("eval_n"), "steps": m.get("steps"),
               "train_seconds": round(m.get("train_seconds", 0.0), 2), "lr": tc.lr, "batch_size": tc.batch_size,
               "method_options": tc.method_options, "run_dir": str(out)}
     atomic_write_text(done, json.dumps({"config": want, "result": record}, indent=2) + "\n")
     return record
+
+
+def _train_on(guard, tc) -> dict:
+    """Train `tc` on the guard's shared backbone and hand the backbone back clean; the run's metrics."""
+    from ..training import train
+
+    try:
+        result = train(tc, backbone=guard.backbone, progress=False)
+    except BaseException:
+        guard.release(None)  # a failed run may still have patched the backbone
+        raise
+    metrics = result.metrics
+    guard.release(result.method)
+    return metrics

@@ -12,7 +12,11 @@ Python entry points (the CLI verbs `artstudio hyper train|generate` are generate
 
 from __future__ import annotations
 
+from artstudio.errors import ConfigError
+
 from .base import HYPERNETWORKS, HyperConfig, Hypernetwork, ResidualBlock, get_hyper, hyper_kinds, register_hyper
+from artstudio.errors import ConfigError
+
 from .encoder import TaskEncoder
 from .generate import DEFAULT_HYPER, HyperGenerateConfig, HyperGenerator, hyper_generate
 from .training import (HyperTrainConfig, HyperTrainResult, evaluate_descriptions, heldout_descriptions,
@@ -34,7 +38,14 @@ def hyper_train(config: HyperTrainConfig, *, backbone=None, progress: bool = Tru
         backbone = load_backbone(config.model, dtype=config.dtype, device=config.device)
     encoder = TaskEncoder.load(config.encoder, backbone)
     cls = get_hyper(config.kind)
-    hyper = cls.build(backbone, encoder, {"preset": config.preset, **config.options})
+    if config.init is not None:
+        hyper = Hypernetwork.from_pretrained(config.init, backbone)
+        if hyper.kind != config.kind:
+            raise ConfigError(f"init {config.init} holds a {hyper.kind} hypernetwork, not {config.kind}")
+        hyper.check_encoder(encoder)
+        hyper.train()
+    else:
+        hyper = cls.build(backbone, encoder, {"preset": config.preset, **config.options})
     tasks = task_specs(config.tasks, Path(config.task_cache))
     return train_hypernetwork(config, backbone, hyper, encoder, tasks, progress=progress, callbacks=callbacks)
 

@@ -2,7 +2,9 @@
 
 Text-to-LoRA embeds descriptions with a frozen sentence encoder (gte-large in the paper). No hub is
 reachable here, so the default is the backbone's own language model: its last hidden states over
-the description's tokens, mean-pooled over the non-padding positions. Any local transformers model
+the description's tokens, mean-pooled over the non-padding positions. `backbone:N` pools hidden
+state N instead (0: the token embeddings, a bag of words; the last layer: the default), to measure
+which depth generalises to unseen descriptions (docs/hyper.md). Any local transformers model
 folder (a sentence-embedding model a user has) works the same way through `from_pretrained`.
 
 The encoder never trains: `encode` runs under `torch.no_grad` and returns float32 on the CPU, so a
@@ -18,6 +20,26 @@ import torch
 from artstudio.errors import ConfigError, ModelLoadError
 
 BACKBONE_ENCODER = "backbone"  # the `name` recorded for the backbone's own language model
+
+
+def backbone_layer(name: str) -> int | None:
+    """The hidden-state index of a 'backbone' / 'backbone:N' encoder name (None: the last layer).
+
+    Returns None too for a name that is not the backbone's (a folder)."""
+    if name == BACKBONE_ENCODER:
+        return None
+    prefix = BACKBONE_ENCODER + ":"
+    if not name.startswith(prefix):
+        return None
+    try:
+        return int(name[len(prefix):])
+    except ValueError:
+        raise ConfigError(f"task encoder {name!r}: after 'backbone:' give a hidden-state index, e.g. backbone:0 "
+                          "(token embeddings) or backbone:-1 (the last layer)") from None
+
+
+def is_backbone_encoder(name: str | None) -> bool:
+    return not name or name == BACKBONE_ENCODER or name.startswith(BACKBONE_ENCODER + ":")
 
 
 def check_descriptions(descriptions) -> list[str]:
@@ -49,18 +71,26 @@ class TaskEncoder:
 
     # --- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_backbone(cls, backbone) -> "TaskEncoder":
-        """The backbone's own language model (text only, no image), mean-pooled last hidden states."""
+    def from_backbone(cls, backbone, layer: int | None = None) -> "TaskEncoder":
+        """The backbone's own language model (text only, no image), mean-pooled hidden states.
+
+        `layer` picks the hidden state (0: token embeddings; None or -1: the last layer)."""
         lm = backbone.model.model.language_model if hasattr(backbone.model, "model") and hasattr(
             backbone.model.model, "language_model") else None
+        if layer is not None:
+            n = backbone.model.config.get_text_config().num_hidden_layers
+            if not -(n + 1) <= layer <= n:
+                raise ConfigError(f"task encoder backbone:{layer}: this model has hidden states 0..{n}")
+        name = BACKBONE_ENCODER if layer is None or layer == -1 else f"{BACKBONE_ENCODER}:{layer}"
 
         def call(input_ids, attention_mask):
-            if lm is not None:
+            if lm is not None and layer is None:
                 return lm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            out = backbone.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-            return out.hidden_states[-1]
+            model = lm if lm is not None else backbone.model
+            out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            return out.hidden_states[-1 if layer is None else layer]
 
-        return cls(backbone.model, backbone.tokenizer, BACKBONE_ENCODER, device=backbone.device, text_only_call=call)
+        return cls(backbone.model, backbone.tokenizer, name, device=backbone.device, text_only_call=call)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: str | None = None) -> "TaskEncoder":
@@ -94,11 +124,11 @@ class TaskEncoder:
 
     @classmethod
     def load(cls, name: str, backbone=None) -> "TaskEncoder":
-        """By the name a checkpoint recorded: 'backbone' (needs the backbone) or a folder."""
-        if not name or name == BACKBONE_ENCODER:
+        """By the name a checkpoint recorded: 'backbone' / 'backbone:N' (needs the backbone) or a folder."""
+        if is_backbone_encoder(name):
             if backbone is None:
                 raise ConfigError("the backbone task encoder needs the backbone; pass one")
-            return cls.from_backbone(backbone)
+            return cls.from_backbone(backbone, backbone_layer(name or BACKBONE_ENCODER))
         return cls.from_pretrained(name)
 
     # --- use ------------------------------------------------------------------------------------

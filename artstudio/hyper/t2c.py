@@ -8,6 +8,9 @@ writes serves exactly the pixels that were evaluated. Heads (option `head`):
 
     grid   a `grid` x `grid` RGB image upsampled bilinearly to the canvas size (low-resolution, smooth)
     basis  coefficients over `basis` learned full-resolution images (a low-rank canvas)
+    parts  `parts` softmax choices, each over its own palette of `palette` learned full-resolution
+           images, summed: a canvas made of parts (e.g. a format band and an operation glyph), so a
+           new description can pick a new combination of parts the library taught (docs/hyper.md)
 
 Pixel activation (option `activation`): `clamp` (0.5 + x, clamped with the inward straight-through
 clamp that ART's `pixels` parametrisation uses) or `sigmoid`. The head starts at zero, so an
@@ -37,10 +40,12 @@ class T2CConfig(HyperConfig):
     """Text-to-Canvas: the mixer of Text-to-LoRA with a canvas head."""
 
     canvas_size: int | None = field(default=None, metadata={"help": "canvas side in pixels (default: the model's recommended size; studio-tiny: 96)"})
-    head: Literal["grid", "basis"] = field(default="grid", metadata={"help": "grid (low-resolution image upsampled) or basis (coefficients over learned full-size images)"})
+    head: Literal["grid", "basis", "parts"] = field(default="grid", metadata={"help": "grid (low-resolution image upsampled), basis (coefficients over learned full-size images) or parts (a softmax choice per part over its own palette of learned images, summed)"})
     grid: int = field(default=24, metadata={"help": "grid head: side of the low-resolution image"})
     basis: int = field(default=64, metadata={"help": "basis head: number of learned basis images"})
-    basis_init: Literal["zeros", "cues"] = field(default="zeros", metadata={"help": "basis head: start the basis at zero (a grey canvas), or from the suite's cue components (one image per operation glyph and per format band, on the cue paper) that studio-tiny learned to read; every basis image still trains"})
+    parts: int = field(default=2, metadata={"help": "parts head: number of parts (softmax choices) summed into the canvas"})
+    palette: int = field(default=16, metadata={"help": "parts head: learned images each part chooses among"})
+    basis_init: Literal["zeros", "cues"] = field(default="zeros", metadata={"help": "basis/parts head: start the images at zero (a grey canvas), or from the suite's cue components (one image per operation glyph and per format band, on the cue paper) that studio-tiny learned to read (parts: glyphs in part 1, bands in part 2); every image still trains"})
     activation: Literal["clamp", "sigmoid"] = field(default="clamp", metadata={"help": "pixel activation: clamp (0.5 + x, inward straight-through clamp) or sigmoid"})
     quantize: bool = field(default=True, metadata={"help": "uint8 rounding with a straight-through gradient (what you train is what you serve)"})
 
@@ -80,6 +85,26 @@ class GeneratedCanvasMethod(Method):
 
     def image(self):
         return tensor_to_image(self.canvas_tensor)
+
+
+def cue_parts(side: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The cue pictures' parts (see `cue_basis`), split: (glyphs (10, 3, H, W), bands (11, 3, H, W), paper)."""
+    parts, paper = cue_basis(side)
+    from artstudio.tasks.suite import NUMERIC_OPS, STRING_OPS
+
+    n_ops = len(NUMERIC_OPS) + len(STRING_OPS)
+    return parts[:n_ops], parts[n_ops:], paper
+
+
+def cue_target(side: int, op: str, how: str) -> torch.Tensor:
+    """The un-jittered cue picture of (operation, format) as a (3, H, W) canvas in [0, 1]."""
+    from artstudio.tasks.suite import NUMERIC_OPS, PRETRAIN_FORMATS, STRING_OPS
+
+    glyphs, bands, paper = cue_parts(side)
+    ops = [*NUMERIC_OPS, *STRING_OPS]
+    if op not in ops or how not in PRETRAIN_FORMATS:
+        raise ConfigError(f"no cue picture for operation {op!r} and format {how!r}")
+    return (paper + glyphs[ops.index(op)] + bands[list(PRETRAIN_FORMATS).index(how)]).clamp(0, 1)
 
 
 def cue_basis(side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,8 +147,8 @@ class TextToCanvas(Hypernetwork):
         side = int(target.get("canvas_size") or 0)
         if side <= 0:
             raise ConfigError("a t2c target must record canvas_size")
-        if config.head not in ("grid", "basis"):
-            raise ConfigError(f"t2c head must be grid or basis, got {config.head!r}")
+        if config.head not in ("grid", "basis", "parts"):
+            raise ConfigError(f"t2c head must be grid, basis or parts, got {config.head!r}")
         if config.activation not in ("clamp", "sigmoid"):
             raise ConfigError(f"t2c activation must be clamp or sigmoid, got {config.activation!r}")
         self.side = side
@@ -131,13 +156,17 @@ class TextToCanvas(Hypernetwork):
         self.inp = torch.nn.Linear(embed_dim, w)
         self.blocks = torch.nn.ModuleList(ResidualBlock(w, config.dropout) for _ in range(self.depth))
         self.norm = torch.nn.LayerNorm(w)
+        if config.basis_init not in ("zeros", "cues"):
+            raise ConfigError(f"t2c basis_init must be zeros or cues, got {config.basis_init!r}")
+        if config.basis_init == "cues" and config.head == "grid":
+            raise ConfigError("basis_init=cues needs head=basis or head=parts")
+        if config.basis_init == "cues" and config.activation != "clamp":
+            raise ConfigError("basis_init=cues needs activation=clamp (the images are in pixel units)")
         if config.head == "grid":
             if not 1 <= config.grid <= side:
                 raise ConfigError(f"t2c grid must be between 1 and the canvas side {side}, got {config.grid}")
             self.head = torch.nn.Linear(w, 3 * config.grid * config.grid)
-            torch.nn.init.zeros_(self.head.weight)
-            torch.nn.init.zeros_(self.head.bias)
-        else:
+        elif config.head == "basis":
             if config.basis < 1:
                 raise ConfigError(f"t2c basis must be >= 1, got {config.basis}")
             self.head = torch.nn.Linear(w, config.basis)
@@ -148,17 +177,30 @@ class TextToCanvas(Hypernetwork):
                 atoms, offset = cue_basis(side)
                 if config.basis < atoms.shape[0]:
                     raise ConfigError(f"basis_init=cues needs basis >= {atoms.shape[0]}, got {config.basis}")
-                if config.activation != "clamp":
-                    raise ConfigError("basis_init=cues needs activation=clamp (the basis is in pixel units)")
                 with torch.no_grad():
                     self.atoms[: atoms.shape[0]] = atoms.reshape(atoms.shape[0], -1)
                     self.offset.copy_(offset.reshape(-1) - 0.5)
-                # Coefficients start at zero: the first canvas is the blank paper, and the head's
-                # gradient (the basis images are not zero) picks the parts each description needs.
-                torch.nn.init.zeros_(self.head.weight)
-                torch.nn.init.zeros_(self.head.bias)
-            elif config.basis_init != "zeros":
-                raise ConfigError(f"t2c basis_init must be zeros or cues, got {config.basis_init!r}")
+        else:
+            if config.parts < 1 or config.palette < 1:
+                raise ConfigError(f"t2c parts and palette must be >= 1, got {config.parts} and {config.palette}")
+            self.head = torch.nn.Linear(w, config.parts * config.palette)
+            # Zero logits: each part starts as the mean of its palette (grey for a zero palette).
+            self.atoms = torch.nn.Parameter(torch.zeros(config.parts, config.palette, 3 * side * side))
+            self.offset = torch.nn.Parameter(torch.zeros(3 * side * side))
+            if config.basis_init == "cues":
+                glyphs, bands, paper = cue_parts(side)
+                if config.parts != 2 or config.palette < max(len(glyphs), len(bands)):
+                    raise ConfigError(f"basis_init=cues with head=parts needs parts=2 and palette >= "
+                                      f"{max(len(glyphs), len(bands))}, got parts={config.parts}, palette={config.palette}")
+                with torch.no_grad():
+                    self.atoms[0, : len(glyphs)] = glyphs.reshape(len(glyphs), -1)
+                    self.atoms[1, : len(bands)] = bands.reshape(len(bands), -1)
+                    self.offset.copy_(paper.reshape(-1) - 0.5)
+        # The head starts at zero (grid: a grey canvas; cue images: the blank paper; parts: each palette's
+        # mean), except a zero basis, whose coefficients must be non-zero for the images to get gradient.
+        if not (config.head == "basis" and config.basis_init == "zeros"):
+            torch.nn.init.zeros_(self.head.weight)
+            torch.nn.init.zeros_(self.head.bias)
 
     @classmethod
     def target_of(cls, backbone, config) -> dict:
@@ -179,6 +221,9 @@ class TextToCanvas(Hypernetwork):
             if g == self.side:
                 return low
             return torch.nn.functional.interpolate(low, size=(self.side, self.side), mode="bilinear", align_corners=False)
+        if self.config.head == "parts":
+            weights = torch.softmax(self.head(h).view(n, self.config.parts, self.config.palette), dim=-1)
+            return (torch.einsum("npk,pkd->nd", weights, self.atoms) + self.offset).view(n, 3, self.side, self.side)
         return (self.head(h) @ self.atoms + self.offset).view(n, 3, self.side, self.side)
 
     def forward(self, task_embeddings: torch.Tensor) -> list[torch.Tensor]:
@@ -209,6 +254,16 @@ class TextToCanvas(Hypernetwork):
     # --- reconstruction ---------------------------------------------------------------------------
     def reconstruction_loss(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.mse_loss(generated.float(), target.to(generated.device, torch.float32))
+
+    def cue_target(self, task) -> torch.Tensor:
+        """The cue picture of a studio-tiny library task (`op-format`), the canvas it was pretrained to read."""
+        from artstudio.tasks.library import LIBRARY_PAIRS
+
+        pairs = {f"{op}-{how}": (op, how) for op, how in LIBRARY_PAIRS}
+        if task.name not in pairs:
+            raise ConfigError(f"task {task.name!r} has no cue picture: targets=cue works on studio-tiny's library "
+                              "tasks only; use targets=trained (per-task ART canvases) for your own tasks")
+        return cue_target(self.side, *pairs[task.name])
 
     def train_target(self, backbone, task, cache_dir: str | Path, *, steps: int, seed: int = 0) -> torch.Tensor:
         """The task's ART canvas (SFT, `steps` steps, the shipped ART defaults), trained once and cached."""

@@ -55,6 +55,8 @@ class HyperTrainConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup: float = field(default=0.05, metadata={"help": "fraction of steps with linear warm-up"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, task order and rows"})
+    targets: Literal["trained", "cue"] = field(default="trained", metadata={"help": "reconstruction targets: trained (an ART canvas / LoRA per task, trained once and cached) or cue (t2c on studio-tiny's library only: the cue picture the model was pretrained to read for that task, free)"})
+    init: str | None = field(default=None, metadata={"help": "start from this hypernetwork folder (e.g. a reconstruction run's final/, then fine-tune with sft); its kind, preset and options replace this run's"})
     target_steps: int = field(default=300, metadata={"help": "reconstruction: ART/LoRA steps per library target"})
     target_cache: str | None = field(default=None, metadata={"help": "reconstruction: folder of cached per-task targets (default: <task cache>/targets-<kind>)"})
     task_cache: str = field(default=DEFAULT_TASK_CACHE, metadata={"help": "folder where built-in tasks' splits are written once"})
@@ -78,6 +80,12 @@ class HyperTrainConfig:
             raise ConfigError("steps must be >= 0, tasks_per_step and batch_size >= 1")
         if not 0 < self.task_fraction <= 1:
             raise ConfigError(f"task_fraction must be in (0, 1], got {self.task_fraction}")
+        if self.targets not in ("trained", "cue"):
+            raise ConfigError(f"targets must be trained or cue, got {self.targets!r}")
+        if self.targets == "cue" and self.kind != "t2c":
+            raise ConfigError("targets=cue is for t2c only (a cue is a picture); t2l reconstructs trained LoRAs")
+        if self.init is not None and not Path(self.init).expanduser().is_dir():
+            raise ConfigError(f"init folder {self.init} does not exist; pass a hypernetwork folder (a run's final/)")
 
     @classmethod
     def from_dict(cls, d: dict) -> "HyperTrainConfig":
@@ -196,7 +204,10 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
         cache = Path(config.target_cache or Path(config.task_cache) / f"targets-{hypernetwork.kind}")
         targets = []
         for t in _bar(tasks, progress, "library targets"):
-            targets.append(hypernetwork.train_target(backbone, t, cache, steps=config.target_steps, seed=config.seed))
+            if config.targets == "cue":
+                targets.append(hypernetwork.cue_target(t))
+            else:
+                targets.append(hypernetwork.train_target(backbone, t, cache, steps=config.target_steps, seed=config.seed))
 
     params = [p for p in hypernetwork.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -209,7 +220,7 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
             history = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
             history = [h for h in history if h.get("step", 0) <= start]
         log.info("resumed %s at step %d", out, start)
-    else:
+    elif config.init is None:  # a hypernetwork started from `init` keeps the statistics it was trained with
         hypernetwork.set_embedding_stats(embeddings)
     for group in opt.param_groups:
         group.setdefault("initial_lr", config.lr)

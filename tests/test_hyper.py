@@ -308,3 +308,70 @@ def test_t2c_methods_start_from_the_generated_artwork(bb, encoder, task_dirs, tm
     assert torch.equal(method.canvas.initial.cpu(), expected)  # started from the generated artwork
     assert not torch.equal(method.canvas().detach().cpu(), expected)  # and was fine-tuned (ART's lr)
     assert read_artwork(run.artwork).metadata.extra["description"] == card["description"]
+
+
+# --- the parts head, cue targets, init, encoder depth (the shipped T2C's recipe) ---------------------
+
+def test_encoder_depth_is_chosen_by_name(bb, encoder):
+    zero = TaskEncoder.load("backbone:0", bb)
+    assert zero.name == "backbone:0" and zero.dim == encoder.dim
+    text = "Reply with their sum, written as a bare value."
+    ids = bb.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    tokens = bb.model.get_input_embeddings()(ids)[0].mean(0)  # hidden state 0: the token embeddings, pooled
+    assert torch.allclose(zero.encode([text])[0], tokens.float(), atol=1e-5)
+    assert TaskEncoder.load("backbone:-1", bb).name == "backbone"  # the last layer is the default
+    assert torch.allclose(TaskEncoder.load("backbone:-1", bb).encode([text]), encoder.encode([text]), atol=1e-5)
+    with pytest.raises(ConfigError, match="hidden states 0.."):
+        TaskEncoder.load("backbone:99", bb)
+    with pytest.raises(ConfigError, match="hidden-state index"):
+        TaskEncoder.load("backbone:last", bb)
+    net = _t2c(bb, zero)
+    with pytest.raises(ConfigError, match="backbone:0"):
+        net.check_encoder(encoder)
+
+
+def test_parts_head_starts_grey_and_picks_one_image_per_part(bb, encoder):
+    net = _t2c(bb, encoder, head="parts", parts=2, palette=4)
+    (canvas,) = net.generate(encoder, ["anything"])
+    assert torch.equal(canvas, torch.full_like(canvas, 128 / 255))
+    with torch.no_grad():  # a saturated choice paints exactly the chosen images on the offset
+        net.atoms.normal_(0, 0.1)
+        net.head.bias.copy_(torch.tensor([0, 0, 50.0, 0, 50.0, 0, 0, 0]))
+        logits = net.canvas_logits(encoder.encode(["anything"]))[0].flatten()
+    assert torch.allclose(logits, net.atoms[0, 2] + net.atoms[1, 0] + net.offset, atol=1e-4)
+    with pytest.raises(ConfigError, match="parts=2 and palette >= 11"):
+        _t2c(bb, encoder, head="parts", parts=2, palette=8, basis_init="cues")
+    with pytest.raises(ConfigError, match="needs head=basis or head=parts"):
+        _t2c(bb, encoder, head="grid", basis_init="cues")
+
+
+@pytest.mark.slow
+def test_cue_reconstruction_paints_each_tasks_cue_and_init_continues_from_it(bb, encoder, task_dirs, tmp_path):
+    from artstudio.hyper.t2c import cue_target
+
+    specs = task_specs([str(p) for p in task_dirs.values()], tmp_path)
+    opts = {"canvas_size": SIDE, "hidden": 32, "blocks": 0, "head": "parts", "palette": 11, "basis_init": "cues"}
+    cfg = _config(tmp_path, "cue", mode="reconstruction", targets="cue", steps=150, tasks_per_step=3, lr=3e-2,
+                  checkpoint_every=0, heldout_eval=False, options=opts)
+    res = train_hypernetwork(cfg, bb, _t2c(bb, encoder, **opts), encoder, specs, progress=False)
+    canvases = res.hypernetwork.generate(encoder, [s.description for s in specs])
+    for spec, canvas in zip(specs, canvases):
+        op, how = spec.name.split("-")
+        assert (canvas - cue_target(SIDE, op, how)).abs().mean() < 0.02, spec.name
+    # init: a run started from that hypernetwork begins exactly where it ended (steps=0 writes it back)
+    again = hyper_train(_config(tmp_path, "again", steps=0, init=str(tmp_path / "cue" / "final"), heldout_eval=False,
+                                tasks=",".join(str(p) for p in task_dirs.values())), backbone=bb, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(again.hypernetwork.generate(encoder, [specs[0].description]), canvases[:1]))
+
+
+def test_cue_targets_are_refused_where_there_is_no_cue(bb, encoder, task_dirs, tmp_path):
+    with pytest.raises(ConfigError, match="t2c only"):
+        HyperTrainConfig(kind="t2l", mode="reconstruction", targets="cue").validate()
+    with pytest.raises(ConfigError, match="init folder"):
+        HyperTrainConfig(init=str(tmp_path / "nowhere")).validate()
+    own = tmp_path / "own"
+    shutil.copytree(task_dirs["add-plain"], own)
+    (own / "card.json").write_text(json.dumps({"name": "my-task", "description": "Add the two digits."}))
+    cfg = _config(tmp_path, "nocue", mode="reconstruction", targets="cue", heldout_eval=False)
+    with pytest.raises(ConfigError, match="has no cue picture"):
+        train_hypernetwork(cfg, bb, _t2c(bb, encoder), encoder, task_specs([str(own)], tmp_path), progress=False)

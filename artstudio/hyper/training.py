@@ -44,7 +44,7 @@ class HyperTrainConfig:
     tasks: str = field(default="library", metadata={"help": "'library' (every non-held-out operation x format pair), comma-separated task names or folders (each with train.jsonl and card.json), or a .txt file listing folders"})
     out: str = field(default="runs/t2c", metadata={"help": "run folder"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
-    encoder: str = field(default="backbone", metadata={"help": "task encoder: 'backbone' (the model's own language model) or a local transformers model folder"})
+    encoder: str = field(default="backbone", metadata={"help": "task encoder: 'backbone' (the model's own language model, last layer), 'backbone:N' (its hidden state N, mean-pooled; backbone:0 = token embeddings) or a local transformers model folder"})
     preset: Literal["S", "M", "L"] = field(default="S", metadata={"help": "hypernetwork size preset"})
     options: dict = field(default_factory=dict, metadata={"help": "options of the kind's own config (e.g. head, grid for t2c; rank for t2l)"})
     steps: int = field(default=1000, metadata={"help": "optimisation steps"})
@@ -103,6 +103,21 @@ class HyperTrainResult:
     metrics: dict
     history: list[dict]
     heldout: dict | None = None
+
+    def summary(self) -> str:
+        """What `artstudio hyper train` prints: where the hypernetwork is, the run's numbers, held-out accuracy."""
+        m = self.metrics
+        losses = [h["loss"] for h in self.history if h.get("loss") is not None]
+        lines = [f"hypernetwork: {self.out / 'final'}  ({m['parameters']:,} parameters, {m['tasks']} training tasks)",
+                 f"steps: {m['steps']}{' (stopped by max_minutes; --resume continues)' if m.get('stopped') else ''}"
+                 f" in {m['train_seconds'] / 60:.1f} min" + (f", final loss {losses[-1]:.4g}" if losses else "")]
+        if self.heldout:
+            per = ", ".join(f"{k} {100 * v:.0f}" for k, v in self.heldout["per_task"].items())
+            lines.append(f"held-out, zero-shot from the cards ({self.heldout['eval_size']} rows each): "
+                         f"{100 * self.heldout['mean']:.1f} %  [{per}]")
+        lines.append(f"next: artstudio hyper generate {self.out / 'final'} --description \"...\" -o "
+                     + ("art.png" if getattr(self.hypernetwork, "kind", "t2c") == "t2c" else "adapter/"))
+        return "\n".join(lines)
 
 
 # --- data order -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from artstudio.evaluation import evaluate
 from artstudio.hyper import (HyperGenerateConfig, HyperTrainConfig, Hypernetwork, TaskEncoder, get_hyper,
                              hyper_generate, hyper_train, train_hypernetwork)
 from artstudio.hyper.generate import DEFAULT_HYPER
-from artstudio.hyper.training import step_rows, step_tasks
+from artstudio.hyper.training import step_rows, step_tasks, step_wording
 from artstudio.tasks import make_task, task_specs
 from artstudio.objectives.sft import compute_loss
 
@@ -195,6 +195,10 @@ def test_task_and_row_order_is_seeded_and_covers_every_task():
     assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
     assert step_tasks(10, 2, 4, seed=3) == step_tasks(10, 2, 4, seed=3) != step_tasks(10, 2, 4, seed=4)
     assert step_rows(7, 1, 2, 3, seed=0) == step_rows(7, 1, 2, 3, seed=0)
+    # Each of a task's wordings is used once per n steps, in a seeded order.
+    assert sorted(step_wording(5, s, 2, seed=0) for s in range(5, 10)) == list(range(5))
+    assert [step_wording(5, s, 2, seed=0) for s in range(5)] != [step_wording(5, s, 3, seed=0) for s in range(5)]
+    assert step_wording(1, 7, 0, seed=0) == 0
 
 
 # --- the loop, end to end -----------------------------------------------------------------------------

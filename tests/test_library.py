@@ -111,3 +111,34 @@ def test_paraphrases_cover_every_heldout_task_in_other_words():
         for p in data[name]:
             assert p.strip() and p != card_text and p not in library
             assert not p.startswith("The prompt is")  # not the cards' template
+
+
+def test_library_tasks_have_other_wordings_and_held_out_pairs_have_none(tmp_path):
+    """Many wordings per task (as Text-to-LoRA trains on), drawn with a seed; held-out pairs get none."""
+    from artstudio.tasks.wordings import wordings
+
+    first = wordings("add", "plain", 40)
+    assert first == wordings("add", "plain", 40) != wordings("add", "plain", 40, seed=1)
+    assert len(set(first)) == 40 and TASKS["add-plain"].description not in first
+    heldout = {c.description for c in list_tasks("heldout")}
+    for op, how in LIBRARY_PAIRS:
+        assert not set(wordings(op, how, 8)) & heldout
+    for op, how in HELDOUT_PAIRS:
+        with pytest.raises(KeyError, match="held-out"):
+            wordings(op, how, 4)
+    assert any("JSON" in w for w in wordings("sub", "json", 8)) and all("[" not in w for w in wordings("sub", "json", 8))
+    (spec,) = task_specs("reverse-quote", tmp_path / "cache", n_train=10, n_test=5)
+    assert spec.descriptions[0] == TASKS["reverse-quote"].description and len(spec.descriptions) == 64
+
+
+def test_a_card_can_bring_its_own_wordings(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "train.jsonl").write_text('{"prompt": "ab", "answer": "ba"}\n')
+    card = {"name": "mine", "description": "Reverse the word.", "descriptions": ["Spell it backwards.", "Reverse the word."]}
+    (mine / "card.json").write_text(json.dumps(card))
+    (spec,) = task_specs([str(mine)], tmp_path / "cache")
+    assert spec.descriptions == ("Reverse the word.", "Spell it backwards.")  # the card's own once
+    (mine / "card.json").write_text(json.dumps(card | {"descriptions": "Spell it backwards."}))
+    with pytest.raises(DataError, match="list of non-empty strings"):
+        task_specs([str(mine)], tmp_path / "cache")

@@ -139,24 +139,30 @@ class TaskEncoder:
         return self._dim
 
     @torch.no_grad()
-    def encode(self, descriptions: list[str]) -> torch.Tensor:
-        """(N, dim) float32 on the CPU: mean of the last hidden states over each description's tokens."""
+    def encode(self, descriptions: list[str], *, chunk: int = 64) -> torch.Tensor:
+        """(N, dim) float32 on the CPU: mean of the hidden states over each description's tokens.
+
+        Descriptions go through the model `chunk` at a time (thousands of training wordings would
+        otherwise make one batch of thousands of rows)."""
         texts = check_descriptions(descriptions)
         rows = [self.tokenizer(t, add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
                 for t in texts]
         if any(len(r) == 0 for r in rows):
             raise ConfigError("a task description has no tokens for this encoder's tokenizer; use ordinary words")
-        width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):  # right padding: a causal model's real tokens never see the pads
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-        hidden = self._call(ids.to(self.device), mask.to(self.device)).float()
-        m = mask.to(hidden.device).unsqueeze(-1).float()
-        pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
-        return pooled.cpu()
+        out = []
+        for at in range(0, len(rows), chunk):
+            part = rows[at: at + chunk]
+            width = max(len(r) for r in part)
+            ids = torch.full((len(part), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(part), width), dtype=torch.long)
+            for i, r in enumerate(part):  # right padding: a causal model's real tokens never see the pads
+                ids[i, : len(r)] = torch.tensor(r)
+                mask[i, : len(r)] = 1
+            hidden = self._call(ids.to(self.device), mask.to(self.device)).float()
+            m = mask.to(hidden.device).unsqueeze(-1).float()
+            out.append(((hidden * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu())
+        return torch.cat(out)
 
     def __repr__(self) -> str:
         return f"TaskEncoder(name={self.name!r})"

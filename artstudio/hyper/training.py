@@ -54,6 +54,7 @@ class HyperTrainConfig:
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup: float = field(default=0.05, metadata={"help": "fraction of steps with linear warm-up"})
+    wordings: int = field(default=32, metadata={"help": "descriptions per task used in training: the card's and up to N-1 other wordings (library tasks, or a card's `descriptions`); 1 = the card's only"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, task order and rows"})
     targets: Literal["trained", "cue"] = field(default="trained", metadata={"help": "reconstruction targets: trained (an ART canvas / LoRA per task, trained once and cached) or cue (t2c on studio-tiny's library only: the cue picture the model was pretrained to read for that task, free)"})
     init: str | None = field(default=None, metadata={"help": "start from this hypernetwork folder (e.g. a reconstruction run's final/, then fine-tune with sft); its kind, preset and options replace this run's"})
@@ -78,6 +79,8 @@ class HyperTrainConfig:
             raise ConfigError(f"preset must be S, M or L, got {self.preset!r}")
         if self.steps < 0 or self.tasks_per_step < 1 or self.batch_size < 1:
             raise ConfigError("steps must be >= 0, tasks_per_step and batch_size >= 1")
+        if self.wordings < 1:
+            raise ConfigError(f"wordings must be >= 1 (1: the card's description only), got {self.wordings}")
         if not 0 < self.task_fraction <= 1:
             raise ConfigError(f"task_fraction must be in (0, 1], got {self.task_fraction}")
         if self.targets not in ("trained", "cue"):
@@ -142,6 +145,13 @@ def step_rows(n_rows: int, step: int, task: int, batch_size: int, seed: int) -> 
         epoch, i = divmod(j, n_rows)
         out.append(_perm(n_rows, seed * 1_000_003 + task * 7907 + epoch)[i])
     return out
+
+
+def step_wording(n_wordings: int, step: int, task: int, seed: int) -> int:
+    """Which of a task's descriptions `step` uses: a pure function of (seed, step, task), like the rows."""
+    if n_wordings == 1:
+        return 0
+    return _perm(n_wordings, seed * 104_729 + task * 7919 + step // n_wordings)[step % n_wordings]
 
 
 def select_tasks(tasks: list, fraction: float, seed: int) -> list:
@@ -211,7 +221,13 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
     hypernetwork.check_backbone(backbone)
     hypernetwork.to(backbone.device)
     tasks = select_tasks(tasks, config.task_fraction, config.seed)
-    embeddings = encoder.encode([t.description for t in tasks]).to(backbone.device)
+    # Each task's descriptions (the card's first); a step uses one, drawn by (seed, step, task).
+    texts = [list(getattr(t, "descriptions", (t.description,)))[: config.wordings] for t in tasks]
+    flat = encoder.encode([d for ds in texts for d in ds]).to(backbone.device)
+    embeddings, at = [], 0
+    for ds in texts:
+        embeddings.append(flat[at: at + len(ds)])
+        at += len(ds)
     rows = [load_jsonl(Path(t.folder) / "train.jsonl") for t in tasks]
 
     targets = None
@@ -236,7 +252,7 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
             history = [h for h in history if h.get("step", 0) <= start]
         log.info("resumed %s at step %d", out, start)
     elif config.init is None:  # a hypernetwork started from `init` keeps the statistics it was trained with
-        hypernetwork.set_embedding_stats(embeddings)
+        hypernetwork.set_embedding_stats(flat)
     for group in opt.param_groups:
         group.setdefault("initial_lr", config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup), last_epoch=start - 1)
@@ -270,7 +286,8 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
         for ti in step_tasks(len(tasks), step, k, config.seed):
             # One hypernetwork pass per task keeps each task's graph separate, so its backward can run
             # (and free it) before the next task: memory stays that of one micro-batch.
-            generated = hypernetwork(embeddings[ti: ti + 1])[0]
+            w = step_wording(len(texts[ti]), step, ti, config.seed)
+            generated = hypernetwork(embeddings[ti][w: w + 1])[0]
             if config.mode == "sft":
                 idx = step_rows(len(rows[ti]), step, ti, config.batch_size, config.seed)
                 loss = compute_loss(hypernetwork.method_for(backbone, generated), [rows[ti][i] for i in idx])

@@ -9,7 +9,9 @@ description is a new combination of phrases the library already uses (DESIGN §7
 
 The held-out tasks and their descriptions are never part of the library (tests check it). Users can
 train on their own tasks instead: `task_specs("folder1,folder2")` or a text file listing folders,
-each folder with `train.jsonl` and a `card.json` whose `description` says what the task is.
+each folder with `train.jsonl` and a `card.json` whose `description` says what the task is (and,
+optionally, `descriptions`: other wordings of it). Library tasks get other wordings from
+`artstudio.tasks.wordings`, so a hypernetwork learns the task rather than the cards' template.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from ..errors import DataError
 from .suite import (FORMAT_WORDS, HELDOUT_PAIRS, NUMERIC_OPS, PRETRAIN_FORMATS, STRING_OPS, TaskCard,
                     cue_example)
+from .wordings import wordings
 
 # How each answer format is put in words; the four held-out formats keep the suite's own phrases.
 LIBRARY_FORMAT_WORDS = {
@@ -33,6 +36,7 @@ LIBRARY_FORMAT_WORDS = {
     "result": "on one line of the form `Result: <value>`",
     "sentence": "as the sentence `The result is <value>.`",
 }
+MAX_WORDINGS = 64  # descriptions per library task a hypernetwork can train on (the card's + 63 drawn)
 LIBRARY_PAIRS = tuple((op, how) for op in (*NUMERIC_OPS, *STRING_OPS) for how in PRETRAIN_FORMATS
                       if (op, how) not in HELDOUT_PAIRS)
 
@@ -69,6 +73,12 @@ class TaskSpec:
     description: str
     folder: Path
     metric: str = "exact"
+    wordings: tuple[str, ...] = ()  # other descriptions of the same task (artstudio.tasks.wordings, or the card's)
+
+    @property
+    def descriptions(self) -> tuple[str, ...]:
+        """The card's description first, then the other wordings."""
+        return (self.description, *self.wordings)
 
 
 def _folder_spec(folder: Path) -> TaskSpec:
@@ -85,7 +95,12 @@ def _folder_spec(folder: Path) -> TaskSpec:
     description = str(card.get("description") or "").strip()
     if not description:
         raise DataError(f"{folder / 'card.json'} has no description; write one sentence or more saying what the task is")
-    return TaskSpec(str(card.get("name") or folder.name), description, folder, str(card.get("metric") or "exact"))
+    more = card.get("descriptions") or []
+    if not isinstance(more, list) or not all(isinstance(d, str) and d.strip() for d in more):
+        raise DataError(f"{folder / 'card.json'}: `descriptions` must be a list of non-empty strings (other "
+                        "wordings of the task)")
+    return TaskSpec(str(card.get("name") or folder.name), description, folder, str(card.get("metric") or "exact"),
+                    tuple(d.strip() for d in more if d.strip() != description))
 
 
 def task_specs(spec: str | list, cache_dir: str | Path, *, seed: int = 0, n_train: int | None = None,
@@ -124,7 +139,9 @@ def task_specs(spec: str | list, cache_dir: str | Path, *, seed: int = 0, n_trai
             fresh = meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in want.items())
             if not fresh:
                 make_task(item, target, seed=seed, n_train=n_train, n_test=n_test)
-            out.append(TaskSpec(card.name, card.description, target, card.metric))
+            pair = tuple(card.name.split("-", 1))
+            more = tuple(wordings(*pair, MAX_WORDINGS - 1)) if pair in LIBRARY_PAIRS else ()
+            out.append(TaskSpec(card.name, card.description, target, card.metric, more))
         else:
             raise DataError(f"{item!r} is neither a task folder nor a built-in task; pass 'library', names from "
                             "`artstudio tasks list --kind library`, or folders with train.jsonl and card.json")

@@ -259,6 +259,17 @@ def test_hyper_train_generate_evaluate_end_to_end(bb, tiny_model_dir, task_dirs,
         hyper_generate(HyperGenerateConfig(description="sum", hyper=str(result.out), out=str(tmp_path / "x.jpg")))
 
 
+def test_the_seed_alone_sets_the_initial_hypernetwork(bb, task_dirs, tmp_path):
+    """Two runs with one seed start from the same weights, whatever the process drew before."""
+    tasks = ",".join(str(p) for p in task_dirs.values())
+    runs = []
+    for name in ("a", "b"):
+        torch.rand(1000)  # other work in the same process
+        cfg = _config(tmp_path, name, tasks=tasks, steps=0, heldout_eval=False, checkpoint_every=0)
+        runs.append(hyper_train(cfg, backbone=bb, progress=False).hypernetwork.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
 # --- the shipped T2C ------------------------------------------------------------------------------------
 
 SHIPPED = Path(DEFAULT_HYPER)
@@ -323,7 +334,7 @@ def test_encoder_depth_is_chosen_by_name(bb, encoder):
     ids = bb.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
     tokens = bb.model.get_input_embeddings()(ids)[0].mean(0)  # hidden state 0: the token embeddings, pooled
     assert torch.allclose(zero.encode([text])[0], tokens.float(), atol=1e-5)
-    assert TaskEncoder.load("backbone:-1", bb).name == "backbone"  # the last layer is the default
+    assert TaskEncoder.load("backbone:-1", bb).name == "backbone"  # -1 is the last layer, named plainly
     assert torch.allclose(TaskEncoder.load("backbone:-1", bb).encode([text]), encoder.encode([text]), atol=1e-5)
     with pytest.raises(ConfigError, match="hidden states 0.."):
         TaskEncoder.load("backbone:99", bb)

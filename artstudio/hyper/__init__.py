@@ -12,10 +12,11 @@ Python entry points (the CLI verbs `artstudio hyper train|generate` are generate
 
 from __future__ import annotations
 
+import torch
+
 from artstudio.errors import ConfigError
 
 from .base import HYPERNETWORKS, HyperConfig, Hypernetwork, ResidualBlock, get_hyper, hyper_kinds, register_hyper
-from artstudio.errors import ConfigError
 
 from .encoder import TaskEncoder
 from .generate import DEFAULT_HYPER, HyperGenerateConfig, HyperGenerator, hyper_generate
@@ -45,6 +46,7 @@ def hyper_train(config: HyperTrainConfig, *, backbone=None, progress: bool = Tru
         hyper.check_encoder(encoder)
         hyper.train()
     else:
+        torch.manual_seed(config.seed)  # the initial weights belong to the seed, not to what ran before
         hyper = cls.build(backbone, encoder, {"preset": config.preset, **config.options})
     tasks = task_specs(config.tasks, Path(config.task_cache))
     return train_hypernetwork(config, backbone, hyper, encoder, tasks, progress=progress, callbacks=callbacks)

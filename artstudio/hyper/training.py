@@ -44,7 +44,7 @@ class HyperTrainConfig:
     tasks: str = field(default="library", metadata={"help": "'library' (every non-held-out operation x format pair), comma-separated task names or folders (each with train.jsonl and card.json), or a .txt file listing folders"})
     out: str = field(default="runs/t2c", metadata={"help": "run folder"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
-    encoder: str = field(default="backbone", metadata={"help": "task encoder: 'backbone' (the model's own language model, last layer), 'backbone:N' (its hidden state N, mean-pooled; backbone:0 = token embeddings) or a local transformers model folder"})
+    encoder: str = field(default="backbone:0", metadata={"help": "task encoder: 'backbone:N' (the model's own language model, hidden state N mean-pooled; the default backbone:0 = its token embeddings, measured best on studio-tiny), 'backbone' (its last layer) or a local transformers model folder"})
     preset: Literal["S", "M", "L"] = field(default="S", metadata={"help": "hypernetwork size preset"})
     options: dict = field(default_factory=dict, metadata={"help": "options of the kind's own config (e.g. head, grid for t2c; rank for t2l)"})
     steps: int = field(default=1000, metadata={"help": "optimisation steps"})

@@ -295,9 +295,10 @@ RUN_OUTPUTS = ("config.json", "metrics.jsonl", "result.json", "artwork.png", "ch
 
 
 @contextmanager
-def run_folder(config: TrainConfig) -> Iterator[Path]:
-    """The run folder, created, locked against a second training for the whole run, and checked not to
-    hold another run unless `resume` (continue it) or `overwrite` (replace it) says so."""
+def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]:
+    """The run folder (`config.out`), created, locked against a second training for the whole run, and
+    checked not to hold another run (any of `outputs`) unless `config.resume` (continue it) or
+    `config.overwrite` (replace it: exactly `outputs` are removed) says so."""
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
@@ -315,7 +316,7 @@ def run_folder(config: TrainConfig) -> Iterator[Path]:
         lock.truncate()
         lock.write(f"pid {os.getpid()}\n")
         lock.flush()
-        existing = [name for name in RUN_OUTPUTS if (out / name).exists()]
+        existing = [name for name in outputs if (out / name).exists()]
         if existing and not (config.resume or config.overwrite):
             raise ConfigError(f"run folder {out} already holds a run ({', '.join(existing[:3])}); pass --resume to "
                               "continue it, --overwrite to replace it, or choose another --out")

@@ -259,6 +259,22 @@ def test_hyper_train_generate_evaluate_end_to_end(bb, tiny_model_dir, task_dirs,
         hyper_generate(HyperGenerateConfig(description="sum", hyper=str(result.out), out=str(tmp_path / "x.jpg")))
 
 
+def test_a_run_folder_is_never_overwritten_by_accident(bb, task_dirs, tmp_path):
+    tasks = ",".join(str(p) for p in task_dirs.values())
+    cfg = _config(tmp_path, "run", tasks=tasks, steps=1, heldout_eval=False, checkpoint_every=0)
+    hyper_train(cfg, backbone=bb, progress=False)
+    before = (tmp_path / "run" / "final" / "hyper.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run.*--resume.*--overwrite"):
+        hyper_train(cfg, backbone=bb, progress=False)
+    assert (tmp_path / "run" / "final" / "hyper.safetensors").read_bytes() == before
+    with pytest.raises(ConfigError, match="pass one of them"):
+        hyper_train(_config(tmp_path, "run", tasks=tasks, resume=True, overwrite=True), backbone=bb, progress=False)
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    hyper_train(_config(tmp_path, "run", tasks=tasks, steps=1, heldout_eval=False, checkpoint_every=0, overwrite=True),
+                backbone=bb, progress=False)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only the run's own files are replaced
+
+
 def test_the_seed_alone_sets_the_initial_hypernetwork(bb, task_dirs, tmp_path):
     """Two runs with one seed start from the same weights, whatever the process drew before."""
     tasks = ",".join(str(p) for p in task_dirs.values())
@@ -290,8 +306,16 @@ def test_shipped_t2c_generates_an_artwork_offline_with_defaults(tmp_path):
     art = read_artwork(path)
     assert art.metadata.model_id == "studio-tiny" and art.metadata.extra["hypernetwork"]["kind"] == "t2c"
     paraphrases = json.loads((Path(__file__).resolve().parents[1] / "artstudio/hyper/paraphrases.json").read_text())
-    for p in paraphrases["max-bracket"]:
-        assert gen.generate(p, tmp_path / "p.png").is_file()
+    for i, p in enumerate(paraphrases["max-bracket"]):
+        assert gen.generate(p, tmp_path / f"p{i}.png").is_file()
+    before = path.read_bytes()  # an existing artwork is never replaced by accident
+    with pytest.raises(ConfigError, match="already exists; pass --overwrite"):
+        gen.generate("Reply with their sum, written as a bare value.", path)
+    with pytest.raises(ConfigError, match="already exists; pass --overwrite"):
+        hyper_generate(HyperGenerateConfig(description="Reply with their sum.", out=str(path)))
+    assert path.read_bytes() == before
+    gen.generate("Reply with their sum, written as a bare value.", path, overwrite=True)
+    assert path.read_bytes() != before
 
 
 # --- compare methods t2c and t2c+art (baselines/t2c.py) ----------------------------------------------------
@@ -375,6 +399,7 @@ def test_cue_reconstruction_paints_each_tasks_cue_and_init_continues_from_it(bb,
         assert (canvas - cue_target(SIDE, op, how)).abs().mean() < 0.02, spec.name
     # init: a run started from that hypernetwork begins exactly where it ended (steps=0 writes it back)
     again = hyper_train(_config(tmp_path, "again", steps=0, init=str(tmp_path / "cue" / "final"), heldout_eval=False,
+                                encoder="backbone",
                                 tasks=",".join(str(p) for p in task_dirs.values())), backbone=bb, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(again.hypernetwork.generate(encoder, [specs[0].description]), canvases[:1]))
 

@@ -32,6 +32,7 @@ class HyperGenerateConfig:
     model: str | None = field(default=None, metadata={"help": "model the hypernetwork was made for (default: the one it records)"})
     encoder: str | None = field(default=None, metadata={"help": "task encoder (default: the one the hypernetwork was trained with)"})
     name: str | None = field(default=None, metadata={"help": "task name stored in the artwork's metadata"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing output (default: refuse, so nothing is overwritten by accident)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32"})
 
@@ -76,8 +77,9 @@ class HyperGenerator:
         """A Method serving the generated canvas / adapter (for evaluation or the Playground)."""
         return self.hyper.method_for(self.backbone, self.generated(description))
 
-    def generate(self, description: str, out: str | Path, *, name: str | None = None) -> Path:
+    def generate(self, description: str, out: str | Path, *, name: str | None = None, overwrite: bool = False) -> Path:
         description = check_descriptions(description)[0]
+        check_free(out, overwrite)
         t0 = time.perf_counter()
         g = self.generated(description)
         path = self.hyper.export(self.backbone, g, out, description, source=str(self.folder), name=name)
@@ -85,12 +87,20 @@ class HyperGenerator:
         return Path(path)
 
 
+def check_free(out: str | Path, overwrite: bool) -> None:
+    """Refuse an output that exists (an empty folder is free) unless `overwrite`."""
+    target = Path(out).expanduser()
+    if target.exists() and not overwrite and not (target.is_dir() and not any(target.iterdir())):
+        raise ConfigError(f"{target} already exists; pass --overwrite to replace it, or choose another output")
+
+
 def hyper_generate(config: HyperGenerateConfig, *, backbone=None) -> Path:
     """Write the artwork (t2c) or adapter folder (t2l) for `config.description`; returns its path."""
     check_descriptions(config.description)
+    check_free(config.out, config.overwrite)  # before loading anything
     gen = HyperGenerator(config.hyper, backbone=backbone, model=config.model, encoder=config.encoder,
                          device=config.device, dtype=config.dtype)
     out = config.out
     if gen.kind == "t2c" and not str(out).lower().endswith(".png"):
         raise ConfigError(f"a Text-to-Canvas hypernetwork writes a PNG artwork; pass an output ending in .png, not {out!r}")
-    return gen.generate(config.description, out, name=config.name)
+    return gen.generate(config.description, out, name=config.name, overwrite=config.overwrite)

@@ -54,7 +54,7 @@ class HyperTrainConfig:
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup: float = field(default=0.05, metadata={"help": "fraction of steps with linear warm-up"})
-    wordings: int = field(default=32, metadata={"help": "descriptions per task used in training: the card's and up to N-1 other wordings (library tasks, or a card's `descriptions`); 1 = the card's only"})
+    wordings: int = field(default=1, metadata={"help": "descriptions per task used in training: the card's and up to N-1 other wordings (library tasks, or a card's `descriptions`); 1 = the card's only (best on studio-tiny, docs/hyper.md)"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, task order and rows"})
     targets: Literal["trained", "cue"] = field(default="trained", metadata={"help": "reconstruction targets: trained (an ART canvas / LoRA per task, trained once and cached) or cue (t2c on studio-tiny's library only: the cue picture the model was pretrained to read for that task, free)"})
     init: str | None = field(default=None, metadata={"help": "start from this hypernetwork folder (e.g. a reconstruction run's final/, then fine-tune with sft); its kind, preset and options replace this run's"})
@@ -67,6 +67,7 @@ class HyperTrainConfig:
     heldout_eval: bool = field(default=True, metadata={"help": "evaluate zero-shot on the held-out tasks at the end"})
     max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this many minutes"})
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
+    overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
@@ -79,6 +80,8 @@ class HyperTrainConfig:
             raise ConfigError(f"preset must be S, M or L, got {self.preset!r}")
         if self.steps < 0 or self.tasks_per_step < 1 or self.batch_size < 1:
             raise ConfigError("steps must be >= 0, tasks_per_step and batch_size >= 1")
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; pass one of them")
         if self.wordings < 1:
             raise ConfigError(f"wordings must be >= 1 (1: the card's description only), got {self.wordings}")
         if not 0 < self.task_fraction <= 1:
@@ -207,15 +210,27 @@ def evaluate_descriptions(hyper, backbone, encoder, descriptions: dict[str, str]
 
 def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder, tasks: list, *,
                        progress: bool = True, callbacks: list[Callable[[dict], None]] | None = None) -> HyperTrainResult:
-    """Train `hypernetwork` on `tasks` (TaskSpecs) with `config`; returns the run's result."""
-    from artstudio.data import load_jsonl
-    from artstudio.objectives.sft import compute_loss
+    """Train `hypernetwork` on `tasks` (TaskSpecs) with `config`; returns the run's result.
+
+    The run folder is locked for the run and must not hold another run unless `resume` or `overwrite`."""
+    from artstudio.training import run_folder
 
     config.validate()
     if not tasks:
         raise ConfigError("no training tasks; pass --tasks library or task folders")
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_folder(config, HYPER_RUN_OUTPUTS) as out:
+        return _train_in(out, config, backbone, hypernetwork, encoder, tasks, progress, callbacks)
+
+
+# What a hypernetwork run writes in its folder: --overwrite removes exactly these.
+HYPER_RUN_OUTPUTS = ("config.json", "metrics.jsonl", "result.json", "heldout.json", "checkpoint", "final")
+
+
+def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encoder, tasks: list, progress: bool,
+              callbacks) -> HyperTrainResult:
+    from artstudio.data import load_jsonl
+    from artstudio.objectives.sft import compute_loss
+
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     hypernetwork.check_backbone(backbone)

@@ -8,7 +8,8 @@ on the task's test split (the same split, seed 0, as the gallery's per-task ART 
 
     card        the task card's own description
     shuffled    another held-out task's description (rotated by one: no task keeps its own)
-    para1/2     two paraphrases in other words (artstudio/hyper/paraphrases.json)
+    para1..4    paraphrases in other words (artstudio/hyper/paraphrases.json; 3 and 4 written by
+                someone who never saw the library or its wordings)
 
 It also times generation (description -> artwork PNG, model already loaded) and, beside the table,
 prints per-task ART and the base model from canvases/results.json, and the share of ART's mean gain
@@ -31,13 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     from artstudio.hyper import HyperGenerator, evaluate_descriptions, heldout_descriptions
+    from artstudio.hyper.training import description_conditions
     from artstudio.hyper.generate import DEFAULT_HYPER
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hyper", default=DEFAULT_HYPER)
     ap.add_argument("--eval-size", type=int, default=200)
     ap.add_argument("--task-cache", default="runs/hyper-tasks")
-    ap.add_argument("--conditions", default="card,shuffled,para1,para2")
+    ap.add_argument("--conditions", default="card,shuffled,para1,para2,para3,para4")
     ap.add_argument("--library", type=int, default=0, help="also score this many seeded library (training) tasks")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON results (default: print only)")
@@ -47,13 +49,7 @@ def main() -> None:
     gen = HyperGenerator(args.hyper)
     cards = heldout_descriptions()
     names = list(cards)
-    paraphrases = json.loads((ROOT / "artstudio" / "hyper" / "paraphrases.json").read_text())
-    sets = {
-        "card": cards,
-        "shuffled": {n: cards[names[(i + 1) % len(names)]] for i, n in enumerate(names)},
-        "para1": {n: paraphrases[n][0] for n in names},
-        "para2": {n: paraphrases[n][1] for n in names},
-    }
+    sets = description_conditions()
     results: dict = {"hyper": str(gen.folder), "eval_size": args.eval_size}
     if args.library:
         import random
@@ -66,7 +62,11 @@ def main() -> None:
         results["library"] = res
         print(f"library   mean {100 * res['mean']:.1f} % on {args.library} training tasks: "
               + ", ".join(f"{k} {100 * v:.0f}" for k, v in res["per_task"].items()), flush=True)
-    for cond in args.conditions.split(","):
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    unknown = sorted(set(conditions) - set(sets))
+    if unknown:
+        raise SystemExit(f"unknown condition(s) {', '.join(unknown)}; choose from {', '.join(sets)}")
+    for cond in conditions:
         t0 = time.perf_counter()
         res = evaluate_descriptions(gen.hyper, gen.backbone, gen.encoder, sets[cond], eval_size=args.eval_size,
                                     task_cache=args.task_cache)

@@ -4,13 +4,13 @@
     python benchmarks/t2c_study.py scaling --seeds 0,1,2    # 25 / 50 / 100 % of the library
     python benchmarks/t2c_study.py all --out docs/results/t2c_study.json
 
-Every run is the shipped recipe's first stage, reconstruction of the library's cue pictures with the
+Every run is the shipped T2C's recipe, reconstruction of the library's cue pictures with the
 `parts` head (cheap: no pass through the model), then zero-shot accuracy on the 13 held-out tasks
 from their cards' descriptions (`--eval-size` test rows each). The held-out tasks are never trained on.
 
 `encoders` varies the task encoder (`backbone:N` mean-pools hidden state N; 0 is the token
-embeddings, 6 the last layer). `scaling` trains on a seeded 25 %, 50 % and 100 % of the 98 library
-tasks (`task_fraction`; the seed picks the subset) and plots held-out accuracy against the number
+embeddings, 6 the last layer), over `--encoder-seeds`. `scaling` trains on a seeded 25 %, 50 % and 100 % of the 98 library
+tasks (`task_fraction`; the seed picks the subset and the initial weights) and plots held-out accuracy against the number
 of training tasks (`--plot`).
 """
 
@@ -75,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("study", choices=["encoders", "scaling", "all"])
     ap.add_argument("--layers", default="0,1,2,3,4,5,6")
+    ap.add_argument("--encoder-seeds", default="0,1,2", help="seeds of the encoder study")
     ap.add_argument("--encoder", default="backbone:0", help="encoder of the scaling study")
     ap.add_argument("--fractions", default="0.25,0.5,1.0")
     ap.add_argument("--seeds", default="0,1,2")
@@ -89,8 +90,9 @@ def main() -> None:
     results: dict = {"recipe": RECIPE, "steps": args.steps, "eval_size": args.eval_size}
     with tempfile.TemporaryDirectory() as tmp:
         if args.study in ("encoders", "all"):
-            results["encoders"] = [run(backbone, encoder=f"backbone:{k}", steps=args.steps, eval_size=args.eval_size,
-                                       out=Path(tmp) / f"enc{k}") for k in args.layers.split(",")]
+            results["encoders"] = [run(backbone, encoder=f"backbone:{k}", seed=int(seed), steps=args.steps,
+                                       eval_size=args.eval_size, out=Path(tmp) / f"enc{k}-{seed}")
+                                   for seed in args.encoder_seeds.split(",") for k in args.layers.split(",")]
         if args.study in ("scaling", "all"):
             recs = []
             for seed in (int(s) for s in args.seeds.split(",")):

@@ -107,10 +107,10 @@ def test_paraphrases_cover_every_heldout_task_in_other_words():
     assert set(heldout) <= set(data)
     library = {c.description for c in list_tasks("library")}
     for name, card_text in heldout.items():
-        assert len(data[name]) >= 2
+        assert len(data[name]) >= 4  # para1/2, and para3/4 by someone who never saw the library
         for p in data[name]:
             assert p.strip() and p != card_text and p not in library
-            assert not p.startswith("The prompt is")  # not the cards' template
+            assert card_text.split(". ")[0] not in p  # not the cards' template: its first sentence is not reused
 
 
 def test_library_tasks_have_other_wordings_and_held_out_pairs_have_none(tmp_path):

@@ -384,7 +384,7 @@ def batched_lora(backbone, hyper: T2LHypernetwork, generated: Sequence[dict[str,
 
 def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str | Path = "runs/hyper-tasks",
             out: str | Path | None = None, backbone=None, progress: bool = True,
-            conditions: Sequence[str] = ("card", "shuffled", "para1", "para2")) -> dict:
+            conditions: Sequence[str] = ("card", "shuffled", "para1", "para2", "para3", "para4")) -> dict:
     """Zero-shot accuracy on the held-out tasks from their cards' descriptions (`card`), the same with
     the descriptions shuffled across tasks (`shuffled`: task i gets task i+1's), with two paraphrases
     written in other words (`para1`, `para2`, from paraphrases.json), and the time to generate one adapter."""
@@ -392,18 +392,13 @@ def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str |
 
     from ..backbone import load_backbone
     from .encoder import TaskEncoder
-    from .training import evaluate_descriptions, heldout_descriptions
+    from .training import description_conditions, evaluate_descriptions
 
     meta = Hypernetwork.read_meta(hyper_folder)
     backbone = backbone or load_backbone(meta["target"]["model_id"], device="cpu")
     hyper = T2LHypernetwork.from_pretrained(hyper_folder, backbone)
     encoder = TaskEncoder.load(hyper.encoder_name, backbone)
-    cards = heldout_descriptions()
-    names = list(cards)
-    variants = {"card": cards, "shuffled": {n: cards[names[(i + 1) % len(names)]] for i, n in enumerate(names)}}
-    paraphrases = json.loads((Path(__file__).with_name("paraphrases.json")).read_text(encoding="utf-8"))
-    for j in (1, 2):
-        variants[f"para{j}"] = {n: paraphrases[n][j - 1] for n in names}
+    variants = description_conditions()
     unknown = sorted(set(conditions) - set(variants))
     if unknown:
         raise ConfigError(f"unknown condition(s) {', '.join(unknown)}; choose from {', '.join(variants)}")
@@ -413,9 +408,9 @@ def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str |
         result[label] = evaluate_descriptions(hyper, backbone, encoder, descriptions, eval_size=eval_size,
                                               task_cache=task_cache, progress=progress)
     times = []
-    for name in names:
+    for description in variants["card"].values():
         t0 = time.perf_counter()
-        hyper.generate(encoder, [cards[name]])
+        hyper.generate(encoder, [description])
         times.append(time.perf_counter() - t0)
     result["generate_seconds"] = {"mean": sum(times) / len(times), "max": max(times)}
     if out:
@@ -435,7 +430,8 @@ def _main(argv: list[str] | None = None) -> None:
     m.add_argument("--eval-size", type=int, default=200, help="test rows per held-out task")
     m.add_argument("--task-cache", default="runs/hyper-tasks")
     m.add_argument("--out", help="write the result as JSON here")
-    m.add_argument("--conditions", default="card,shuffled,para1,para2", help="card, shuffled, para1, para2")
+    m.add_argument("--conditions", default="card,shuffled,para1,para2,para3,para4",
+                   help="card, shuffled, para1..para4 (artstudio/hyper/paraphrases.json)")
     s = sub.add_parser("sizes", help="parameter count of each preset for a model")
     s.add_argument("--model", default=None, help="model folder or id (default: the shipped studio-tiny)")
     args = p.parse_args(argv)

@@ -174,6 +174,19 @@ def heldout_descriptions() -> dict[str, str]:
     return {c.name: c.description for c in list_tasks("heldout")}
 
 
+def description_conditions() -> dict[str, dict[str, str]]:
+    """Held-out descriptions to score a hypernetwork with, by condition: `card` (the cards' own),
+    `shuffled` (another held-out task's, rotated by one: no task keeps its own) and `para1`..`paraN`
+    (artstudio/hyper/paraphrases.json)."""
+    cards = heldout_descriptions()
+    names = list(cards)
+    out = {"card": cards, "shuffled": {n: cards[names[(i + 1) % len(names)]] for i, n in enumerate(names)}}
+    paraphrases = json.loads(Path(__file__).with_name("paraphrases.json").read_text(encoding="utf-8"))
+    for j in range(min(len(paraphrases[n]) for n in names)):
+        out[f"para{j + 1}"] = {n: paraphrases[n][j] for n in names}
+    return out
+
+
 def evaluate_descriptions(hyper, backbone, encoder, descriptions: dict[str, str], *, eval_size: int = 100,
                           task_cache: str | Path = DEFAULT_TASK_CACHE, folders: dict[str, Path] | None = None,
                           progress: bool = False) -> dict:

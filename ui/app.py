@@ -1,4 +1,4 @@
-"""The ART Studio web app: Train, Gallery, Playground, Compare and Jobs pages in one Gradio Blocks app.
+"""The ART Studio web app: Train, Describe, Gallery, Playground, Compare, Tune and Jobs pages in one Gradio Blocks app.
 
     artstudio app                                   # http://127.0.0.1:7860, studio-tiny
     artstudio app --model Qwen/Qwen3.5-0.8B --port 8080
@@ -27,13 +27,15 @@ import gradio as gr
 from artstudio.errors import ArtStudioError
 
 from .compare_tab import build_compare_tab
+from .describe_tab import build_describe_tab
 from .gallery_tab import build_gallery_tab
 from .jobs import FINISHED
 from .playground_tab import build_playground_tab
 from .settings import AppSettings
 from .studio import Studio
 from .train_tab import build_train_tab
-from .widgets import action, friendly
+from .tune_tab import build_tune_tab
+from .widgets import action, friendly, keep_page
 
 log = logging.getLogger("artstudio.ui")
 
@@ -54,10 +56,10 @@ CSS = """
 .as-note {font-size:.86rem; opacity:.85;}
 .as-pad {padding: 6px 10px;}
 .as-stage {border-radius:14px;}
-#as-canvas img, #as-gallery-large img, #as-pg-preview img, #as-gallery img {image-rendering: pixelated;}
+#as-canvas img, #as-gallery-large img, #as-pg-preview img, #as-gallery img, #as-describe-image img {image-rendering: pixelated;}
 /* Canvases are small (64-256 px): show them scaled up to the frame, pixels crisp. */
-#as-canvas img, #as-gallery-large img, #as-pg-preview img {width:100% !important; height:100% !important;
-  object-fit:contain;}
+#as-canvas img, #as-gallery-large img, #as-pg-preview img, #as-describe-image img {width:100% !important;
+  height:100% !important; object-fit:contain;}
 #as-canvas {border-radius: 14px; background: repeating-conic-gradient(#f1f0f7 0% 25%, #ffffff 0% 50%) 50% / 24px 24px;}
 .as-caption {text-align:center;}
 .as-progress {padding:10px 14px; border-radius:12px; background: var(--block-background-fill);
@@ -108,20 +110,27 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         with gr.Tabs(selected="train") as tabs:
             with gr.Tab("Train", id="train", elem_id="as-tab-train"):
                 train = build_train_tab(studio, client)
+            # Next to Train: the other way to make an artwork (from words instead of data, in a second).
+            with gr.Tab("Describe", id="describe", elem_id="as-tab-describe"):
+                describe = build_describe_tab(studio)
             with gr.Tab("Gallery", id="gallery", elem_id="as-tab-gallery") as gallery_page:
                 gallery = build_gallery_tab(studio)
             with gr.Tab("Playground", id="playground", elem_id="as-tab-playground") as playground_page:
                 playground = build_playground_tab(studio)
             with gr.Tab("Compare", id="compare", elem_id="as-tab-compare"):
                 compare = build_compare_tab(studio, client)
+            with gr.Tab("Tune", id="tune", elem_id="as-tab-tune") as tune_page:
+                tune = build_tune_tab(studio, client)
             with gr.Tab("Jobs", id="jobs", elem_id="as-tab-jobs"):
                 jobs_table, jobs_refresh = _build_jobs_tab(studio, client)
 
         timer = gr.Timer(studio.settings.poll_seconds)
-        train_seen, compare_seen, jobs_seen = gr.State({}), gr.State({}), gr.State({})
+        train_seen, compare_seen, tune_seen, jobs_seen = gr.State({}), gr.State({}), gr.State({}), gr.State({})
         train_outputs = train.refresh_outputs + [train_seen]
         timer.tick(train.refresh, [train_seen, client], train_outputs, show_progress="hidden", api_visibility="private")
         timer.tick(compare.refresh, [compare_seen, client], compare.refresh_outputs + [compare_seen], show_progress="hidden",
+                   api_visibility="private")
+        timer.tick(tune.refresh, [tune_seen, client], tune.refresh_outputs + [tune_seen], show_progress="hidden",
                    api_visibility="private")
         timer.tick(jobs_refresh, [jobs_seen, client], [jobs_table, jobs_seen], show_progress="hidden",
                    api_visibility="private")
@@ -139,9 +148,27 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 
         gallery_page.select(gallery.refresh, None, gallery.refresh_outputs, api_visibility="private")
         playground_page.select(playground.choices, playground.artwork, playground.artwork, api_visibility="private")
+        tune_page.select(lambda current: gr.Dropdown(choices=studio.tune_folders(), value=current), tune.folder,
+                         tune.folder, api_visibility="private")
         gallery.open_in_playground.click(
             lambda key: (gr.Tabs(selected="playground"), playground.choices(key)),
             gallery.selected, [tabs, playground.artwork], api_visibility="private")
+        describe.to_playground.click(  # the gallery copy once saved, else the generated file
+            lambda key, saved: (gr.Tabs(selected="playground"), playground.choices(saved or key)),
+            [describe.key, describe.saved_key], [tabs, playground.artwork], api_visibility="private")
+
+        def use_in_train(name: str):
+            """The Train form filled with a study's best.json (what `artstudio train --config best.json` runs)."""
+            values, lost = studio.tune_train_values(name)
+            note = f"Filled in from **tune/{name}/best.json**, the study's best configuration: check the run name " \
+                   "and press ▶ Start training."
+            if lost:
+                note += f" Not carried over (the form has no field for it): {', '.join(lost)}."
+            return (gr.Tabs(selected="train"), *train.fill(values), note, f"Sent **{name}**'s best configuration to "
+                    "the Train tab.")
+
+        outputs = [tabs, *train.form, train.message, tune.message]
+        tune.use_in_train.click(keep_page(use_in_train, len(outputs)), tune.folder, outputs, api_visibility="private")
 
         @friendly
         def job_status(job_id: int) -> dict:
@@ -161,7 +188,8 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
     headers = ["job", "started by", "kind", "what", "status", "progress", "elapsed", "message", ""]
     gr.Markdown("Every job of this app, newest first; they run one at a time, in order. **■ Stop** on a row "
                 "cancels a waiting job, or ends a running one after its current step (a training keeps its last "
-                "checkpoint; resume it with the same run name and *resume* ticked). Anyone using the app can stop "
+                "checkpoint; resume it with the same run name and *resume* ticked) or, for a study, after its "
+                "current trial (best.json keeps the finished ones). Anyone using the app can stop "
                 "any job.", elem_classes="as-note")
     table = gr.Dataframe(headers=headers, value=[], interactive=False, wrap=True, elem_id="as-jobs",
                          datatype=["number", "str", "str", "str", "str", "str", "str", "str", "html"],

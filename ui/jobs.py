@@ -33,7 +33,7 @@ class Job:
     """One unit of background work and everything the pages show about it."""
 
     id: int
-    kind: str  # "train" | "compare"
+    kind: str  # "train" | "compare" | "tune"
     title: str
     work: Callable[["Job"], dict | None] = field(repr=False)
     run_dir: Path | None = None

@@ -31,7 +31,7 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
             model = gr.Dropdown(studio.model_choices(), value=studio.default_model, label="model",
                                 info="the frozen model that answers", elem_id="as-pg-model")
             artwork = gr.Dropdown([], value=None, allow_custom_value=True, label="artwork",
-                                  info="from the gallery", elem_id="as-pg-artwork")
+                                  info="from the gallery, or made on the Describe page", elem_id="as-pg-artwork")
             preview = gr.Image(type="filepath", height=220, interactive=False, show_label=False,
                                elem_id="as-pg-preview", placeholder="No artwork chosen.")
             upload = gr.UploadButton("Upload a PNG…", file_types=[".png"], type="filepath", variant="secondary")
@@ -59,7 +59,7 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
                                   elem_id="as-request")
 
     def choices(current: str | None = None):
-        items = studio.gallery()
+        items = studio.playground_items()
         keys = [i.key for i in items]
         value = current if current in keys else (keys[0] if keys else None)
         return gr.Dropdown(choices=[(i.label, i.key) for i in items], value=value)

@@ -35,6 +35,9 @@ class AppSettings:
                 "read and delete)"})
     max_artwork_pixels: int = field(default=4096 * 4096, metadata={
         "help": "largest picture (width x height) the gallery decodes; bigger PNGs are refused from their header"})
+    hyper: str | None = field(default=None, metadata={
+        "help": "Text-to-Canvas hypernetwork of the Describe tab: a folder from `artstudio hyper train` "
+                "(default: the shipped one, for studio-tiny)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
     max_upload_mb: float = field(default=DEFAULT_MAX_UPLOAD_MB, metadata={"help": "largest accepted upload, in MB"})
     poll_seconds: float = field(default=1.0, metadata={"help": "how often open pages refresh job progress"})

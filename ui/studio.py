@@ -1,4 +1,5 @@
-"""What the web app does, without the web: settings, models, runs, the gallery, the playground, comparisons.
+"""What the web app does, without the web: settings, models, runs, the gallery, the playground, comparisons,
+artworks from a description (Text-to-Canvas) and hyper-parameter studies.
 
 The Gradio pages (`artstudio.ui.app`) only turn widgets into calls of `Studio` and results into
 widgets, so everything here is plain Python that raises `ArtStudioError` with a readable message for
@@ -6,7 +7,9 @@ every user mistake. Every path a request can name is confined to the configured 
 `files.inside`; the models the app may load are the menu fixed at launch (`models.py`).
 
 Gallery keys name artworks without exposing server paths: `canvases/NAME.png` for the gallery
-folder and `runs/RUN/artwork.png` for a finished run that was not saved to the gallery. Nothing else
+folder, `runs/RUN/artwork.png` for a finished run that was not saved to the gallery and
+`describe/NAME.png` for an artwork the Describe page generated and nobody saved yet (kept in
+`runs/describe/`, the newest few only; the Playground lists them, the Gallery does not). Nothing else
 is an artwork: a delete removes exactly one gallery PNG or one run folder, and only with a
 confirmation token that `delete_request` issued for that very key (the page and the API alike).
 """
@@ -38,6 +41,10 @@ DEFAULT_MODEL_NAME = "studio-tiny"
 # The app saves the canvas more often than the command line (50): the picture forming is the show.
 APP_SNAPSHOT_EVERY = 5
 CONFIRM_SECONDS = 300
+# Folders inside runs/ that hold other things than runs, and what they hold.
+RESERVED_RUN_NAMES = {"compare": "comparisons", "tune": "hyper-parameter studies", "describe": "generated artworks"}
+# Generated artworks not saved to the gallery: enough to go back to a few, bounded however many clicks.
+KEEP_DESCRIBED = 20
 
 
 @dataclass
@@ -66,6 +73,9 @@ class Studio:
         self._artworks: dict[tuple, Any] = {}
         self._artworks_lock = threading.Lock()
         self._confirmations: dict[str, tuple[str, float]] = {}
+        self._hyper = None  # the Text-to-Canvas generator, loaded on the first description
+        self._hyper_lock = threading.Lock()
+        self._save_lock = threading.Lock()  # two saves never pick the same free gallery name
 
     def close(self) -> None:
         self.jobs.close()
@@ -100,8 +110,8 @@ class Studio:
 
         values = dict(values)
         run = safe_name(values.pop("run", "") or _default_run_name(values), "run name")
-        if run == "compare":
-            raise ConfigError("'compare' is the folder of comparisons; choose another run name")
+        if run in RESERVED_RUN_NAMES:
+            raise ConfigError(f"{run!r} is the app's folder of {RESERVED_RUN_NAMES[run]}; choose another run name")
         run_dir = inside(self.runs, run)
         resume = bool(values.get("resume"))
         if not preview and run_dir.exists() and any(run_dir.iterdir()) and not resume:
@@ -196,19 +206,28 @@ class Studio:
                   for p in runs if p.parent.name not in saved_runs and not self.jobs.busy_with(p.parent)]
         return items
 
+    def playground_items(self) -> list[GalleryItem]:
+        """What the Playground offers: the gallery, then the generated artworks nobody saved (newest first)."""
+        return self.gallery() + self.described()
+
     def artwork_path(self, key: str) -> Path:
         """The file behind a gallery key; any other name is refused."""
         key = (key or "").strip()
         parts = key.split("/")
-        wrong = PathRefused(f"{key!r} is not an artwork of this app; expected canvases/NAME.png or runs/RUN/artwork.png "
-                            "(the Gallery lists them)")
+        wrong = PathRefused(f"{key!r} is not an artwork of this app; expected canvases/NAME.png, runs/RUN/artwork.png "
+                            "or describe/NAME.png (the Gallery and the Playground list them)")
         if len(parts) == 2 and parts[0] == "canvases" and parts[1] not in ("", ".", ".."):
             path = inside(self.canvases, parts[1])
             if path.parent != self.canvases:
                 raise wrong
-        elif len(parts) == 3 and parts[0] == "runs" and parts[2] == "artwork.png" and parts[1] not in ("", ".", "..", "compare"):
+        elif len(parts) == 3 and parts[0] == "runs" and parts[2] == "artwork.png" and \
+                parts[1] not in ("", ".", "..", *RESERVED_RUN_NAMES):
             path = inside(self.runs, f"{parts[1]}/artwork.png")
             if path.parent.parent != self.runs:
+                raise wrong
+        elif len(parts) == 2 and parts[0] == "describe" and parts[1] not in ("", ".", ".."):
+            path = inside(self.describe_root, parts[1])
+            if path.parent != self.describe_root:
                 raise wrong
         else:
             raise wrong
@@ -341,6 +360,95 @@ class Studio:
         with self._artworks_lock:
             self._artworks = {k: v for k, v in self._artworks.items() if k[1] != str(path)}
         return f"deleted {path.name}"
+
+    # --- describe a task: Text-to-Canvas ---------------------------------------------------------
+    @property
+    def describe_root(self) -> Path:
+        return self.runs / "describe"
+
+    def hyper_generator(self):
+        """The Text-to-Canvas generator, loaded once on first use and shared by every request.
+
+        It runs on the app's own backbone of the model the hypernetwork was made for, which must be on
+        the model menu (studio-tiny for the shipped one): the Playground then serves its artworks as is."""
+        from artstudio.hyper import DEFAULT_HYPER, HyperGenerator, Hypernetwork
+        from artstudio.hyper.generate import resolve_hyper_folder
+
+        with self._hyper_lock:
+            if self._hyper is None:
+                folder = resolve_hyper_folder(self.settings.hyper or DEFAULT_HYPER)
+                meta = Hypernetwork.read_meta(folder)
+                if meta.get("kind") != "t2c":
+                    raise ConfigError(f"the hypernetwork {folder.name} is a {meta.get('kind')} one, which writes an adapter; "
+                                      "the Describe page needs a Text-to-Canvas (t2c) one, which paints an artwork")
+                target = str(meta["target"].get("model_id") or "")
+                try:
+                    model = self.check_model(target)
+                except PathRefused:
+                    raise ConfigError(f"the Text-to-Canvas hypernetwork paints artworks for {self.models.name_of(target)}, "
+                                      f"which this app does not serve ({', '.join(self.model_choices())}); restart the "
+                                      f"app with --models {self.models.name_of(target)}") from None
+                self._hyper = HyperGenerator(folder, backbone=self.backbone(model))
+            return self._hyper
+
+    def describe(self, description: str) -> str:
+        """Paint an artwork for a task described in words (no training); returns its key, `describe/NAME.png`.
+
+        The artwork waits in `runs/describe/` (the newest few are kept) until `save_described` copies it
+        to the gallery; the Playground can use it at once."""
+        from artstudio.hyper.encoder import check_descriptions
+
+        description = (description or "").strip()
+        if not description:
+            raise ConfigError("describe the task first, in a sentence or two: what the prompt is and what the reply "
+                              "should be, e.g. 'The prompt is two digits separated by a space. Reply with their sum, "
+                              "written inside square brackets.'")
+        check_descriptions(description)
+        generator = self.hyper_generator()
+        slug = _slug(description)
+        self.describe_root.mkdir(parents=True, exist_ok=True)
+        with self._hyper_lock:  # one generation at a time: a dozen milliseconds of one small network
+            dest = unique_path(self.describe_root, slug, ".png")
+            generator.generate(description, dest, name=slug)
+        old = sorted(self.describe_root.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_DESCRIBED:]
+        for path in old:
+            path.unlink(missing_ok=True)
+        return f"describe/{dest.name}"
+
+    def described(self) -> list[GalleryItem]:
+        """Generated artworks not saved to the gallery, newest first."""
+        if not self.describe_root.is_dir():
+            return []
+        found = sorted(self.describe_root.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
+        return [GalleryItem(f"describe/{p.name}", p, f"described · {p.stem}") for p in found]
+
+    def save_described(self, key: str, name: str = "") -> str:
+        """Copy a generated artwork into the gallery; returns its gallery key.
+
+        With no name, the description's first words name it, made unique (`-2`, `-3`, ...); a name the
+        gallery already has is refused: nothing is ever overwritten."""
+        from artstudio.artwork import export_artwork, read_artwork
+
+        if not (key or "").startswith("describe/"):
+            raise ConfigError("generate an artwork first (Describe a task, then Generate), then save it")
+        source = self.artwork_path(key)
+        art = read_artwork(source)
+        if art.metadata is None:
+            raise ArtworkError(f"{key} has no artwork metadata; generate it again")
+        description = art.metadata.extra.get("description", "")
+        stem = safe_name(str((art.metadata.task or {}).get("name") or Path(key).stem), "artwork name")
+        with self._save_lock:
+            if (name or "").strip():
+                dest = inside(self.canvases, safe_name(name, "artwork name") + ".png")
+                if dest.exists():
+                    raise ConfigError(f"the gallery already has {dest.name}; choose another name, or leave the name "
+                                      "empty to get a free one")
+            else:
+                dest = unique_path(self.canvases, stem, ".png")
+            title = (name or "").strip() or dest.stem
+            meta = replace(art.metadata, extra=dict(art.metadata.extra) | {"title": title, "description": description})
+            export_artwork(art.image, dest, meta)
+        return f"canvases/{dest.name}"
 
     # --- playground ----------------------------------------------------------------------------
     def art_method(self, model: str, key: str, allow_mismatch: bool = False):
@@ -490,6 +598,126 @@ class Studio:
                 "markdown": summary.read_text(encoding="utf-8") if summary.is_file() else "", "plots": plots}
 
 
+    # --- hyper-parameter studies -----------------------------------------------------------------
+    @property
+    def tune_root(self) -> Path:
+        return self.runs / "tune"
+
+    def tune_config(self, values: dict[str, Any]):
+        """A checked TuneConfig from form values (TuneConfig field names plus name and task) and its folder name.
+
+        The data is a built-in task and the study lives in `RUNS/tune/NAME/` (its SQLite storage too):
+        the page takes no file paths, so a study reads and writes only inside the app's folders."""
+        from artstudio.tasks import TASKS
+        from artstudio.tune import TuneConfig
+        from artstudio.tune.space import load_space
+        from artstudio.tune.study import check_config
+
+        values = dict(values)
+        name = safe_name(values.pop("name", "") or f"tune-{datetime.now():%Y%m%d-%H%M%S}", "study name")
+        task = values.pop("task", None) or values.get("data")
+        if not task:
+            raise ConfigError("choose a task to tune on")
+        if task not in TASKS:
+            raise ConfigError(f"{task!r} is not a built-in task; choose one of {', '.join(TASKS)}")
+        paths = ("data", "eval_data", "space", "storage", "encoder", "out", "model")
+        known = {f.name for f in fields(TuneConfig)} - set(paths)
+        config = {k: v for k, v in values.items() if k in known}
+        config |= {"data": task, "out": str(inside(self.tune_root, name)), "model": self.model_source(values.get("model"))}
+        for k in ("device", "dtype", "study_name"):
+            config[k] = config.get(k) or None
+        tune_config = check_config(TuneConfig(**coerce_numbers(TuneConfig, config)))
+        load_space(tune_config.method, None)  # a method with nothing to tune is refused now, not in the queue
+        return tune_config, name
+
+    def start_tune(self, values: dict[str, Any], owner: str = "") -> Job:
+        """Queue a study (`artstudio tune`); the job's history holds one record per finished trial."""
+        from artstudio.tune import tune
+
+        config, name = self.tune_config(values)
+        out = Path(config.out)
+        if self.jobs.busy_with(out):
+            raise ConfigError(f"a study named {name!r} is already queued or running")
+
+        def work(job: Job) -> dict:
+            job.phase = "preparing the data, loading the model, running the first trial"
+
+            def progress(event: dict) -> None:
+                if event.get("phase") == "trial":
+                    job.total, job.done = event["total"], event["done"]
+                    job.history.append({"trial": event["trial"], "value": event["value"], "best": event["best"]})
+                    job.result["eta_seconds"] = event.get("eta_seconds")
+                    job.phase = "trials" if job.done < job.total else "trials finished"
+                elif event.get("phase") == "final":
+                    job.phase = f"final run: the {event['run']} configuration on all training rows, scored on test"
+
+            result = tune(config, progress=progress, should_stop=job.stop_requested)
+            return {"folder": name, "best_value": result.best_value, "trials": result.n_complete,
+                    "final": result.final}
+
+        title = f"tune · {config.method} · {config.data} · {config.trials} trials · {name}"
+        return self.jobs.submit("tune", title, work, total=config.trials, run_dir=out, owner=owner, form=values)
+
+    def tune_folders(self) -> list[str]:
+        """Studies with results (a best.json), newest first."""
+        if not self.tune_root.is_dir():
+            return []
+        found = sorted(self.tune_root.glob("*/best.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        return [p.parent.name for p in found]
+
+    def load_tune(self, name: str) -> dict[str, Any]:
+        """A study's trials (rows of trials.csv), its report (markdown) and its best configuration."""
+        if not (name or "").strip():
+            raise ConfigError("choose a study first (the list under the plot); a running study appears there when "
+                              "its trials have finished")
+        folder = inside(self.tune_root, safe_name(name, "study folder"))
+        best = folder / "best.json"
+        if not best.is_file():
+            raise ArtStudioError(f"{folder.name} has no best.json yet; a study writes it when its trials finish")
+        trials = folder / "trials.csv"
+        rows = []
+        if trials.is_file():
+            with open(trials, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        report = folder / "report.md"
+        return {"name": folder.name, "trials": rows, "best": json.loads(best.read_text(encoding="utf-8")),
+                "report": report.read_text(encoding="utf-8") if report.is_file() else ""}
+
+    def tune_train_values(self, name: str) -> tuple[dict[str, Any], list[str]]:
+        """The Train form's values for a study's best.json, and the options the form cannot show.
+
+        `train_config` turns the values back into best.json's TrainConfig, with the run folder (its
+        `out`) renamed: by default `NAME-best`, or automatic when that run exists already."""
+        from artstudio.options import default_of, field_type
+        from artstudio.tasks import TASKS
+        from artstudio.training import TrainConfig
+
+        study = self.load_tune(name)
+        folder, config = study["name"], TrainConfig.from_dict(study["best"])
+        if config.data not in TASKS:
+            raise ConfigError(f"{folder}/best.json trains on {config.data!r}, not a built-in task; run it from a terminal: "
+                              f"artstudio train --config {self.runs.name}/tune/{folder}/best.json")
+        values: dict[str, Any] = {}
+        for f in fields(TrainConfig):
+            value = getattr(config, f.name)
+            if isinstance(value, dict):
+                value = json.dumps(value) if value else ""
+            elif field_type(TrainConfig, f.name)[1]:  # optional: a text box, empty for "the default"
+                value = "" if value is None else str(value)
+            values[f.name] = value
+        options = dict(config.method_options or {})
+        canvas = options.pop("canvas_size", None) if get_method(config.method).takes_canvas_size() else None
+        values["method_options"] = json.dumps(options) if options else ""
+        run = f"{folder}-best"
+        values |= {"model": self.models.name_of(config.model), "source": "task", "task": config.data,
+                   "canvas_size": "" if canvas is None else str(canvas),
+                   "run": run if not inside(self.runs, run).exists() else ""}
+        self.check_model(values["model"])
+        hidden = ("gradient_checkpointing", "overwrite", "keep_default_system", "eval_data")
+        lost = [f.name for f in fields(TrainConfig) if f.name in hidden and getattr(config, f.name) != default_of(f)]
+        return values, lost
+
+
 def _json_dict(value: Any, what: str) -> dict:
     if isinstance(value, dict):
         return dict(value)
@@ -504,6 +732,24 @@ def _json_dict(value: Any, what: str) -> dict:
     if not isinstance(parsed, dict):
         raise ConfigError(f'{what} must be a JSON object like {{"canvas_size": 96}}, not a {type(parsed).__name__}')
     return parsed
+
+
+_FILLER = set("a an the is are be of by with to in into on as and or it its their them this that no any each like "
+              "form line prompt reply replies written write separated instruction value given then".split())
+
+
+def _slug(description: str, words: int = 6) -> str:
+    """A file name from what a description asks: the content words of its last sentence, where task
+    descriptions say what the reply is ('... Reply with their sum, written inside square brackets.' ->
+    'sum-inside-square-brackets'), else of the whole text."""
+    import re
+
+    def content(text: str) -> list[str]:
+        return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _FILLER]
+
+    sentences = [s for s in re.split(r"[.!?](?:\s|$)", description) if content(s)]
+    picked = content(sentences[-1]) if sentences and len(content(sentences[-1])) >= 2 else content(description)
+    return "-".join(picked[:words])[:60].strip("-") or "described"
 
 
 def _default_run_name(values: dict) -> str:

@@ -39,11 +39,13 @@ class TrainTab:
     run: gr.Textbox
     job: gr.Number
     header: gr.HTML
+    message: gr.Markdown
     canvas: gr.Image
     refresh_outputs: list
     refresh: Any
     form: list
     restore: Any
+    fill: Any
     preview: Any
     preview_inputs: dict
     command: Any
@@ -237,9 +239,13 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
             values[form_names.index("run")] = ""
         return (*values, preview(**{n: job.form.get(n) for n in form_names if n in job.form}))
 
-    return TrainTab(run=run, job=job_id, header=header, canvas=canvas, refresh_outputs=outputs, refresh=refresh,
-                    form=[form[n] for n in form_names] + [command], restore=restore, preview=preview,
-                    preview_inputs=form_inputs, command=command)
+    def fill(values: dict):
+        """The form (`form` outputs) set to `values`, by field name, and the command line it makes."""
+        return (*[values.get(n, gr.skip()) for n in form_names], preview(**{n: values[n] for n in form_names if n in values}))
+
+    return TrainTab(run=run, job=job_id, header=header, message=message, canvas=canvas, refresh_outputs=outputs,
+                    refresh=refresh, form=[form[n] for n in form_names] + [command], restore=restore, fill=fill,
+                    preview=preview, preview_inputs=form_inputs, command=command)
 
 
 def _others_running(studio: Studio, job: Job) -> bool:

@@ -52,11 +52,14 @@ class TuneConfig:
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
 
-def tune(config: TuneConfig | None = None, *, progress=None, **overrides):
-    """Run (or resume) a study; returns a `TuneResult` (best params, best value, final scores, paths)."""
+def tune(config: TuneConfig | None = None, *, progress=None, should_stop=None, **overrides):
+    """Run (or resume) a study; returns a `TuneResult` (best params, best value, final scores, paths).
+
+    `should_stop()` is asked after every trial: True ends the study there (best.json and the report are
+    still written from the finished trials; the final runs are skipped)."""
     from .study import run_study
 
-    return run_study(config, progress=progress, **overrides)
+    return run_study(config, progress=progress, should_stop=should_stop, **overrides)
 
 
 __all__ = ["SAMPLERS", "TuneConfig", "tune"]

@@ -245,7 +245,13 @@ def study_name(config: TuneConfig, task_name: str) -> str:
     return config.study_name or f"{config.method}-{task_name}-{config.sampler}-seed{config.seed}"
 
 
-def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], None] | None = None, **overrides) -> TuneResult:
+def check_config(config: TuneConfig) -> TuneConfig:
+    """`config` checked as `run_study` checks it, before any model loads (the app checks a form with it)."""
+    return _coerce(config, {})
+
+
+def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], None] | None = None,
+              should_stop: Callable[[], bool] | None = None, **overrides) -> TuneResult:
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -324,10 +330,16 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     print(f"tune: {config.method} on {task_name} · sampler {config.sampler} · study {name!r} in {storage_url} · "
           f"{done}/{config.trials} trials done · each trial {n_trial_steps} steps on {splits.n_proxy} proxy rows, "
           f"scored on {splits.n_val} validation rows", file=sys.stderr, flush=True)
+    stopped = should_stop or (lambda: False)
+
+    def stop_when_asked(study, trial) -> None:  # a stop ends the study after the trial that is running
+        if stopped():
+            study.stop()
+
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, timeout=config.timeout, catch=(RuntimeError,),
                        callbacks=[MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
-                                  _Progress(config.trials, progress)], gc_after_trial=True)
+                                  _Progress(config.trials, progress), stop_when_asked], gc_after_trial=True)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise ConfigError(f"study {name!r} has no finished trial; see the errors above")
@@ -341,7 +353,7 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
                       json.dumps({config.method: best_opts}, indent=2, default=str) + "\n")
 
     final = None
-    if config.final and len(complete) >= config.trials:
+    if config.final and len(complete) >= config.trials and not stopped():
         default_tc = train_config(config, {}, {}, out=out / "final" / "default", data=config.data,
                                   eval_data=config.eval_data, steps=config.steps, final=True)
         final = {}

@@ -1,0 +1,204 @@
+"""The Describe and Tune pages' back ends, as plain Python (`Studio`, no server, no browser).
+
+Describe: a sentence becomes an artwork through the shipped Text-to-Canvas hypernetwork, loaded once
+and kept; the artwork waits outside the gallery, the Playground answers with it, and saving it never
+overwrites a gallery file. Empty descriptions and broken hypernetworks give clear messages.
+Tune: a 2-trial study on studio-tiny runs in the job queue with one progress record per trial; its
+best.json fills the Train form so that the form gives back best.json's TrainConfig; a stop ends the
+study after the running trial with best.json written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from artstudio.artwork import read_artwork
+from artstudio.backbone import DEFAULT_MODEL
+from artstudio.errors import ArtStudioError, ConfigError
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (Path(DEFAULT_MODEL) / "config.json").is_file(),
+                                                   reason="needs the shipped studio-tiny")]
+
+SUM = "The prompt is two digits separated by a space, with no instruction. Reply with their sum, written inside " \
+      "square brackets, like [<value>]."
+# Tiny studies: 2 steps per trial and per final run on a 5 % proxy, scored on 8 validation rows.
+TINY = {"method": "art", "task": "max-bracket", "trials": 2, "sampler": "random", "trial_steps": 2, "steps": 2,
+        "proxy": 0.05, "val_size": "8", "final": True}
+
+
+def make_studio(root: Path, **settings):
+    from artstudio.ui.settings import AppSettings
+    from artstudio.ui.studio import Studio
+
+    return Studio(AppSettings(runs_dir=str(root / "runs"), canvases_dir=str(root / "canvases"), **settings))
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    s = make_studio(tmp_path_factory.mktemp("ui-studio"))
+    yield s
+    s.close()
+
+
+# --- Describe ------------------------------------------------------------------------------------
+
+def test_describe_paints_an_artwork_the_playground_answers_with(studio):
+    key = studio.describe(SUM)
+    assert key == "describe/sum-inside-square-brackets.png"
+    path = studio.artwork_path(key)
+    assert path.parent == studio.runs / "describe"
+    art = read_artwork(path)
+    assert art.metadata.model_id == "studio-tiny" and art.image.size == (96, 96)
+    assert art.metadata.extra["description"] == SUM
+    generator = studio.hyper_generator()
+    assert studio.describe(SUM + " ") == "describe/sum-inside-square-brackets-2.png"  # a new file, never a rewrite
+    assert studio.hyper_generator() is generator  # loaded once, on the app's own backbone
+    assert generator.backbone is studio.backbone("studio-tiny")
+    # The Playground lists it (the Gallery does not, until it is saved) and answers with it.
+    assert key in [i.key for i in studio.playground_items()] and key not in [i.key for i in studio.gallery()]
+    out = studio.ask("studio-tiny", key, "3 4", max_tokens=8)
+    assert isinstance(out["with"]["answer"], str) and out["request"]["messages"]
+
+
+def test_saving_a_described_artwork_never_overwrites(studio):
+    key = studio.describe(SUM)
+    first = studio.save_described(key)
+    second = studio.save_described(key)
+    assert (first, second) == ("canvases/sum-inside-square-brackets.png", "canvases/sum-inside-square-brackets-2.png")
+    named = studio.save_described(key, "my sum")
+    assert named == "canvases/my-sum.png"
+    before = (studio.canvases / "my-sum.png").read_bytes()
+    with pytest.raises(ConfigError, match="already has my-sum.png"):
+        studio.save_described(studio.describe("Reply with the larger digit, in round brackets."), "my sum")
+    assert (studio.canvases / "my-sum.png").read_bytes() == before
+    details = studio.artwork_details(named)
+    assert details["title"] == "my sum" and details["description"] == SUM and details["model"] == "studio-tiny"
+    assert {first, second, named} <= {i.key for i in studio.gallery()}
+    with pytest.raises(ConfigError, match="generate an artwork first"):
+        studio.save_described("", "x")
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_an_empty_description_is_refused_with_an_example(studio, text):
+    with pytest.raises(ConfigError, match="describe the task first.*e.g."):
+        studio.describe(text)
+
+
+def test_a_failing_generator_is_a_clear_message(studio, tmp_path, monkeypatch):
+    import gradio as gr
+
+    from artstudio.ui.widgets import friendly
+
+    broken = tmp_path / "broken-hyper"
+    broken.mkdir()
+    (broken / "hyper.json").write_text("{not json")
+    bad = make_studio(tmp_path, hyper=str(broken))
+    try:
+        with pytest.raises(ConfigError, match="not valid JSON"):
+            bad.describe(SUM)
+        with pytest.raises(gr.Error) as err:  # what the page shows: the message, no traceback, no server path
+            friendly(bad.describe)(SUM)
+        assert "hyper.json:1: not valid JSON" in err.value.message and str(tmp_path) not in err.value.message
+        bad.settings.hyper = str(Path(DEFAULT_MODEL).parent / "hyper" / "t2l")
+        with pytest.raises(ConfigError, match="needs a Text-to-Canvas"):
+            bad.describe(SUM)
+    finally:
+        bad.close()
+    # A generator that breaks at generation time (a bug): one line, the details in the server log.
+    monkeypatch.setattr(type(studio.hyper_generator()), "generate", lambda *a, **k: 1 / 0)
+    with pytest.raises(gr.Error) as err:
+        friendly(studio.describe)(SUM)
+    assert err.value.message.startswith("unexpected error (ZeroDivisionError") and "Traceback" not in err.value.message
+
+
+def test_describe_needs_the_hypernetworks_model_on_the_menu(tmp_path, tiny_model_dir):
+    other = make_studio(tmp_path, model=tiny_model_dir("qwen3_5"))
+    try:
+        with pytest.raises(ConfigError, match="paints artworks for studio-tiny, which this app does not serve"):
+            other.describe(SUM)
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("key", ["describe/../x.png", "describe/", "runs/describe/artwork.png",
+                                 "runs/tune/artwork.png", "describe/a/b.png"])
+def test_reserved_folders_are_not_runs_and_keys_stay_inside(studio, key):
+    with pytest.raises(ArtStudioError):
+        studio.artwork_path(key)
+
+
+@pytest.mark.parametrize("name", ["tune", "describe", "compare"])
+def test_reserved_folders_are_not_run_names(studio, name):
+    with pytest.raises(ConfigError, match="choose another run name"):
+        studio.train_config({"run": name, "task": "add-json"}, preview=True)
+
+
+# --- Tune ----------------------------------------------------------------------------------------
+
+def test_a_tiny_study_runs_in_the_queue_and_fills_the_train_form(studio):
+    from artstudio.training import TrainConfig
+    from artstudio.ui.train_tab import ADVANCED
+
+    job = studio.start_tune(TINY | {"name": "tiny"}, owner="me")
+    assert job.kind == "tune" and job.total == 2 and job.run_dir == studio.runs / "tune" / "tiny"
+    job = studio.jobs.wait(job.id, timeout=600)
+    assert job.status == "done", job.message
+    assert [h["trial"] for h in job.history] == [0, 1] and job.done == 2
+    assert job.history[-1]["best"] == max(h["value"] for h in job.history)
+    assert studio.jobs.latest_of("tune", "me") is job and job.result["final"]["best"]["eval_n"]
+    assert studio.tune_folders() == ["tiny"]
+    study = studio.load_tune("tiny")
+    assert len(study["trials"]) == 2 and "## Final runs" in study["report"]
+
+    values, lost = studio.tune_train_values("tiny")
+    assert lost == [] and values["run"] == "tiny-best" and values["task"] == "max-bracket"
+    assert values["model"] == "studio-tiny" and values["canvas_size"] == "96"
+    # Only what the Train form shows goes back in, and it gives best.json's config (its run folder aside).
+    shown = ["model", "source", "task", "canvas_size", "run", "method", "objective", "steps", "batch_size", "lr",
+             "seed", *ADVANCED]
+    config, run = studio.train_config({k: values[k] for k in shown})
+    best = TrainConfig.from_dict(json.loads((job.run_dir / "best.json").read_text()))
+    assert run == "tiny-best" and config.out == str(studio.runs / "tiny-best")
+    assert asdict(config) | {"out": ""} == asdict(best) | {"out": ""}
+
+
+def test_a_stopped_study_keeps_its_finished_trials(studio):
+    import time
+
+    job = studio.start_tune(TINY | {"name": "stopped", "trials": 5}, owner="me")
+    while job.status == "queued":
+        time.sleep(0.05)
+    studio.jobs.stop(job.id)  # asked during trial 0: the study ends when it finishes
+    job = studio.jobs.wait(job.id, timeout=600)
+    assert job.status == "stopped" and job.done == 1, job.message
+    folder = studio.runs / "tune" / "stopped"
+    assert (folder / "best.json").is_file() and (folder / "trials.csv").is_file()
+    assert not (folder / "final.json").exists()  # no final runs after a stop
+    assert "stopped" in studio.tune_folders()
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"task": "no-such-task"}, "not a built-in task"),
+    ({"task": ""}, "choose a task"),
+    ({"method": "base"}, "trains nothing"),
+    ({"trials": 0}, "trials must be at least 1"),
+    ({"proxy": 2}, "0 < proxy <= 1"),
+    ({"val_size": "many"}, "val size is 'many'; expected a whole number"),
+    ({"model": "elsewhere/model"}, "not one this app serves"),
+])
+def test_bad_study_options_are_refused_before_queueing(studio, values, message):
+    before = len(studio.jobs.jobs())
+    with pytest.raises(ArtStudioError, match=message):
+        studio.start_tune(TINY | values)
+    assert len(studio.jobs.jobs()) == before
+
+
+def test_use_in_train_needs_a_finished_study(studio):
+    with pytest.raises(ConfigError, match="choose a study first"):
+        studio.tune_train_values("")
+    with pytest.raises(ArtStudioError, match="no best.json yet"):
+        studio.tune_train_values("never-ran")

@@ -24,11 +24,12 @@ _GENERATORS: dict = {}
 
 
 def _generator(hyper: str, backbone, encoder: str | None):
-    """One loaded hypernetwork per (folder, backbone, encoder): a comparison builds many methods."""
+    """One loaded hypernetwork per (folder, encoder), on the backbone it was last asked for: a comparison
+    builds many methods on one backbone; a new backbone replaces the entry (never keeps an old one alive)."""
     from artstudio.hyper.generate import HyperGenerator
 
-    key = (str(hyper), id(backbone), encoder)
-    if key not in _GENERATORS:
+    key = (str(hyper), encoder)
+    if key not in _GENERATORS or _GENERATORS[key].backbone is not backbone:
         _GENERATORS[key] = HyperGenerator(hyper, backbone=backbone, encoder=encoder)
     return _GENERATORS[key]
 

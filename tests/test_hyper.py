@@ -21,6 +21,7 @@ from artstudio.evaluation import evaluate
 from artstudio.hyper import (HyperGenerateConfig, HyperTrainConfig, Hypernetwork, TaskEncoder, get_hyper,
                              hyper_generate, hyper_train, train_hypernetwork)
 from artstudio.hyper.generate import DEFAULT_HYPER
+from artstudio.tiny import FAMILIES
 from artstudio.hyper.training import step_rows, step_tasks, step_wording
 from artstudio.tasks import make_task, task_specs
 from artstudio.objectives.sft import compute_loss
@@ -367,6 +368,26 @@ def test_encoder_depth_is_chosen_by_name(bb, encoder):
     net = _t2c(bb, zero)
     with pytest.raises(ConfigError, match="backbone:0"):
         net.check_encoder(encoder)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_encoder_layers_equal_transformers_hidden_states_and_leave_no_hooks(family, tiny_model_dir):
+    """backbone:N is transformers' hidden_states[N], mean-pooled, and leaves the backbone as it was
+    (output_hidden_states would install recording hooks for good; a comparison saw a changed backbone)."""
+    from artstudio.comparison.guard import _fingerprint
+
+    model = load_backbone(tiny_model_dir(family))
+    reference = load_backbone(tiny_model_dir(family)).model  # a second copy for output_hidden_states
+    lm = reference.model.language_model
+    text = "Reply with their sum, written as a bare value."
+    ids = model.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        states = lm(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True).hidden_states
+    before = _fingerprint(model.model)
+    for n in range(len(states)):
+        got = TaskEncoder.load(f"backbone:{n}", model).encode([text])[0]
+        assert torch.allclose(got, states[n][0].float().mean(0), atol=1e-5), n
+    assert _fingerprint(model.model)[0] == before[0]
 
 
 def test_parts_head_starts_grey_and_picks_one_image_per_part(bb, encoder):

@@ -55,6 +55,7 @@ CSS = """
 .as-step h3 {margin-top:.2rem !important;}
 .as-note {font-size:.86rem; opacity:.85;}
 .as-pad {padding: 6px 10px;}
+.as-tune-pick {align-items: flex-end;}  /* Load / Use sit level with the study menu, not stretched to it */
 .as-stage {border-radius:14px;}
 #as-canvas img, #as-gallery-large img, #as-pg-preview img, #as-gallery img, #as-describe-image img {image-rendering: pixelated;}
 /* Canvases are small (64-256 px): show them scaled up to the frame, pixels crisp. */

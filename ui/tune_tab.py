@@ -109,7 +109,7 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
                                color_map={"best so far": "#7c3aed", "each trial": "#f59e0b"}, height=300, y_lim=[0, 1],
                                x_title="trial (0: the default configuration)", y_title="validation accuracy",
                                elem_id="as-tune-plot")
-            with gr.Row(equal_height=True):
+            with gr.Row(equal_height=False, elem_classes="as-tune-pick"):
                 folder = gr.Dropdown(studio.tune_folders(), value=None, label="study", allow_custom_value=True, scale=4,
                                      info="a finished study (the running one appears when it ends)",
                                      elem_id="as-tune-folder")

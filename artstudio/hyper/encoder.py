@@ -83,12 +83,31 @@ class TaskEncoder:
                 raise ConfigError(f"task encoder backbone:{layer}: this model has hidden states 0..{n}")
         name = BACKBONE_ENCODER if layer is None or layer == -1 else f"{BACKBONE_ENCODER}:{layer}"
 
+        n_layers = backbone.model.config.get_text_config().num_hidden_layers
+        index = None if layer is None else layer % (n_layers + 1)  # hidden state index 0..n
+        direct = lm is not None and hasattr(lm, "embed_tokens") and hasattr(lm, "layers")
+
         def call(input_ids, attention_mask):
-            if lm is not None and layer is None:
+            # Hidden state N without output_hidden_states: transformers records those with forward hooks
+            # it installs on first use and leaves on the model, which a comparison's backbone check (and
+            # anyone fingerprinting the model) sees as a changed backbone. Equal to hidden_states[N]
+            # (tests/test_hyper.py): 0 = the token embeddings, N = decoder layer N's output, n = normed.
+            if direct and (index is None or index == n_layers):
                 return lm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            if direct and index == 0:
+                return lm.embed_tokens(input_ids)
+            if direct:
+                caught = []
+                hook = lm.layers[index - 1].register_forward_hook(
+                    lambda mod, args, out: caught.append(out[0] if isinstance(out, tuple) else out))
+                try:
+                    lm(input_ids=input_ids, attention_mask=attention_mask)
+                finally:
+                    hook.remove()
+                return caught[0]
             model = lm if lm is not None else backbone.model
             out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-            return out.hidden_states[-1 if layer is None else layer]
+            return out.hidden_states[-1 if index is None else index]
 
         return cls(backbone.model, backbone.tokenizer, name, device=backbone.device, text_only_call=call)
 

@@ -205,6 +205,49 @@ def default_params(space: SearchSpace, method: str) -> dict | None:
     return out
 
 
+def default_point(space: SearchSpace, method: str, backbone) -> dict | None:
+    """The default configuration as a point of the resolved space, its canvas size the backbone's
+    recommended one (None if the default lies outside the space)."""
+    default = default_params(space, method)
+    if default is not None and "canvas_size" in space.params:
+        from ..methods import recommended_canvas_size
+
+        default["canvas_size"] = recommended_canvas_size(backbone)
+        if default["canvas_size"] not in space.params["canvas_size"].choices:
+            default = None
+    return default
+
+
+def draw_configs(space: SearchSpace, method: str, n: int, *, seed: int, backbone) -> list[dict]:
+    """`n` points of the resolved space: the default configuration first (when the space holds it), then
+    draws of the `random` sampler with `seed`, suggested as a study's trials suggest them (duplicates
+    skipped). Used to measure the proxy (benchmarks/tune_proxy.py)."""
+    import optuna
+
+    from .lgbo import _key, make_sampler
+
+    dists = space.distributions()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("random", dists, seed=seed))
+    default = default_point(space, method, backbone)
+    if default is not None:
+        study.enqueue_trial(default)
+    out: list[dict] = []
+    seen: set = set()
+    for _ in range(100 * n):
+        if len(out) == n:
+            break
+        trial = study.ask()
+        params = {name: suggest(trial, name, d) for name, d in dists.items()}
+        study.tell(trial, 0.0)
+        if _key(params) not in seen:
+            seen.add(_key(params))
+            out.append(params)
+    if len(out) < n:
+        raise ConfigError(f"the {method} space holds only {len(out)} distinct configurations; asked for {n}")
+    return out
+
+
 # --- the study -----------------------------------------------------------------------------------------------
 
 class _Progress:
@@ -297,13 +340,7 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
         study.set_user_attr("task", task_name)
         study.set_user_attr("sampler", config.sampler)
         study.set_user_attr("space", space.to_dict())
-        default = default_params(space, config.method)
-        if default is not None and "canvas_size" in space.params:
-            from ..methods import recommended_canvas_size
-
-            default["canvas_size"] = recommended_canvas_size(guard.backbone)
-            if default["canvas_size"] not in space.params["canvas_size"].choices:
-                default = None
+        default = default_point(space, config.method, guard.backbone)
         if default is not None:
             study.enqueue_trial(default, user_attrs={"default": True})
     elif study.user_attrs.get("method") not in (None, config.method):
@@ -317,7 +354,7 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
         tc = train_config(config, train_over, options, out=run_dir, data=str(splits.proxy_folder),
                           eval_data=str(splits.val_file), steps=n_trial_steps, final=False)
         t0 = time.perf_counter()
-        m = _train_on(guard, tc)
+        m = train_on(guard, tc)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
         trial.set_user_attr("steps", tc.steps)
         trial.set_user_attr("run_dir", str(run_dir))
@@ -397,7 +434,7 @@ def _final_run(tc, guard, progress) -> dict:
           file=sys.stderr, flush=True)
     if progress is not None:
         progress({"phase": "final", "run": out.name})
-    m = _train_on(guard, tc)
+    m = train_on(guard, tc)
     record = {"accuracy": m.get("accuracy"), "eval_n": m.get("eval_n"), "steps": m.get("steps"),
               "train_seconds": round(m.get("train_seconds", 0.0), 2), "lr": tc.lr, "batch_size": tc.batch_size,
               "method_options": tc.method_options, "run_dir": str(out)}
@@ -405,7 +442,7 @@ def _final_run(tc, guard, progress) -> dict:
     return record
 
 
-def _train_on(guard, tc) -> dict:
+def train_on(guard, tc) -> dict:
     """Train `tc` on the guard's shared backbone and hand the backbone back clean; the run's metrics."""
     from ..training import train
 

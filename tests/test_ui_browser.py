@@ -89,7 +89,15 @@ def page(browser, app):
     return open_page(browser, app)
 
 
+def close_toasts(page) -> None:
+    # In the page itself: a toast can time out between finding its button and clicking it.
+    page.evaluate("document.querySelectorAll('.toast-close').forEach(b => b.click())")
+    page.wait_for_timeout(300)
+
+
 def shot(page, name: str, docs: str | None = None, full_page: bool = True) -> None:
+    if docs:  # a README picture shows the page, not the toasts the test provoked on the way
+        close_toasts(page)
     page.wait_for_timeout(700)  # let plots and images finish drawing
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
     if docs and os.environ.get("ARTSTUDIO_SCREENSHOTS") == "docs":
@@ -325,8 +333,7 @@ def test_10_describe_a_task_then_try_it_in_the_playground(page, app):
     page.wait_for_selector("#as-describe-image img")
     page.wait_for_selector("#as-describe-details:has-text('describe/sum-inside-square-brackets.png')")
     assert page.inner_text("#as-describe-message").strip() == ""
-    for close in page.locator(".toast-close").all():  # the empty-description toast is not part of the picture
-        close.click()
+    close_toasts(page)  # the empty-description toast is not part of the picture
     shot(page, "7-describe", "describe", full_page=False)
     page.click("#as-describe-playground")
     page.wait_for_selector("#as-pg-preview img")

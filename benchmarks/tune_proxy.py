@@ -16,7 +16,8 @@ own pieces (artstudio/tune/study.py):
    the fit rows per fraction.
 3. Every configuration is trained (`train_config` + `train_on`, one shared backbone handed back clean
    after each run) on all fit rows for `--steps` steps (its *full* score) and, per fraction, on that
-   proxy subset for the trial budget (`trial_steps`: default steps x fraction, at least 20, as tune
+   proxy subset for the trial budget (`trial_steps`: default steps x fraction, at least 50 (20 when these
+   numbers were measured), as tune
    does) (its *proxy* score); all scores are accuracy on the same validation rows.
 4. Per fraction: Spearman's rank correlation between proxy and full scores over the N configurations
    (average ranks for ties; undefined, `null`, when either side is constant), whether the proxy's
@@ -268,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--configs", type=int, default=12)
     ap.add_argument("--fractions", default="0.05,0.1,0.25")
     ap.add_argument("--trial-steps", type=int, default=None,
-                    help="steps of a proxy run (default: what tune uses for a trial: steps x fraction, at least 20)")
+                    help="steps of a proxy run (default: what tune uses for a trial: steps x fraction, at least 50)")
     ap.add_argument("--steps", type=int, default=100, help="steps of a full-data run")
     ap.add_argument("--val-size", type=int, default=None, help="score on at most N validation rows")
     ap.add_argument("--seed", type=int, default=0)

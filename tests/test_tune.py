@@ -367,3 +367,13 @@ def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, task):
     with pytest.raises(ConfigError, match="not a database URL"):
         tune(method="art", data=str(task), storage="study.db", out=str(tmp_path / "o"))
     assert TuneConfig().sampler == "lgbo"
+
+
+def test_trials_run_long_enough_to_rank_configurations():
+    """Default trial length: steps x proxy, never under the floor the proxy measurement chose (docs/tune.md)."""
+    from artstudio.tune.study import MIN_TRIAL_STEPS, trial_steps
+
+    assert MIN_TRIAL_STEPS == 50
+    assert trial_steps(TuneConfig(method="lora", data="add-json", steps=100, proxy=0.1)) == 50
+    assert trial_steps(TuneConfig(method="lora", data="add-json", steps=3000, proxy=0.1)) == 300
+    assert trial_steps(TuneConfig(method="lora", data="add-json", steps=100, proxy=0.1, trial_steps=7)) == 7

@@ -35,7 +35,7 @@ class TuneConfig:
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of the training rows carved out to score trials (never the test split)"})
     val_size: int | None = field(default=None, metadata={"help": "score trials on at most N validation rows (default: all)"})
     steps: int = field(default=300, metadata={"help": "steps of the final runs (best and default)"})
-    trial_steps: int | None = field(default=None, metadata={"help": "steps of each trial (default: steps x proxy, at least 20: the same epochs on the proxy rows)"})
+    trial_steps: int | None = field(default=None, metadata={"help": "steps of each trial (default: steps x proxy, at least 50: the same epochs on the proxy rows; shorter trials rank configurations poorly, docs/tune.md)"})
     budget: Literal["steps", "examples"] = field(default="steps", metadata={"help": "what stays equal between configurations: steps, or examples seen (steps scale with 16 / batch size)"})
     objective: Literal["sft", "grpo"] = field(default="sft", metadata={"help": "training objective of every run"})
     storage: str | None = field(default=None, metadata={"help": "Optuna storage URL, e.g. sqlite:///runs/tune/study.db (default: OUT/study.db)"})

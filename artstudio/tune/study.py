@@ -45,6 +45,12 @@ class TuneResult:
 
 # --- checks and storage ---------------------------------------------------------------------------------
 
+# Shortest default trial: proxy scores from 20-step trials barely ranked configurations as full
+# training does (Spearman +0.39 LoRA, +0.13..+0.36 ART on add-json); 50 steps gave +0.82 and +0.77
+# (benchmarks/tune_proxy.py, docs/tune.md).
+MIN_TRIAL_STEPS = 50
+
+
 def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
     from ..options import from_dict
 
@@ -154,7 +160,7 @@ def _steps_for(config: TuneConfig, steps: int, batch_size: int) -> int:
 
 
 def trial_steps(config: TuneConfig) -> int:
-    return config.trial_steps if config.trial_steps is not None else max(20, round(config.steps * config.proxy))
+    return config.trial_steps if config.trial_steps is not None else max(MIN_TRIAL_STEPS, round(config.steps * config.proxy))
 
 
 def train_config(config: TuneConfig, train_over: dict, options: dict, *, out: Path, data: str,

@@ -18,13 +18,14 @@ import optuna
 import pytest
 import torch
 
-from artstudio.data import Example, load_jsonl, write_jsonl
+from artstudio.data import load_jsonl
 from artstudio.errors import ConfigError
 from artstudio.tune import TuneConfig, tune
 from artstudio.tune.lgbo import (DeepTextFeatures, Fixed, GaussianProcess, TextEncoder, make_sampler,
                                  verbalise_config)
 from artstudio.tune.space import CanvasSize, Choice, Float, Int, SearchSpace, load_space, method_space
 from artstudio.tune.study import default_params, open_storage
+from conftest import SUM_TEST, SUM_TRAIN
 
 FAMILY = "qwen3_5"
 TUNED = ("art", "lora", "vera", "adalink", "soft-prompt")
@@ -212,23 +213,9 @@ def test_configurations_are_verbalised_with_their_position_in_the_range():
 
 # --- the real encoder and a tiny study -----------------------------------------------------------------
 
-TRAIN = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"train-{i}")
-         for i, (a, b) in enumerate((a, b) for a in range(6) for b in range(5))]
-TEST = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"test-{i}") for i, (a, b) in enumerate([(2, 1), (4, 3), (5, 2)])]
-
-
 @pytest.fixture(scope="module")
 def model(tiny_model_dir):
     return tiny_model_dir(FAMILY)
-
-
-@pytest.fixture()
-def task(tmp_path):
-    folder = tmp_path / "sum"
-    write_jsonl(folder / "train.jsonl", TRAIN)
-    write_jsonl(folder / "test.jsonl", TEST)
-    (folder / "card.json").write_text(json.dumps({"name": "sum", "description": "add two digits", "metric": "exact"}))
-    return folder
 
 
 def test_text_encoder_prefix_cache_matches_reading_the_whole_text(model):
@@ -258,12 +245,12 @@ def _space_file(tmp_path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_tiny_study_runs_end_to_end(model, task, tmp_path):
+def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     from artstudio.training import TrainConfig
 
     out = tmp_path / "tune"
     events = []
-    result = tune(method="art", data=str(task), model=model, trials=3, sampler="lgbo", startup=2, candidates=16,
+    result = tune(method="art", data=str(sum_task), model=model, trials=3, sampler="lgbo", startup=2, candidates=16,
                   space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=4, trial_steps=2,
                   out=str(out), progress=events.append)
     assert result.n_complete == 3 and 0.0 <= result.best_value <= 1.0
@@ -274,21 +261,21 @@ def test_a_tiny_study_runs_end_to_end(model, task, tmp_path):
     # Trials never saw the test split: proxy and validation rows are training rows, disjoint.
     proxy = {e.id for e in load_jsonl(out / "data" / "proxy" / "train.jsonl")}
     val = {e.id for e in load_jsonl(out / "data" / "val.jsonl")}
-    assert proxy and val and not proxy & val and (proxy | val) <= {e.id for e in TRAIN}
+    assert proxy and val and not proxy & val and (proxy | val) <= {e.id for e in SUM_TRAIN}
     trial_cfg = json.loads((out / "trials" / "trial-0001" / "config.json").read_text())
     assert trial_cfg["eval_data"].endswith("val.jsonl") and trial_cfg["steps"] == 2
     # best.json is a TrainConfig that `artstudio train --config` can take as it is.
     best = TrainConfig.from_dict(json.loads((out / "best.json").read_text()))
-    assert best.method == "art" and best.steps == 4 and best.data == str(task)
+    assert best.method == "art" and best.steps == 4 and best.data == str(sum_task)
     assert best.lr == result.best_params["lr"] and best.batch_size == result.best_params["batch_size"]
     final = json.loads((out / "final.json").read_text())
-    assert final["best"]["eval_n"] == len(TEST) and final["default"]["eval_n"] == len(TEST)
+    assert final["best"]["eval_n"] == len(SUM_TEST) and final["default"]["eval_n"] == len(SUM_TEST)
     for name in ("best_so_far.png", "importance.png", "proxy_vs_full.png", "report.md", "best_method_options.json"):
         assert (out / name).is_file(), name
     assert "Final runs" in (out / "report.md").read_text()
     assert [e["done"] for e in events if e["phase"] == "trial"] == [1, 2, 3]
     # A second call finds the study finished: no trial runs again, final runs are reused.
-    again = tune(method="art", data=str(task), model=model, trials=3, sampler="lgbo", startup=2, candidates=16,
+    again = tune(method="art", data=str(sum_task), model=model, trials=3, sampler="lgbo", startup=2, candidates=16,
                  space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=4, trial_steps=2, out=str(out))
     assert again.n_complete == 3 and again.final == result.final
 
@@ -303,13 +290,13 @@ tune(method="art", data=sys.argv[1], model=sys.argv[2], trials=4, sampler="tpe",
 
 
 @pytest.mark.slow
-def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(model, task, tmp_path):
+def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(model, sum_task, tmp_path):
     out = tmp_path / "tune"
     script = tmp_path / "run.py"
     script.write_text(RESUME_SCRIPT)
     space = _space_file(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    args = [sys.executable, str(script), str(task), model, str(space), str(out)]
+    args = [sys.executable, str(script), str(sum_task), model, str(space), str(out)]
     # Trials long enough (200 steps) that one is always caught training after the first has finished,
     # however fast the machine; stderr goes to a file (a pipe nobody reads could fill and block the child).
     log = open(tmp_path / "stderr.txt", "w")
@@ -357,15 +344,15 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(mode
     assert retried, "the killed trial's configuration was not retried"
 
 
-def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, task):
+def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, sum_task):
     with pytest.raises(ConfigError, match="proxy"):
-        tune(method="art", data=str(task), proxy=0.0, out=str(tmp_path / "o"))
+        tune(method="art", data=str(sum_task), proxy=0.0, out=str(tmp_path / "o"))
     with pytest.raises(ConfigError, match="sampler"):
-        tune(method="art", data=str(task), sampler="bayes", out=str(tmp_path / "o"))
+        tune(method="art", data=str(sum_task), sampler="bayes", out=str(tmp_path / "o"))
     with pytest.raises(ConfigError, match="trains nothing"):
-        tune(method="base", data=str(task), out=str(tmp_path / "o"))
+        tune(method="base", data=str(sum_task), out=str(tmp_path / "o"))
     with pytest.raises(ConfigError, match="not a database URL"):
-        tune(method="art", data=str(task), storage="study.db", out=str(tmp_path / "o"))
+        tune(method="art", data=str(sum_task), storage="study.db", out=str(tmp_path / "o"))
     assert TuneConfig().sampler == "lgbo"
 
 

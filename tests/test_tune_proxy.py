@@ -10,27 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from artstudio.data import Example, write_jsonl
 from artstudio.errors import ArtStudioError
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("tune_proxy", ROOT / "benchmarks" / "tune_proxy.py")
 tune_proxy = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tune_proxy)
-
-TRAIN = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"train-{i}")
-         for i, (a, b) in enumerate((a, b) for a in range(6) for b in range(5))]
-TEST = [Example(prompt=f"{a} {b}", answer=str(a + b), id=f"test-{i}") for i, (a, b) in enumerate([(2, 1), (4, 3)])]
-
-
-@pytest.fixture()
-def task(tmp_path):
-    folder = tmp_path / "sum"
-    write_jsonl(folder / "train.jsonl", TRAIN)
-    write_jsonl(folder / "test.jsonl", TEST)
-    (folder / "card.json").write_text(json.dumps({"name": "sum", "description": "add two digits", "metric": "exact"}))
-    return folder
-
 
 def test_spearman_matches_the_definition_with_average_ranks():
     sp = tune_proxy.spearman
@@ -43,9 +28,9 @@ def test_spearman_matches_the_definition_with_average_ranks():
     assert sp([1], [2]) is None
 
 
-def test_measure_scores_every_config_on_full_and_proxy_data(tiny_model_dir, task, tmp_path):
+def test_measure_scores_every_config_on_full_and_proxy_data(tiny_model_dir, sum_task, tmp_path):
     model = tiny_model_dir("qwen3_5")
-    res = tune_proxy.measure("lora", str(task), configs=3, fractions=[0.5], steps=2, trial_steps=2,
+    res = tune_proxy.measure("lora", str(sum_task), configs=3, fractions=[0.5], steps=2, trial_steps=2,
                              val_fraction=0.2, model=model, work=tmp_path / "work", device="cpu", log=lambda s: None)
     assert res["n_configs"] == 3 and len(res["configs"]) == 3 and res["fractions"] == ["0.5"]
     assert res["n_val"] == 6 and res["n_fit"] == 24 and res["summary"]["0.5"]["n_proxy"] == 12
@@ -66,16 +51,16 @@ def test_measure_scores_every_config_on_full_and_proxy_data(tiny_model_dir, task
     png = tune_proxy.plot(res, tmp_path / "proxy.png")
     assert png.stat().st_size > 1000
     # A second call reuses every finished run from the cache.
-    again = tune_proxy.measure("lora", str(task), configs=3, fractions=[0.5], steps=2, trial_steps=2,
+    again = tune_proxy.measure("lora", str(sum_task), configs=3, fractions=[0.5], steps=2, trial_steps=2,
                                val_fraction=0.2, model=model, work=tmp_path / "work", device="cpu", log=lambda s: None)
     assert [r["full"] for r in again["configs"]] == [r["full"] for r in res["configs"]]
     assert not math.isnan(again["wall_seconds"])
 
 
-def test_unknown_method_or_task_is_a_clear_error(task, tmp_path, capsys):
+def test_unknown_method_or_task_is_a_clear_error(sum_task, tmp_path, capsys):
     with pytest.raises(ArtStudioError, match="unknown method 'nope'.*lora"):
-        tune_proxy.measure("nope", str(task), configs=3, work=tmp_path / "w")
+        tune_proxy.measure("nope", str(sum_task), configs=3, work=tmp_path / "w")
     with pytest.raises(ArtStudioError, match="no-such-task is neither a file.*built-in task"):
         tune_proxy.measure("lora", "no-such-task", configs=3, work=tmp_path / "w")
-    assert tune_proxy.main(["--method", "nope", "--task", str(task), "--work", str(tmp_path / "w")]) == 2
+    assert tune_proxy.main(["--method", "nope", "--task", str(sum_task), "--work", str(tmp_path / "w")]) == 2
     assert "unknown method" in capsys.readouterr().err

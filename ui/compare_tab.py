@@ -70,10 +70,9 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
                                         "client": client, **main, **adv}, [message], api_name="start_compare")
 
     def stop_compare(client_id: str) -> str:
-        job = studio.jobs.latest_of("compare", client_id)
-        if job is None or not job.active:
+        job = studio.jobs.stop_latest("compare", client_id)
+        if job is None:
             return "No comparison of yours is running (the Jobs tab lists every job)."
-        studio.jobs.stop(job.id)
         return f"Stopping job {job.id} after its current step; finished runs are kept and a re-run resumes."
 
     stop.click(keep_page(stop_compare, 1), client, message, api_visibility="private")

@@ -159,9 +159,10 @@ class JobQueue:
                 return pick[0] if pick[0].status == QUEUED else pick[-1]
         return None
 
-    def stop_latest(self, kind: str) -> Job | None:
-        """Stop the job of `kind` a page shows (`latest`) if it is still active; None if nothing to stop."""
-        job = self.latest(kind)
+    def stop_latest(self, kind: str, owner: str) -> Job | None:
+        """Stop the job of `kind` that browser `owner`'s page follows (`latest_of`) if it is still
+        active; None if there is nothing to stop."""
+        job = self.latest_of(kind, owner)
         if job is None or not job.active:
             return None
         return self.stop(job.id)

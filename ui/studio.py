@@ -410,9 +410,8 @@ class Studio:
         with self._hyper_lock:  # one generation at a time: a dozen milliseconds of one small network
             dest = unique_path(self.describe_root, slug, ".png")
             generator.generate(description, dest, name=slug)
-        old = sorted(self.describe_root.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_DESCRIBED:]
-        for path in old:
-            path.unlink(missing_ok=True)
+        for old in self.described()[KEEP_DESCRIBED:]:
+            old.path.unlink(missing_ok=True)
         return f"describe/{dest.name}"
 
     def described(self) -> list[GalleryItem]:

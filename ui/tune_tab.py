@@ -127,10 +127,9 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
                                      **main, **adv}, [message], api_name="start_tune")
 
     def stop_tune(client_id: str) -> str:
-        job = studio.jobs.latest_of("tune", client_id)
-        if job is None or not job.active:
+        job = studio.jobs.stop_latest("tune", client_id)
+        if job is None:
             return "No study of yours is running (the Jobs tab lists every job)."
-        studio.jobs.stop(job.id)
         return f"Stopping job {job.id} after its current trial; best.json and the report keep the finished trials."
 
     stop.click(keep_page(stop_tune, 1), client, message, api_visibility="private")

@@ -77,13 +77,10 @@ class TaskEncoder:
         `layer` picks the hidden state (0: token embeddings; None or -1: the last layer)."""
         lm = backbone.model.model.language_model if hasattr(backbone.model, "model") and hasattr(
             backbone.model.model, "language_model") else None
-        if layer is not None:
-            n = backbone.model.config.get_text_config().num_hidden_layers
-            if not -(n + 1) <= layer <= n:
-                raise ConfigError(f"task encoder backbone:{layer}: this model has hidden states 0..{n}")
-        name = BACKBONE_ENCODER if layer is None or layer == -1 else f"{BACKBONE_ENCODER}:{layer}"
-
         n_layers = backbone.model.config.get_text_config().num_hidden_layers
+        if layer is not None and not -(n_layers + 1) <= layer <= n_layers:
+            raise ConfigError(f"task encoder backbone:{layer}: this model has hidden states 0..{n_layers}")
+        name = BACKBONE_ENCODER if layer is None or layer == -1 else f"{BACKBONE_ENCODER}:{layer}"
         index = None if layer is None else layer % (n_layers + 1)  # hidden state index 0..n
         direct = lm is not None and hasattr(lm, "embed_tokens") and hasattr(lm, "layers")
 

@@ -250,12 +250,9 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     hypernetwork.to(backbone.device)
     tasks = select_tasks(tasks, config.task_fraction, config.seed)
     # Each task's descriptions (the card's first); a step uses one, drawn by (seed, step, task).
-    texts = [list(getattr(t, "descriptions", (t.description,)))[: config.wordings] for t in tasks]
+    texts = [t.descriptions[: config.wordings] for t in tasks]
     flat = encoder.encode([d for ds in texts for d in ds]).to(backbone.device)
-    embeddings, at = [], 0
-    for ds in texts:
-        embeddings.append(flat[at: at + len(ds)])
-        at += len(ds)
+    embeddings = flat.split([len(ds) for ds in texts])
     rows = [load_jsonl(Path(t.folder) / "train.jsonl") for t in tasks]
 
     targets = None

@@ -14,14 +14,27 @@ evaluation and generation all go through it:
    an answer token go through the language-model head (`logits_to_keep`): the batch × length ×
    vocabulary logits of the prompt, most of the activation memory on a 151k-token vocabulary, are
    never made.
+
+Shared prefix. Every row of a batch starts with the same tokens: the chat template's opening and,
+with placement "first", the canvas (there is no system turn). `token_logprobs` runs that prefix ONCE
+(batch 1), broadcasts its cache to the rows (`Cache.reorder_cache` with index 0 repeated, which
+exists for every layer kind: keys and values, and the convolution and recurrent states of Qwen3.5's
+linear-attention layers) with the autograd graph kept, and runs each row on its own tokens only.
+Attention is causal and the recurrent layers run left to right, so a row's result is exactly that of
+the unshared pass (tests check loss and canvas gradient on every family). Positions are the ones the
+model computes for the whole batch (`get_rope_index`), sliced. The prefix never splits a picture,
+holds no row's own picture, and stops before the first position that predicts an answer token.
+Under gradient checkpointing transformers turns the cache off, so that path runs unshared.
 """
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Any
 
 import torch
 
+from .backbone import cache_of
 from .data import Example
 from .prompts import IGNORE_INDEX, Batch, encode_batch
 
@@ -64,11 +77,42 @@ def batch_images(method, examples: list[Example], slot=None) -> tuple[Any, torch
     """Every picture of a batch joined in sequence order (the shared slot once per row, by reference),
     their `image_grid_thw` rows, and each row's own-picture token count."""
     images, grids, tokens = row_images(method, examples, slot)
+    return *_joined(method, images, grids), tokens
+
+
+def _joined(method, images: list[list], grids: list[list]) -> tuple[Any, torch.Tensor | None]:
+    """Per-row vision outputs and grid rows joined in sequence order, through the method's image hook."""
     outputs = [o for row in images for o in row]
     if not outputs:
-        return None, None, tokens
+        return None, None
     joined = method.transform_image_outputs(method.backbone.concat_image_outputs(outputs))
-    return joined, torch.cat([g for row in grids for g in row]), tokens
+    return joined, torch.cat([g for row in grids for g in row])
+
+
+def image_runs(ids: list[int], image_token_id: int) -> list[tuple[int, int]]:
+    """(start, end) of each run of image tokens."""
+    runs, pos = [], 0
+    for is_img, grp in groupby(ids, key=lambda t: t == image_token_id):
+        n = len(list(grp))
+        if is_img:
+            runs.append((pos, pos + n))
+        pos += n
+    return runs
+
+
+def shared_prefix_length(rows: list[list[int]], limit: int, image_token_id: int, has_slot: bool) -> int:
+    """Length of the longest prefix common to every row, at most `limit`, that splits no picture and
+    holds none but the slot (the first picture of every row, when the method has one)."""
+    first, n = rows[0], max(limit, 0)
+    for ids in rows[1:]:
+        k = 0
+        while k < n and ids[k] == first[k]:
+            k += 1
+        n = k
+    for j, (s, e) in enumerate(image_runs(first, image_token_id)):
+        if s < n and (e > n or j > 0 or not has_slot):
+            return s
+    return n
 
 
 def token_logprobs(method, examples: list[Example], *, completion_ids: list[list[int]] | None = None,
@@ -85,21 +129,79 @@ def token_logprobs(method, examples: list[Example], *, completion_ids: list[list
     backbone = method.backbone
     if slot is None:
         slot = method.slot_outputs()
-    images, grid, extra_tokens = batch_images(method, examples, slot)
+    images, grids, extra_tokens = row_images(method, examples, slot)
     batch = encode(method, examples, with_answers=completion_ids is None, extra_image_tokens=extra_tokens)
     if completion_ids is None:
         input_ids, attention, labels = batch.input_ids, batch.attention_mask, batch.labels
     else:
         input_ids, attention, labels = _append(batch, completion_ids, backbone.pad_token_id)
+    device = backbone.device
+    input_ids, attention = input_ids.to(device), attention.to(device)
     mm_types = (input_ids.eq(backbone.image_token_id) & attention.bool()).long()
-    labels = labels.to(backbone.device)
+    labels = labels.to(device)
     mask = labels[:, 1:].ne(IGNORE_INDEX)
     keep = torch.nn.functional.pad(mask, (0, 1))  # position t predicts token t + 1
-    out = method.forward(input_ids=input_ids.to(backbone.device), attention_mask=attention.to(backbone.device),
-                         mm_token_type_ids=mm_types.to(backbone.device), image_outputs=images, image_grid_thw=grid,
-                         logits_to_keep=keep)
+    p = 0
+    checkpointing = method.model.training and any(getattr(m, "gradient_checkpointing", False) for m in method.model.modules())
+    if method.shared_prefix and len(examples) > 1 and not checkpointing:
+        # The position before the first answer token predicts it, so the prefix stops there.
+        p = shared_prefix_length(input_ids.tolist(), min(batch.prompt_lengths) - 1, backbone.image_token_id,
+                                 slot is not None)
+    if p > 0:
+        out = _shared_forward(method, input_ids, attention, mm_types, images, grids, keep, p)
+    else:
+        joined, grid = _joined(method, images, grids)
+        out = method.forward(input_ids=input_ids, attention_mask=attention, mm_token_type_ids=mm_types,
+                             image_outputs=joined, image_grid_thw=grid, logits_to_keep=keep)
     logp = _gather_logprobs(out.logits, labels[:, 1:][mask], temperature, banned)
     return torch.zeros(mask.shape, dtype=logp.dtype, device=logp.device).masked_scatter(mask, logp), mask
+
+
+def _shared_forward(method, input_ids, attention, mm_types, images, grids, keep, p: int):
+    """The batch's forward with its first `p` tokens run once and their cache broadcast to every row."""
+    backbone = method.backbone
+    slot_in_prefix = bool(mm_types[0, :p].any())  # only the slot can be there (`shared_prefix_length`)
+    joined, grid = _joined(method, images, grids)
+    if grid is None:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).view(1, 1, -1).expand(3, len(input_ids), -1)
+    else:
+        positions, _ = backbone.model.model.get_rope_index(input_ids, mm_token_type_ids=mm_types, image_grid_thw=grid,
+                                                         attention_mask=attention)
+    head, rest = ([images[0][:1]], [row[1:] for row in images]) if slot_in_prefix else ([[]], images)
+    head_grids, rest_grids = ([grids[0][:1]], [row[1:] for row in grids]) if slot_in_prefix else ([[]], grids)
+    prefix_images, prefix_grid = _joined(method, head, head_grids)
+    prefix = method.forward(input_ids=input_ids[:1, :p], attention_mask=attention[:1, :p],
+                            mm_token_type_ids=mm_types[:1, :p], image_outputs=prefix_images,
+                            image_grid_thw=prefix_grid, position_ids=positions[:, :1, :p], use_cache=True,
+                            logits_to_keep=torch.zeros(1, p, dtype=torch.bool))
+    cache = cache_of(prefix)
+    # Index 0 repeated: the one-row prefix becomes every row's (index_select keeps the graph to it).
+    cache.reorder_cache(torch.zeros(len(input_ids), dtype=torch.long, device=input_ids.device))
+    _replace_instead_of_copy(cache)
+    row_images_, row_grid = _joined(method, rest, rest_grids)
+    return method.forward(input_ids=input_ids[:, p:], attention_mask=attention, mm_token_type_ids=mm_types[:, p:],
+                          image_outputs=row_images_, image_grid_thw=row_grid, position_ids=positions[:, :, p:],
+                          past_key_values=cache, use_cache=True, logits_to_keep=keep[:, p:])
+
+
+def _replace_instead_of_copy(cache) -> None:
+    """Make the cache's linear-attention layers (Qwen3.5) store a new recurrent state by replacing the old one.
+
+    They copy it into the old tensor in place (a fixed address for CUDA graphs), but the rows' pass has
+    read that tensor as its initial state and needs it unchanged for the backward pass. Only this
+    cache object, which lives for one forward, is changed; attention layers are left as they are.
+    """
+    for layer in getattr(cache, "layers", ()):
+        states = getattr(layer, "recurrent_states", None)
+        if states is None:
+            continue
+
+        def update(recurrent_states, state_idx: int = 0, _states=states, **_):
+            last = recurrent_states if isinstance(recurrent_states, torch.Tensor) else recurrent_states[-1]
+            _states[state_idx] = last
+            return last
+
+        layer.update_recurrent_state = update
 
 
 def _gather_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float, banned: list[int] | None,

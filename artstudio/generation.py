@@ -28,7 +28,7 @@ import torch
 
 from .backbone import cache_of
 from .data import Example
-from .forward import encode, row_images
+from .forward import encode, row_images, shared_prefix_length
 
 
 @dataclass
@@ -47,17 +47,6 @@ class Generation:
     texts: list[list[str]]  # per example, num_return_sequences completions
     token_ids: list[list[list[int]]]  # the generated ids, up to and including the end token
     prompt_ids: list[list[int]]
-
-
-def _image_runs(ids: list[int], image_token_id: int) -> list[tuple[int, int]]:
-    """(start, end) of each run of image tokens."""
-    runs, pos = [], 0
-    for is_img, grp in groupby(ids, key=lambda t: t == image_token_id):
-        n = len(list(grp))
-        if is_img:
-            runs.append((pos, pos + n))
-        pos += n
-    return runs
 
 
 def rope_positions(backbone, ids: torch.Tensor, grids: list[torch.Tensor]) -> torch.Tensor:
@@ -92,24 +81,6 @@ def _forward(method, ids, pos, images, cache):
         outputs = method.transform_image_outputs(backbone.concat_image_outputs(images))
     return method.forward(input_ids=ids, attention_mask=None, image_outputs=outputs,
                           position_ids=pos, past_key_values=cache, use_cache=True)
-
-
-def _shared_prefix(rows, image_token_id: int, has_slot: bool) -> int:
-    """Longest common prefix that contains no per-row picture and leaves each row one token."""
-    first = rows[0]["ids"].tolist()
-    n = min(len(r["ids"]) for r in rows) - 1
-    for r in rows[1:]:
-        ids = r["ids"].tolist()
-        k = 0
-        while k < n and ids[k] == first[k]:
-            k += 1
-        n = k
-    for j, (s, e) in enumerate(_image_runs(first, image_token_id)):
-        # Only the slot (the first picture) is the same in every row; never split a picture.
-        if s < n and (e > n or j > 0 or not has_slot):
-            n = s
-            break
-    return max(n, 0)
 
 
 def placeholder_ids(backbone) -> list[int]:
@@ -165,7 +136,8 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     k = cfg.num_return_sequences
     banned = placeholder_ids(backbone)  # never sampled; greedy decoding stays exactly model.generate's
 
-    p = _shared_prefix(rows, backbone.image_token_id, slot is not None) if cfg.prefix_reuse else 0
+    ids = [r["ids"].tolist() for r in rows]
+    p = shared_prefix_length(ids, min(map(len, ids)) - 1, backbone.image_token_id, slot is not None) if cfg.prefix_reuse else 0
     prefix_cache = None
     if p > 0:
         r0 = rows[0]

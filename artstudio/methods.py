@@ -62,6 +62,9 @@ class Method(torch.nn.Module):
         # Prompt format: keep the chat template's default system turn (Qwen2/2.5-VL insert one)?
         # Off by default, as in the paper; every prompt of this method (training, evaluation, serving) follows it.
         self.keep_default_system: bool = False
+        # Run the rows' common prefix (template opening + canvas) once per batch (`artstudio.forward`);
+        # a run-time choice of the training loop (`TrainConfig.shared_prefix`), exact either way.
+        self.shared_prefix: bool = True
 
     @classmethod
     def lr_for(cls, objective: str = "sft") -> float:

@@ -74,6 +74,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps (0: never)"})
     snapshot_every: int = field(default=50, metadata={"help": "save the canvas as PNG every N steps (ART)"})
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
+    shared_prefix: bool = field(default=True, metadata={"help": "run the rows' common prefix (template opening and canvas) once per batch and share its cache: the same loss and gradients, less time"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen model's activations in the backward pass instead of keeping them: less memory, about a third more time; the same gradients"})
     overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in evaluation (default: from the answers)"})
@@ -175,6 +176,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         options["seed"] = config.seed  # the run's seed also draws the canvas / adapter initialisation
     method = build_method(config.method, backbone, options)
     method.keep_default_system = config.keep_default_system
+    method.shared_prefix = config.shared_prefix
     method.bind_task(card)
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()

@@ -316,7 +316,9 @@ def _build_train(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
 def _train(config) -> int:
     from artstudio.training import train
 
-    print(train_summary(train(config)))
+    result = train(config)
+    if result.main:  # one summary for a multi-process run
+        print(train_summary(result))
     return 0
 
 

@@ -24,7 +24,7 @@ import os
 import random
 import shutil
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
@@ -35,6 +35,7 @@ from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl
 from .errors import ConfigError
 from .atomic import atomic_write_text
+from .distributed import Processes
 from .checkpoint import has_checkpoint, load_checkpoint, lr_lambda, save_checkpoint
 from .methods import Method, build_method, get_method
 from .objectives import get_objective
@@ -123,6 +124,7 @@ class TrainResult:
     metrics: dict
     history: list[dict]
     artwork: Path | None = None
+    main: bool = True  # False in the other processes of a multi-process run (they write nothing)
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -158,17 +160,47 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     """Train `config.method` on `config.data`; keyword overrides are TrainConfig fields or method options."""
     config = _merge(config, overrides)
     config.check()
-    with run_folder(config) as out:
-        return _train(config, out, backbone, callbacks, should_stop, progress)
+    processes = Processes.from_env()
+    if processes.world == 1:
+        with run_folder(config) as out:
+            return _train(config, out, backbone, callbacks, should_stop, progress)
+    # Several processes (a launcher started them): the main one owns the run folder; the others learn
+    # whether it could take it (or why not) before they start, so a refusal stops every process.
+    if not get_objective(config.objective).splits_batches:
+        raise ConfigError(f"the {config.objective} objective trains on one process; run it without a "
+                          "multi-process launcher")
+    if config.batch_size < processes.world:
+        raise ConfigError(f"--batch-size {config.batch_size} is smaller than the {processes.world} processes; "
+                          "each process needs at least one row of the global batch")
+    with ExitStack() as stack:
+        error = None
+        if processes.is_main:
+            try:
+                stack.enter_context(run_folder(config))
+            except ConfigError as err:
+                error = str(err)
+        error = processes.broadcast(error)
+        if error is not None:
+            raise ConfigError(error)
+        return _train(config, Path(config.out), backbone, callbacks if processes.is_main else None, None,
+                      progress and processes.is_main, processes)
 
 
-def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, progress) -> TrainResult:
+def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, progress,
+           processes: Processes | None = None) -> TrainResult:
     from .evaluation import evaluate
 
+    processes = processes or Processes()
+    main = processes.is_main
+    if not main:
+        processes.barrier()  # the main process materialises a built-in task first
     train_rows, eval_rows, card = resolve_data(config)
+    if main:
+        processes.barrier()
     metric = config.metric or card.get("metric") or "exact"
     if backbone is None:
-        backbone = load_backbone(config.model, dtype=config.dtype, device=config.device)
+        backbone = load_backbone(config.model, dtype=config.dtype or _launcher_precision(),
+                                 device=config.device or processes.device)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     options = dict(config.method_options)
@@ -199,12 +231,15 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     # Built after a resume so the schedule continues at the checkpoint's step.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
     saved = asdict(config) | {"resolved": {"lr": lr, "metric": metric, "task": card, "trainable_params": method.num_trainable(),
-                                           "model_family": backbone.family}}
-    atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+                                           "model_family": backbone.family, "processes": processes.world}}
+    if main:
+        atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
+        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
     def emit(record: dict) -> None:
         history.append(record)
+        if not main:
+            return
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         for cb in callbacks or []:
@@ -229,18 +264,20 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             ts = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             total, stats, skipped = 0.0, {}, False
+            shard = {"processes": processes} if processes.world > 1 else {}
             for micro in range(config.grad_accum):
                 idx = batch_indices(len(train_rows), step, micro, config.batch_size, config.grad_accum, config.seed)
-                loss, stats = objective(method, [train_rows[i] for i in idx], step=step, micro=micro)
+                loss, stats = objective(method, [train_rows[i] for i in idx], step=step, micro=micro, **shard)
                 loss = loss / config.grad_accum
-                if not torch.isfinite(loss):
+                if processes.sum(float(not torch.isfinite(loss))):  # every process skips together
                     log.warning("step %d: non-finite loss (%s); step skipped, parameters unchanged", step + 1, loss.item())
                     skipped = True
                     break
                 if loss.requires_grad:
                     loss.backward()
-                total += loss.item()
+                total += processes.sum(loss.item())  # the shares add up to the global batch's loss
             if not skipped and params:
+                processes.sum_gradients(params)
                 norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
                 if torch.isfinite(norm):
                     opt.step()
@@ -254,13 +291,14 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                       "seconds_per_step": time.perf_counter() - ts, **stats}
             if skipped:
                 record["skipped"] = True
-            if config.eval_every and eval_rows and step % config.eval_every == 0 and step < config.steps:
+            if main and config.eval_every and eval_rows and step % config.eval_every == 0 and step < config.steps:
                 record |= run_eval(step, eval_rows[: config.eval_size] if config.eval_size else eval_rows)
-            if config.snapshot_every and hasattr(method, "image") and (step % config.snapshot_every == 0 or step == config.steps):
+            if main and config.snapshot_every and hasattr(method, "image") and (
+                    step % config.snapshot_every == 0 or step == config.steps):
                 (out / "snapshots").mkdir(exist_ok=True)
                 method.image().save(out / "snapshots" / f"step-{step:05d}.png")
             emit(record)
-            if config.checkpoint_every and (step % config.checkpoint_every == 0 or step == config.steps):
+            if main and config.checkpoint_every and (step % config.checkpoint_every == 0 or step == config.steps):
                 save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
             if bar is not None:
                 bar.update(1)
@@ -272,13 +310,16 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         bar.close()
     train_seconds = time.perf_counter() - t0
 
+    metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "trainable_params": method.num_trainable(),
+                               "stopped": stopped, "metric": metric, "train_rows": len(train_rows),
+                               "processes": processes.world}
+    done = step - start
+    metrics["seconds_per_step"] = train_seconds / done if done else None
+    if not main:  # the main process writes the run's outputs and evaluates
+        return TrainResult(out=out, method=method, metrics=metrics, history=history, main=False)
     if stopped and config.checkpoint_every:
         save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
     method.save(out / "final")
-    metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "trainable_params": method.num_trainable(),
-                               "stopped": stopped, "metric": metric, "train_rows": len(train_rows)}
-    done = step - start
-    metrics["seconds_per_step"] = train_seconds / done if done else None
     if eval_rows and not stopped:
         res = evaluate(method, eval_rows, metric, max_new_tokens=config.max_new_tokens, out_dir=out / "eval")
         metrics |= {"accuracy": res.accuracy, "eval_n": res.n, "latency_ms": res.latency_ms}
@@ -349,6 +390,13 @@ def gradient_checkpointing(model: torch.nn.Module, enabled: bool) -> Iterator[No
     finally:
         model.gradient_checkpointing_disable()
         model.train(was_training)
+
+
+def _launcher_precision() -> str | None:
+    """`accelerate launch --mixed_precision bf16|fp16` (or its config file) chooses the dtype when --dtype
+    does not: the frozen model is loaded in it (nothing trains in full weights here to keep in fp32)."""
+    mode = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    return mode if mode in ("bf16", "fp16") else None
 
 
 def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:

@@ -5,7 +5,8 @@
 
 An objective is a class registered by name, like a method (`@register_objective`). The loop builds it
 with `build(options, metric=, seed=, answers=)`, calls `bind(method)` once before any resume, and
-then, per micro-batch, `objective(method, examples, step=, micro=) -> (loss, stats)`. Facts about an
+then, per micro-batch, `objective(method, examples, step=, micro=) -> (loss, stats)` (with
+`processes=`, for an objective that `splits_batches`, its process's share of the global batch's loss). Facts about an
 objective live on its class: `lr_scale` (a method's default learning rate is multiplied by it) and
 `config_class` (the dataclass of its options, which the CLI turns into `--<name>-*` options).
 """
@@ -24,6 +25,9 @@ class Objective:
     label: ClassVar[str] = ""  # how the app's menus name it
     lr_scale: ClassVar[float] = 1.0
     config_class: ClassVar[type | None] = None
+    # True: given `processes` (several data-parallel processes, `artstudio.distributed`), it computes
+    # this process's share of the global batch's loss, the shares summing to the one-process loss.
+    splits_batches: ClassVar[bool] = False
 
     @classmethod
     def build(cls, options: dict | None = None, *, metric: str = "exact", seed: int = 0,
@@ -35,7 +39,7 @@ class Objective:
     def bind(self, method) -> None:
         """Called once before training (and before a resume restores the method's state)."""
 
-    def __call__(self, method, examples, *, step: int, micro: int = 0) -> tuple[Any, dict]:
+    def __call__(self, method, examples, *, step: int, micro: int = 0, processes=None) -> tuple[Any, dict]:
         raise NotImplementedError
 
 

@@ -244,7 +244,8 @@ class GRPOObjective(Objective):
         """Remember `method`'s current trainable state as the KL reference (call before resuming a run)."""
         self._reference = {k: v.detach().clone() for k, v in method.trainable_state().items()}
 
-    def __call__(self, method, examples: list[Example], *, step: int, micro: int = 0) -> tuple[torch.Tensor, dict]:
+    def __call__(self, method, examples: list[Example], *, step: int, micro: int = 0,
+                 processes=None) -> tuple[torch.Tensor, dict]:
         cfg = self.config
         if cfg.beta > 0 and self._reference is None:
             if step > 0:

@@ -1,0 +1,103 @@
+"""Data-parallel training over several processes, through accelerate's process state.
+
+    torchrun --nproc_per_node 2 -m artstudio train --data add-json --out runs/dp        # one machine
+    accelerate launch --num_processes 8 -m artstudio train --data add-json --out runs/dp
+    torchrun --nnodes 2 --node_rank R --nproc_per_node 8 --rdzv_endpoint HOST:29500 -m artstudio train ...
+
+A launcher (torchrun, `accelerate launch`, a cluster's) sets `WORLD_SIZE`/`RANK` for each process;
+`Processes.from_env()` then starts accelerate's `PartialState` (gloo on CPU, NCCL on GPUs, one GPU
+per process) and the training loop does the rest (`artstudio.training`):
+
+- every process builds the same method from the same seed, so they start equal;
+- each step's global batch (`--batch-size` rows per micro-batch, as on one process) is split by rows:
+  process k takes rows k, k + N, ...; the objective scales its part so that the parts sum to the
+  one-process loss (SFT: each part's answer tokens are divided by the whole batch's count), and the
+  trainable parameters' gradients are summed over processes before clipping and the update, so every
+  process takes the same step and the run equals one process's at the same global batch;
+- only the main process writes: the run folder (lock, checks, `--overwrite`), `config.json` (which
+  records the number of processes), metrics, checkpoints, snapshots, the final method, the
+  evaluation and the artwork. `--resume` reads the checkpoint in every process.
+
+Without a launcher (no `WORLD_SIZE`, or 1) nothing here is imported beyond this module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class Processes:
+    """Where this process stands among the run's processes (one, unless a launcher started several)."""
+
+    rank: int = 0
+    world: int = 1
+    device: str | None = None  # the device a launcher gave this process (its own GPU), if any
+
+    @classmethod
+    def from_env(cls) -> "Processes":
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        from accelerate import PartialState
+
+        # Without an accelerator accelerate only forms a CPU group when told to (gloo, or MPI where built in).
+        state = PartialState(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true")
+        device = str(state.device) if state.device.type != "cpu" else "cpu"
+        return cls(rank=state.process_index, world=state.num_processes, device=device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, rows: list) -> list:
+        """This process's rows of a global batch: rows rank, rank + world, ..."""
+        return rows[self.rank::self.world]
+
+    def sum_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """Sum the parameters' gradients over processes, in one collective (missing ones count as zero)."""
+        if self.world == 1 or not params:
+            return
+        import torch.distributed as dist
+
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        start = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[start:start + n].view_as(p).clone()
+            start += n
+
+    def sum(self, value: float) -> float:
+        """A number summed over processes (each process's share of the loss, a skip flag)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=self._collective_device())
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return float(t.item())
+
+    def broadcast(self, obj: Any) -> Any:
+        """The main process's `obj`, in every process."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, device=self._collective_device())
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def _collective_device(self) -> torch.device:
+        import torch.distributed as dist
+
+        return torch.device(self.device) if dist.get_backend() == "nccl" and self.device else torch.device("cpu")

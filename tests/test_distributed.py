@@ -1,0 +1,79 @@
+"""Data-parallel training (`artstudio.distributed`): two processes started by torchrun train the same
+canvas as one process at the same global batch; only the main process writes the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+import torch
+
+from artstudio.data import Example, write_jsonl
+
+pytestmark = pytest.mark.slow
+
+ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b) * (1 + (a + b) % 3), id=str(i))
+        for i, (a, b) in enumerate((a, b) for a in range(5) for b in range(4))]
+
+
+def _run(args: list[str], world: int, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(world),
+                "--master_port", str(29500 + os.getpid() % 1000 + world)] if world > 1 else [sys.executable]
+    return subprocess.run(launcher + ["-m", "artstudio", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_two_processes_train_the_canvas_of_one(tiny_model_dir, tmp_path):
+    model = tiny_model_dir("qwen3_5")
+    write_jsonl(tmp_path / "task" / "train.jsonl", ROWS[:16])
+    write_jsonl(tmp_path / "task" / "test.jsonl", ROWS[16:])
+    common = ["train", "--model", model, "--data", str(tmp_path / "task"), "--steps", "3", "--batch-size", "6",
+              "--canvas-size", "64", "--checkpoint-every", "2", "--snapshot-every", "0", "--eval-data",
+              str(tmp_path / "task" / "test.jsonl")]
+    one = _run(common + ["--out", str(tmp_path / "one")], 1, tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _run(common + ["--out", str(tmp_path / "two")], 2, tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+
+    canvas = {k: load_file(tmp_path / k / "final" / "method.safetensors") for k in ("one", "two")}
+    assert canvas["one"].keys() == canvas["two"].keys()
+    for key in canvas["one"]:
+        torch.testing.assert_close(canvas["two"][key], canvas["one"][key], atol=1e-5, rtol=0)
+    losses = {k: [json.loads(l)["loss"] for l in (tmp_path / k / "metrics.jsonl").read_text().splitlines()
+                  if "loss" in json.loads(l)] for k in ("one", "two")}
+    assert len(losses["two"]) == 3  # one writer: no step twice
+    assert losses["two"] == pytest.approx(losses["one"], abs=1e-5)
+    cfg = {k: json.loads((tmp_path / k / "config.json").read_text())["resolved"] for k in ("one", "two")}
+    assert (cfg["one"]["processes"], cfg["two"]["processes"]) == (1, 2)
+    assert (tmp_path / "two" / "artwork.png").is_file()
+    assert json.loads((tmp_path / "two" / "result.json").read_text())["processes"] == 2
+
+    # --resume continues the two-process run from its checkpoint the same way (step 2 -> 3 again).
+    (tmp_path / "two" / "final").rename(tmp_path / "two-final")
+    again = _run(common + ["--out", str(tmp_path / "two"), "--resume"], 2, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = load_file(tmp_path / "two" / "final" / "method.safetensors")
+    for key in resumed:
+        torch.testing.assert_close(resumed[key], canvas["one"][key], atol=1e-5, rtol=0)
+
+
+def test_a_refused_run_folder_stops_every_process(tiny_model_dir, tmp_path):
+    """The main process owns the folder; when it refuses (a run is there), no process hangs."""
+    model = tiny_model_dir("qwen3_5")
+    write_jsonl(tmp_path / "task" / "train.jsonl", ROWS[:8])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    proc = _run(["train", "--model", model, "--data", str(tmp_path / "task"), "--steps", "1", "--batch-size", "4",
+                 "--canvas-size", "64", "--eval-data", str(tmp_path / "task" / "train.jsonl"),
+                 "--out", str(tmp_path / "run")], 2, tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.count("already holds a run") >= 2  # both processes say why
+    # torchrun reports a failed child with its own traceback; none comes from our code.
+    frames = [line for line in proc.stderr.splitlines() if line.strip().startswith('File "')]
+    assert not [f for f in frames if "/artstudio/" in f], frames

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,19 @@ def test_pretraining_script_saves_a_loadable_model_and_its_report(tmp_path):
     assert bb.family == "qwen3_5" and bb.recommended_canvas_size == 96
     assert bb.model.config.text_config.rope_parameters["partial_rotary_factor"] == 1.0
     assert bb.tokenizer.convert_tokens_to_ids("<|im_start|>") != bb.tokenizer.unk_token_id
+
+
+@pytest.mark.slow
+def test_bench_scale_runs_on_cpu_with_two_layers(tmp_path):
+    """The GPU benchmark's script, on the real Qwen3.5-0.8B shapes cut to 2 layers: every method measured."""
+    out = tmp_path / "scale.json"
+    proc = subprocess.run([sys.executable, "benchmarks/bench_scale.py", "--layers", "2", "--vision-layers", "1",
+                           "--batch-size", "2", "--repeats", "1", "--prompt-tokens", "24", "--json", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"art", "art-unshared", "art-full-logits", "lora", "soft-prompt"}
+    assert results["art"]["lm_tokens"] < results["art-unshared"]["lm_tokens"]  # the prefix ran once
+    assert all(r["seconds_per_step"] > 0 and r["peak_mb"] > 0 for r in results.values())
+    assert "shared prefix" in proc.stdout and "answer-only logits" in proc.stdout

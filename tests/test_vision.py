@@ -92,3 +92,32 @@ def test_a_trained_canvas_served_as_png_gives_the_training_pixel_values(processo
     trained, _ = to_pixel_values(canvas(), Geometry.from_processor(processor))
     served = processor.image_processor(images=[canvas.to_pil()], return_tensors="pt")["pixel_values"]
     assert (trained.detach() - served).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_5"])
+def test_a_rows_own_picture_is_sized_as_qwen_vl_utils_sizes_it(tiny_model_dir, tmp_path, family):
+    """qwen-vl-utils is Qwen's reference for sizing a message's picture (`smart_resize`, and
+    `process_vision_info` for a whole message); a row's own picture gets the same visual-token grid."""
+    from qwen_vl_utils import process_vision_info, smart_resize
+
+    from artstudio.backbone import load_backbone
+    from artstudio.data import Example
+    from artstudio.forward import row_images
+    from artstudio.methods import build_method
+
+    bb = load_backbone(tiny_model_dir(family))
+    ip = bb.processor.image_processor
+    factor = ip.patch_size * ip.merge_size
+    lo, hi = ip.size["shortest_edge"], ip.size["longest_edge"]
+    method = build_method("base", bb)
+    for h, w in [(37, 53), (120, 300), (480, 640), (33, 700)]:
+        path = tmp_path / f"{h}x{w}.png"
+        Image.fromarray(np.random.default_rng(h).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+        _, grids, tokens = row_images(method, [Example(prompt="look", answer="x", id="0", image=str(path))])
+        rh, rw = smart_resize(h, w, factor=factor, min_pixels=lo, max_pixels=hi)
+        assert tokens[0] == (rh // factor) * (rw // factor), (h, w)
+        assert grids[0][0].tolist() == [[1, rh // ip.patch_size, rw // ip.patch_size]]
+        # The whole-message path: the picture process_vision_info returns is not resized again.
+        images, _ = process_vision_info([{"role": "user", "content": [
+            {"type": "image", "image": str(path), "min_pixels": lo, "max_pixels": hi}]}], image_patch_size=ip.patch_size)
+        assert images[0].size == (rw, rh)

@@ -40,6 +40,7 @@ class GenerationConfig:
     num_return_sequences: int = field(default=1, metadata={"help": "completions per prompt (GRPO group size)"})
     prefix_reuse: bool = field(default=True, metadata={"help": "compute the shared prefix once and reuse its KV cache"})
     batch_size: int = field(default=64, metadata={"help": "rows decoded together"})
+    ignore_eos: bool = field(default=False, metadata={"help": "decode max_new_tokens tokens even past an end token (vLLM's option of that name; for benchmarks)"})
 
 
 @dataclass
@@ -172,7 +173,8 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
                     produced[r].append(t)
                     if on_token is not None:
                         on_token(idx[r], t)
-            done |= torch.tensor([t in stop for t in nxt.tolist()], device=done.device)
+            if not cfg.ignore_eos:
+                done |= torch.tensor([t in stop for t in nxt.tolist()], device=done.device)
             if bool(done.all()):
                 break
             out = method.forward(input_ids=nxt[:, None], attention_mask=None, image_outputs=None,

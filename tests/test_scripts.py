@@ -85,3 +85,17 @@ def test_bench_scale_runs_on_cpu_with_two_layers(tmp_path):
     assert results["art"]["lm_tokens"] < results["art-unshared"]["lm_tokens"]  # the prefix ran once
     assert all(r["seconds_per_step"] > 0 and r["peak_mb"] > 0 for r in results.values())
     assert "shared prefix" in proc.stdout and "answer-only logits" in proc.stdout
+
+
+def test_vllm_check_skips_cleanly_without_vllm_or_a_gpu():
+    """benchmarks/vllm_check.py needs vLLM on a CUDA GPU; elsewhere it says why and exits 0."""
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("vllm") is not None and torch.cuda.is_available():
+        pytest.skip("vLLM and a GPU are here: run the check itself")
+    proc = subprocess.run([sys.executable, "benchmarks/vllm_check.py"], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("skipped: ")

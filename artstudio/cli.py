@@ -357,8 +357,12 @@ def train_summary(result) -> str:
             ("metric", m.get("metric")),
             ("accuracy", f"{_pct(m.get('accuracy'))} (n={m['eval_n']})" if "accuracy" in m else "- (no eval data)"),
             ("steps", m.get("steps")),
-            ("time", f"{m.get('train_seconds', 0):.1f} s" + (f" ({per_step:.3f} s/step)" if per_step else "")),
+            ("time", f"{m.get('train_seconds', 0):.1f} s" + (f" ({per_step:.3f} s/step)" if per_step else "")
+             + (f", {m['starts_seconds']:.1f} s of it on {len(m['start_val_accuracy'])} starts" if m.get("start") else "")),
             ("trainable", f"{m.get('trainable_params', 0):,} parameters")]
+    if m.get("start"):
+        scores = ", ".join(f"{k} {_pct(v)}" for k, v in m["start_val_accuracy"].items())
+        rows.append(("start", f"{m['start']} (validation accuracy after the short runs: {scores})"))
     if result.artwork is not None:
         rows.append(("artwork", result.artwork))
     rows.append(("run", result.out))

@@ -36,6 +36,7 @@ from .data import Example, load_jsonl
 from .errors import ConfigError
 from .atomic import atomic_write_text
 from .distributed import Processes
+from .starts import choose_start
 from .checkpoint import has_checkpoint, load_checkpoint, lr_lambda, save_checkpoint
 from .methods import Method, build_method, get_method
 from .objectives import get_objective
@@ -201,6 +202,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if backbone is None:
         backbone = load_backbone(config.model, dtype=config.dtype or _launcher_precision(),
                                  device=config.device or processes.device)
+    # Several starts (a canvas option): short runs from different starts, the best continues.
+    config, start_choice = choose_start(config, out, backbone, train_rows, card, progress=progress)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     options = dict(config.method_options)
@@ -231,7 +234,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     # Built after a resume so the schedule continues at the checkpoint's step.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
     saved = asdict(config) | {"resolved": {"lr": lr, "metric": metric, "task": card, "trainable_params": method.num_trainable(),
-                                           "model_family": backbone.family, "processes": processes.world}}
+                                           "model_family": backbone.family, "processes": processes.world,
+                                           **({"starts": start_choice} if start_choice else {})}}
     if main:
         atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -310,9 +314,14 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         bar.close()
     train_seconds = time.perf_counter() - t0
 
-    metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds, "trainable_params": method.num_trainable(),
-                               "stopped": stopped, "metric": metric, "train_rows": len(train_rows),
-                               "processes": processes.world}
+    # The starts' training is part of the run's cost (and of a comparison's time column).
+    starts_seconds = sum(r.get("train_seconds") or 0.0 for r in (start_choice or {}).get("starts", []))
+    metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds + starts_seconds,
+                               "trainable_params": method.num_trainable(), "stopped": stopped, "metric": metric,
+                               "train_rows": len(train_rows), "processes": processes.world}
+    if start_choice:
+        metrics |= {"starts_seconds": starts_seconds, "start": start_choice["chosen"],
+                    "start_val_accuracy": {r["start"]: r["val_accuracy"] for r in start_choice["starts"]}}
     done = step - start
     metrics["seconds_per_step"] = train_seconds / done if done else None
     if not main:  # the main process writes the run's outputs and evaluates
@@ -334,7 +343,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 
 # What a run writes in its folder: --overwrite removes exactly these, never anything else a folder holds.
 RUN_OUTPUTS = ("config.json", "metrics.jsonl", "result.json", "artwork.png", "checkpoint", "snapshots", "final",
-               "eval")
+               "eval", "starts")
 
 
 @contextmanager

@@ -1,0 +1,136 @@
+"""Several starts, the best continues: a canvas run that does not hang on its first minimum.
+
+    artstudio train --data sub-answer --starts 2 --out runs/sub-answer     # ART's `starts` option
+
+A canvas can fall into a poor minimum and stay there: on studio-tiny, sub-answer from a grey canvas
+ends at 19-24 % in every seed (its loss plateaus near 0.8), while the same run started from the
+Text-to-Canvas artwork of its description reaches 100 %; first-json is the other way round. With
+`starts = K > 1` the run first trains K canvases from different starts for a short while
+(`start_steps`, a fraction of the run's steps) on the training rows minus a validation split carved
+from them, scores each on that split, and then runs the ordinary training from the best one:
+
+1. the method's own initialisation (grey by default);
+2. the artwork the shipped Text-to-Canvas hypernetwork paints from the task's description, where one
+   fits the backbone (studio-tiny) and the task has a description;
+3. noise, with a different seed per further start.
+
+Each start is an ordinary run of the one training loop in `RUN/starts/<k>-<start>/` (its metrics,
+artwork and validation predictions stay there to look at); `RUN/starts/choice.json` says which won
+and why. The pick is the best validation accuracy, then the lowest final training loss. A resumed
+run reuses the starts that finished. The cost is K × start_steps + 1 times a single run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import replace
+from pathlib import Path
+
+from .atomic import atomic_write_text
+from .data import load_jsonl, split_validation, write_jsonl
+from .errors import ConfigError
+
+log = logging.getLogger("artstudio.starts")
+
+STARTS_FOLDER = "starts"
+VAL_MIN, VAL_MAX = 16, 64  # rows of the validation split (a tenth of the training rows within these)
+
+
+def starts_of(config) -> tuple[int, float]:
+    """(starts, start_steps) of a run: the method's options, or its config's defaults."""
+    from .methods import get_method
+    from .options import field_names
+
+    cls = get_method(config.method).config_class
+    if "starts" not in field_names(cls):
+        return 1, 0.0
+    defaults = cls()
+    opts = config.method_options or {}
+    return int(opts.get("starts", defaults.starts)), float(opts.get("start_steps", defaults.start_steps))
+
+
+def candidate_starts(config, backbone, card: dict, k: int) -> list[str]:
+    """The K starts, in order: the method's own init, the T2C artwork where one applies, then noise."""
+    own = str((config.method_options or {}).get("init", "gray"))
+    starts = [own]
+    if len(starts) < k and _t2c_fits(config, backbone, card):
+        starts.append("t2c")
+    while len(starts) < k:
+        starts.append("noise")
+    return starts
+
+
+def _t2c_fits(config, backbone, card: dict) -> bool:
+    """Whether the shipped T2C paints for this backbone, this canvas size and a task with a description."""
+    if not str(card.get("description") or "").strip():
+        return False
+    from .hyper.base import Hypernetwork
+    from .hyper.generate import DEFAULT_HYPER, resolve_hyper_folder
+
+    try:
+        folder = resolve_hyper_folder(DEFAULT_HYPER)
+        meta = Hypernetwork.read_meta(folder)
+        Hypernetwork.from_pretrained(folder, backbone)
+    except (ConfigError, OSError, KeyError, ValueError) as err:
+        log.info("no Text-to-Canvas start: %s", err)
+        return False
+    size = (config.method_options or {}).get("canvas_size")
+    return size is None or int(size) == int(meta["target"]["canvas_size"])
+
+
+def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True):
+    """Train the run's starts briefly and pick the best on a validation split. Returns the config that
+    trains from it (its `init` the winner's artwork) and the choice, or `(config, None)` for one start."""
+    from .distributed import Processes
+    from .training import train
+
+    k, fraction = starts_of(config)
+    if k <= 1:
+        return config, None
+    if not (0 < fraction < 1):
+        raise ConfigError(f"start_steps is {fraction}; expected the fraction of the run's steps each start trains, "
+                          "between 0 and 1")
+    if len(rows) < 2 * VAL_MIN:
+        log.warning("%d training rows are too few to carve a validation split for %d starts; one start runs", len(rows), k)
+        return config, None
+    folder = out / STARTS_FOLDER
+    n_val = max(VAL_MIN, min(VAL_MAX, round(0.1 * len(rows))))
+    train_rows, val_rows = split_validation(rows, n_val / len(rows), seed=config.seed)
+    write_jsonl(folder / "data" / "train.jsonl", train_rows)
+    write_jsonl(folder / "data" / "test.jsonl", val_rows)
+    atomic_write_text(folder / "data" / "card.json", json.dumps(card, indent=2) + "\n")
+    steps = max(1, math.ceil(fraction * config.steps))
+    results = []
+    for i, start in enumerate(candidate_starts(config, backbone, card, k)):
+        sub_out = folder / f"{i}-{start}"
+        result_file = sub_out / "result.json"
+        if not (result_file.is_file() and (sub_out / "artwork.png").is_file()):
+            options = {key: v for key, v in (config.method_options or {}).items() if key not in ("starts", "start_steps")}
+            method = config.method
+            if start == "t2c":
+                method = "t2c+art"
+                options.pop("init", None)
+            else:
+                options["init"] = start
+                options["seed"] = config.seed + i  # noise starts differ
+            sub = replace(config, out=str(sub_out), data=str(folder / "data"), eval_data=str(folder / "data" / "test.jsonl"),
+                          steps=steps, method=method, method_options=options | {"starts": 1}, eval_every=0,
+                          eval_size=None, checkpoint_every=0, snapshot_every=0, resume=False, overwrite=True)
+            train(sub, backbone=backbone, progress=progress)
+            Processes.from_env().barrier()  # in a multi-process run the main process writes the results
+        metrics = json.loads(result_file.read_text())
+        history = [json.loads(l) for l in (sub_out / "metrics.jsonl").read_text().splitlines() if l.strip()]
+        losses = [h["loss"] for h in history if h.get("loss") is not None]
+        tail = losses[-max(1, len(losses) // 5):]
+        results.append({"start": start, "folder": str(sub_out), "val_accuracy": metrics.get("accuracy"),
+                        "final_loss": sum(tail) / len(tail) if tail else None, "steps": steps,
+                        "train_seconds": metrics.get("train_seconds")})
+    best = max(results, key=lambda r: (r["val_accuracy"] or 0.0, -(r["final_loss"] if r["final_loss"] is not None else math.inf)))
+    choice = {"chosen": best["start"], "by": "validation accuracy, then final training loss", "val_rows": len(val_rows),
+              "starts": results}
+    atomic_write_text(folder / "choice.json", json.dumps(choice, indent=2) + "\n")
+    log.info("start %s chosen (validation accuracy %s)", best["start"], best["val_accuracy"])
+    options = dict(config.method_options or {}) | {"init": str(Path(best["folder"]) / "artwork.png")}
+    return replace(config, method_options=options), choice

@@ -366,7 +366,10 @@ def train_summary(result) -> str:
     if result.artwork is not None:
         rows.append(("artwork", result.artwork))
     rows.append(("run", result.out))
-    return table(rows)
+    text = table(rows)
+    if m.get("diagnosis"):
+        text += "\n\nwarning: " + m["diagnosis"]
+    return text
 
 
 # ---------------------------------------------------------------------------- export

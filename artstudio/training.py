@@ -36,6 +36,7 @@ from .data import Example, load_jsonl
 from .errors import ConfigError
 from .atomic import atomic_write_text
 from .distributed import Processes
+from .diagnosis import diagnose
 from .starts import choose_start
 from .checkpoint import has_checkpoint, load_checkpoint, lr_lambda, save_checkpoint
 from .methods import Method, build_method, get_method
@@ -314,6 +315,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         bar.close()
     train_seconds = time.perf_counter() - t0
 
+    diagnosis = diagnose([h["loss"] for h in history if h.get("loss") is not None], paints=method.paints(),
+                         starts=len((start_choice or {}).get("starts", [])) or 1) if not stopped else None
+    if diagnosis:
+        emit({"step": step, "diagnosis": diagnosis})
     # The starts' training is part of the run's cost (and of a comparison's time column).
     starts_seconds = sum(r.get("train_seconds") or 0.0 for r in (start_choice or {}).get("starts", []))
     metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds + starts_seconds,
@@ -322,6 +327,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if start_choice:
         metrics |= {"starts_seconds": starts_seconds, "start": start_choice["chosen"],
                     "start_val_accuracy": {r["start"]: r["val_accuracy"] for r in start_choice["starts"]}}
+    if diagnosis:
+        metrics["diagnosis"] = diagnosis
     done = step - start
     metrics["seconds_per_step"] = train_seconds / done if done else None
     if not main:  # the main process writes the run's outputs and evaluates

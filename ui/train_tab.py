@@ -295,6 +295,9 @@ def _metrics_text(job: Job) -> str:
                      f'on {e.get("eval_n", "?")} test prompts</div>')
     if last is not None:
         parts.append(f"last loss **{last['loss']:.4f}** · lr {last['lr']:.2g} · {last['seconds_per_step']:.2f} s/step")
+    diagnosis = next((h["diagnosis"] for h in reversed(job.history) if h.get("diagnosis")), None)
+    if diagnosis:
+        parts.append(f"**Looks stuck.** {diagnosis}")
     if job.status == FAILED:
         parts.append(f"**Error:** {job.message}")
     return "\n\n".join(parts)
@@ -335,6 +338,8 @@ def _log_text(job: Job) -> str:
             extra = f" · reward {h['reward_mean']:.3f}" if isinstance(h.get("reward_mean"), (int, float)) else ""
             lr = f" · lr {h['lr']:.2e}" if isinstance(h.get("lr"), (int, float)) else ""
             lines.append(f"step {h.get('step')}/{job.total} · loss {h['loss']:.4f}{extra}{lr}")
+        elif h.get("diagnosis"):
+            lines.append(f"warning: {h['diagnosis']}")
         elif h.get("skipped"):
             lines.append(f"step {h.get('step')}: skipped ({h.get('skipped')})")
     if job.status == QUEUED:

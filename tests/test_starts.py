@@ -1,0 +1,106 @@
+"""Several starts (`artstudio.starts`) and the stuck-run diagnosis (`artstudio.diagnosis`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from artstudio.backbone import load_backbone
+from artstudio.cli import train_summary
+from artstudio.data import Example, load_jsonl, write_jsonl
+from artstudio.diagnosis import diagnose
+from artstudio.errors import ConfigError
+from artstudio.training import TrainConfig, train
+
+ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i))
+        for i, (a, b) in enumerate((a, b) for a in range(8) for b in range(5))]
+
+
+@pytest.fixture(scope="module")
+def qwen35(tiny_model_dir):
+    return load_backbone(tiny_model_dir("qwen3_5"))
+
+
+@pytest.fixture()
+def task(tmp_path):
+    folder = tmp_path / "task"
+    write_jsonl(folder / "train.jsonl", ROWS)
+    write_jsonl(folder / "test.jsonl", ROWS[:6])
+    (folder / "card.json").write_text(json.dumps({"name": "sum", "description": "add two digits", "metric": "exact"}))
+    return folder
+
+
+def _config(task, out, **kw):
+    return TrainConfig(out=str(out), data=str(task), steps=10, batch_size=4, checkpoint_every=5, snapshot_every=0,
+                       method_options={"canvas_size": 64, "starts": 2, "start_steps": 0.2} | kw.pop("opts", {}), **kw)
+
+
+def test_starts_train_briefly_pick_on_validation_and_the_run_trains_from_the_winner(qwen35, task, tmp_path):
+    res = train(_config(task, tmp_path / "run"), backbone=qwen35, progress=False)
+    folder = tmp_path / "run" / "starts"
+    choice = json.loads((folder / "choice.json").read_text())
+    # No Text-to-Canvas fits a random tiny model: the own init, then noise.
+    assert [s["start"] for s in choice["starts"]] == ["gray", "noise"]
+    assert all(s["steps"] == 2 for s in choice["starts"])
+    best = max(choice["starts"], key=lambda s: (s["val_accuracy"], -s["final_loss"]))
+    assert choice["chosen"] == best["start"]
+    # The validation split is carved from the training rows, disjoint from what the starts trained on.
+    val, rest = load_jsonl(folder / "data" / "test.jsonl"), load_jsonl(folder / "data" / "train.jsonl")
+    assert len(val) == 16 and len(rest) == len(ROWS) - 16 and not {e.id for e in val} & {e.id for e in rest}
+    # The run starts from the winner's artwork and counts the starts' time as its own.
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["method_options"]["init"] == str(folder / f"{choice['starts'].index(best)}-{best['start']}" / "artwork.png")
+    assert cfg["resolved"]["starts"]["chosen"] == choice["chosen"]
+    m = res.metrics
+    assert m["start"] == choice["chosen"] and m["train_seconds"] >= m["starts_seconds"] > 0
+    assert "start " in train_summary(res) and "on 2 starts" in train_summary(res)
+
+    # A resumed run reuses the finished starts instead of training them again.
+    stamp = (folder / "0-gray" / "result.json").stat().st_mtime_ns
+    train(_config(task, tmp_path / "run", resume=True), backbone=qwen35, progress=False)
+    assert (folder / "0-gray" / "result.json").stat().st_mtime_ns == stamp
+
+    # --overwrite removes the starts with the rest of the run.
+    (folder / "0-gray" / "marker").write_text("old")
+    train(_config(task, tmp_path / "run", overwrite=True), backbone=qwen35, progress=False)
+    assert not (folder / "0-gray" / "marker").exists()
+
+
+def test_bad_starts_are_refused_before_training(qwen35, task, tmp_path):
+    with pytest.raises(ConfigError, match="starts"):
+        train(_config(task, tmp_path / "a", opts={"starts": 0}), backbone=qwen35, progress=False)
+    with pytest.raises(ConfigError, match="start_steps"):
+        train(_config(task, tmp_path / "b", opts={"start_steps": 1.5}), backbone=qwen35, progress=False)
+
+
+def test_too_few_rows_for_a_validation_split_run_one_start(qwen35, tmp_path):
+    folder = tmp_path / "small"
+    write_jsonl(folder / "train.jsonl", ROWS[:20])
+    write_jsonl(folder / "test.jsonl", ROWS[:4])
+    res = train(TrainConfig(out=str(tmp_path / "run"), data=str(folder), steps=2, batch_size=4, checkpoint_every=0,
+                            method_options={"canvas_size": 64, "starts": 2}), backbone=qwen35, progress=False)
+    assert "start" not in res.metrics and not (tmp_path / "run" / "starts").exists()
+
+
+def test_a_flat_high_loss_is_called_stuck_and_a_falling_or_low_one_is_not():
+    stuck = [2.0] * 10 + [0.81, 0.80, 0.82, 0.80] * 15  # sub-answer's curve: 0.8 and flat
+    said = diagnose(stuck, paints=True)
+    assert said and "plateaued at 0.81" in said and "--starts 2" in said
+    assert "All 2 starts" in diagnose(stuck, paints=True, starts=2)
+    assert "--starts" not in diagnose(stuck, paints=False)
+    assert diagnose([2.0 * 0.97 ** i for i in range(70)], paints=True) is None  # still falling
+    assert diagnose([1.0] * 10 + [0.05] * 60, paints=True) is None  # flat but learnt
+    assert diagnose([0.9] * 10, paints=True) is None  # too short to tell
+
+
+def test_a_run_whose_loss_stays_flat_and_high_says_so(qwen35, task, tmp_path):
+    """A learning rate too small to move the canvas: the loss stays where it started (about 4.6)."""
+    res = train(TrainConfig(out=str(tmp_path / "run"), data=str(task), steps=20, batch_size=2, lr=1e-9,
+                            checkpoint_every=0, snapshot_every=0, method_options={"canvas_size": 64}),
+                backbone=qwen35, progress=False)
+    assert "looks stuck" in res.metrics["diagnosis"]
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["diagnosis"] == res.metrics["diagnosis"]
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("diagnosis") for r in records)
+    assert "warning: the loss plateaued" in train_summary(res)

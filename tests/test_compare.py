@@ -307,3 +307,23 @@ def test_time_left_follows_the_measured_speed(model, tmp_path, monkeypatch):
     assert events[0]["phase"] == "estimate" and events[0]["eta_seconds"] == pytest.approx(400.0)
     done = [e for e in events if e["phase"] == "test"]
     assert len(done) == 2 and done[0]["eta_seconds"] < 50 and done[1]["eta_seconds"] == 0
+
+
+@pytest.mark.slow
+def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch):
+    """--workers 2: two processes split the cells (grids first, then test runs) in one results folder;
+    the caller then finds every cell finished and writes the table, as a one-process run would."""
+    tasks = [make_task(tmp_path / "a"), make_task(tmp_path / "b")]
+    kw = common(tmp_path, model, methods="art,base", tasks=",".join(str(t) for t in tasks), seeds="0,1",
+                lr_grid="art=0.01,0.3", val_fraction=0.3)
+    table = C.compare(workers=2, **kw)
+    assert len(table) == 8 and {r["lr_source"] for r in table if r["method"] == "art"} == {"grid"}
+    logs = [(tmp_path / "results" / "workers" / f"worker-{k}.log").read_text() for k in range(2)]
+    assert all("worker" in log for log in logs)
+    # Every cell is on disk: a one-process run with the same folder trains nothing.
+    calls: list[str] = []
+    real = harness.train
+    monkeypatch.setattr(harness, "train", lambda cfg, **k: calls.append(cfg.method) or real(cfg, **k))
+    assert C.compare(**kw).records == table.records and calls == []
+    with pytest.raises(ConfigError, match="--workers"):
+        C.compare(workers=0, **kw)

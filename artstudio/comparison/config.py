@@ -36,6 +36,7 @@ class CompareConfig:
     eval_size: int | None = field(default=None, metadata={"help": "score only the first N test rows of each task (default: all)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    workers: int = field(default=1, metadata={"help": "cells run in this many processes at once, sharing the results folder (CPU threads split between them; on GPUs, worker k uses GPU k mod the GPUs)"})
 
 
 def parse_list(value: str | list | tuple | None) -> list[str]:
@@ -118,6 +119,8 @@ def _check(config: CompareConfig, methods: list[str]) -> None:
     get_objective(config.objective)  # an unknown name fails here, listing the known ones
     if config.steps < 1 or config.batch_size < 1:
         raise ConfigError("steps and batch size must be at least 1")
+    if config.workers < 1:
+        raise ConfigError(f"--workers is {config.workers}; expected 1 (one process) or more")
     if config.grpo and config.objective != "grpo":
         raise ConfigError("GRPO options were given but the objective is sft; add --objective grpo or drop them")
     if config.objective == "grpo":

@@ -336,6 +336,38 @@ class _Comparison:
         table.write(self.out, plots=True)
         return table
 
+    def run_share(self, worker: int, workers: int) -> None:
+        """Run this worker's share of the cells (every `workers`-th of the plan); the parent writes the table.
+
+        Grid runs come first; a test cell needs every grid's choice, so a worker that finished its grid
+        runs waits for the others' to appear on disk before it starts its test runs.
+        """
+        config = self.config
+        self.guard = BackboneGuard(lambda: load_backbone(config.model, dtype=config.dtype, device=config.device))
+        grid_plan = [c for t in self.tasks for m in self.methods for c in self.grid_cells(m, t)]
+        self.bar = _Progress(len(grid_plan) + len(self.test_cells()), self.callback, 0.0, 0.0)
+        self.bar.bar.set_description(f"worker {worker + 1}/{workers}")
+        self.pending, self.remaining = {}, 0.0
+        gc.freeze()
+        try:
+            # Round robin over the plan's order, which every worker computes alike: balanced shares.
+            for i, cell in enumerate(grid_plan):
+                if i % workers == worker and self._run(cell) is None:
+                    return
+            grids = {(m, t.name) for t in self.tasks for m in self.methods if self.grid_cells(m, t)}
+            while True:
+                self.chosen = {}
+                self._run_grids(finished_only=True)
+                if len({(m, t) for m, per in self.chosen.items() for t in per}) == len(grids):
+                    break
+                time.sleep(1.0)
+            for i, cell in enumerate(self.test_cells().values()):
+                if i % workers == worker and self._run(cell) is None:
+                    return
+        finally:
+            self.bar.close()
+            gc.unfreeze()
+
     def _announce(self, n_test: int, n_grid: int, n_pending: int, prior: tuple[float, float]) -> None:
         msg = (f"compare: {len(self.methods)} methods × {len(self.tasks)} tasks × {len(self.seeds)} seeds = {n_test} runs"
                + (f" + {n_grid} lr-grid runs" if n_grid else "")
@@ -428,6 +460,73 @@ def compare(config: CompareConfig | None = None, progress: Callable[[dict], None
     `done`, `total` and `eta_seconds`; `should_stop()` returning True ends the run after the current
     step (finished cells are kept; the next call resumes). Returns the table of finished rows.
     """
-    return _Comparison(_coerce(config, overrides), progress, should_stop).run()
+    config = _coerce(config, overrides)
+    if config.workers > 1:
+        _run_workers(config, progress, should_stop)
+    return _Comparison(config, progress, should_stop).run()
+
+
+def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+    """Run the cells in `config.workers` processes sharing the results folder; the caller then finds
+    them finished and writes the table. Each worker gets an equal share of the CPU threads (and, on
+    GPUs, GPU k mod the GPU count). A worker that fails stops the others; its log names the cause."""
+    import os
+    import subprocess
+
+    _Comparison(config, None, None)  # prepares the tasks and splits once, before the workers read them
+    out = Path(config.out) / "workers"
+    out.mkdir(parents=True, exist_ok=True)
+    spec = out / "config.json"
+    atomic_write_text(spec, json.dumps(asdict(config), default=str) + "\n")
+    threads = max(1, (os.cpu_count() or 1) // config.workers)
+    gpus = torch.cuda.device_count() if (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") else 0
+    procs = []
+    for k in range(config.workers):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
+        log_file = open(out / f"worker-{k}.log", "w")
+        procs.append((subprocess.Popen([sys.executable, "-m", "artstudio.comparison.harness", str(spec), str(k),
+                                        str(config.workers)], env=env, stdout=log_file, stderr=subprocess.STDOUT),
+                      log_file))
+    print(f"compare: {config.workers} workers, {threads} CPU thread(s) each; logs in {out}", file=sys.stderr, flush=True)
+    failed = None
+    try:
+        while any(p.poll() is None for p, _ in procs):
+            if should_stop is not None and should_stop():
+                break
+            bad = [k for k, (p, _) in enumerate(procs) if p.poll() not in (None, 0)]
+            if bad:
+                failed = bad[0]
+                break
+            if progress is not None:
+                done = sum(1 for _ in Path(config.out).glob("*/*/cell.json"))
+                progress({"phase": "workers", "done": done, "total": None, "eta_seconds": None})
+            time.sleep(1.0)
+        else:
+            failed = next((k for k, (p, _) in enumerate(procs) if p.returncode != 0), None)
+    finally:
+        for p, log_file in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
+            log_file.close()
+    if failed is not None:
+        tail = (out / f"worker-{failed}.log").read_text(errors="replace").strip().splitlines()[-5:]
+        raise ConfigError(f"compare worker {failed} failed; the last lines of {out / f'worker-{failed}.log'}:\n"
+                          + "\n".join(tail))
+
+
+def _worker_main(argv: list[str]) -> int:
+    """`python -m artstudio.comparison.harness CONFIG.json K N`: one worker's share of a comparison."""
+    spec, k, n = Path(argv[0]), int(argv[1]), int(argv[2])
+    config = _coerce(None, json.loads(spec.read_text()) | {"workers": 1})
+    _Comparison(config, None, None).run_share(k, n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
 
 

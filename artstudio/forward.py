@@ -161,7 +161,8 @@ def _shared_forward(method, input_ids, attention, mm_types, images, grids, keep,
     """The batch's forward with its first `p` tokens run once and their cache broadcast to every row."""
     backbone = method.backbone
     slot_in_prefix = bool(mm_types[0, :p].any())  # only the slot can be there (`shared_prefix_length`)
-    joined, grid = _joined(method, images, grids)
+    every = [g for row in grids for g in row]
+    grid = torch.cat(every) if every else None  # the batch's pictures, for the model's own positions
     if grid is None:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).view(1, 1, -1).expand(3, len(input_ids), -1)
     else:

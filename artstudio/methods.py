@@ -239,8 +239,15 @@ class ArtConfig:
     l2_weight: float = field(default=0.0, metadata={"help": "weight of the L2 distance to the initial image (keeps it recognisable)"})
     placement: Literal["first", "after-text"] = field(default="first", metadata={"help": "first (prefix-cacheable) or after-text"})
     seed: int | None = field(default=None, metadata={"help": "seed of the canvas initialisation (default: the run's --seed)"})
-    starts: int = field(default=1, metadata={"help": "canvases trained briefly from different starts (own init, the Text-to-Canvas artwork where one fits, noise); the best on a validation split carved from the training rows is trained for the run (artstudio/starts.py)"})
+    starts: int | None = field(default=None, metadata={"help": "canvases trained briefly from different starts (own init, the Text-to-Canvas artwork where one fits, noise); the best on a validation split carved from the training rows is trained for the run (artstudio/starts.py). Default: 2 where a Text-to-Canvas start fits (studio-tiny, a task with a description), else 1"})
     start_steps: float = field(default=0.15, metadata={"help": "with --starts > 1: fraction of the run's steps each start trains before the pick"})
+
+
+@dataclass
+class SingleStartConfig(ArtConfig):
+    """ART with one start: the canvas trains from its own initialisation only."""
+
+    starts: int | None = field(default=1, metadata={"help": "canvases trained from different starts (1: the plain method)"})
 
 
 def recommended_canvas_size(backbone) -> int:
@@ -291,7 +298,7 @@ class ArtMethod(Method):
             cfg.seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         if cfg.placement not in ("first", "after-text"):
             raise ConfigError(f"placement must be 'first' or 'after-text', got {cfg.placement!r}")
-        if cfg.starts < 1 or not 0 < cfg.start_steps < 1:
+        if (cfg.starts is not None and cfg.starts < 1) or not 0 < cfg.start_steps < 1:
             raise ConfigError(f"starts is {cfg.starts} and start_steps {cfg.start_steps}; expected starts >= 1 and "
                               "start_steps between 0 and 1 (the fraction of the run's steps each start trains)")
         self.placement = cfg.placement
@@ -344,6 +351,14 @@ class ArtMethod(Method):
             metadata["extra"] = {**metadata.get("extra", {}), "keep_default_system": True}
         meta = metadata_for(self.backbone, canvas_size=list(self.canvas.size), placement=self.placement, **metadata)
         return export_artwork(self.image(), path, meta)
+
+
+@register
+class SingleStartArtMethod(ArtMethod):
+    """Plain ART, one start: beside `art` in a comparison, it shows what the starts add."""
+
+    name = "art-single"
+    config_class = SingleStartConfig
 
 
 @dataclass

@@ -38,17 +38,20 @@ STARTS_FOLDER = "starts"
 VAL_MIN, VAL_MAX = 16, 64  # rows of the validation split (a tenth of the training rows within these)
 
 
-def starts_of(config) -> tuple[int, float]:
-    """(starts, start_steps) of a run: the method's options, or its config's defaults."""
+def starts_of(config) -> tuple[int | None, float]:
+    """(starts, start_steps) of a run: the method's options, or its config's defaults (None: decide by
+    whether a Text-to-Canvas start fits)."""
     from .methods import get_method
     from .options import field_names
 
-    cls = get_method(config.method).config_class
-    if "starts" not in field_names(cls):
+    method = get_method(config.method)
+    cls = method.config_class
+    if not method.trains or "starts" not in field_names(cls):
         return 1, 0.0
     defaults = cls()
     opts = config.method_options or {}
-    return int(opts.get("starts", defaults.starts)), float(opts.get("start_steps", defaults.start_steps))
+    k = opts.get("starts", defaults.starts)
+    return (None if k is None else int(k)), float(opts.get("start_steps", defaults.start_steps))
 
 
 def candidate_starts(config, backbone, card: dict, k: int) -> list[str]:
@@ -62,22 +65,29 @@ def candidate_starts(config, backbone, card: dict, k: int) -> list[str]:
     return starts
 
 
+_FITS: dict = {}  # id(backbone) -> the shipped T2C's canvas size for it, or None where it does not fit
+
+
 def _t2c_fits(config, backbone, card: dict) -> bool:
     """Whether the shipped T2C paints for this backbone, this canvas size and a task with a description."""
     if not str(card.get("description") or "").strip():
         return False
-    from .hyper.base import Hypernetwork
-    from .hyper.generate import DEFAULT_HYPER, resolve_hyper_folder
+    if id(backbone) not in _FITS or _FITS[id(backbone)][0] is not backbone:
+        from .hyper.base import Hypernetwork
+        from .hyper.generate import DEFAULT_HYPER, resolve_hyper_folder
 
-    try:
-        folder = resolve_hyper_folder(DEFAULT_HYPER)
-        meta = Hypernetwork.read_meta(folder)
-        Hypernetwork.from_pretrained(folder, backbone)
-    except (ConfigError, OSError, KeyError, ValueError) as err:
-        log.info("no Text-to-Canvas start: %s", err)
-        return False
+        try:
+            folder = resolve_hyper_folder(DEFAULT_HYPER)
+            side = int(Hypernetwork.read_meta(folder)["target"]["canvas_size"])
+            Hypernetwork.from_pretrained(folder, backbone)  # refuses a backbone it was not trained for
+        except (ConfigError, OSError, KeyError, ValueError) as err:
+            log.info("no Text-to-Canvas start: %s", err)
+            side = None
+        _FITS.clear()  # one entry: never keeps an old backbone alive
+        _FITS[id(backbone)] = (backbone, side)
+    side = _FITS[id(backbone)][1]
     size = (config.method_options or {}).get("canvas_size")
-    return size is None or int(size) == int(meta["target"]["canvas_size"])
+    return side is not None and (size is None or int(size) == side)
 
 
 def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True):
@@ -87,6 +97,8 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     from .training import train
 
     k, fraction = starts_of(config)
+    if k is None:  # the default: two starts where the T2C start (measured to pay on studio-tiny) fits
+        k = 2 if _t2c_fits(config, backbone, card) else 1
     if k <= 1:
         return config, None
     if not (0 < fraction < 1):

@@ -41,6 +41,7 @@ class T2COptions(ArtConfig):
     hyper: str = field(default=DEFAULT_HYPER, metadata={"help": "T2C hypernetwork folder (default: the shipped one for studio-tiny)"})
     description: str = field(default="", metadata={"help": "task description (default: the task card's, bound by the harness)"})
     encoder: str | None = field(default=None, metadata={"help": "task encoder (default: the one the hypernetwork was trained with)"})
+    starts: int | None = field(default=1, metadata={"help": "one start: the generated artwork is the start"})
 
 
 @register

@@ -279,7 +279,7 @@ class TextToCanvas(Hypernetwork):
             return load_file(str(file))["canvas"]
         result = train(TrainConfig(out=str(folder / "run"), data=str(task.folder), method="art", steps=steps,
                                    seed=seed, checkpoint_every=0, snapshot_every=0,
-                                   method_options={"canvas_size": self.side}),
+                                   method_options={"canvas_size": self.side, "starts": 1}),  # plain ART: no T2C start
                        backbone=backbone, progress=False)
         with torch.no_grad():
             canvas = result.method.canvas().detach().float().cpu()

@@ -170,6 +170,11 @@ def train_config(config: TuneConfig, train_over: dict, options: dict, *, out: Pa
 
     base = TrainConfig()
     batch = train_over.get("batch_size", base.batch_size)
+    from ..methods import get_method
+    from ..options import field_names
+
+    if "starts" in field_names(get_method(config.method).config_class):
+        options = {"starts": 1} | dict(options)  # a trial measures its configuration from one start
     values = {"out": str(out), "data": data, "eval_data": eval_data, "model": config.model or DEFAULT_MODEL,
               "method": config.method, "method_options": dict(options), "objective": config.objective,
               "steps": _steps_for(config, steps, batch), "seed": config.seed, "device": config.device,

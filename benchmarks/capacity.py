@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         common["model"] = args.model
     rows = []
     for side in [int(s) for s in args.sizes.split(",")]:
-        table = compare(methods="art,soft-prompt", out=str(args.out / f"px{side}"),
-                        method_options={"art": {"canvas_size": side}, "soft-prompt": {"canvas_size": side}}, **common)
+        # Plain ART (one start), so the canvas's own capacity is measured, not the T2C start's help.
+        table = compare(methods="art-single,soft-prompt", out=str(args.out / f"px{side}"),
+                        method_options={"art-single": {"canvas_size": side}, "soft-prompt": {"canvas_size": side}},
+                        **common)
         rows += [r | {"canvas_size": side, "tokens": (side // 32) ** 2} for r in table]
     table = compare(methods="lora", out=str(args.out / "lora"), **common)
     rows += [r | {"canvas_size": None, "tokens": None} for r in table]
@@ -106,7 +108,7 @@ def plot(rows: list[dict], path: Path) -> None:
     tasks = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for method, colour in (("art", "#2563eb"), ("soft-prompt", "#f59e0b")):
+        for method, colour in (("art-single", "#2563eb"), ("soft-prompt", "#f59e0b")):
             pts = sorted((r["tokens"], r["accuracy"]) for r in rows if r["task"] == task and r["method"] == method)
             by = {}
             for t, a in pts:

@@ -104,3 +104,17 @@ def test_a_run_whose_loss_stays_flat_and_high_says_so(qwen35, task, tmp_path):
     records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("diagnosis") for r in records)
     assert "warning: the loss plateaued" in train_summary(res)
+
+
+def test_the_app_shows_the_diagnosis_beside_the_accuracy():
+    from ui.jobs import DONE, Job
+    from ui.train_tab import _log_text, _metrics_text
+
+    job = Job(id=1, kind="train", title="art on sub-answer", work=lambda j: None, total=60, status=DONE)
+    for step in range(1, 61):
+        job.record({"step": step, "loss": 0.8, "lr": 0.05, "seconds_per_step": 0.2})
+    job.record({"step": 60, "diagnosis": "the loss plateaued at 0.80 over the last 12 steps (...)"})
+    job.record({"step": 60, "eval_accuracy": 0.22, "eval_n": 200, "final": True})
+    shown = _metrics_text(job)
+    assert "22.0%" in shown and "**Looks stuck.** the loss plateaued at 0.80" in shown
+    assert "warning: the loss plateaued" in _log_text(job)

@@ -90,7 +90,7 @@ def _t2c_fits(config, backbone, card: dict) -> bool:
     return side is not None and (size is None or int(size) == side)
 
 
-def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True):
+def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True, should_stop=None):
     """Train the run's starts briefly and pick the best on a validation split. Returns the config that
     trains from it (its `init` the winner's artwork) and the choice, or `(config, None)` for one start."""
     from .distributed import Processes
@@ -118,7 +118,9 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     for i, start in enumerate(candidate_starts(config, backbone, card, k)):
         sub_out = folder / f"{i}-{start}"
         result_file = sub_out / "result.json"
-        if not (result_file.is_file() and (sub_out / "artwork.png").is_file()):
+        finished = result_file.is_file() and (sub_out / "artwork.png").is_file() and not json.loads(
+            result_file.read_text()).get("stopped") and json.loads(result_file.read_text()).get("steps") == steps
+        if not finished:
             options = {key: v for key, v in (config.method_options or {}).items() if key not in ("starts", "start_steps")}
             method = config.method
             if start == "t2c":
@@ -130,8 +132,10 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
             sub = replace(config, out=str(sub_out), data=str(folder / "data"), eval_data=str(folder / "data" / "test.jsonl"),
                           steps=steps, method=method, method_options=options | {"starts": 1}, eval_every=0,
                           eval_size=None, checkpoint_every=0, snapshot_every=0, resume=False, overwrite=True)
-            train(sub, backbone=backbone, progress=progress)
+            res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop)
             Processes.from_env().barrier()  # in a multi-process run the main process writes the results
+            if res.metrics.get("stopped"):
+                return config, None  # asked to stop: the run stops before its first step, resumable
         metrics = json.loads(result_file.read_text())
         history = [json.loads(l) for l in (sub_out / "metrics.jsonl").read_text().splitlines() if l.strip()]
         losses = [h["loss"] for h in history if h.get("loss") is not None]

@@ -204,7 +204,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         backbone = load_backbone(config.model, dtype=config.dtype or _launcher_precision(),
                                  device=config.device or processes.device)
     # Several starts (a canvas option): short runs from different starts, the best continues.
-    config, start_choice = choose_start(config, out, backbone, train_rows, card, progress=progress)
+    config, start_choice = choose_start(config, out, backbone, train_rows, card, progress=progress,
+                                        should_stop=should_stop)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     options = dict(config.method_options)

@@ -118,3 +118,13 @@ def test_the_app_shows_the_diagnosis_beside_the_accuracy():
     shown = _metrics_text(job)
     assert "22.0%" in shown and "**Looks stuck.** the loss plateaued at 0.80" in shown
     assert "warning: the loss plateaued" in _log_text(job)
+
+
+def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(qwen35, task, tmp_path):
+    asked = iter([False] * 1 + [True] * 1000)  # stop inside the first start
+    res = train(_config(task, tmp_path / "run"), backbone=qwen35, progress=False, should_stop=lambda: next(asked))
+    assert res.metrics["stopped"] and res.metrics["steps"] == 0 and "start" not in res.metrics
+    assert json.loads((tmp_path / "run" / "starts" / "0-gray" / "result.json").read_text())["stopped"]
+    again = train(_config(task, tmp_path / "run", resume=True), backbone=qwen35, progress=False)
+    assert again.metrics["steps"] == 10 and "start" in again.metrics
+    assert json.loads((tmp_path / "run" / "starts" / "0-gray" / "result.json").read_text())["steps"] == 2

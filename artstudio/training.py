@@ -204,6 +204,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         backbone = load_backbone(config.model, dtype=config.dtype or _launcher_precision(),
                                  device=config.device or processes.device)
     # Several starts (a canvas option): short runs from different starts, the best continues.
+    requested = config  # what config.json records; the start chosen goes under "resolved"
     config, start_choice = choose_start(config, out, backbone, train_rows, card, progress=progress,
                                         should_stop=should_stop)
     torch.manual_seed(config.seed)
@@ -235,9 +236,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         group.setdefault("initial_lr", lr)
     # Built after a resume so the schedule continues at the checkpoint's step.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
-    saved = asdict(config) | {"resolved": {"lr": lr, "metric": metric, "task": card, "trainable_params": method.num_trainable(),
+    saved = asdict(requested) | {"resolved": {"lr": lr, "metric": metric, "task": card, "trainable_params": method.num_trainable(),
                                            "model_family": backbone.family, "processes": processes.world,
-                                           **({"starts": start_choice} if start_choice else {})}}
+                                           **({"starts": start_choice, "init": config.method_options["init"]}
+                                              if start_choice else {})}}
     if main:
         atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))

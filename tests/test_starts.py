@@ -50,7 +50,8 @@ def test_starts_train_briefly_pick_on_validation_and_the_run_trains_from_the_win
     assert len(val) == 16 and len(rest) == len(ROWS) - 16 and not {e.id for e in val} & {e.id for e in rest}
     # The run starts from the winner's artwork and counts the starts' time as its own.
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["method_options"]["init"] == str(folder / f"{choice['starts'].index(best)}-{best['start']}" / "artwork.png")
+    assert cfg["resolved"]["init"] == str(folder / f"{choice['starts'].index(best)}-{best['start']}" / "artwork.png")
+    assert "init" not in cfg["method_options"]  # config.json keeps what was asked for, so it reruns as given
     assert cfg["resolved"]["starts"]["chosen"] == choice["chosen"]
     m = res.metrics
     assert m["start"] == choice["chosen"] and m["train_seconds"] >= m["starts_seconds"] > 0

@@ -65,14 +65,14 @@ def candidate_starts(config, backbone, card: dict, k: int) -> list[str]:
     return starts
 
 
-_FITS: dict = {}  # id(backbone) -> the shipped T2C's canvas size for it, or None where it does not fit
+_FITS: list = [None, None]  # [the backbone last asked about, the shipped T2C's canvas size for it or None]
 
 
 def _t2c_fits(config, backbone, card: dict) -> bool:
     """Whether the shipped T2C paints for this backbone, this canvas size and a task with a description."""
     if not str(card.get("description") or "").strip():
         return False
-    if id(backbone) not in _FITS or _FITS[id(backbone)][0] is not backbone:
+    if _FITS[0] is not backbone:
         from .hyper.base import Hypernetwork
         from .hyper.generate import DEFAULT_HYPER, resolve_hyper_folder
 
@@ -83,11 +83,19 @@ def _t2c_fits(config, backbone, card: dict) -> bool:
         except (ConfigError, OSError, KeyError, ValueError) as err:
             log.info("no Text-to-Canvas start: %s", err)
             side = None
-        _FITS.clear()  # one entry: never keeps an old backbone alive
-        _FITS[id(backbone)] = (backbone, side)
-    side = _FITS[id(backbone)][1]
+        _FITS[:] = [backbone, side]  # one slot: never keeps an old backbone alive
+    side = _FITS[1]
     size = (config.method_options or {}).get("canvas_size")
     return side is not None and (size is None or int(size) == side)
+
+
+def _finished(folder: Path, steps: int) -> dict | None:
+    """The metrics of a start run that trained all its `steps` and exported its artwork, else None."""
+    result = folder / "result.json"
+    if not (result.is_file() and (folder / "artwork.png").is_file()):
+        return None
+    metrics = json.loads(result.read_text())
+    return metrics if not metrics.get("stopped") and metrics.get("steps") == steps else None
 
 
 def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True, should_stop=None):
@@ -117,10 +125,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     results = []
     for i, start in enumerate(candidate_starts(config, backbone, card, k)):
         sub_out = folder / f"{i}-{start}"
-        result_file = sub_out / "result.json"
-        finished = result_file.is_file() and (sub_out / "artwork.png").is_file() and not json.loads(
-            result_file.read_text()).get("stopped") and json.loads(result_file.read_text()).get("steps") == steps
-        if not finished:
+        if _finished(sub_out, steps) is None:
             options = {key: v for key, v in (config.method_options or {}).items() if key not in ("starts", "start_steps")}
             method = config.method
             if start == "t2c":
@@ -136,7 +141,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
             Processes.from_env().barrier()  # in a multi-process run the main process writes the results
             if res.metrics.get("stopped"):
                 return config, None  # asked to stop: the run stops before its first step, resumable
-        metrics = json.loads(result_file.read_text())
+        metrics = _finished(sub_out, steps)
         history = [json.loads(l) for l in (sub_out / "metrics.jsonl").read_text().splitlines() if l.strip()]
         losses = [h["loss"] for h in history if h.get("loss") is not None]
         tail = losses[-max(1, len(losses) // 5):]

@@ -264,6 +264,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     t0 = time.perf_counter()
     step = start
     stopped = False
+    shard = {"processes": processes} if processes.world > 1 else {}  # each process's share of a batch
     with gradient_checkpointing(method.model, config.gradient_checkpointing):
         while step < config.steps:
             if should_stop is not None and should_stop():
@@ -272,7 +273,6 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             ts = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             total, stats, skipped = 0.0, {}, False
-            shard = {"processes": processes} if processes.world > 1 else {}
             for micro in range(config.grad_accum):
                 idx = batch_indices(len(train_rows), step, micro, config.batch_size, config.grad_accum, config.seed)
                 loss, stats = objective(method, [train_rows[i] for i in idx], step=step, micro=micro, **shard)

@@ -29,7 +29,6 @@ import random
 import statistics
 import string
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -42,6 +41,7 @@ from artstudio.methods import build_method
 from artstudio.objectives.sft import compute_loss
 from artstudio.prompts import IGNORE_INDEX
 from artstudio.tiny import char_tokenizer, tiny_processor
+from bench_art_vs_lora import train_step  # the same timed step (this folder is on sys.path)
 
 CONFIGS = Path(__file__).parent / "configs"
 # Dense bf16 peak TFLOP/s of the GPUs this project may be lent (vendor data sheets, without sparsity).
@@ -107,21 +107,6 @@ def full_logits_loss(method, rows) -> torch.Tensor:
     mask = labels.ne(IGNORE_INDEX)
     logp = torch.log_softmax(out.logits[:, :-1].float(), -1).gather(-1, labels.clamp_min(0)[..., None]).squeeze(-1)
     return -(logp * mask).sum() / mask.sum()
-
-
-def step(method, opt, rows, loss_fn) -> float:
-    device = method.backbone.device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    loss = loss_fn(method, rows)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(method.trainable_parameters(), 1.0)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def lm_tokens(method, rows, shared: bool) -> tuple[int, int]:
@@ -195,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{methods[chosen[0]].slot_tokens if methods[chosen[0]].slot_tokens else '-'} tokens; "
           f"{torch.get_num_threads()} CPU threads")
     for k, m in methods.items():  # warm-up
-        step(m, opts[k], batches[0], losses[k])
+        train_step(m, opts[k], batches[0], losses[k])
     res: dict[str, list[tuple[float, float, float]]] = {k: [] for k in methods}
     for i, b in enumerate(batches[1:]):
         for k in (list(methods) if i % 2 == 0 else list(methods)[::-1]):
             with PeakMemory(bb.device) as mem:
-                seconds = step(methods[k], opts[k], b, losses[k])
+                seconds = train_step(methods[k], opts[k], b, losses[k])
             res[k].append((seconds, mem.peak_mb, mem.delta_mb))
 
     out = {}

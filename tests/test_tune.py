@@ -151,6 +151,26 @@ def test_a_good_sqlite_storage_opens(tmp_path):
     assert (tmp_path / "sub" / "study.db").is_file()
 
 
+OPEN_AT_ONCE = """
+import sys, time
+from artstudio.tune.study import open_storage
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+open_storage(sys.argv[1], heartbeat=5)
+"""
+
+
+def test_processes_opening_one_fresh_storage_at_once_all_succeed(tmp_path):
+    # Shared studies start this way: several processes create the same database's schema at the same moment.
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    start = time.time() + 8  # after every interpreter has imported optuna
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, url, str(start)], env=env,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(e[-600:] for e in errors)
+
+
 # --- samplers -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sampler", ["lgbo", "gp", "tpe", "random"])

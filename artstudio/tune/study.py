@@ -96,19 +96,34 @@ def open_storage(url: str, heartbeat: int = 30):
             raise ConfigError(f"storage {url!r}: {path} is a folder, not a database file; {hint}")
     if heartbeat < 1:
         raise ConfigError(f"heartbeat must be at least 1 second, got {heartbeat}")
-    try:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna; they are what resuming needs
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            from optuna.storages import RetryHeartbeatStaleTrialCallback
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna; they are what resuming needs
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-            retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
-            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                              heartbeat_stale_trial_callback=retry,
-                              engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None)
-    except Exception as err:  # noqa: BLE001 - sqlalchemy/optuna raise many kinds; all mean a bad storage
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"storage {url!r} cannot be opened ({first}); {hint}") from None
+                retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
+                return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                                  heartbeat_stale_trial_callback=retry,
+                                  engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None)
+        except Exception as err:  # noqa: BLE001 - sqlalchemy/optuna raise many kinds; all mean a bad storage
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            # Two processes opening one fresh database both create its schema; the one that loses the race
+            # sees the other's rows (a UNIQUE or "already exists" error) and only has to open it again.
+            if attempt + 1 < _CREATE_ATTEMPTS and _lost_creation_race(first):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise ConfigError(f"storage {url!r} cannot be opened ({first}); {hint}") from None
+
+
+_CREATE_ATTEMPTS = 5
+
+
+def _lost_creation_race(message: str) -> bool:
+    """True for the errors a process gets when another one is creating the same database's schema."""
+    m = message.lower()
+    return any(s in m for s in ("unique constraint failed", "already exists", "database is locked", "duplicate"))
 
 
 # --- data -------------------------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ the unshared pass (tests check loss and canvas gradient on every family). Positi
 model computes for the whole batch (`get_rope_index`), sliced. The prefix never splits a picture,
 holds no row's own picture, and stops before the first position that predicts an answer token.
 Under gradient checkpointing transformers turns the cache off, so that path runs unshared.
+
+GRPO scores G completions of each prompt. Rows that repeat one prompt (a group) share more than the
+batch's opening: each group runs its whole prompt once, then its completions, so a batch of B
+prompts runs B prompts, not B × G. (One pass over every group at once would put the shorter
+prompts' padding between prompt and completion, inside the recurrent layers' state.)
 """
 
 from __future__ import annotations
@@ -129,6 +134,18 @@ def token_logprobs(method, examples: list[Example], *, completion_ids: list[list
     backbone = method.backbone
     if slot is None:
         slot = method.slot_outputs()
+    groups = _groups(examples) if completion_ids is not None and method.shared_prefix else []
+    if len(groups) > 1 and not _checkpointing(method):
+        # Rows that repeat one prompt (a GRPO group) share the whole prompt, not only the batch's
+        # opening: each group runs its prompt once and its completions on their own tokens. Right
+        # padding makes a group's columns the batch's first columns, so the groups' results are
+        # padded on the right to the batch's width, exactly the layout of one pass.
+        parts = [token_logprobs(method, examples[a:b], completion_ids=completion_ids[a:b], slot=slot,
+                                temperature=temperature, banned=banned) for a, b in groups]
+        width = max(lp.shape[1] for lp, _ in parts)
+        pad = torch.nn.functional.pad
+        return (torch.cat([pad(lp, (0, width - lp.shape[1])) for lp, _ in parts]),
+                torch.cat([pad(m, (0, width - m.shape[1])) for _, m in parts]))
     images, grids, extra_tokens = row_images(method, examples, slot)
     batch = encode(method, examples, with_answers=completion_ids is None, extra_image_tokens=extra_tokens)
     if completion_ids is None:
@@ -142,8 +159,7 @@ def token_logprobs(method, examples: list[Example], *, completion_ids: list[list
     mask = labels[:, 1:].ne(IGNORE_INDEX)
     keep = torch.nn.functional.pad(mask, (0, 1))  # position t predicts token t + 1
     p = 0
-    checkpointing = method.model.training and any(getattr(m, "gradient_checkpointing", False) for m in method.model.modules())
-    if method.shared_prefix and len(examples) > 1 and not checkpointing:
+    if method.shared_prefix and len(examples) > 1 and not _checkpointing(method):
         # The position before the first answer token predicts it, so the prefix stops there.
         p = shared_prefix_length(input_ids.tolist(), min(batch.prompt_lengths) - 1, backbone.image_token_id,
                                  slot is not None)
@@ -155,6 +171,20 @@ def token_logprobs(method, examples: list[Example], *, completion_ids: list[list
                              image_outputs=joined, image_grid_thw=grid, logits_to_keep=keep)
     logp = _gather_logprobs(out.logits, labels[:, 1:][mask], temperature, banned)
     return torch.zeros(mask.shape, dtype=logp.dtype, device=logp.device).masked_scatter(mask, logp), mask
+
+
+def _checkpointing(method) -> bool:
+    """Gradient checkpointing is on (transformers then turns the cache off, so nothing can be shared)."""
+    return method.model.training and any(getattr(m, "gradient_checkpointing", False) for m in method.model.modules())
+
+
+def _groups(examples: list[Example]) -> list[tuple[int, int]]:
+    """(start, end) of each run of consecutive rows with the same example; [] when no example repeats."""
+    bounds = [i for i in range(1, len(examples)) if examples[i] != examples[i - 1]]
+    if len(bounds) == len(examples) - 1:
+        return []
+    starts = [0, *bounds]
+    return list(zip(starts, [*bounds, len(examples)]))
 
 
 def _shared_forward(method, input_ids, attention, mm_types, images, grids, keep, p: int):

@@ -118,6 +118,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=10, help="measured steps per method (after 2 warm-up steps)")
     ap.add_argument("--canvas-size", type=int, default=None, help="ART canvas side (default: the model's recommended)")
     ap.add_argument("--baseline", default="lora", help="the method ART is compared with")
+    ap.add_argument("--grpo", default="4x8", help="GRPO policy pass timed as PROMPTSxG (0 to skip)")
     args = ap.parse_args()
 
     model = args.model or DEFAULT_MODEL
@@ -185,7 +186,49 @@ def main() -> int:
           f"work grows by about {la / lb:.1f}x over {args.baseline}'s. Both methods back-propagate through every "
           f"layer (LoRA's adapters sit in all of them), so depth is not the difference; LoRA also pays its "
           f"adapters' extra matrix products in every layer. At inference the served canvas is a cached prefix.")
+    if args.grpo != "0":
+        prompts, group = (int(x) for x in args.grpo.lower().split("x"))
+        grpo_pass(art, rows[:prompts], group, args.repeats)
     return 0
+
+
+def grpo_pass(art, prompts, group: int, repeats: int) -> None:
+    """GRPO's policy pass (log-probabilities of G sampled completions per prompt, and backward), three ways:
+    each group's whole prompt run once, only the batch's common opening run once, and nothing shared."""
+    import dataclasses
+    import random
+
+    rng = random.Random(0)
+    tok = art.backbone.tokenizer
+    answers = [tok.encode(p.answer) for p in prompts]
+    rows = [p for p in prompts for _ in range(group)]
+    distinct = [dataclasses.replace(p, id=f"{p.id}-{j}") for p in prompts for j in range(group)]  # no repeats
+    ids = [rng.choice(answers)[: rng.randint(1, 8)] + tok.encode("<|im_end|>") for _ in rows]
+
+    def step(examples, shared: bool) -> float:
+        art.shared_prefix = shared
+        sync(art.backbone.device)
+        start = time.perf_counter()
+        logp, mask = token_logprobs(art, examples, completion_ids=ids)
+        (-(logp.sum() / mask.sum())).backward()
+        for q in art.trainable_parameters():
+            q.grad = None
+        sync(art.backbone.device)
+        return time.perf_counter() - start
+
+    ways = {"per group": (rows, True), "batch opening only": (distinct, True), "unshared": (rows, False)}
+    times = {k: [] for k in ways}
+    for i in range(repeats + 1):
+        for k in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
+            t = step(*ways[k])
+            if i:  # the first round warms up
+                times[k].append(t)
+    art.shared_prefix = True
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nGRPO policy pass, {len(prompts)} prompts x {group} completions: "
+          + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in med.items())
+          + f" -> per-group sharing {med['unshared'] / med['per group']:.2f}x faster than unshared, "
+            f"{med['batch opening only'] / med['per group']:.2f}x faster than sharing only the batch's opening")
 
 
 if __name__ == "__main__":

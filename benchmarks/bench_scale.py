@@ -123,35 +123,10 @@ def lm_tokens(method, rows, shared: bool) -> tuple[int, int]:
     return total, answers
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", type=Path, default=CONFIGS / "qwen3_5-0.8b.json", help="shape config (JSON)")
-    ap.add_argument("--layers", type=int, default=None, help="language-model layers (default: the config's)")
-    ap.add_argument("--vision-layers", type=int, default=None, help="vision-tower layers (default: the config's)")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--canvas-size", type=int, default=256, help="canvas side in pixels (256: 64 tokens)")
-    ap.add_argument("--prompt-tokens", type=int, default=128)
-    ap.add_argument("--answer-tokens", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=6, help="measured steps per method (after 1 warm-up step)")
-    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
-    ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU (default: known GPUs)")
-    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = ap.parse_args(argv)
-
-    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in METHODS]
-    if unknown:
-        print(f"error: unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}", file=sys.stderr)
-        return 2
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    bb = build_model(args.config, args.layers, args.vision_layers, device, dtype)
-    peak = args.peak_tflops
-    gpu = torch.cuda.get_device_name(bb.device) if bb.device.type == "cuda" else None
-    if peak is None and gpu:
-        peak = next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None)
-
+def measure(args, layers: int | None, chosen: list[str], device: str, dtype: torch.dtype,
+            peak: float | None) -> dict[str, dict]:
+    """One table: every chosen method's step at this depth, the methods interleaved."""
+    bb = build_model(args.config, layers, args.vision_layers, device, dtype)
     text = bb.model.config.text_config
     embed = text.vocab_size * text.hidden_size
     lm_params = sum(p.numel() for p in bb.model.model.language_model.parameters()) - embed
@@ -166,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             opts["init"] = "noise"
         # PEFT injects LoRA layers into the model it wraps, which the other methods must not run
         # through: LoRA gets its own copy (same seed, same weights).
-        owner = build_model(args.config, args.layers, args.vision_layers, device, dtype) if base == "lora" else bb
+        owner = build_model(args.config, layers, args.vision_layers, device, dtype) if base == "lora" else bb
         m = build_method(base, owner, opts)
         m.shared_prefix = name not in ("art-unshared", "art-full-logits")
         methods[name], shared[name] = m, m.shared_prefix
@@ -174,11 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     opts = {k: torch.optim.AdamW(m.trainable_parameters(), lr=1e-3) for k, m in methods.items()}
     gc.collect()
 
-    print(f"model {bb.model_id} on {bb.device} ({dtype}), {sum(p.numel() for p in bb.model.parameters()) / 1e6:.0f} M "
+    print(f"\nmodel {bb.model_id} on {bb.device} ({dtype}), {sum(p.numel() for p in bb.model.parameters()) / 1e6:.0f} M "
           f"parameters ({lm_params / 1e6:.0f} M in the language model's layers, {embed / 1e6:.0f} M embedding); "
           f"batch {args.batch_size}, {args.prompt_tokens}-token prompts, canvas {args.canvas_size} px = "
           f"{methods[chosen[0]].slot_tokens if methods[chosen[0]].slot_tokens else '-'} tokens; "
           f"{torch.get_num_threads()} CPU threads")
+    if "lora" in methods:
+        adapted = sorted({int(n.split(".layers.")[1].split(".")[0]) for n, _ in methods["lora"].model.named_parameters()
+                          if "lora_" in n and ".layers." in n})
+        print(f"LoRA adapts layers {adapted} of {text.num_hidden_layers}: its backward stops at layer {adapted[0]}"
+              if adapted else "LoRA adapts no layer")
     for k, m in methods.items():  # warm-up
         train_step(m, opts[k], batches[0], losses[k])
     res: dict[str, list[tuple[float, float, float]]] = {k: [] for k in methods}
@@ -202,22 +182,111 @@ def main(argv: list[str] | None = None) -> int:
                   "peak_mb": peak_mb, "added_mb": added, "lm_tokens": tokens, "mfu": mfu}
         print(f"{k:<16} {t:>8.3f} {out[k]['tokens_per_second']:>10.0f} {peak_mb:>9.0f} {added:>9.0f} "
               f"{'n/a' if mfu is None else f'{mfu:.1%}':>6}")
+    print_ratios(out)
+    del methods, opts, bb
+    gc.collect()
+    return out
+
+
+def print_ratios(out: dict[str, dict], note: str = "") -> None:
     ratios = []
     if "art" in out and "lora" in out:
         ratios.append(f"ART / LoRA time {out['art']['seconds_per_step'] / out['lora']['seconds_per_step']:.2f}x, "
-                      f"peak memory {out['art']['peak_mb'] / out['lora']['peak_mb']:.2f}x")
+                      f"peak memory {out['art']['peak_mb'] / out['lora']['peak_mb']:.2f}x, "
+                      f"added memory {out['art']['added_mb'] / out['lora']['added_mb']:.2f}x")
     if "art" in out and "art-unshared" in out:
         ratios.append(f"shared prefix {out['art-unshared']['seconds_per_step'] / out['art']['seconds_per_step']:.2f}x faster")
     if "art" in out and "art-full-logits" in out:
         ratios.append(f"answer-only logits: added memory {out['art-full-logits']['added_mb']:.0f} -> "
                       f"{out['art']['added_mb']:.0f} MiB a step")
     if ratios:
-        print("\n" + "; ".join(ratios))
+        print("\n" + note + "; ".join(ratios))
+
+
+def extrapolate(tables: dict[int, dict[str, dict]], depth: int) -> dict[str, dict]:
+    """Each method's time and memory as a straight line in the depth (least squares), read at `depth`.
+
+    A step's cost is a fixed part (embedding, head, vision tower, optimiser) plus a part per layer, so
+    it is linear in the depth when every measured depth is made of whole blocks of the layer pattern.
+    """
+    xs = sorted(tables)
+    mean_x = statistics.mean(xs)
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    out = {}
+    for k in tables[xs[0]]:
+        out[k] = {}
+        for field in ("seconds_per_step", "peak_mb", "added_mb"):
+            ys = [tables[x][k][field] for x in xs]
+            slope = sum((x - mean_x) * (y - statistics.mean(ys)) for x, y in zip(xs, ys)) / sxx
+            out[k][field] = statistics.mean(ys) + slope * (depth - mean_x)
+            out[k][field + "_per_layer"] = slope
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=CONFIGS / "qwen3_5-0.8b.json", help="shape config (JSON)")
+    ap.add_argument("--layers", default=None,
+                    help="language-model layers (default: the config's); several, e.g. 4,8, also extrapolate "
+                         "each method's cost to the config's depth")
+    ap.add_argument("--vision-layers", type=int, default=None, help="vision-tower layers (default: the config's)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--canvas-size", type=int, default=256, help="canvas side in pixels (256: 64 tokens)")
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--answer-tokens", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=6, help="measured steps per method (after 1 warm-up step)")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
+    ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU (default: known GPUs)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        print(f"error: unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}", file=sys.stderr)
+        return 2
+    text = json.loads(args.config.read_text())["text_config"]
+    full_depth, period = text["num_hidden_layers"], text.get("full_attention_interval", 1)
+    try:
+        depths = [int(d) for d in args.layers.split(",")] if args.layers else [None]
+    except ValueError:
+        print(f"error: --layers takes whole numbers, e.g. 4 or 4,8; got {args.layers!r}", file=sys.stderr)
+        return 2
+    if any(d is not None and d < 1 for d in depths):
+        print("error: --layers must be at least 1", file=sys.stderr)
+        return 2
+    if len(depths) > 1 and (len(set(depths)) < 2 or any(d % period for d in depths)):
+        print(f"error: extrapolating needs two or more different depths, each a multiple of the layer pattern's "
+              f"period ({period}: whole blocks of linear-attention and full-attention layers); got {args.layers}",
+              file=sys.stderr)
+        return 2
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    peak = args.peak_tflops
+    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+    if peak is None and gpu:
+        peak = next((v for k, v in PEAK_TFLOPS.items() if k in gpu), None)
+
+    tables = {d if d is not None else full_depth: measure(args, d, chosen, device, dtype, peak) for d in depths}
+    report = {"device": gpu or "cpu", "args": {k: str(v) for k, v in vars(args).items()}}
+    if len(tables) == 1:
+        report["results"] = next(iter(tables.values()))
+    else:
+        report["by_depth"] = {str(d): t for d, t in tables.items()}
+        line = extrapolate(tables, full_depth)
+        report["extrapolated"] = {"depth": full_depth, "results": line}
+        print(f"\nextrapolated to the config's {full_depth} layers (a straight line through depths "
+              f"{', '.join(map(str, sorted(tables)))}):")
+        print(f"{'method':<16} {'s/step':>8} {'s/layer':>8} {'peak MiB':>9} {'added MiB':>9}")
+        for k, r in line.items():
+            print(f"{k:<16} {r['seconds_per_step']:>8.2f} {r['seconds_per_step_per_layer']:>8.3f} "
+                  f"{r['peak_mb']:>9.0f} {r['added_mb']:>9.0f}")
+        print_ratios(line, note=f"extrapolated to {full_depth} layers: ")
     if peak is None:
         print("MFU: n/a (no known peak for this device; pass --peak-tflops)")
     if args.json:
-        args.json.write_text(json.dumps({"device": gpu or "cpu", "args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": out}, indent=2) + "\n")
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

@@ -72,6 +72,17 @@ def test_pretraining_script_saves_a_loadable_model_and_its_report(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_art_vs_lora_runs_and_prints_every_ratio():
+    """The studio-tiny cost benchmark (training step, its parts, GRPO's policy pass) on a tiny setting."""
+    proc = subprocess.run([sys.executable, "benchmarks/bench_art_vs_lora.py", "--batch-size", "2", "--repeats", "1",
+                           "--grpo", "2x3"], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for line in ("ART / lora =", "shared prefix speed-up", "where ART's step goes", "GRPO policy pass, 2 prompts x 3"):
+        assert line in proc.stdout, line
+
+
+@pytest.mark.slow
 def test_bench_scale_runs_on_cpu_with_two_layers(tmp_path):
     """The GPU benchmark's script, on the real Qwen3.5-0.8B shapes cut to 2 layers: every method measured."""
     out = tmp_path / "scale.json"
@@ -85,6 +96,27 @@ def test_bench_scale_runs_on_cpu_with_two_layers(tmp_path):
     assert results["art"]["lm_tokens"] < results["art-unshared"]["lm_tokens"]  # the prefix ran once
     assert all(r["seconds_per_step"] > 0 and r["peak_mb"] > 0 for r in results.values())
     assert "shared prefix" in proc.stdout and "answer-only logits" in proc.stdout
+
+
+def test_bench_scale_extrapolates_each_method_along_a_straight_line_in_depth():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_scale import extrapolate
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    # A step costs a fixed part plus a part per layer: 2 + 0.5 L seconds, 100 + 10 L MiB.
+    tables = {d: {"art": {"seconds_per_step": 2 + 0.5 * d, "peak_mb": 100 + 10 * d, "added_mb": 10 * d}} for d in (4, 8)}
+    line = extrapolate(tables, 24)["art"]
+    assert line["seconds_per_step"] == pytest.approx(14.0) and line["seconds_per_step_per_layer"] == pytest.approx(0.5)
+    assert line["peak_mb"] == pytest.approx(340) and line["added_mb"] == pytest.approx(240)
+
+
+@pytest.mark.parametrize("layers, message", [("4,6", "multiple of the layer pattern"), ("4,4", "two or more different"),
+                                             ("four", "whole numbers"), ("0", "at least 1")])
+def test_bench_scale_refuses_depths_it_cannot_extrapolate_from(layers, message):
+    proc = subprocess.run([sys.executable, "benchmarks/bench_scale.py", "--layers", layers], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_vllm_check_skips_cleanly_without_vllm_or_a_gpu():

@@ -8,7 +8,7 @@ import torch
 
 from artstudio.backbone import load_backbone
 from artstudio.data import Example
-from artstudio.forward import shared_prefix_length, token_logprobs
+from artstudio.forward import encode, shared_prefix_length, token_logprobs
 from artstudio.methods import build_method
 from artstudio.objectives.sft import compute_loss
 
@@ -88,15 +88,28 @@ def test_every_method_whose_rows_share_a_prefix_gets_the_same_gradients(tiny_mod
     _assert_same(method)
 
 
-def test_grpo_completions_share_the_prompt_prefix(tiny_model_dir):
-    """GRPO's policy-gradient pass scores sampled ids after each prompt: the same exactness."""
+@pytest.mark.parametrize("family", FAMILIES)
+def test_grpo_groups_share_their_whole_prompt(tiny_model_dir, family):
+    """GRPO's policy-gradient pass scores sampled ids after each prompt: each group of rows repeating one
+    prompt runs that prompt once (canvas included), with the loss and gradients of the unshared pass."""
     torch.manual_seed(0)
-    bb = load_backbone(tiny_model_dir("qwen3_5"), dtype="fp32")
-    method = build_method("art", bb, {"canvas_size": 64, "init": "noise", "seed": 0})
-    rows = [ROWS[0]] * 3 + [ROWS[1]] * 3  # two groups of three samples
+    bb = load_backbone(tiny_model_dir(family), dtype="fp32")
+    method = build_method("art", bb, {"canvas_size": 2 * FACTOR[family], "init": "noise", "seed": 0})
+    rows = [ROWS[0]] * 3 + [ROWS[1]] * 3  # two groups of three samples; the second prompt is longer
     tok = bb.tokenizer
     completions = [tok.encode(t) for t in ["3", "33<|im_end|>", "x", "7", "7<|im_end|>", "seven"]]
     _assert_same(method, examples=rows, completion_ids=completions)
+    seen, handle = _counting_tokens(method)
+    try:
+        _loss_and_grads(method, True, examples=rows, completion_ids=completions)
+    finally:
+        handle.remove()
+    prompt_lengths = encode(method, [ROWS[0], ROWS[1]], with_answers=False).prompt_lengths
+    # Per group: its prompt once (up to the position that predicts the first completion token), then
+    # its three completions on their own tokens (padded to the group's longest).
+    assert seen[0::2] == [n - 1 for n in prompt_lengths]
+    own = [[len(c) + 1 for c in completions[:3]], [len(c) + 1 for c in completions[3:]]]
+    assert seen[1::2] == [3 * max(o) for o in own]
 
 
 def test_the_prefix_stops_before_answers_and_never_splits_a_picture():

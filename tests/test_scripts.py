@@ -119,6 +119,26 @@ def test_bench_scale_refuses_depths_it_cannot_extrapolate_from(layers, message):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
+def test_tune_gain_reports_default_against_tuned_test_scores(tiny_model_dir, sum_task, tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from tune_gain import error_reduction, main
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert error_reduction(0.8, 0.9) == pytest.approx(0.5) and error_reduction(1.0, 1.0) is None
+    assert error_reduction(0.9, 0.8) == pytest.approx(-1.0)  # tuning made it worse: reported, not hidden
+    out = tmp_path / "gain"
+    assert main(["--methods", "lora", "--tasks", str(sum_task), "--trials", "2", "--steps", "2", "--trial-steps", "2",
+                 "--sampler", "random", "--model", tiny_model_dir("qwen3_5"), "--out", str(out)]) == 0
+    import csv
+
+    rows = list(csv.DictReader(open(out / "tune_gain.csv")))
+    assert [(r["method"], r["task"], r["trials"]) for r in rows] == [("lora", str(sum_task), "2")]
+    assert 0 <= float(rows[0]["default"]) <= 1 and 0 <= float(rows[0]["tuned"]) <= 1
+    assert (out / "lora-sum" / "final.json").is_file()
+
+
 def test_vllm_check_skips_cleanly_without_vllm_or_a_gpu():
     """benchmarks/vllm_check.py needs vLLM on a CUDA GPU; elsewhere it says why and exits 0."""
     import importlib.util

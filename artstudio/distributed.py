@@ -18,6 +18,13 @@ per process) and the training loop does the rest (`artstudio.training`):
   records the number of processes), metrics, checkpoints, snapshots, the final method, the
   evaluation and the artwork. `--resume` reads the checkpoint in every process.
 
+With `--fsdp` (or `accelerate launch --config_file examples/fsdp.yaml`, which sets
+`ACCELERATE_USE_FSDP`) the frozen backbone's blocks are also sharded over the processes with FSDP2
+(`Processes.shard_frozen`); the trainable parameters stay whole and replicated. Every process then
+takes part in every forward, so evaluation runs in every process (the main one writes it), and the
+shared prefix is off: the rows' backward reaches the prefix's cached keys and values inside each
+block, a path FSDP's hooks do not see, so a block's weights would be freed before that backward.
+
 Without a launcher (no `WORLD_SIZE`, or 1) nothing here is imported beyond this module.
 """
 
@@ -28,6 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+
+def fsdp_from_launcher() -> bool:
+    """`accelerate launch` with an FSDP configuration asks for a sharded backbone."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
 
 
 @dataclass
@@ -96,6 +108,41 @@ class Processes:
             import torch.distributed as dist
 
             dist.barrier()
+
+    def shard_frozen(self, model: torch.nn.Module, keep: list[torch.nn.Parameter]) -> int:
+        """Shard the frozen model's blocks over the processes with FSDP2 (`fully_shard`); returns how many.
+
+        Each block that transformers keeps whole (`_no_split_modules`: decoder layers, vision blocks)
+        holds 1/N of its weights in every process and gathers the rest for its forward and backward.
+        Each tower that holds blocks (the language model, the vision tower) becomes a root for them,
+        since the vision tower is called on its own for the canvas. Everything else (embeddings, norms,
+        the merger) and every trainable parameter (`keep`: a canvas, adapters inside the blocks) stays
+        whole in every process; the trainable ones' gradients are summed by `sum_gradients` as without
+        FSDP. A model already sharded (a run's starts share one backbone) is left as it is.
+        """
+        if getattr(model, "_artstudio_fsdp", 0):
+            return model._artstudio_fsdp
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        from .errors import ConfigError
+
+        kinds = set(getattr(model, "_no_split_modules", None) or [])
+        named = [(n, m) for n, m in model.named_modules() if type(m).__name__ in kinds]
+        if not named:
+            raise ConfigError(f"{type(model).__name__} names no blocks to shard (transformers' _no_split_modules); "
+                              "train it without --fsdp")
+        mesh = init_device_mesh("cuda" if str(self.device or "cpu").startswith("cuda") else "cpu", (self.world,))
+        keep_ids = {id(p) for p in keep}
+        for _, block in named:
+            fully_shard(block, mesh=mesh, ignored_params={p for p in block.parameters() if id(p) in keep_ids})
+        in_blocks = {id(p) for _, b in named for p in b.parameters()}
+        for name in sorted({n.rsplit(".", 2)[0] for n, _ in named}):  # "...visual.blocks.3" -> "...visual"
+            tower = model.get_submodule(name)
+            fully_shard(tower, mesh=mesh, ignored_params={p for p in tower.parameters()
+                                                          if id(p) not in in_blocks or id(p) in keep_ids})
+        model._artstudio_fsdp = len(named)
+        return len(named)
 
     def _collective_device(self) -> torch.device:
         import torch.distributed as dist

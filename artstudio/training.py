@@ -25,7 +25,7 @@ import random
 import shutil
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
@@ -35,7 +35,7 @@ from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl
 from .errors import ConfigError
 from .atomic import atomic_write_text
-from .distributed import Processes
+from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import diagnose
 from .starts import choose_start
 from .checkpoint import has_checkpoint, load_checkpoint, lr_lambda, save_checkpoint
@@ -78,6 +78,7 @@ class TrainConfig:
     snapshot_every: int = field(default=50, metadata={"help": "save the canvas as PNG every N steps (ART)"})
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
     shared_prefix: bool = field(default=True, metadata={"help": "run the rows' common prefix (template opening and canvas) once per batch and share its cache: the same loss and gradients, less time"})
+    fsdp: bool = field(default=False, metadata={"help": "shard the frozen backbone's blocks over the launcher's processes (FSDP2; on by itself under `accelerate launch` with an FSDP config): less weight memory per device, every process evaluates, no shared prefix"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen model's activations in the backward pass instead of keeping them: less memory, about a third more time; the same gradients"})
     overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in evaluation (default: from the answers)"})
@@ -163,6 +164,11 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     config = _merge(config, overrides)
     config.check()
     processes = Processes.from_env()
+    if fsdp_from_launcher() and not config.fsdp:
+        config = replace(config, fsdp=True)
+    if config.fsdp and processes.world == 1:
+        raise ConfigError("--fsdp shards the backbone over several processes; start them with a launcher "
+                          "(torchrun --nproc_per_node N -m artstudio train ..., or accelerate launch)")
     if processes.world == 1:
         with run_folder(config) as out:
             return _train(config, out, backbone, callbacks, should_stop, progress)
@@ -218,6 +224,12 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     method.bind_task(card)
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()
+    if config.fsdp:
+        blocks = processes.shard_frozen(method.model, params)
+        if main:
+            log.warning("fsdp: %d frozen blocks sharded over %d processes; the shared prefix is off under FSDP",
+                        blocks, processes.world)
+        method.shared_prefix = False  # see artstudio.distributed: FSDP cannot see the prefix cache's backward
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)
     objective = get_objective(config.objective).build(config.grpo if config.objective == "grpo" else None, metric=metric,
                                                       seed=config.seed, answers=[e.answer for e in train_rows])
@@ -299,7 +311,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                       "seconds_per_step": time.perf_counter() - ts, **stats}
             if skipped:
                 record["skipped"] = True
-            if main and config.eval_every and eval_rows and step % config.eval_every == 0 and step < config.steps:
+            if (main or config.fsdp) and config.eval_every and eval_rows and step % config.eval_every == 0 and step < config.steps:
                 record |= run_eval(step, eval_rows[: config.eval_size] if config.eval_size else eval_rows)
             if main and config.snapshot_every and hasattr(method, "image") and (
                     step % config.snapshot_every == 0 or step == config.steps):
@@ -335,6 +347,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     done = step - start
     metrics["seconds_per_step"] = train_seconds / done if done else None
     if not main:  # the main process writes the run's outputs and evaluates
+        if config.fsdp and eval_rows and not stopped:  # a sharded model's forward needs every process
+            evaluate(method, eval_rows, metric, max_new_tokens=config.max_new_tokens)
         return TrainResult(out=out, method=method, metrics=metrics, history=history, main=False)
     if stopped and config.checkpoint_every:
         save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                          "best_val": res.best_value, "trials": res.n_complete,
                          "eval_n": res.final["default"]["eval_n"]})
             print(f"{method} {task}: default {default:.1%} -> tuned {best:.1%}"
-                  + (f", error -{reduction:.0%}" if reduction is not None else ", default makes no error")
+                  + (f", error reduction {reduction:+.0%}" if reduction is not None else ", default makes no error")
                   + ("" if applies else " (default >= 95 %: target does not apply)"), flush=True)
 
     path = args.csv or args.out / "tune_gain.csv"

@@ -205,8 +205,13 @@ def grpo_pass(art, prompts, group: int, repeats: int) -> None:
     distinct = [dataclasses.replace(p, id=f"{p.id}-{j}") for p in prompts for j in range(group)]  # no repeats
     ids = [rng.choice(answers)[: rng.randint(1, 8)] + tok.encode("<|im_end|>") for _ in rows]
 
+    from artstudio import forward
+
+    threshold = forward.GROUP_SHARING_MIN_PARAMETERS
+
     def step(examples, shared: bool) -> float:
         art.shared_prefix = shared
+        forward.GROUP_SHARING_MIN_PARAMETERS = 0  # time per-group sharing whatever the model's size
         sync(art.backbone.device)
         start = time.perf_counter()
         logp, mask = token_logprobs(art, examples, completion_ids=ids)
@@ -224,11 +229,14 @@ def grpo_pass(art, prompts, group: int, repeats: int) -> None:
             if i:  # the first round warms up
                 times[k].append(t)
     art.shared_prefix = True
+    forward.GROUP_SHARING_MIN_PARAMETERS = threshold
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nGRPO policy pass, {len(prompts)} prompts x {group} completions: "
           + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in med.items())
           + f" -> per-group sharing {med['unshared'] / med['per group']:.2f}x faster than unshared, "
-            f"{med['batch opening only'] / med['per group']:.2f}x faster than sharing only the batch's opening")
+            f"{med['batch opening only'] / med['per group']:.2f}x faster than sharing only the batch's opening; "
+            f"the studio shares {'per group' if art.backbone.num_parameters >= threshold else 'only the opening'} "
+            f"on this model ({art.backbone.num_parameters / 1e6:.0f} M parameters; threshold {threshold / 1e6:.0f} M)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,13 @@ canvas's token count of trained vectors).
 
     python benchmarks/bench_scale.py                          # the full 24 layers (a GPU when present)
     python benchmarks/bench_scale.py --layers 2 --repeats 2   # a CPU smoke run (the test suite's)
+    python benchmarks/bench_scale.py --layers 4,8             # two depths, extrapolated to the config's 24
+
+Cutting layers is not neutral between methods: Qwen3.5 has three linear-attention layers before each
+full-attention one, and LoRA (q/v) adapts only the full-attention ones, so its backward stops at the
+first of them (layer 3). At 4 layers that skips 3 of 4 layers, at 24 only 3 of 24. With several
+depths (each a whole number of the pattern's blocks) the script fits each method's time and memory as
+a fixed part plus a part per layer and reads the line at the config's depth.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from artstudio.methods import build_method
 from artstudio.objectives.sft import compute_loss
 from artstudio.prompts import IGNORE_INDEX
 from artstudio.tiny import char_tokenizer, tiny_processor
-from bench_art_vs_lora import train_step  # the same timed step (this folder is on sys.path)
+from bench_art_vs_lora import grpo_pass, train_step  # the same timed steps (this folder is on sys.path)
 
 CONFIGS = Path(__file__).parent / "configs"
 # Dense bf16 peak TFLOP/s of the GPUs this project may be lent (vendor data sheets, without sparsity).
@@ -183,6 +190,9 @@ def measure(args, layers: int | None, chosen: list[str], device: str, dtype: tor
         print(f"{k:<16} {t:>8.3f} {out[k]['tokens_per_second']:>10.0f} {peak_mb:>9.0f} {added:>9.0f} "
               f"{'n/a' if mfu is None else f'{mfu:.1%}':>6}")
     print_ratios(out)
+    if args.grpo != "0" and "art" in methods:
+        prompts, group = (int(x) for x in args.grpo.lower().split("x"))
+        grpo_pass(methods["art"], rows_all[:prompts], group, args.repeats)
     del methods, opts, bb
     gc.collect()
     return out
@@ -236,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--answer-tokens", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=6, help="measured steps per method (after 1 warm-up step)")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
+    ap.add_argument("--grpo", default="0", help="also time GRPO's policy pass for ART as PROMPTSxG, e.g. 2x4 (0: skip)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU (default: known GPUs)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")

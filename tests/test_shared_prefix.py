@@ -8,6 +8,7 @@ import torch
 
 from artstudio.backbone import load_backbone
 from artstudio.data import Example
+from artstudio import forward
 from artstudio.forward import encode, shared_prefix_length, token_logprobs
 from artstudio.methods import build_method
 from artstudio.objectives.sft import compute_loss
@@ -89,12 +90,13 @@ def test_every_method_whose_rows_share_a_prefix_gets_the_same_gradients(tiny_mod
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_grpo_groups_share_their_whole_prompt(tiny_model_dir, family):
+def test_grpo_groups_share_their_whole_prompt(tiny_model_dir, family, monkeypatch):
     """GRPO's policy-gradient pass scores sampled ids after each prompt: each group of rows repeating one
     prompt runs that prompt once (canvas included), with the loss and gradients of the unshared pass."""
     torch.manual_seed(0)
     bb = load_backbone(tiny_model_dir(family), dtype="fp32")
     method = build_method("art", bb, {"canvas_size": 2 * FACTOR[family], "init": "noise", "seed": 0})
+    monkeypatch.setattr(forward, "GROUP_SHARING_MIN_PARAMETERS", 0)  # tiny models are below the size where it pays
     rows = [ROWS[0]] * 3 + [ROWS[1]] * 3  # two groups of three samples; the second prompt is longer
     tok = bb.tokenizer
     completions = [tok.encode(t) for t in ["3", "33<|im_end|>", "x", "7", "7<|im_end|>", "seven"]]
@@ -120,3 +122,19 @@ def test_the_prefix_stops_before_answers_and_never_splits_a_picture():
     assert shared_prefix_length(rows, 6, img, has_slot=False) == 2  # a row's own picture is not shared
     assert shared_prefix_length([[1, img, 2, img, 5], [1, img, 2, img, 6]], 4, img, has_slot=True) == 3  # second picture
     assert shared_prefix_length([[7, 1], [8, 1]], 1, img, has_slot=True) == 0
+
+
+def test_small_models_share_only_the_batch_opening_in_grpo(tiny_model_dir):
+    """Below GROUP_SHARING_MIN_PARAMETERS the extra forward per group costs more than it saves: one
+    prefix pass for the whole batch, then every row."""
+    bb = load_backbone(tiny_model_dir("qwen3_5"), dtype="fp32")
+    assert bb.num_parameters < forward.GROUP_SHARING_MIN_PARAMETERS
+    method = build_method("art", bb, {"canvas_size": 64, "init": "noise", "seed": 0})
+    rows = [ROWS[0]] * 2 + [ROWS[1]] * 2
+    completions = [bb.tokenizer.encode(t) for t in ["3", "33", "7", "77"]]
+    seen, handle = _counting_tokens(method)
+    try:
+        _loss_and_grads(method, True, examples=rows, completion_ids=completions)
+    finally:
+        handle.remove()
+    assert len(seen) == 2

@@ -20,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+from artstudio.errors import ConfigError
 from artstudio.tune import tune
 
 TARGET_REDUCTION = 0.20  # the target, wherever the default is below DEFAULT_CEILING
@@ -50,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
             out = args.out / f"{method}-{Path(task).name}"  # a built-in task name or a task folder
-            res = tune(method=method, data=task, model=args.model, trials=args.trials, sampler=args.sampler,
-                       seed=args.seed, steps=args.steps, trial_steps=args.trial_steps, out=str(out),
-                       storage=f"sqlite:///{(out / 'study.db').resolve()}")
+            try:
+                res = tune(method=method, data=task, model=args.model, trials=args.trials, sampler=args.sampler,
+                           seed=args.seed, steps=args.steps, trial_steps=args.trial_steps, out=str(out),
+                           storage=f"sqlite:///{(out / 'study.db').resolve()}")
+            except ConfigError as err:
+                print(f"error: {method} on {task}: {err}", file=sys.stderr)
+                return 2
             default, best = res.final["default"]["accuracy"], res.final["best"]["accuracy"]
             reduction = error_reduction(default, best)
             applies = default < DEFAULT_CEILING

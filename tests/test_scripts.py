@@ -137,6 +137,7 @@ def test_tune_gain_reports_default_against_tuned_test_scores(tiny_model_dir, sum
     assert [(r["method"], r["task"], r["trials"]) for r in rows] == [("lora", str(sum_task), "2")]
     assert 0 <= float(rows[0]["default"]) <= 1 and 0 <= float(rows[0]["tuned"]) <= 1
     assert (out / "lora-sum" / "final.json").is_file()
+    assert main(["--methods", "nosuch", "--tasks", str(sum_task), "--out", str(tmp_path / "bad")]) == 2
 
 
 def test_vllm_check_skips_cleanly_without_vllm_or_a_gpu():

@@ -26,10 +26,11 @@ model computes for the whole batch (`get_rope_index`), sliced. The prefix never 
 holds no row's own picture, and stops before the first position that predicts an answer token.
 Under gradient checkpointing transformers turns the cache off, so that path runs unshared.
 
-GRPO scores G completions of each prompt. Rows that repeat one prompt (a group) share more than the
-batch's opening: each group runs its whole prompt once, then its completions, so a batch of B
-prompts runs B prompts, not B × G (on models of at least `GROUP_SHARING_MIN_PARAMETERS`). (One pass over every group at once would put the shorter
-prompts' padding between prompt and completion, inside the recurrent layers' state.)
+GRPO scores G completions of each prompt. On models of at least `GROUP_SHARING_MIN_PARAMETERS`,
+rows that repeat one prompt (a group) share more than the batch's opening: each group runs its whole
+prompt once, then its completions, so a batch of B prompts runs B prompts, not B × G. (One pass over
+every group at once would put the shorter prompts' padding between prompt and completion, inside
+the recurrent layers' state.)
 """
 
 from __future__ import annotations

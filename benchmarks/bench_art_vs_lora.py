@@ -118,7 +118,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=10, help="measured steps per method (after 2 warm-up steps)")
     ap.add_argument("--canvas-size", type=int, default=None, help="ART canvas side (default: the model's recommended)")
     ap.add_argument("--baseline", default="lora", help="the method ART is compared with")
-    ap.add_argument("--grpo", default="4x8", help="GRPO policy pass timed as PROMPTSxG (0 to skip)")
+    ap.add_argument("--grpo", type=grpo_shape, default="4x8", help="GRPO policy pass timed as PROMPTSxG (0 to skip)")
     args = ap.parse_args()
 
     model = args.model or DEFAULT_MODEL
@@ -186,10 +186,23 @@ def main() -> int:
           f"work grows by about {la / lb:.1f}x over {args.baseline}'s. Both methods back-propagate through every "
           f"layer (LoRA's adapters sit in all of them), so depth is not the difference; LoRA also pays its "
           f"adapters' extra matrix products in every layer. At inference the served canvas is a cached prefix.")
-    if args.grpo != "0":
-        prompts, group = (int(x) for x in args.grpo.lower().split("x"))
+    if args.grpo:
+        prompts, group = args.grpo
         grpo_pass(art, rows[:prompts], group, args.repeats)
     return 0
+
+
+def grpo_shape(text: str) -> tuple[int, int] | None:
+    """`--grpo PROMPTSxG` as (prompts, G); "0" is None (skip)."""
+    if text.strip() == "0":
+        return None
+    try:
+        prompts, group = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PROMPTSxG such as 4x8, or 0; got {text!r}") from None
+    if prompts < 1 or group < 2:
+        raise argparse.ArgumentTypeError(f"expected at least 1 prompt and G >= 2; got {text!r}")
+    return prompts, group
 
 
 def grpo_pass(art, prompts, group: int, repeats: int) -> None:
@@ -211,7 +224,6 @@ def grpo_pass(art, prompts, group: int, repeats: int) -> None:
 
     def step(examples, shared: bool) -> float:
         art.shared_prefix = shared
-        forward.GROUP_SHARING_MIN_PARAMETERS = 0  # time per-group sharing whatever the model's size
         sync(art.backbone.device)
         start = time.perf_counter()
         logp, mask = token_logprobs(art, examples, completion_ids=ids)
@@ -223,13 +235,16 @@ def grpo_pass(art, prompts, group: int, repeats: int) -> None:
 
     ways = {"per group": (rows, True), "batch opening only": (distinct, True), "unshared": (rows, False)}
     times = {k: [] for k in ways}
-    for i in range(repeats + 1):
-        for k in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
-            t = step(*ways[k])
-            if i:  # the first round warms up
-                times[k].append(t)
-    art.shared_prefix = True
-    forward.GROUP_SHARING_MIN_PARAMETERS = threshold
+    forward.GROUP_SHARING_MIN_PARAMETERS = 0  # time per-group sharing whatever the model's size
+    try:
+        for i in range(repeats + 1):
+            for k in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
+                t = step(*ways[k])
+                if i:  # the first round warms up
+                    times[k].append(t)
+    finally:
+        art.shared_prefix = True
+        forward.GROUP_SHARING_MIN_PARAMETERS = threshold
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nGRPO policy pass, {len(prompts)} prompts x {group} completions: "
           + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in med.items())

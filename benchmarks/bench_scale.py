@@ -48,7 +48,7 @@ from artstudio.methods import build_method
 from artstudio.objectives.sft import compute_loss
 from artstudio.prompts import IGNORE_INDEX
 from artstudio.tiny import char_tokenizer, tiny_processor
-from bench_art_vs_lora import grpo_pass, train_step  # the same timed steps (this folder is on sys.path)
+from bench_art_vs_lora import grpo_pass, grpo_shape, train_step  # the same timed steps (this folder is on sys.path)
 
 CONFIGS = Path(__file__).parent / "configs"
 # Dense bf16 peak TFLOP/s of the GPUs this project may be lent (vendor data sheets, without sparsity).
@@ -190,8 +190,8 @@ def measure(args, layers: int | None, chosen: list[str], device: str, dtype: tor
         print(f"{k:<16} {t:>8.3f} {out[k]['tokens_per_second']:>10.0f} {peak_mb:>9.0f} {added:>9.0f} "
               f"{'n/a' if mfu is None else f'{mfu:.1%}':>6}")
     print_ratios(out)
-    if args.grpo != "0" and "art" in methods:
-        prompts, group = (int(x) for x in args.grpo.lower().split("x"))
+    if args.grpo and "art" in methods:
+        prompts, group = args.grpo
         grpo_pass(methods["art"], rows_all[:prompts], group, args.repeats)
     del methods, opts, bb
     gc.collect()
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--answer-tokens", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=6, help="measured steps per method (after 1 warm-up step)")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
-    ap.add_argument("--grpo", default="0", help="also time GRPO's policy pass for ART as PROMPTSxG, e.g. 2x4 (0: skip)")
+    ap.add_argument("--grpo", type=grpo_shape, default="0", help="also time GRPO's policy pass for ART as PROMPTSxG, e.g. 2x4 (0: skip)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU (default: known GPUs)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")

@@ -730,7 +730,12 @@ def main(argv: list[str] | None = None) -> int:
             return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
         debug = ns.debug
         _setup_logging(ns.verbose)
-        return int(VERBS[ns.command].execute(ns._config(ns)) or 0)
+        status = int(VERBS[ns.command].execute(ns._config(ns)) or 0)
+        if "torch.distributed" in sys.modules:  # a launcher's processes leave their group together
+            from artstudio.distributed import end_processes
+
+            end_processes()
+        return status
     except ArtStudioError as err:
         if debug:
             traceback.print_exc()

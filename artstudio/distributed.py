@@ -42,6 +42,20 @@ def fsdp_from_launcher() -> bool:
     return os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
 
 
+def end_processes() -> None:
+    """Leave the process group at the end of a command that succeeded in every process.
+
+    Without this, gloo's worker threads outlive the interpreter and a process can die with
+    "terminate called without an active exception" (SIGABRT) after its work is done. Not called after
+    an error: a process that failed alone would wait here for the others forever.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 @dataclass
 class Processes:
     """Where this process stands among the run's processes (one, unless a launcher started several)."""

@@ -124,3 +124,19 @@ def test_fsdp_without_a_launcher_says_how_to_start_one(tiny_model_dir, tmp_path)
     proc = _run(["train", "--model", tiny_model_dir("qwen3_5"), "--data", str(tmp_path / "task"), "--steps", "1",
                  "--fsdp", "--out", str(tmp_path / "run")], 1, tmp_path)
     assert proc.returncode != 0 and "torchrun --nproc_per_node" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_command_that_succeeds_leaves_the_process_group(tmp_path, monkeypatch):
+    """The CLI destroys the process group after a command succeeds: gloo's threads left alive at exit
+    abort a process ("terminate called without an active exception") after its work is done."""
+    import torch.distributed as dist
+
+    from artstudio.cli import main
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert main(["tasks", "list"]) == 0
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -320,6 +320,8 @@ def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch):
     assert len(table) == 8 and {r["lr_source"] for r in table if r["method"] == "art"} == {"grid"}
     logs = [(tmp_path / "results" / "workers" / f"worker-{k}.log").read_text() for k in range(2)]
     assert all("worker" in log for log in logs)
+    # Each worker counts and prices its own share: 4 grid runs, 4 ART test runs and 2 seed-free base runs.
+    assert all("/5 runs" in log and "/10 runs" not in log for log in logs)
     # Every cell is on disk: a one-process run with the same folder trains nothing.
     calls: list[str] = []
     real = harness.train

@@ -313,7 +313,7 @@ class _Comparison:
         pending = [c for c in grid_plan + list(test_plan.values()) if _load_finished(_cell_dir(config, c)) is None]
         prior = _probe(self.guard, self.tasks[0], config) if pending else (0.0, 0.0)
         self.bar = _Progress(len(grid_plan) + len(test_plan), self.callback, *prior)
-        self.pending = {c.key(config): c for c in pending}
+        self.pending = {_plan_key(c): c for c in pending}
         self.remaining = self._estimate()
         self._announce(len(test_plan), len(grid_plan), len(pending), prior)
         # Long-lived objects (model, libraries) leave the collector's view: each cell's gc.collect() then
@@ -345,9 +345,14 @@ class _Comparison:
         config = self.config
         self.guard = BackboneGuard(lambda: load_backbone(config.model, dtype=config.dtype, device=config.device))
         grid_plan = [c for t in self.tasks for m in self.methods for c in self.grid_cells(m, t)]
-        self.bar = _Progress(len(grid_plan) + len(self.test_cells()), self.callback, 0.0, 0.0)
+        # This worker's share, priced like a one-process run (test cells' lrs are not chosen yet; the
+        # cost of a run does not depend on it).
+        share = [c for i, c in enumerate(grid_plan) if i % workers == worker]
+        share += [c for i, c in enumerate(self.test_cells().values()) if i % workers == worker]
+        self.bar = _Progress(len(share), self.callback, 0.0, 0.0)
         self.bar.bar.set_description(f"worker {worker + 1}/{workers}")
-        self.pending, self.remaining = {}, 0.0
+        self.pending = {_plan_key(c): c for c in share if _load_finished(_cell_dir(config, c)) is None}
+        self.remaining = 0.0  # priced once the first run here has measured the speeds
         gc.freeze()
         try:
             # Round robin over the plan's order, which every worker computes alike: balanced shares.
@@ -423,7 +428,7 @@ class _Comparison:
         record["cell"] = folder.name
         atomic_write_text(folder / "cell.json", json.dumps(record, indent=2, default=str) + "\n")
         self.bar.measured(cell, record)
-        self.pending.pop(folder.name, None)  # the folder is named by the cell's key
+        self.pending.pop(_plan_key(cell), None)
         self.remaining = self._estimate()
         self.bar.finished(cell, record, self.remaining)
         return record
@@ -446,6 +451,11 @@ class _Comparison:
                 "backbone_reloads": self.guard.reloads, "lr_selection": self.chosen,
                 "task_digests": {t.name: t.digest for t in self.tasks}}
         return ResultsTable(rows, methods=self.methods, tasks=[t.name for t in self.tasks], meta=meta)
+
+
+def _plan_key(cell: Cell) -> tuple:
+    """A cell's place in the plan, the same before and after its grid has chosen the learning rate."""
+    return cell.phase, cell.method, cell.task.name, cell.seed, cell.lr if cell.phase == "grid" else None
 
 
 def _row_key(method: str, task: str, seed: int | None) -> str:
@@ -474,7 +484,8 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     import os
     import subprocess
 
-    _Comparison(config, None, None)  # prepares the tasks and splits once, before the workers read them
+    plan = _Comparison(config, None, None)  # prepares the tasks and splits once, before the workers read them
+    total = sum(len(plan.grid_cells(m, t)) for t in plan.tasks for m in plan.methods) + len(plan.test_cells())
     out = Path(config.out) / "workers"
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "config.json"
@@ -502,7 +513,7 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
                 break
             if progress is not None:
                 done = sum(1 for _ in Path(config.out).glob("*/*/cell.json"))
-                progress({"phase": "workers", "done": done, "total": None, "eta_seconds": None})
+                progress({"phase": "workers", "done": done, "total": total, "eta_seconds": None})
             time.sleep(1.0)
         else:
             failed = next((k for k, (p, _) in enumerate(procs) if p.returncode != 0), None)

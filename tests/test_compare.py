@@ -121,6 +121,9 @@ def test_markdown_bolds_the_best_per_task_and_in_the_mean_row():
     assert "| x | **60.0 ± 14.1** | 40.0 ± 0.0 |" in md
     assert "| y | 20.0 ± 0.0 | **85.0 ± 7.1** |" in md
     assert "| **mean** | 40.0 ± 7.1 | **62.5 ± 3.5** |" in md
+    # Worst cells, cells below 80 %, and the first method against the others task by task.
+    assert "| art | 20.0 % (y, seed 0) | 4 of 4 | – |" in md
+    assert "| lora | 40.0 % (x, seed 0) | 2 of 4 | 1 / 0 / 1 |" in md
 
 
 def test_resume_skips_finished_cells(model, tmp_path, monkeypatch):

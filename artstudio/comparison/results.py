@@ -152,14 +152,42 @@ class ResultsTable:
                 row.append(f"**{text}**" if best is not None and math.isclose(a["accuracy_mean"], best) else text)
             label = "**mean**" if task == "mean" else task
             lines.append(f"| {label} | " + " | ".join(row) + " |")
-        lines += ["", "Cost per method (means over its cells).", "",
-                  "| method | trainable params | s / step | peak memory MB | Δ memory MB | latency ms / request | lr |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += self._robustness_lines(cells)
+        lines += ["", "Cost per method (means over its cells; a run's training time includes its starts).", "",
+                  "| method | trainable params | train s / run | s / step | peak memory MB | Δ memory MB | latency ms / request | lr |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
         for a in self.per_method():
-            lines.append(f"| {a['method']} | {a['trainable_params']:,} | {_fmt(a['seconds_per_step'], '.3f')} | "
+            lines.append(f"| {a['method']} | {a['trainable_params']:,} | {_fmt(a['train_seconds'], '.1f')} | "
+                         f"{_fmt(a['seconds_per_step'], '.3f')} | "
                          f"{_fmt(a['peak_memory_mb'], '.0f')} | {_fmt(a['memory_delta_mb'], '.0f')} | "
                          f"{_fmt(a['latency_ms'], '.1f')} | {', '.join(f'{v:g}' for v in a['lr']) or '–'} |")
         return "\n".join(lines) + "\n"
+
+    def _robustness_lines(self, cells: dict) -> list[str]:
+        """Each method's worst cell (task × seed), its cells below 80 %, and the first method against it
+        task by task (per-task means over seeds; within one point is a tie)."""
+        if not self.records or len({r["seed"] for r in self.records}) < 2 and len(self.methods) < 2:
+            return []
+        first = self.methods[0]
+        lines = ["", f"Worst cells, and {first} against each method task by task (mean over seeds; within 1 point "
+                     "is a tie).", "",
+                 f"| method | worst cell (task, seed) | cells below 80 % | {first} won / tied / lost |",
+                 "|---|---|---:|---|"]
+        for method in self.methods:
+            rows = [r for r in self.records if r["method"] == method and r.get("accuracy") is not None]
+            if not rows:
+                continue
+            worst = min(rows, key=lambda r: r["accuracy"])
+            low = sum(r["accuracy"] < 0.8 for r in rows)
+            record = "–"
+            if method != first:
+                diffs = [cells[(t, first)]["accuracy_mean"] - cells[(t, method)]["accuracy_mean"] for t in self.tasks
+                         if (t, first) in cells and (t, method) in cells]
+                record = (f"{sum(d >= 0.01 for d in diffs)} / {sum(abs(d) < 0.01 for d in diffs)} / "
+                          f"{sum(d <= -0.01 for d in diffs)}")
+            lines.append(f"| {method} | {100 * worst['accuracy']:.1f} % ({worst['task']}, seed {worst['seed']}) | "
+                         f"{low} of {len(rows)} | {record} |")
+        return lines
 
     def summary(self) -> str:
         folder = self.meta.get("out")

@@ -502,6 +502,11 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
                                         str(config.workers)], env=env, stdout=log_file, stderr=subprocess.STDOUT),
                       log_file))
     print(f"compare: {config.workers} workers, {threads} CPU thread(s) each; logs in {out}", file=sys.stderr, flush=True)
+    from tqdm import tqdm
+
+    # The runs on disk, all workers together (each worker's log has its own share and time left).
+    bar = tqdm(total=total, desc=f"compare · {config.workers} workers", unit="run", dynamic_ncols=True, mininterval=5.0,
+               bar_format="{desc} {n_fmt}/{total_fmt} runs |{bar}| {elapsed} elapsed") if progress is None else None
     failed = None
     try:
         while any(p.poll() is None for p, _ in procs):
@@ -511,13 +516,17 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
             if bad:
                 failed = bad[0]
                 break
+            done = sum(1 for _ in Path(config.out).glob("*/*/cell.json"))
             if progress is not None:
-                done = sum(1 for _ in Path(config.out).glob("*/*/cell.json"))
                 progress({"phase": "workers", "done": done, "total": total, "eta_seconds": None})
+            else:
+                bar.update(done - bar.n)
             time.sleep(1.0)
         else:
             failed = next((k for k, (p, _) in enumerate(procs) if p.returncode != 0), None)
     finally:
+        if bar is not None:
+            bar.close()
         for p, log_file in procs:
             if p.poll() is None:
                 p.terminate()

@@ -323,8 +323,10 @@ def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch):
     assert len(table) == 8 and {r["lr_source"] for r in table if r["method"] == "art"} == {"grid"}
     logs = [(tmp_path / "results" / "workers" / f"worker-{k}.log").read_text() for k in range(2)]
     assert all("worker" in log for log in logs)
-    # Each worker counts and prices its own share: 4 grid runs, 4 ART test runs and 2 seed-free base runs.
-    assert all("/5 runs" in log and "/10 runs" not in log for log in logs)
+    # Workers take cells as they free up (4 grid runs, 4 ART test runs, 2 seed-free base runs): each
+    # settles the whole plan, and the launch's claims are cleared at the end.
+    assert all("10/10 runs" in log for log in logs)
+    assert not list((tmp_path / "results" / "workers").glob("claims-*"))
     # Every cell is on disk: a one-process run with the same folder trains nothing.
     calls: list[str] = []
     real = harness.train
@@ -332,3 +334,19 @@ def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch):
     assert C.compare(**kw).records == table.records and calls == []
     with pytest.raises(ConfigError, match="--workers"):
         C.compare(workers=0, **kw)
+
+
+def test_a_worker_skips_the_cells_another_worker_has_claimed(model, tmp_path):
+    """--workers: a cell claimed by one worker is never run by another (no run twice, none lost)."""
+    config = C.CompareConfig(**common(tmp_path, model, methods="art,base", tasks=str(make_task(tmp_path / "t")),
+                                      seeds="0"))
+    plan = harness._Comparison(config, None, None)
+    cells = plan.test_cells()
+    art = next(c for c in cells.values() if c.method == "art")
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    (claims / art.key(config)).touch()  # another worker has it
+    harness._Comparison(config, None, None).run_share(0, 2, claims)
+    done = {c.method: (harness._cell_dir(config, c) / "cell.json").is_file() for c in cells.values()}
+    assert done == {"art": False, "base": True}
+    assert sorted(p.name for p in claims.iterdir()) == sorted(c.key(config) for c in cells.values())

@@ -7,6 +7,8 @@ import gc
 import hashlib
 import json
 import logging
+import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -336,28 +338,32 @@ class _Comparison:
         table.write(self.out, plots=True)
         return table
 
-    def run_share(self, worker: int, workers: int) -> None:
-        """Run this worker's share of the cells (every `workers`-th of the plan); the parent writes the table.
+    def run_share(self, worker: int, workers: int, claims: Path) -> None:
+        """Run cells that no other worker has claimed yet; the parent writes the table.
 
-        Grid runs come first; a test cell needs every grid's choice, so a worker that finished its grid
-        runs waits for the others' to appear on disk before it starts its test runs.
+        Each worker walks the whole plan in the same order and takes the next cell nobody has taken
+        (a file created atomically in `claims`, a folder of this launch only), so a worker that drew
+        cheap cells takes more of them and none waits idle while another still has a queue. Grid runs
+        come first; a test cell needs every grid's choice, so a worker with no grid run left waits for
+        the others' to appear on disk before it starts on the test runs.
         """
         config = self.config
         self.guard = BackboneGuard(lambda: load_backbone(config.model, dtype=config.dtype, device=config.device))
         grid_plan = [c for t in self.tasks for m in self.methods for c in self.grid_cells(m, t)]
-        # This worker's share, priced like a one-process run (test cells' lrs are not chosen yet; the
-        # cost of a run does not depend on it).
-        share = [c for i, c in enumerate(grid_plan) if i % workers == worker]
-        share += [c for i, c in enumerate(self.test_cells().values()) if i % workers == worker]
-        self.bar = _Progress(len(share), self.callback, 0.0, 0.0)
+        # The bar counts the plan's cells settled (run here, found finished, or taken by another worker);
+        # the time left prices the cells nobody has finished or taken, shared among the workers.
+        # (Test cells' lrs are not chosen yet; the cost of a run does not depend on it.)
+        plan = grid_plan + list(self.test_cells().values())
+        self.bar = _Progress(len(plan), self.callback, 0.0, 0.0)
         self.bar.bar.set_description(f"worker {worker + 1}/{workers}")
-        self.pending = {_plan_key(c): c for c in share if _load_finished(_cell_dir(config, c)) is None}
-        self.remaining = 0.0  # priced once the first run here has measured the speeds
+        self.pending = {_plan_key(c): c for c in plan if _load_finished(_cell_dir(config, c)) is None}
+        self.remaining, self.share = 0.0, workers  # priced once the first run here has measured the speeds
         gc.freeze()
         try:
-            # Round robin over the plan's order, which every worker computes alike: balanced shares.
-            for i, cell in enumerate(grid_plan):
-                if i % workers == worker and self._run(cell) is None:
+            for cell in grid_plan:
+                if not self._take(cell, claims):
+                    continue
+                if self._run(cell) is None:
                     return
             grids = {(m, t.name) for t in self.tasks for m in self.methods if self.grid_cells(m, t)}
             while True:
@@ -366,12 +372,23 @@ class _Comparison:
                 if len({(m, t) for m, per in self.chosen.items() for t in per}) == len(grids):
                     break
                 time.sleep(1.0)
-            for i, cell in enumerate(self.test_cells().values()):
-                if i % workers == worker and self._run(cell) is None:
+            for cell in self.test_cells().values():
+                if self._take(cell, claims) and self._run(cell) is None:
                     return
         finally:
             self.bar.close()
             gc.unfreeze()
+
+    def _take(self, cell: Cell, claims: Path) -> bool:
+        """Claim `cell` for this worker; False (and the cell counted as settled) when another has it."""
+        try:
+            os.close(os.open(claims / cell.key(self.config), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            if self.pending.pop(_plan_key(cell), None) is not None:
+                self.remaining = self._estimate()
+            self.bar.bar.update(1)
+            return False
 
     def _announce(self, n_test: int, n_grid: int, n_pending: int, prior: tuple[float, float]) -> None:
         msg = (f"compare: {len(self.methods)} methods × {len(self.tasks)} tasks × {len(self.seeds)} seeds = {n_test} runs"
@@ -434,8 +451,9 @@ class _Comparison:
         return record
 
     def _estimate(self) -> float:
-        """Seconds left: the cells still to run, priced at the step and scoring speeds measured so far."""
-        return sum(self.bar.cost(c, self.n_eval(c)) for c in self.pending.values())
+        """Seconds left: the cells still to run, priced at the step and scoring speeds measured so far
+        (split among the workers that share them)."""
+        return sum(self.bar.cost(c, self.n_eval(c)) for c in self.pending.values()) / getattr(self, "share", 1)
 
     def table(self) -> ResultsTable:
         """Rows in seed / task / method order; a seed-free cell fills the row of every seed."""
@@ -481,7 +499,6 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     """Run the cells in `config.workers` processes sharing the results folder; the caller then finds
     them finished and writes the table. Each worker gets an equal share of the CPU threads (and, on
     GPUs, GPU k mod the GPU count). A worker that fails stops the others; its log names the cause."""
-    import os
     import subprocess
 
     plan = _Comparison(config, None, None)  # prepares the tasks and splits once, before the workers read them
@@ -490,6 +507,8 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "config.json"
     atomic_write_text(spec, json.dumps(asdict(config), default=str) + "\n")
+    claims = out / f"claims-{os.getpid()}-{time.time_ns()}"  # this launch's: an old launch's claims never block
+    claims.mkdir()
     threads = max(1, (os.cpu_count() or 1) // config.workers)
     gpus = torch.cuda.device_count() if (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") else 0
     procs = []
@@ -499,7 +518,8 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
             env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
         log_file = open(out / f"worker-{k}.log", "w")
         procs.append((subprocess.Popen([sys.executable, "-m", "artstudio.comparison.harness", str(spec), str(k),
-                                        str(config.workers)], env=env, stdout=log_file, stderr=subprocess.STDOUT),
+                                        str(config.workers), str(claims)], env=env, stdout=log_file,
+                                       stderr=subprocess.STDOUT),
                       log_file))
     print(f"compare: {config.workers} workers, {threads} CPU thread(s) each; logs in {out}", file=sys.stderr, flush=True)
     from tqdm import tqdm
@@ -527,6 +547,7 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     finally:
         if bar is not None:
             bar.close()
+        shutil.rmtree(claims, ignore_errors=True)
         for p, log_file in procs:
             if p.poll() is None:
                 p.terminate()
@@ -539,10 +560,10 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
 
 
 def _worker_main(argv: list[str]) -> int:
-    """`python -m artstudio.comparison.harness CONFIG.json K N`: one worker's share of a comparison."""
-    spec, k, n = Path(argv[0]), int(argv[1]), int(argv[2])
+    """`python -m artstudio.comparison.harness CONFIG.json K N CLAIMS`: worker K of N of a comparison."""
+    spec, k, n, claims = Path(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3])
     config = _coerce(None, json.loads(spec.read_text()) | {"workers": 1})
-    _Comparison(config, None, None).run_share(k, n)
+    _Comparison(config, None, None).run_share(k, n, claims)
     return 0
 
 

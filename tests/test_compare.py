@@ -327,6 +327,7 @@ def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch):
     # settles the whole plan, and the launch's claims are cleared at the end.
     assert all("10/10 runs" in log for log in logs)
     assert not list((tmp_path / "results" / "workers").glob("claims-*"))
+    assert table.meta["elapsed_seconds"] > 5  # the workers' time, not only the final table's
     # Every cell is on disk: a one-process run with the same folder trains nothing.
     calls: list[str] = []
     real = harness.train

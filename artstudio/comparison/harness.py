@@ -489,9 +489,12 @@ def compare(config: CompareConfig | None = None, progress: Callable[[dict], None
     step (finished cells are kept; the next call resumes). Returns the table of finished rows.
     """
     config = _coerce(config, overrides)
+    started = time.perf_counter()
     if config.workers > 1:
         _run_workers(config, progress, should_stop)
-    return _Comparison(config, progress, should_stop).run()
+    comparison = _Comparison(config, progress, should_stop)
+    comparison.started = started  # the table's elapsed time includes the workers'
+    return comparison.run()
 
 
 def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,

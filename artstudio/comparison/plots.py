@@ -31,8 +31,11 @@ def write_plots(table: ResultsTable, folder: Path) -> list[Path]:
 
 
 def _colors(plt, methods: list[str]) -> dict[str, Any]:
-    cmap = plt.get_cmap("tab10")
-    return {m: cmap(i % 10) for i, m in enumerate(methods)}
+    if len(methods) <= 10:
+        cmap = plt.get_cmap("tab10")
+        return {m: cmap(i) for i, m in enumerate(methods)}
+    cmap = plt.get_cmap("tab20")  # beyond 10 methods tab10 would repeat a colour
+    return {m: cmap(i % 20) for i, m in enumerate(methods)}
 
 
 def _plot_accuracy(plt, table: ResultsTable):

@@ -165,12 +165,12 @@ class ResultsTable:
 
     def _robustness_lines(self, cells: dict) -> list[str]:
         """Each method's worst cell (task × seed), its cells below 80 %, and the first method against it
-        task by task (per-task means over seeds; within one point is a tie)."""
+        task by task (per-task means over seeds; less than one point apart is a tie)."""
         if not self.records or len({r["seed"] for r in self.records}) < 2 and len(self.methods) < 2:
             return []
         first = self.methods[0]
-        lines = ["", f"Worst cells, and {first} against each method task by task (mean over seeds; within 1 point "
-                     "is a tie).", "",
+        lines = ["", f"Worst cells, and {first} against each method task by task (mean over seeds; less than 1 "
+                     "point apart is a tie).", "",
                  f"| method | worst cell (task, seed) | cells below 80 % | {first} won / tied / lost |",
                  "|---|---|---:|---|"]
         for method in self.methods:
@@ -181,8 +181,8 @@ class ResultsTable:
             low = sum(r["accuracy"] < 0.8 for r in rows)
             record = "–"
             if method != first:
-                diffs = [cells[(t, first)]["accuracy_mean"] - cells[(t, method)]["accuracy_mean"] for t in self.tasks
-                         if (t, first) in cells and (t, method) in cells]
+                diffs = [round(cells[(t, first)]["accuracy_mean"] - cells[(t, method)]["accuracy_mean"], 9)
+                         for t in self.tasks if (t, first) in cells and (t, method) in cells]
                 record = (f"{sum(d >= 0.01 for d in diffs)} / {sum(abs(d) < 0.01 for d in diffs)} / "
                           f"{sum(d <= -0.01 for d in diffs)}")
             lines.append(f"| {method} | {100 * worst['accuracy']:.1f} % ({worst['task']}, seed {worst['seed']}) | "

@@ -333,6 +333,10 @@ def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch):
     real = harness.train
     monkeypatch.setattr(harness, "train", lambda cfg, **k: calls.append(cfg.method) or real(cfg, **k))
     assert C.compare(**kw).records == table.records and calls == []
+    # ... and a finished comparison re-run with workers starts none.
+    (tmp_path / "results" / "workers" / "worker-0.log").unlink()
+    assert C.compare(workers=2, **kw).records == table.records and calls == []
+    assert not (tmp_path / "results" / "workers" / "worker-0.log").exists()
     with pytest.raises(ConfigError, match="--workers"):
         C.compare(workers=0, **kw)
 

@@ -505,7 +505,11 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     import subprocess
 
     plan = _Comparison(config, None, None)  # prepares the tasks and splits once, before the workers read them
-    total = sum(len(plan.grid_cells(m, t)) for t in plan.tasks for m in plan.methods) + len(plan.test_cells())
+    grid_plan = [c for t in plan.tasks for m in plan.methods for c in plan.grid_cells(m, t)]
+    total = len(grid_plan) + len(plan.test_cells())
+    plan._run_grids(finished_only=True)  # the choices on disk name the test cells already run
+    if all(_load_finished(_cell_dir(config, c)) is not None for c in grid_plan + list(plan.test_cells().values())):
+        return  # a finished comparison: nothing to start workers for
     out = Path(config.out) / "workers"
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "config.json"

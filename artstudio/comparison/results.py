@@ -157,7 +157,7 @@ class ResultsTable:
                   "| method | trainable params | train s / run | s / step | peak memory MB | Δ memory MB | latency ms / request | lr |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]
         for a in self.per_method():
-            lines.append(f"| {a['method']} | {a['trainable_params']:,} | {_fmt(a['train_seconds'], '.1f')} | "
+            lines.append(f"| {a['method']} | {a['trainable_params']:,} | {_fmt(a['train_seconds'] if a['seconds_per_step'] else None, '.1f')} | "
                          f"{_fmt(a['seconds_per_step'], '.3f')} | "
                          f"{_fmt(a['peak_memory_mb'], '.0f')} | {_fmt(a['memory_delta_mb'], '.0f')} | "
                          f"{_fmt(a['latency_ms'], '.1f')} | {', '.join(f'{v:g}' for v in a['lr']) or '–'} |")

@@ -268,6 +268,7 @@ class _Comparison:
         self.chosen: dict[str, dict[str, dict]] = {}
         self.records: dict[str, dict] = {}
         self.stopped = False
+        self.share = 1  # processes sharing the cells left (a worker of `--workers N`: N)
         self.started = time.perf_counter()
 
     # -- the plan ---------------------------------------------------------------------------------
@@ -278,6 +279,14 @@ class _Comparison:
         seed = self.seeds[0]
         return [Cell(method, task, seed, lr, "grid", _method_options(self.config, method), self.config.steps,
                      phase="grid", data=folder, eval_file=val_file, val_digest=digest) for lr in self.grid[method]]
+
+    def grid_plan(self) -> list[Cell]:
+        """Every lr-grid run, task by task."""
+        return [c for t in self.tasks for m in self.methods for c in self.grid_cells(m, t)]
+
+    def unfinished(self, cells: list[Cell]) -> list[Cell]:
+        """The cells with no record on disk yet."""
+        return [c for c in cells if _load_finished(_cell_dir(self.config, c)) is None]
 
     def test_cells(self) -> dict[str, Cell]:
         """Seed-major order (a complete table per seed comes first); seed-free methods once per task."""
@@ -309,10 +318,10 @@ class _Comparison:
     def run(self) -> ResultsTable:
         config = self.config
         self.guard = BackboneGuard(lambda: load_backbone(config.model, dtype=config.dtype, device=config.device))
-        grid_plan = [c for t in self.tasks for m in self.methods for c in self.grid_cells(m, t)]
+        grid_plan = self.grid_plan()
         self._run_grids(finished_only=True)  # choices already on disk tell which test cells are done
         test_plan = self.test_cells()
-        pending = [c for c in grid_plan + list(test_plan.values()) if _load_finished(_cell_dir(config, c)) is None]
+        pending = self.unfinished(grid_plan + list(test_plan.values()))
         prior = _probe(self.guard, self.tasks[0], config) if pending else (0.0, 0.0)
         self.bar = _Progress(len(grid_plan) + len(test_plan), self.callback, *prior)
         self.pending = {_plan_key(c): c for c in pending}
@@ -349,14 +358,14 @@ class _Comparison:
         """
         config = self.config
         self.guard = BackboneGuard(lambda: load_backbone(config.model, dtype=config.dtype, device=config.device))
-        grid_plan = [c for t in self.tasks for m in self.methods for c in self.grid_cells(m, t)]
+        grid_plan = self.grid_plan()
         # The bar counts the plan's cells settled (run here, found finished, or taken by another worker);
         # the time left prices the cells nobody has finished or taken, shared among the workers.
         # (Test cells' lrs are not chosen yet; the cost of a run does not depend on it.)
         plan = grid_plan + list(self.test_cells().values())
         self.bar = _Progress(len(plan), self.callback, 0.0, 0.0)
         self.bar.bar.set_description(f"worker {worker + 1}/{workers}")
-        self.pending = {_plan_key(c): c for c in plan if _load_finished(_cell_dir(config, c)) is None}
+        self.pending = {_plan_key(c): c for c in self.unfinished(plan)}
         self.remaining, self.share = 0.0, workers  # priced once the first run here has measured the speeds
         gc.freeze()
         try:
@@ -453,7 +462,7 @@ class _Comparison:
     def _estimate(self) -> float:
         """Seconds left: the cells still to run, priced at the step and scoring speeds measured so far
         (split among the workers that share them)."""
-        return sum(self.bar.cost(c, self.n_eval(c)) for c in self.pending.values()) / getattr(self, "share", 1)
+        return sum(self.bar.cost(c, self.n_eval(c)) for c in self.pending.values()) / self.share
 
     def table(self) -> ResultsTable:
         """Rows in seed / task / method order; a seed-free cell fills the row of every seed."""
@@ -505,10 +514,10 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     import subprocess
 
     plan = _Comparison(config, None, None)  # prepares the tasks and splits once, before the workers read them
-    grid_plan = [c for t in plan.tasks for m in plan.methods for c in plan.grid_cells(m, t)]
+    grid_plan = plan.grid_plan()
     total = len(grid_plan) + len(plan.test_cells())
     plan._run_grids(finished_only=True)  # the choices on disk name the test cells already run
-    if all(_load_finished(_cell_dir(config, c)) is not None for c in grid_plan + list(plan.test_cells().values())):
+    if not plan.unfinished(grid_plan + list(plan.test_cells().values())):
         return  # a finished comparison: nothing to start workers for
     out = Path(config.out) / "workers"
     out.mkdir(parents=True, exist_ok=True)

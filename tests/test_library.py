@@ -11,17 +11,21 @@ import pytest
 from artstudio.data import load_jsonl
 from artstudio.errors import DataError
 from artstudio.tasks import TASKS, list_tasks, make_task, resolve_tasks, task_specs
-from artstudio.tasks.library import LIBRARY_FORMAT_WORDS, LIBRARY_PAIRS, describe_pair
+from artstudio.tasks.library import (LIBRARY_CUES, LIBRARY_FORMAT_WORDS, LIBRARY_PAIRS, WORD_PROBLEM_FORMATS,
+                                     describe_pair)
 from artstudio.tasks.suite import HELDOUT_PAIRS, NUMERIC_OPS, PRETRAIN_FORMATS, STRING_OPS, fmt
 
 PARAPHRASES = Path(__file__).resolve().parents[1] / "artstudio" / "hyper" / "paraphrases.json"
 
 
-def test_library_is_every_pair_that_is_not_held_out():
+def test_library_is_every_pair_that_is_not_held_out_and_word_problems_in_every_other_format():
     library = list_tasks("library")
-    assert len(library) == len(NUMERIC_OPS | STRING_OPS) * len(PRETRAIN_FORMATS) - len(HELDOUT_PAIRS) == 98
+    assert len(LIBRARY_PAIRS) == len(NUMERIC_OPS | STRING_OPS) * len(PRETRAIN_FORMATS) - len(HELDOUT_PAIRS) == 98
+    assert WORD_PROBLEM_FORMATS == tuple(h for h in PRETRAIN_FORMATS if h != "json")  # json: the held-out task's
+    assert len(library) == 98 + 10
     names = {c.name for c in library}
-    assert names == {f"{op}-{how}" for op, how in LIBRARY_PAIRS}
+    assert names == ({f"{op}-{how}" for op, how in LIBRARY_PAIRS}
+                     | {f"word-problems-{how}" for how in WORD_PROBLEM_FORMATS}) == set(LIBRARY_CUES)
     assert resolve_tasks("library") == [c.name for c in library]
     assert not set(resolve_tasks("all")) & names  # 'all' still means the suite's own tasks
 
@@ -34,7 +38,7 @@ def test_heldout_tasks_and_descriptions_never_enter_the_library():
     assert not held_descriptions & {c.description for c in library}
     for op, how in HELDOUT_PAIRS:
         assert f"{op}-{how}" not in {c.name for c in library}
-    # The full task spec resolves to the same 98 names.
+    assert "word-problems-json" not in {c.name for c in library}
     assert all(c.kind == "library" for c in library)
 
 
@@ -47,15 +51,19 @@ def test_library_descriptions_use_the_heldout_cards_style():
     assert len(set(descriptions)) == len(descriptions)
 
 
-@pytest.mark.parametrize("name", ["add-plain", "reverse-quote", "count-sentence", "max-json", "first-arrow"])
+@pytest.mark.parametrize("name", ["add-plain", "reverse-quote", "count-sentence", "max-json", "first-arrow",
+                                  "word-problems-sentence", "word-problems-bracket"])
 def test_library_tasks_are_instruction_free_and_follow_their_format(name, tmp_path):
     card = TASKS[name]
-    op, how = name.split("-", 1)
+    op, how = name.rsplit("-", 1)
     folder = make_task(name, tmp_path / name, n_train=30, n_test=10)
     rows = load_jsonl(folder / "train.jsonl")
     for row in rows:
         assert row.image is None
-        if op in NUMERIC_OPS:
+        if op == "word-problems":
+            assert row.prompt.endswith("?") and "Answer" not in row.prompt  # no instruction about the format
+            assert row.answer in {fmt(v, how) for v in range(-9, 82)}
+        elif op in NUMERIC_OPS:
             a, b = map(int, row.prompt.split())
             assert row.answer == fmt(NUMERIC_OPS[op][1](a, b), how)
         else:

@@ -46,6 +46,7 @@ class HyperConfig:
     hidden: int | None = field(default=None, metadata={"help": "mixer width (default: the preset's)"})
     blocks: int | None = field(default=None, metadata={"help": "residual MLP blocks (default: the preset's)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout inside the residual blocks while training"})
+    standardise: Literal["dim", "global"] = field(default="dim", metadata={"help": "scale task embeddings per dimension (dim) or by one number (global) after centring them on the library's mean"})
 
 
 def config_from_dict(cls, values: dict | None):
@@ -91,6 +92,8 @@ class Hypernetwork(torch.nn.Module):
         super().__init__()
         if config.preset not in self.PRESETS:
             raise ConfigError(f"unknown preset {config.preset!r}; choose one of {', '.join(self.PRESETS)}")
+        if config.standardise not in ("dim", "global"):
+            raise ConfigError(f"standardise must be dim or global, got {config.standardise!r}")
         self.config = config
         self.embed_dim = int(embed_dim)
         self.target = dict(target)
@@ -136,6 +139,8 @@ class Hypernetwork(torch.nn.Module):
         e = embeddings.float()
         self.embed_mean.copy_(e.mean(0))
         std = e.std(0) if e.shape[0] > 1 else torch.ones_like(e[0])
+        if self.config.standardise == "global":
+            std = torch.full_like(std, float(std.square().mean().sqrt()))
         self.embed_std.copy_(std.clamp_min(1e-3 * float(std.mean()) + 1e-6))
 
     def normalise(self, task_embeddings: torch.Tensor) -> torch.Tensor:
@@ -158,6 +163,15 @@ class Hypernetwork(torch.nn.Module):
 
     def reconstruction_loss(self, generated, target) -> torch.Tensor:
         raise NotImplementedError
+
+    def prepare_reconstruction(self, embeddings: list[torch.Tensor], targets: list) -> None:
+        """Called once before the first step of a fresh reconstruction run, with each task's (n, dim)
+        embeddings (its wordings) and its target; a kind may fit part of itself in closed form here."""
+
+    def reconstruction_objective(self, embedding: torch.Tensor, target) -> torch.Tensor:
+        """One task's loss in reconstruction mode, from its (1, dim) embedding: by default the generated
+        output against the target; a kind may fit something else that yields the target (T2C's choices)."""
+        return self.reconstruction_loss(self(embedding)[0], target)
 
     def train_target(self, backbone, task, cache_dir: str | Path, *, steps: int, seed: int = 0):
         """The per-task target of reconstruction mode (e.g. an ART canvas), trained once and cached."""

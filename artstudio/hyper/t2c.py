@@ -20,6 +20,7 @@ untrained T2C paints ART's grey starting canvas.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,7 @@ from artstudio.vision import tensor_to_image, to_pixel_values
 
 from .base import HyperConfig, Hypernetwork, ResidualBlock, backbone_target, register_hyper
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class T2CConfig(HyperConfig):
@@ -48,6 +50,10 @@ class T2CConfig(HyperConfig):
     basis_init: Literal["zeros", "cues"] = field(default="zeros", metadata={"help": "basis/parts head: start the images at zero (a grey canvas), or from the suite's cue components (one image per operation glyph and per format band, on the cue paper) that studio-tiny learned to read (parts: glyphs in part 1, bands in part 2); every image still trains"})
     activation: Literal["clamp", "sigmoid"] = field(default="clamp", metadata={"help": "pixel activation: clamp (0.5 + x, inward straight-through clamp) or sigmoid"})
     quantize: bool = field(default=True, metadata={"help": "uint8 rounding with a straight-through gradient (what you train is what you serve)"})
+    final_norm: bool = field(default=True, metadata={"help": "LayerNorm on the mixer's output; off, a mixer without residual blocks (blocks=0) is one linear map of the task embedding"})
+    fit: Literal["pixels", "choice", "ridge"] = field(default="pixels", metadata={"help": "reconstruction: pixels (mean squared error of the generated canvas; every image trains), choice (parts head: find the palette images whose sum is nearest each target, then train the mixer to choose them with cross-entropy; the palette stays as initialised, so basis_init=cues) or ridge (choice, with the linear mixer first solved in closed form by ridge regression onto the choices: needs blocks=0 and final_norm=false; steps=0 keeps that solution)"})
+    ridge: float | None = field(default=None, metadata={"help": "fit=ridge: the ridge penalty on standardised embeddings (default: chosen by leave-one-task-out over the training tasks, the largest penalty that predicts as many left-out tasks' choices as the best)"})
+    choice: Literal["soft", "hard"] = field(default="soft", metadata={"help": "parts head, when generating: soft (the softmax blend of each palette) or hard (each part's most likely image, so the artwork is one glyph on one band, never a blend; training always uses the softmax)"})
 
 
 class GeneratedCanvasMethod(Method):
@@ -96,15 +102,18 @@ def cue_parts(side: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return parts[:n_ops], parts[n_ops:], paper
 
 
-def cue_target(side: int, op: str, how: str) -> torch.Tensor:
-    """The un-jittered cue picture of (operation, format) as a (3, H, W) canvas in [0, 1]."""
+def cue_target(side: int, op: str | None, how: str) -> torch.Tensor:
+    """The un-jittered cue picture of (operation, format) as a (3, H, W) canvas in [0, 1].
+
+    `op=None` draws the format band alone (a word problem's operation is in its words)."""
     from artstudio.tasks.suite import NUMERIC_OPS, PRETRAIN_FORMATS, STRING_OPS
 
     glyphs, bands, paper = cue_parts(side)
     ops = [*NUMERIC_OPS, *STRING_OPS]
-    if op not in ops or how not in PRETRAIN_FORMATS:
+    if (op is not None and op not in ops) or how not in PRETRAIN_FORMATS:
         raise ConfigError(f"no cue picture for operation {op!r} and format {how!r}")
-    return (paper + glyphs[ops.index(op)] + bands[list(PRETRAIN_FORMATS).index(how)]).clamp(0, 1)
+    glyph = glyphs[ops.index(op)] if op is not None else 0
+    return (paper + glyph + bands[list(PRETRAIN_FORMATS).index(how)]).clamp(0, 1)
 
 
 def cue_basis(side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,13 +158,26 @@ class TextToCanvas(Hypernetwork):
             raise ConfigError("a t2c target must record canvas_size")
         if config.head not in ("grid", "basis", "parts"):
             raise ConfigError(f"t2c head must be grid, basis or parts, got {config.head!r}")
+        if config.choice not in ("soft", "hard"):
+            raise ConfigError(f"t2c choice must be soft or hard, got {config.choice!r}")
+        if config.choice == "hard" and config.head != "parts":
+            raise ConfigError("choice=hard needs head=parts (a choice among each part's palette)")
+        if config.fit not in ("pixels", "choice", "ridge"):
+            raise ConfigError(f"t2c fit must be pixels, choice or ridge, got {config.fit!r}")
+        if config.fit != "pixels" and (config.head != "parts" or config.basis_init != "cues"):
+            raise ConfigError(f"fit={config.fit} trains the choice among fixed palette images: it needs head=parts "
+                              "and basis_init=cues")
+        if config.fit == "ridge" and (self.depth != 0 or config.final_norm):
+            raise ConfigError("fit=ridge solves a linear mixer: it needs blocks=0 and final_norm=false")
+        if config.ridge is not None and config.ridge <= 0:
+            raise ConfigError(f"t2c ridge must be > 0, got {config.ridge}")
         if config.activation not in ("clamp", "sigmoid"):
             raise ConfigError(f"t2c activation must be clamp or sigmoid, got {config.activation!r}")
         self.side = side
         w = self.width
         self.inp = torch.nn.Linear(embed_dim, w)
         self.blocks = torch.nn.ModuleList(ResidualBlock(w, config.dropout) for _ in range(self.depth))
-        self.norm = torch.nn.LayerNorm(w)
+        self.norm = torch.nn.LayerNorm(w) if config.final_norm else torch.nn.Identity()
         if config.basis_init not in ("zeros", "cues"):
             raise ConfigError(f"t2c basis_init must be zeros or cues, got {config.basis_init!r}")
         if config.basis_init == "cues" and config.head == "grid":
@@ -208,12 +230,20 @@ class TextToCanvas(Hypernetwork):
         backbone.geometry.check(side, side)
         return backbone_target(backbone) | {"canvas_size": int(side)}
 
-    def canvas_logits(self, task_embeddings: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) pre-activation canvases."""
+    def mixer(self, task_embeddings: torch.Tensor) -> torch.Tensor:
+        """(N, width) features of the task embeddings, which the head reads."""
         h = self.inp(self.normalise(task_embeddings))
         for block in self.blocks:
             h = block(h)
-        h = self.norm(h)
+        return self.norm(h)
+
+    def part_logits(self, task_embeddings: torch.Tensor) -> torch.Tensor:
+        """Parts head: (N, parts, palette) scores of each part's palette images."""
+        return self.head(self.mixer(task_embeddings)).view(-1, self.config.parts, self.config.palette)
+
+    def canvas_logits(self, task_embeddings: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) pre-activation canvases."""
+        h = self.mixer(task_embeddings)
         n = h.shape[0]
         if self.config.head == "grid":
             g = self.config.grid
@@ -222,7 +252,11 @@ class TextToCanvas(Hypernetwork):
                 return low
             return torch.nn.functional.interpolate(low, size=(self.side, self.side), mode="bilinear", align_corners=False)
         if self.config.head == "parts":
-            weights = torch.softmax(self.head(h).view(n, self.config.parts, self.config.palette), dim=-1)
+            logits = self.head(h).view(n, self.config.parts, self.config.palette)  # = part_logits
+            if self.config.choice == "hard" and not self.training:
+                weights = torch.nn.functional.one_hot(logits.argmax(-1), self.config.palette).to(logits.dtype)
+            else:
+                weights = torch.softmax(logits, dim=-1)
             return (torch.einsum("npk,pkd->nd", weights, self.atoms) + self.offset).view(n, 3, self.side, self.side)
         return (self.head(h) @ self.atoms + self.offset).view(n, 3, self.side, self.side)
 
@@ -255,15 +289,101 @@ class TextToCanvas(Hypernetwork):
     def reconstruction_loss(self, generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.mse_loss(generated.float(), target.to(generated.device, torch.float32))
 
+    RIDGE_MARGIN = 10.0  # scores are scaled so the training tasks' mean margin (best - second) is 10 nats
+    RIDGE_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
+    @torch.no_grad()
+    def prepare_reconstruction(self, embeddings: list[torch.Tensor], targets: list) -> None:
+        """fit=ridge: the linear mixer (inp, then head) solved in closed form from the tasks' choices.
+
+        inp projects the standardised embeddings onto their principal directions (the ridge solution
+        lies in their span, so nothing is lost), the head is the ridge regression of each task's
+        one-hot choices on that projection, scaled so that on the training tasks the best image leads the
+        second by RIDGE_MARGIN nats on average (the softmax then picks, not blends). Without `ridge`, the penalty
+        is the largest of RIDGE_GRID whose leave-one-task-out choices are as often right as the best:
+        a left-out library task is a new combination of parts, as a held-out task is."""
+        if self.config.fit != "ridge":
+            return
+        X = [self.normalise(e).cpu().double() for e in embeddings]
+        Y = [torch.nn.functional.one_hot(self.choice_of(t), self.config.palette).reshape(1, -1).double()
+             .expand(len(e), -1) for e, t in zip(X, targets)]
+        if self.config.ridge is None:
+            scores = {lam: self._leave_one_task_out(X, Y, lam) for lam in self.RIDGE_GRID}
+            best = max(scores.values())
+            self.config.ridge = max(lam for lam, right in scores.items() if right == best)
+            self.ridge_selection = {"penalty": self.config.ridge, "left_out_right": scores, "tasks": len(X)}
+            log.info("ridge penalty %g (leave-one-task-out choices right: %s of %d)", self.config.ridge,
+                     ", ".join(f"{k:g}: {v}" for k, v in scores.items()), len(X))
+        V, x_mean, W, y_mean = self._ridge(torch.cat(X), torch.cat(Y), self.config.ridge)
+        scores = ((torch.cat(X) - x_mean) @ V.T @ W + y_mean).view(-1, self.config.parts, self.config.palette)
+        top2 = scores.topk(2, dim=-1).values
+        scale = self.RIDGE_MARGIN / float((top2[..., 0] - top2[..., 1]).mean().clamp_min(1e-6))
+        r = V.shape[0]
+        inp_w = torch.zeros_like(self.inp.weight, dtype=torch.float64)
+        inp_b = torch.zeros_like(self.inp.bias, dtype=torch.float64)
+        inp_w[:r], inp_b[:r] = V, -(V @ x_mean)
+        head_w = torch.zeros_like(self.head.weight, dtype=torch.float64)
+        head_w[:, :r] = W.T
+        self.inp.weight.copy_(inp_w.to(self.inp.weight))
+        self.inp.bias.copy_(inp_b.to(self.inp.bias))
+        self.head.weight.copy_((scale * head_w).to(self.head.weight))
+        self.head.bias.copy_((scale * y_mean).to(self.head.bias))
+
+    def _ridge(self, X: torch.Tensor, Y: torch.Tensor, lam: float):
+        """(V (r, dim), x mean, W (r, outputs), y mean): scores = ((x - x mean) V^T) W + y mean."""
+        x_mean, y_mean = X.mean(0), Y.mean(0)
+        Xc = X - x_mean
+        V = torch.linalg.svd(Xc, full_matrices=False)[2]
+        V = V[: min(self.width, V.shape[0])]
+        Z = Xc @ V.T
+        W = torch.linalg.solve(Z.T @ Z + lam * torch.eye(Z.shape[1], dtype=Z.dtype), Z.T @ (Y - y_mean))
+        return V, x_mean, W, y_mean
+
+    def _leave_one_task_out(self, X: list[torch.Tensor], Y: list[torch.Tensor], lam: float) -> int:
+        """How many tasks get every part's choice right (on their card's description) when left out."""
+        P, K, right = self.config.parts, self.config.palette, 0
+        for i in range(len(X)):
+            V, x_mean, W, y_mean = self._ridge(torch.cat(X[:i] + X[i + 1:]), torch.cat(Y[:i] + Y[i + 1:]), lam)
+            scores = ((X[i][:1] - x_mean) @ V.T @ W + y_mean).view(P, K)
+            right += int(torch.equal(scores.argmax(-1), Y[i][0].view(P, K).argmax(-1)))
+        return right
+
+    def reconstruction_objective(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.config.fit == "pixels":
+            return super().reconstruction_objective(embedding, target)
+        logits = self.part_logits(embedding)[0]
+        return torch.nn.functional.cross_entropy(logits, self.choice_of(target).to(logits.device))
+
+    @torch.no_grad()
+    def choice_of(self, target: torch.Tensor) -> torch.Tensor:
+        """(parts,) the palette images whose sum on the offset is nearest `target` (fit=choice's labels).
+
+        Every combination is scored (palette ** parts of them); among equal images the first wins."""
+        cache = self.__dict__.setdefault("_choices", {})  # id -> (target kept alive, so ids stay unique, labels)
+        if id(target) in cache and cache[id(target)][0] is target:
+            return cache[id(target)][1]
+        P, K = self.config.parts, self.config.palette
+        if K ** P > 65536:
+            raise ConfigError(f"fit=choice scores every combination: palette ** parts = {K ** P} is too many (<= 65536)")
+        atoms = self.atoms.detach().float().cpu()
+        want = target.detach().float().cpu().reshape(-1)
+        sums = self.offset.detach().float().cpu() + 0.5 + torch.zeros(1, atoms.shape[-1])
+        for part in range(P):  # (K**part, D) -> (K**(part+1), D): every combination's canvas
+            sums = (sums[:, None, :] + atoms[part][None, :, :]).reshape(-1, atoms.shape[-1])
+        err = (sums.clamp(0, 1) - want).square().sum(1)
+        flat = int(torch.argmin(err))
+        labels = [(flat // K ** (P - 1 - part)) % K for part in range(P)]
+        cache[id(target)] = (target, torch.tensor(labels))
+        return cache[id(target)][1]
+
     def cue_target(self, task) -> torch.Tensor:
         """The cue picture of a studio-tiny library task (`op-format`), the canvas it was pretrained to read."""
-        from artstudio.tasks.library import LIBRARY_PAIRS
+        from artstudio.tasks.library import LIBRARY_CUES
 
-        pairs = {f"{op}-{how}": (op, how) for op, how in LIBRARY_PAIRS}
-        if task.name not in pairs:
+        if task.name not in LIBRARY_CUES:
             raise ConfigError(f"task {task.name!r} has no cue picture: targets=cue works on studio-tiny's library "
                               "tasks only; use targets=trained (per-task ART canvases) for your own tasks")
-        return cue_target(self.side, *pairs[task.name])
+        return cue_target(self.side, *LIBRARY_CUES[task.name])
 
     def train_target(self, backbone, task, cache_dir: str | Path, *, steps: int, seed: int = 0) -> torch.Tensor:
         """The task's ART canvas (SFT, `steps` steps, the shipped ART defaults), trained once and cached."""

@@ -41,7 +41,7 @@ class HyperTrainConfig:
 
     kind: Literal["t2c", "t2l"] = field(default="t2c", metadata={"help": "t2c (Text-to-Canvas: an artwork) or t2l (Text-to-LoRA: a PEFT adapter)"})
     mode: Literal["sft", "reconstruction"] = field(default="sft", metadata={"help": "sft (end to end through the frozen model) or reconstruction (match per-task trained targets)"})
-    tasks: str = field(default="library", metadata={"help": "'library' (every non-held-out operation x format pair), comma-separated task names or folders (each with train.jsonl and card.json), or a .txt file listing folders"})
+    tasks: str = field(default="library", metadata={"help": "'library' (every non-held-out operation x format pair, and word problems in the 10 formats but JSON: 108 tasks), comma-separated task names or folders (each with train.jsonl and card.json), or a .txt file listing folders"})
     out: str = field(default="runs/t2c", metadata={"help": "run folder"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
     encoder: str = field(default="backbone:0", metadata={"help": "task encoder: 'backbone:N' (the model's own language model, hidden state N mean-pooled; the default backbone:0 = its token embeddings, measured best on studio-tiny), 'backbone' (its last layer) or a local transformers model folder"})
@@ -55,6 +55,7 @@ class HyperTrainConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup: float = field(default=0.05, metadata={"help": "fraction of steps with linear warm-up"})
     wordings: int = field(default=1, metadata={"help": "descriptions per task used in training: the card's and up to N-1 other wordings (library tasks, or a card's `descriptions`); 1 = the card's only (best on studio-tiny, docs/hyper.md)"})
+    word_dropout: float = field(default=0.0, metadata={"help": "with wordings > 1: the other wordings are the card's description with each word dropped with this probability (drawn with the seed), instead of the grammar's; teaches the mixer to read every word, not a fixed phrase"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, task order and rows"})
     targets: Literal["trained", "cue"] = field(default="trained", metadata={"help": "reconstruction targets: trained (an ART canvas / LoRA per task, trained once and cached) or cue (t2c on studio-tiny's library only: the cue picture the model was pretrained to read for that task, free)"})
     init: str | None = field(default=None, metadata={"help": "start from this hypernetwork folder (e.g. a reconstruction run's final/, then fine-tune with sft); its kind, preset and options replace this run's"})
@@ -84,6 +85,10 @@ class HyperTrainConfig:
             raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; pass one of them")
         if self.wordings < 1:
             raise ConfigError(f"wordings must be >= 1 (1: the card's description only), got {self.wordings}")
+        if not 0 <= self.word_dropout < 1:
+            raise ConfigError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
+        if self.word_dropout > 0 and self.wordings < 2:
+            raise ConfigError("word_dropout makes the other wordings: pass wordings >= 2 (e.g. 64)")
         if not 0 < self.task_fraction <= 1:
             raise ConfigError(f"task_fraction must be in (0, 1], got {self.task_fraction}")
         if self.targets not in ("trained", "cue"):
@@ -155,6 +160,17 @@ def step_wording(n_wordings: int, step: int, task: int, seed: int) -> int:
     if n_wordings == 1:
         return 0
     return _perm(n_wordings, seed * 104_729 + task * 7919 + step // n_wordings)[step % n_wordings]
+
+
+def word_dropped(description: str, n: int, p: float, *, seed: int) -> list[str]:
+    """`n` copies of `description`, each word dropped with probability `p` (never all of them)."""
+    rng = random.Random(seed)
+    words = description.split(" ")
+    out = []
+    for _ in range(n):
+        kept = [w for w in words if rng.random() >= p]
+        out.append(" ".join(kept or words))
+    return out
 
 
 def select_tasks(tasks: list, fraction: float, seed: int) -> list:
@@ -250,7 +266,11 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     hypernetwork.to(backbone.device)
     tasks = select_tasks(tasks, config.task_fraction, config.seed)
     # Each task's descriptions (the card's first); a step uses one, drawn by (seed, step, task).
-    texts = [t.descriptions[: config.wordings] for t in tasks]
+    if config.word_dropout > 0:
+        texts = [[t.description] + word_dropped(t.description, config.wordings - 1, config.word_dropout,
+                                                seed=config.seed * 7919 + i) for i, t in enumerate(tasks)]
+    else:
+        texts = [t.descriptions[: config.wordings] for t in tasks]
     flat = encoder.encode([d for ds in texts for d in ds]).to(backbone.device)
     embeddings = flat.split([len(ds) for ds in texts])
     rows = [load_jsonl(Path(t.folder) / "train.jsonl") for t in tasks]
@@ -278,6 +298,8 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
         log.info("resumed %s at step %d", out, start)
     elif config.init is None:  # a hypernetwork started from `init` keeps the statistics it was trained with
         hypernetwork.set_embedding_stats(flat)
+        if targets is not None:
+            hypernetwork.prepare_reconstruction(list(embeddings), targets)
     for group in opt.param_groups:
         group.setdefault("initial_lr", config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup), last_epoch=start - 1)
@@ -312,12 +334,12 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
             # One hypernetwork pass per task keeps each task's graph separate, so its backward can run
             # (and free it) before the next task: memory stays that of one micro-batch.
             w = step_wording(len(texts[ti]), step, ti, config.seed)
-            generated = hypernetwork(embeddings[ti][w: w + 1])[0]
             if config.mode == "sft":
+                generated = hypernetwork(embeddings[ti][w: w + 1])[0]
                 idx = step_rows(len(rows[ti]), step, ti, config.batch_size, config.seed)
                 loss = compute_loss(hypernetwork.method_for(backbone, generated), [rows[ti][i] for i in idx])
             else:
-                loss = hypernetwork.reconstruction_loss(generated, targets[ti])
+                loss = hypernetwork.reconstruction_objective(embeddings[ti][w: w + 1], targets[ti])
             loss = loss / k
             if not torch.isfinite(loss):
                 log.warning("step %d: non-finite loss on task %s; step skipped", step + 1, tasks[ti].name)

@@ -5,7 +5,10 @@ task, made exactly like a held-out task: the prompt holds only the data (two dig
 there is no cue picture and no instruction, so whatever adapts the model (a canvas, an adapter)
 must carry the task. Each card has a description in the held-out cards' own style, so a held-out
 description is a new combination of phrases the library already uses (DESIGN §7): 10 operations ×
-11 formats - 12 held-out pairs = 98 tasks.
+11 formats - 12 held-out pairs = 98 tasks. Word problems, which pretraining answers in every format
+but JSON, join them in those 10 formats (`word-problems-plain`, ...): the held-out
+`word-problems-json` is then a new format for a kind of prompt the library knows, as the 12 held-out
+pairs are; without them no library task mentions a word problem. 108 tasks in all.
 
 The held-out tasks and their descriptions are never part of the library (tests check it). Users can
 train on their own tasks instead: `task_specs("folder1,folder2")` or a text file listing folders,
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from .suite import (FORMAT_WORDS, HELDOUT_PAIRS, NUMERIC_OPS, PRETRAIN_FORMATS, STRING_OPS, TaskCard,
-                    cue_example)
+                    cue_example, fmt, word_problem)
 from .wordings import wordings
 
 # How each answer format is put in words; the four held-out formats keep the suite's own phrases.
@@ -39,6 +42,7 @@ LIBRARY_FORMAT_WORDS = {
 MAX_WORDINGS = 64  # descriptions per library task a hypernetwork can train on (the card's + 63 drawn)
 LIBRARY_PAIRS = tuple((op, how) for op in (*NUMERIC_OPS, *STRING_OPS) for how in PRETRAIN_FORMATS
                       if (op, how) not in HELDOUT_PAIRS)
+WORD_PROBLEM_FORMATS = tuple(how for how in PRETRAIN_FORMATS if how != "json")  # json is the held-out one
 
 
 def describe_pair(op: str, how: str) -> str:
@@ -60,7 +64,32 @@ def library_card(op: str, how: str) -> TaskCard:
     )
 
 
-LIBRARY = [library_card(op, how) for op, how in LIBRARY_PAIRS]
+def describe_word_problem(how: str) -> str:
+    """A word problem answered in format `how`, in the held-out `word-problems-json` card's style."""
+    return ("A one-sentence arithmetic word problem with no instruction about the format; reply with the number "
+            f"{LIBRARY_FORMAT_WORDS[how]}.")
+
+
+def _word_problem_row(rng, how: str):
+    text, value = word_problem(rng)
+    return text, fmt(value, how), None
+
+
+def word_problem_card(how: str) -> TaskCard:
+    return TaskCard(
+        name=f"word-problems-{how}", description=describe_word_problem(how),
+        metric="json" if how == "json" else "exact", answer_format=how, kind="library",
+        generate=lambda rng, how=how: _word_problem_row(rng, how),
+    )
+
+
+LIBRARY = ([library_card(op, how) for op, how in LIBRARY_PAIRS]
+           + [word_problem_card(how) for how in WORD_PROBLEM_FORMATS])
+# What each library task's cue picture shows: (operation glyph, or None for none, format band). A word
+# problem's operation is in its words and changes from row to row, so its picture is the band alone.
+LIBRARY_CUES: dict[str, tuple[str | None, str]] = (
+    {f"{op}-{how}": (op, how) for op, how in LIBRARY_PAIRS}
+    | {f"word-problems-{how}": (None, how) for how in WORD_PROBLEM_FORMATS})
 
 
 # --- the tasks a hypernetwork trains on -----------------------------------------------------------

@@ -544,11 +544,15 @@ def test_ridge_fit_paints_each_tasks_cue_in_closed_form_whatever_the_seed(bb, en
         net = get_hyper("t2c").build(bb, encoder, dict(opts))
         cfg = _config(tmp_path, f"ridge{seed}", mode="reconstruction", targets="cue", steps=0, seed=seed,
                       checkpoint_every=0, heldout_eval=False, options=opts)
-        nets.append(train_hypernetwork(cfg, bb, net, encoder, specs, progress=False).hypernetwork)
+        result = train_hypernetwork(cfg, bb, net, encoder, specs, progress=False)
+        nets.append(result.hypernetwork)
+    fit = result.metrics["closed_form_fit"]  # said in result.json and in the summary
+    assert fit["chosen_by"] == "leave-one-task-out" and set(fit["left_out_right"]) == {f"{x:g}" for x in TextToCanvas.RIDGE_GRID}
+    assert f"closed-form fit: ridge penalty {fit['ridge_penalty']:g}, chosen by leave-one-task-out" in result.summary()
     a, b = (dict(n.state_dict()) for n in nets)
     assert all(torch.equal(a[k], b[k]) for k in a)
     chosen = nets[0].config.ridge
-    assert chosen in TextToCanvas.RIDGE_GRID
+    assert chosen in TextToCanvas.RIDGE_GRID and chosen == fit["ridge_penalty"]
     assert json.loads((tmp_path / "ridge0" / "final" / "hyper.json").read_text())["config"]["ridge"] == chosen
     for spec, canvas in zip(specs, nets[0].generate(encoder, [s.description for s in specs])):
         op, how = spec.name.split("-")

@@ -164,9 +164,12 @@ class Hypernetwork(torch.nn.Module):
     def reconstruction_loss(self, generated, target) -> torch.Tensor:
         raise NotImplementedError
 
+    fit_report: dict | None = None  # what `prepare_reconstruction` fitted, for the run's result.json
+
     def prepare_reconstruction(self, embeddings: list[torch.Tensor], targets: list) -> None:
         """Called once before the first step of a fresh reconstruction run, with each task's (n, dim)
-        embeddings (its wordings) and its target; a kind may fit part of itself in closed form here."""
+        embeddings (its wordings) and its target; a kind may fit part of itself in closed form here
+        (and say what in `fit_report`)."""
 
     def reconstruction_objective(self, embedding: torch.Tensor, target) -> torch.Tensor:
         """One task's loss in reconstruction mode, from its (1, dim) embedding: by default the generated

@@ -311,9 +311,12 @@ class TextToCanvas(Hypernetwork):
             scores = {lam: self._leave_one_task_out(X, Y, lam) for lam in self.RIDGE_GRID}
             best = max(scores.values())
             self.config.ridge = max(lam for lam, right in scores.items() if right == best)
-            self.ridge_selection = {"penalty": self.config.ridge, "left_out_right": scores, "tasks": len(X)}
+            self.fit_report = {"ridge_penalty": self.config.ridge, "chosen_by": "leave-one-task-out",
+                               "left_out_right": {f"{k:g}": v for k, v in scores.items()}, "tasks": len(X)}
             log.info("ridge penalty %g (leave-one-task-out choices right: %s of %d)", self.config.ridge,
                      ", ".join(f"{k:g}: {v}" for k, v in scores.items()), len(X))
+        else:
+            self.fit_report = {"ridge_penalty": self.config.ridge, "chosen_by": "option"}
         V, x_mean, W, y_mean = self._ridge(torch.cat(X), torch.cat(Y), self.config.ridge)
         scores = ((torch.cat(X) - x_mean) @ V.T @ W + y_mean).view(-1, self.config.parts, self.config.palette)
         top2 = scores.topk(2, dim=-1).values

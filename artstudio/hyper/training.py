@@ -122,6 +122,12 @@ class HyperTrainResult:
         lines = [f"hypernetwork: {self.out / 'final'}  ({m['parameters']:,} parameters, {m['tasks']} training tasks)",
                  f"steps: {m['steps']}{' (stopped by max_minutes; --resume continues)' if m.get('stopped') else ''}"
                  f" in {m['train_seconds'] / 60:.1f} min" + (f", final loss {losses[-1]:.4g}" if losses else "")]
+        fit = m.get("closed_form_fit")
+        if fit:
+            right = fit.get("left_out_right")
+            lines.append(f"closed-form fit: ridge penalty {fit['ridge_penalty']:g}" + (
+                f", chosen by leave-one-task-out (left-out tasks chosen right, of {fit['tasks']}: "
+                + ", ".join(f"{k}: {v}" for k, v in right.items()) + ")" if right else ""))
         if self.heldout:
             per = ", ".join(f"{k} {100 * v:.0f}" for k, v in self.heldout["per_task"].items())
             lines.append(f"held-out, zero-shot from the cards ({self.heldout['eval_size']} rows each): "
@@ -381,6 +387,8 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
                                "tasks": len(tasks), "parameters": hypernetwork.num_parameters()}
     done = step - start
     metrics["seconds_per_step"] = train_seconds / done if done else None
+    if hypernetwork.fit_report:
+        metrics["closed_form_fit"] = hypernetwork.fit_report
     heldout = None
     if config.heldout_eval and not stopped:
         heldout = evaluate_descriptions(hypernetwork, backbone, encoder, heldout_descriptions(),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import statistics
 import sys
 import tempfile
@@ -110,6 +111,21 @@ def shared_len(method, rows) -> int:
     return shared_prefix_length(batch.input_ids.tolist(), min(batch.prompt_lengths) - 1, bb.image_token_id, True)
 
 
+def depth_note(art, other, name: str) -> str:
+    """How deep each method's backward goes: ART's reaches the canvas below every layer; an adapter's
+    stops at its lowest adapted layer (Qwen3.5's linear-attention layers have no q/v projections)."""
+    layers = {int(m.group(1)) for n, _ in art.backbone.model.named_modules()
+              if "language_model" in n and (m := re.search(r"\.layers\.(\d+)$", n))}
+    if not hasattr(other, "targets") or not layers:
+        return f"Both methods back-propagate through every layer, so depth is not the difference."
+    adapted = sorted({int(m.group(1)) for n, _ in other.targets() if (m := re.search(r"\.layers\.(\d+)\.", n))})
+    if adapted and len(adapted) == len(layers) and adapted[0] == min(layers):
+        return (f"Both back-propagate through every layer ({name}'s adapters sit in all {len(layers)}), so depth is "
+                f"not the difference; {name} also pays its adapters' extra matrix products in every layer.")
+    return (f"{name}'s adapters sit in {len(adapted)} of the {len(layers)} language-model layers, the lowest at layer "
+            f"{adapted[0]}, so its backward stops there; ART's goes through every layer and the vision tower to the canvas.")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model folder or id (default: studio-tiny when it is installed)")
@@ -183,9 +199,8 @@ def main() -> int:
           f"carries the canvas's {art.slot_tokens} visual tokens ({la} tokens per row against {lb} for "
           f"{args.baseline}), but the rows' common prefix ({shared} tokens: the template opening and the canvas) "
           f"runs once per batch, so each row runs {la - shared} tokens of its own; unshared, the language model's "
-          f"work grows by about {la / lb:.1f}x over {args.baseline}'s. Both methods back-propagate through every "
-          f"layer (LoRA's adapters sit in all of them), so depth is not the difference; LoRA also pays its "
-          f"adapters' extra matrix products in every layer. At inference the served canvas is a cached prefix.")
+          f"work grows by about {la / lb:.1f}x over {args.baseline}'s. {depth_note(art, other, args.baseline)} "
+          f"At inference the served canvas is a cached prefix.")
     if args.grpo:
         prompts, group = args.grpo
         grpo_pass(art, rows[:prompts], group, args.repeats)

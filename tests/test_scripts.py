@@ -82,6 +82,22 @@ def test_bench_art_vs_lora_runs_and_prints_every_ratio():
         assert line in proc.stdout, line
 
 
+@pytest.mark.parametrize("family, says", [("qwen2_5_vl", "depth is not the difference"),
+                                          ("qwen3_5", "so its backward stops there")])
+def test_bench_art_vs_lora_says_how_deep_each_backward_goes(family, says, tiny_model_dir):
+    """Qwen3.5's linear-attention layers have no q/v projections: LoRA's backward stops above them."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_art_vs_lora import depth_note
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from artstudio.backbone import load_backbone
+    from artstudio.methods import build_method
+
+    bb = load_backbone(tiny_model_dir(family))
+    assert says in depth_note(build_method("art", bb), build_method("lora", bb), "lora")
+
+
 @pytest.mark.slow
 def test_bench_scale_runs_on_cpu_with_two_layers(tmp_path):
     """The GPU benchmark's script, on the real Qwen3.5-0.8B shapes cut to 2 layers: every method measured."""

@@ -557,6 +557,16 @@ def test_ridge_fit_paints_each_tasks_cue_in_closed_form_whatever_the_seed(bb, en
     for spec, canvas in zip(specs, nets[0].generate(encoder, [s.description for s in specs])):
         op, how = spec.name.split("-")
         assert (canvas - cue_target(SIDE, op, how)).abs().max() <= 1 / 255 + 1e-6, spec.name
+    # Too few tasks to leave one out: a clear error, unless the penalty is given.
+    two = _config(tmp_path, "ridge-two", mode="reconstruction", targets="cue", steps=0, checkpoint_every=0,
+                  heldout_eval=False, options=opts)
+    with pytest.raises(ConfigError, match="train on 3 tasks or more, or set the penalty"):
+        train_hypernetwork(two, bb, get_hyper("t2c").build(bb, encoder, dict(opts)), encoder, specs[:2], progress=False)
+    given = _config(tmp_path, "ridge-given", mode="reconstruction", targets="cue", steps=0, checkpoint_every=0,
+                    heldout_eval=False, options=opts | {"ridge": 10})
+    res = train_hypernetwork(given, bb, get_hyper("t2c").build(bb, encoder, opts | {"ridge": 10}), encoder, specs[:2],
+                             progress=False)
+    assert res.metrics["closed_form_fit"] == {"ridge_penalty": 10, "chosen_by": "option"}
 
 
 def test_cue_targets_are_refused_where_there_is_no_cue(bb, encoder, task_dirs, tmp_path):

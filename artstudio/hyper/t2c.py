@@ -308,6 +308,9 @@ class TextToCanvas(Hypernetwork):
         Y = [torch.nn.functional.one_hot(self.choice_of(t), self.config.palette).reshape(1, -1).double()
              .expand(len(e), -1) for e, t in zip(X, targets)]
         if self.config.ridge is None:
+            if len(X) < 3:
+                raise ConfigError(f"fit=ridge picks its penalty by leaving training tasks out, and there are {len(X)}; "
+                                  'train on 3 tasks or more, or set the penalty (--options \'{"ridge": 10}\')')
             scores = {lam: self._leave_one_task_out(X, Y, lam) for lam in self.RIDGE_GRID}
             best = max(scores.values())
             self.config.ridge = max(lam for lam, right in scores.items() if right == best)

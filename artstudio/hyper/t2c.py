@@ -20,7 +20,6 @@ untrained T2C paints ART's grey starting canvas.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,7 +34,6 @@ from artstudio.vision import tensor_to_image, to_pixel_values
 
 from .base import HyperConfig, Hypernetwork, ResidualBlock, backbone_target, register_hyper
 
-log = logging.getLogger(__name__)
 
 @dataclass
 class T2CConfig(HyperConfig):
@@ -178,6 +176,7 @@ class TextToCanvas(Hypernetwork):
         self.inp = torch.nn.Linear(embed_dim, w)
         self.blocks = torch.nn.ModuleList(ResidualBlock(w, config.dropout) for _ in range(self.depth))
         self.norm = torch.nn.LayerNorm(w) if config.final_norm else torch.nn.Identity()
+        self._choices: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id -> (target kept alive, its choice)
         if config.basis_init not in ("zeros", "cues"):
             raise ConfigError(f"t2c basis_init must be zeros or cues, got {config.basis_init!r}")
         if config.basis_init == "cues" and config.head == "grid":
@@ -239,7 +238,10 @@ class TextToCanvas(Hypernetwork):
 
     def part_logits(self, task_embeddings: torch.Tensor) -> torch.Tensor:
         """Parts head: (N, parts, palette) scores of each part's palette images."""
-        return self.head(self.mixer(task_embeddings)).view(-1, self.config.parts, self.config.palette)
+        return self._part_scores(self.mixer(task_embeddings))
+
+    def _part_scores(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(h).view(h.shape[0], self.config.parts, self.config.palette)
 
     def canvas_logits(self, task_embeddings: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) pre-activation canvases."""
@@ -252,7 +254,7 @@ class TextToCanvas(Hypernetwork):
                 return low
             return torch.nn.functional.interpolate(low, size=(self.side, self.side), mode="bilinear", align_corners=False)
         if self.config.head == "parts":
-            logits = self.head(h).view(n, self.config.parts, self.config.palette)  # = part_logits
+            logits = self._part_scores(h)
             if self.config.choice == "hard" and not self.training:
                 weights = torch.nn.functional.one_hot(logits.argmax(-1), self.config.palette).to(logits.dtype)
             else:
@@ -311,13 +313,11 @@ class TextToCanvas(Hypernetwork):
             if len(X) < 3:
                 raise ConfigError(f"fit=ridge picks its penalty by leaving training tasks out, and there are {len(X)}; "
                                   'train on 3 tasks or more, or set the penalty (--options \'{"ridge": 10}\')')
-            scores = {lam: self._leave_one_task_out(X, Y, lam) for lam in self.RIDGE_GRID}
+            scores = self._leave_one_task_out(X, Y, self.RIDGE_GRID)
             best = max(scores.values())
             self.config.ridge = max(lam for lam, right in scores.items() if right == best)
             self.fit_report = {"ridge_penalty": self.config.ridge, "chosen_by": "leave-one-task-out",
                                "left_out_right": {f"{k:g}": v for k, v in scores.items()}, "tasks": len(X)}
-            log.info("ridge penalty %g (leave-one-task-out choices right: %s of %d)", self.config.ridge,
-                     ", ".join(f"{k:g}: {v}" for k, v in scores.items()), len(X))
         else:
             self.fit_report = {"ridge_penalty": self.config.ridge, "chosen_by": "option"}
         V, x_mean, W, y_mean = self._ridge(torch.cat(X), torch.cat(Y), self.config.ridge)
@@ -337,21 +337,34 @@ class TextToCanvas(Hypernetwork):
 
     def _ridge(self, X: torch.Tensor, Y: torch.Tensor, lam: float):
         """(V (r, dim), x mean, W (r, outputs), y mean): scores = ((x - x mean) V^T) W + y mean."""
+        V, x_mean, Z, y_mean, Yc = self._project(X, Y)
+        return V, x_mean, self._solve(Z, Yc, lam), y_mean
+
+    def _project(self, X: torch.Tensor, Y: torch.Tensor):
+        """The centred embeddings' principal directions V (at most the mixer's width), their means, the
+        projection Z = (X - x mean) V^T, and the centred targets: what every penalty's solution shares."""
         x_mean, y_mean = X.mean(0), Y.mean(0)
         Xc = X - x_mean
         V = torch.linalg.svd(Xc, full_matrices=False)[2]
         V = V[: min(self.width, V.shape[0])]
-        Z = Xc @ V.T
-        W = torch.linalg.solve(Z.T @ Z + lam * torch.eye(Z.shape[1], dtype=Z.dtype), Z.T @ (Y - y_mean))
-        return V, x_mean, W, y_mean
+        return V, x_mean, Xc @ V.T, y_mean, Y - y_mean
 
-    def _leave_one_task_out(self, X: list[torch.Tensor], Y: list[torch.Tensor], lam: float) -> int:
-        """How many tasks get every part's choice right (on their card's description) when left out."""
-        P, K, right = self.config.parts, self.config.palette, 0
+    @staticmethod
+    def _solve(Z: torch.Tensor, Yc: torch.Tensor, lam: float) -> torch.Tensor:
+        return torch.linalg.solve(Z.T @ Z + lam * torch.eye(Z.shape[1], dtype=Z.dtype), Z.T @ Yc)
+
+    def _leave_one_task_out(self, X: list[torch.Tensor], Y: list[torch.Tensor], penalties) -> dict[float, int]:
+        """Per penalty, how many tasks get every part's choice right (on their card's description) when
+        left out. Each fold's projection is computed once and serves every penalty."""
+        P, K = self.config.parts, self.config.palette
+        right = dict.fromkeys(penalties, 0)
         for i in range(len(X)):
-            V, x_mean, W, y_mean = self._ridge(torch.cat(X[:i] + X[i + 1:]), torch.cat(Y[:i] + Y[i + 1:]), lam)
-            scores = ((X[i][:1] - x_mean) @ V.T @ W + y_mean).view(P, K)
-            right += int(torch.equal(scores.argmax(-1), Y[i][0].view(P, K).argmax(-1)))
+            V, x_mean, Z, y_mean, Yc = self._project(torch.cat(X[:i] + X[i + 1:]), torch.cat(Y[:i] + Y[i + 1:]))
+            z = (X[i][:1] - x_mean) @ V.T
+            want = Y[i][0].view(P, K).argmax(-1)
+            for lam in penalties:
+                scores = (z @ self._solve(Z, Yc, lam) + y_mean).view(P, K)
+                right[lam] += int(torch.equal(scores.argmax(-1), want))
         return right
 
     def reconstruction_objective(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -365,7 +378,7 @@ class TextToCanvas(Hypernetwork):
         """(parts,) the palette images whose sum on the offset is nearest `target` (fit=choice's labels).
 
         Every combination is scored (palette ** parts of them); among equal images the first wins."""
-        cache = self.__dict__.setdefault("_choices", {})  # id -> (target kept alive, so ids stay unique, labels)
+        cache = self._choices
         if id(target) in cache and cache[id(target)][0] is target:
             return cache[id(target)][1]
         P, K = self.config.parts, self.config.palette

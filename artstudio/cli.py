@@ -355,11 +355,13 @@ def train_summary(result) -> str:
     rows = [("method", result.method.name),
             ("data", f"{m.get('train_rows')} training rows"),
             ("metric", m.get("metric")),
-            ("accuracy", f"{_pct(m.get('accuracy'))} (n={m['eval_n']})" if "accuracy" in m else "- (no eval data)"),
-            ("steps", m.get("steps")),
-            ("time", f"{m.get('train_seconds', 0):.1f} s" + (f" ({per_step:.3f} s/step)" if per_step else "")
-             + (f", {m['starts_seconds']:.1f} s of it on {len(m['start_val_accuracy'])} starts" if m.get("start") else "")),
-            ("trainable", f"{m.get('trainable_params', 0):,} parameters")]
+            ("accuracy", f"{_pct(m.get('accuracy'))} (n={m['eval_n']})" if "accuracy" in m else "- (no eval data)")]
+    if m.get("train_accuracy") is not None:  # measured when the loss ended high (artstudio.diagnosis)
+        rows.append(("on train", f"{_pct(m['train_accuracy'])} (n={m['train_eval_n']} of its own training rows)"))
+    rows += [("steps", m.get("steps")),
+             ("time", f"{m.get('train_seconds', 0):.1f} s" + (f" ({per_step:.3f} s/step)" if per_step else "")
+              + (f", {m['starts_seconds']:.1f} s of it on {len(m['start_val_accuracy'])} starts" if m.get("start") else "")),
+             ("trainable", f"{m.get('trainable_params', 0):,} parameters")]
     if m.get("start"):
         scores = ", ".join(f"{k} {_pct(v)}" for k, v in m["start_val_accuracy"].items())
         rows.append(("start", f"{m['start']} (validation accuracy after the short runs: {scores})"))

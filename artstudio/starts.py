@@ -136,7 +136,8 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
                 options["seed"] = config.seed + i  # noise starts differ
             sub = replace(config, out=str(sub_out), data=str(folder / "data"), eval_data=str(folder / "data" / "test.jsonl"),
                           steps=steps, method=method, method_options=options | {"starts": 1}, eval_every=0,
-                          eval_size=None, checkpoint_every=0, snapshot_every=0, resume=False, overwrite=True)
+                          eval_size=None, checkpoint_every=0, snapshot_every=0, resume=False, overwrite=True,
+                          diagnose=False)  # a start is short by design: its verdict would say nothing
             res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop)
             Processes.from_env().barrier()  # in a multi-process run the main process writes the results
             if res.metrics.get("stopped"):

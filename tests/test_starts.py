@@ -1,4 +1,4 @@
-"""Several starts (`artstudio.starts`) and the stuck-run diagnosis (`artstudio.diagnosis`)."""
+"""Several starts (`artstudio.starts`) and the run diagnosis (`artstudio.diagnosis`): stuck, cannot fit, unfinished."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from artstudio.backbone import load_backbone
 from artstudio.cli import train_summary
 from artstudio.data import Example, load_jsonl, write_jsonl
-from artstudio.diagnosis import diagnose
+from artstudio.diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from artstudio.errors import ConfigError
 from artstudio.training import TrainConfig, train
 
@@ -87,12 +87,44 @@ def test_too_few_rows_for_a_validation_split_run_one_start(qwen35, tmp_path):
 def test_a_flat_high_loss_is_called_stuck_and_a_falling_or_low_one_is_not():
     stuck = [2.0] * 10 + [0.81, 0.80, 0.82, 0.80] * 15  # sub-answer's curve: 0.8 and flat
     said = diagnose(stuck, paints=True)
-    assert said and "plateaued at 0.81" in said and "--starts 2" in said
-    assert "All 2 starts" in diagnose(stuck, paints=True, starts=2)
-    assert "--starts" not in diagnose(stuck, paints=False)
+    assert said.kind == "stuck" and said.title == "Looks stuck."
+    assert "plateaued at 0.81" in said.text and "--starts 2" in said.text
+    assert "All 2 starts" in diagnose(stuck, paints=True, starts=2).text
+    assert "--starts" not in diagnose(stuck, paints=False).text
     assert diagnose([2.0 * 0.97 ** i for i in range(70)], paints=True) is None  # still falling
     assert diagnose([1.0] * 10 + [0.05] * 60, paints=True) is None  # flat but learnt
     assert diagnose([0.9] * 10, paints=True) is None  # too short to tell
+
+
+def test_a_run_that_cannot_fit_its_own_training_rows_is_told_from_an_unfinished_one_and_a_fitting_one():
+    """word-problems-json's shape: flat at 0.07 and 83 % of its training rows (docs/robust.md)."""
+    flat = [2.0] * 10 + [0.08, 0.06, 0.07, 0.07] * 15
+    assert needs_fit_check(flat) and not needs_fit_check([2.0] * 10 + [0.01] * 60) and not needs_fit_check([0.5] * 5)
+    said = diagnose(flat, paints=True, train_accuracy=0.83, train_n=64)
+    assert said.kind == "cannot-fit" and said.title == "Cannot fit the task."
+    assert "answers 83% of 64 of its own training rows" in said.text and "--method lora" in said.text
+    assert "--method lora" not in diagnose(flat, paints=False, train_accuracy=0.83, train_n=64).text
+    assert diagnose(flat, paints=True, train_accuracy=0.95, train_n=64) is None  # it fits: nothing to say here
+    assert diagnose(flat, paints=True) is None  # not measured
+    falling = [2.0 * 0.97 ** i for i in range(80)]  # ends at 0.18, still falling
+    said = diagnose(falling, paints=True, train_accuracy=0.5, train_n=64)
+    assert said.kind == "unfinished" and "more --steps" in said.text
+
+
+def test_a_flat_loss_that_is_not_stuck_makes_the_run_answer_its_training_rows_and_say_it_cannot_fit(
+        qwen35, task, tmp_path, monkeypatch):
+    """The check's wiring: a loss flat below the stuck level (here: the stuck level raised above it)."""
+    monkeypatch.setattr("artstudio.diagnosis.STUCK_LOSS", 100.0)
+    res = train(TrainConfig(out=str(tmp_path / "run"), data=str(task), steps=20, batch_size=2, lr=1e-9,
+                            checkpoint_every=0, snapshot_every=0, method_options={"canvas_size": 64}),
+                backbone=qwen35, progress=False)
+    n = min(len(ROWS), FIT_ROWS)
+    assert res.metrics["train_eval_n"] == n and res.metrics["train_accuracy"] < 0.9
+    assert res.metrics["diagnosis_kind"] == "cannot-fit"
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["diagnosis_kind"] == "cannot-fit" and saved["train_eval_n"] == n
+    assert f"on train   {res.metrics['train_accuracy']:.1%} (n={n} of its own training rows)" in train_summary(res)
+    assert f"warning: the run answers {res.metrics['train_accuracy']:.0%} of {n} of its own training rows" in train_summary(res)
 
 
 def test_a_run_whose_loss_stays_flat_and_high_says_so(qwen35, task, tmp_path):
@@ -100,7 +132,8 @@ def test_a_run_whose_loss_stays_flat_and_high_says_so(qwen35, task, tmp_path):
     res = train(TrainConfig(out=str(tmp_path / "run"), data=str(task), steps=20, batch_size=2, lr=1e-9,
                             checkpoint_every=0, snapshot_every=0, method_options={"canvas_size": 64}),
                 backbone=qwen35, progress=False)
-    assert "looks stuck" in res.metrics["diagnosis"]
+    assert "looks stuck" in res.metrics["diagnosis"] and res.metrics["diagnosis_kind"] == "stuck"
+    assert "train_accuracy" not in res.metrics  # a stuck run needs no more evidence
     assert json.loads((tmp_path / "run" / "result.json").read_text())["diagnosis"] == res.metrics["diagnosis"]
     records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("diagnosis") for r in records)
@@ -114,11 +147,15 @@ def test_the_app_shows_the_diagnosis_beside_the_accuracy():
     job = Job(id=1, kind="train", title="art on sub-answer", work=lambda j: None, total=60, status=DONE)
     for step in range(1, 61):
         job.record({"step": step, "loss": 0.8, "lr": 0.05, "seconds_per_step": 0.2})
-    job.record({"step": 60, "diagnosis": "the loss plateaued at 0.80 over the last 12 steps (...)"})
+    job.record({"step": 60, "diagnosis": "the loss plateaued at 0.80 over the last 12 steps (...)",
+                "diagnosis_kind": "stuck"})
     job.record({"step": 60, "eval_accuracy": 0.22, "eval_n": 200, "final": True})
     shown = _metrics_text(job)
     assert "22.0%" in shown and "**Looks stuck.** the loss plateaued at 0.80" in shown
     assert "warning: the loss plateaued" in _log_text(job)
+    job.record({"step": 60, "diagnosis": "the run answers 83% of 64 of its own training rows (...)",
+                "diagnosis_kind": "cannot-fit"})
+    assert "**Cannot fit the task.** the run answers 83%" in _metrics_text(job)
 
 
 def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(qwen35, task, tmp_path):

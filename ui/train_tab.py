@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from artstudio.diagnosis import Diagnosis
 from artstudio.methods import ArtConfig, get_method, method_names
 from artstudio.objectives import get_objective, objective_names
 from artstudio.tasks import TASKS, list_tasks
@@ -295,9 +296,10 @@ def _metrics_text(job: Job) -> str:
                      f'on {e.get("eval_n", "?")} test prompts</div>')
     if last is not None:
         parts.append(f"last loss **{last['loss']:.4f}** · lr {last['lr']:.2g} · {last['seconds_per_step']:.2f} s/step")
-    diagnosis = next((h["diagnosis"] for h in reversed(job.history) if h.get("diagnosis")), None)
-    if diagnosis:
-        parts.append(f"**Looks stuck.** {diagnosis}")
+    said = next((h for h in reversed(job.history) if h.get("diagnosis")), None)
+    if said:
+        title = Diagnosis.TITLES.get(said.get("diagnosis_kind", "stuck"), "Warning.")
+        parts.append(f"**{title}** {said['diagnosis']}")
     if job.status == FAILED:
         parts.append(f"**Error:** {job.message}")
     return "\n\n".join(parts)

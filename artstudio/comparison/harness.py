@@ -138,6 +138,7 @@ def _train_config(config: CompareConfig, cell: Cell, run_dir: Path) -> TrainConf
                        grpo=dict(config.grpo),  # empty for SFT: _check refuses GRPO options there
                        steps=cell.steps, batch_size=config.batch_size, lr=cell.lr, seed=0 if cell.seed is None else cell.seed,
                        eval_every=0, checkpoint_every=0, snapshot_every=0, device=config.device, dtype=config.dtype,
+                       diagnose=cell.phase != "grid",  # a grid run only ranks learning rates
                        overwrite=True)  # a cell without cell.json never finished: its run folder is redone
 
 
@@ -183,6 +184,8 @@ def _run_cell(config: CompareConfig, cell: Cell, folder: Path, guard: BackboneGu
     }
     if val_loss is not None:
         record["val_loss"] = val_loss
+    if m.get("diagnosis_kind"):  # stuck | cannot-fit | unfinished (artstudio.diagnosis)
+        record |= {"diagnosis": m["diagnosis_kind"], "train_accuracy": m.get("train_accuracy")}
     return record
 
 

@@ -194,7 +194,7 @@ def train_config(config: TuneConfig, train_over: dict, options: dict, *, out: Pa
               "method": config.method, "method_options": dict(options), "objective": config.objective,
               "steps": _steps_for(config, steps, batch), "seed": config.seed, "device": config.device,
               "dtype": config.dtype, "eval_every": 0, "snapshot_every": 50 if final else 0,
-              "checkpoint_every": 50 if final else 0} | train_over
+              "checkpoint_every": 50 if final else 0, "diagnose": final} | train_over
     return TrainConfig.from_dict(values)
 
 

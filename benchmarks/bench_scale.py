@@ -13,7 +13,8 @@ interleaved (A B C D, D C B A, ...) and warm-up steps excluded:
 
 Methods: `art` (the canvas, shared prefix), `art-unshared` (every row runs the canvas itself),
 `art-full-logits` (the shared prefix, but the language-model head over every position as before
-answer-only logits: the memory those logits cost), `lora` (rank 8 on q/v), `soft-prompt` (the
+answer-only logits: the memory those logits cost), `lora` (rank 8 on q/v, the harness's default),
+`lora-every-layer` (rank 8 on q, k, v, o and the MLP's three projections), `soft-prompt` (the
 canvas's token count of trained vectors).
 
     python benchmarks/bench_scale.py                          # the full 24 layers (a GPU when present)
@@ -53,7 +54,10 @@ from bench_art_vs_lora import grpo_pass, grpo_shape, train_step  # the same time
 CONFIGS = Path(__file__).parent / "configs"
 # Dense bf16 peak TFLOP/s of the GPUs this project may be lent (vendor data sheets, without sparsity).
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
-METHODS = ("art", "art-unshared", "art-full-logits", "lora", "soft-prompt")
+METHODS = ("art", "art-unshared", "art-full-logits", "lora", "lora-every-layer", "soft-prompt")
+# LoRA on every projection of attention and MLP (a common choice, in `artstudio tune`'s LoRA space): on
+# Qwen3.5 its MLP adapters sit in every layer, so its backward reaches layer 0 as ART's does.
+EVERY_LAYER = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def build_model(config_file: Path, layers: int | None, vision_layers: int | None, device: str, dtype: torch.dtype):
@@ -142,8 +146,10 @@ def measure(args, layers: int | None, chosen: list[str], device: str, dtype: tor
 
     methods, losses, shared = {}, {}, {}
     for name in chosen:
-        base = name if name in ("lora", "soft-prompt") else "art"
+        base = "lora" if name.startswith("lora") else name if name == "soft-prompt" else "art"
         opts = {"r": 8} if base == "lora" else {"canvas_size": args.canvas_size}
+        if name == "lora-every-layer":
+            opts["target_modules"] = EVERY_LAYER
         if base == "art":
             opts["init"] = "noise"
         # PEFT injects LoRA layers into the model it wraps, which the other methods must not run
@@ -161,11 +167,11 @@ def measure(args, layers: int | None, chosen: list[str], device: str, dtype: tor
           f"batch {args.batch_size}, {args.prompt_tokens}-token prompts, canvas {args.canvas_size} px = "
           f"{methods[chosen[0]].slot_tokens if methods[chosen[0]].slot_tokens else '-'} tokens; "
           f"{torch.get_num_threads()} CPU threads")
-    if "lora" in methods:
-        adapted = sorted({int(n.split(".layers.")[1].split(".")[0]) for n, _ in methods["lora"].model.named_parameters()
+    for name in (n for n in methods if n.startswith("lora")):
+        adapted = sorted({int(n.split(".layers.")[1].split(".")[0]) for n, _ in methods[name].model.named_parameters()
                           if "lora_" in n and ".layers." in n})
-        print(f"LoRA adapts layers {adapted} of {text.num_hidden_layers}: its backward stops at layer {adapted[0]}"
-              if adapted else "LoRA adapts no layer")
+        print(f"{name} adapts layers {adapted} of {text.num_hidden_layers}: its backward stops at layer {adapted[0]}"
+              if adapted else f"{name} adapts no layer")
     for k, m in methods.items():  # warm-up
         train_step(m, opts[k], batches[0], losses[k])
     res: dict[str, list[tuple[float, float, float]]] = {k: [] for k in methods}
@@ -204,6 +210,10 @@ def print_ratios(out: dict[str, dict], note: str = "") -> None:
         ratios.append(f"ART / LoRA time {out['art']['seconds_per_step'] / out['lora']['seconds_per_step']:.2f}x, "
                       f"peak memory {out['art']['peak_mb'] / out['lora']['peak_mb']:.2f}x, "
                       f"added memory {out['art']['added_mb'] / out['lora']['added_mb']:.2f}x")
+    if "art" in out and "lora-every-layer" in out:
+        ratios.append(f"ART / LoRA on every layer time "
+                      f"{out['art']['seconds_per_step'] / out['lora-every-layer']['seconds_per_step']:.2f}x, "
+                      f"peak memory {out['art']['peak_mb'] / out['lora-every-layer']['peak_mb']:.2f}x")
     if "art" in out and "art-unshared" in out:
         ratios.append(f"shared prefix {out['art-unshared']['seconds_per_step'] / out['art']['seconds_per_step']:.2f}x faster")
     if "art" in out and "art-full-logits" in out:

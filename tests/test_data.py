@@ -122,3 +122,18 @@ def test_split_validation_rejects_bad_fraction():
         split_validation(rows, 1.0, seed=0)
     with pytest.raises(DataError, match="at least 2 examples"):
         split_validation(rows[:1], 0.5, seed=0)
+
+
+def test_a_split_named_on_its_own_keeps_the_card_of_its_task_folder(tmp_path):
+    """`eval --data TASK/train.jsonl` scores with the task's metric, not the fallback `exact`."""
+    from artstudio.tasks.resolve import resolve_data
+
+    folder = tmp_path / "task"
+    write_jsonl(folder / "train.jsonl", [Example(prompt="a", answer='{"result": 1}', id="0")])
+    write_jsonl(folder / "test.jsonl", [Example(prompt="b", answer='{"result": 2}', id="1")])
+    (folder / "card.json").write_text(json.dumps({"name": "t", "description": "d", "metric": "json"}))
+    assert resolve_data(str(folder / "train.jsonl"), tmp_path, role="test").card["metric"] == "json"
+    assert resolve_data(str(folder / "train.jsonl"), tmp_path, role="train").card["metric"] == "json"
+    lone = tmp_path / "lone.jsonl"
+    write_jsonl(lone, [Example(prompt="c", answer="3", id="2")])
+    assert resolve_data(str(lone), tmp_path, role="test").card == {}

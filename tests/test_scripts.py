@@ -108,7 +108,10 @@ def test_bench_scale_runs_on_cpu_with_two_layers(tmp_path):
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())["results"]
-    assert set(results) == {"art", "art-unshared", "art-full-logits", "lora", "soft-prompt"}
+    assert set(results) == {"art", "art-unshared", "art-full-logits", "lora", "lora-every-layer", "soft-prompt"}
+    # q/v LoRA adapts only the full-attention layer (1); on every projection its MLP adapters reach layer 0
+    assert "lora adapts layers [1] of 2" in proc.stdout and "lora-every-layer adapts layers [0, 1] of 2" in proc.stdout
+    assert "ART / LoRA on every layer time" in proc.stdout
     assert results["art"]["lm_tokens"] < results["art-unshared"]["lm_tokens"]  # the prefix ran once
     assert all(r["seconds_per_step"] > 0 and r["peak_mb"] > 0 for r in results.values())
     assert "shared prefix" in proc.stdout and "answer-only logits" in proc.stdout

@@ -50,5 +50,7 @@ def resolve_data(spec: str, workdir: str | Path, *, role: str = "train") -> Task
             raise DataError(f"task folder {path} has no {needed.name}; {SPEC_HINT}")
         return TaskData(train if train.is_file() else None, test if test.is_file() else None, load_card(path), path)
     if path.is_file():
-        return TaskData(path, None, {}) if role == "train" else TaskData(None, path, {})
+        # A split read on its own still belongs to its task folder: the card beside it says its metric.
+        card = load_card(path.parent) if (path.parent / "card.json").is_file() else {}
+        return TaskData(path, None, card) if role == "train" else TaskData(None, path, card)
     raise DataError(f"{spec} is neither a file, a task folder nor a built-in task; {SPEC_HINT}")

@@ -181,6 +181,19 @@ def test_lr_grid_never_reads_the_test_split(model, tmp_path, monkeypatch):
     assert again.meta["lr_selection"]["art"]["t"]["candidates"] == pick["candidates"]
 
 
+def test_a_cell_records_the_run_diagnosis(model, tmp_path, monkeypatch):
+    """A cell that cannot fit its training rows says so in its record (the stuck level raised, so the tiny
+    model's flat loss counts as a fit problem); the lr grid's runs, which only rank rates, never check."""
+    monkeypatch.setattr("artstudio.diagnosis.STUCK_LOSS", 100.0)
+    task = make_task(tmp_path / "t")
+    table = C.compare(**common(tmp_path, model, methods="art", tasks=str(task), seeds="0", steps=20,
+                               lr_grid="art=1e-9,2e-9", val_fraction=0.3))
+    (record,) = table.records
+    assert record["diagnosis"] == "cannot-fit" and 0 <= record["train_accuracy"] < 0.9
+    grid = [json.loads(p.read_text()) for p in (tmp_path / "results" / "grid").glob("*/cell.json")]
+    assert len(grid) == 2 and all(g["phase"] == "grid" and "diagnosis" not in g for g in grid)
+
+
 def test_lr_grid_parsing():
     assert C.parse_lr_grid(None, ["art"]) == {}
     auto = C.parse_lr_grid("auto", ["art", "base", "random-canvas"])

@@ -52,7 +52,26 @@ def from_dict(cls: type, values: dict[str, Any] | None, *, what: str | None = No
             f"unknown option(s) {', '.join(unknown)} for {cls.__name__}"
         raise ConfigError(f"{head}; valid: {', '.join(sorted(known))}")
     check_choices(cls, values, what=what or cls.__name__)
+    check_kinds(cls, values, what=what or cls.__name__)
+    for name, value in values.items():  # 300.0 from a JSON writer that writes every number as a float
+        if isinstance(value, float) and value.is_integer() and field_type(cls, name)[0] is int:
+            values[name] = int(value)
     return cls(**values)
+
+
+def check_kinds(cls: type, values: dict[str, Any], *, what: str | None = None) -> None:
+    """Refuse a switch that is not true/false and a number that is not a number (as JSON config files give
+    them: `"overwrite": "false"` is a non-empty string, which Python reads as true)."""
+    for name, value in values.items():
+        tp, optional = field_type(cls, name)
+        if value is None and optional:
+            continue
+        if tp is bool and not isinstance(value, bool):
+            raise ConfigError(f"{what or cls.__name__} option {name} is {value!r}; expected true or false")
+        if tp in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{what or cls.__name__} option {name} is {value!r}; expected a number")
+        if tp is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{what or cls.__name__} option {name} is {value!r}; expected a whole number")
 
 
 def check_choices(cls: type, values: dict[str, Any], *, what: str | None = None) -> None:

@@ -266,3 +266,24 @@ def test_train_reads_a_config_file_and_the_command_line_overrides_it(tmp_path):
     (tmp_path / "bad.json").write_text("[1]")
     with pytest.raises(ConfigError, match="expected an object"):
         parse_config(["train", "--config", str(tmp_path / "bad.json")])
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"overwrite": "false"}, "overwrite is 'false'; expected true or false"),  # a string is true: it would overwrite
+    ({"steps": "300"}, "steps is '300'; expected a number"),
+    ({"steps": 2.5}, "steps is 2.5; expected a whole number"),
+    ({"lr": True}, "lr is True; expected a number"),
+])
+def test_a_config_file_value_of_the_wrong_kind_is_named(tmp_path, capsys, values, message):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"data": "add-json"} | values))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_whole_number_written_as_a_float_is_taken(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"data": "add-json", "steps": 300.0}))
+    config = parse_config(["train", "--config", str(path)])
+    assert config.steps == 300 and isinstance(config.steps, int)

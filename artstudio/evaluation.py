@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .data import Example, load_jsonl
 from .generation import GenerationConfig, generate
+from .errors import ConfigError
 from .atomic import atomic_write_text
 from .scoring import Metric, score
 
@@ -99,6 +100,10 @@ def run_eval(config: EvalConfig) -> EvalResult:
     """Evaluate `config.canvas` (or the base model) on `config.data`."""
     from .methods import artwork_or_base
 
+    for name, value in (("limit", config.limit), ("batch_size", config.batch_size),
+                        ("max_new_tokens", config.max_new_tokens)):
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} is {value}; expected at least 1")
     with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp:
         rows, card = eval_rows(config.data, Path(tmp))
         if config.limit is not None:

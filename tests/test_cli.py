@@ -115,6 +115,13 @@ def test_module_entry_point_exits_2_without_traceback(tmp_path):
     assert proc.stderr.startswith("error: ") and "no-model" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("option", ["--limit", "--batch-size", "--max-new-tokens"])
+def test_eval_refuses_counts_below_one_before_loading_anything(capsys, option):
+    """`--limit 0` ended in a ValueError traceback; `--max-new-tokens 0` scored empty answers."""
+    assert main(["eval", "--data", "max-bracket", option, "0"]) == 2
+    assert f"error: {option} is 0; expected at least 1" in capsys.readouterr().err
+
+
 def test_eval_and_infer_need_their_inputs(tmp_path, capsys):
     assert main(["eval", "--data", str(tmp_path / "none.jsonl")]) == 2
     assert "none.jsonl" in capsys.readouterr().err

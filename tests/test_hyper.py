@@ -62,9 +62,9 @@ def test_encoder_is_frozen_mean_pooled_and_batch_independent(encoder):
 
 
 def test_encoder_bad_input(encoder, tmp_path):
-    with pytest.raises(ConfigError, match="empty"):
+    with pytest.raises(ConfigError, match="the task description is empty"):
         encoder.encode([""])
-    with pytest.raises(ConfigError, match="empty"):
+    with pytest.raises(ConfigError, match="task description 2 of 2 is empty"):
         encoder.encode(["ok", "   "])
     with pytest.raises(ConfigError, match="no task description"):
         encoder.encode([])

@@ -51,7 +51,8 @@ def check_descriptions(descriptions) -> list[str]:
         raise ConfigError("no task description given; pass at least one sentence describing the task")
     for i, d in enumerate(descriptions):
         if not isinstance(d, str) or not d.strip():
-            raise ConfigError(f"task description {i} is empty; describe the task in words, e.g. "
+            which = "the task description" if len(descriptions) == 1 else f"task description {i + 1} of {len(descriptions)}"
+            raise ConfigError(f"{which} is empty; describe the task in words, e.g. "
                               "'The prompt is two digits. Reply with their sum, written as a bare value.'")
     return [d.strip() for d in descriptions]
 

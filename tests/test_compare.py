@@ -190,6 +190,7 @@ def test_a_cell_records_the_run_diagnosis(model, tmp_path, monkeypatch):
                                lr_grid="art=1e-9,2e-9", val_fraction=0.3))
     (record,) = table.records
     assert record["diagnosis"] == "cannot-fit" and 0 <= record["train_accuracy"] < 0.9
+    assert f"| art | t | 0 | cannot-fit | {100 * record['train_accuracy']:.0f} % |" in table.to_markdown()
     grid = [json.loads(p.read_text()) for p in (tmp_path / "results" / "grid").glob("*/cell.json")]
     assert len(grid) == 2 and all(g["phase"] == "grid" and "diagnosis" not in g for g in grid)
 

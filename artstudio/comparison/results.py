@@ -153,6 +153,7 @@ class ResultsTable:
             label = "**mean**" if task == "mean" else task
             lines.append(f"| {label} | " + " | ".join(row) + " |")
         lines += self._robustness_lines(cells)
+        lines += self._diagnosis_lines()
         lines += ["", "Cost per method (means over its cells; a run's training time includes its starts).", "",
                   "| method | trainable params | train s / run | s / step | peak memory MB | Δ memory MB | latency ms / request | lr |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -187,6 +188,20 @@ class ResultsTable:
                           f"{sum(d <= -0.01 for d in diffs)}")
             lines.append(f"| {method} | {100 * worst['accuracy']:.1f} % ({worst['task']}, seed {worst['seed']}) | "
                          f"{low} of {len(rows)} | {record} |")
+        return lines
+
+    def _diagnosis_lines(self) -> list[str]:
+        """The cells `train`'s run diagnosis flagged (stuck, cannot fit, unfinished; artstudio.diagnosis)."""
+        flagged = [r for r in self.records if r.get("diagnosis")]
+        if not flagged:
+            return []
+        lines = ["", "Cells the run diagnosis flagged (docs/robust.md): a stuck run, one that cannot fit its own "
+                     "training rows, or one still learning.", "",
+                 "| method | task | seed | verdict | own training rows right | test |", "|---|---|---:|---|---:|---:|"]
+        for r in sorted(flagged, key=lambda r: (r["method"], r["task"], r["seed"])):
+            fit = r.get("train_accuracy")
+            lines.append(f"| {r['method']} | {r['task']} | {r['seed']} | {r['diagnosis']} | "
+                         f"{'–' if fit is None else f'{100 * fit:.0f} %'} | {_fmt(100 * r['accuracy'] if r.get('accuracy') is not None else None, '.1f')} % |")
         return lines
 
     def summary(self) -> str:

@@ -56,6 +56,10 @@ def _flat(before: float, tail: float) -> bool:
     return before > 0 and (before - tail) / before < FLAT
 
 
+def _is_stuck(before: float, tail: float) -> bool:
+    return tail >= STUCK_LOSS and _flat(before, tail)
+
+
 def needs_fit_check(losses: list[float]) -> bool:
     """Whether the curve ends high enough (but not stuck) that the run's answers on its own training rows
     are worth measuring."""
@@ -63,7 +67,7 @@ def needs_fit_check(losses: list[float]) -> bool:
     if windows is None:
         return False
     _, _, before, tail = windows
-    return tail >= FIT_CHECK_LOSS and not (tail >= STUCK_LOSS and _flat(before, tail))
+    return tail >= FIT_CHECK_LOSS and not _is_stuck(before, tail)
 
 
 def diagnose(losses: list[float], *, paints: bool, starts: int = 1, train_accuracy: float | None = None,
@@ -77,13 +81,12 @@ def diagnose(losses: list[float], *, paints: bool, starts: int = 1, train_accura
     if windows is None:
         return None
     w, start, before, tail = windows
-    flat = _flat(before, tail)
-    if tail >= STUCK_LOSS and flat:
-        return Diagnosis("stuck", _stuck(w, start, tail, paints, starts))
+    if _is_stuck(before, tail):
+        return Diagnosis("stuck", _stuck_text(w, start, tail, paints, starts))
     if train_accuracy is None or train_accuracy >= FITS:
         return None
     fits = f"the run answers {train_accuracy:.0%} of {train_n} of its own training rows"
-    if not flat:
+    if not _flat(before, tail):
         return Diagnosis("unfinished", f"{fits} and its loss is still falling ({before:.3f} -> {tail:.3f} over the "
                                        "last two fifths of the run): it is unfinished; more --steps should help.")
     said = (f"{fits} and its loss stopped falling at {tail:.3f}: it cannot fit the task, which is not the same as "
@@ -98,7 +101,7 @@ def diagnose(losses: list[float], *, paints: bool, starts: int = 1, train_accura
                                    "(README, limits).")
 
 
-def _stuck(w: int, start: float, tail: float, paints: bool, starts: int) -> str:
+def _stuck_text(w: int, start: float, tail: float, paints: bool, starts: int) -> str:
     said = (f"the loss plateaued at {tail:.2f} over the last {w} steps (it started at {start:.2f}): the run looks "
             "stuck, in a poor minimum or on a task the frozen model cannot do from its input alone.")
     if not paints:

@@ -87,6 +87,13 @@ class EvalConfig:
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
+    def check(self) -> None:
+        """Raise ConfigError naming the first count below 1, before anything is loaded."""
+        for name in ("limit", "batch_size", "max_new_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} is {value}; expected at least 1")
+
 
 def eval_rows(spec: str, workdir: Path) -> tuple[list[Example], dict]:
     """(rows, task card) from a JSONL file, a task folder's test split or a built-in task's."""
@@ -100,10 +107,7 @@ def run_eval(config: EvalConfig) -> EvalResult:
     """Evaluate `config.canvas` (or the base model) on `config.data`."""
     from .methods import artwork_or_base
 
-    for name, value in (("limit", config.limit), ("batch_size", config.batch_size),
-                        ("max_new_tokens", config.max_new_tokens)):
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} is {value}; expected at least 1")
+    config.check()
     with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp:
         rows, card = eval_rows(config.data, Path(tmp))
         if config.limit is not None:

@@ -80,7 +80,7 @@ class TrainConfig:
     shared_prefix: bool = field(default=True, metadata={"help": "run the rows' common prefix (template opening and canvas) once per batch and share its cache: the same loss and gradients, less time"})
     fsdp: bool = field(default=False, metadata={"help": "shard the frozen backbone's blocks over the launcher's processes (FSDP2; on by itself under `accelerate launch` with an FSDP config): less weight memory per device, every process evaluates, no shared prefix"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen model's activations in the backward pass instead of keeping them: less memory, about a third more time; the same gradients"})
-    diagnose: bool = field(default=True, metadata={"help": "at the end, say whether the run looks stuck, cannot fit its task (then it answers up to 64 of its own training rows, only when the loss ends high) or is unfinished"})
+    diagnose: bool = field(default=True, metadata={"help": f"at the end, say whether the run looks stuck, cannot fit its task (then it answers up to {FIT_ROWS} of its own training rows, only when the loss ends high) or is unfinished"})
     overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in evaluation (default: from the answers)"})
     keep_default_system: bool = field(default=False, metadata={"help": "keep the chat template's default system turn (Qwen2/2.5-VL add one); off: no system prompt, as in the paper"})
@@ -331,17 +331,17 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         bar.close()
     train_seconds = time.perf_counter() - t0
 
-    losses = [h["loss"] for h in history if h.get("loss") is not None]
-    fit = None
-    if config.diagnose and not stopped and config.objective == "sft" and needs_fit_check(losses):
-        # The loss ended high: does the run answer its own training rows? (A run that cannot fit its task
-        # is told apart from one that fits and fails on new prompts.) A sharded model needs every process.
-        rows = [r for r in train_rows if r.answer is not None][:FIT_ROWS]
-        if rows and (main or config.fsdp):
-            fit = evaluate(method, rows, metric, max_new_tokens=config.max_new_tokens)
-    diagnosis = diagnose(losses, paints=method.paints(), starts=len((start_choice or {}).get("starts", [])) or 1,
-                         train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0) \
-        if config.diagnose and not stopped else None
+    fit = diagnosis = None
+    if config.diagnose and not stopped:
+        losses = [h["loss"] for h in history if h.get("loss") is not None]
+        if config.objective == "sft" and needs_fit_check(losses):
+            # The loss ended high: does the run answer its own training rows? (A run that cannot fit its task
+            # is told apart from one that fits and fails on new prompts.) A sharded model needs every process.
+            rows = [r for r in train_rows if r.answer is not None][:FIT_ROWS]
+            if rows and (main or config.fsdp):
+                fit = evaluate(method, rows, metric, max_new_tokens=config.max_new_tokens)
+        diagnosis = diagnose(losses, paints=method.paints(), starts=len((start_choice or {}).get("starts", [])) or 1,
+                             train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0)
     if diagnosis:
         emit({"step": step, "diagnosis": diagnosis.text, "diagnosis_kind": diagnosis.kind})
     # The starts' training is part of the run's cost (and of a comparison's time column).

@@ -320,8 +320,9 @@ class TextToCanvas(Hypernetwork):
                                "left_out_right": {f"{k:g}": v for k, v in scores.items()}, "tasks": len(X)}
         else:
             self.fit_report = {"ridge_penalty": self.config.ridge, "chosen_by": "option"}
-        V, x_mean, W, y_mean = self._ridge(torch.cat(X), torch.cat(Y), self.config.ridge)
-        scores = ((torch.cat(X) - x_mean) @ V.T @ W + y_mean).view(-1, self.config.parts, self.config.palette)
+        X_all = torch.cat(X)
+        V, x_mean, W, y_mean = self._ridge(X_all, torch.cat(Y), self.config.ridge)
+        scores = ((X_all - x_mean) @ V.T @ W + y_mean).view(-1, self.config.parts, self.config.palette)
         top2 = scores.topk(2, dim=-1).values
         scale = self.RIDGE_MARGIN / float((top2[..., 0] - top2[..., 1]).mean().clamp_min(1e-6))
         r = V.shape[0]

@@ -171,3 +171,29 @@ def test_vllm_check_skips_cleanly_without_vllm_or_a_gpu():
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("skipped: ")
+
+
+def test_cue_probe_splits_word_problem_answers_into_shape_and_number():
+    """The word-problems-json probe (docs/robust.md) scores the JSON shape and the number separately."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from cue_probe import _halves
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    rows = [{"answer": '{"result": 12}', "prediction": '{"result": 12}', "correct": True},
+            {"answer": '{"result": 12}', "prediction": '{"result": 13}', "correct": False},
+            {"answer": '{"result": 12}', "prediction": "out: 12", "correct": False},
+            {"answer": '{"result": 12}', "prediction": '{"value": 1}', "correct": False}]
+    assert _halves(rows) == (0.25, 0.5, 0.5)
+
+
+@pytest.mark.slow
+def test_cue_probe_word_problems_runs_on_the_shipped_model():
+    proc = subprocess.run([sys.executable, "benchmarks/cue_probe.py", "--word-problems", "--n-test", "12"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("no picture") for line in lines)
+    for picture in ("plus glyph, json band", "no glyph, answer band"):
+        assert {line[len(picture):].split()[0] for line in lines if line.startswith(picture)} == {"add", "sub", "mul"}

@@ -11,6 +11,26 @@ from pathlib import Path
 from typing import Iterator
 
 
+def check_free(out: str | os.PathLike, overwrite: bool, *, names: tuple[str, ...] = ()) -> None:
+    """Refuse to write over what a user already has, unless `overwrite` (DESIGN §6: nothing a user has is lost silently).
+
+    Without `names`, `out` is the output itself and must not exist (an empty folder is free); with them,
+    `out` is a folder and only those files in it are what would be replaced."""
+    from .errors import ConfigError
+
+    target = Path(out).expanduser()
+    if overwrite:
+        return
+    if names:
+        taken = [n for n in names if (target / n).exists()]
+        if taken:
+            raise ConfigError(f"{target} already holds {', '.join(taken)}; pass --overwrite (overwrite=True in "
+                              f"Python) to replace {'it' if len(taken) == 1 else 'them'}, or choose another folder")
+    elif target.exists() and not (target.is_dir() and not any(target.iterdir())):
+        raise ConfigError(f"{target} already exists; pass --overwrite (overwrite=True in Python) to replace it, "
+                          "or choose another output")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""

@@ -382,6 +382,7 @@ class ExportConfig:
 
     run_dir: str = field(default="", metadata={"help": "run folder written by `artstudio train`"})
     out: str | None = field(default=None, metadata={"help": "PNG path (ART) or folder (other methods); default: RUN_DIR/artwork.png"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing --out (default: refuse; RUN_DIR/artwork.png, the run's own, is always rewritten)"})
 
 
 def _builder(cls: type, positional: tuple[str, ...] = ()) -> Callable[[argparse.ArgumentParser], Callable]:
@@ -398,7 +399,7 @@ def _builder(cls: type, positional: tuple[str, ...] = ()) -> Callable[[argparse.
 def _export(config: ExportConfig) -> int:
     from artstudio.training import export_run
 
-    print(export_run(config.run_dir, config.out))
+    print(export_run(config.run_dir, config.out, overwrite=config.overwrite))
     return 0
 
 
@@ -576,6 +577,8 @@ def _build_tasks(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
     mp.add_argument("--seed", type=int, default=0, help="generator seed (default: 0, what `train --data NAME` uses)")
     mp.add_argument("--n-train", type=int, default=None, help="training rows (default: the card's)")
     mp.add_argument("--n-test", type=int, default=None, help="test rows (default: the card's)")
+    mp.add_argument("--overwrite", action="store_true",
+                    help="replace a task already in --out (default: refuse, unless it is this very task)")
 
     return lambda ns: ns
 
@@ -596,7 +599,7 @@ def _tasks(ns: argparse.Namespace) -> int:
     for n in ("n_train", "n_test"):
         if getattr(ns, n) is not None and getattr(ns, n) < 1:
             raise ConfigError(f"--{n.replace('_', '-')} must be at least 1")
-    out = make_task(ns.name, ns.out, seed=ns.seed, n_train=ns.n_train, n_test=ns.n_test)
+    out = make_task(ns.name, ns.out, seed=ns.seed, n_train=ns.n_train, n_test=ns.n_test, overwrite=ns.overwrite)
     print(f"wrote {out}/train.jsonl, test.jsonl, card.json")
     return 0
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from .data import Example, load_jsonl
 from .generation import GenerationConfig, generate
 from .errors import ConfigError
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, check_free
 from .scoring import Metric, score
+
+EVAL_FILES = ("predictions.jsonl", "metrics.json")  # what an evaluation writes into its folder
 
 
 @dataclass
@@ -63,8 +65,9 @@ def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern:
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        atomic_write_text(out / "metrics.json", json.dumps(result.to_dict(), indent=2) + "\n")
+        predictions, metrics = EVAL_FILES
+        atomic_write_text(out / predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        atomic_write_text(out / metrics, json.dumps(result.to_dict(), indent=2) + "\n")
     return result
 
 
@@ -80,6 +83,7 @@ class EvalConfig:
     metric: Metric | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's, else exact)"})
     pattern: str | None = field(default=None, metadata={"help": "regular expression for --metric regex (default: the answer must match it)"})
     out: str | None = field(default=None, metadata={"help": "folder for predictions.jsonl and metrics.json (default: print only)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace predictions.jsonl and metrics.json already in --out (default: refuse)"})
     allow_model_mismatch: bool = field(default=False, metadata={"help": "use an artwork made for another model anyway"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in tokens (default: from the answers)"})
     batch_size: int = field(default=64, metadata={"help": "prompts decoded together"})
@@ -108,6 +112,8 @@ def run_eval(config: EvalConfig) -> EvalResult:
     from .methods import artwork_or_base
 
     config.check()
+    if config.out:
+        check_free(config.out, config.overwrite, names=EVAL_FILES)
     with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp:
         rows, card = eval_rows(config.data, Path(tmp))
         if config.limit is not None:

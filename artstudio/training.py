@@ -34,7 +34,7 @@ import torch
 from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl
 from .errors import ConfigError
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, check_free
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
@@ -466,8 +466,11 @@ def export_artwork_of(method: Method, path: str | Path, *, card: dict, data: str
                          metrics={k: v for k, v in metrics.items() if k in ("accuracy", "eval_n")})
 
 
-def export_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
-    """Write the deployable artefact of a run folder's final method (ART: a PNG artwork); return its path."""
+def export_run(run_dir: str | Path, output: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    """Write the deployable artefact of a run folder's final method (ART: a PNG artwork); return its path.
+
+    An existing `output` is refused unless `overwrite`; the run's own `artwork.png` (the default) is the
+    run's to rewrite."""
     run_dir = Path(run_dir)
     cfg_file, final = run_dir / "config.json", run_dir / "final"
     if not cfg_file.is_file():
@@ -475,6 +478,8 @@ def export_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
     if not (final / "method.json").is_file():
         raise ConfigError(f"{run_dir} has no final/ method (the run did not finish); continue it with "
                           f"`artstudio train --resume --out {run_dir} ...` first")
+    if output is not None and Path(output).expanduser().resolve() != (run_dir / "artwork.png").resolve():
+        check_free(output, overwrite)
     cfg = _read_json(cfg_file)
     result = _read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
     backbone = load_backbone(cfg.get("model"), device="cpu")

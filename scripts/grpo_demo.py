@@ -123,7 +123,8 @@ def main() -> int:
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     card = get_task(args.task)
-    task_dir = make_task(args.task, args.out / "task", seed=args.seed, n_train=args.train_size, n_test=args.test_size)
+    task_dir = make_task(args.task, args.out / "task", seed=args.seed, n_train=args.train_size, n_test=args.test_size,
+                         overwrite=True)  # the demo's own folder
     reward_spec = args.reward or default_reward(card.metric, [e.answer for e in load_jsonl(task_dir / "train.jsonl")])
     bb = load_backbone(args.model)
     start = time.perf_counter()

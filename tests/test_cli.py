@@ -146,6 +146,25 @@ def test_tasks_list_and_make(tmp_path, capsys):
     assert "unknown task 'no-such-task'" in capsys.readouterr().err
 
 
+def test_tasks_make_keeps_a_folder_that_holds_another_task(tmp_path, capsys):
+    out = tmp_path / "task"
+    make = ["tasks", "make", "add-json", "--out", str(out), "--n-train", "5", "--n-test", "3"]
+    assert main(make) == 0
+    assert main(make) == 0  # the same task, seed and sizes: the same rows again
+    rows = (out / "train.jsonl").read_text()
+    capsys.readouterr()
+    assert main(make + ["--seed", "1"]) == 2
+    assert "already holds train.jsonl, test.jsonl, card.json; pass --overwrite" in capsys.readouterr().err
+    assert (out / "train.jsonl").read_text() == rows
+    assert main(make + ["--seed", "1", "--overwrite"]) == 0
+    mine = tmp_path / "mine"  # a user's own data, no card
+    mine.mkdir()
+    (mine / "train.jsonl").write_text('{"prompt": "a", "answer": "b"}\n')
+    assert main(["tasks", "make", "max-bracket", "--out", str(mine)]) == 2
+    assert "already holds train.jsonl; pass --overwrite" in capsys.readouterr().err
+    assert (mine / "train.jsonl").read_text() == '{"prompt": "a", "answer": "b"}\n'
+
+
 def test_infer_print_request_needs_no_model(tmp_path, capsys):
     Image.new("RGB", (64, 64), (10, 20, 30)).save(tmp_path / "plain.png")
     assert main(["infer", "--canvas", str(tmp_path / "plain.png"), "--prompt", "3 4", "--print-request",

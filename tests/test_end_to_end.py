@@ -82,6 +82,25 @@ def test_eval_canvas_reproduces_training_predictions(trained):
     assert metrics["accuracy"] == json.loads((trained.run / "result.json").read_text())["accuracy"]
 
 
+def test_export_and_eval_never_overwrite_silently(trained, capsys):
+    """A second export to the same PNG, or an eval into a folder holding one, is refused unless --overwrite."""
+    before = trained.art.read_bytes()
+    assert main(["export", str(trained.run), "-o", str(trained.art)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert trained.art.read_bytes() == before
+    assert main(["export", str(trained.run), "-o", str(trained.art), "--overwrite"]) == 0
+    assert main(["export", str(trained.run)]) == 0  # the run's own artwork.png is the run's to rewrite
+    out = trained.root / "eval-twice"
+    args = ["eval", "--model", trained.model, "--data", str(trained.test), "--out", str(out)]
+    assert main(args) == 0
+    written = (out / "predictions.jsonl").read_text()
+    capsys.readouterr()
+    assert main(args + ["--canvas", str(trained.art)]) == 2
+    assert "already holds predictions.jsonl, metrics.json" in capsys.readouterr().err
+    assert (out / "predictions.jsonl").read_text() == written
+    assert main(args + ["--canvas", str(trained.art), "--overwrite"]) == 0
+
+
 def test_eval_without_canvas_is_the_base_model(trained):
     out = trained.root / "base"
     assert main(["eval", "--model", trained.model, "--data", str(trained.test), "--out", str(out)]) == 0

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from artstudio.atomic import check_free
 from artstudio.errors import ConfigError
 
 from .base import Hypernetwork
@@ -85,13 +86,6 @@ class HyperGenerator:
         path = self.hyper.export(self.backbone, g, out, description, source=str(self.folder), name=name)
         self.last_seconds = time.perf_counter() - t0
         return Path(path)
-
-
-def check_free(out: str | Path, overwrite: bool) -> None:
-    """Refuse an output that exists (an empty folder is free) unless `overwrite`."""
-    target = Path(out).expanduser()
-    if target.exists() and not overwrite and not (target.is_dir() and not any(target.iterdir())):
-        raise ConfigError(f"{target} already exists; pass --overwrite to replace it, or choose another output")
 
 
 def hyper_generate(config: HyperGenerateConfig, *, backbone=None) -> Path:

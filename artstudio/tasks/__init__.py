@@ -11,7 +11,7 @@ import json
 import random
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, check_free
 from ..errors import DataError
 from .library import LIBRARY, TaskSpec, task_specs
 from .suite import HELDOUT, PRETRAIN, TaskCard
@@ -46,17 +46,23 @@ def sample(card: TaskCard, n: int, seed: int) -> list[tuple[str, str, object]]:
     return [card.generate(rng) for _ in range(n)]
 
 
-def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None) -> Path:
+def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
+              overwrite: bool = False) -> Path:
     """Write the train/test splits and card of built-in task `name` to folder `out`.
 
     Train and test come from different seeds, and test prompts that also occur in train are
-    redrawn, so a score on test is never a score on memorised training rows.
+    redrawn, so a score on test is never a score on memorised training rows. A folder that already
+    holds a task is refused unless `overwrite`, or unless its card is this one's (same task, seed and
+    sizes: the same rows are written again).
     """
     card = get_task(name)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     n_train = card.n_train if n_train is None else n_train
     n_test = card.n_test if n_test is None else n_test
+    meta = card.to_dict() | {"n_train": n_train, "n_test": n_test, "seed": seed}
+    if not overwrite and _card_of(out) != meta:
+        check_free(out, overwrite, names=TASK_FILES)
+    out.mkdir(parents=True, exist_ok=True)
     train = sample(card, n_train, seed)
     seen = {p for p, _, img in train if img is None}
     rng = random.Random(f"{card.name}:test:{seed}")
@@ -80,9 +86,18 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
                 row["image"] = str(rel)
             lines.append(json.dumps(row, ensure_ascii=False))
         atomic_write_text(out / f"{split}.jsonl", "\n".join(lines) + "\n")
-    meta = card.to_dict() | {"n_train": n_train, "n_test": n_test, "seed": seed}
     atomic_write_text(out / "card.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return out
+
+
+TASK_FILES = ("train.jsonl", "test.jsonl", "card.json")  # a task folder (README: bring your own data)
+
+
+def _card_of(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def load_card(folder: str | Path) -> dict:

@@ -167,7 +167,7 @@ def task_specs(spec: str | list, cache_dir: str | Path, *, seed: int = 0, n_trai
             want = {"seed": seed} | ({"n_train": n_train} if n_train else {}) | ({"n_test": n_test} if n_test else {})
             fresh = meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in want.items())
             if not fresh:
-                make_task(item, target, seed=seed, n_train=n_train, n_test=n_test)
+                make_task(item, target, seed=seed, n_train=n_train, n_test=n_test, overwrite=True)  # a cache
             pair = tuple(card.name.split("-", 1))
             more = tuple(wordings(*pair, MAX_WORDINGS - 1)) if pair in LIBRARY_PAIRS else ()
             out.append(TaskSpec(card.name, card.description, target, card.metric, more))

@@ -42,7 +42,7 @@ def resolve_data(spec: str, workdir: str | Path, *, role: str = "train") -> Task
     if not path.exists() and spec in TASKS:
         # Seed 0 everywhere, so `eval --data NAME` scores the very test split `train --data NAME` reported on.
         folder = Path(workdir) / spec
-        path = folder if (folder / "card.json").is_file() else make_task(spec, folder, seed=0)
+        path = folder if (folder / "card.json").is_file() else make_task(spec, folder, seed=0, overwrite=True)
     if path.is_dir():
         train, test = path / "train.jsonl", path / "test.jsonl"
         needed = train if role == "train" else test

@@ -298,6 +298,12 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     again = tune(method="art", data=str(sum_task), model=model, trials=3, sampler="lgbo", startup=2, candidates=16,
                  space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=4, trial_steps=2, out=str(out))
     assert again.n_complete == 3 and again.final == result.final
+    assert f"artstudio train --config {out / 'best.json'}" in result.summary()
+    trials_before = (out / "trials.csv").read_text()
+    with pytest.raises(ConfigError, match=r"holds another study \(sampler 'lgbo', not 'tpe'\)"):
+        tune(method="art", data=str(sum_task), model=model, trials=3, sampler="tpe", space=str(_space_file(tmp_path)),
+             proxy=0.5, val_fraction=0.2, steps=4, trial_steps=2, out=str(out))
+    assert (out / "trials.csv").read_text() == trials_before
 
 
 RESUME_SCRIPT = """
@@ -374,6 +380,19 @@ def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, sum_task):
     with pytest.raises(ConfigError, match="not a database URL"):
         tune(method="art", data=str(sum_task), storage="study.db", out=str(tmp_path / "o"))
     assert TuneConfig().sampler == "lgbo"
+
+
+def test_one_out_folder_holds_one_study(tmp_path):
+    """A second study in the same --out would replace the first's splits, trial runs and best.json."""
+    from artstudio.tune.study import claim_out
+
+    claim_out(TuneConfig(method="lora", data="add-json", trials=10), tmp_path)
+    claim_out(TuneConfig(method="lora", data="add-json", trials=30, trial_steps=80, timeout=60.0), tmp_path)  # a resume
+    with pytest.raises(ConfigError, match=r"holds another study \(method 'lora', not 'art'; proxy 0.1, not 0.2\)"):
+        claim_out(TuneConfig(method="art", data="add-json", proxy=0.2), tmp_path)
+    (tmp_path / "study.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read which study"):
+        claim_out(TuneConfig(method="lora", data="add-json"), tmp_path)
 
 
 def test_trials_run_long_enough_to_rank_configurations():

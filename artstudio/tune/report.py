@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ def importances(study) -> dict[str, float]:
     if len(done) < 2:
         return {}
     try:
-        return dict(optuna.importance.get_param_importances(study))
+        with warnings.catch_warnings():  # "importances will be equal" on a few equal trials: the plot shows it
+            warnings.simplefilter("ignore", UserWarning)
+            return dict(optuna.importance.get_param_importances(study))
     except Exception:  # noqa: BLE001 - few trials or constant values: fall back to a simple measure
         out = {}
         for name in done[0].params:

@@ -42,8 +42,53 @@ class TuneResult:
     final: dict | None = None  # {"best": {...}, "default": {...}} test scores of the final runs
     files: dict = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """What `artstudio tune` prints at the end."""
+        from ..cli import table
+
+        pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        rows = [("study", f"{self.study_name} in {self.storage}"), ("trials", f"{self.n_complete} finished"),
+                ("best", f"{pct(self.best_value)} on validation"),
+                ("best params", ", ".join(f"{k}={_short_value(v)}" for k, v in self.best_params.items()))]
+        for label in ("default", "best"):
+            if self.final and label in self.final:
+                rows.append((f"{label} on test", pct(self.final[label].get("accuracy"))))
+        rows.append(("best.json", f"{self.out / 'best.json'}  (artstudio train --config {self.out / 'best.json'})"))
+        rows += [(name, path) for name, path in self.files.items()]
+        return table(rows)
+
+
+def _short_value(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
 
 # --- checks and storage ---------------------------------------------------------------------------------
+
+STUDY_FILE = "study.json"
+# What makes a study. A run whose values differ is another study: its splits, trial folders, best.json and
+# report would replace this one's, so it needs its own --out. Trial and final steps, the trial count,
+# the timeout and the device may change between a run and its resumption.
+IDENTITY = ("method", "data", "eval_data", "model", "sampler", "space", "proxy", "val_fraction", "val_size",
+            "objective", "seed", "study_name", "storage")
+
+
+def claim_out(config: TuneConfig, out: Path) -> None:
+    """One --out holds one study: refuse a different one there, naming what differs (a folder written
+    before `study.json` existed is taken over as it is)."""
+    want = {k: getattr(config, k) for k in IDENTITY}
+    path = out / STUDY_FILE
+    if not path.is_file():
+        atomic_write_text(path, json.dumps(want, indent=2) + "\n")
+        return
+    try:
+        have = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot read which study this folder holds ({err}); choose another --out") from None
+    diff = [k for k in IDENTITY if have.get(k) != want[k]]
+    if diff:
+        what = "; ".join(f"{k} {have.get(k)!r}, not {want[k]!r}" for k in diff)
+        raise ConfigError(f"{out} holds another study ({what}); pass the same options to resume it, or choose "
+                          "another --out")
 
 # Shortest default trial: proxy scores from 20-step trials barely ranked configurations as full
 # training does (Spearman +0.39 LoRA, +0.13..+0.36 ART on add-json); 50 steps gave +0.82 and +0.77
@@ -336,6 +381,7 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     storage_url = config.storage or f"sqlite:///{out / 'study.db'}"
     storage = open_storage(storage_url, config.heartbeat)
     space = load_space(config.method, config.space)  # bad spaces fail before any model loads
+    claim_out(config, out)  # before the splits, trials and reports are written there
     splits = prepare_splits(config, out)
     guard = BackboneGuard(lambda: load_backbone(config.model or DEFAULT_MODEL, dtype=config.dtype, device=config.device))
     space = space.resolved(guard.backbone.geometry)

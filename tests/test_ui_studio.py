@@ -179,6 +179,12 @@ def test_a_stopped_study_keeps_its_finished_trials(studio):
     assert (folder / "best.json").is_file() and (folder / "trials.csv").is_file()
     assert not (folder / "final.json").exists()  # no final runs after a stop
     assert "stopped" in studio.tune_folders()
+    # Another study under the same name would replace this one's trials: refused before queueing.
+    before = len(studio.jobs.jobs())
+    with pytest.raises(ArtStudioError, match="holds another study .*; pass the same options to resume it, or "
+                                             "choose another study name"):
+        studio.start_tune(TINY | {"name": "stopped", "trials": 5, "method": "lora"})
+    assert len(studio.jobs.jobs()) == before
 
 
 @pytest.mark.parametrize("values, message", [

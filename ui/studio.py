@@ -610,7 +610,7 @@ class Studio:
         from artstudio.tasks import TASKS
         from artstudio.tune import TuneConfig
         from artstudio.tune.space import load_space
-        from artstudio.tune.study import check_config
+        from artstudio.tune.study import check_config, claim_out
 
         values = dict(values)
         name = safe_name(values.pop("name", "") or f"tune-{datetime.now():%Y%m%d-%H%M%S}", "study name")
@@ -627,6 +627,7 @@ class Studio:
             config[k] = config.get(k) or None
         tune_config = check_config(TuneConfig(**coerce_numbers(TuneConfig, config)))
         load_space(tune_config.method, None)  # a method with nothing to tune is refused now, not in the queue
+        claim_out(tune_config, Path(tune_config.out), write=False, elsewhere="another study name")  # so is another study under a used name
         return tune_config, name
 
     def start_tune(self, values: dict[str, Any], owner: str = "") -> Job:

@@ -72,13 +72,15 @@ IDENTITY = ("method", "data", "eval_data", "model", "sampler", "space", "proxy",
             "objective", "seed", "study_name", "storage")
 
 
-def claim_out(config: TuneConfig, out: Path) -> None:
-    """One --out holds one study: refuse a different one there, naming what differs (a folder written
-    before `study.json` existed is taken over as it is)."""
+def claim_out(config: TuneConfig, out: Path, *, write: bool = True, elsewhere: str = "another --out") -> None:
+    """One --out holds one study: refuse a different one there, naming what differs; else record this
+    one (unless not `write`: the app checks a form before queueing it). A folder written before
+    `study.json` existed is taken over as it is."""
     want = {k: getattr(config, k) for k in IDENTITY}
     path = out / STUDY_FILE
     if not path.is_file():
-        atomic_write_text(path, json.dumps(want, indent=2) + "\n")
+        if write:
+            atomic_write_text(path, json.dumps(want, indent=2) + "\n")
         return
     try:
         have = json.loads(path.read_text(encoding="utf-8"))
@@ -88,7 +90,7 @@ def claim_out(config: TuneConfig, out: Path) -> None:
     if diff:
         what = "; ".join(f"{k} {have.get(k)!r}, not {want[k]!r}" for k in diff)
         raise ConfigError(f"{out} holds another study ({what}); pass the same options to resume it, or choose "
-                          "another --out")
+                          f"{elsewhere}")
 
 # Shortest default trial: proxy scores from 20-step trials barely ranked configurations as full
 # training does (Spearman +0.39 LoRA, +0.13..+0.36 ART on add-json); 50 steps gave +0.82 and +0.77

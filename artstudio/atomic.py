@@ -19,6 +19,9 @@ def check_free(out: str | os.PathLike, overwrite: bool, *, names: tuple[str, ...
     from .errors import ConfigError
 
     target = Path(out).expanduser()
+    if names and target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} is a file; this output is a folder (it gets {', '.join(names)}): choose a "
+                          "folder path")
     if overwrite:
         return
     if names:

@@ -163,6 +163,11 @@ def test_tasks_make_keeps_a_folder_that_holds_another_task(tmp_path, capsys):
     assert main(["tasks", "make", "max-bracket", "--out", str(mine)]) == 2
     assert "already holds train.jsonl; pass --overwrite" in capsys.readouterr().err
     assert (mine / "train.jsonl").read_text() == '{"prompt": "a", "answer": "b"}\n'
+    (tmp_path / "a-file").write_text("mine")
+    for argv in (["tasks", "make", "add-json", "--out"], ["eval", "--data", "add-json", "--limit", "1", "--out"]):
+        assert main(argv + [str(tmp_path / "a-file"), "--overwrite"]) == 2
+        assert "a-file is a file; this output is a folder" in capsys.readouterr().err
+    assert (tmp_path / "a-file").read_text() == "mine"
 
 
 def test_infer_print_request_needs_no_model(tmp_path, capsys):

@@ -60,7 +60,7 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
     n_train = card.n_train if n_train is None else n_train
     n_test = card.n_test if n_test is None else n_test
     meta = card.to_dict() | {"n_train": n_train, "n_test": n_test, "seed": seed}
-    if not overwrite and _card_of(out) != meta:
+    if _card_of(out) != meta:
         check_free(out, overwrite, names=TASK_FILES)
     out.mkdir(parents=True, exist_ok=True)
     train = sample(card, n_train, seed)

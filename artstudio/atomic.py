@@ -11,6 +11,17 @@ from pathlib import Path
 from typing import Iterator
 
 
+def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """`path`, created as a folder; a file already there is a ConfigError naming the option."""
+    from .errors import ConfigError
+
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{option} {out} is a file; expected a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def check_free(out: str | os.PathLike, overwrite: bool, *, names: tuple[str, ...] = ()) -> None:
     """Refuse to write over what a user already has, unless `overwrite` (DESIGN §6: nothing a user has is lost silently).
 

@@ -167,6 +167,10 @@ def test_tasks_make_keeps_a_folder_that_holds_another_task(tmp_path, capsys):
     for argv in (["tasks", "make", "add-json", "--out"], ["eval", "--data", "add-json", "--limit", "1", "--out"]):
         assert main(argv + [str(tmp_path / "a-file"), "--overwrite"]) == 2
         assert "a-file is a file; this output is a folder" in capsys.readouterr().err
+    for argv in (["compare", "--methods", "base", "--tasks", "max-bracket", "--seeds", "0", "--out"],
+                 ["tune", "--method", "lora", "--data", "max-bracket", "--out"]):
+        assert main(argv + [str(tmp_path / "a-file")]) == 2
+        assert "a-file is a file; expected a folder" in capsys.readouterr().err
     assert (tmp_path / "a-file").read_text() == "mine"
 
 

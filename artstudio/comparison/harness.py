@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, output_folder
 from ..backbone import load_backbone
 from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ConfigError
@@ -260,8 +260,7 @@ class _Comparison:
         self.seeds = parse_seeds(config.seeds)
         _check(config, self.methods)
         self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)
-        self.out = Path(config.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
         atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=str) + "\n")
         self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, output_folder
 from ..errors import ConfigError
 from . import TuneConfig
 from .space import Choice, SearchSpace, load_space
@@ -378,8 +378,7 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     from .lgbo import TextEncoder, make_sampler
 
     config = _coerce(config, overrides)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(config.out)
     storage_url = config.storage or f"sqlite:///{out / 'study.db'}"
     storage = open_storage(storage_url, config.heartbeat)
     space = load_space(config.method, config.space)  # bad spaces fail before any model loads

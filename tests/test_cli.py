@@ -163,6 +163,9 @@ def test_tasks_make_keeps_a_folder_that_holds_another_task(tmp_path, capsys):
     assert main(["tasks", "make", "max-bracket", "--out", str(mine)]) == 2
     assert "already holds train.jsonl; pass --overwrite" in capsys.readouterr().err
     assert (mine / "train.jsonl").read_text() == '{"prompt": "a", "answer": "b"}\n'
+
+
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "a-file").write_text("mine")
     for argv in (["tasks", "make", "add-json", "--out"], ["eval", "--data", "add-json", "--limit", "1", "--out"]):
         assert main(argv + [str(tmp_path / "a-file"), "--overwrite"]) == 2

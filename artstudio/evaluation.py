@@ -78,7 +78,7 @@ class EvalConfig:
     """Greedy answers on a test set, scored 0/1 per row."""
 
     data: str = field(default="", metadata={"help": "test.jsonl, a task folder (its test split) or a built-in task name"})
-    model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the artwork's model, else studio-tiny)"})
+    model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the model the artwork's metadata names; studio-tiny without --canvas; a PNG without ArtStudio metadata needs it)"})
     canvas: str | None = field(default=None, metadata={"help": "artwork PNG; without it the base model answers with no image"})
     metric: Metric | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's, else exact)"})
     pattern: str | None = field(default=None, metadata={"help": "regular expression for --metric regex (default: the answer must match it)"})

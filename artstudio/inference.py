@@ -23,7 +23,7 @@ class InferConfig:
 
     prompt: str | None = field(default=None, metadata={"help": "one prompt"})
     data: str | None = field(default=None, metadata={"help": "a JSONL file of prompts (answers optional); prints one JSON line per row"})
-    model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the artwork's model, else studio-tiny)"})
+    model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the model the artwork's metadata names; studio-tiny without --canvas; a PNG without ArtStudio metadata needs it)"})
     canvas: str | None = field(default=None, metadata={"help": "artwork PNG (default: none, the base model)"})
     image: str | None = field(default=None, metadata={"help": "an extra picture shown after the canvas (with --prompt)"})
     max_new_tokens: int = field(default=64, metadata={"help": "longest answer in tokens"})

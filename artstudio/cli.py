@@ -91,6 +91,17 @@ def _help_text(f: dataclasses.Field, default: Any) -> str:
     return f"{text} (default: {shown})".strip().replace("%", "%%")
 
 
+class _Repeatable(argparse.Action):
+    """`nargs="+"` whose repeats add up (`--artwork a.png --artwork b.png`, as `docker -v` or `pip -r`):
+    argparse's own store keeps only the last use and drops the others silently. The first use replaces
+    the field's default; later ones extend it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        fresh = current is None or current is self.default
+        setattr(namespace, self.dest, list(values) if fresh else [*current, *values])
+
+
 def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
                       prefix: str = "", dest_prefix: str = "", skip: tuple[str, ...] = (),
                       only: tuple[str, ...] | None = None, suppress_defaults: bool = False,
@@ -126,7 +137,7 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
         elif typing.get_origin(tp) in (list, tuple) or tp in (list, tuple):
             item = (typing.get_args(tp) or (str,))[0]
             kwargs |= {"nargs": "+", "type": item if item in (int, float, str) else _json_value,
-                       "metavar": f.name.upper()}
+                       "metavar": f.name.upper(), "action": _Repeatable}
         elif tp is dict or typing.get_origin(tp) is dict:
             kwargs |= {"type": _json_object, "metavar": "JSON"}
         elif tp in (int, float, str):

@@ -271,6 +271,18 @@ def test_transformers_spellings_are_accepted_beside_the_short_names():
     assert parse_config(["export", "runs/x", "--output", "a.png"]).out == "a.png"
 
 
+def test_a_repeated_list_option_adds_up_instead_of_keeping_the_last():
+    """`--artwork a=x.png --artwork b=y.png` served only b: argparse's store drops earlier uses silently."""
+    assert parse_config(["serve", "--artwork", "a=x.png", "--artwork", "b=y.png", "c=z.png"]).artwork == \
+        ["a=x.png", "b=y.png", "c=z.png"]
+    assert parse_config(["serve"]).artwork == []
+    lora = ["train", "--data", "add-json", "--method", "lora"]
+    assert parse_config(lora + ["--lora-target-modules", "q_proj", "--lora-target-modules", "k_proj"]) \
+        .method_options == {"target_modules": ["q_proj", "k_proj"]}  # the default (q, v) replaced, then extended
+    assert parse_config(lora + ["--lora-target-modules", "o_proj"]).method_options == {"target_modules": ["o_proj"]}
+    assert parse_config(lora).method_options == {}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--lr", "-1"], "--lr is -1.0; expected a positive learning rate"),
     (["--lr", "0"], "--lr is 0.0"),

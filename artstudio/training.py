@@ -145,7 +145,11 @@ def resolve_data(config: TrainConfig) -> tuple[list[Example], list[Example] | No
 
 
 def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accum: int, seed: int) -> list[int]:
-    """Rows of micro-batch `micro` of `step`: epochs of seeded permutations, a pure function of the step."""
+    """Rows of micro-batch `micro` of `step`: epochs of seeded permutations, a pure function of the step.
+
+    A batch never holds a row twice: a batch size above the `n` rows is `n`, as a data loader gives it
+    (--batch-size 100000 on 1,000 rows once drew 100,000 rows a step and ran out of memory)."""
+    batch_size = min(batch_size, n)
     start = (step * grad_accum + micro) * batch_size
     out = []
     for k in range(start, start + batch_size):
@@ -206,6 +210,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     train_rows, eval_rows, card = resolve_data(config)
     if main:
         processes.barrier()
+    if config.batch_size > len(train_rows) and main:
+        log.warning("--batch-size %d is larger than the %d training rows: each batch holds every row once",
+                    config.batch_size, len(train_rows))
     metric = config.metric or card.get("metric") or "exact"
     if backbone is None:
         backbone = load_backbone(config.model, dtype=config.dtype or _launcher_precision(),

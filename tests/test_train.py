@@ -120,6 +120,8 @@ def test_batch_order_is_a_seeded_permutation():
     assert sorted(seen) == list(range(n)), "one epoch visits every row once"
     assert batch_indices(n, 2, 0, 3, 1, 5) == batch_indices(n, 2, 0, 3, 1, 5)
     assert batch_indices(n, 0, 0, 7, 1, 5) != batch_indices(n, 0, 0, 7, 1, 6)
+    # A batch larger than the rows holds each row once (as a data loader gives it), never repeats.
+    assert sorted(batch_indices(n, 3, 0, 100_000, 1, 5)) == list(range(n))
 
 
 def test_errors_are_clear(qwen35, task_dir, tmp_path):

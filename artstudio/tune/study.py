@@ -44,9 +44,8 @@ class TuneResult:
 
     def summary(self) -> str:
         """What `artstudio tune` prints at the end."""
-        from ..cli import table
+        from ..cli import _pct as pct, table
 
-        pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         rows = [("study", f"{self.study_name} in {self.storage}"), ("trials", f"{self.n_complete} finished"),
                 ("best", f"{pct(self.best_value)} on validation"),
                 ("best params", ", ".join(f"{k}={_short_value(v)}" for k, v in self.best_params.items()))]
@@ -85,7 +84,7 @@ def claim_out(config: TuneConfig, out: Path, *, write: bool = True, elsewhere: s
     try:
         have = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot read which study this folder holds ({err}); choose another --out") from None
+        raise ConfigError(f"{path}: cannot read which study this folder holds ({err}); choose {elsewhere}") from None
     diff = [k for k in IDENTITY if have.get(k) != want[k]]
     if diff:
         what = "; ".join(f"{k} {have.get(k)!r}, not {want[k]!r}" for k in diff)

@@ -65,6 +65,25 @@ def load_checkpoint(folder: Path, opt: torch.optim.Optimizer) -> tuple[dict[str,
     return model, int(meta["step"])
 
 
+def read_history(out: Path, upto: int | None = None) -> list[dict]:
+    """The records of a run's `metrics.jsonl` (those up to step `upto`); [] when it has none."""
+    file = Path(out) / "metrics.jsonl"
+    if not file.exists():
+        return []
+    history = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return history if upto is None else [h for h in history if h.get("step", 0) <= upto]
+
+
+def resume(out: Path, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor] | None, int, list[dict]]:
+    """The trained tensors, step and metric history to continue the run in `out` from its checkpoint
+    (the optimiser restored); (None, 0, []) when it has no checkpoint."""
+    folder = Path(out) / "checkpoint"
+    if not has_checkpoint(folder):
+        return None, 0, []
+    state, step = load_checkpoint(folder, opt)
+    return state, step, read_history(out, upto=step)
+
+
 def lr_lambda(steps: int, warmup: float, schedule: str = "cosine") -> Callable[[int], float]:
     """Linear warm-up over `warmup` of the steps, then constant or cosine down to 10 % of the peak."""
     warm = max(1, int(warmup * steps))

@@ -29,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .atomic import atomic_write_text
+from .checkpoint import read_history
 from .data import load_jsonl, split_validation, write_jsonl
 from .errors import ConfigError
 
@@ -143,7 +144,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
             if res.metrics.get("stopped"):
                 return config, None  # asked to stop: the run stops before its first step, resumable
         metrics = _finished(sub_out, steps)
-        history = [json.loads(l) for l in (sub_out / "metrics.jsonl").read_text().splitlines() if l.strip()]
+        history = read_history(sub_out)
         losses = [h["loss"] for h in history if h.get("loss") is not None]
         tail = losses[-max(1, len(losses) // 5):]
         results.append({"start": start, "folder": str(sub_out), "val_accuracy": metrics.get("accuracy"),

@@ -38,7 +38,7 @@ from .atomic import atomic_write_text, check_free
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
-from .checkpoint import has_checkpoint, load_checkpoint, lr_lambda, save_checkpoint
+from .checkpoint import lr_lambda, resume, save_checkpoint
 from .methods import Method, build_method, get_method
 from .objectives import get_objective
 from .options import field_names, from_dict
@@ -244,13 +244,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     objective.bind(method)  # GRPO's KL reference is the method as it starts, before any resume
 
     ckpt = out / "checkpoint"
-    start, history = 0, []
-    if config.resume and has_checkpoint(ckpt):
-        state, start = load_checkpoint(ckpt, opt)
+    state, start, history = resume(out, opt) if config.resume else (None, 0, [])
+    if state is not None:
         method.load_trainable_state(state)
-        if (out / "metrics.jsonl").exists():
-            history = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
-            history = [h for h in history if h.get("step", 0) <= start]
         log.info("resumed %s at step %d", out, start)
     for group in opt.param_groups:
         group.setdefault("initial_lr", lr)

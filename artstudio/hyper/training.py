@@ -27,7 +27,7 @@ import torch
 
 from artstudio.atomic import atomic_write_text
 from artstudio.backbone import DEFAULT_MODEL
-from artstudio.checkpoint import has_checkpoint, load_checkpoint, lr_lambda, save_checkpoint
+from artstudio.checkpoint import lr_lambda, resume, save_checkpoint
 from artstudio.errors import ConfigError
 
 log = logging.getLogger("artstudio.hyper")
@@ -294,13 +294,9 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     params = [p for p in hypernetwork.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     ckpt = out / "checkpoint"
-    start, history = 0, []
-    if config.resume and has_checkpoint(ckpt):
-        state, start = load_checkpoint(ckpt, opt)
+    state, start, history = resume(out, opt) if config.resume else (None, 0, [])
+    if state is not None:
         hypernetwork.load_state_dict(state)
-        if (out / "metrics.jsonl").exists():
-            history = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if l.strip()]
-            history = [h for h in history if h.get("step", 0) <= start]
         log.info("resumed %s at step %d", out, start)
     elif config.init is None:  # a hypernetwork started from `init` keeps the statistics it was trained with
         hypernetwork.set_embedding_stats(flat)

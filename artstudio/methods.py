@@ -32,6 +32,7 @@ from safetensors.torch import load_file
 
 from .artwork import check_compatible, export_artwork, metadata_for, read_artwork
 from .atomic import atomic_save_file, atomic_write_text
+from .canvas import init_file_missing
 from .errors import ArtworkError, ConfigError
 from .options import field_names, from_dict
 from .prompts import Placement
@@ -155,7 +156,13 @@ class Method(torch.nn.Module):
     def load(cls, folder: str | Path, backbone) -> "Method":
         folder = Path(folder)
         meta = json.loads((folder / METHOD_FILE).read_text(encoding="utf-8"))
-        method = build_method(meta["method"], backbone, meta.get("config"))
+        config = dict(meta.get("config") or {})
+        init = config.get("init")
+        if (folder / WEIGHTS_FILE).exists() and isinstance(init, str) and init_file_missing(init):
+            # The saved weights are the whole trained picture; the start image (a path relative to where the
+            # run was trained, or a run folder since moved) only set the regulariser's reference.
+            config["init"] = "gray"
+        method = build_method(meta["method"], backbone, config)
         method.keep_default_system = bool(meta.get("keep_default_system", False))
         if (folder / WEIGHTS_FILE).exists():
             method.load_trainable_state(load_file(str(folder / WEIGHTS_FILE)))
@@ -303,7 +310,7 @@ class ArtMethod(Method):
                               "start_steps between 0 and 1 (the fraction of the run's steps each start trains)")
         self.placement = cfg.placement
         if canvas is None:
-            side = cfg.canvas_size or recommended_canvas_size(backbone)
+            side = recommended_canvas_size(backbone) if cfg.canvas_size is None else cfg.canvas_size
             backbone.geometry.check(side, side)
             canvas = Canvas(side, init=cfg.init, parametrization=cfg.parametrization, quantize=cfg.quantize,
                             seed=cfg.seed, texture=cfg.texture)

@@ -109,6 +109,8 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     if k is None:  # the default: two starts where the T2C start (measured to pay on studio-tiny) fits
         k = 2 if _t2c_fits(config, backbone, card) else 1
     if k <= 1:
+        if "start_steps" in (config.method_options or {}):
+            log.warning("start_steps applies to several starts (--starts 2 or more); this run trains one start")
         return config, None
     if not (0 < fraction < 1):
         raise ConfigError(f"start_steps is {fraction}; expected the fraction of the run's steps each start trains, "
@@ -124,8 +126,10 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     atomic_write_text(folder / "data" / "card.json", json.dumps(card, indent=2) + "\n")
     steps = max(1, math.ceil(fraction * config.steps))
     results = []
-    for i, start in enumerate(candidate_starts(config, backbone, card, k)):
+    candidates = candidate_starts(config, backbone, card, k)
+    for i, start in enumerate(candidates):
         sub_out = folder / f"{i}-{start}"
+        name = start if candidates.count(start) == 1 else f"{start}-{i}"  # three noise starts: noise-2, noise-3, noise-4
         if _finished(sub_out, steps) is None:
             options = {key: v for key, v in (config.method_options or {}).items() if key not in ("starts", "start_steps")}
             method = config.method
@@ -147,7 +151,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
         history = read_history(sub_out)
         losses = [h["loss"] for h in history if h.get("loss") is not None]
         tail = losses[-max(1, len(losses) // 5):]
-        results.append({"start": start, "folder": str(sub_out), "val_accuracy": metrics.get("accuracy"),
+        results.append({"start": name, "folder": str(sub_out), "val_accuracy": metrics.get("accuracy"),
                         "final_loss": sum(tail) / len(tail) if tail else None, "steps": steps,
                         "train_seconds": metrics.get("train_seconds")})
     best = max(results, key=lambda r: (r["val_accuracy"] or 0.0, -(r["final_loss"] if r["final_loss"] is not None else math.inf)))

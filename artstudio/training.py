@@ -17,6 +17,7 @@ A run folder holds `config.json`, `metrics.jsonl`, `checkpoint/`, `snapshots/ste
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -117,6 +118,9 @@ class TrainConfig:
         for name, ok, expected in rules:
             if not ok:
                 raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)!r}; {expected}")
+        if self.grpo and self.objective != "grpo":
+            raise ConfigError(f"GRPO options ({', '.join('--grpo-' + k.replace('_', '-') for k in sorted(self.grpo))}) "
+                              f"apply only to --objective grpo; this run's objective is {self.objective}")
         if self.resume and self.overwrite:
             raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; pass one of them")
 
@@ -210,6 +214,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     train_rows, eval_rows, card = resolve_data(config)
     if main:
         processes.barrier()
+    saved_steps = check_resume(config, out, train_rows) if config.resume else None
     if config.batch_size > len(train_rows) and main:
         log.warning("--batch-size %d is larger than the %d training rows: each batch holds every row once",
                     config.batch_size, len(train_rows))
@@ -219,8 +224,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                                  device=config.device or processes.device)
     # Several starts (a canvas option): short runs from different starts, the best continues.
     requested = config  # what config.json records; the start chosen goes under "resolved"
-    config, start_choice = choose_start(config, out, backbone, train_rows, card, progress=progress,
-                                        should_stop=should_stop)
+    # A resume with other --steps keeps the starts the run chose (their length is a fraction of the steps).
+    config, start_choice = choose_start(replace(config, steps=saved_steps or config.steps), out, backbone, train_rows,
+                                        card, progress=progress, should_stop=should_stop)
+    config = replace(config, steps=requested.steps)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     options = dict(config.method_options)
@@ -252,7 +259,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         group.setdefault("initial_lr", lr)
     # Built after a resume so the schedule continues at the checkpoint's step.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
-    saved = asdict(requested) | {"resolved": {"lr": lr, "metric": metric, "task": card, "trainable_params": method.num_trainable(),
+    saved = asdict(requested) | {"resolved": {"lr": lr, "metric": metric, "task": card, "train_digest": rows_digest(train_rows),
+                                           "trainable_params": method.num_trainable(),
                                            "model_family": backbone.family, "processes": processes.world,
                                            **({"starts": start_choice, "init": config.method_options["init"]}
                                               if start_choice else {})}}
@@ -277,6 +285,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=config.steps, initial=start, desc=f"{config.method} {config.objective}", dynamic_ncols=True)
+    # A resumed run's earlier segments count too (their steps' own times, from the metrics).
+    before = sum(h.get("seconds_per_step") or 0.0 for h in history if "seconds_per_step" in h)
     t0 = time.perf_counter()
     step = start
     stopped = False
@@ -332,7 +342,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                 bar.set_postfix(shown)
     if bar is not None:
         bar.close()
-    train_seconds = time.perf_counter() - t0
+    train_seconds = before + time.perf_counter() - t0
 
     fit = diagnosis = None
     if config.diagnose and not stopped:
@@ -359,8 +369,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         metrics |= {"train_accuracy": fit.accuracy, "train_eval_n": fit.n}
     if diagnosis:
         metrics |= {"diagnosis": diagnosis.text, "diagnosis_kind": diagnosis.kind}
-    done = step - start
-    metrics["seconds_per_step"] = train_seconds / done if done else None
+    metrics["seconds_per_step"] = train_seconds / step if step else None
     if not main:  # the main process writes the run's outputs and evaluates
         if config.fsdp and eval_rows and not stopped:  # a sharded model's forward needs every process
             evaluate(method, eval_rows, metric, max_new_tokens=config.max_new_tokens)
@@ -378,6 +387,81 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                                     objective=config.objective, steps=step, metrics=metrics)
     atomic_write_text(out / "result.json", json.dumps(metrics, indent=2) + "\n")
     return TrainResult(out=out, method=method, metrics=metrics, history=history, artwork=artwork)
+
+
+# Options a resumed run may change: where and how it runs, evaluates and saves, never what it trains.
+# `steps` may change too (train longer, or end a stopped run sooner): the schedule then spans the new steps, as
+# a resumed transformers Trainer's does.
+RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "eval_data", "eval_every", "eval_size",
+                               "checkpoint_every", "snapshot_every", "diagnose", "max_new_tokens", "shared_prefix",
+                               "gradient_checkpointing", "fsdp", "steps"})
+
+
+def rows_digest(rows: list[Example]) -> str:
+    """What identifies a run's training rows, wherever their file sits."""
+    h = hashlib.sha256()
+    for e in rows:
+        h.update(json.dumps([e.prompt, e.answer, e.id], ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> int | None:
+    """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
+    a run that already finished, and --steps that end before its checkpoint: each used to rewrite the run's
+    record silently, or fail mid-way. Returns the steps the run was started with (None: no run there yet)."""
+    file = out / "config.json"
+    if not file.is_file():
+        return None
+    saved = _read_json(file)
+    resolved = saved.pop("resolved", None) or {}
+    now = json.loads(json.dumps(asdict(config), default=str))
+    differ = []
+    for name, value in now.items():
+        if name in RESUME_MAY_CHANGE or name not in saved:
+            continue
+        was = saved[name]
+        if name == "data" and resolved.get("train_digest"):
+            if resolved["train_digest"] == rows_digest(train_rows):
+                continue  # the same rows, named from another folder
+            differ.append(f"--data {value} holds other training rows than the run's {was}")
+            continue
+        if name == "lr" and resolved.get("lr") is not None:  # the default named or left out is the same rate
+            effective = value if value is not None else default_lr(config.method, config.objective)
+            if math.isclose(effective, resolved["lr"]):
+                continue
+        if name == "method_options":
+            for key in sorted(set(value) | set(was)):
+                if value.get(key) != was.get(key):
+                    differ.append(f"method option {key} {_shown(value.get(key))} (the run has {_shown(was.get(key))})")
+        elif name == "lr" and value != was:
+            differ.append(f"--lr {_shown(value)} (the run has {resolved.get('lr', was)!r})")
+        elif value != was:
+            differ.append(f"--{name.replace('_', '-')} {_shown(value)} (the run has {_shown(was)})")
+    if differ:
+        raise ConfigError(f"--resume continues the run in {out} with the options it started with; these differ: "
+                          f"{'; '.join(differ)}. Resume with the run's own options (its config.json: "
+                          f"`artstudio train --config {file} --resume`), or start a new run with another --out "
+                          f"(a canvas can start from this run's picture: --init {out / 'artwork.png'})")
+    reached = out / "checkpoint" / "checkpoint.json"
+    at = int(_read_json(reached).get("step", 0)) if reached.is_file() else 0
+    if at > config.steps:
+        raise ConfigError(f"the run in {out} is already at step {at}; --steps {config.steps} would end before it")
+    result = out / "result.json"
+    if result.is_file():
+        done = _read_json(result)
+        if not done.get("stopped") and int(done.get("steps", 0)) >= config.steps:
+            raise ConfigError(f"the run in {out} already finished its {config.steps} steps; nothing to resume. "
+                              "Export or evaluate it as it is, or resume with more --steps to train longer")
+    if saved.get("steps") != config.steps:
+        log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps; the "
+                    "run keeps the start it chose", config.steps, saved.get("steps"), config.steps)
+    return saved.get("steps")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "the default"
+    return json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
 
 
 # What a run writes in its folder: --overwrite removes exactly these, never anything else a folder holds.

@@ -56,7 +56,8 @@ def test_two_processes_train_the_canvas_of_one(tiny_model_dir, tmp_path):
     assert json.loads((tmp_path / "two" / "result.json").read_text())["processes"] == 2
 
     # --resume continues the two-process run from its checkpoint the same way (step 2 -> 3 again).
-    (tmp_path / "two" / "final").rename(tmp_path / "two-final")
+    (tmp_path / "two" / "final").rename(tmp_path / "two-final")  # as if killed after its last checkpoint
+    (tmp_path / "two" / "result.json").unlink()
     again = _run(common + ["--out", str(tmp_path / "two"), "--resume"], 2, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = load_file(tmp_path / "two" / "final" / "method.safetensors")

@@ -57,8 +57,10 @@ def test_starts_train_briefly_pick_on_validation_and_the_run_trains_from_the_win
     assert m["start"] == choice["chosen"] and m["train_seconds"] >= m["starts_seconds"] > 0
     assert "start " in train_summary(res) and "on 2 starts" in train_summary(res)
 
-    # A resumed run reuses the finished starts instead of training them again.
+    # A resumed run reuses the finished starts instead of training them again (here a run killed after its
+    # last checkpoint, before it wrote its result; a finished run is not resumed).
     stamp = (folder / "0-gray" / "result.json").stat().st_mtime_ns
+    (tmp_path / "run" / "result.json").unlink()
     train(_config(task, tmp_path / "run", resume=True), backbone=qwen35, progress=False)
     assert (folder / "0-gray" / "result.json").stat().st_mtime_ns == stamp
 
@@ -166,3 +168,9 @@ def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(q
     again = train(_config(task, tmp_path / "run", resume=True), backbone=qwen35, progress=False)
     assert again.metrics["steps"] == 10 and "start" in again.metrics
     assert json.loads((tmp_path / "run" / "starts" / "0-gray" / "result.json").read_text())["steps"] == 2
+
+
+def test_several_noise_starts_each_keep_their_own_score(qwen35, task, tmp_path):
+    res = train(_config(task, tmp_path / "run", opts={"starts": 3}), backbone=qwen35, progress=False)
+    assert list(res.metrics["start_val_accuracy"]) == ["gray", "noise-1", "noise-2"]
+    assert "noise-1" in train_summary(res) and "noise-2" in train_summary(res)

@@ -93,6 +93,51 @@ def test_resume_matches_uninterrupted_run(qwen35, task_dir, tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_resume_refuses_another_run_and_a_finished_one_but_may_train_longer(qwen35, task_dir, tmp_path):
+    common = dict(data=str(task_dir), batch_size=2, checkpoint_every=2, snapshot_every=0, seed=3)
+    out = tmp_path / "run"
+    first = train(TrainConfig(out=str(out), steps=4, **common), backbone=qwen35, progress=False, canvas_size=64)
+    record = (out / "config.json").read_text()
+    other = tmp_path / "other"
+    write_jsonl(other / "train.jsonl", ROWS[::-1][:4])
+    for change, named in [(dict(data=str(other)), "--data"), (dict(seed=4), "--seed 4 (the run has 3)"),
+                          (dict(lr=0.5), "--lr 0.5 (the run has 0.05)"),
+                          (dict(canvas_size=96), "method option canvas_size 96 (the run has 64)")]:
+        config = TrainConfig(out=str(out), steps=6, resume=True, **(common | {k: v for k, v in change.items() if k != "canvas_size"}))
+        with pytest.raises(ConfigError, match="these differ: .*" + named.replace("(", r"\(").replace(")", r"\)")):
+            train(config, backbone=qwen35, progress=False, canvas_size=change.get("canvas_size", 64))
+        assert (out / "config.json").read_text() == record  # the run's record is untouched
+    # The same rows from another folder, and the default rate named, are the same run.
+    copy = tmp_path / "copy"
+    write_jsonl(copy / "train.jsonl", ROWS)
+    same = dict(common, data=str(copy), lr=0.05)
+    with pytest.raises(ConfigError, match="already finished its 4 steps; nothing to resume"):
+        train(TrainConfig(out=str(out), steps=4, resume=True, **same), backbone=qwen35, progress=False, canvas_size=64)
+    # More steps continue the finished run (its time counts both segments); fewer than it reached are refused.
+    longer = train(TrainConfig(out=str(out), steps=6, resume=True, **same), backbone=qwen35, progress=False,
+                   canvas_size=64)
+    assert [h["step"] for h in longer.history if "loss" in h] == [1, 2, 3, 4, 5, 6]
+    assert longer.metrics["train_seconds"] > first.metrics["train_seconds"] > 0
+    assert json.loads((out / "config.json").read_text())["steps"] == 6
+    with pytest.raises(ConfigError, match="already at step 6; --steps 5 would end before it"):
+        train(TrainConfig(out=str(out), steps=5, resume=True, **same), backbone=qwen35, progress=False, canvas_size=64)
+
+
+def test_a_run_that_started_from_a_picture_exports_after_it_moves(qwen35, task_dir, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from artstudio.training import export_run
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (64, 64), (200, 30, 30)).save("start.png")
+    train(TrainConfig(out="runs/a", data=str(task_dir), steps=2, batch_size=2, snapshot_every=0), backbone=qwen35,
+          progress=False, canvas_size=64, init="start.png")
+    (tmp_path / "start.png").unlink()  # the start picture's relative path no longer leads anywhere
+    (tmp_path / "runs" / "a").rename(tmp_path / "moved")
+    png = export_run(tmp_path / "moved", tmp_path / "a.png")
+    assert Image.open(png).size == (64, 64)
+
+
 def test_non_finite_loss_skips_step(qwen35, task_dir, tmp_path, monkeypatch, caplog):
     import artstudio.objectives.sft as T
 
@@ -135,6 +180,10 @@ def test_errors_are_clear(qwen35, task_dir, tmp_path):
     with pytest.raises(ConfigError, match="unknown option"):
         train(TrainConfig(out=str(tmp_path / "d"), data=str(task_dir)), backbone=qwen35, progress=False,
               canvas_sise=64)
+    with pytest.raises(ConfigError, match=r"GRPO options \(--grpo-group-size\) apply only to --objective grpo"):
+        train(TrainConfig(out=str(tmp_path / "e"), data=str(task_dir), grpo={"group_size": 4}), backbone=qwen35,
+              progress=False)
+    assert not (tmp_path / "e").exists()
 
 
 def test_keep_default_system_flag_reaches_every_prompt(tiny_model_dir, task_dir, tmp_path):

@@ -85,7 +85,7 @@ def diagnose(losses: list[float], *, paints: bool, starts: int = 1, train_accura
         return Diagnosis("stuck", _stuck_text(w, start, tail, paints, starts))
     if train_accuracy is None or train_accuracy >= FITS:
         return None
-    fits = f"the run answers {train_accuracy:.0%} of {train_n} of its own training rows"
+    fits = f"the run answers {train_accuracy:.1%} of {train_n} of its own training rows"
     if not _flat(before, tail):
         return Diagnosis("unfinished", f"{fits} and its loss is still falling ({before:.3f} -> {tail:.3f} over the "
                                        "last two fifths of the run): it is unfinished; more --steps should help.")

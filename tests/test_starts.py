@@ -104,7 +104,7 @@ def test_a_run_that_cannot_fit_its_own_training_rows_is_told_from_an_unfinished_
     assert needs_fit_check(flat) and not needs_fit_check([2.0] * 10 + [0.01] * 60) and not needs_fit_check([0.5] * 5)
     said = diagnose(flat, paints=True, train_accuracy=0.83, train_n=64)
     assert said.kind == "cannot-fit" and said.title == "Cannot fit the task."
-    assert "answers 83% of 64 of its own training rows" in said.text and "--method lora" in said.text
+    assert "answers 83.0% of 64 of its own training rows" in said.text and "--method lora" in said.text
     assert "--method lora" not in diagnose(flat, paints=False, train_accuracy=0.83, train_n=64).text
     assert diagnose(flat, paints=True, train_accuracy=0.95, train_n=64) is None  # it fits: nothing to say here
     assert diagnose(flat, paints=True) is None  # not measured
@@ -126,7 +126,7 @@ def test_a_flat_loss_that_is_not_stuck_makes_the_run_answer_its_training_rows_an
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["diagnosis_kind"] == "cannot-fit" and saved["train_eval_n"] == n
     assert f"on train   {res.metrics['train_accuracy']:.1%} (n={n} of its own training rows)" in train_summary(res)
-    assert f"warning: the run answers {res.metrics['train_accuracy']:.0%} of {n} of its own training rows" in train_summary(res)
+    assert f"warning: the run answers {res.metrics['train_accuracy']:.1%} of {n} of its own training rows" in train_summary(res)
 
 
 def test_a_run_whose_loss_stays_flat_and_high_says_so(qwen35, task, tmp_path):

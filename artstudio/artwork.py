@@ -183,8 +183,8 @@ def export_artwork(image: Image.Image, path: str | os.PathLike, metadata: Artwor
     rgb = image.convert("RGB")
     if tuple(metadata.canvas_size) != (rgb.height, rgb.width):
         raise ArtworkError(
-            f"{out}: metadata canvas_size {list(metadata.canvas_size)} differs from the image's "
-            f"[{rgb.height}, {rgb.width}]; expected the size of the exported canvas"
+            f"{out}: metadata canvas_size {list(metadata.canvas_size)} ({_as_picture(metadata.canvas_size)}) differs "
+            f"from the image's {rgb.width}×{rgb.height}; expected the size of the exported canvas"
         )
     info = PngImagePlugin.PngInfo()
     info.add_itxt(METADATA_KEY, metadata.to_json())
@@ -196,6 +196,8 @@ def export_artwork(image: Image.Image, path: str | os.PathLike, metadata: Artwor
 def read_artwork(path: str | os.PathLike) -> Artwork:
     """Decode a PNG and its metadata; any problem raises `ArtworkError` naming the file."""
     src = Path(path)
+    if src.is_dir():
+        raise ArtworkError(_folder_hint(src))
     if not src.is_file():
         raise ArtworkError(f"{src}: no such file; expected a PNG artwork")
     try:
@@ -220,10 +222,29 @@ def read_artwork(path: str | os.PathLike) -> Artwork:
             raise ArtworkError(f"{src}: {err}") from None
         if tuple(metadata.canvas_size) != (image.height, image.width):
             raise ArtworkError(
-                f'{src}: metadata field "canvas_size" is {list(metadata.canvas_size)} but the picture is '
-                f"[{image.height}, {image.width}]; expected the two to agree (was the file resized?)"
+                f'{src}: metadata field "canvas_size" is {list(metadata.canvas_size)} ({_as_picture(metadata.canvas_size)}) '
+                f"but the picture is {image.width}×{image.height}; expected the two to agree (was the file resized?)"
             )
     return Artwork(image=image, metadata=metadata, path=src)
+
+
+def _as_picture(canvas_size) -> str:
+    """A [height, width] canvas_size as users see picture sizes: width×height."""
+    height, width = canvas_size
+    return f"height, width: a {width}×{height} picture"
+
+
+def _folder_hint(folder: Path) -> str:
+    """Why a folder is not an artwork, and what to pass instead."""
+    if (folder / "adapter_config.json").is_file():
+        return (f"{folder} is a PEFT adapter folder (a lora/vera/t2l export), not an artwork; this takes an artwork "
+                "PNG file. eval, infer and serve do not load adapters: load it with PEFT "
+                "(PeftModel.from_pretrained(model, folder)) or serve it with an engine's LoRA support")
+    if (folder / "artwork.png").is_file():
+        return f"{folder} is a folder; expected a PNG artwork file such as {folder / 'artwork.png'}"
+    if (folder / "config.json").is_file() and (folder / "final").is_dir():
+        return f"{folder} is a run folder without an artwork; expected a PNG artwork file (`artstudio export {folder}` writes one for an art run)"
+    return f"{folder} is a folder; expected a PNG artwork file"
 
 
 def check_compatible(artwork: Artwork, backbone, *, allow_mismatch: bool = False) -> list[str]:
@@ -235,7 +256,7 @@ def check_compatible(artwork: Artwork, backbone, *, allow_mismatch: bool = False
     misfit = backbone.geometry.misfit(height, width)
     if misfit is not None:
         raise ArtworkError(
-            f"{artwork.path}: the canvas size {height}x{width} does not fit {backbone.model_id}: {misfit}; "
+            f"{artwork.path}: the canvas size {width}×{height} does not fit {backbone.model_id}: {misfit}; "
             "expected an artwork made for this model's patch grid (pick the model it was trained for)"
         )
     if artwork.metadata is None:

@@ -121,12 +121,15 @@ class Geometry:
         width = height if width is None else width
         misfit = self.misfit(height, width)
         if misfit is not None:
-            raise CanvasSizeError(f"canvas size {height}×{width} does not fit this model: {misfit}")
+            raise CanvasSizeError(f"canvas size {width}×{height} does not fit this model: {misfit}")
 
     def misfit(self, height: int, width: int) -> str | None:
         """Why a height × width picture does not fit, with the nearest valid sizes; None when it fits."""
         if self.fits(height, width):
             return None
+        if height <= 0 or width <= 0:
+            smallest = ", ".join(f"{s}×{s}" for s in self.valid_sizes()[:3]) or "none"
+            return f"each side must be a positive number of pixels, a multiple of {self.factor}. Smallest valid sizes: {smallest}"
         problems = []
         if height % self.factor or width % self.factor:
             problems.append(
@@ -150,7 +153,7 @@ class Geometry:
             )[:4]
             if not shapes:
                 shapes = [(s, s) for s in self.nearest_valid(round(math.sqrt(max(height * width, 1))))]
-        return ", ".join(f"{h}×{w} ({_plural(self.tokens(h, w), 'token')})" for h, w in shapes) or "none"
+        return ", ".join(f"{w}×{h} ({_plural(self.tokens(h, w), 'token')})" for h, w in shapes) or "none"
 
     def _near_multiples(self, side: int) -> list[int]:
         below = max(self.factor, (side // self.factor) * self.factor)
@@ -371,6 +374,15 @@ def _looks_local(model: str) -> bool:
     return Path(model).expanduser().exists() or model.startswith(("/", "./", "../", "~", "."))
 
 
+def model_name(model: str) -> str:
+    """How artworks, runs and requests name `model`: the shipped model by DEFAULT_NAME, whatever folder holds it."""
+    model = str(model)
+    if model == DEFAULT_NAME or (_looks_local(model) and Path(model).expanduser().resolve() == Path(DEFAULT_MODEL).resolve()):
+        # The shipped model is named, not located: artworks made on one machine load on another.
+        return DEFAULT_NAME
+    return model
+
+
 def load_backbone(
     model: str = DEFAULT_MODEL,
     *,
@@ -382,13 +394,8 @@ def load_backbone(
     """Load a Qwen vision-language model (Hub id or local folder), frozen, on `device`."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    model_id = str(model)
-    if model_id == DEFAULT_NAME:
-        model_id = DEFAULT_MODEL
-    source = model_id
-    if _looks_local(model_id) and Path(model_id).expanduser().resolve() == Path(DEFAULT_MODEL).resolve():
-        # The shipped model is named, not located: artworks made on one machine load on another.
-        model_id = DEFAULT_NAME
+    source = DEFAULT_MODEL if str(model) == DEFAULT_NAME else str(model)
+    model_id = model_name(source)
     if _looks_local(source):
         path = Path(source).expanduser()
         if not path.exists():

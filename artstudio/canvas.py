@@ -166,11 +166,14 @@ def _string_init(spec: str, height: int, width: int, gen: torch.Generator, textu
 
 
 def init_file_missing(spec: str) -> bool:
-    """Whether an init option names an image file (or a texture of one) that is not there."""
+    """Whether an init option names an image file (or a texture of one) that is not there: a path, as
+    `_string_init` tells one (a slash or a suffix), not a name like 'gray' or a colour."""
     name = spec.strip()
     if name.startswith(TEXTURE_PREFIX):
         name = name[len(TEXTURE_PREFIX):]
     elif name.lower() in ("gray", "grey", "noise") or _colour(name, 1, 1) is not None:
+        return False
+    elif not ("/" in name or "\\" in name or Path(name).suffix):
         return False
     return not Path(name).expanduser().is_file()
 

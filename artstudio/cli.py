@@ -495,7 +495,7 @@ def format_info(info: dict[str, Any]) -> str:
     out = []
     if "artwork" in info:
         art, meta = info["artwork"], info["artwork"]["metadata"]
-        rows: list[tuple[Any, ...]] = [("artwork", art["path"]), ("size", "×".join(map(str, art["size"])))]
+        rows: list[tuple[Any, ...]] = [("artwork", art["path"]), ("size", f"{art['width']}×{art['height']}")]
         if meta is None:
             rows.append(("metadata", "none (a plain PNG: name the model with --model when using it)"))
         else:
@@ -570,7 +570,7 @@ def _tune(config) -> int:
 
 verb("tune", "search a method's hyper-parameters (Optuna; samplers lgbo, gp, tpe, random)",
      _lazy_builder("artstudio.tune", "TuneConfig"),
-     "examples:\n  artstudio tune --method lora --task add-json --trials 30 --sampler lgbo --out runs/tune\n"
+     "examples:\n  artstudio tune --method lora --data add-json --trials 30 --sampler lgbo --out runs/tune\n"
      "  optuna-dashboard sqlite:///runs/tune/study.db")(_tune)
 
 

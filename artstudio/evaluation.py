@@ -116,10 +116,14 @@ def run_eval(config: EvalConfig) -> EvalResult:
         check_free(config.out, config.overwrite, names=EVAL_FILES)
     with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp:
         rows, card = eval_rows(config.data, Path(tmp))
+        metric = config.metric or card.get("metric") or "exact"
+        if config.pattern is not None and metric != "regex":
+            source = "--metric" if config.metric else "the task card's metric" if card.get("metric") else "the default metric"
+            raise ConfigError(f"--pattern applies only to --metric regex, and {source} is {metric!r}; pass "
+                              "--metric regex to score with the pattern, or drop --pattern")
         if config.limit is not None:
             rows = rows[: config.limit]
         method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
                                  device=config.device, dtype=config.dtype)
-        metric = config.metric or card.get("metric") or "exact"
         return evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
                         batch_size=config.batch_size, out_dir=config.out)

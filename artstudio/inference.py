@@ -69,15 +69,15 @@ def infer_examples(config: InferConfig) -> list[Example]:
 def requests_for(config: InferConfig, examples: list[Example]) -> list[dict]:
     """The vLLM chat requests for `examples`, built without loading the model."""
     from .artwork import read_artwork
-    from .backbone import DEFAULT_MODEL
+    from .backbone import DEFAULT_NAME, model_name
     from .serving import vllm_request
 
-    placement, name = "first", config.served_model_name or config.model
+    placement, name = "first", config.model
     if config.canvas is not None:
         meta = read_artwork(config.canvas).metadata
         placement = meta.placement if meta is not None else "first"
         name = name or (meta.model_id if meta is not None else None)
-    name = name or DEFAULT_MODEL
+    name = config.served_model_name or model_name(name or DEFAULT_NAME)
     return [vllm_request(config.canvas, ex.prompt, name, placement, config.max_new_tokens, config.temperature,
                          image=ex.image) for ex in examples]
 

@@ -94,6 +94,7 @@ class ServeConfig:
             raise ConfigError(f"--batch-wait-ms is {self.batch_wait_ms}; expected 0 or more")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port is {self.port}; expected 0..65535")
+        artwork_specs(self.artwork)  # names and paths, before the model loads
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -139,7 +140,11 @@ def artwork_specs(entries: list[str]) -> list[tuple[str, Path, bool]]:
     out: list[tuple[str, Path, bool]] = []
     for entry in entries:
         name, sep, rest = entry.partition("=")
-        if sep and _NAME.match(name) and not Path(entry).exists():
+        # A missing path with '=' before any '/' is meant as NAME=PNG, so a bad name is what to report.
+        if sep and "/" not in name and os.sep not in name and not Path(entry).exists():
+            if not _NAME.match(name):
+                raise ConfigError(f"--artwork {entry}: the name {name!r} before '=' must start with a letter or digit "
+                                  "and hold only letters, digits, '.', '_' or '-'; expected NAME=PNG, e.g. add=art.png")
             path, explicit = Path(rest).expanduser(), True
         else:
             name, path, explicit = "", Path(entry).expanduser(), not Path(entry).is_dir()
@@ -429,7 +434,7 @@ def _extra_image(picture: _Picture, models: Models) -> str:
     try:
         models.backbone.processor.image_processor(images=[picture.image], return_tensors="pt")
     except Exception as err:  # noqa: BLE001 - any processor complaint means the picture does not fit
-        raise _bad(f"the picture ({picture.image.width}x{picture.image.height}) does not fit the model's image "
+        raise _bad(f"the picture ({picture.image.width}×{picture.image.height}) does not fit the model's image "
                    f"processor: {err}", "messages", "image_not_compatible") from None
     # One file per request, removed when the request is answered (`Job.cleanup`).
     path = models.tmp / f"image-{uuid.uuid4().hex}.png"
@@ -833,10 +838,11 @@ class ServerHandle:
 def _prepare(config: ServeConfig, backbone=None):
     config.check()
     api_key = config.api_key or os.environ.get(API_KEY_ENV) or None
-    warning = exposure_warning(config.host, config.port, api_key)
+    sock = _bind(config.host, config.port)
+    # After binding, so `--port 0` is shown as the port the system picked.
+    warning = exposure_warning(config.host, sock.getsockname()[1], api_key)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    sock = _bind(config.host, config.port)
     try:
         models = Models(config, backbone)
     except BaseException:

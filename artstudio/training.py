@@ -558,7 +558,10 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, overwri
 
     An existing `output` is refused unless `overwrite`; the run's own `artwork.png` (the default) is the
     run's to rewrite."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir():
+        what = "is a file, not a run folder" if run_dir.exists() else "no such run folder"
+        raise ConfigError(f"{run_dir}: {what}; expected a folder written by `artstudio train` (its --out, e.g. runs/NAME)")
     cfg_file, final = run_dir / "config.json", run_dir / "final"
     if not cfg_file.is_file():
         raise ConfigError(f"{run_dir} has no config.json; expected a run folder written by `artstudio train`")

@@ -178,7 +178,9 @@ class PeftMethod(Method):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self._peft.save_pretrained(str(tmp))
+        # False: the vocabulary is never resized here, and PEFT's "auto" looks the base model's
+        # config.json up on the Hub to find out (a warning offline; the shipped model is not there).
+        self._peft.save_pretrained(str(tmp), save_embedding_layers=False)
         write_export_meta(self, tmp, metadata)
         replace_folder(tmp, path)
         return path

@@ -74,7 +74,7 @@ class SoftPromptMethod(Method):
         super().__init__(backbone, config)
         cfg: SoftPromptOptions = self.config
         self.placement = cfg.placement
-        side = cfg.canvas_size or recommended_canvas_size(backbone)
+        side = recommended_canvas_size(backbone) if cfg.canvas_size is None else cfg.canvas_size
         geometry = backbone.geometry
         geometry.check(side, side)
         self.side = side

@@ -98,6 +98,38 @@ def test_missing_file(tmp_path):
         read_artwork(tmp_path / "missing.png")
 
 
+def test_a_folder_is_named_as_a_folder_with_what_to_pass(tmp_path):
+    """A folder was reported as `no such file`; an exported LoRA adapter folder is the common one."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    with pytest.raises(ArtworkError, match=r"adapter is a PEFT adapter folder .*takes an artwork PNG file.*"
+                                           r"PeftModel\.from_pretrained"):
+        read_artwork(adapter)
+    run = tmp_path / "run"
+    run.mkdir()
+    _canvas().save(run / "artwork.png")
+    with pytest.raises(ArtworkError, match=r"run is a folder; expected a PNG artwork file such as .*run/artwork\.png"):
+        read_artwork(run)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtworkError, match=r"empty is a folder; expected a PNG artwork file$"):
+        read_artwork(tmp_path / "empty")
+
+
+def test_sizes_read_width_by_height_as_pictures_do(tmp_path):
+    """PIL and `file` say width×height; a 128-wide, 96-tall picture was reported as 96x128."""
+    Image.new("RGB", (128, 96)).save(tmp_path / "wide.png")
+    with pytest.raises(ArtworkError, match="canvas size 128×96 does not fit"):
+        check_compatible(read_artwork(tmp_path / "wide.png"), _backbone(patch=20))
+    img = _canvas(64, 96)  # 96 wide, 64 tall
+    meta = dict(json.loads(_meta().to_json()), canvas_size=[64, 64])
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(METADATA_KEY, json.dumps(meta))
+    img.save(tmp_path / "resized.png", pnginfo=info)
+    with pytest.raises(ArtworkError, match=r"is \[64, 64\] \(height, width: a 64×64 picture\) but the picture is 96×64"):
+        read_artwork(tmp_path / "resized.png")
+
+
 def test_text_file_renamed_png(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("these are my notes")

@@ -79,8 +79,18 @@ def test_check_lists_nearest_sizes_and_their_tokens():
         QWEN35.check(128)
     with pytest.raises(CanvasSizeError, match=r"above the model's max_pixels.*4096×4096"):
         QWEN35.check(8192)
-    with pytest.raises(CanvasSizeError, match=r"256×288"):
+    # Sizes read as pictures do, width×height: check(height=256, width=300) is a 300×256 picture.
+    with pytest.raises(CanvasSizeError, match=r"canvas size 300×256 .*Nearest valid sizes: 288×256"):
         QWEN35.check(256, 300)
+
+
+@pytest.mark.parametrize("side", [0, -32])
+def test_a_side_of_zero_or_less_is_refused_with_a_reason(side):
+    with pytest.raises(CanvasSizeError, match=r"each side must be a positive number of pixels, a multiple of 32\. "
+                                              r"Smallest valid sizes: 256×256"):
+        QWEN35.check(side)
+    with pytest.raises(CanvasSizeError, match="positive number of pixels"):
+        QWEN35.check(256, side)
 
 
 def test_geometry_to_dict_is_json_ready():

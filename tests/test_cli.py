@@ -203,6 +203,84 @@ def test_info_on_a_plain_png(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["artwork"]["metadata"] is None
 
 
+def test_info_shows_a_picture_size_as_width_by_height(tmp_path, capsys):
+    """A picture 128 wide and 96 tall was shown as `size 96×128`; PIL and `file` say 128×96."""
+    Image.new("RGB", (128, 96)).save(tmp_path / "wide.png")
+    assert main(["info", str(tmp_path / "wide.png")]) == 0
+    assert "size      128×96" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "wide.png"), "--json"]) == 0
+    art = json.loads(capsys.readouterr().out)["artwork"]
+    assert (art["width"], art["height"]) == (128, 96)
+
+
+def test_a_folder_given_as_an_artwork_says_what_the_option_takes(tmp_path, capsys):
+    """An exported LoRA adapter folder was reported as `no such file`."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    for argv in (["info", str(adapter)], ["eval", "--canvas", str(adapter), "--data", "max-bracket"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "is a PEFT adapter folder" in err and "takes an artwork PNG file" in err and "no such file" not in err
+
+
+def test_infer_print_request_names_the_shipped_model_not_its_path(capsys):
+    """Without --canvas the request named /…/artstudio/models/studio-tiny; with one, studio-tiny."""
+    from artstudio.backbone import DEFAULT_MODEL
+
+    for extra in ([], ["--model", DEFAULT_MODEL], ["--model", "studio-tiny"]):
+        assert main(["infer", "--prompt", "3 4", "--print-request", *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["model"] == "studio-tiny"
+
+
+def test_export_of_a_missing_run_folder_says_so(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nonexist")]) == 2
+    assert "nonexist: no such run folder" in capsys.readouterr().err
+    (tmp_path / "file.png").write_bytes(b"x")
+    assert main(["export", str(tmp_path / "file.png")]) == 2
+    assert "is a file, not a run folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, source", [
+    (["--pattern", r"\[\d\]"], "the task card's metric is 'exact'"),
+    (["--metric", "exact", "--pattern", "zzz"], "--metric is 'exact'"),
+])
+def test_eval_refuses_a_pattern_it_would_ignore(capsys, argv, source):
+    """`--pattern` without `--metric regex` was silently ignored."""
+    assert main(["eval", "--data", "max-bracket", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "--pattern applies only to --metric regex" in err and source in err
+
+
+def test_eval_takes_a_pattern_when_the_card_says_regex(tmp_path, monkeypatch):
+    from artstudio import evaluation
+
+    folder = tmp_path / "task"
+    write_jsonl(folder / "test.jsonl", [Example(prompt="1 2", answer="[2]")])
+    (folder / "card.json").write_text(json.dumps({"name": "t", "metric": "regex"}))
+    seen = {}
+
+    def fake_evaluate(method, rows, metric, *, pattern=None, **kw):
+        seen.update(metric=metric, pattern=pattern)
+        return "scored"
+
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    monkeypatch.setattr("artstudio.methods.artwork_or_base", lambda *a, **k: None)
+    config = evaluation.EvalConfig(data=str(folder), pattern=r"\[\d\]")
+    assert evaluation.run_eval(config) == "scored" and seen == {"metric": "regex", "pattern": r"\[\d\]"}
+
+
+def test_a_card_that_is_not_an_object_is_an_error_not_a_traceback(tmp_path, capsys):
+    folder = tmp_path / "task"
+    write_jsonl(folder / "train.jsonl", [Example(prompt="1 2", answer="[2]")])
+    write_jsonl(folder / "test.jsonl", [Example(prompt="1 2", answer="[2]")])
+    (folder / "card.json").write_text("[1, 2]")
+    for argv in (["eval", "--data", str(folder)], ["train", "--data", str(folder), "--out", str(tmp_path / "run")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {folder / 'card.json'} holds an array") and "Traceback" not in err
+
+
 def test_app_verb_passes_its_options(monkeypatch):
     calls = []
     fake = types.ModuleType("artstudio.ui.app")

@@ -137,3 +137,28 @@ def test_a_split_named_on_its_own_keeps_the_card_of_its_task_folder(tmp_path):
     lone = tmp_path / "lone.jsonl"
     write_jsonl(lone, [Example(prompt="c", answer="3", id="2")])
     assert resolve_data(str(lone), tmp_path, role="test").card == {}
+
+
+@pytest.mark.parametrize("card, match", [
+    ([1, 2], r"card\.json holds an array; a card must be a JSON object"),
+    ("str", r"card\.json holds a string; a card must be a JSON object"),
+    ({"name": 5, "description": "d"}, r"card\.json: field 'name' must be a string, not 5"),
+    ({"name": "t", "description": ["d"]}, r"card\.json: field 'description' must be a string, not \[\"d\"\]"),
+    ({"name": "t", "answer_format": 3}, r"card\.json: field 'answer_format' must be a string"),
+    ({"name": "t", "metric": "bleu"}, r"card\.json: unknown metric 'bleu'; choose one of exact, numeric, regex, json"),
+])
+def test_a_bad_card_names_its_file_for_every_verb(tmp_path, card, match):
+    """The one reader of cards refuses what train, eval and the rest would trip over later."""
+    from artstudio.tasks import load_card
+    from artstudio.tasks.resolve import resolve_data
+
+    folder = tmp_path / "task"
+    write_jsonl(folder / "train.jsonl", [Example(prompt="a", answer="1", id="0")])
+    write_jsonl(folder / "test.jsonl", [Example(prompt="b", answer="2", id="1")])
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match=match) as err:
+        load_card(folder)
+    assert str(folder / "card.json") in str(err.value)
+    for role in ("train", "test"):
+        with pytest.raises(DataError, match=match):
+            resolve_data(str(folder), tmp_path, role=role)

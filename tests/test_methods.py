@@ -10,7 +10,10 @@ the frozen model at step 0. All methods of a family share ONE backbone (module-s
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -401,6 +404,30 @@ def test_soft_prompt_initialisations(backbones):
         build_method("soft-prompt", backbone, {"init": "zeros"})
     with pytest.raises(CanvasSizeError):
         build_method("soft-prompt", backbone, {"canvas_size": 100})
+
+
+@pytest.mark.parametrize("name", ["art", "soft-prompt"])
+@pytest.mark.parametrize("side", [0, -32])
+def test_a_canvas_side_of_zero_or_less_is_refused_not_replaced_by_the_default(backbones, name, side):
+    """`--canvas-size 0` trained at the default size while config.json recorded 0."""
+    with pytest.raises(CanvasSizeError, match="each side must be a positive number of pixels"):
+        build_method(name, backbones("qwen3_5"), {"canvas_size": side})
+
+
+def test_lora_export_of_the_shipped_model_looks_nothing_up():
+    """PEFT's default looked the base model's config.json up on the Hub and warned, offline, on every export."""
+    import warnings
+
+    from artstudio.backbone import DEFAULT_NAME
+
+    backbone = load_backbone()  # the shipped studio-tiny, named by DEFAULT_NAME in the adapter
+    method = build_method("lora", backbone, {"seed": 0})
+    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as tmp:
+        warnings.simplefilter("always")
+        path = method.export(Path(tmp) / "adapter")
+        assert (path / "adapter_model.safetensors").is_file()
+        assert json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"] == DEFAULT_NAME
+    assert [str(w.message) for w in caught if "config" in str(w.message)] == []
 
 
 def test_every_baseline_is_registered():

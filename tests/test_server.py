@@ -294,6 +294,38 @@ def test_artwork_specs(tmp_path):
         artwork_specs([str(tmp_path), f"a={ADD_JSON}"])
     with pytest.raises(ConfigError, match="neither a PNG file nor a folder"):
         artwork_specs([str(tmp_path / "missing.png")])
+    with pytest.raises(ConfigError, match="neither a PNG file nor a folder"):
+        artwork_specs([f"ok={tmp_path / 'missing.png'}"])
+
+
+@pytest.mark.parametrize("entry", ["a b={png}", "={png}", "a:b={png}"])
+def test_a_bad_artwork_name_is_reported_as_the_name(entry, capsys):
+    """`--artwork "a b=art.png"` was reported as `... is neither a PNG file nor a folder`."""
+    from artstudio.cli import main
+    from artstudio.errors import ConfigError
+
+    name = entry.partition("=")[0]
+    with pytest.raises(ConfigError, match=f"the name {name!r} before '=' must start with a letter or digit"):
+        artwork_specs([entry.format(png=MAX_BRACKET)])
+    # Refused by the config check, before the model loads.
+    assert main(["serve", "--artwork", entry.format(png=MAX_BRACKET)]) == 2
+    assert f"the name {name!r} before '='" in capsys.readouterr().err
+
+
+def test_the_exposure_warning_shows_the_port_the_system_picked(monkeypatch, capsys):
+    """`--host 0.0.0.0 --port 0` warned about `0.0.0.0:0` while the server listened on another port."""
+    from artstudio import server
+
+    def stop(config, backbone):
+        raise RuntimeError("stop before loading the model")
+
+    monkeypatch.setattr(server, "Models", stop)
+    with pytest.raises(RuntimeError, match="stop before"):
+        server._prepare(ServeConfig(host="0.0.0.0", port=0))
+    warning = capsys.readouterr().err
+    assert "WARNING: serving on 0.0.0.0:" in warning and "0.0.0.0:0," not in warning
+    port = int(warning.split("0.0.0.0:")[1].split(",")[0])
+    assert 0 < port <= 65535
 
 
 def test_exposure_warning():

@@ -225,7 +225,7 @@ class TextToCanvas(Hypernetwork):
 
     @classmethod
     def target_of(cls, backbone, config) -> dict:
-        side = config.canvas_size or recommended_canvas_size(backbone)
+        side = recommended_canvas_size(backbone) if config.canvas_size is None else config.canvas_size
         backbone.geometry.check(side, side)
         return backbone_target(backbone) | {"canvas_size": int(side)}
 

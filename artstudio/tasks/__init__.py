@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text, check_free
 from ..errors import DataError
+from ..scoring import METRICS
 from .library import LIBRARY, TaskSpec, task_specs
 from .suite import HELDOUT, PRETRAIN, TaskCard
 
@@ -106,10 +107,30 @@ def load_card(folder: str | Path) -> dict:
     path = folder / "card.json"
     if path.exists():
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            card = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{e.lineno}: card.json is not valid JSON ({e.msg})") from None
+        check_card(card, path)
+        return card
     return {"name": folder.name, "description": "", "metric": "exact"}
+
+
+CARD_TEXT_FIELDS = ("name", "description", "metric", "answer_format")
+
+
+def check_card(card: object, path: Path) -> None:
+    """Raise DataError naming `path` (and the field) when a card is not an object of the expected types."""
+    if not isinstance(card, dict):
+        kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(type(card), "null")
+        raise DataError(f"{path} holds {kind}; a card must be a JSON object like "
+                        '{"name": "...", "description": "...", "metric": "exact"}')
+    for key in CARD_TEXT_FIELDS:
+        value = card.get(key)
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{path}: field {key!r} must be a string, not {json.dumps(value, ensure_ascii=False)}")
+    metric = card.get("metric")
+    if metric and metric not in METRICS:
+        raise DataError(f"{path}: unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
 
 
 __all__ = ["LIBRARY", "TASKS", "TaskCard", "TaskSpec", "task_specs", "list_tasks", "get_task", "resolve_tasks", "sample", "make_task", "load_card"]

@@ -132,6 +132,39 @@ def test_a_choice_outside_an_art_literal_is_refused(tmp_path):
         method_space("base")
 
 
+def test_canvas_sizes_of_a_space_file_are_checked_against_the_model_before_any_trial(tmp_path):
+    """A listed canvas size the model cannot take used to fail trial 0 with a traceback that did not name the file."""
+    f = tmp_path / "s6.yaml"
+    f.write_text("canvas_size: [95, 97]\n")
+    space = load_space("art", f)  # the model is not known yet
+    with pytest.raises(ConfigError, match=r"s6\.yaml: parameter 'canvas_size': canvas sizes 95, 97 do not fit this "
+                                          r"model \(each side a multiple of 32; valid sizes: 32, 64, 96, 128"):
+        space.resolved(_Geometry())
+    f.write_text("canvas_size: [64, null, 96]\n")  # null: the model's recommended size
+    assert load_space("art", f).resolved(_Geometry()).params["canvas_size"].choices == (64, None, 96)
+    f.write_text("canvas_size: {type: int, low: 64, high: 128}\n")  # would draw 65, 66, ...
+    with pytest.raises(ConfigError, match=r"s6\.yaml: parameter 'canvas_size': a canvas size is searched among"):
+        load_space("art", f).resolved(_Geometry())
+    f.write_text("canvas_size: {low: 65, high: 90}\n")
+    with pytest.raises(ConfigError, match=r"s6\.yaml: parameter 'canvas_size': the range 65..90 holds no size"):
+        load_space("art", f).resolved(_Geometry())
+
+
+@pytest.mark.parametrize("text, message", [
+    ("init: [gray, bogus]", "'bogus' is outside what art accepts \\(unknown canvas init"),  # free text, judged by the canvas
+    ("batch_size: [8.5]", "8.5 is outside what art accepts .*whole number"),
+    ("batch_size: {low: 8.0, high: 32.0}", "takes whole numbers"),
+])
+def test_space_file_values_a_trial_would_fail_on_are_refused_up_front(tmp_path, text, message):
+    f = tmp_path / "space.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_space("art", f)
+    f.write_text("batch_size: {low: 8, high: 32}\ninit: [gray, noise, red]\n")  # a range replacing a choice stays whole
+    space = load_space("art", f)
+    assert space.params["batch_size"] == Int(8, 32, help=space.params["batch_size"].help)
+
+
 # --- storages -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("url, message", [
@@ -284,9 +317,12 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     assert proxy and val and not proxy & val and (proxy | val) <= {e.id for e in SUM_TRAIN}
     trial_cfg = json.loads((out / "trials" / "trial-0001" / "config.json").read_text())
     assert trial_cfg["eval_data"].endswith("val.jsonl") and trial_cfg["steps"] == 2
-    # best.json is a TrainConfig that `artstudio train --config` can take as it is.
+    # best.json is a TrainConfig that `artstudio train --config` can take as it is: its run folder is one the
+    # study never writes (it used to be final/best, the study's own run, so train refused it).
     best = TrainConfig.from_dict(json.loads((out / "best.json").read_text()))
     assert best.method == "art" and best.steps == 4 and best.data == str(sum_task)
+    assert best.out == str(out / "tuned") and not (out / "tuned").exists()
+    assert f"into {out / 'tuned'}" in result.summary() and f"into `{out / 'tuned'}`" in (out / "report.md").read_text()
     assert best.lr == result.best_params["lr"] and best.batch_size == result.best_params["batch_size"]
     final = json.loads((out / "final.json").read_text())
     assert final["best"]["eval_n"] == len(SUM_TEST) and final["default"]["eval_n"] == len(SUM_TEST)
@@ -304,6 +340,10 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
         tune(method="art", data=str(sum_task), model=model, trials=3, sampler="tpe", space=str(_space_file(tmp_path)),
              proxy=0.5, val_fraction=0.2, steps=4, trial_steps=2, out=str(out))
     assert (out / "trials.csv").read_text() == trials_before
+    from artstudio.cli import main
+
+    assert main(["train", "--config", str(out / "best.json")]) == 0
+    assert json.loads((out / "tuned" / "config.json").read_text())["lr"] == best.lr
 
 
 RESUME_SCRIPT = """
@@ -386,13 +426,64 @@ def test_one_out_folder_holds_one_study(tmp_path):
     """A second study in the same --out would replace the first's splits, trial runs and best.json."""
     from artstudio.tune.study import claim_out
 
-    claim_out(TuneConfig(method="lora", data="add-json", trials=10), tmp_path)
-    claim_out(TuneConfig(method="lora", data="add-json", trials=30, trial_steps=80, timeout=60.0), tmp_path)  # a resume
+    space = method_space("lora")
+    claim_out(TuneConfig(method="lora", data="add-json", trials=10), tmp_path, space=space)
+    claim_out(TuneConfig(method="lora", data="add-json", trials=30, trial_steps=80, timeout=60.0), tmp_path,
+              space=space)  # a resume
     with pytest.raises(ConfigError, match=r"holds another study \(method 'lora', not 'art'; proxy 0.1, not 0.2\)"):
-        claim_out(TuneConfig(method="art", data="add-json", proxy=0.2), tmp_path)
+        claim_out(TuneConfig(method="art", data="add-json", proxy=0.2), tmp_path, write=False)
     (tmp_path / "study.json").write_text("{not json")
     with pytest.raises(ConfigError, match="cannot read which study"):
         claim_out(TuneConfig(method="lora", data="add-json"), tmp_path)
+
+
+def test_one_out_folder_holds_one_space(tmp_path):
+    """study.json records the space itself: an edited --space file into the same --out is another study (it used
+    to reach Optuna's 'CategoricalDistribution does not support dynamic value space' traceback)."""
+    from artstudio.tune.study import claim_out
+
+    f = tmp_path / "s6.yaml"
+    config = TuneConfig(method="art", data="add-json", space=str(f))
+    out = tmp_path / "out"
+    out.mkdir()
+    f.write_text("canvas_size: [64, 96]\n")
+    first = load_space("art", f).resolved(_Geometry())
+    claim_out(config, out, write=False)  # before the model loads: nothing recorded yet
+    assert not (out / "study.json").exists()
+    claim_out(config, out, space=first)
+    assert json.loads((out / "study.json").read_text())["space"]["canvas_size"] == {"type": "choice", "choices": [64, 96]}
+    claim_out(config, out, space=load_space("art", f).resolved(_Geometry()))  # the same space: a resume
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(f.read_text())
+    claim_out(TuneConfig(method="art", data="add-json", space=str(moved)), out, space=load_space("art", moved).resolved(_Geometry()))
+    f.write_text("canvas_size: [64, 128]\nlr: {low: 0.01, high: 0.1}\n")
+    claim_out(config, out, write=False)  # the space is compared once it is resolved
+    with pytest.raises(ConfigError, match=r"holds another study \(space: lr 0.005..0.5 log, not 0.01..0.1 log; "
+                                          r"canvas_size 64 \| 96, not 64 \| 128\)"):
+        claim_out(config, out, space=load_space("art", f).resolved(_Geometry()))
+    # A study.json of an older version recorded the --space path: compared by path, as it was.
+    old = json.loads((out / "study.json").read_text()) | {"space": str(f)}
+    (out / "study.json").write_text(json.dumps(old))
+    claim_out(config, out, space=load_space("art", f).resolved(_Geometry()))
+    with pytest.raises(ConfigError, match="holds another study \\(space '.*s6.yaml', not None\\)"):
+        claim_out(TuneConfig(method="art", data="add-json"), out, space=method_space("art").resolved(_Geometry()))
+
+
+def test_a_study_in_a_storage_keeps_its_space():
+    """The study's own record of its space guards older study.json files and several --out sharing a storage."""
+    from artstudio.tune.study import check_study_space, suggest
+
+    space = method_space("art").resolved(_Geometry())
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("space", space.to_dict())
+    check_study_space(study, space, "s", "sqlite:///x.db")  # no trial yet: nothing to keep
+    dists = space.distributions()
+    study.optimize(lambda t: float(len([suggest(t, n, d) for n, d in dists.items()])), n_trials=1)
+    check_study_space(study, method_space("art").resolved(_Geometry()), "s", "sqlite:///x.db")
+    narrowed = SearchSpace("art", dict(space.params) | {"batch_size": Choice((8, 16))})
+    with pytest.raises(ConfigError, match=r"study 's' in sqlite:///x.db searches another space \(batch_size 8 \| 16 \| 32, "
+                                          r"not 8 \| 16\)"):
+        check_study_space(study, narrowed, "s", "sqlite:///x.db")
 
 
 def test_trials_run_long_enough_to_rank_configurations():
@@ -403,3 +494,65 @@ def test_trials_run_long_enough_to_rank_configurations():
     assert trial_steps(TuneConfig(method="lora", data="add-json", steps=100, proxy=0.1)) == 50
     assert trial_steps(TuneConfig(method="lora", data="add-json", steps=3000, proxy=0.1)) == 300
     assert trial_steps(TuneConfig(method="lora", data="add-json", steps=100, proxy=0.1, trial_steps=7)) == 7
+
+
+@pytest.mark.slow
+def test_a_bad_then_changed_space_is_refused_before_any_trial(model, sum_task, tmp_path):
+    out, f = tmp_path / "tune", tmp_path / "s6.yaml"
+    args = dict(method="art", data=str(sum_task), model=model, trials=1, sampler="random", proxy=0.5, val_fraction=0.2,
+                steps=2, trial_steps=1, out=str(out), final=False, space=str(f))
+    f.write_text("canvas_size: [95, 97]\n")
+    with pytest.raises(ConfigError, match=r"s6\.yaml: parameter 'canvas_size': canvas sizes 95, 97 do not fit this model"):
+        tune(**args)
+    assert not (out / "study.json").exists()  # nothing recorded: the fixed file is the same study
+    f.write_text("canvas_size: {low: 32, high: 512}\nlr: {low: 0.01, high: 0.1}\n")
+    assert tune(**args).n_complete == 1
+    f.write_text("canvas_size: {low: 32, high: 512}\nlr: {low: 0.01, high: 0.2}\n")
+    with pytest.raises(ConfigError, match=r"holds another study \(space: lr 0.01..0.1 log, not 0.01..0.2 log\)"):
+        tune(**args)
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_a_failed_trial_print_no_optuna_traceback_and_the_study_resumes(model, sum_task, tmp_path, capfd,
+                                                                                   monkeypatch):
+    from artstudio.cli import main
+    from artstudio.tune import study as study_module
+
+    real = study_module.train_on
+    calls = []
+
+    def train_on(guard, tc, fail_on):
+        calls.append(tc.out)
+        if len(calls) in fail_on:
+            raise fail_on[len(calls)]
+        return real(guard, tc)
+
+    out = tmp_path / "tune"
+    argv = ["tune", "--method", "art", "--data", str(sum_task), "--model", model, "--trials", "3", "--sampler", "random",
+            "--space", str(_space_file(tmp_path)), "--proxy", "0.5", "--val-fraction", "0.2", "--steps", "2",
+            "--trial-steps", "1", "--out", str(out), "--no-final"]
+    monkeypatch.setattr(study_module, "train_on", lambda g, tc: train_on(g, tc, {1: KeyboardInterrupt()}))
+    assert main(argv) == 130
+    err = capfd.readouterr().err
+    assert err.rstrip().endswith("interrupted") and "Traceback" not in err and "failed with" not in err, err
+    monkeypatch.setattr(study_module, "train_on", lambda g, tc: train_on(g, tc, {3: RuntimeError("boom\nmore")}))
+    assert main(argv) == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "failed with" not in err, err  # Optuna's own 'Trial N failed with ...' warnings
+    assert err.count("boom") == 1 and "tune: trial 2 failed (RuntimeError: boom) ·" in err, err
+    with open(out / "trials.csv", newline="") as fh:
+        rows = [(r["number"], r["state"], r["default"]) for r in csv.DictReader(fh)]
+    # The interrupted default configuration ran again on resume, as a killed trial's does; the failed trial did not.
+    assert rows == [("0", "FAIL", "True"), ("1", "COMPLETE", "True"), ("2", "FAIL", "False"), ("3", "COMPLETE", "False")], rows
+
+
+def test_tune_help_examples_use_real_options(capsys):
+    from artstudio.cli import main
+
+    assert main(["tune", "--help"]) == 0
+    text = capsys.readouterr().out
+    options, examples = text.split("examples:")
+    import re
+
+    used = {o for line in examples.splitlines() if "artstudio tune" in line for o in re.findall(r"--[a-z-]+", line)}
+    assert used and used <= set(re.findall(r"--[a-z-]+", options)), used - set(re.findall(r"--[a-z-]+", options))

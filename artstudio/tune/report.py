@@ -169,7 +169,12 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
     if imp:
         lines += ["", "## Parameter importance", "", "| parameter | importance |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in imp.items()]
-    lines += ["", "## Files", "", "- `best.json`: `artstudio train --config best.json` reruns the best configuration",
+    from .study import TUNED_RUN
+
+    tuned = out / TUNED_RUN  # best.json's run folder: the study never writes it
+    lines += ["", "## Files", "",
+              f"- `best.json`: `artstudio train --config {out / 'best.json'}` trains the best "
+              f"configuration again, as it is, into `{tuned}` (the study's own run of it is `final/best/`)",
               "- `best_method_options.json`: `{method: options}` for `artstudio compare --method-options`",
               "- `trials.csv`, " + ", ".join(f"`{k}`" for k in files if k.endswith(".png")), ""]
     files["report.md"] = out / "report.md"

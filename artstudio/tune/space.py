@@ -92,14 +92,28 @@ class CanvasSize:
     def describe(self) -> str:
         return f"valid canvas sides in {self.low}..{self.high}"
 
-    def resolve(self, geometry) -> Choice:
+    def resolve(self, geometry, where: str = "canvas_size") -> Choice:
         sizes = [s for s in geometry.valid_sizes(self.high) if s >= self.low]
         if not sizes:
-            valid = geometry.valid_sizes()
-            raise ConfigError(f"canvas_size range {self.low}..{self.high} holds no size this model takes "
-                              f"(multiples of {geometry.factor}; valid: {', '.join(map(str, valid[:12]))}"
-                              f"{' ...' if len(valid) > 12 else ''}); widen the range in the space file")
+            raise ConfigError(f"{where}: the range {self.low}..{self.high} holds no size this model takes "
+                              f"({_valid_sizes_text(geometry)}); widen the range in the space file")
         return Choice(tuple(sizes), help=self.help, option=self.option, times=self.times)
+
+
+def _valid_sizes_text(geometry) -> str:
+    valid = geometry.valid_sizes()
+    return (f"each side a multiple of {geometry.factor}; valid sizes: {', '.join(map(str, valid[:12]))}"
+            f"{' ...' if len(valid) > 12 else ''}")
+
+
+def check_canvas_choice(p: "Choice", geometry, where: str) -> None:
+    """Every side a canvas-size choice lists must be one the model takes (None: the model's recommended one)."""
+    valid = set(geometry.valid_sizes())
+    bad = [c for c in p.choices if c is not None and (isinstance(c, bool) or c not in valid)]
+    if bad:
+        raise ConfigError(f"{where}: canvas size{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))} "
+                          f"{'do' if len(bad) > 1 else 'does'} not fit this model ({_valid_sizes_text(geometry)}); "
+                          "list valid sizes, or give a range {low: 64, high: 256} to search every valid size in it")
 
 
 Param = Union[Float, Int, Choice, CanvasSize]
@@ -111,6 +125,7 @@ class SearchSpace:
 
     method: str
     params: dict[str, Param] = field(default_factory=dict)
+    source: str = ""  # where the space came from (the --space file), named by errors
 
     def __iter__(self):
         return iter(self.params.items())
@@ -157,9 +172,22 @@ class SearchSpace:
         return out
 
     def resolved(self, geometry) -> "SearchSpace":
-        """The space with every `CanvasSize` turned into a `Choice` of this model's valid sides."""
-        return SearchSpace(self.method, {n: p.resolve(geometry) if isinstance(p, CanvasSize) else p
-                                         for n, p in self.params.items()})
+        """The space with every `CanvasSize` turned into a `Choice` of this model's valid sides, and every
+        canvas-size choice checked against them (before any trial: a trial would only fail on it)."""
+        params = {}
+        for name, p in self.params.items():
+            where = f"{self.source or self.method + ' space'}: parameter {name!r}"
+            if (p.option or name) == "canvas_size" and p.times is None:
+                if isinstance(p, CanvasSize):
+                    p = p.resolve(geometry, where)
+                elif isinstance(p, Choice):
+                    check_canvas_choice(p, geometry, where)
+                else:
+                    raise ConfigError(f"{where}: a canvas size is searched among the sizes the model takes: give a "
+                                      "range {low: 64, high: 256} (without type) or a list of sizes, not a "
+                                      f"{type(p).__name__.lower()} range")
+            params[name] = p
+        return SearchSpace(self.method, params, self.source)
 
     def to_dict(self) -> dict[str, dict]:
         out = {}
@@ -170,8 +198,37 @@ class SearchSpace:
             out[name] = d
         return out
 
+    def signature(self) -> dict[str, dict]:
+        """What makes this space this space (its distributions and where values land, not the help
+        sentences): JSON-able, recorded in study.json and compared when a study resumes."""
+        return signature_of(self.to_dict())
+
     def describe(self) -> str:
         return "\n".join(f"  {n:<16} {p.describe():<36} {p.help}" for n, p in self.params.items())
+
+
+def signature_of(space_dict: dict) -> dict[str, dict]:
+    """`SearchSpace.signature` from a `to_dict` (an Optuna study's recorded space, space.json)."""
+    return {n: {k: v for k, v in d.items() if k != "help"} for n, d in space_dict.items()}
+
+
+def _spec_text(d: dict | None) -> str:
+    if d is None:
+        return "absent"
+    if "choices" in d:
+        text = " | ".join(map(str, d["choices"]))
+    elif "low" in d:
+        text = f"{d['low']:g}..{d['high']:g}" + (" log" if d.get("log") else "")
+    else:
+        text = json.dumps(d)
+    return text + (f" as {d['option']}" if d.get("option") else "") + (f" x {d['times']}" if d.get("times") else "")
+
+
+def space_difference(have: dict, want: dict) -> str:
+    """'canvas_size 95 | 97, not 64 | 96; lr absent, not 0.01..0.2 log' for two signatures."""
+    names = list(have) + [n for n in want if n not in have]
+    return "; ".join(f"{n} {_spec_text(have.get(n))}, not {_spec_text(want.get(n))}"
+                     for n in names if have.get(n) != want.get(n))
 
 
 def _option_value(method: str, option: str, value: Any) -> Any:
@@ -199,8 +256,8 @@ def method_space(method: str) -> SearchSpace:
     if not declared:
         raise ConfigError(f"method {method!r} declares no search space; give one with --space FILE "
                           "(a YAML or JSON object: parameter -> {low, high, log} or {choices: [...]})")
-    space = SearchSpace(method, dict(declared))
-    check_space(space, source=f"{cls.__name__}.search_space")
+    space = SearchSpace(method, dict(declared), f"{cls.__name__}.search_space")
+    check_space(space, source=space.source)
     return space
 
 
@@ -222,7 +279,7 @@ def load_space(method: str, path: str | Path | None) -> SearchSpace:
             params.pop(name)
             continue
         params[name] = param_from_spec(spec, params.get(name), where)
-    space = SearchSpace(method, params)
+    space = SearchSpace(method, params, str(path))
     if not cls.trains:
         raise ConfigError(f"method {method!r} trains nothing, so it has no hyper-parameters to tune")
     if not space.params:
@@ -286,8 +343,9 @@ def param_from_spec(spec: Any, base: Param | None, where: str) -> Param:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{where}: {bound} must be a number, got {value!r}")
     log = bool(spec.get("log", getattr(base, "log", False)))
-    is_int = kind == "int" or (kind is None and (isinstance(base, Int) or (base is None and isinstance(low, int)
-                                                                             and isinstance(high, int) and not log)))
+    # A range replacing a choice (or a new parameter) is whole-numbered when its bounds are.
+    is_int = kind == "int" or (kind is None and (isinstance(base, Int) or (
+        (base is None or isinstance(base, Choice)) and isinstance(low, int) and isinstance(high, int) and not log)))
     if is_int:
         if float(low) != int(low) or float(high) != int(high):
             raise ConfigError(f"{where}: an integer range needs whole numbers, got {low}..{high}")
@@ -299,7 +357,7 @@ def check_space(space: SearchSpace, source: str) -> None:
     """Clear errors for a space that cannot be searched: unknown parameter, empty or reversed range,
     a value the method (or TrainConfig) does not accept."""
     from ..methods import get_method
-    from ..options import check_choices, field_names
+    from ..options import check_choices, field_names, field_type
     from ..training import TrainConfig
 
     cls = get_method(space.method)
@@ -310,6 +368,11 @@ def check_space(space: SearchSpace, source: str) -> None:
         if target not in TRAIN_FIELDS and target not in options:
             raise ConfigError(f"{where}: unknown parameter for method {space.method!r}; searchable: "
                               f"{', '.join(sorted(set(TRAIN_FIELDS) | options))}")
+        owner = TrainConfig if target in TRAIN_FIELDS else cls.config_class
+        if isinstance(p, Float) and p.times is None and field_type(owner, target)[0] is int:
+            raise ConfigError(f"{where}: {target} takes whole numbers, but the range {p.low!r}..{p.high!r} samples "
+                              "real numbers; write whole-number bounds without a decimal point, add type: int, or "
+                              "list the choices")
         if p.times is not None and p.times not in space.params:
             raise ConfigError(f"{where}: scaled by {p.times!r}, which is not a parameter of this space")
         if isinstance(p, (Float, Int, CanvasSize)):
@@ -331,6 +394,18 @@ def check_space(space: SearchSpace, source: str) -> None:
             _probe(space, name, p, target, value, where, cls, check_choices, TrainConfig)
 
 
+def _check_canvas_init(cls, target: str, value) -> None:
+    """ART's `init` is free text (gray, noise, a colour, an image path): judge it as the canvas will, on a
+    tiny canvas, so a choice the canvas would refuse fails now, not in the middle of the study."""
+    from ..methods import ArtConfig
+
+    config_class = cls.config_class
+    if target == "init" and isinstance(value, str) and isinstance(config_class, type) and issubclass(config_class, ArtConfig):
+        from ..canvas import initial_image
+
+        initial_image(value, 8, 8)
+
+
 def _probe(space, name, p, target, value, where, cls, check_choices, train_cls) -> None:
     """Build the config that `value` lands in, so the method's own checks judge it."""
     from ..methods import method_config
@@ -340,7 +415,10 @@ def _probe(space, name, p, target, value, where, cls, check_choices, train_cls) 
         value = value * (other.low if isinstance(other, (Float, Int, CanvasSize)) else other.choices[0])
     try:
         if target in TRAIN_FIELDS:
+            from ..options import check_kinds
+
             check_choices(train_cls, {target: value}, what="training")
+            check_kinds(train_cls, {target: value}, what="training")
             if target in ("lr", "batch_size", "grad_accum") and not value > 0:
                 raise ConfigError(f"{target} must be > 0, got {value}")
             if target in ("warmup",) and not 0 <= value <= 1:
@@ -350,6 +428,7 @@ def _probe(space, name, p, target, value, where, cls, check_choices, train_cls) 
         else:
             check_choices(cls.config_class, {target: value}, what=space.method)
             method_config(space.method, {target: _option_value(space.method, target, value)})
+            _check_canvas_init(cls, target, value)
     except ConfigError as err:
         raise ConfigError(f"{where}: {value!r} is outside what {space.method} accepts ({err})") from None
     except (TypeError, ValueError) as err:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from ..atomic import atomic_write_text, output_folder
 from ..errors import ConfigError
 from . import TuneConfig
-from .space import Choice, SearchSpace, load_space
+from .space import Choice, SearchSpace, load_space, signature_of, space_difference
 
 log = logging.getLogger("artstudio.tune")
 
@@ -52,7 +52,8 @@ class TuneResult:
         for label in ("default", "best"):
             if self.final and label in self.final:
                 rows.append((f"{label} on test", pct(self.final[label].get("accuracy"))))
-        rows.append(("best.json", f"{self.out / 'best.json'}  (artstudio train --config {self.out / 'best.json'})"))
+        rows.append(("best.json", f"{self.out / 'best.json'}  (artstudio train --config {self.out / 'best.json'} "
+                                  f"trains it into {self.best_config.get('out')})"))
         rows += [(name, path) for name, path in self.files.items()]
         return table(rows)
 
@@ -66,16 +67,25 @@ def _short_value(value) -> str:
 STUDY_FILE = "study.json"
 # What makes a study. A run whose values differ is another study: its splits, trial folders, best.json and
 # report would replace this one's, so it needs its own --out. Trial and final steps, the trial count,
-# the timeout and the device may change between a run and its resumption.
+# the timeout and the device may change between a run and its resumption. `space` is recorded as the
+# resolved space itself (`SearchSpace.signature`: each parameter's range or choices), not the --space
+# path: an edited file is another study, the same file moved is not.
 IDENTITY = ("method", "data", "eval_data", "model", "sampler", "space", "proxy", "val_fraction", "val_size",
             "objective", "seed", "study_name", "storage")
 
 
-def claim_out(config: TuneConfig, out: Path, *, write: bool = True, elsewhere: str = "another --out") -> None:
+def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None, write: bool = True,
+              elsewhere: str = "another --out") -> None:
     """One --out holds one study: refuse a different one there, naming what differs; else record this
-    one (unless not `write`: the app checks a form before queueing it). A folder written before
-    `study.json` existed is taken over as it is."""
-    want = {k: getattr(config, k) for k in IDENTITY}
+    one (unless not `write`: the app checks a form before queueing it). `space` is the space resolved
+    against the model; without it (before the model loads) the space is not compared, nor recorded.
+    A folder written before `study.json` existed is taken over as it is; a study.json that recorded the
+    --space path (older versions) is compared by that path, and the study's own record of its space in
+    the storage by `check_study_space`."""
+    want: dict[str, Any] = {k: getattr(config, k) for k in IDENTITY}
+    if space is not None:
+        want["space"] = space.signature()
+    write = write and space is not None
     path = out / STUDY_FILE
     if not path.is_file():
         if write:
@@ -83,13 +93,38 @@ def claim_out(config: TuneConfig, out: Path, *, write: bool = True, elsewhere: s
         return
     try:
         have = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(have, dict):
+            raise ValueError(f"expected a JSON object, got {type(have).__name__}")
     except (OSError, ValueError) as err:
         raise ConfigError(f"{path}: cannot read which study this folder holds ({err}); choose {elsewhere}") from None
-    diff = [k for k in IDENTITY if have.get(k) != want[k]]
+    diff = []
+    for k in IDENTITY:
+        had, wants = have.get(k), want[k]
+        if k == "space":
+            if not isinstance(had, dict):  # an older study.json: the --space path
+                wants = config.space
+            elif space is None:
+                continue
+            elif had != wants:
+                diff.append(f"space: {space_difference(had, wants)}")
+                continue
+        if had != wants:
+            diff.append(f"{k} {had!r}, not {wants!r}")
     if diff:
-        what = "; ".join(f"{k} {have.get(k)!r}, not {want[k]!r}" for k in diff)
-        raise ConfigError(f"{out} holds another study ({what}); pass the same options to resume it, or choose "
-                          f"{elsewhere}")
+        raise ConfigError(f"{out} holds another study ({'; '.join(diff)}); pass the same options to resume it, or "
+                          f"choose {elsewhere}")
+
+
+def check_study_space(study, space: SearchSpace, name: str, storage_url: str) -> None:
+    """A study that already has trials keeps its space: Optuna cannot mix two (a changed choice list is
+    its 'dynamic value space' error), and the sampler's model would mix two searches."""
+    recorded = study.user_attrs.get("space")
+    if not study.trials or not isinstance(recorded, dict):
+        return
+    have, want = signature_of(recorded), space.signature()
+    if have != want:
+        raise ConfigError(f"study {name!r} in {storage_url} searches another space ({space_difference(have, want)}); "
+                          "pass the --space it was started with to resume it, or another --study-name or --storage")
 
 # Shortest default trial: proxy scores from 20-step trials barely ranked configurations as full
 # training does (Spearman +0.39 LoRA, +0.13..+0.36 ART on add-json); 50 steps gave +0.82 and +0.77
@@ -342,12 +377,14 @@ class _Progress:
             best_s = f"best {best.value:.1%} (trial {best.number})"
         except ValueError:
             best, best_s = None, "no finished trial yet"
-        value = "failed" if trial.value is None else f"{trial.value:.1%}"
+        error = trial.user_attrs.get("error")
+        value = (f"failed ({error})" if error else "failed") if trial.value is None else f"{trial.value:.1%}"
         print(f"tune: trial {trial.number} {value} · {done}/{self.total} done · {best_s} · ≈ {_duration(left)} left",
               file=sys.stderr, flush=True)
         if self.callback is not None:
             self.callback({"phase": "trial", "trial": trial.number, "value": trial.value, "done": done,
-                           "total": self.total, "best": None if best is None else best.value, "eta_seconds": left})
+                           "total": self.total, "best": None if best is None else best.value, "eta_seconds": left,
+                           "error": error})
 
 
 def _duration(seconds: float) -> str:
@@ -381,10 +418,11 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     storage_url = config.storage or f"sqlite:///{out / 'study.db'}"
     storage = open_storage(storage_url, config.heartbeat)
     space = load_space(config.method, config.space)  # bad spaces fail before any model loads
-    claim_out(config, out)  # before the splits, trials and reports are written there
+    claim_out(config, out, write=False)  # another study there is refused before the splits are written
     splits = prepare_splits(config, out)
     guard = BackboneGuard(lambda: load_backbone(config.model or DEFAULT_MODEL, dtype=config.dtype, device=config.device))
-    space = space.resolved(guard.backbone.geometry)
+    space = space.resolved(guard.backbone.geometry)  # canvas sizes the model cannot take fail before any trial
+    claim_out(config, out, space=space)  # records the study, its resolved space included
     dists = space.distributions()
     task_name = str(splits.card.get("name") or Path(config.data).stem)
     name = study_name(config, task_name)
@@ -418,8 +456,9 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     elif study.user_attrs.get("method") not in (None, config.method):
         raise ConfigError(f"study {name!r} in {storage_url} tunes method {study.user_attrs['method']!r}, not "
                           f"{config.method!r}; pass another --study-name or --storage")
+    check_study_space(study, space, name, storage_url)
 
-    def objective(trial) -> float:
+    def run_trial(trial) -> float:
         params = {n: suggest(trial, n, d) for n, d in dists.items()}
         train_over, options = space.apply(params)
         run_dir = out / "trials" / f"trial-{trial.number:04d}"
@@ -431,8 +470,22 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
         trial.set_user_attr("steps", tc.steps)
         trial.set_user_attr("run_dir", str(run_dir))
         if m.get("accuracy") is None:
-            raise RuntimeError(f"trial {trial.number}: no validation score (run stopped?)")
+            raise RuntimeError("no validation score (run stopped?)")
         return float(m["accuracy"])
+
+    def objective(trial) -> float:
+        # Optuna's own log of a failed trial (a warning with the traceback) is silenced (_quiet_failed_trials):
+        # a RuntimeError (caught: the study goes on) is reported once by the progress line, from the "error"
+        # attribute; any other error ends the study and is reported by the caller (the CLI's `error: ...`);
+        # Ctrl-C ends it with the CLI's `interrupted`, and the interrupted configuration runs again on resume.
+        try:
+            return run_trial(trial)
+        except RuntimeError as err:
+            trial.set_user_attr("error", _one_line(err))
+            raise
+        except KeyboardInterrupt:
+            _retry_later(study, trial)
+            raise
 
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     remaining = config.trials - done
@@ -446,6 +499,7 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
             study.stop()
 
     if remaining > 0:
+        _quiet_failed_trials()
         study.optimize(objective, n_trials=remaining, timeout=config.timeout, catch=(RuntimeError,),
                        callbacks=[MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
                                   _Progress(config.trials, progress), stop_when_asked], gc_after_trial=True)
@@ -456,7 +510,9 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     best_train, best_opts = space.apply(best.params)
     best_tc = train_config(config, best_train, best_opts, out=out / "final" / "best", data=config.data,
                            eval_data=config.eval_data, steps=config.steps, final=True)
-    best_config = asdict(best_tc)
+    # best.json runs as it is (`artstudio train --config OUT/best.json`): into OUT/tuned, a folder the study
+    # never writes (its own run of the best configuration is OUT/final/best).
+    best_config = asdict(best_tc) | {"out": str(out / TUNED_RUN)}
     atomic_write_text(out / "best.json", json.dumps(best_config, indent=2, default=str) + "\n")
     atomic_write_text(out / "best_method_options.json",
                       json.dumps({config.method: best_opts}, indent=2, default=str) + "\n")
@@ -479,6 +535,38 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     files = write_outputs(study, space, config, out, final=final, storage_url=storage_url, splits=splits)
     return TuneResult(out=out, study_name=name, storage=storage_url, best_params=dict(best.params),
                       best_value=best.value, n_complete=len(complete), best_config=best_config, final=final, files=files)
+
+
+TUNED_RUN = "tuned"  # best.json's run folder inside --out
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def _retry_later(study, trial) -> None:
+    """Queue an interrupted trial's configuration, so a resumed study runs it (as a killed trial's is)."""
+    try:
+        keep = {k: v for k, v in trial.user_attrs.items() if k == "default"}
+        study.enqueue_trial(dict(trial.params), user_attrs=keep | {"retry_of": trial.number}, skip_if_exists=False)
+    except Exception:  # noqa: BLE001 - a second Ctrl-C or a storage error: the study resumes without the retry
+        pass
+
+
+class _FailedTrialFilter(logging.Filter):
+    """Drops Optuna's 'Trial N failed ...' warnings (with their traceback): run_study reports failures itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not (record.levelno == logging.WARNING and msg.startswith("Trial ") and " failed with " in msg)
+
+
+def _quiet_failed_trials() -> None:
+    logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _FailedTrialFilter) for f in logger.filters):
+        logger.addFilter(_FailedTrialFilter())
 
 
 def suggest(trial, name: str, dist) -> Any:

@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import traceback
 import typing
@@ -734,6 +735,15 @@ def _setup_logging(verbosity: int) -> None:
     logger.setLevel(logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so the interpreter's final flush does not hit the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced (a test, a notebook): nothing to redirect
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -751,7 +761,11 @@ def main(argv: list[str] | None = None) -> int:
             from artstudio.distributed import end_processes
 
             end_processes()
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
         return status
+    except BrokenPipeError:  # `artstudio ... | head`: the reader left; say nothing more (Python docs' pattern)
+        _silence_stdout()
+        return 1
     except ArtStudioError as err:
         if debug:
             traceback.print_exc()

@@ -95,13 +95,16 @@ def json_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+PATTERN_SOURCE = "--pattern (or the answer, which is the pattern when none is given)"
+
+
 @lru_cache(maxsize=256)
-def compile_pattern(pattern: str) -> re.Pattern:
+def compile_pattern(pattern: str, source: str = PATTERN_SOURCE) -> re.Pattern:
+    """`pattern` compiled; a bad one is a ConfigError telling to fix `source` (where the pattern came from)."""
     try:
         return re.compile(pattern)
     except re.error as e:
-        raise ConfigError(f"invalid regular expression {pattern!r}: {e}; fix --pattern "
-                          "(or the answer, which is the pattern when none is given)") from None
+        raise ConfigError(f"invalid regular expression {pattern!r}: {e}; fix {source}") from None
 
 
 # --- metrics: (prediction, answer, pattern) -> bool ----------------------------------------------

@@ -24,6 +24,8 @@ import math
 import os
 import random
 import shutil
+import signal
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -34,13 +36,13 @@ import torch
 
 from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl
-from .errors import ConfigError
+from .errors import ArtStudioError, ConfigError
 from .atomic import atomic_write_text, check_free
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
 from .checkpoint import lr_lambda, resume, save_checkpoint
-from .methods import Method, build_method, get_method
+from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
 from .options import field_names, from_dict
 from .scoring import Metric
@@ -118,6 +120,7 @@ class TrainConfig:
         for name, ok, expected in rules:
             if not ok:
                 raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)!r}; {expected}")
+        method_config(self.method, self.method_options)  # unknown or ill-typed method options, before any folder
         if self.grpo and self.objective != "grpo":
             raise ConfigError(f"GRPO options ({', '.join('--grpo-' + k.replace('_', '-') for k in sorted(self.grpo))}) "
                               f"apply only to --objective grpo; this run's objective is {self.objective}")
@@ -255,6 +258,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if state is not None:
         method.load_trainable_state(state)
         log.info("resumed %s at step %d", out, start)
+    elif config.resume and main:
+        log.warning("--resume: %s holds no checkpoint; the run starts at step 0", out)
     for group in opt.param_groups:
         group.setdefault("initial_lr", lr)
     # Built after a resume so the schedule continues at the checkpoint's step.
@@ -291,8 +296,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     step = start
     stopped = False
     shard = {"processes": processes} if processes.world > 1 else {}  # each process's share of a batch
-    with gradient_checkpointing(method.model, config.gradient_checkpointing):
+    interrupt = _StepInterrupt(enabled=processes.world == 1)
+    with gradient_checkpointing(method.model, config.gradient_checkpointing), interrupt:
         while step < config.steps:
+            if interrupt.requested:
+                break
             if should_stop is not None and should_stop():
                 stopped = True
                 break
@@ -342,6 +350,13 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                 bar.set_postfix(shown)
     if bar is not None:
         bar.close()
+    if interrupt.requested:  # Ctrl-C: the step under way finished, so the checkpoint holds whole steps
+        if config.checkpoint_every and step > start:
+            save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
+            log.warning("interrupted after step %d; checkpoint saved: --resume continues from it", step)
+        else:
+            log.warning("interrupted after step %d; no checkpoint since step %d", step, start)
+        raise KeyboardInterrupt
     train_seconds = before + time.perf_counter() - t0
 
     fit = diagnosis = None
@@ -433,15 +448,20 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
             for key in sorted(set(value) | set(was)):
                 if value.get(key) != was.get(key):
                     differ.append(f"method option {key} {_shown(value.get(key))} (the run has {_shown(was.get(key))})")
+        elif name == "grpo":
+            for key in sorted(set(value) | set(was)):
+                if value.get(key) != was.get(key):
+                    differ.append(f"--grpo-{key.replace('_', '-')} {_shown(value.get(key))} (the run has {_shown(was.get(key))})")
         elif name == "lr" and value != was:
             differ.append(f"--lr {_shown(value)} (the run has {resolved.get('lr', was)!r})")
         elif value != was:
             differ.append(f"--{name.replace('_', '-')} {_shown(value)} (the run has {_shown(was)})")
     if differ:
+        picture = out / "artwork.png"
         raise ConfigError(f"--resume continues the run in {out} with the options it started with; these differ: "
                           f"{'; '.join(differ)}. Resume with the run's own options (its config.json: "
-                          f"`artstudio train --config {file} --resume`), or start a new run with another --out "
-                          f"(a canvas can start from this run's picture: --init {out / 'artwork.png'})")
+                          f"`artstudio train --config {file} --resume`), or start a new run with another --out"
+                          + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
     reached = out / "checkpoint" / "checkpoint.json"
     at = int(_read_json(reached).get("step", 0)) if reached.is_file() else 0
     if at > config.steps:
@@ -477,6 +497,7 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "a+")
     try:
@@ -500,8 +521,38 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
                 target = out / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
         yield out
+    except ArtStudioError:
+        # Refused before it began (bad data, options, reward): a folder this call made holds no run yet.
+        if created and not (out / "config.json").exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         lock.close()  # closing releases the lock (so does a killed process)
+
+
+class _StepInterrupt:
+    """Ctrl-C during the step loop: the first lets the step under way finish (a checkpoint then holds whole
+    steps, and --resume continues bit for bit); a second stops at once. Only in a one-process run's main
+    thread: the app stops its runs through `should_stop`, and several processes must stop on the same step."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_StepInterrupt":
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 @contextmanager

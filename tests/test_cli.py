@@ -203,6 +203,17 @@ def test_info_on_a_plain_png(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["artwork"]["metadata"] is None
 
 
+def test_a_closed_stdout_ends_quietly_without_a_traceback(tmp_path):
+    """`artstudio info ART.png --json | head -1` printed a BrokenPipeError traceback."""
+    Image.new("RGB", (32, 32)).save(tmp_path / "plain.png")
+    proc = subprocess.Popen([sys.executable, "-m", "artstudio.cli", "info", str(tmp_path / "plain.png"), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the command writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err
+
+
 def test_info_shows_a_picture_size_as_width_by_height(tmp_path, capsys):
     """A picture 128 wide and 96 tall was shown as `size 96×128`; PIL and `file` say 128×96."""
     Image.new("RGB", (128, 96)).save(tmp_path / "wide.png")

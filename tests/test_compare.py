@@ -206,6 +206,25 @@ def test_lr_grid_parsing():
             C.parse_lr_grid(bad, ["art", "base"])
 
 
+def test_lr_grid_refuses_a_method_named_twice():
+    """'art=0.02;art=0.05' silently kept only the last entry."""
+    with pytest.raises(ConfigError, match="--lr-grid names method 'art' twice.*'art=0.02,0.05'"):
+        C.parse_lr_grid("art=0.02;art=0.05", ["art"])
+    with pytest.raises(ConfigError, match="'art' twice"):
+        C.parse_lr_grid("art=0.02; art =0.05", ["art"])
+
+
+def test_a_mistyped_task_leaves_no_output_folder(tmp_path):
+    """`--tasks max-brackt --out runs/c3` refused the task but left an empty runs/c3 behind."""
+    with pytest.raises(DataError, match="'max-brackt' is neither a folder nor a built-in task"):
+        C.compare(methods="art", tasks="max-brackt", out=str(tmp_path / "runs" / "c3"))
+    (tmp_path / "only-train").mkdir()
+    write_jsonl(tmp_path / "only-train" / "train.jsonl", TRAIN)
+    with pytest.raises(DataError, match="no test.jsonl"):
+        C.compare(methods="art", tasks=str(tmp_path / "only-train"), out=str(tmp_path / "runs" / "c4"))
+    assert not (tmp_path / "runs").exists()
+
+
 def test_bad_input_is_named(model, tmp_path):
     with pytest.raises(ConfigError, match="unknown or unavailable method"):
         C.compare(**common(tmp_path, model, methods="art,nope", tasks=str(tmp_path)))
@@ -369,3 +388,18 @@ def test_a_worker_skips_the_cells_another_worker_has_claimed(model, tmp_path):
     done = {c.method: (harness._cell_dir(config, c) / "cell.json").is_file() for c in cells.values()}
     assert done == {"art": False, "base": True}
     assert sorted(p.name for p in claims.iterdir()) == sorted(c.key(config) for c in cells.values())
+
+
+def test_the_start_announcement_reads_well_for_a_tiny_plan(capsys):
+    """It said `1 methods × 1 tasks × 1 seeds = 1 runs ...; estimated 0 min 00 s here`."""
+    events = []
+    plan = object.__new__(harness._Comparison)
+    plan.methods, plan.tasks, plan.seeds, plan.remaining = ["art"], ["t"], [0], 12.0
+    plan.bar = type("Bar", (), {"emit": staticmethod(events.append)})()
+    plan._announce(1, 0, 0, (0.0, 0.0))
+    msg = capsys.readouterr().err
+    assert "compare: 1 method × 1 task × 1 seed = 1 run, 0 to do; estimated under a minute here" in msg
+    plan.methods, plan.tasks, plan.seeds, plan.remaining = ["art", "base"], ["t", "u"], [0, 1], 125.0
+    plan._announce(8, 2, 0, (0.0, 0.0))
+    assert "2 methods × 2 tasks × 2 seeds = 8 runs + 2 lr-grid runs, 0 to do; estimated 2 min 05 s" in capsys.readouterr().err
+    assert events[0]["message"] in msg

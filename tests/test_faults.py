@@ -86,6 +86,31 @@ def test_sigkill_at_any_step_resumes_to_the_bit_identical_canvas(tiny_model_dir,
     assert survived == len(KILL_AFTER)
 
 
+@pytest.mark.slow
+def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_resume_gives_the_same_canvas(tiny_model_dir, task_dir,
+                                                                                          tmp_path):
+    model = tiny_model_dir("qwen3_5")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    sparse = ("--checkpoint-every", "50")  # no periodic checkpoint in 12 steps: only the interrupt writes one
+    full = tmp_path / "full"
+    subprocess.run(_argv(model, task_dir, full, *sparse), check=True, env=env, capture_output=True, timeout=600)
+    out = tmp_path / "cut"
+    proc = subprocess.Popen(_argv(model, task_dir, out, *sparse), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while _steps_logged(out) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    at = json.loads((out / "checkpoint" / "checkpoint.json").read_text())["step"]
+    assert 3 <= at < STEPS and at == _steps_logged(out) and f"interrupted after step {at}; checkpoint saved" in err
+    subprocess.run(_argv(model, task_dir, out, *sparse, "--resume"), check=True, env=env, capture_output=True,
+                   timeout=600)
+    assert torch.equal(_final_canvas(out), _final_canvas(full))
+
+
 def test_a_failing_export_leaves_the_previous_artwork_and_no_partial_file(qwen35, tmp_path, monkeypatch):
     method = build_method("art", qwen35, {"canvas_size": 64, "init": "noise", "seed": 1})
     path = tmp_path / "art.png"

@@ -109,10 +109,21 @@ def test_options_are_validated():
         GRPOObjective.build({"group_sise": 4})
     with pytest.raises(ConfigError, match="loss_type"):
         GRPOObjective.build({"loss_type": "sum"})
-    with pytest.raises(ConfigError, match="group_size must be >= 2"):
+    with pytest.raises(ConfigError, match=r"GRPO option group_size \(--grpo-group-size\) must be >= 2"):
         GRPOObjective.build({"group_size": 1})
     assert default_reward("numeric") == "numeric" and default_reward("json") == "json-tool-call"
     assert GRPOObjective.build({}, metric="numeric").reward_spec == "numeric"
+
+
+def test_every_option_check_names_its_command_line_flag():
+    """`--grpo-group-size 1` said `GRPO option: group_size must be ...`, naming no flag."""
+    # (choice options such as loss_type are refused earlier, by from_dict, which names the choices)
+    bad = {"group_size": 1, "temperature": 0, "top_p": 0, "max_new_tokens": 0, "epsilon": -1, "epsilon_high": -1,
+           "num_iterations": 0, "beta": -1, "generation_batch_size": 0}
+    for option, value in bad.items():
+        flag = "--grpo-" + option.replace("_", "-")
+        with pytest.raises(ConfigError, match=rf"^GRPO option {option} \({flag}\) must be"):
+            GRPOObjective.build({option: value})
 
 
 def test_default_reward_is_shaped_for_answer_number_tasks():

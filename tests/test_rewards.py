@@ -141,3 +141,12 @@ def test_register_decorator():
         rewards.register("numeric")(half)
     with pytest.raises(ConfigError, match="invalid"):
         rewards.register("a+b")
+
+
+def test_a_bad_format_regex_names_the_reward_not_pattern():
+    """`--grpo-reward "format:["` said "fix --pattern", an option the user never gave."""
+    with pytest.raises(ConfigError) as info:
+        rewards.get("format:[")
+    msg = str(info.value)
+    assert "invalid regular expression '['" in msg and "format:[" in msg and "--grpo-reward" in msg
+    assert "--pattern" not in msg

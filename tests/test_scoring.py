@@ -91,3 +91,12 @@ def test_accuracy():
     assert accuracy("numeric", ["Answer: 1", "1", "Answer: 3", "x"], ["1", "1", "3", "4"]) == 0.5
     with pytest.raises(DataError, match="pair up"):
         accuracy("exact", ["a"], ["a", "b"])
+
+
+def test_a_bad_regex_names_its_source():
+    from artstudio.scoring import compile_pattern
+
+    with pytest.raises(ConfigError, match=r"fix --pattern \(or the answer"):
+        compile_pattern("[")
+    with pytest.raises(ConfigError, match="invalid regular expression '\\['.*; fix the --foo option$"):
+        compile_pattern("[", "the --foo option")

@@ -119,3 +119,13 @@ def test_picture_tasks_write_their_images(tmp_path):
     folder = make_task("read-digit", tmp_path / "r", n_train=4, n_test=2)
     row = json.loads((folder / "test.jsonl").read_text().splitlines()[0])
     assert (folder / row["image"]).is_file() and row["answer"].isdigit() and len(row["answer"]) == 1
+
+
+def test_list_tasks_refuses_an_unknown_kind():
+    """`list_tasks("heldoutt")` returned [] silently, while the command line refuses the kind."""
+    import artstudio
+    from artstudio.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown task kind 'heldoutt'; choose one of pretrain, heldout, library"):
+        artstudio.list_tasks("heldoutt")
+    assert len(list_tasks()) == len(TASKS)

@@ -138,6 +138,26 @@ def test_a_run_that_started_from_a_picture_exports_after_it_moves(qwen35, task_d
     assert Image.open(png).size == (64, 64)
 
 
+def test_a_refused_run_leaves_no_folder_and_the_corrected_one_goes_through(qwen35, task_dir, tmp_path):
+    with pytest.raises(ConfigError, match="unknown option"):  # refused before the starts or any folder
+        train(TrainConfig(out=str(tmp_path / "a"), data=str(task_dir), steps=2, batch_size=2), backbone=qwen35,
+              progress=False, canvas_sise=64)
+    with pytest.raises(DataError):
+        train(TrainConfig(out=str(tmp_path / "a"), data=str(tmp_path / "missing.jsonl"), steps=2), backbone=qwen35,
+              progress=False)
+    assert not (tmp_path / "a").exists()
+    train(TrainConfig(out=str(tmp_path / "a"), data=str(task_dir), steps=1, batch_size=2, snapshot_every=0),
+          backbone=qwen35, progress=False, canvas_size=64)
+    assert (tmp_path / "a" / "result.json").is_file()
+    # A folder the user made is theirs: a refusal leaves it as it was.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(DataError):
+        train(TrainConfig(out=str(tmp_path / "mine"), data=str(tmp_path / "missing.jsonl"), steps=2), backbone=qwen35,
+              progress=False)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
 def test_non_finite_loss_skips_step(qwen35, task_dir, tmp_path, monkeypatch, caplog):
     import artstudio.objectives.sft as T
 

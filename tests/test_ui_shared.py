@@ -340,6 +340,50 @@ def test_the_command_refuses_a_network_host_without_auth(tmp_path):
     assert out.returncode == 2 and "--auth USER:PASS" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_port_outside_0_to_65535_is_refused_before_anything_starts(tmp_path, capsys):
+    from artstudio.cli import main
+    from artstudio.errors import ConfigError
+    from artstudio.ui.settings import AppSettings
+
+    for port in (-1, 65536, 70000):
+        with pytest.raises(ConfigError, match=f"--port is {port}; expected 0..65535"):
+            AppSettings(port=port).check()
+    AppSettings(port=0).check()
+    AppSettings(port=65535).check()
+    assert main(["app", "--port", "70000", "--runs-dir", str(tmp_path / "r"),
+                 "--canvases-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "error: --port is 70000" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_port_0_launches_on_a_free_port_not_on_0(tmp_path, monkeypatch):
+    import artstudio.ui.app as app_module
+    from artstudio.ui.settings import AppSettings
+
+    launched = {}
+
+    class FakeStudio:
+        settings = AppSettings(runs_dir=str(tmp_path / "r"), canvases_dir=str(tmp_path / "c"))
+        runs, canvases = tmp_path / "r", tmp_path / "c"
+
+        def close(self):
+            launched["closed"] = True
+
+    class FakeBlocks:
+        studio = FakeStudio()
+
+        def queue(self, **kwargs):
+            pass
+
+        def launch(self, **kwargs):
+            launched.update(kwargs)
+
+    monkeypatch.setattr(app_module, "build_app", lambda settings: FakeBlocks())
+    app_module.launch(AppSettings(port=0, runs_dir=str(tmp_path / "r"), canvases_dir=str(tmp_path / "c")))
+    assert 0 < launched["server_port"] <= 65535 and launched["closed"]
+
+
 def test_auth_uses_gradios_login(tmp_path):
     import httpx
 

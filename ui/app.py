@@ -273,10 +273,11 @@ def launch(settings: AppSettings | None = None) -> None:
     """Run the app until interrupted (what `artstudio app` and `make demo` call)."""
     settings = settings or AppSettings()
     settings.check()
+    port = settings.port or _free_port(settings.host)  # Gradio itself would print ":0" and then fail
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=2)
     try:
-        demo.launch(**_launch_kwargs(demo.studio, settings.host, settings.port, settings.share))
+        demo.launch(**_launch_kwargs(demo.studio, settings.host, port, settings.share))
     finally:
         demo.studio.close()
 

@@ -15,7 +15,7 @@ class AppSettings:
     """The ART Studio web app (Gradio): where it listens, what it reads and writes, and what it may load."""
 
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
-    port: int = field(default=7860, metadata={"help": "port to listen on"})
+    port: int = field(default=7860, metadata={"help": "port to listen on (0: any free port)"})
     share: bool = field(default=False, metadata={"help": "also open a public Gradio share link"})
     runs_dir: str = field(default="runs", metadata={"help": "folder for runs and comparisons (everything a job writes)"})
     canvases_dir: str = field(default="canvases", metadata={"help": "the gallery: artworks as PNG files"})
@@ -46,6 +46,8 @@ class AppSettings:
         """Refuse settings that would expose the app by accident: a network address needs a login or --no-auth."""
         from artstudio.errors import ConfigError
 
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port is {self.port}; expected 0..65535 (0: any free port)")
         if self.auth is not None and (":" not in self.auth or not self.auth.split(":", 1)[0] or not self.auth.split(":", 1)[1]):
             raise ConfigError("--auth must be USER:PASS (both non-empty), e.g. --auth ana:s3cret")
         if self.auth and self.no_auth:

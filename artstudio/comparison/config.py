@@ -77,6 +77,9 @@ def parse_lr_grid(spec: str | dict | None, methods: list[str], objective: str = 
             name, sep, values = part.partition("=")
             if not sep:
                 raise ConfigError(f"lr grid entry {part!r} has no '='; expected 'method=lr1,lr2;method=...' or 'auto'")
+            if any(name.strip() == seen for seen, _ in pairs):
+                raise ConfigError(f"--lr-grid names method {name.strip()!r} twice; give each method once, with all "
+                                  f"its values comma-separated, e.g. '{name.strip()}=0.02,0.05'")
             pairs.append((name.strip(), values.split(",")))
     grid: dict[str, list[float]] = {}
     for name, values in pairs:

@@ -28,7 +28,7 @@ from .config import CompareConfig, _check, _coerce, parse_list, parse_lr_grid, p
 from .guard import BackboneGuard
 from .memory import PeakMemory
 from .results import ResultsTable, _mean
-from .tasks import TaskSpec, prepare_tasks
+from .tasks import TaskSpec, check_tasks, prepare_tasks
 
 log = logging.getLogger("artstudio.compare")
 
@@ -101,8 +101,15 @@ class _Progress:
 
 def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
+    if seconds < 60:
+        return "under a minute"  # not "0 min 00 s" for a tiny plan
     h, rem = divmod(seconds, 3600)
     return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 task`, `2 tasks`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _method_options(config: CompareConfig, method: str) -> dict:
@@ -260,6 +267,7 @@ class _Comparison:
         self.seeds = parse_seeds(config.seeds)
         _check(config, self.methods)
         self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)
+        check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
         atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=str) + "\n")
@@ -402,8 +410,9 @@ class _Comparison:
             return False
 
     def _announce(self, n_test: int, n_grid: int, n_pending: int, prior: tuple[float, float]) -> None:
-        msg = (f"compare: {len(self.methods)} methods × {len(self.tasks)} tasks × {len(self.seeds)} seeds = {n_test} runs"
-               + (f" + {n_grid} lr-grid runs" if n_grid else "")
+        msg = (f"compare: {_count(len(self.methods), 'method')} × {_count(len(self.tasks), 'task')} × "
+               f"{_count(len(self.seeds), 'seed')} = {_count(n_test, 'run')}"
+               + (f" + {_count(n_grid, 'lr-grid run')}" if n_grid else "")
                + f", {n_pending} to do; estimated {_duration(self.remaining)} here"
                + (f" (probe: {prior[0]:.2f} s per training step at batch {self.config.batch_size}, "
                   f"{1000 * prior[1]:.0f} ms per scored example)" if n_pending else ""))

@@ -41,30 +41,46 @@ def _task_digest(train_file: Path, eval_file: Path, card: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_tasks(spec: str | list, out: Path, eval_size: int | None = None) -> list[TaskSpec]:
-    """Built-in tasks are written to `out/tasks/<name>/`; user folders are read in place."""
+def check_tasks(spec: str | list, eval_size: int | None = None) -> list[str]:
+    """The task names of `spec`, refused (unknown name, folder without its splits) before anything is written."""
     from ..tasks import TASKS, resolve_tasks
-    from ..tasks.resolve import resolve_data
 
     names = resolve_tasks(spec) if isinstance(spec, str) else parse_list(spec)
     if not names:
         raise ConfigError("no tasks given; pass --tasks heldout, built-in task names or task folders")
-    tasks: list[TaskSpec] = []
+    if eval_size is not None and eval_size < 1:
+        raise ConfigError(f"eval_size must be at least 1, got {eval_size}")
     for name in names:
-        if not Path(name).expanduser().is_dir() and name not in TASKS:
+        path = Path(name).expanduser()
+        if not path.is_dir() and name not in TASKS:
             raise DataError(f"task {name!r} is neither a folder nor a built-in task; `artstudio tasks list` shows "
                             "the built-in tasks, and a task folder needs train.jsonl and test.jsonl")
+        if path.is_dir():
+            _check_splits(path.resolve())
+    return names
+
+
+def _check_splits(folder: Path) -> None:
+    for split in ("train", "test"):
+        if not (folder / f"{split}.jsonl").is_file():
+            raise DataError(f"task folder {folder} has no {split}.jsonl; compare trains on train.jsonl and "
+                            "scores every method on test.jsonl")
+
+
+def prepare_tasks(spec: str | list, out: Path, eval_size: int | None = None) -> list[TaskSpec]:
+    """Built-in tasks are written to `out/tasks/<name>/`; user folders are read in place."""
+    from ..tasks import TASKS
+    from ..tasks.resolve import resolve_data
+
+    names = check_tasks(spec, eval_size)
+    tasks: list[TaskSpec] = []
+    for name in names:
         task = resolve_data(name, out / "tasks", role="test")
         folder, card = task.folder.resolve(), task.card
         display = name if name in TASKS and not Path(name).expanduser().is_dir() else str(card.get("name") or folder.name)
-        for split in ("train", "test"):
-            if not (folder / f"{split}.jsonl").is_file():
-                raise DataError(f"task folder {folder} has no {split}.jsonl; compare trains on train.jsonl and "
-                                "scores every method on test.jsonl")
+        _check_splits(folder)
         eval_file = folder / "test.jsonl"
         if eval_size is not None:
-            if eval_size < 1:
-                raise ConfigError(f"eval_size must be at least 1, got {eval_size}")
             rows = load_jsonl(eval_file)[:eval_size]
             eval_file = write_jsonl(out / "tasks" / f"{display}.test-first-{eval_size}.jsonl", rows)
         if display in {t.name for t in tasks}:

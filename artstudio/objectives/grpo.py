@@ -80,23 +80,24 @@ class GRPOConfig:
         """Raise ConfigError naming the first option out of range."""
         if isinstance(self.scale_rewards, bool):  # TRL's older boolean spelling
             self.scale_rewards = "group" if self.scale_rewards else "none"
-        rules = [
-            (self.scale_rewards in SCALE_REWARDS, f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}"),
-            (self.importance_sampling_level in ("token", "sequence"),
-             f"importance_sampling_level must be token or sequence, got {self.importance_sampling_level!r}"),
-            (self.group_size >= 2, f"group_size must be >= 2 (advantages compare samples within a group), got {self.group_size}"),
-            (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
-            (0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
-            (self.max_new_tokens is None or self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}"),
-            (self.loss_type in LOSS_TYPES, f"loss_type must be one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}"),
-            (self.epsilon >= 0 and (self.epsilon_high is None or self.epsilon_high >= 0), "epsilon and epsilon_high must be >= 0"),
-            (self.num_iterations >= 1, f"num_iterations must be >= 1, got {self.num_iterations}"),
-            (self.beta >= 0, f"beta must be >= 0, got {self.beta}"),
-            (self.generation_batch_size >= 1, f"generation_batch_size must be >= 1, got {self.generation_batch_size}"),
+        rules = [  # (ok, option, what it must be)
+            (self.scale_rewards in SCALE_REWARDS, "scale_rewards", f"must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}"),
+            (self.importance_sampling_level in ("token", "sequence"), "importance_sampling_level",
+             f"must be token or sequence, got {self.importance_sampling_level!r}"),
+            (self.group_size >= 2, "group_size", f"must be >= 2 (advantages compare samples within a group), got {self.group_size}"),
+            (self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}"),
+            (0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p}"),
+            (self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}"),
+            (self.loss_type in LOSS_TYPES, "loss_type", f"must be one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}"),
+            (self.epsilon >= 0, "epsilon", f"must be >= 0, got {self.epsilon}"),
+            (self.epsilon_high is None or self.epsilon_high >= 0, "epsilon_high", f"must be >= 0, got {self.epsilon_high}"),
+            (self.num_iterations >= 1, "num_iterations", f"must be >= 1, got {self.num_iterations}"),
+            (self.beta >= 0, "beta", f"must be >= 0, got {self.beta}"),
+            (self.generation_batch_size >= 1, "generation_batch_size", f"must be >= 1, got {self.generation_batch_size}"),
         ]
-        for ok, message in rules:
+        for ok, option, message in rules:
             if not ok:
-                raise ConfigError(f"GRPO option: {message}")
+                raise ConfigError(f"GRPO option {option} (--grpo-{option.replace('_', '-')}) {message}")
 
 
 def default_reward(metric: str, answers: Sequence[str] = ()) -> str:

@@ -164,7 +164,7 @@ def _key_credit(got: dict | None, want: dict | None) -> float:
 
 def format_pattern_reward(pattern: str) -> RewardFn:
     """`format:REGEX`: 1 if REGEX is found anywhere in the completion, else 0."""
-    compiled = compile_pattern(pattern)
+    compiled = compile_pattern(pattern, f"the REGEX of reward 'format:{pattern}' (--grpo-reward format:REGEX)")
 
     def reward(prompt: str, completion: str, answer: str) -> float:
         return float(compiled.search(completion) is not None)

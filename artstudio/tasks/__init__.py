@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 from ..atomic import atomic_write_text, check_free
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..scoring import METRICS
 from .library import LIBRARY, TaskSpec, task_specs
 from .suite import HELDOUT, PRETRAIN, TaskCard
@@ -21,8 +21,13 @@ from .suite import HELDOUT, PRETRAIN, TaskCard
 TASKS: dict[str, TaskCard] = {card.name: card for card in PRETRAIN + HELDOUT + LIBRARY}
 
 
+TASK_KINDS = ("pretrain", "heldout", "library")
+
+
 def list_tasks(kind: str | None = None) -> list[TaskCard]:
-    """All built-in task cards, or only `kind` ('pretrain', 'heldout' or 'library')."""
+    """All built-in task cards, or only `kind` ('pretrain', 'heldout' or 'library'); another kind is a ConfigError."""
+    if kind is not None and kind not in TASK_KINDS:
+        raise ConfigError(f"unknown task kind {kind!r}; choose one of {', '.join(TASK_KINDS)} (or none for all tasks)")
     return [c for c in TASKS.values() if kind is None or c.kind == kind]
 
 

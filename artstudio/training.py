@@ -353,9 +353,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if interrupt.requested:  # Ctrl-C: the step under way finished, so the checkpoint holds whole steps
         if config.checkpoint_every and step > start:
             save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
-            log.warning("interrupted after step %d; checkpoint saved: --resume continues from it", step)
+            log.warning("interrupted after step %d of %s; checkpoint saved: --resume continues from it", step, out)
+        elif not config.checkpoint_every:  # a start of a run, or --checkpoint-every 0
+            log.warning("interrupted after step %d of %s, which keeps no checkpoint: --resume trains it again", step, out)
         else:
-            log.warning("interrupted after step %d; no checkpoint since step %d", step, start)
+            log.warning("interrupted before a step of %s; --resume continues from step %d", out, start)
         raise KeyboardInterrupt
     train_seconds = before + time.perf_counter() - t0
 

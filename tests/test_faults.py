@@ -105,7 +105,7 @@ def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_resume_gives_the_same_c
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
     at = json.loads((out / "checkpoint" / "checkpoint.json").read_text())["step"]
-    assert 3 <= at < STEPS and at == _steps_logged(out) and f"interrupted after step {at}; checkpoint saved" in err
+    assert 3 <= at < STEPS and at == _steps_logged(out) and f"interrupted after step {at} of {out}; checkpoint saved" in err
     subprocess.run(_argv(model, task_dir, out, *sparse, "--resume"), check=True, env=env, capture_output=True,
                    timeout=600)
     assert torch.equal(_final_canvas(out), _final_canvas(full))

@@ -157,7 +157,7 @@ def _string_init(spec: str, height: int, width: int, gen: torch.Generator, textu
     colour = _colour(name, height, width)
     if colour is not None:
         return colour
-    if "/" in name or "\\" in name or Path(name).suffix:
+    if _names_a_file(name):
         return image_to_tensor(_fit(_open_image(name), height, width))  # raises "does not exist"
     raise ConfigError(
         f"unknown canvas init {spec!r}; use 'gray', 'noise', a colour ('#rrggbb' or a name like 'red'), "
@@ -166,16 +166,21 @@ def _string_init(spec: str, height: int, width: int, gen: torch.Generator, textu
 
 
 def init_file_missing(spec: str) -> bool:
-    """Whether an init option names an image file (or a texture of one) that is not there: a path, as
-    `_string_init` tells one (a slash or a suffix), not a name like 'gray' or a colour."""
+    """Whether an init option names an image file (or a texture of one) that is not there: a path
+    (`_names_a_file`), not a name like 'gray' or a colour."""
     name = spec.strip()
     if name.startswith(TEXTURE_PREFIX):
         name = name[len(TEXTURE_PREFIX):]
     elif name.lower() in ("gray", "grey", "noise") or _colour(name, 1, 1) is not None:
         return False
-    elif not ("/" in name or "\\" in name or Path(name).suffix):
+    elif not _names_a_file(name):
         return False
     return not Path(name).expanduser().is_file()
+
+
+def _names_a_file(name: str) -> bool:
+    """An init option that is not a name or a colour names an image file when it has a slash or a suffix."""
+    return "/" in name or "\\" in name or bool(Path(name).suffix)
 
 
 # ----------------------------------------------------------------------------- the module

@@ -45,6 +45,12 @@ def has_checkpoint(folder: Path) -> bool:
     return (folder / CHECKPOINT_FILE).is_file()
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The step of the checkpoint in `folder` (0: none), from its metadata, without loading tensors."""
+    meta = Path(folder) / "checkpoint.json"
+    return int(json.loads(meta.read_text(encoding="utf-8")).get("step", 0)) if meta.is_file() else 0
+
+
 def load_checkpoint(folder: Path, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], int]:
     """Restore the optimiser; return the trained tensors (for the caller to load) and the step."""
     from safetensors import safe_open

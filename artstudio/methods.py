@@ -266,6 +266,14 @@ def recommended_canvas_size(backbone) -> int:
     return max(factor, round(256 / factor) * factor)
 
 
+def canvas_side(backbone, size: int | None) -> int:
+    """The square side a canvas-shaped slot uses: `size` (0 and below are refused, never read as "unset"),
+    or the model's recommended one; checked against the model's patch grid."""
+    side = recommended_canvas_size(backbone) if size is None else size
+    backbone.geometry.check(side, side)
+    return side
+
+
 @register
 class ArtMethod(Method):
     """The canvas is the only trainable thing; gradients reach it through the vision tower."""
@@ -310,8 +318,7 @@ class ArtMethod(Method):
                               "start_steps between 0 and 1 (the fraction of the run's steps each start trains)")
         self.placement = cfg.placement
         if canvas is None:
-            side = recommended_canvas_size(backbone) if cfg.canvas_size is None else cfg.canvas_size
-            backbone.geometry.check(side, side)
+            side = canvas_side(backbone, cfg.canvas_size)
             canvas = Canvas(side, init=cfg.init, parametrization=cfg.parametrization, quantize=cfg.quantize,
                             seed=cfg.seed, texture=cfg.texture)
         else:

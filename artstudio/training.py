@@ -41,7 +41,7 @@ from .atomic import atomic_write_text, check_free
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
-from .checkpoint import lr_lambda, resume, save_checkpoint
+from .checkpoint import checkpoint_step, lr_lambda, resume, save_checkpoint
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
 from .options import field_names, from_dict
@@ -442,20 +442,15 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
                 continue  # the same rows, named from another folder
             differ.append(f"--data {value} holds other training rows than the run's {was}")
             continue
-        if name == "lr" and resolved.get("lr") is not None:  # the default named or left out is the same rate
+        if name == "lr":  # the default rate, named or left out, is the same rate
             effective = value if value is not None else default_lr(config.method, config.objective)
-            if math.isclose(effective, resolved["lr"]):
-                continue
-        if name == "method_options":
-            for key in sorted(set(value) | set(was)):
-                if value.get(key) != was.get(key):
-                    differ.append(f"method option {key} {_shown(value.get(key))} (the run has {_shown(was.get(key))})")
+            same_rate = resolved.get("lr") is not None and math.isclose(effective, resolved["lr"])
+            if not same_rate and value != was:
+                differ.append(f"--lr {_shown(value)} (the run has {resolved.get('lr', was)!r})")
+        elif name == "method_options":
+            differ += _key_differences(lambda key: f"method option {key}", value, was)
         elif name == "grpo":
-            for key in sorted(set(value) | set(was)):
-                if value.get(key) != was.get(key):
-                    differ.append(f"--grpo-{key.replace('_', '-')} {_shown(value.get(key))} (the run has {_shown(was.get(key))})")
-        elif name == "lr" and value != was:
-            differ.append(f"--lr {_shown(value)} (the run has {resolved.get('lr', was)!r})")
+            differ += _key_differences(lambda key: "--grpo-" + key.replace("_", "-"), value, was)
         elif value != was:
             differ.append(f"--{name.replace('_', '-')} {_shown(value)} (the run has {_shown(was)})")
     if differ:
@@ -464,8 +459,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
                           f"{'; '.join(differ)}. Resume with the run's own options (its config.json: "
                           f"`artstudio train --config {file} --resume`), or start a new run with another --out"
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
-    reached = out / "checkpoint" / "checkpoint.json"
-    at = int(_read_json(reached).get("step", 0)) if reached.is_file() else 0
+    at = checkpoint_step(out / "checkpoint")
     if at > config.steps:
         raise ConfigError(f"the run in {out} is already at step {at}; --steps {config.steps} would end before it")
     result = out / "result.json"
@@ -478,6 +472,12 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
         log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps; the "
                     "run keeps the start it chose", config.steps, saved.get("steps"), config.steps)
     return saved.get("steps")
+
+
+def _key_differences(label: Callable[[str], str], now: dict, was: dict) -> list[str]:
+    """'LABEL(key) NOW (the run has WAS)' for each key of two option dicts whose values differ."""
+    return [f"{label(key)} {_shown(now.get(key))} (the run has {_shown(was.get(key))})"
+            for key in sorted(set(now) | set(was)) if now.get(key) != was.get(key)]
 
 
 def _shown(value: Any) -> str:

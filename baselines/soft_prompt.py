@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from artstudio.errors import ConfigError
-from artstudio.methods import Method, recommended_canvas_size, register
+from artstudio.methods import Method, canvas_side, register
 from artstudio.tune.space import CanvasSize, Choice, Float
 from artstudio.vision import to_pixel_values
 
@@ -74,9 +74,8 @@ class SoftPromptMethod(Method):
         super().__init__(backbone, config)
         cfg: SoftPromptOptions = self.config
         self.placement = cfg.placement
-        side = recommended_canvas_size(backbone) if cfg.canvas_size is None else cfg.canvas_size
+        side = canvas_side(backbone, cfg.canvas_size)
         geometry = backbone.geometry
-        geometry.check(side, side)
         self.side = side
         self._tokens = geometry.tokens(side, side)
         self._grid = torch.tensor([[1, side // geometry.patch_size, side // geometry.patch_size]], device=backbone.device)

@@ -29,7 +29,7 @@ import torch
 from artstudio.atomic import atomic_save_file
 from artstudio.canvas import inward_clamp, quantize_st
 from artstudio.errors import ConfigError
-from artstudio.methods import Method, recommended_canvas_size
+from artstudio.methods import Method, canvas_side
 from artstudio.vision import tensor_to_image, to_pixel_values
 
 from .base import HyperConfig, Hypernetwork, ResidualBlock, backbone_target, register_hyper
@@ -225,8 +225,7 @@ class TextToCanvas(Hypernetwork):
 
     @classmethod
     def target_of(cls, backbone, config) -> dict:
-        side = recommended_canvas_size(backbone) if config.canvas_size is None else config.canvas_size
-        backbone.geometry.check(side, side)
+        side = canvas_side(backbone, config.canvas_size)
         return backbone_target(backbone) | {"canvas_size": int(side)}
 
     def mixer(self, task_embeddings: torch.Tensor) -> torch.Tensor:

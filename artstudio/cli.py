@@ -36,6 +36,7 @@ from typing import Any, Callable, Literal
 
 from artstudio.errors import ArtStudioError, ConfigError
 from artstudio.options import default_of, field_type
+from artstudio.progress import is_terminal
 
 log = logging.getLogger("artstudio.cli")
 
@@ -578,9 +579,11 @@ verb("tune", "search a method's hyper-parameters (Optuna; samplers lgbo, gp, tpe
 # ---------------------------------------------------------------------------- tasks
 
 def _build_tasks(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
+    from artstudio.tasks import TASK_KINDS
+
     sub = p.add_subparsers(dest="tasks_command", metavar="{list,make}", required=True)
     lp = sub.add_parser("list", help="list the built-in tasks", parents=[_common()])
-    lp.add_argument("--kind", choices=("pretrain", "heldout", "library"), default=None,
+    lp.add_argument("--kind", choices=TASK_KINDS, default=None,
                     help="only this kind of task (library: the hypernetworks' training tasks)")
     lp.add_argument("--json", action="store_true", help="print the task cards as JSON")
     mp = sub.add_parser("make", help="write a task's train/test JSONL and card to a folder", parents=[_common()])
@@ -733,6 +736,10 @@ def _setup_logging(verbosity: int) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
+    if not is_terminal(sys.stderr):  # a log: no "Loading weights" bar redrawn with carriage returns
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def _silence_stdout() -> None:

@@ -41,9 +41,10 @@ def choices_of(cls: type, name: str) -> tuple[Any, ...] | None:
     return typing.get_args(tp) if typing.get_origin(tp) is Literal else None
 
 
-def from_dict(cls: type, values: dict[str, Any] | None, *, what: str | None = None) -> Any:
+def from_dict(cls: type, values: dict[str, Any] | None, *, what: str | None = None, flag: str | None = None) -> Any:
     """Build dataclass `cls` from `values`; unknown keys and values outside a field's choices are
-    `ConfigError`s naming the option and what is valid."""
+    `ConfigError`s naming the option and what is valid (and its command-line flag, `flag` + the name
+    with dashes, where the options have one: `flag="--grpo-"`)."""
     values = dict(values or {})
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(values) - set(known))
@@ -51,15 +52,21 @@ def from_dict(cls: type, values: dict[str, Any] | None, *, what: str | None = No
         head = f"unknown {what} option(s) {', '.join(unknown)}" if what else \
             f"unknown option(s) {', '.join(unknown)} for {cls.__name__}"
         raise ConfigError(f"{head}; valid: {', '.join(sorted(known))}")
-    check_choices(cls, values, what=what or cls.__name__)
-    check_kinds(cls, values, what=what or cls.__name__)
+    check_choices(cls, values, what=what or cls.__name__, flag=flag)
+    check_kinds(cls, values, what=what or cls.__name__, flag=flag)
     for name, value in values.items():  # 300.0 from a JSON writer that writes every number as a float
         if isinstance(value, float) and value.is_integer() and field_type(cls, name)[0] is int:
             values[name] = int(value)
     return cls(**values)
 
 
-def check_kinds(cls: type, values: dict[str, Any], *, what: str | None = None) -> None:
+def _option(cls: type, name: str, what: str | None, flag: str | None) -> str:
+    """How an error names option `name`: `GRPO option loss_type (--grpo-loss-type)`."""
+    named = f"{what or cls.__name__} option {name}"
+    return f"{named} ({flag}{name.replace('_', '-')})" if flag else named
+
+
+def check_kinds(cls: type, values: dict[str, Any], *, what: str | None = None, flag: str | None = None) -> None:
     """Refuse a switch that is not true/false and a number that is not a number (as JSON config files give
     them: `"overwrite": "false"` is a non-empty string, which Python reads as true)."""
     for name, value in values.items():
@@ -67,24 +74,22 @@ def check_kinds(cls: type, values: dict[str, Any], *, what: str | None = None) -
         if value is None and optional:
             continue
         if tp is bool and not isinstance(value, bool):
-            raise ConfigError(f"{what or cls.__name__} option {name} is {value!r}; expected true or false")
+            raise ConfigError(f"{_option(cls, name, what, flag)} is {value!r}; expected true or false")
         if tp in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"{what or cls.__name__} option {name} is {value!r}; expected a number")
+            raise ConfigError(f"{_option(cls, name, what, flag)} is {value!r}; expected a number")
         if tp is int and isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{what or cls.__name__} option {name} is {value!r}; expected a whole number")
+            raise ConfigError(f"{_option(cls, name, what, flag)} is {value!r}; expected a whole number")
 
 
-def check_choices(cls: type, values: dict[str, Any], *, what: str | None = None) -> None:
+def check_choices(cls: type, values: dict[str, Any], *, what: str | None = None, flag: str | None = None) -> None:
     """Refuse a value outside a `Literal` field's choices (None is allowed where the field is optional)."""
     for name, value in values.items():
-        choices = choices_of(cls, name)
-        if choices is None:
+        tp, optional = field_type(cls, name)
+        if typing.get_origin(tp) is not Literal or (value is None and optional):
             continue
-        _, optional = field_type(cls, name)
-        if value is None and optional:
-            continue
+        choices = typing.get_args(tp)
         if value not in choices:
-            raise ConfigError(f"{what or cls.__name__} option {name} is {value!r}; choose one of "
+            raise ConfigError(f"{_option(cls, name, what, flag)} is {value!r}; choose one of "
                               f"{', '.join(map(str, choices))}")
 
 

@@ -38,7 +38,6 @@ import contextlib
 import hashlib
 import hmac
 import io
-import ipaddress
 import json
 import logging
 import os
@@ -58,6 +57,7 @@ from typing import Any
 from fastapi import Request  # a module-level name: FastAPI resolves the routes' string annotations here
 
 from .errors import ArtStudioError, ConfigError
+from .network import check_port, is_loopback
 
 log = logging.getLogger("artstudio.server")
 
@@ -92,8 +92,7 @@ class ServeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected at least 1")
         if self.batch_wait_ms < 0:
             raise ConfigError(f"--batch-wait-ms is {self.batch_wait_ms}; expected 0 or more")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port is {self.port}; expected 0..65535")
+        check_port(self.port)
         artwork_specs(self.artwork)  # names and paths, before the model loads
 
 
@@ -780,15 +779,6 @@ async def _stream(job: Job, future, pieces: asyncio.Queue, rid: str, created: in
 
 
 # --- starting and stopping -----------------------------------------------------------------------
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def exposure_warning(host: str, port: int, api_key: str | None) -> str | None:
     """The warning printed when the server is reachable from other machines without an API key."""
     if is_loopback(host) or api_key:

@@ -44,6 +44,8 @@ from .starts import choose_start
 from .checkpoint import checkpoint_step, lr_lambda, resume, save_checkpoint
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
+from .objectives.grpo import grpo_config
+from .progress import progress_bar
 from .options import field_names, from_dict
 from .scoring import Metric
 
@@ -124,6 +126,8 @@ class TrainConfig:
         if self.grpo and self.objective != "grpo":
             raise ConfigError(f"GRPO options ({', '.join('--grpo-' + k.replace('_', '-') for k in sorted(self.grpo))}) "
                               f"apply only to --objective grpo; this run's objective is {self.objective}")
+        if self.objective == "grpo":
+            grpo_config(self.grpo)  # out-of-range or ill-typed GRPO options, before the model loads
         if self.resume and self.overwrite:
             raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; pass one of them")
 
@@ -288,8 +292,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=config.steps, initial=start, desc=f"{config.method} {config.objective}", dynamic_ncols=True)
+        bar = progress_bar(total=config.steps, initial=start, desc=f"{config.method} {config.objective}", unit="step",
+                           dynamic_ncols=True)
     # A resumed run's earlier segments count too (their steps' own times, from the metrics).
     before = sum(h.get("seconds_per_step") or 0.0 for h in history if "seconds_per_step" in h)
     t0 = time.perf_counter()
@@ -343,11 +347,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             if main and config.checkpoint_every and (step % config.checkpoint_every == 0 or step == config.steps):
                 save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
             if bar is not None:
-                bar.update(1)
                 shown = {"loss": f"{total:.3f}"} | {k: f"{v:.3f}" for k, v in stats.items() if isinstance(v, float)}
                 if "eval_accuracy" in record:
                     shown["acc"] = f"{record['eval_accuracy']:.1%}"
-                bar.set_postfix(shown)
+                bar.set_postfix(shown, refresh=False)
+                bar.update(1)
     if bar is not None:
         bar.close()
     if interrupt.requested:  # Ctrl-C: the step under way finished, so the checkpoint holds whole steps

@@ -117,13 +117,29 @@ def test_options_are_validated():
 
 def test_every_option_check_names_its_command_line_flag():
     """`--grpo-group-size 1` said `GRPO option: group_size must be ...`, naming no flag."""
-    # (choice options such as loss_type are refused earlier, by from_dict, which names the choices)
     bad = {"group_size": 1, "temperature": 0, "top_p": 0, "max_new_tokens": 0, "epsilon": -1, "epsilon_high": -1,
            "num_iterations": 0, "beta": -1, "generation_batch_size": 0}
     for option, value in bad.items():
         flag = "--grpo-" + option.replace("_", "-")
         with pytest.raises(ConfigError, match=rf"^GRPO option {option} \({flag}\) must be"):
             GRPOObjective.build({option: value})
+    # choices and kinds, from a config file: they named no flag either
+    with pytest.raises(ConfigError, match=r"^GRPO option loss_type \(--grpo-loss-type\) is 'sum'; choose one of grpo"):
+        GRPOObjective.build({"loss_type": "sum"})
+    with pytest.raises(ConfigError, match=r"^GRPO option epsilon \(--grpo-epsilon\) is 'x'; expected a number"):
+        GRPOObjective.build({"epsilon": "x"})
+
+
+def test_bad_grpo_options_are_refused_before_the_model_loads_or_a_folder_is_made(tmp_path, monkeypatch):
+    """A bad value in a config file's `grpo` was found only after the backbone had loaded."""
+    import artstudio.training as training
+
+    monkeypatch.setattr(training, "load_backbone", lambda *a, **k: pytest.fail("the model loaded first"))
+    for grpo in ({"loss_type": "nope"}, {"group_size": 1}, {"temperature": "hot"}):
+        with pytest.raises(ConfigError, match="--grpo-"):
+            train(TrainConfig(out=str(tmp_path / "run"), data="sub-answer", objective="grpo", steps=1, grpo=grpo),
+                  progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_default_reward_is_shaped_for_answer_number_tasks():

@@ -45,9 +45,9 @@ class AppSettings:
     def check(self) -> None:
         """Refuse settings that would expose the app by accident: a network address needs a login or --no-auth."""
         from artstudio.errors import ConfigError
+        from artstudio.network import check_port, is_loopback
 
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port is {self.port}; expected 0..65535 (0: any free port)")
+        check_port(self.port)
         if self.auth is not None and (":" not in self.auth or not self.auth.split(":", 1)[0] or not self.auth.split(":", 1)[1]):
             raise ConfigError("--auth must be USER:PASS (both non-empty), e.g. --auth ana:s3cret")
         if self.auth and self.no_auth:
@@ -64,14 +64,3 @@ class AppSettings:
             return None
         user, password = self.auth.split(":", 1)
         return user, password
-
-
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -23,6 +23,7 @@ from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ConfigError
 from ..methods import build_method, get_method, method_config, method_names
 from ..objectives.sft import compute_loss
+from ..progress import progress_bar
 from ..training import TrainConfig, train
 from .config import CompareConfig, _check, _coerce, parse_list, parse_lr_grid, parse_seeds
 from .guard import BackboneGuard
@@ -62,13 +63,11 @@ class _Progress:
     """Runs done / total with a time-left estimate from measured step and evaluation costs."""
 
     def __init__(self, total: int, callback: Callable[[dict], None] | None, step_s: float, eval_s: float):
-        from tqdm import tqdm
-
         self.total, self.done, self.callback = total, 0, callback
         self.step_s: dict[str, list[float]] = {}
         self.eval_s: list[float] = []
         self.prior = (step_s, eval_s)
-        self.bar = tqdm(total=total, desc="compare", unit="run", dynamic_ncols=True, mininterval=1.0,
+        self.bar = progress_bar(total=total, desc="compare", unit="run", dynamic_ncols=True, mininterval=1.0,
                         bar_format="{desc} {n_fmt}/{total_fmt} runs |{bar}| {elapsed} elapsed{postfix}")
 
     def cost(self, cell: Cell, eval_n: int) -> float:
@@ -90,8 +89,8 @@ class _Progress:
 
     def finished(self, cell: Cell, record: dict | None, remaining: float, skipped: bool = False) -> None:
         self.done += 1
+        self.bar.set_postfix_str(f"≈ {_duration(remaining)} left", refresh=False)
         self.bar.update(1)
-        self.bar.set_postfix_str(f"≈ {_duration(remaining)} left", refresh=True)
         self.emit({"phase": "skip" if skipped else cell.phase, "method": cell.method, "task": cell.task.name,
                    "seed": cell.seed, "record": record, "eta_seconds": remaining})
 
@@ -549,10 +548,8 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
                                        stderr=subprocess.STDOUT),
                       log_file))
     print(f"compare: {config.workers} workers, {threads} CPU thread(s) each; logs in {out}", file=sys.stderr, flush=True)
-    from tqdm import tqdm
-
     # The runs on disk, all workers together (each worker's log has its own share and time left).
-    bar = tqdm(total=total, desc=f"compare · {config.workers} workers", unit="run", dynamic_ncols=True, mininterval=5.0,
+    bar = progress_bar(total=total, desc=f"compare · {config.workers} workers", unit="run", dynamic_ncols=True, mininterval=5.0,
                bar_format="{desc} {n_fmt}/{total_fmt} runs |{bar}| {elapsed} elapsed") if progress is None else None
     failed = None
     try:

@@ -29,6 +29,7 @@ from artstudio.atomic import atomic_write_text
 from artstudio.backbone import DEFAULT_MODEL
 from artstudio.checkpoint import lr_lambda, resume, save_checkpoint
 from artstudio.errors import ConfigError
+from artstudio.progress import progress_bar, progress_iter
 
 log = logging.getLogger("artstudio.hyper")
 
@@ -319,8 +320,8 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
 
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=config.steps, initial=start, desc=f"{hypernetwork.kind} {config.mode}", dynamic_ncols=True)
+        bar = progress_bar(total=config.steps, initial=start, desc=f"{hypernetwork.kind} {config.mode}", unit="step",
+                           dynamic_ncols=True)
     t0 = time.perf_counter()
     step, stopped = start, False
     k = min(config.tasks_per_step, len(tasks))
@@ -367,11 +368,11 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
         if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.steps:
             save_checkpoint(ckpt, hypernetwork.state_dict(), opt, step)
         if bar is not None:
-            bar.update(1)
             shown = {"loss": f"{total:.3f}"}
             if "heldout_accuracy" in record:
                 shown["heldout"] = f"{record['heldout_accuracy']:.1%}"
-            bar.set_postfix(shown)
+            bar.set_postfix(shown, refresh=False)
+            bar.update(1)
     if bar is not None:
         bar.close()
     train_seconds = time.perf_counter() - t0
@@ -397,7 +398,4 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
 
 
 def _bar(items, progress: bool, desc: str):
-    if not progress:
-        return items
-    from tqdm import tqdm
-    return tqdm(items, desc=desc, dynamic_ncols=True)
+    return progress_iter(items, desc=desc) if progress else items

@@ -100,6 +100,16 @@ class GRPOConfig:
                 raise ConfigError(f"GRPO option {option} (--grpo-{option.replace('_', '-')}) {message}")
 
 
+def grpo_config(options: dict | None) -> GRPOConfig:
+    """`TrainConfig.grpo` as a checked GRPOConfig; a ConfigError names the option and its --grpo- flag."""
+    options = dict(options or {})
+    if isinstance(options.get("scale_rewards"), bool):  # TRL's older boolean spelling
+        options["scale_rewards"] = "group" if options["scale_rewards"] else "none"
+    config = from_dict(GRPOConfig, options, what="GRPO", flag="--grpo-")
+    config.check()
+    return config
+
+
 def default_reward(metric: str, answers: Sequence[str] = ()) -> str:
     """The training reward used when none is given, from the task's metric and its reference answers.
 
@@ -236,10 +246,7 @@ class GRPOObjective(Objective):
     def build(cls, options: dict | None = None, *, metric: str = "exact", seed: int = 0,
               answers: Sequence[str] = ()) -> "GRPOObjective":
         """Build from `TrainConfig.grpo`; unknown keys raise ConfigError listing the valid ones."""
-        options = dict(options or {})
-        if isinstance(options.get("scale_rewards"), bool):  # TRL's older boolean spelling
-            options["scale_rewards"] = "group" if options["scale_rewards"] else "none"
-        return cls(from_dict(GRPOConfig, options, what="GRPO"), metric=metric, seed=seed, answers=answers)
+        return cls(grpo_config(options), metric=metric, seed=seed, answers=answers)
 
     def bind(self, method) -> None:
         """Remember `method`'s current trainable state as the KL reference (call before resuming a run)."""

@@ -228,6 +228,13 @@ class Backbone:
         )
 
     @property
+    def max_positions(self) -> int | None:
+        """The language model's positions (`max_position_embeddings`): the longest row it reads."""
+        cfg = self.model.config
+        text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        return getattr(text_cfg, "max_position_embeddings", None)
+
+    @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 

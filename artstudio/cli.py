@@ -611,9 +611,6 @@ def _tasks(ns: argparse.Namespace) -> int:
             print(table([(c.name, c.kind, c.metric, c.answer_format, _short(c.description, 70)) for c in cards],
                         ("name", "kind", "metric", "format", "description")))
         return 0
-    for n in ("n_train", "n_test"):
-        if getattr(ns, n) is not None and getattr(ns, n) < 1:
-            raise ConfigError(f"--{n.replace('_', '-')} must be at least 1")
     out = make_task(ns.name, ns.out, seed=ns.seed, n_train=ns.n_train, n_test=ns.n_test, overwrite=ns.overwrite)
     print(f"wrote {out}/train.jsonl, test.jsonl, card.json")
     return 0

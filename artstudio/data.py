@@ -40,12 +40,15 @@ def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[
     `require_answer=False` accepts rows without `"answer"` (prompts to generate from); their
     answer is the empty string. Ids default to the 0-based row index (blank lines not counted).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"load_jsonl takes the path of a JSONL file, not {path!r} ({type(path).__name__})")
     file = Path(path)
     text = _read_text(file)
     examples: list[Example] = []
     id_lines: dict[str, int] = {}
     checked_images: set[Path] = set()
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # "\n" alone ends a line: str.splitlines() also breaks at U+2028, U+0085 and others, which JSON allows in strings.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         row = _parse_row(file, lineno, line)
@@ -60,6 +63,28 @@ def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[
     if not examples:
         raise DataError(f"{file}: the file has no rows; {_ROW_HINT} on each line")
     return examples
+
+
+def as_examples(rows: Iterable, *, needs_answers: bool = False) -> list[Example]:
+    """`rows` from Python as Examples: an Example passes, a dict is read as a JSONL row is, a string is a
+    prompt. Anything else, an empty list or (with `needs_answers`) a row without an answer is a DataError."""
+    if isinstance(rows, (str, bytes, dict, Example)):
+        raise DataError(f"expected a list of rows, got a single {type(rows).__name__}; wrap it in a list")
+    out: list[Example] = []
+    for i, row in enumerate(rows):
+        if isinstance(row, Example):
+            out.append(row)
+        elif isinstance(row, dict):
+            out.append(_example_from_row(Path("rows"), i, row, i, needs_answers, set()))
+        elif isinstance(row, str) and not needs_answers:
+            out.append(Example(prompt=row, id=str(i)))
+        else:
+            want = "an artstudio.Example or a dict" if needs_answers else "an artstudio.Example, a dict or a prompt string"
+            raise DataError(f"row {i} is a {type(row).__name__}; expected {want} like "
+                            '{"prompt": "...", "answer": "..."} (artstudio.load_jsonl reads a file of them)')
+    if not out:
+        raise DataError("no rows: expected at least one example")
+    return out
 
 
 def write_jsonl(path: str | os.PathLike, examples: Iterable[Example]) -> Path:
@@ -107,17 +132,20 @@ def _read_text(file: Path) -> str:
         raise DataError(f"{file}: no such file; expected a JSONL dataset (one {{\"prompt\", \"answer\"}} object per line)")
     if not file.is_file():
         raise DataError(f"{file}: is not a file; expected a JSONL dataset file")
+    raw = file.read_bytes()
     try:
-        return file.read_text(encoding="utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not part of the data
     except UnicodeDecodeError as err:
-        raise DataError(f"{file}: is not UTF-8 text (byte {err.start}); expected a UTF-8 JSONL file") from None
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{file}:{line}: is not UTF-8 text (byte {err.start}); expected a UTF-8 JSONL file "
+                        "(save it as UTF-8)") from None
 
 
 def _parse_row(file: Path, lineno: int, line: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as err:
-        raise DataError(f"{file}:{lineno}: invalid JSON ({err.msg} at column {err.colno}); {_ROW_HINT}") from None
+        raise DataError(f"{file}:{lineno}: invalid JSON ({err.msg}: column {err.colno}); {_ROW_HINT}") from None
     if not isinstance(row, dict):
         raise DataError(f"{file}:{lineno}: the row is a JSON {type(row).__name__}, not an object; {_ROW_HINT}")
     return row
@@ -138,6 +166,9 @@ def _example_from_row(
 
 def _string_field(file: Path, lineno: int, row: dict, key: str, *, required: bool) -> str | None:
     if key not in row:
+        if required and "messages" in row:
+            raise DataError(f'{file}:{lineno}: a chat row ("messages"); expected one prompt and its answer per row, '
+                            f'{{"prompt": <the user turn>, "answer": <the assistant turn>}}')
         if required:
             raise DataError(f'{file}:{lineno}: missing field "{key}"; {_ROW_HINT}')
         return None
@@ -163,8 +194,9 @@ def _image_field(file: Path, lineno: int, row: dict, checked: set[Path]) -> str 
     if row.get("image") is None:
         return None
     value = row["image"]
-    if not isinstance(value, str) or not value:
-        raise DataError(f'{file}:{lineno}: field "image" is a {_json_type(value)}; expected a path to an image file')
+    if not isinstance(value, str) or not value.strip():
+        what = "is empty" if isinstance(value, str) else f"is a {_json_type(value)}"
+        raise DataError(f'{file}:{lineno}: field "image" {what}; expected a path to an image file (or no "image" field)')
     image = Path(value).expanduser()
     if not image.is_absolute():
         image = file.parent / image
@@ -176,18 +208,33 @@ def _image_field(file: Path, lineno: int, row: dict, checked: set[Path]) -> str 
 
 
 def _verify_image(file: Path, lineno: int, value: str, image: Path) -> None:
+    problem = image_problem(image)
+    if problem is not None:
+        where = " (looked for {})".format(image) if not image.exists() else ""
+        raise DataError(f'{file}:{lineno}: image "{value}" {problem}{where}; expected a path relative to the JSONL '
+                        "file's folder or an absolute path, to a PNG, JPEG or other picture PIL reads")
+
+
+# Qwen's processors refuse a picture whose long side is more than this many times its short side.
+MAX_ASPECT_RATIO = 200
+
+
+def image_problem(image: Path) -> str | None:
+    """What keeps `image` from being a row's picture (missing, a folder, undecodable, too long and thin), or None."""
+    if not image.exists():
+        return "does not exist"
     if not image.is_file():
-        raise DataError(
-            f'{file}:{lineno}: image "{value}" does not exist (looked for {image}); '
-            "expected a path relative to the JSONL file's folder or an absolute path"
-        )
+        return "is a folder, not an image file"
     try:
         with Image.open(image) as img:
+            width, height = img.size
             img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(
-            f'{file}:{lineno}: image "{value}" cannot be decoded ({err}); expected a PNG, JPEG or other image PIL reads'
-        ) from None
+        return f"cannot be decoded ({err})"
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        return (f"is {width}×{height}, more than {MAX_ASPECT_RATIO} times as long as it is wide, which Qwen's "
+                "processors refuse")
+    return None
 
 
 def _row_from_example(example: Example, folder: Path) -> dict:

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import Example, load_jsonl
+from .data import Example, as_examples, load_jsonl
+from .methods import check_method
 from .generation import GenerationConfig, generate
 from .errors import ConfigError
 from .atomic import atomic_write_text, check_free
@@ -50,6 +51,8 @@ def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern:
              max_new_tokens: int | None = None, batch_size: int = 64, out_dir: str | Path | None = None,
              progress=None) -> EvalResult:
     """Greedy answers for `examples`, scored with `metric` (exact | numeric | regex | json)."""
+    check_method(method)
+    examples = as_examples(examples, needs_answers=True)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens or answer_budget(method.backbone, examples),
                            batch_size=batch_size)
     start = time.perf_counter()

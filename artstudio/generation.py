@@ -27,7 +27,8 @@ from typing import Callable
 import torch
 
 from .backbone import cache_of
-from .data import Example
+from .data import Example, as_examples
+from .methods import check_method
 from .forward import encode, row_images, shared_prefix_length
 
 
@@ -123,6 +124,8 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     (GRPO samples and then trains with one encoding); by default it is computed here. `on_token(i, id)`
     is called as each token of example i is chosen (a server streams with it).
     """
+    check_method(method)
+    examples = as_examples(examples)
     cfg = config or GenerationConfig()
     backbone = method.backbone
     tok = backbone.tokenizer

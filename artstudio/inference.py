@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import Example, load_jsonl
+from .data import Example, image_problem, load_jsonl
 from .errors import ConfigError, DataError
 from .generation import GenerationConfig, generate
 
@@ -57,10 +57,10 @@ def infer_examples(config: InferConfig) -> list[Example]:
     if config.prompt is not None:
         if not config.prompt.strip():
             raise ConfigError("--prompt is empty; pass the text to answer, e.g. --prompt \"3 4\"")
-        image = str(Path(config.image).resolve()) if config.image else None
-        if image is not None and not Path(image).is_file():
-            raise DataError(f"{config.image}: no such image file")
-        return [Example(prompt=config.prompt, image=image)]
+        image = Path(config.image).expanduser().resolve() if config.image else None
+        if image is not None and (problem := image_problem(image)) is not None:
+            raise DataError(f"--image {config.image} {problem}; expected a PNG, JPEG or other picture PIL reads")
+        return [Example(prompt=config.prompt, image=str(image) if image else None)]
     if config.image is not None:
         raise ConfigError("--image goes with --prompt; rows of --data name their own picture in \"image\"")
     return load_jsonl(config.data, require_answer=False)

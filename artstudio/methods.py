@@ -395,6 +395,13 @@ class RandomCanvasMethod(ArtMethod):
 
 
 # --- artworks as methods --------------------------------------------------------------------------
+def check_method(method: object) -> None:
+    """Refuse what is not a Method where one is needed (a path or a name passed by mistake)."""
+    if not (hasattr(method, "backbone") and hasattr(method, "slot_outputs")):  # a Method, or one in all but name
+        raise ConfigError(f"expected a method (artstudio.load_artwork(PNG, backbone), or a run's .method), got "
+                          f"{method!r} ({type(method).__name__})")
+
+
 def load_artwork(path: str | Path, backbone=None, *, model: str | None = None, allow_mismatch: bool = False,
                  device: str | None = None, dtype: str | None = None) -> ArtMethod:
     """An `ArtMethod` serving the PNG at `path`: its canvas frozen, its placement and prompt format from
@@ -408,6 +415,8 @@ def load_artwork(path: str | Path, backbone=None, *, model: str | None = None, a
     from .backbone import load_backbone
     from .canvas import Canvas
 
+    if isinstance(backbone, (str, Path)):  # load_artwork(path, "Qwen/Qwen3.5-0.8B"): a model, named
+        model, backbone = str(backbone), None
     artwork = read_artwork(path)
     if backbone is None:
         model_id = model or (artwork.metadata.model_id if artwork.metadata is not None else None)

@@ -207,6 +207,29 @@ def encode_batch(
     return Batch(input_ids, attention_mask, mm_token_type_ids, labels, prompt_lengths)
 
 
+# Positions a row needs beyond its prompt and answer: the chat template and a canvas of up to 64 tokens.
+ROW_OVERHEAD_TOKENS = 96
+
+
+def check_row_lengths(tokenizer, examples: Sequence[Example], max_positions: int | None, source: str, *,
+                      answers: bool = True, max_new_tokens: int = 0) -> None:
+    """Refuse a row the model cannot read: its prompt and answer (or `max_new_tokens` to generate) take more
+    positions than the model has. Such a row trained at 18 s a step, or ran out of memory without a word."""
+    if not max_positions:
+        return
+    budget = max_positions - ROW_OVERHEAD_TOKENS
+    for ex in examples:
+        text = ex.prompt + (ex.answer if answers else "")
+        if len(text) + max_new_tokens <= budget // 4:  # never more tokens than bytes; most rows stop here
+            continue
+        n = len(_tokenize(tokenizer, text)) + max_new_tokens
+        if n > budget:
+            what = "prompt and answer" if answers else f"prompt and {max_new_tokens} new tokens"
+            raise DataError(f"{source}: row {ex.id!r} is too long: its {what} take {n:,} tokens, and with the chat "
+                            f"template and the canvas it must fit the model's {max_positions:,} positions "
+                            f"(at most about {budget:,}); shorten or drop the row")
+
+
 def _tokenize(tokenizer, text: str) -> list[int]:
     # The chat template already wrote every special token; the tokenizer must not add a BOS/EOS.
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -78,6 +78,8 @@ def vllm_request(artwork: ImageSource | None, prompt: str, model_name: str, plac
     the artwork's metadata; `image` is an extra picture shown right after the canvas, as in the data
     format's `"image"` field. `temperature` 0 is greedy decoding, as in evaluation.
     """
+    if not isinstance(prompt, str):
+        raise ConfigError(f"prompt is {prompt!r} ({type(prompt).__name__}); expected the text to send")
     if max_tokens < 1:
         raise ConfigError(f"max_tokens is {max_tokens}; expected at least 1")
     if temperature < 0:

@@ -36,7 +36,7 @@ import torch
 
 from .backbone import DEFAULT_MODEL, load_backbone
 from .data import Example, load_jsonl
-from .errors import ArtStudioError, ConfigError
+from .errors import ArtStudioError, ConfigError, DataError
 from .atomic import atomic_write_text, check_free
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
@@ -46,7 +46,8 @@ from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
 from .objectives.grpo import grpo_config
 from .progress import progress_bar
-from .options import field_names, from_dict
+from .prompts import check_row_lengths
+from .options import check_kinds, field_names, from_dict
 from .scoring import Metric
 
 log = logging.getLogger("artstudio.train")
@@ -63,7 +64,7 @@ class TrainConfig:
 
     out: str = field(default="runs/art", metadata={"help": "run folder"})
     data: str = field(default="", metadata={"help": "train.jsonl, a task folder, or a built-in task name (`artstudio tasks list`)"})
-    eval_data: str | None = field(default=None, metadata={"help": "test.jsonl (default: the task folder's test split)"})
+    eval_data: str | None = field(default=None, metadata={"help": "the rows to score: a JSONL file, or a task folder or built-in task (its test split; default: --data's test split)"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
     method: str = field(default="art", metadata={"help": "art | base | random-canvas | lora | vera | adalink | soft-prompt"})
     method_options: dict = field(default_factory=dict, metadata={"help": "options of the method's own config (e.g. canvas_size, r)"})
@@ -93,6 +94,11 @@ class TrainConfig:
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
     grpo: dict = field(default_factory=dict, metadata={"help": "GRPO options (see artstudio.objectives.grpo)"})
 
+    def __post_init__(self) -> None:
+        for name in ("out", "data", "eval_data", "model"):  # paths are welcome where text is expected
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
@@ -102,6 +108,12 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise ConfigError naming the first option out of range, before anything is written."""
+        check_kinds(TrainConfig, {f.name: getattr(self, f.name) for f in fields(self)}, what="training")
+        for name in ("out", "data", "eval_data", "model", "method", "device", "dtype"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"training option {name} is {value!r} ({type(value).__name__}); expected text "
+                                  f"(TrainConfig({name}=\"...\"))")
         trains = get_method(self.method).trains
         rules = [
             ("batch_size", self.batch_size >= 1, "expected at least 1"),
@@ -122,6 +134,9 @@ class TrainConfig:
         for name, ok, expected in rules:
             if not ok:
                 raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)!r}; {expected}")
+        for name in ("method_options", "grpo"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} is {getattr(self, name)!r}; expected a dict of options")
         method_config(self.method, self.method_options)  # unknown or ill-typed method options, before any folder
         if self.grpo and self.objective != "grpo":
             raise ConfigError(f"GRPO options ({', '.join('--grpo-' + k.replace('_', '-') for k in sorted(self.grpo))}) "
@@ -149,7 +164,9 @@ def resolve_data(config: TrainConfig) -> tuple[list[Example], list[Example] | No
     from .tasks.resolve import resolve_data as resolve
 
     task = resolve(config.data, Path(config.out) / "task", role="train")
-    eval_file = config.eval_data or task.test_file
+    # --eval-data is spelled like --data (a file, a task folder, a built-in name); a folder gives its test split
+    eval_file = resolve(config.eval_data, Path(config.out) / "eval-task", role="test").test_file \
+        if config.eval_data else task.test_file
     train = load_jsonl(task.train_file)
     evals = load_jsonl(eval_file) if eval_file else None
     return train, evals, task.card
@@ -221,6 +238,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     train_rows, eval_rows, card = resolve_data(config)
     if main:
         processes.barrier()
+    if config.objective == "sft" and not any(e.answer.strip() for e in train_rows):
+        raise DataError(f"--data {config.data}: every training answer is empty, so SFT has nothing to learn; "
+                        'give each row its "answer"')
     saved_steps = check_resume(config, out, train_rows) if config.resume else None
     if config.batch_size > len(train_rows) and main:
         log.warning("--batch-size %d is larger than the %d training rows: each batch holds every row once",
@@ -229,6 +249,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if backbone is None:
         backbone = load_backbone(config.model, dtype=config.dtype or _launcher_precision(),
                                  device=config.device or processes.device)
+    check_row_lengths(backbone.tokenizer, train_rows, backbone.max_positions, f"--data {config.data}")
+    if eval_rows:
+        check_row_lengths(backbone.tokenizer, eval_rows, backbone.max_positions,
+                          f"--eval-data {config.eval_data}" if config.eval_data else f"the test split of {config.data}",
+                          answers=config.max_new_tokens is None, max_new_tokens=config.max_new_tokens or 0)
     # Several starts (a canvas option): short runs from different starts, the best continues.
     requested = config  # what config.json records; the start chosen goes under "resolved"
     # A resume with other --steps keeps the starts the run chose (their length is a fraction of the steps).
@@ -419,10 +444,15 @@ RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "eval_dat
 
 
 def rows_digest(rows: list[Example]) -> str:
-    """What identifies a run's training rows, wherever their file sits."""
+    """What identifies a run's training rows, wherever their file sits: text, ids and the pictures' bytes."""
     h = hashlib.sha256()
+    pictures: dict[str, bytes] = {}
     for e in rows:
         h.update(json.dumps([e.prompt, e.answer, e.id], ensure_ascii=False).encode() + b"\n")
+        if e.image is not None:  # rows without a picture hash as they always did, so older runs still resume
+            if e.image not in pictures:
+                pictures[e.image] = hashlib.sha256(Path(e.image).read_bytes()).digest()
+            h.update(pictures[e.image])
     return h.hexdigest()[:16]
 
 
@@ -589,8 +619,11 @@ def _launcher_precision() -> str | None:
 
 
 def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
-    """TrainConfig + keyword overrides; keys that are not TrainConfig fields are method options."""
-    base = asdict(config) if config is not None else {}
+    """TrainConfig (or a dict of its fields) + keyword overrides; keys that are not TrainConfig fields are method options."""
+    if config is not None and not isinstance(config, (TrainConfig, dict)):
+        raise ConfigError(f"train() takes a TrainConfig or a dict of its fields, not a {type(config).__name__}: "
+                          "artstudio.train(artstudio.TrainConfig(data=\"max-bracket\", out=\"runs/x\"))")
+    base = dict(config) if isinstance(config, dict) else asdict(config) if config is not None else {}
     known = {f.name for f in fields(TrainConfig)}
     method_opts = dict(base.get("method_options") or {})
     for k, v in overrides.items():
@@ -639,6 +672,9 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, overwri
     if output is None or Path(output).suffix.lower() == ".png":
         raise ConfigError(f"{run_dir} trained method {method.name!r}, which exports to a folder, not a PNG; "
                           "pass -o FOLDER")
+    from artstudio.baselines.lora import check_export_target
+
+    check_export_target(output, run_dir)
     return Path(method.export(output))
 
 

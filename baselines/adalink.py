@@ -38,7 +38,7 @@ from artstudio.errors import ConfigError
 from artstudio.methods import Method, register
 from artstudio.tune.space import Choice, Float, Int
 
-from .lora import write_export_meta
+from .lora import check_export_target, write_export_meta
 
 
 @dataclass
@@ -140,6 +140,7 @@ class AdaLinkMethod(Method):
     # --- persistence -----------------------------------------------------------------------------
     def export(self, path: str | Path, **metadata) -> Path:
         """safetensors (`text.down.weight`, `text.up.weight`, `visual.*`) + JSON config, loadable by `Method.load`."""
+        check_export_target(path)
         folder = self.save(path)
         write_export_meta(self, folder, metadata)
         return folder

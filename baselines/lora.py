@@ -97,6 +97,26 @@ def write_export_meta(method: Method, folder: Path, metadata: dict[str, Any]) ->
     atomic_write_text(folder / EXPORT_META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
 
 
+def check_export_target(path: str | Path, run_dir: str | Path | None = None) -> Path:
+    """`path` resolved, refused where an export would replace what is not an earlier export.
+
+    `--overwrite` replaces an adapter folder written before (it holds `artstudio.json`), never the run
+    folder, a folder above it, or a folder of other files: those would be deleted with it.
+    """
+    target = Path(path).expanduser().resolve()
+    if run_dir is not None:
+        run = Path(run_dir).expanduser().resolve()
+        if target == run or target in run.parents:
+            raise ConfigError(f"-o {path} is the run folder {run_dir} or a folder that holds it; an export there would "
+                              f"replace the run: choose a new folder, e.g. -o {Path(run_dir) / 'adapter'}")
+    if target.is_dir() and any(target.iterdir()) and not (target / EXPORT_META_FILE).is_file():
+        held = sorted(p.name for p in target.iterdir())
+        raise ConfigError(f"{path} holds files that are not an exported adapter ({', '.join(held[:3])}"
+                          f"{', …' if len(held) > 3 else ''}); an export replaces only an earlier export: choose "
+                          "another folder")
+    return target
+
+
 def replace_folder(tmp: Path, path: Path) -> None:
     """Move a fully written `tmp` folder to `path`, so a killed export never leaves half a folder."""
     if path.exists():
@@ -174,7 +194,7 @@ class PeftMethod(Method):
 
     def export(self, path: str | Path, **metadata) -> Path:
         """A PEFT adapter folder: `PeftModel.from_pretrained(base_model, path)` loads it back."""
-        path = Path(path)
+        path = check_export_target(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ from artstudio.methods import Method, canvas_side, register
 from artstudio.tune.space import CanvasSize, Choice, Float
 from artstudio.vision import to_pixel_values
 
-from .lora import write_export_meta
+from .lora import check_export_target, write_export_meta
 
 INITS = ("normal", "vocab")
 
@@ -100,6 +100,7 @@ class SoftPromptMethod(Method):
 
     def export(self, path: str | Path, **metadata) -> Path:
         """safetensors (`prompt`, shape (k, hidden)) + JSON config, loadable by `Method.load`."""
+        check_export_target(path)
         folder = self.save(path)
         write_export_meta(self, folder, metadata | {"slot_grid": self._grid.tolist()})
         return folder

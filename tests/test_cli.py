@@ -426,3 +426,13 @@ def test_a_whole_number_written_as_a_float_is_taken(tmp_path):
     path.write_text(json.dumps({"data": "add-json", "steps": 300.0}))
     config = parse_config(["train", "--config", str(path)])
     assert config.steps == 300 and isinstance(config.steps, int)
+
+
+def test_infer_names_a_picture_it_cannot_take(tmp_path, capsys):
+    """A folder, a non-image and a 6400×20 strip gave tracebacks from the processor."""
+    Image.new("RGB", (6400, 20)).save(tmp_path / "wide.png")
+    (tmp_path / "notes.png").write_text("not a picture")
+    for image, message in [(tmp_path, "is a folder, not an image file"), (tmp_path / "notes.png", "cannot be decoded"),
+                           (tmp_path / "wide.png", "6400×20, more than 200 times as long")]:
+        assert main(["infer", "--prompt", "3 4", "--image", str(image)]) == 2
+        assert message in capsys.readouterr().err

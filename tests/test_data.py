@@ -162,3 +162,56 @@ def test_a_bad_card_names_its_file_for_every_verb(tmp_path, card, match):
     for role in ("train", "test"):
         with pytest.raises(DataError, match=match):
             resolve_data(str(folder), tmp_path, role=role)
+
+
+# --- what a new user's own files held (2026-12-04 new-user pass) ------------------------------------
+
+def test_line_separators_inside_strings_load_and_round_trip(tmp_path):
+    """U+2028, U+2029 and U+0085 are legal inside JSON strings; str.splitlines() broke rows at them, and the
+    run's own copy (written raw) then failed to load with a message naming a file the user never wrote."""
+    rows = [Example(prompt=f"5{sep}0", answer=f"[{sep}]", id=str(i)) for i, sep in enumerate("\u2028\u2029\u0085")]
+    back = load_jsonl(write_jsonl(tmp_path / "copy.jsonl", rows))
+    assert [(r.prompt, r.answer) for r in back] == [(r.prompt, r.answer) for r in rows]
+    raw = _write(tmp_path / "raw.jsonl", ['{"prompt": "a\u2028b", "answer": "c"}'])
+    assert load_jsonl(raw)[0].prompt == "a\u2028b"
+
+
+def test_a_byte_order_mark_is_not_data_and_other_encodings_name_their_line(tmp_path):
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(b"\xef\xbb\xbf" + b'{"prompt": "a", "answer": "b"}\n')
+    assert load_jsonl(f)[0].prompt == "a"
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes(b'{"prompt": "a", "answer": "b"}\n{"prompt": "a", "answer": "b"}\n{"prompt": "caf\xe9", "answer": "x"}\n')
+    with pytest.raises(DataError, match=r"latin1.jsonl:3: is not UTF-8 text"):
+        load_jsonl(latin)
+
+
+def test_picture_and_row_shape_messages_say_what_is_wrong(tmp_path):
+    Image.new("RGB", (6400, 20)).save(tmp_path / "wide.png")
+    cases = {
+        json.dumps({"prompt": "p", "answer": "a", "image": "wide.png"}): r"6400×20, more than 200 times as long",
+        json.dumps({"prompt": "p", "answer": "a", "image": ""}): r'field "image" is empty',
+        json.dumps({"prompt": "p", "answer": "a", "image": "."}): r"is a folder, not an image file",
+        json.dumps({"messages": [{"role": "user", "content": "p"}]}): r'a chat row \("messages"\); expected one prompt',
+        '{"prompt": "unterminated': r"invalid JSON \(Unterminated string starting at: column 12\)",
+    }
+    for k, (line, message) in enumerate(cases.items()):
+        with pytest.raises(DataError, match=rf"d{k}.jsonl:1: .*{message}"):
+            load_jsonl(_write(tmp_path / f"d{k}.jsonl", [line]))
+    with pytest.raises(DataError, match="takes the path of a JSONL file"):
+        load_jsonl(5)
+
+
+def test_rows_from_python_are_examples_dicts_or_prompt_strings():
+    from artstudio.data import as_examples
+
+    rows = as_examples([Example(prompt="a", answer="b"), {"prompt": "c", "answer": "d"}, "e"])
+    assert [(r.prompt, r.answer) for r in rows] == [("a", "b"), ("c", "d"), ("e", "")]
+    with pytest.raises(DataError, match="no rows"):
+        as_examples([])
+    with pytest.raises(DataError, match="got a single str; wrap it in a list"):
+        as_examples("data/test.jsonl")
+    with pytest.raises(DataError, match="row 0 is a str; expected an artstudio.Example or a dict"):
+        as_examples(["3 4"], needs_answers=True)
+    with pytest.raises(DataError, match='missing field "answer"'):
+        as_examples([{"prompt": "c"}], needs_answers=True)

@@ -18,7 +18,8 @@ from artstudio.methods import load_artwork, read_artwork
 from artstudio.backbone import load_backbone
 from artstudio.cli import main
 from artstudio.data import Example, write_jsonl
-from artstudio.errors import ArtworkError
+from artstudio.errors import ArtworkError, ConfigError, DataError
+from artstudio.evaluation import evaluate
 from artstudio.generation import GenerationConfig, generate
 from artstudio.methods import ArtMethod, Method
 from artstudio.prompts import end_of_turn_token, render_prompt
@@ -175,6 +176,18 @@ def test_plain_png_needs_a_model(qwen35, tmp_path, capsys):
     assert main(["eval", "--canvas", str(plain), "--data", str(qwen35.test)]) == 2
     assert "--model M" in capsys.readouterr().err
     assert main(["eval", "--canvas", str(plain), "--model", qwen35.model, "--data", str(qwen35.test)]) == 0
+
+
+def test_python_callers_may_name_the_model_and_pass_plain_rows(qwen35):
+    """load_artwork(png, "model") and evaluate(path, rows) were AttributeErrors; rows had to be Examples."""
+    method = load_artwork(qwen35.art, qwen35.model)  # a model named where the backbone goes
+    assert method.backbone.model_id == qwen35.model
+    texts = generate(method, ["1 2", {"prompt": "3 4"}], GenerationConfig(max_new_tokens=4)).texts
+    assert len(texts) == 2 and texts[0] == generate(method, [Example(prompt="1 2")], GenerationConfig(max_new_tokens=4)).texts[0]
+    with pytest.raises(ConfigError, match="expected a method .*load_artwork.*got 'x.png' \\(str\\)"):
+        evaluate("x.png", [Example(prompt="1 2", answer="3")])
+    with pytest.raises(DataError, match="no rows"):
+        evaluate(method, [])
 
 
 def test_model_mismatch_is_refused_unless_allowed(qwen35, tmp_path, capsys):

@@ -129,3 +129,18 @@ def test_list_tasks_refuses_an_unknown_kind():
     with pytest.raises(ConfigError, match="unknown task kind 'heldoutt'; choose one of pretrain, heldout, library"):
         artstudio.list_tasks("heldoutt")
     assert len(list_tasks()) == len(TASKS)
+
+
+def test_cards_in_other_encodings_and_bad_split_sizes_are_clear_errors(tmp_path):
+    from artstudio.errors import ConfigError, DataError
+    from artstudio.tasks import load_card
+
+    (tmp_path / "card.json").write_bytes(b'{"name": "caf\xe9"}')
+    with pytest.raises(DataError, match="card.json is not UTF-8 text; save the card as UTF-8"):
+        load_card(tmp_path)
+    (tmp_path / "card.json").write_bytes(b'\xef\xbb\xbf{"name": "bom"}')  # a byte-order mark, as Notepad writes
+    assert load_card(tmp_path)["name"] == "bom"
+    for n in (0, -5, "5"):  # wrote an empty train.jsonl that `train` then refused
+        with pytest.raises(ConfigError, match="--n-train is .*; expected a whole number of rows, at least 1"):
+            make_task("add-json", tmp_path / "t", n_train=n)
+    assert not (tmp_path / "t").exists()

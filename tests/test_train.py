@@ -289,3 +289,74 @@ def test_a_run_with_gradient_checkpointing_trains_the_same_canvas(qwen35, task_d
     ckpt = train(TrainConfig(out=str(tmp_path / "b"), gradient_checkpointing=True, **common), backbone=qwen35,
                  progress=False, canvas_size=64)
     torch.testing.assert_close(ckpt.method.canvas.param, plain.method.canvas.param, atol=1e-5, rtol=0)
+
+
+# --- what a new user's own data and Python calls met (2026-12-04 new-user pass) ----------------------
+
+def test_rows_the_model_cannot_read_and_answers_that_are_all_empty_are_refused_before_training(qwen35, task_dir,
+                                                                                               tmp_path):
+    """A 20,000-character answer ran the machine out of memory with no message; all-empty answers trained."""
+    long = tmp_path / "long"
+    write_jsonl(long / "train.jsonl", ROWS[:3] + [Example(prompt="1 2", answer="9 " * 5000, id="huge")])
+    with pytest.raises(DataError, match=r"row 'huge' is too long: its prompt and answer take [\d,]+ tokens.*"
+                                        r"model's 4,096 positions"):
+        train(TrainConfig(out=str(tmp_path / "a"), data=str(long), steps=1, batch_size=2), backbone=qwen35,
+              progress=False, canvas_size=64)
+    empty = tmp_path / "empty"
+    write_jsonl(empty / "train.jsonl", [Example(prompt=r.prompt, answer="", id=r.id) for r in ROWS])
+    with pytest.raises(DataError, match="every training answer is empty"):
+        train(TrainConfig(out=str(tmp_path / "a"), data=str(empty), steps=1, batch_size=2), backbone=qwen35,
+              progress=False, canvas_size=64)
+    assert not (tmp_path / "a").exists()
+
+
+def test_eval_data_is_spelled_like_data_and_python_callers_get_clear_errors(qwen35, task_dir, tmp_path):
+    """--eval-data took only a file; train("path") and TrainConfig(steps="20") ended in TypeErrors."""
+    run = train({"out": str(tmp_path / "r"), "data": str(task_dir), "eval_data": str(task_dir), "steps": 1,
+                 "batch_size": 2, "snapshot_every": 0}, backbone=qwen35, progress=False, canvas_size=64)
+    assert run.metrics["eval_n"] == 4  # the folder's test split
+    with pytest.raises(ConfigError, match="train\\(\\) takes a TrainConfig or a dict"):
+        train(str(task_dir))
+    with pytest.raises(ConfigError, match="training option steps is '20'; expected a number"):
+        TrainConfig(data="x", steps="20").check()
+    with pytest.raises(ConfigError, match="training option data is 5 \\(int\\); expected text"):
+        TrainConfig(data=5).check()
+    assert TrainConfig(data=task_dir, out=tmp_path / "p").data == str(task_dir)  # a Path is welcome
+
+
+def test_a_resume_with_other_row_pictures_is_another_run(qwen35, tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "pics"
+    for i, colour in enumerate(["red", "blue"]):
+        Image.new("RGB", (32, 32), colour).save(tmp_path / f"{colour}.png")
+    rows = [Example(prompt=r.prompt, answer=r.answer, id=r.id, image=str(tmp_path / "red.png")) for r in ROWS]
+    write_jsonl(data / "train.jsonl", rows)
+    common = dict(out=str(tmp_path / "run"), data=str(data), batch_size=2, checkpoint_every=1, snapshot_every=0)
+    train(TrainConfig(steps=1, **common), backbone=qwen35, progress=False, canvas_size=64)
+    Image.new("RGB", (32, 32), "blue").save(tmp_path / "red.png")  # the same path, another picture
+    with pytest.raises(ConfigError, match="--data"):
+        train(TrainConfig(steps=2, resume=True, **common), backbone=qwen35, progress=False, canvas_size=64)
+
+
+def test_export_overwrite_replaces_an_earlier_export_never_a_run_or_other_files(qwen35, tiny_model_dir, task_dir,
+                                                                                 tmp_path):
+    """`export RUN -o RUN --overwrite` replaced the run with the adapter; `-o PARENT` deleted every run in it."""
+    from artstudio.training import export_run
+
+    run = tmp_path / "runs" / "lora"
+    train(TrainConfig(out=str(run), data=str(task_dir), method="lora", steps=1, batch_size=2,
+                      model=tiny_model_dir("qwen3_5")), backbone=qwen35, progress=False)
+    for target in (run, run.parent):
+        with pytest.raises(ConfigError, match="is the run folder .* or a folder that holds it"):
+            export_run(run, target, overwrite=True)
+    assert (run / "config.json").is_file() and (run / "final" / "method.json").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="holds files that are not an exported adapter \\(notes.txt\\)"):
+        export_run(run, mine, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep"
+    adapter = export_run(run, tmp_path / "adapter")
+    assert (adapter / "adapter_config.json").is_file()
+    assert export_run(run, tmp_path / "adapter", overwrite=True) == adapter  # an earlier export is replaced

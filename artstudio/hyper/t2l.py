@@ -244,10 +244,10 @@ class T2LHypernetwork(Hypernetwork):
     def export(self, backbone, generated: dict[str, torch.Tensor], path: str | Path, description: str = "",
                **extra) -> Path:
         """A standard PEFT adapter folder, written atomically (temporary folder + rename)."""
-        from ..baselines.lora import EXPORT_META_FILE, replace_folder
+        from ..baselines.lora import EXPORT_META_FILE, check_export_target, replace_folder
 
+        path = check_export_target(path)
         peft = self.peft_model(backbone)
-        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -65,6 +65,9 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
     out = Path(out)
     n_train = card.n_train if n_train is None else n_train
     n_test = card.n_test if n_test is None else n_test
+    for option, n in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"--{option.replace('_', '-')} is {n!r}; expected a whole number of rows, at least 1")
     meta = card.to_dict() | {"n_train": n_train, "n_test": n_test, "seed": seed}
     if _card_of(out) != meta:
         check_free(out, overwrite, names=TASK_FILES)
@@ -101,7 +104,7 @@ TASK_FILES = ("train.jsonl", "test.jsonl", "card.json")  # a task folder (README
 
 def _card_of(folder: Path) -> dict | None:
     try:
-        return json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        return json.loads((folder / "card.json").read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return None
 
@@ -112,9 +115,11 @@ def load_card(folder: str | Path) -> dict:
     path = folder / "card.json"
     if path.exists():
         try:
-            card = json.loads(path.read_text(encoding="utf-8"))
+            card = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{e.lineno}: card.json is not valid JSON ({e.msg})") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{path} is not UTF-8 text; save the card as UTF-8") from None
         check_card(card, path)
         return card
     return {"name": folder.name, "description": "", "metric": "exact"}

@@ -477,7 +477,7 @@ def _infer(config) -> int:
 class InfoConfig:
     """What `artstudio info` shows."""
 
-    artwork: str | None = field(default=None, metadata={"help": "artwork PNG whose metadata to show"})
+    artwork: str | None = field(default=None, metadata={"help": "artwork PNG (or exported adapter folder) whose metadata to show"})
     model: str | None = field(default=None, metadata={"help": "a model whose geometry to show (with an artwork: check they fit; default without an artwork: studio-tiny)"})
     json: bool = field(default=False, metadata={"help": "print JSON instead of a table"})
 
@@ -495,6 +495,19 @@ def _info(config: InfoConfig) -> int:
 
 def format_info(info: dict[str, Any]) -> str:
     out = []
+    if "export" in info:
+        ex = info["export"]
+        meta = ex.get("metadata") or {}
+        task = meta.get("task") or {}
+        rows = [("export", ex["path"]), ("method", ex.get("method", "")), ("model", ex.get("model_id", "")),
+                ("family", ex.get("family", ""))]
+        if ex.get("trainable_params") is not None:
+            rows.append(("trainable", f"{ex['trainable_params']:,} parameters"))
+        if task:
+            rows += [("task", task.get("name", "")), ("description", task.get("description", ""))]
+        rows += [(k, meta[k]) for k in ("objective", "steps") if k in meta]
+        rows += [(k, _pct(v) if k.endswith("accuracy") else v) for k, v in (meta.get("metrics") or {}).items()]
+        out.append(table(rows))
     if "artwork" in info:
         art, meta = info["artwork"], info["artwork"]["metadata"]
         rows: list[tuple[Any, ...]] = [("artwork", art["path"]), ("size", f"{art['width']}×{art['height']}")]

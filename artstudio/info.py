@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from .artwork import check_compatible, read_artwork
-from .errors import ArtStudioError
+from .errors import ArtStudioError, ArtworkError
+from .methods import EXPORT_META_FILE
+
+
+def export_info(folder: Path) -> dict[str, Any]:
+    """An exported adapter folder's record: its method, model, size and the run's task and accuracy."""
+    try:
+        meta = json.loads((folder / EXPORT_META_FILE).read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise ArtworkError(f"{folder / EXPORT_META_FILE} cannot be read ({err}); re-export the run") from None
+    if not isinstance(meta, dict):
+        raise ArtworkError(f"{folder / EXPORT_META_FILE} is not a JSON object; re-export the run")
+    return {"path": str(folder), **meta}
 
 
 def gather_info(artwork: str | None, model: str | None) -> dict[str, Any]:
@@ -15,7 +28,9 @@ def gather_info(artwork: str | None, model: str | None) -> dict[str, Any]:
 
     info: dict[str, Any] = {}
     art = None
-    if artwork is not None:
+    if artwork is not None and (Path(artwork).expanduser() / EXPORT_META_FILE).is_file():
+        info["export"] = export_info(Path(artwork).expanduser())
+    elif artwork is not None:
         art = read_artwork(artwork)
         info["artwork"] = {"path": str(art.path), "width": art.image.width, "height": art.image.height,
                            "metadata": json.loads(art.metadata.to_json()) if art.metadata else None}

@@ -40,6 +40,7 @@ from .tune.space import CanvasSize, Choice, Float
 
 METHOD_FILE = "method.json"
 WEIGHTS_FILE = "method.safetensors"
+EXPORT_META_FILE = "artstudio.json"  # beside an exported adapter folder's weights: method, model, task, accuracy
 
 
 class Method(torch.nn.Module):

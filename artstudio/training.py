@@ -637,7 +637,8 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
 
 def export_artwork_of(method: Method, path: str | Path, *, card: dict, data: str, objective: str, steps: int,
                       metrics: dict) -> Path:
-    """Write a run's canvas as an artwork PNG whose metadata names its task, objective, steps and accuracy."""
+    """Write a run's method as its deployable artefact (a canvas: an artwork PNG; an adapter: a folder) whose
+    metadata names its task, objective, steps and accuracy."""
     task = {"name": card.get("name", Path(data).stem), "description": card.get("description", "")}
     return method.export(path, task=task, objective=objective, steps=steps,
                          metrics={k: v for k, v in metrics.items() if k in ("accuracy", "eval_n")})
@@ -664,18 +665,18 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, overwri
     result = _read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
     backbone = load_backbone(cfg.get("model"), device="cpu")
     method = Method.load(final, backbone)
-    if method.paints():
-        card = (cfg.get("resolved") or {}).get("task") or {}
-        return export_artwork_of(method, Path(output) if output else run_dir / "artwork.png", card=card,
-                                 data=cfg.get("data", ""), objective=cfg.get("objective", "sft"),
-                                 steps=int(result.get("steps", cfg.get("steps", 0))), metrics=result)
-    if output is None or Path(output).suffix.lower() == ".png":
-        raise ConfigError(f"{run_dir} trained method {method.name!r}, which exports to a folder, not a PNG; "
-                          "pass -o FOLDER")
-    from artstudio.baselines.lora import check_export_target
+    if not method.paints():
+        if output is None or Path(output).suffix.lower() == ".png":
+            raise ConfigError(f"{run_dir} trained method {method.name!r}, which exports to a folder, not a PNG; "
+                              "pass -o FOLDER")
+        from artstudio.baselines.lora import check_export_target
 
-    check_export_target(output, run_dir)
-    return Path(method.export(output))
+        check_export_target(output, run_dir)
+    card = (cfg.get("resolved") or {}).get("task") or {}
+    # The same record of task, objective, steps and accuracy in a PNG's metadata and an adapter's artstudio.json.
+    return Path(export_artwork_of(method, Path(output) if output else run_dir / "artwork.png", card=card,
+                                  data=cfg.get("data", ""), objective=cfg.get("objective", "sft"),
+                                  steps=int(result.get("steps", cfg.get("steps", 0))), metrics=result))
 
 
 def _read_json(path: Path) -> dict:

@@ -37,10 +37,9 @@ from typing import Any
 import torch
 
 from artstudio.errors import ConfigError
-from artstudio.methods import Method, atomic_write_text, register
+from artstudio.methods import EXPORT_META_FILE, Method, atomic_write_text, register
 from artstudio.tune.space import Choice, Float, Int
 
-EXPORT_META_FILE = "artstudio.json"
 LANGUAGE_MODEL_MARKER = "language_model"
 
 

@@ -340,7 +340,7 @@ def test_a_resume_with_other_row_pictures_is_another_run(qwen35, tmp_path):
 
 
 def test_export_overwrite_replaces_an_earlier_export_never_a_run_or_other_files(qwen35, tiny_model_dir, task_dir,
-                                                                                 tmp_path):
+                                                                                 tmp_path, capsys):
     """`export RUN -o RUN --overwrite` replaced the run with the adapter; `-o PARENT` deleted every run in it."""
     from artstudio.training import export_run
 
@@ -360,3 +360,10 @@ def test_export_overwrite_replaces_an_earlier_export_never_a_run_or_other_files(
     adapter = export_run(run, tmp_path / "adapter")
     assert (adapter / "adapter_config.json").is_file()
     assert export_run(run, tmp_path / "adapter", overwrite=True) == adapter  # an earlier export is replaced
+    # Its record names the run's task, steps and accuracy, as an artwork's metadata does; `info` reads it.
+    from artstudio.cli import main
+
+    assert main(["info", str(adapter), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)["export"]
+    assert record["method"] == "lora" and record["metadata"]["steps"] == 1
+    assert record["metadata"]["task"]["name"] == task_dir.name and "accuracy" in record["metadata"]["metrics"]

@@ -140,7 +140,9 @@ def test_cards_in_other_encodings_and_bad_split_sizes_are_clear_errors(tmp_path)
         load_card(tmp_path)
     (tmp_path / "card.json").write_bytes(b'\xef\xbb\xbf{"name": "bom"}')  # a byte-order mark, as Notepad writes
     assert load_card(tmp_path)["name"] == "bom"
-    for n in (0, -5, "5"):  # wrote an empty train.jsonl that `train` then refused
-        with pytest.raises(ConfigError, match="--n-train is .*; expected a whole number of rows, at least 1"):
+    for n in (-5, "5"):  # -5 wrote an empty train.jsonl that `train` then refused
+        with pytest.raises(ConfigError, match="--n-train is .*; expected a whole number of rows, at least 0"):
             make_task("add-json", tmp_path / "t", n_train=n)
+    with pytest.raises(ConfigError, match="--n-test is 0; expected a whole number of rows, at least 1"):
+        make_task("add-json", tmp_path / "t", n_test=0)
     assert not (tmp_path / "t").exists()

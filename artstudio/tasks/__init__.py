@@ -65,9 +65,9 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
     out = Path(out)
     n_train = card.n_train if n_train is None else n_train
     n_test = card.n_test if n_test is None else n_test
-    for option, n in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"--{option.replace('_', '-')} is {n!r}; expected a whole number of rows, at least 1")
+    for option, n, least in (("n_train", n_train, 0), ("n_test", n_test, 1)):  # n_train 0: a folder to score on only
+        if isinstance(n, bool) or not isinstance(n, int) or n < least:
+            raise ConfigError(f"--{option.replace('_', '-')} is {n!r}; expected a whole number of rows, at least {least}")
     meta = card.to_dict() | {"n_train": n_train, "n_test": n_test, "seed": seed}
     if _card_of(out) != meta:
         check_free(out, overwrite, names=TASK_FILES)

@@ -377,6 +377,27 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     return _DTYPES[key]
 
 
+def check_device(device: str | None) -> None:
+    """Refuse a device torch cannot name or this machine does not have, as a ConfigError naming --device."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device {device!r} is not a device; use cpu, cuda, cuda:1 or mps (or leave it out: "
+                          "cuda when there is one, else cpu)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: this machine has no CUDA GPU that PyTorch can use; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: there are {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+
+
+def check_dtype(dtype: str | None) -> None:
+    """Refuse a dtype name resolve_dtype would refuse, before anything is loaded or written."""
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        resolve_dtype(dtype, "cpu")
+
+
 def _looks_local(model: str) -> bool:
     return Path(model).expanduser().exists() or model.startswith(("/", "./", "../", "~", "."))
 
@@ -417,6 +438,7 @@ def load_backbone(
             )
         source = str(path)
         local_files_only = True  # a local folder must never trigger a download
+    check_device(device)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = resolve_dtype(dtype, device)
     hub_kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}

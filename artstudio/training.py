@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 
-from .backbone import DEFAULT_MODEL, load_backbone
+from .backbone import DEFAULT_MODEL, check_device, check_dtype, load_backbone
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError
 from .atomic import atomic_write_text, check_free
@@ -134,6 +134,8 @@ class TrainConfig:
         for name, ok, expected in rules:
             if not ok:
                 raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)!r}; {expected}")
+        check_device(self.device)
+        check_dtype(self.dtype)
         for name in ("method_options", "grpo"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} is {getattr(self, name)!r}; expected a dict of options")

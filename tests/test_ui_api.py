@@ -180,12 +180,10 @@ def test_requests_cannot_name_folders_or_models_elsewhere(app, client, tmp_path)
         client, api_name="/start_training", **train_kwargs(app, model=str(tmp_path), steps=1, run="elsewhere"))
     refused(client, "../../", "escape", "", api_name="/save_to_gallery")
     assert "expected a number" in refused(client, api_name="/start_training", **train_kwargs(app, lr="fast", run="x"))
-    # A run name with path parts stays a plain folder inside runs/.
-    _, run, job = client.predict(api_name="/start_training", **train_kwargs(
+    # A run name with path parts is refused with a message (not silently rewritten to "escape").
+    assert "looks like a path" in refused(client, api_name="/start_training", **train_kwargs(
         app, source="task", task="add-json", steps=1, run="../../escape", eval_every=0))
-    assert run == "escape"
-    wait_job(client, int(job))
-    assert (app.studio.runs / "escape" / "config.json").is_file()
+    assert not (app.studio.runs / "escape").exists()
     assert not (app.studio.runs.parent.parent / "escape").exists()
 
 
@@ -231,9 +229,11 @@ def test_safe_names_and_confinement(tmp_path):
     from artstudio.ui.files import PathRefused, inside, safe_name
 
     assert safe_name("My run 1!") == "My-run-1"
-    assert safe_name("../../etc") == "etc"
+    for name in ("../../etc", "../", "a/b", "a\\b"):  # refused, not rewritten (docs/app.md)
+        with pytest.raises(PathRefused, match="looks like a path"):
+            safe_name(name)
     with pytest.raises(Exception, match="empty"):
-        safe_name("../")
+        safe_name(" !? ")
     assert inside(tmp_path, "a/b.png") == tmp_path.resolve() / "a" / "b.png"
     (tmp_path / "link").symlink_to("/etc")
     for name in ("../x", "/etc/passwd", "link/passwd"):

@@ -91,6 +91,11 @@ button.as-danger:hover, #as-stop:hover, #as-delete:hover, #as-confirm-delete:hov
 #as-jobs tbody td:last-child, #as-jobs tbody td:last-child * {color:#dc2626 !important; font-weight:700; cursor:pointer;}
 #as-compare-table th, #as-compare-table th span {word-break:keep-all !important; overflow-wrap:normal !important;
   white-space:nowrap !important;}
+/* Result tables in markdown (Compare's summary and cost table, Tune's report): no word or number is broken
+   inside a cell ("metho/d", "0.0/5" at 1400 px); a table wider than its column scrolls sideways instead. */
+.as-results table {display:block; max-width:100%; overflow-x:auto;}
+.as-results th, .as-results td {word-break:keep-all !important; overflow-wrap:normal !important; hyphens:none;
+  white-space:nowrap !important;}
 #as-train-log textarea {font-family: ui-monospace, SFMono-Regular, monospace; font-size:.8rem;}
 """
 
@@ -123,7 +128,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             with gr.Tab("Tune", id="tune", elem_id="as-tab-tune") as tune_page:
                 tune = build_tune_tab(studio, client)
             with gr.Tab("Jobs", id="jobs", elem_id="as-tab-jobs"):
-                jobs_table, jobs_refresh = _build_jobs_tab(studio, client)
+                jobs_outputs, jobs_refresh = _build_jobs_tab(studio, client)
 
         timer = gr.Timer(studio.settings.poll_seconds)
         train_seen, compare_seen, tune_seen, jobs_seen = gr.State({}), gr.State({}), gr.State({}), gr.State({})
@@ -133,7 +138,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
                    api_visibility="private")
         timer.tick(tune.refresh, [tune_seen, client], tune.refresh_outputs + [tune_seen], show_progress="hidden",
                    api_visibility="private")
-        timer.tick(jobs_refresh, [jobs_seen, client], [jobs_table, jobs_seen], show_progress="hidden",
+        timer.tick(jobs_refresh, [jobs_seen, client], [*jobs_outputs, jobs_seen], show_progress="hidden",
                    api_visibility="private")
 
         def init_client(saved: str | None):
@@ -182,6 +187,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 
 
 STOP_CELL = "■ Stop"
+NO_JOBS = "No jobs yet: a training, a comparison or a study started from any page appears here."
 STOP_HTML = f'<span style="color:#dc2626;font-weight:700;cursor:pointer">{STOP_CELL}</span>'
 
 
@@ -195,6 +201,8 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
     table = gr.Dataframe(headers=headers, value=[], interactive=False, wrap=True, elem_id="as-jobs",
                          datatype=["number", "str", "str", "str", "str", "str", "str", "str", "html"],
                          column_widths=["5%", "9%", "7%", "30%", "8%", "8%", "7%", "18%", "8%"])
+    # An empty table alone reads like a page that did not load.
+    empty = gr.Markdown(NO_JOBS, elem_id="as-jobs-empty", elem_classes="as-note")
     message = gr.Markdown(elem_id="as-jobs-message")
 
     def rows(client_id: str) -> list[list[Any]]:
@@ -210,8 +218,8 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
         current = rows(client_id)
         key = repr([r[:7] + r[8:] for r in current])
         if key == seen.get("key"):
-            return gr.skip(), seen
-        return current, {"key": key}
+            return gr.skip(), gr.skip(), seen
+        return current, gr.Markdown(visible=not current), {"key": key}
 
     def stop_job(job_id: int) -> str:
         """Cancel a waiting job or stop a running one (any job: the Jobs tab lists them)."""
@@ -235,7 +243,7 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
         return text, rows(client_id)
 
     table.select(on_select, client, [message, table], api_visibility="private", show_progress="hidden")
-    return table, refresh
+    return [table, empty], refresh
 
 
 @dataclass

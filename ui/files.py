@@ -3,8 +3,9 @@
 The app reads and writes only inside its configured folders (DESIGN §6), whatever a request names.
 Every path a request can influence goes through `inside(root, relative)`, which resolves symlinks
 and `..` and refuses anything that lands outside `root` (absolute paths included). Names a user
-types (run names, gallery names) become file names through `safe_name`, which keeps only letters,
-digits, `.`, `_` and `-`.
+types (run names, gallery names) become file names through `safe_name`, which refuses a name with
+`/`, `\\` or `..` and turns any other character than letters, digits, `.`, `_` and `-` into `-`
+(spaces included: 'my run' is `my-run`).
 
 Uploads are checked before anything reads them as data: a size limit, then a real decode (a PNG must
 open as a PNG, with valid ArtStudio metadata when it has some; a JSONL file must parse, and errors
@@ -28,9 +29,17 @@ class PathRefused(ArtStudioError):
     """A request named a file outside the app's configured folders."""
 
 
-def safe_name(name: str, what: str = "name") -> str:
-    """A file-system-safe version of a name a user typed ('My run 1' -> 'My-run-1')."""
-    cleaned = _NAME_CHARS.sub("-", (name or "").strip()).strip("-.")[:80]
+def safe_name(name: str, what: str = "name", *, derived: bool = False) -> str:
+    """A file-system-safe version of a name a user typed ('My run 1' -> 'My-run-1').
+
+    A typed name that looks like a path (a `/`, a `\\` or `..`) is refused, not rewritten: '../../etc'
+    silently becoming 'etc' would put the run somewhere its owner did not ask for. `derived=True` is for
+    names the app derives itself (an uploaded file's stem, a task's name), which are only cleaned."""
+    text = (name or "").strip()
+    if not derived and ("/" in text or "\\" in text or ".." in text):
+        raise PathRefused(f"the {what} {text!r} looks like a path ('/', '\\' or '..'); a {what} is a plain "
+                             "name inside the app's folder: use letters, digits, '-', '_' or '.'")
+    cleaned = _NAME_CHARS.sub("-", text).strip("-.")[:80]
     if not cleaned:
         raise ArtStudioError(f"the {what} {name!r} is empty once unsafe characters are removed; "
                              "use letters, digits, '-', '_' or '.'")
@@ -47,8 +56,13 @@ def inside(root: str | Path, relative: str | Path) -> Path:
     return candidate
 
 
-def check_size(path: str | Path, max_mb: float, display: str) -> int:
-    """Size of an uploaded file in bytes, or an error when it is missing or over `max_mb`."""
+EMPTY_JSONL = 'a training or test file holds one JSON object a line, like {"prompt": "3 4", "answer": "7"}'
+EMPTY_PNG = "choose a PNG picture (an artwork exported by ArtStudio, or one saved from an image editor)"
+
+
+def check_size(path: str | Path, max_mb: float, display: str, expected: str = "upload the file again, or another one") -> int:
+    """Size of an uploaded file in bytes, or an error when it is missing or over `max_mb`; an empty
+    file's message says what a file should hold (`expected`)."""
     file = Path(path)
     if not file.is_file():
         raise ArtStudioError(f"{display}: the upload did not arrive; try uploading it again")
@@ -56,7 +70,7 @@ def check_size(path: str | Path, max_mb: float, display: str) -> int:
     if size > max_mb * 1024 * 1024:
         raise ArtStudioError(f"{display} is {size / 2**20:.1f} MB; uploads are limited to {max_mb:g} MB")
     if size == 0:
-        raise ArtStudioError(f"{display} is empty")
+        raise ArtStudioError(f"{display} is empty (0 bytes); {expected}")
     return size
 
 
@@ -80,7 +94,7 @@ def validate_png(path: str | Path, max_mb: float, display: str | None = None):
     from artstudio.artwork import read_artwork
 
     display = display or Path(path).name
-    check_size(path, max_mb, display)
+    check_size(path, max_mb, display, EMPTY_PNG)
     try:
         return read_artwork(path)
     except ArtworkError as err:
@@ -96,7 +110,7 @@ def validate_jsonl(path: str | Path, max_mb: float, display: str | None = None, 
     from artstudio.data import load_jsonl
 
     display = display or Path(path).name
-    check_size(path, max_mb, display)
+    check_size(path, max_mb, display, EMPTY_JSONL)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

@@ -103,9 +103,11 @@ class Studio:
     # --- training ------------------------------------------------------------------------------
     def train_config(self, values: dict[str, Any], train_file: str | None = None,
                      eval_file: str | None = None, *, preview: bool = False) -> tuple[Any, str]:
-        """A TrainConfig from form values (TrainConfig field names plus run, source, task, canvas_size).
+        """A checked TrainConfig from form values (TrainConfig field names plus run, source, task, canvas_size).
 
-        `preview` builds it without checking the run folder or copying an upload (the command preview)."""
+        Its options are checked as `artstudio train` checks them (`TrainConfig.check`) before anything
+        is written; `preview` (the command line panel) stops there: it neither looks at the run folder
+        nor copies an upload."""
         from artstudio.training import TrainConfig
 
         values = dict(values)
@@ -113,12 +115,6 @@ class Studio:
         if run in RESERVED_RUN_NAMES:
             raise ConfigError(f"{run!r} is the app's folder of {RESERVED_RUN_NAMES[run]}; choose another run name")
         run_dir = inside(self.runs, run)
-        resume = bool(values.get("resume"))
-        if not preview and run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            raise ConfigError(f"a run named {run!r} exists already; choose another run name, or tick "
-                              "'resume' to continue it from its last checkpoint")
-        if not preview and self.jobs.busy_with(run_dir):
-            raise ConfigError(f"run {run!r} is already queued or running; pick another name")
         known = {f.name for f in fields(TrainConfig)}
         config: dict[str, Any] = {k: v for k, v in values.items() if k in known}
         config["out"] = str(run_dir)
@@ -130,11 +126,25 @@ class Studio:
             config["method_options"].setdefault("canvas_size", canvas)
         for name in ("device", "dtype", "metric"):
             config[name] = config.get(name) or None
-        config.update(self._train_data(values, run_dir, train_file, eval_file, preview))
-        return TrainConfig.from_dict(coerce_numbers(TrainConfig, config)), run
+        config.update(self._train_data(values, run_dir))
+        train_config = TrainConfig.from_dict(coerce_numbers(TrainConfig, config))
+        # Out-of-range numbers (steps -5, batch size 0, lr -1) are refused here, as `artstudio train`
+        # refuses them, not in the queue; and before anything is written into the run folder.
+        train_config.check()
+        if preview:
+            return train_config, run
+        # A double-click on Start: the run is there because it is running, and 'resume' is no advice for that.
+        if self.jobs.busy_with(run_dir):
+            raise ConfigError(f"run {run!r} is already queued or running; pick another name")
+        if run_dir.exists() and any(run_dir.iterdir()) and not values.get("resume"):
+            raise ConfigError(f"a run named {run!r} exists already; choose another run name, or tick "
+                              "'resume' to continue it from its last checkpoint")
+        if values.get("source", "task") != "task":
+            self._copy_upload(values, run_dir, train_file, eval_file)
+        return train_config, run
 
-    def _train_data(self, values: dict, run_dir: Path, train_file: str | None, eval_file: str | None,
-                    preview: bool = False) -> dict:
+    def _train_data(self, values: dict, run_dir: Path) -> dict:
+        """The config's data: a built-in task, or the run's `data/` folder an upload is copied into."""
         from artstudio.tasks import TASKS
 
         if values.get("source", "task") == "task":
@@ -142,8 +152,10 @@ class Studio:
             if task not in TASKS:
                 raise ConfigError(f"{task!r} is not a built-in task; choose one of {', '.join(TASKS)}")
             return {"data": task, "eval_data": None}
-        if preview:  # where the upload goes when the run starts
-            return {"data": str(run_dir / "data"), "eval_data": None}
+        return {"data": str(run_dir / "data"), "eval_data": None}
+
+    def _copy_upload(self, values: dict, run_dir: Path, train_file: str | None, eval_file: str | None) -> None:
+        """Check the uploaded files, then make them a task folder inside the run (`RUN/data/`)."""
         if not train_file:
             raise ConfigError("upload a training file (JSONL, one {\"prompt\": ..., \"answer\": ...} per line) "
                               "or pick a built-in task")
@@ -160,7 +172,6 @@ class Studio:
         card = {"name": Path(train_file).stem, "description": f"uploaded {Path(train_file).name}",
                 "metric": values.get("metric") or "exact"}
         (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        return {"data": str(folder), "eval_data": None}
 
     def start_training(self, values: dict[str, Any], train_file: str | None = None, eval_file: str | None = None,
                        owner: str = "") -> Job:
@@ -288,7 +299,7 @@ class Studio:
         display = display or Path(upload).name
         self.check_import(upload, display)
         art = validate_png(upload, self.settings.max_upload_mb, display)
-        stem = safe_name(Path(display).stem, "file name")
+        stem = safe_name(Path(display).stem, "file name", derived=True)
         dest = unique_path(self.canvases, stem, ".png")
         copy_into(art.path, self.canvases, dest.name)
         return f"canvases/{dest.name}"
@@ -296,9 +307,9 @@ class Studio:
     def check_import(self, upload: str, display: str) -> None:
         """Refuse a PNG no served model can use: too many pixels (from the header), a model the app does
         not serve, or a size that fits none of the served models' patch grids."""
-        from .files import check_size
+        from .files import EMPTY_PNG, check_size
 
-        check_size(upload, self.settings.max_upload_mb, display)
+        check_size(upload, self.settings.max_upload_mb, display, EMPTY_PNG)
         width, height = png_header_size(upload, display)
         cap = self.settings.max_artwork_pixels
         if width * height > cap:
@@ -435,7 +446,7 @@ class Studio:
         if art.metadata is None:
             raise ArtworkError(f"{key} has no artwork metadata; generate it again")
         description = art.metadata.extra.get("description", "")
-        stem = safe_name(str((art.metadata.task or {}).get("name") or Path(key).stem), "artwork name")
+        stem = safe_name(str((art.metadata.task or {}).get("name") or Path(key).stem), "artwork name", derived=True)
         with self._save_lock:
             if (name or "").strip():
                 dest = inside(self.canvases, safe_name(name, "artwork name") + ".png")
@@ -687,7 +698,8 @@ class Studio:
         """The Train form's values for a study's best.json, and the options the form cannot show.
 
         `train_config` turns the values back into best.json's TrainConfig, with the run folder (its
-        `out`) renamed: by default `NAME-best`, or automatic when that run exists already."""
+        `out`) renamed: by default `NAME-best`, or automatic when that run exists already; and its
+        decimal numbers (a sampled learning rate) rounded to 4 significant digits, as the form shows them."""
         from artstudio.options import default_of, field_type
         from artstudio.tasks import TASKS
         from artstudio.training import TrainConfig
@@ -700,6 +712,8 @@ class Studio:
         values: dict[str, Any] = {}
         for f in fields(TrainConfig):
             value = getattr(config, f.name)
+            if isinstance(value, float):  # a sampled lr reads 0.0626, not 0.06260326907499733
+                value = float(f"{value:.4g}")
             if isinstance(value, dict):
                 value = json.dumps(value) if value else ""
             elif field_type(TrainConfig, f.name)[1]:  # optional: a text box, empty for "the default"

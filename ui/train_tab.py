@@ -33,6 +33,20 @@ ADVANCED = ["metric", "grad_accum", "weight_decay", "warmup", "schedule", "eval_
             "method_options", "grpo"]
 DEFAULT_TASK = "add-json"
 PLOT_COLUMNS = ["step", "value", "series"]
+# The live log follows its newest line ("finished", the final evaluation): Gradio's own autoscroll does
+# not fire when a timer replaces the text. A reader who scrolls up to read keeps their place; back at
+# the end, the log follows again. Runs in the browser on every change of the log's text.
+FOLLOW_LOG_JS = """() => {
+  const box = document.querySelector('#as-train-log textarea');
+  if (!box) return;
+  const end = () => { box.scrollTop = box.scrollHeight; };
+  if (!box.dataset.asFollow) {
+    box.dataset.asFollow = 'yes';
+    const mark = () => { box.dataset.asFollow = box.scrollTop + box.clientHeight >= box.scrollHeight - 24 ? 'yes' : 'no'; };
+    for (const e of ['wheel', 'touchend', 'keyup', 'mouseup']) box.addEventListener(e, () => setTimeout(mark, 200));
+  }
+  if (box.dataset.asFollow === 'yes') { end(); requestAnimationFrame(end); }
+}"""
 
 
 @dataclass
@@ -146,6 +160,8 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
     run = gr.Textbox(visible=False, label="run")
     job_id = gr.Number(visible=False, precision=0, label="job")
 
+    log_box.change(None, js=FOLLOW_LOG_JS, api_visibility="private", show_progress="hidden")
+
     # The upload's inline check belongs to the upload: it goes with it when a built-in task is chosen.
     source.change(lambda s: (gr.Dropdown(visible=s == "task"), gr.Markdown(visible=s == "task"), gr.Group(visible=s == "upload"),
                              gr.Markdown(visible=s == "upload")),
@@ -225,8 +241,9 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         gr.Info(f"Saved to the gallery as {key}")
         return f"Saved as **{key}**: find it in the Gallery."
 
+    # A refused save replaces the message under the button: an earlier "Saved as …" would contradict the toast.
     action(save.click, save_to_gallery, [run, save_name, save_desc], [save_msg], api_name="save_to_gallery",
-           show_progress="hidden")
+           show_progress="hidden", inline=0)
 
     form_names = list(form)
 
@@ -296,6 +313,10 @@ def _metrics_text(job: Job) -> str:
                      f'on {e.get("eval_n", "?")} test prompts</div>')
     if last is not None:
         parts.append(f"last loss **{last['loss']:.4f}** · lr {last['lr']:.2g} · {last['seconds_per_step']:.2f} s/step")
+    if job.status == DONE and not evals and _untested_upload(job):
+        parts.append("**No accuracy:** no test rows were given (the upload had no test file), so accuracy was not "
+                     "measured. To get one, upload a JSONL file of held-out prompts and answers as *test data "
+                     "(optional)* and train again.")
     said = next((h for h in reversed(job.history) if h.get("diagnosis")), None)
     if said:
         title = Diagnosis.TITLES.get(said.get("diagnosis_kind", "stuck"), "Warning.")
@@ -303,6 +324,12 @@ def _metrics_text(job: Job) -> str:
     if job.status == FAILED:
         parts.append(f"**Error:** {job.message}")
     return "\n\n".join(parts)
+
+
+def _untested_upload(job: Job) -> bool:
+    """A run on an uploaded file that came with no test file (`RUN/data/test.jsonl`): nothing scored it."""
+    return (job.form or {}).get("source") == "upload" and job.run_dir is not None and \
+        (job.run_dir / "data" / "train.jsonl").is_file() and not (job.run_dir / "data" / "test.jsonl").is_file()
 
 
 def _refresh(studio: Studio, seen: dict, client_id: str):

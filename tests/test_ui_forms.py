@@ -1,0 +1,224 @@
+"""What the pages say when a form is wrong or a result is incomplete, as plain Python (`Studio` and
+the page functions, no server, no browser, no model loaded).
+
+Start refuses out-of-range numbers at once (and the command panel shows why), before an upload is
+copied into the run folder; a second Start on a running run says it is running; names that look like
+paths are refused, not rewritten; an uploaded file trained without a test file says why it has no
+accuracy; a refused save replaces the "Saved as …" under the button; an empty upload says what a file
+should hold; a study's sampled learning rate fills the Train form rounded; the Jobs page says when
+there are no jobs; result tables keep their words whole.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from artstudio.errors import ArtStudioError, ConfigError
+
+ROWS = "".join(json.dumps({"prompt": f"{i} {i + 1}", "answer": str(2 * i + 1)}) + "\n" for i in range(6))
+
+
+def form(**values) -> dict:
+    """The Train form's values as the page sends them (built-in task add-json, ART)."""
+    return {"model": "studio-tiny", "source": "task", "task": "add-json", "method": "art", "objective": "sft",
+            "steps": 10, "batch_size": 4, "lr": "", "seed": 0, "canvas_size": "", "run": "r"} | values
+
+
+@pytest.fixture()
+def studio(tmp_path):
+    from artstudio.ui.settings import AppSettings
+    from artstudio.ui.studio import Studio
+
+    s = Studio(AppSettings(runs_dir=str(tmp_path / "runs"), canvases_dir=str(tmp_path / "canvases")))
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def upload(tmp_path) -> Path:
+    path = tmp_path / "mytask.jsonl"
+    path.write_text(ROWS)
+    return path
+
+
+# --- 1. out-of-range numbers ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("values, flag", [({"steps": -5}, "--steps is -5"), ({"batch_size": 0}, "--batch-size is 0"),
+                                          ({"lr": "-1"}, "--lr is -1.0"), ({"steps": 0}, "--steps is 0")])
+def test_bad_numbers_are_refused_at_start_and_in_the_command_panel(studio, upload, values, flag):
+    with pytest.raises(ConfigError, match=flag):
+        studio.start_training(form(source="upload", run="bad", **values), str(upload))
+    # Nothing was queued, and the refused upload was not copied: the run folder does not exist.
+    assert studio.jobs.jobs() == [] and not (studio.runs / "bad").exists()
+    with pytest.raises(ConfigError, match=flag):
+        studio.train_config(form(**values), preview=True)
+
+
+def test_the_command_panel_shows_the_refusal_instead_of_a_command(studio):
+    import gradio as gr
+
+    from artstudio.ui.train_tab import build_train_tab
+
+    with gr.Blocks():
+        tab = build_train_tab(studio, gr.State(""))
+    assert tab.preview(**form(steps=-5)).startswith("# --steps is -5; expected at least 1")
+    assert tab.preview(**form()).startswith("artstudio train")
+
+
+def test_good_numbers_still_start_and_copy_the_upload(studio, upload):
+    config, run = studio.train_config(form(source="upload", run="good"), str(upload))
+    assert run == "good" and config.steps == 10 and config.data == str(studio.runs / "good" / "data")
+    assert (studio.runs / "good" / "data" / "train.jsonl").read_text() == ROWS
+
+
+# --- 2. a second Start while the run is running ---------------------------------------------------
+
+def test_a_second_start_of_a_running_run_says_it_is_running(studio):
+    release = threading.Event()
+    run_dir = studio.runs / "two-a"
+
+    def work(job):  # what a running training leaves in its folder, until it is released
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text("{}")
+        release.wait(30)
+
+    job = studio.jobs.submit("train", "two-a", work, total=10, run_dir=run_dir)
+    try:
+        while not (run_dir / "config.json").exists():
+            threading.Event().wait(0.02)
+        with pytest.raises(ConfigError, match="'two-a' is already queued or running") as err:
+            studio.train_config(form(run="two-a"))
+        assert "resume" not in str(err.value)
+    finally:
+        release.set()
+        studio.jobs.wait(job.id, timeout=30)
+    # Once it has finished, the folder is an existing run: choose another name, or resume it.
+    with pytest.raises(ConfigError, match="exists already.*resume"):
+        studio.train_config(form(run="two-a"))
+
+
+# --- 5. no test file, no accuracy, and the page says why ------------------------------------------
+
+def _finished_job(run_dir: Path, source: str):
+    from artstudio.ui.jobs import DONE, Job
+
+    job = Job(id=1, kind="train", title="art · mytask.jsonl · up", work=lambda j: None, run_dir=run_dir, total=5,
+              done=5, status=DONE, form={"source": source})
+    job.history = [{"step": 5, "loss": 5.0775, "lr": 0.005, "seconds_per_step": 0.07}]
+    return job
+
+
+def test_an_upload_without_a_test_file_says_why_there_is_no_accuracy(tmp_path):
+    from artstudio.ui.train_tab import _metrics_text
+
+    run_dir = tmp_path / "up"
+    (run_dir / "data").mkdir(parents=True)
+    (run_dir / "data" / "train.jsonl").write_text(ROWS)
+    text = _metrics_text(_finished_job(run_dir, "upload"))
+    assert "last loss **5.0775**" in text
+    assert "no test rows were given" in text and "accuracy was not measured" in text and "test data" in text
+    # With a test file (or a built-in task, which has its test split) there is nothing to explain.
+    (run_dir / "data" / "test.jsonl").write_text(ROWS)
+    assert "no test rows" not in _metrics_text(_finished_job(run_dir, "upload"))
+    assert "no test rows" not in _metrics_text(_finished_job(tmp_path / "task-run", "task"))
+
+
+# --- 6. a refused save replaces the message under the button ---------------------------------------
+
+def test_a_refused_save_replaces_the_saved_as_message(studio, monkeypatch):
+    import gradio as gr
+
+    from artstudio.ui.app import build_app
+
+    demo = build_app(studio=studio)
+    page = next(f for f in demo.fns.values() if f.api_name == "save_to_gallery_page")
+    monkeypatch.setattr(gr, "Warning", lambda *a, **k: None)  # the toast: no request to show it in here
+    def taken(run, name, description=""):  # the second save under the same name
+        raise ConfigError("the gallery already has adder.png; choose another name or delete the old one first")
+
+    monkeypatch.setattr(studio, "save_run", taken)
+    out = page.fn("run-1", "adder", "")
+    assert out.startswith("⚠") and "already has adder.png" in out and "Saved as" not in out
+
+
+# --- 7. names that look like paths are refused -----------------------------------------------------
+
+@pytest.mark.parametrize("name", ["../../etc", "a/b", "..", "runs\\x", "x/../y"])
+def test_names_that_look_like_paths_are_refused_not_rewritten(studio, name):
+    from artstudio.ui.files import PathRefused, safe_name
+
+    with pytest.raises(PathRefused, match="looks like a path"):
+        safe_name(name, "run name")
+    with pytest.raises(PathRefused, match="run name .* looks like a path"):
+        studio.train_config(form(run=name))
+    with pytest.raises(PathRefused, match="looks like a path"):
+        studio.start_compare({"name": name, "methods": "art", "tasks": "add-json"})
+    assert studio.jobs.jobs() == [] and list(studio.runs.iterdir()) == []
+
+
+def test_harmless_names_are_still_tidied(studio):
+    from artstudio.ui.files import safe_name
+
+    assert safe_name("  My run 1! ") == "My-run-1"
+    assert safe_name("v1.2_final") == "v1.2_final"
+    assert studio.train_config(form(run="my first run"), preview=True)[1] == "my-first-run"
+    # Names the app derives itself (an uploaded file's name) are only tidied.
+    assert safe_name("..hidden", derived=True) == "hidden"
+
+
+# --- 8. smaller things ------------------------------------------------------------------------------
+
+def test_an_empty_upload_says_what_a_file_should_hold(tmp_path):
+    from artstudio.ui.files import validate_jsonl, validate_png
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ArtStudioError, match=r'empty.jsonl is empty .*one JSON object a line, like \{"prompt"'):
+        validate_jsonl(empty, 1)
+    png = tmp_path / "empty.png"
+    png.write_bytes(b"")
+    with pytest.raises(ArtStudioError, match="empty.png is empty .*choose a PNG picture"):
+        validate_png(png, 1)
+
+
+def test_a_studys_learning_rate_fills_the_form_rounded(studio):
+    from artstudio.training import TrainConfig
+
+    folder = studio.runs / "tune" / "study"
+    folder.mkdir(parents=True)
+    best = TrainConfig(data="add-json", method="art", steps=20, lr=0.06260326907499733, warmup=0.0712345678,
+                       method_options={"canvas_size": 96})
+    (folder / "best.json").write_text(best.to_json())
+    values, lost = studio.tune_train_values("study")
+    assert values["lr"] == "0.0626"
+    assert values["warmup"] == 0.07123 and values["steps"] == 20 and lost == []
+    config, _ = studio.train_config(values, preview=True)
+    assert config.lr == 0.0626 and config.steps == 20
+
+
+def test_the_jobs_page_says_when_there_are_no_jobs(studio):
+    import gradio as gr
+
+    from artstudio.ui.app import NO_JOBS, _build_jobs_tab
+
+    with gr.Blocks():
+        (table, empty), refresh = _build_jobs_tab(studio, gr.State(""))
+    assert empty.value == NO_JOBS and "No jobs yet" in NO_JOBS
+    rows, note, seen = refresh({}, "")
+    assert rows == [] and note.visible is True
+    studio.jobs.submit("train", "a job", lambda job: None, total=1)
+    rows, note, seen = refresh(seen, "")
+    assert len(rows) == 1 and note.visible is False
+
+
+def test_result_tables_keep_their_words_whole():
+    from artstudio.ui.app import CSS
+
+    rules = CSS[CSS.index(".as-results th, .as-results td {"):]
+    rules = rules[:rules.index("}")]
+    assert "white-space:nowrap" in rules and "word-break:keep-all" in rules and "overflow-wrap:normal" in rules
+    assert ".as-results table {display:block; max-width:100%; overflow-x:auto;}" in CSS  # too wide: it scrolls

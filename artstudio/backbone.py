@@ -373,7 +373,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
         return dtype
     key = str(dtype).lower().removeprefix("torch.")
     if key not in _DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; use one of bf16, fp16, fp32")
+        raise ConfigError(f"--dtype {dtype!r} is not a dtype; use bf16, fp16 or fp32 (or leave it out: bf16 on a GPU, fp32 on CPU)")
     return _DTYPES[key]
 
 

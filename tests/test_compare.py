@@ -238,6 +238,22 @@ def test_bad_input_is_named(model, tmp_path):
         C.compare(methods="art", stepz=3)
 
 
+def test_a_refused_comparison_leaves_no_folder(model, tmp_path):
+    """A canvas size the model cannot take, a bad dtype or a zero validation share left compare_config.json
+    and tasks/ behind; options for a method that does not run were ignored."""
+    write_jsonl(tmp_path / "t" / "train.jsonl", TRAIN)
+    write_jsonl(tmp_path / "t" / "test.jsonl", TEST)
+    run = dict(common(tmp_path, model, methods="art,lora", tasks=str(tmp_path / "t")), out=str(tmp_path / "o"))
+    for bad, message in [(dict(method_options={"art": {"canvas_size": 95}}), "does not fit this model"),
+                         (dict(method_options={"vera": {"d_initial": 0.1}}), "names vera, which --methods does not run"),
+                         (dict(method_options={"lora": {"zz": 1}}), "unknown option.*zz"),
+                         (dict(lr_grid="auto", val_fraction=0.0), "--val-fraction is 0.0"),
+                         (dict(dtype="fp8"), "is not a dtype"), (dict(device="tpu"), "is not a device")]:
+        with pytest.raises(artstudio.ArtStudioError, match=message):
+            C.compare(**(run | bad))
+        assert not (tmp_path / "o").exists(), bad
+
+
 def test_builtin_tasks_and_eval_size(tmp_path):
     tasks = C.prepare_tasks("add-json,max-bracket", tmp_path, eval_size=5)
     assert [t.name for t in tasks] == ["add-json", "max-bracket"]

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from artstudio.data import load_jsonl
-from artstudio.errors import ConfigError
+from artstudio.errors import ArtStudioError, ConfigError
 from artstudio.tune import TuneConfig, tune
 from artstudio.tune.lgbo import (DeepTextFeatures, Fixed, GaussianProcess, TextEncoder, make_sampler,
                                  verbalise_config)
@@ -419,6 +419,13 @@ def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, sum_task):
         tune(method="base", data=str(sum_task), out=str(tmp_path / "o"))
     with pytest.raises(ConfigError, match="not a database URL"):
         tune(method="art", data=str(sum_task), storage="study.db", out=str(tmp_path / "o"))
+    for bad, message in [(dict(timeout=-5), "--timeout is -5"), (dict(encoder=str(tmp_path / "none")), "is not a folder"),
+                         (dict(device="tpu"), "is not a device"), (dict(dtype="fp8"), "is not a dtype"),
+                         (dict(data=str(tmp_path / "nosuch")), "neither a file"),
+                         (dict(space=str(tmp_path / "none.yaml")), "does not exist")]:
+        with pytest.raises(ArtStudioError, match=message):
+            tune(**(dict(method="art", data=str(sum_task), out=str(tmp_path / "o")) | bad))
+    assert not (tmp_path / "o").exists()  # a refused study leaves no folder (it left study.db and data/)
     assert TuneConfig().sampler == "lgbo"
 
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from ..backbone import DEFAULT_MODEL
+from ..backbone import DEFAULT_MODEL, check_device, check_dtype
 from ..errors import ConfigError
 from ..methods import get_method, method_names
 from ..objectives import get_objective
@@ -124,6 +124,18 @@ def _check(config: CompareConfig, methods: list[str]) -> None:
         raise ConfigError("steps and batch size must be at least 1")
     if config.workers < 1:
         raise ConfigError(f"--workers is {config.workers}; expected 1 (one process) or more")
+    check_device(config.device)
+    check_dtype(config.dtype)
+    per = config.method_options or {}
+    if not isinstance(per, dict):
+        raise ConfigError("--method-options maps each method to an object of its options, e.g. "
+                          "'{\"art\": {\"canvas_size\": 96}}'")
+    # ART's canvas size also sizes the other canvas-shaped methods (a fair control), so it may be named alone.
+    canvas_shaped = any(get_method(m).takes_canvas_size() for m in methods if m in available)
+    unused = [m for m in per if m not in methods and not (m == "art" and canvas_shaped)]
+    if unused:
+        raise ConfigError(f"--method-options names {', '.join(unused)}, which --methods does not run "
+                          f"({', '.join(methods)}); add it to --methods or drop its options")
     if config.grpo and config.objective != "grpo":
         raise ConfigError("GRPO options were given but the objective is sft; add --objective grpo or drop them")
     if config.objective == "grpo":

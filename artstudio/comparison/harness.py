@@ -20,7 +20,7 @@ import torch
 from ..atomic import atomic_write_text, output_folder
 from ..backbone import load_backbone
 from ..data import Example, load_jsonl, split_validation, write_jsonl
-from ..errors import ConfigError
+from ..errors import ArtStudioError, ConfigError
 from ..methods import build_method, get_method, method_config, method_names
 from ..objectives.sft import compute_loss
 from ..progress import progress_bar
@@ -265,7 +265,12 @@ class _Comparison:
         self.methods = parse_list(config.methods)
         self.seeds = parse_seeds(config.seeds)
         _check(config, self.methods)
+        for method in self.methods:  # unknown or ill-typed options, before any folder
+            method_config(method, _method_options(config, method))
         self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)
+        if any(len(v) > 1 for v in self.grid.values()) and not 0 < config.val_fraction < 1:
+            raise ConfigError(f"--val-fraction is {config.val_fraction}; the lr grid picks each rate on that share of "
+                              "the training rows, so it must be above 0 and below 1 (default 0.1)")
         check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
@@ -509,11 +514,20 @@ def compare(config: CompareConfig | None = None, progress: Callable[[dict], None
     """
     config = _coerce(config, overrides)
     started = time.perf_counter()
-    if config.workers > 1:
-        _run_workers(config, progress, should_stop)
-    comparison = _Comparison(config, progress, should_stop)
-    comparison.started = started  # the table's elapsed time includes the workers'
-    return comparison.run()
+    out = Path(config.out).expanduser()
+    made = not out.exists()
+    try:
+        if config.workers > 1:
+            _run_workers(config, progress, should_stop)
+        comparison = _Comparison(config, progress, should_stop)
+        comparison.started = started  # the table's elapsed time includes the workers'
+        return comparison.run()
+    except ArtStudioError:
+        # A refused comparison (a canvas size the model cannot take, a bad dtype) that made its folder and
+        # finished no run leaves nothing behind, as a refused `train` does.
+        if made and out.is_dir() and not any(out.glob("*/*/cell.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import atomic_write_text, output_folder
-from ..errors import ConfigError
+from ..errors import ArtStudioError, ConfigError
 from . import TuneConfig
 from .space import Choice, SearchSpace, load_space, signature_of, space_difference
 
@@ -139,7 +140,19 @@ def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
     config = from_dict(TuneConfig, values, what="tune")
     from ..methods import get_method
 
-    get_method(config.method)  # an unknown method is named here, with the known ones
+    from ..backbone import check_device, check_dtype
+
+    if not get_method(config.method).trains:  # an unknown method is named here, with the known ones
+        raise ConfigError(f"--method {config.method} trains nothing, so it has no hyper-parameters to tune; "
+                          "tune art, lora, vera, adalink or soft-prompt")
+    if config.timeout is not None and not config.timeout > 0:
+        raise ConfigError(f"--timeout is {config.timeout}; expected seconds above 0 (or leave it out: no limit)")
+    if config.encoder is not None and not Path(config.encoder).expanduser().is_dir():
+        raise ConfigError(f"--encoder {config.encoder} is not a folder; expected a local model folder (with "
+                          "config.json) whose language model embeds the configuration texts, or leave it out for "
+                          "the backbone's own")
+    check_device(config.device)
+    check_dtype(config.dtype)
     if config.trials < 1:
         raise ConfigError(f"trials must be at least 1, got {config.trials}")
     if not 0 < config.proxy <= 1:
@@ -404,6 +417,21 @@ def check_config(config: TuneConfig) -> TuneConfig:
 
 def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], None] | None = None,
               should_stop: Callable[[], bool] | None = None, **overrides) -> TuneResult:
+    config = _coerce(config, overrides)
+    space = load_space(config.method, config.space)  # bad spaces fail before any model loads or folder is made
+    made = not Path(config.out).expanduser().exists()
+    try:
+        return _run_study(config, space, progress, should_stop)
+    except ArtStudioError:
+        # A refused study (bad data, a storage it cannot open, a canvas size the model cannot take) that made
+        # its folder and finished no trial leaves nothing behind, as a refused `train` does.
+        out = Path(config.out).expanduser()
+        if made and out.is_dir() and not any((out / "trials").glob("*/result.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -413,11 +441,9 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
     from ..methods import get_method
     from .lgbo import TextEncoder, make_sampler
 
-    config = _coerce(config, overrides)
     out = output_folder(config.out)
     storage_url = config.storage or f"sqlite:///{out / 'study.db'}"
     storage = open_storage(storage_url, config.heartbeat)
-    space = load_space(config.method, config.space)  # bad spaces fail before any model loads
     claim_out(config, out, write=False)  # another study there is refused before the splits are written
     splits = prepare_splits(config, out)
     guard = BackboneGuard(lambda: load_backbone(config.model or DEFAULT_MODEL, dtype=config.dtype, device=config.device))

@@ -215,19 +215,25 @@ def check_row_lengths(tokenizer, examples: Sequence[Example], max_positions: int
                       answers: bool = True, max_new_tokens: int = 0) -> None:
     """Refuse a row the model cannot read: its prompt and answer (or `max_new_tokens` to generate) take more
     positions than the model has. Such a row trained at 18 s a step, or ran out of memory without a word."""
-    if not max_positions:
-        return
-    budget = max_positions - ROW_OVERHEAD_TOKENS
     for ex in examples:
-        text = ex.prompt + (ex.answer if answers else "")
-        if len(text) + max_new_tokens <= budget // 4:  # never more tokens than bytes; most rows stop here
-            continue
-        n = len(_tokenize(tokenizer, text)) + max_new_tokens
-        if n > budget:
+        n = tokens_over_budget(tokenizer, ex.prompt + (ex.answer if answers else ""), max_new_tokens, max_positions)
+        if n is not None:
             what = "prompt and answer" if answers else f"prompt and {max_new_tokens} new tokens"
             raise DataError(f"{source}: row {ex.id!r} is too long: its {what} take {n:,} tokens, and with the chat "
                             f"template and the canvas it must fit the model's {max_positions:,} positions "
-                            f"(at most about {budget:,}); shorten or drop the row")
+                            f"(at most about {max_positions - ROW_OVERHEAD_TOKENS:,}); shorten or drop the row")
+
+
+def tokens_over_budget(tokenizer, text: str, new_tokens: int, max_positions: int | None) -> int | None:
+    """The tokens of `text` plus `new_tokens` when they do not fit `max_positions` beside the template and a
+    canvas (ROW_OVERHEAD_TOKENS); None when they fit, or the model states no limit."""
+    if not max_positions:
+        return None
+    budget = max_positions - ROW_OVERHEAD_TOKENS
+    if len(text.encode("utf-8")) + new_tokens <= budget:  # never more tokens than bytes: most texts stop here
+        return None
+    n = len(_tokenize(tokenizer, text)) + new_tokens
+    return n if n > budget else None
 
 
 def _tokenize(tokenizer, text: str) -> list[int]:

@@ -58,6 +58,7 @@ from fastapi import Request  # a module-level name: FastAPI resolves the routes'
 
 from .errors import ArtStudioError, ConfigError
 from .network import check_port, is_loopback
+from .prompts import ROW_OVERHEAD_TOKENS, tokens_over_budget
 
 log = logging.getLogger("artstudio.server")
 
@@ -337,7 +338,10 @@ def _user_content(messages: Any) -> list:
     content = messages[0].get("content")
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    if not isinstance(content, list) or not content:
+    if content is not None and not isinstance(content, list):
+        raise _bad(f"the user message's content is a {type(content).__name__}; expected a string or a list of text "
+                   "and image_url parts", "messages")
+    if not content:
         raise _bad("the user message has no content; expected a string or a list of text and image_url parts", "messages")
     return content
 
@@ -391,6 +395,13 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
         max_tokens = cap
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise _bad(f"max_tokens is {max_tokens!r}; expected a whole number of at least 1", "max_tokens")
+    backbone = models.backbone
+    over = tokens_over_budget(backbone.tokenizer, prompt, min(max_tokens, cap), backbone.max_positions)
+    if over is not None:  # it would run for minutes, answer nonsense and hold up every request behind it
+        raise _bad(f"the prompt and up to {min(max_tokens, cap)} new tokens take {over:,} tokens; with the chat "
+                   f"template and the canvas this model reads at most about "
+                   f"{backbone.max_positions - ROW_OVERHEAD_TOKENS:,} ({backbone.max_positions:,} positions)",
+                   "messages", "context_length_exceeded")
     temperature = _number(body, "temperature", 0.0, 0.0, 2.0)
     top_p = _number(body, "top_p", 1.0, 0.0, 1.0)
     if top_p <= 0:

@@ -386,7 +386,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
             log.warning("interrupted after step %d of %s; checkpoint saved: --resume continues from it", step, out)
         elif not config.checkpoint_every:  # a start of a run, or --checkpoint-every 0
-            log.warning("interrupted after step %d of %s, which keeps no checkpoint: --resume trains it again", step, out)
+            # (a start, a comparison's cell, a tuning trial: their verbs resume by running the same command again)
+            log.warning("interrupted after step %d of %s, which keeps no checkpoint: it trains again from its first "
+                        "step when resumed", step, out)
         else:
             log.warning("interrupted before a step of %s; --resume continues from step %d", out, start)
         raise KeyboardInterrupt

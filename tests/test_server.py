@@ -202,6 +202,9 @@ def test_bad_requests_get_openai_style_400s(server, backbone):
         "max_tokens 0": {"model": "studio-tiny", "messages": _user(text), "max_tokens": 0},
         "temperature -1": {"model": "studio-tiny", "messages": _user(text), "temperature": -1},
         "n 2": {"model": "studio-tiny", "messages": _user(text), "n": 2},
+        "content 5": {"model": "studio-tiny", "messages": [{"role": "user", "content": 5}]},
+        # 40,000 tokens against 4,096 positions ran for 90 s, answered nonsense and held up every other request
+        "a prompt longer than the model reads": {"model": "studio-tiny", "messages": _user({"type": "text", "text": "1 " * 20_000})},
     }
     for what, body in cases.items():
         r = post(server, body)
@@ -210,6 +213,9 @@ def test_bad_requests_get_openai_style_400s(server, backbone):
         assert error["message"] and error["type"] == "invalid_request_error", what
         assert "Traceback" not in r.text, what
     assert "does not fit" in post(server, cases["an artwork that does not fit"]).json()["error"]["message"]
+    assert "content is a int" in post(server, cases["content 5"]).json()["error"]["message"]
+    long = post(server, cases["a prompt longer than the model reads"]).json()["error"]
+    assert long["code"] == "context_length_exceeded" and "4,096 positions" in long["message"]
     r = httpx.post(server.url + "/chat/completions", content=b"{not json", timeout=30)
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
 

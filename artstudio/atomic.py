@@ -22,6 +22,22 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     return out
 
 
+# What each verb keeps at the top of its --out, by a file only that verb writes there.
+OUTPUT_KINDS = {"config.json": "a run", "compare_config.json": "a comparison", "study.json": "a tuning study"}
+
+
+def check_output_kind(out: str | os.PathLike, own: str, option: str = "--out") -> None:
+    """Refuse an output folder that holds another verb's results (`own` is this verb's file in OUTPUT_KINDS):
+    a comparison written into a run folder, or a study into a comparison, mixed both their files."""
+    from .errors import ConfigError
+
+    folder = Path(out).expanduser()
+    for marker, what in OUTPUT_KINDS.items():
+        if marker != own and (folder / marker).is_file():
+            raise ConfigError(f"{option} {folder} holds {what} ({marker}), not {OUTPUT_KINDS[own]}; their files would "
+                              f"mix: choose another folder")
+
+
 def check_free(out: str | os.PathLike, overwrite: bool, *, names: tuple[str, ...] = ()) -> None:
     """Refuse to write over what a user already has, unless `overwrite` (DESIGN §6: nothing a user has is lost silently).
 

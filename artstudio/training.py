@@ -37,7 +37,7 @@ import torch
 from .backbone import DEFAULT_MODEL, check_device, check_dtype, load_backbone
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError
-from .atomic import atomic_write_text, check_free
+from .atomic import atomic_write_text, check_free, check_output_kind
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
@@ -537,6 +537,7 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
+    check_output_kind(out, "config.json")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "a+")

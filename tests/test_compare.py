@@ -419,3 +419,25 @@ def test_the_start_announcement_reads_well_for_a_tiny_plan(capsys):
     plan._announce(8, 2, 0, (0.0, 0.0))
     assert "2 methods × 2 tasks × 2 seeds = 8 runs + 2 lr-grid runs, 0 to do; estimated 2 min 05 s" in capsys.readouterr().err
     assert events[0]["message"] in msg
+
+
+def test_an_out_folder_holds_one_kind_of_result(model, tmp_path):
+    """compare and tune wrote into a training run's folder, and train into a comparison's, mixing their files."""
+    from artstudio.training import TrainConfig, train
+    from artstudio.tune import tune
+
+    write_jsonl(tmp_path / "t" / "train.jsonl", TRAIN)
+    write_jsonl(tmp_path / "t" / "test.jsonl", TEST)
+    comparison = tmp_path / "comparison"
+    comparison.mkdir()
+    (comparison / "compare_config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="holds a comparison \\(compare_config.json\\), not a run"):
+        train(TrainConfig(data=str(tmp_path / "t"), out=str(comparison), model=model, steps=1), progress=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="holds a run \\(config.json\\), not a comparison"):
+        C.compare(**dict(common(tmp_path, model, methods="art", tasks=str(tmp_path / "t")), out=str(run)))
+    with pytest.raises(ConfigError, match="holds a run \\(config.json\\), not a tuning study"):
+        tune(method="lora", data=str(tmp_path / "t"), model=model, trials=1, out=str(run))
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]

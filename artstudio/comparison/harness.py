@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..atomic import atomic_write_text, output_folder
+from ..atomic import atomic_write_text, check_output_kind, output_folder
 from ..backbone import load_backbone
 from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
@@ -272,6 +272,7 @@ class _Comparison:
             raise ConfigError(f"--val-fraction is {config.val_fraction}; the lr grid picks each rate on that share of "
                               "the training rows, so it must be above 0 and below 1 (default 0.1)")
         check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
+        check_output_kind(config.out, "compare_config.json")
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
         atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=str) + "\n")

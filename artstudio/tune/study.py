@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import atomic_write_text, output_folder
+from ..atomic import atomic_write_text, check_output_kind, output_folder
 from ..errors import ArtStudioError, ConfigError
 from . import TuneConfig
 from .space import Choice, SearchSpace, load_space, signature_of, space_difference
@@ -441,6 +441,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     from ..methods import get_method
     from .lgbo import TextEncoder, make_sampler
 
+    check_output_kind(config.out, "study.json")
     out = output_folder(config.out)
     storage_url = config.storage or f"sqlite:///{out / 'study.db'}"
     storage = open_storage(storage_url, config.heartbeat)

@@ -129,8 +129,20 @@ def test_resolve_dtype():
     assert resolve_dtype(None, "cpu") == torch.float32
     assert resolve_dtype(None, "cuda:0") == torch.bfloat16
     assert resolve_dtype("fp16", "cpu") == torch.float16
-    with pytest.raises(ConfigError, match="bf16, fp16, fp32"):
+    with pytest.raises(ConfigError, match="--dtype 'int3' is not a dtype; use bf16, fp16 or fp32"):
         resolve_dtype("int3", "cpu")
+
+
+def test_a_device_this_machine_lacks_is_a_clear_error_not_a_torch_traceback():
+    from artstudio.backbone import check_device
+
+    check_device(None)
+    check_device("cpu")
+    with pytest.raises(ConfigError, match="--device 'tpu' is not a device; use cpu, cuda"):
+        check_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--device cuda:1: this machine has no CUDA GPU"):
+            check_device("cuda:1")
 
 
 def test_missing_local_folder_is_a_clear_error(tmp_path):

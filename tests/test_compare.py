@@ -245,7 +245,7 @@ def test_a_refused_comparison_leaves_no_folder(model, tmp_path):
     write_jsonl(tmp_path / "t" / "test.jsonl", TEST)
     run = dict(common(tmp_path, model, methods="art,lora", tasks=str(tmp_path / "t")), out=str(tmp_path / "o"))
     for bad, message in [(dict(method_options={"art": {"canvas_size": 95}}), "does not fit this model"),
-                         (dict(method_options={"vera": {"d_initial": 0.1}}), "names vera, which --methods does not run"),
+                         (dict(method_options={"vera": {"d_initiall": 0.1}}), "unknown option.*d_initiall"),
                          (dict(method_options={"lora": {"zz": 1}}), "unknown option.*zz"),
                          (dict(lr_grid="auto", val_fraction=0.0), "--val-fraction is 0.0"),
                          (dict(dtype="fp8"), "is not a dtype"), (dict(device="tpu"), "is not a device")]:

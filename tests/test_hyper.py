@@ -289,6 +289,115 @@ def test_a_run_folder_is_never_overwritten_by_accident(bb, task_dirs, tmp_path):
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only the run's own files are replaced
 
 
+def test_resume_refuses_options_that_would_train_another_run(bb, task_dirs, tmp_path):
+    """--resume continues the run in the folder with its own options: a changed seed, lr, tasks, batch size,
+    hypernetwork option or kind is refused by name (config.json keeps describing the weights); where it runs,
+    evaluates and saves may change, and --steps may grow."""
+    tasks = ",".join(str(p) for p in task_dirs.values())
+    run = tmp_path / "run"
+    cfg = dict(tasks=tasks, steps=2, heldout_eval=False)
+    hyper_train(_config(tmp_path, "run", **cfg), backbone=bb, progress=False)
+    saved = (run / "config.json").read_text()
+    for change, said in [({"seed": 5}, r"--seed 5 \(the run has 0\)"), ({"lr": 0.01 / 2}, r"--lr 0\.005 \(the run has 0\.01\)"),
+                         ({"tasks": str(task_dirs["add-plain"])}, "--tasks .*add-plain' \\(the run has"),
+                         ({"batch_size": 4}, r"--batch-size 4 \(the run has 3\)"),
+                         ({"options": {"canvas_size": SIDE, "hidden": 32, "blocks": 1, "palette": 4}},
+                          r"--options palette 4 \(the run has the default\)"),
+                         ({"kind": "t2l", "options": {}}, r"--kind 't2l' \(the run has 't2c'\)")]:
+        with pytest.raises(ConfigError, match="--resume continues the hypernetwork run.*" + said +
+                           ".*the run's own options.*another --out"):
+            hyper_train(_config(tmp_path, "run", **(cfg | change), resume=True), backbone=bb, progress=False)
+    with pytest.raises(ConfigError, match=r"--batch-size 4 \(the run has 3\); --seed 5 \(the run has 0\)"):
+        hyper_train(_config(tmp_path, "run", **cfg, seed=5, batch_size=4, resume=True), backbone=bb, progress=False)
+    with pytest.raises(ConfigError, match="already finished its 2 steps; nothing to resume"):
+        hyper_train(_config(tmp_path, "run", **cfg, resume=True), backbone=bb, progress=False)
+    with pytest.raises(ConfigError, match="already at step 2; --steps 1 would end before it"):
+        hyper_train(_config(tmp_path, "run", **(cfg | {"steps": 1}), resume=True), backbone=bb, progress=False)
+    assert (run / "config.json").read_text() == saved  # refused: the record still describes the weights
+    # Evaluation, checkpoints, device and a longer run may change.
+    res = hyper_train(_config(tmp_path, "run", **(cfg | {"steps": 3}), eval_size=1, checkpoint_every=0, device="cpu",
+                              max_minutes=5.0, resume=True), backbone=bb, progress=False)
+    assert res.metrics["steps"] == 3
+    assert [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_checkpoint_that_does_not_fit_is_a_config_error(bb, encoder, task_dirs, tmp_path):
+    """A run folder whose checkpoint holds another hypernetwork (one from before resume compared options, or
+    edited by hand): a ConfigError naming the checkpoint, not torch's size-mismatch traceback."""
+    specs = task_specs([str(p) for p in task_dirs.values()], tmp_path)
+    train_hypernetwork(_config(tmp_path, "run", steps=1, heldout_eval=False), bb, _t2c(bb, encoder), encoder, specs,
+                       progress=False)
+    (tmp_path / "run" / "config.json").unlink()  # nothing to compare with
+    with pytest.raises(ConfigError, match="checkpoint in .* does not fit this t2c hypernetwork"):
+        train_hypernetwork(_config(tmp_path, "run", steps=2, heldout_eval=False, resume=True), bb,
+                           _t2c(bb, encoder, hidden=48), encoder, specs, progress=False)
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"lr": -1.0}, r"--lr is -1\.0; expected a positive learning rate"),
+    ({"lr": 0.0}, "--lr is 0.0; expected a positive"), ({"lr": float("nan")}, "--lr is nan"),
+    ({"lr": float("inf")}, "--lr is inf"), ({"lr": "fast"}, "lr is 'fast'; expected a number"),
+    ({"steps": -1}, "--steps is -1"), ({"batch_size": 0}, "--batch-size is 0; expected at least 1"),
+    ({"tasks_per_step": 0}, "--tasks-per-step is 0"), ({"weight_decay": -0.1}, "--weight-decay is -0.1"),
+    ({"warmup": 1.0}, "--warmup is 1.0"), ({"warmup": -0.1}, "--warmup is -0.1"),
+    ({"target_steps": 0}, "--target-steps is 0"), ({"checkpoint_every": -1}, "--checkpoint-every is -1"),
+    ({"eval_every": -5}, "--eval-every is -5"), ({"eval_size": 0}, "--eval-size is 0"),
+    ({"max_minutes": 0.0}, "--max-minutes is 0.0"), ({"batch_size": 2.5}, "batch_size is 2.5; expected a whole number"),
+    ({"device": "tpu"}, "--device 'tpu' is not a device"), ({"dtype": "fp8"}, "--dtype 'fp8' is not a dtype"),
+])
+def test_bad_numbers_device_and_dtype_are_refused_before_any_folder(change, said, tmp_path):
+    """Checked by validate() before the model loads or --out is made: no folder, no .lock, no traceback."""
+    cfg = HyperTrainConfig(**{"out": str(tmp_path / "h7"), "steps": 1, **change})
+    with pytest.raises(ConfigError, match=said):
+        cfg.validate()
+    with pytest.raises(ConfigError, match=said):
+        hyper_train(cfg, progress=False)
+    assert not (tmp_path / "h7").exists()
+
+
+def test_a_run_refused_inside_the_run_folder_leaves_no_folder(bb, task_dirs, tmp_path):
+    """A refusal after --out was made (here: the hypernetwork refuses the model) removes the folder it made."""
+    cfg = _config(tmp_path, "new", tasks=",".join(str(p) for p in task_dirs.values()), steps=1, heldout_eval=False)
+    hyper = _t2c(bb, TaskEncoder.from_backbone(bb))
+    hyper.check_backbone = lambda backbone: (_ for _ in ()).throw(ConfigError("refused in the folder"))
+    with pytest.raises(ConfigError, match="refused in the folder"):
+        train_hypernetwork(cfg, bb, hyper, TaskEncoder.from_backbone(bb), task_specs(cfg.tasks, tmp_path), progress=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_generate_refuses_a_bad_device_or_dtype_before_writing(tmp_path):
+    for change, said in [({"device": "tpu"}, "--device 'tpu' is not a device"), ({"dtype": "fp8"}, "--dtype 'fp8'")]:
+        cfg = HyperGenerateConfig(description="Reply with their sum.", out=str(tmp_path / "sub" / "art.png"), **change)
+        with pytest.raises(ConfigError, match=said):
+            hyper_generate(cfg)
+    assert not (tmp_path / "sub").exists()
+
+
+@pytest.mark.skipif(not (Path(DEFAULT_HYPER) / "hyper.json").is_file(), reason="no shipped hypernetworks")
+def test_each_kind_refuses_an_output_of_the_other_shape(tmp_path):
+    """T2C writes one .png file, T2L a folder: `-o adapter.png` for t2l used to make a folder named adapter.png."""
+    from artstudio.hyper.generate import check_output
+
+    with pytest.raises(ConfigError, match="Text-to-LoRA hypernetwork writes a PEFT adapter folder.*-o .*adapter/"):
+        hyper_generate(HyperGenerateConfig(description="Reply with their sum.", hyper="t2l",
+                                           out=str(tmp_path / "adapter.png")))
+    assert not (tmp_path / "adapter.png").exists()
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ConfigError, match="is a file; a Text-to-LoRA hypernetwork writes a PEFT adapter folder"):
+        hyper_generate(HyperGenerateConfig(description="Reply with their sum.", hyper="t2l", out=str(tmp_path / "file"),
+                                           overwrite=True))
+    assert (tmp_path / "file").read_text() == "mine"
+    (tmp_path / "folder.png").mkdir()
+    for overwrite in (False, True):  # an empty folder is a free output, and --overwrite must not replace a folder
+        with pytest.raises(ConfigError, match="is a folder; a Text-to-Canvas hypernetwork writes one PNG file"):
+            hyper_generate(HyperGenerateConfig(description="Reply with their sum.", out=str(tmp_path / "folder.png"),
+                                               overwrite=overwrite))
+    with pytest.raises(ConfigError, match=r"ending in \.png"):
+        hyper_generate(HyperGenerateConfig(description="Reply with their sum.", out=str(tmp_path / "art")))
+    check_output("t2l", tmp_path / "adapter")  # a new folder
+    check_output("t2c", tmp_path / "art.PNG")
+
+
 def test_the_seed_alone_sets_the_initial_hypernetwork(bb, task_dirs, tmp_path):
     """Two runs with one seed start from the same weights, whatever the process drew before."""
     tasks = ",".join(str(p) for p in task_dirs.values())

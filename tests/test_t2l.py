@@ -239,6 +239,17 @@ def test_t2l_method_generates_from_the_description_and_trains_nothing(backbone, 
     assert (method.export(tmp_path / "adapter") / "adapter_config.json").exists()
 
 
+def test_hyper_generate_t2l_refuses_a_png_output_before_loading(hyper_folder, tmp_path):
+    """A T2L export is a folder: `-o adapter.png` used to make a FOLDER named adapter.png."""
+    from artstudio.hyper import HyperGenerateConfig, hyper_generate
+
+    for out in ("adapter.png", "adapter.PNG"):
+        with pytest.raises(ConfigError, match="writes a PEFT adapter folder.*pass a folder, e.g. -o .*adapter/"):
+            hyper_generate(HyperGenerateConfig(description="Reply with the larger digit.", hyper=str(hyper_folder),
+                                               out=str(tmp_path / out)))
+        assert not (tmp_path / out).exists()
+
+
 def test_t2l_method_without_a_description_says_how_to_give_one(backbone, hyper_folder):
     from artstudio.methods import build_method
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from ..backbone import DEFAULT_MODEL, check_device, check_dtype
 from ..errors import ConfigError
-from ..methods import get_method, method_names
+from ..methods import get_method, method_config, method_names
 from ..objectives import get_objective
 from ..options import from_dict
+
+log = logging.getLogger("artstudio.compare")
 
 DEFAULT_METHODS = "art,lora,vera,adalink,soft-prompt,base,random-canvas"
 # `--lr-grid auto`: each method's default learning rate times these factors.
@@ -130,12 +133,15 @@ def _check(config: CompareConfig, methods: list[str]) -> None:
     if not isinstance(per, dict):
         raise ConfigError("--method-options maps each method to an object of its options, e.g. "
                           "'{\"art\": {\"canvas_size\": 96}}'")
-    # ART's canvas size also sizes the other canvas-shaped methods (a fair control), so it may be named alone.
+    # Options for a method that does not run are still checked (a typo in a shared options file shows), and
+    # named; ART's canvas size also sizes the other canvas-shaped methods (a fair control), so it is used alone.
     canvas_shaped = any(get_method(m).takes_canvas_size() for m in methods if m in available)
-    unused = [m for m in per if m not in methods and not (m == "art" and canvas_shaped)]
+    for name, options in per.items():
+        if name in available and isinstance(options, dict):
+            method_config(name, options)
+    unused = [m for m in per if m in available and m not in methods and not (m == "art" and canvas_shaped)]
     if unused:
-        raise ConfigError(f"--method-options names {', '.join(unused)}, which --methods does not run "
-                          f"({', '.join(methods)}); add it to --methods or drop its options")
+        log.warning("--method-options for %s: not used, --methods runs %s", ", ".join(unused), ", ".join(methods))
     if config.grpo and config.objective != "grpo":
         raise ConfigError("GRPO options were given but the objective is sft; add --objective grpo or drop them")
     if config.objective == "grpo":

@@ -20,8 +20,8 @@ from .base import HYPERNETWORKS, HyperConfig, Hypernetwork, ResidualBlock, get_h
 
 from .encoder import TaskEncoder
 from .generate import DEFAULT_HYPER, HyperGenerateConfig, HyperGenerator, hyper_generate
-from .training import (HyperTrainConfig, HyperTrainResult, evaluate_descriptions, heldout_descriptions,
-                       train_hypernetwork)
+from .training import (HyperTrainConfig, HyperTrainResult, check_hyper_resume, evaluate_descriptions,
+                       heldout_descriptions, train_hypernetwork)
 
 
 def hyper_train(config: HyperTrainConfig, *, backbone=None, progress: bool = True, callbacks=None) -> HyperTrainResult:
@@ -35,6 +35,8 @@ def hyper_train(config: HyperTrainConfig, *, backbone=None, progress: bool = Tru
     from artstudio.tasks import task_specs
 
     config.validate()
+    if config.resume:
+        check_hyper_resume(config, config.out)  # before the model loads: a refused resume costs nothing
     if backbone is None:
         backbone = load_backbone(config.model, dtype=config.dtype, device=config.device)
     encoder = TaskEncoder.load(config.encoder, backbone)

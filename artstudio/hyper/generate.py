@@ -37,6 +37,14 @@ class HyperGenerateConfig:
     device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32"})
 
+    def validate(self) -> None:
+        """Raise ConfigError for a description, device or dtype that cannot work, before anything is loaded or written."""
+        from artstudio.backbone import check_device, check_dtype
+
+        check_descriptions(self.description)
+        check_device(self.device)
+        check_dtype(self.dtype)
+
 
 def resolve_hyper_folder(path: str | Path) -> Path:
     """A run folder's `final/`, or the folder itself; a shipped kind name ('t2c', 't2l') also works."""
@@ -49,6 +57,26 @@ def resolve_hyper_folder(path: str | Path) -> Path:
         raise ConfigError(f"hypernetwork folder {folder} does not exist; pass a run folder of `artstudio hyper train` "
                           f"or leave it out for the shipped one ({DEFAULT_HYPER})")
     return folder
+
+
+def check_output(kind: str, out: str | Path) -> None:
+    """Refuse an output path that does not fit what `kind` writes: T2C one PNG file, T2L a PEFT adapter folder."""
+    path = Path(out).expanduser()
+    if kind == "t2c":
+        if path.suffix.lower() != ".png":
+            raise ConfigError(f"a Text-to-Canvas hypernetwork writes a PNG artwork; pass an output ending in .png, "
+                              f"not {str(out)!r}")
+        if path.is_dir():
+            raise ConfigError(f"-o {out} is a folder; a Text-to-Canvas hypernetwork writes one PNG file: pass a file "
+                              f"path, e.g. -o {path / 'art.png'}")
+    else:
+        if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".safetensors", ".json"):
+            raise ConfigError(f"a Text-to-LoRA hypernetwork writes a PEFT adapter folder (adapter_config.json, "
+                              f"adapter_model.safetensors), not a {path.suffix} file; pass a folder, e.g. "
+                              f"-o {path.with_suffix('')}/")
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"-o {out} is a file; a Text-to-LoRA hypernetwork writes a PEFT adapter folder: pass a "
+                              "folder path, e.g. -o adapter/")
 
 
 class HyperGenerator:
@@ -80,6 +108,7 @@ class HyperGenerator:
 
     def generate(self, description: str, out: str | Path, *, name: str | None = None, overwrite: bool = False) -> Path:
         description = check_descriptions(description)[0]
+        check_output(self.kind, out)
         check_free(out, overwrite)
         t0 = time.perf_counter()
         g = self.generated(description)
@@ -90,11 +119,10 @@ class HyperGenerator:
 
 def hyper_generate(config: HyperGenerateConfig, *, backbone=None) -> Path:
     """Write the artwork (t2c) or adapter folder (t2l) for `config.description`; returns its path."""
-    check_descriptions(config.description)
+    config.validate()
+    # The kind decides what the output is (T2C: a .png file, T2L: a folder); its hyper.json says, before loading.
+    check_output(Hypernetwork.read_meta(resolve_hyper_folder(config.hyper))["kind"], config.out)
     check_free(config.out, config.overwrite)  # before loading anything
     gen = HyperGenerator(config.hyper, backbone=backbone, model=config.model, encoder=config.encoder,
                          device=config.device, dtype=config.dtype)
-    out = config.out
-    if gen.kind == "t2c" and not str(out).lower().endswith(".png"):
-        raise ConfigError(f"a Text-to-Canvas hypernetwork writes a PNG artwork; pass an output ending in .png, not {out!r}")
-    return gen.generate(config.description, out, name=config.name, overwrite=config.overwrite)
+    return gen.generate(config.description, config.out, name=config.name, overwrite=config.overwrite)

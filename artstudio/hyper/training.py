@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -74,14 +75,39 @@ class HyperTrainConfig:
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first option out of range, before anything is loaded or written."""
+        from artstudio.backbone import check_device, check_dtype
+        from artstudio.options import check_kinds
+
+        check_kinds(HyperTrainConfig, {f.name: getattr(self, f.name) for f in fields(self)}, what="hyper training")
         if self.kind not in ("t2c", "t2l"):
             raise ConfigError(f"kind must be t2c or t2l, got {self.kind!r}")
         if self.mode not in ("sft", "reconstruction"):
             raise ConfigError(f"mode must be sft or reconstruction, got {self.mode!r}")
         if self.preset not in ("S", "M", "L"):
             raise ConfigError(f"preset must be S, M or L, got {self.preset!r}")
-        if self.steps < 0 or self.tasks_per_step < 1 or self.batch_size < 1:
-            raise ConfigError("steps must be >= 0, tasks_per_step and batch_size >= 1")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"options is {self.options!r}; expected a dict of the {self.kind} hypernetwork's options")
+        rules = [
+            ("steps", self.steps >= 0, "expected 0 (fit or evaluate only) or more"),
+            ("tasks_per_step", self.tasks_per_step >= 1, "expected at least 1"),
+            ("batch_size", self.batch_size >= 1, "expected at least 1"),
+            ("lr", math.isfinite(self.lr) and self.lr > 0, "expected a positive learning rate"),
+            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "expected 0 or more"),
+            ("warmup", math.isfinite(self.warmup) and 0 <= self.warmup < 1,
+             "expected the fraction of the steps that warm up, at least 0 and below 1"),
+            ("target_steps", self.target_steps >= 1, "expected at least 1"),
+            ("checkpoint_every", self.checkpoint_every >= 0, "expected 0 (only at the end) or more"),
+            ("eval_every", self.eval_every >= 0, "expected 0 (only at the end) or more"),
+            ("eval_size", self.eval_size >= 1, "expected at least 1"),
+            ("max_minutes", self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes > 0),
+             "expected a positive number of minutes (leave it out for no limit)"),
+        ]
+        for name, ok, expected in rules:
+            if not ok:
+                raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)!r}; {expected}")
+        check_device(self.device)
+        check_dtype(self.dtype)
         if self.resume and self.overwrite:
             raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; pass one of them")
         if self.wordings < 1:
@@ -212,7 +238,7 @@ def description_conditions() -> dict[str, dict[str, str]]:
 
 def evaluate_descriptions(hyper, backbone, encoder, descriptions: dict[str, str], *, eval_size: int = 100,
                           task_cache: str | Path = DEFAULT_TASK_CACHE, folders: dict[str, Path] | None = None,
-                          progress: bool = False) -> dict:
+                          progress: bool = False, bar: bool = False) -> dict:
     """Zero-shot accuracy per task: generate from `descriptions[name]`, score on `name`'s test split.
 
     The description and the task are separate on purpose: pass shuffled or paraphrased
@@ -228,7 +254,7 @@ def evaluate_descriptions(hyper, backbone, encoder, descriptions: dict[str, str]
     specs = {s.name: s for s in task_specs(need, task_cache)} if need else {}
     generated = hyper.generate(encoder, [descriptions[n] for n in names])
     per_task = {}
-    for name, g in zip(names, generated):
+    for name, g in _bar(list(zip(names, generated)), bar, "held-out evaluation"):
         folder = folders.get(name) or specs[name].folder
         metric = specs[name].metric if name in specs else json.loads((Path(folder) / "card.json").read_text()).get("metric", "exact")
         rows = load_jsonl(Path(folder) / "test.jsonl")[:eval_size]
@@ -255,7 +281,72 @@ def train_hypernetwork(config: HyperTrainConfig, backbone, hypernetwork, encoder
     if not tasks:
         raise ConfigError("no training tasks; pass --tasks library or task folders")
     with run_folder(config, HYPER_RUN_OUTPUTS) as out:
+        if config.resume:
+            check_hyper_resume(config, out)
         return _train_in(out, config, backbone, hypernetwork, encoder, tasks, progress, callbacks)
+
+
+# Options a resumed hypernetwork run may change: where it runs, how it evaluates and saves, never what it
+# trains. `steps` may change too (train longer; the learning-rate schedule then spans the new steps).
+HYPER_RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "checkpoint_every", "eval_every",
+                                     "eval_size", "heldout_eval", "max_minutes", "steps"})
+
+
+def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
+    """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
+    a run that already finished its steps, and --steps that end before its checkpoint: each used to train on
+    and rewrite config.json with options that no longer describe the weights (or fail on the checkpoint's
+    shapes). Returns the steps the run was started with (None: no run there yet)."""
+    from artstudio.backbone import model_name
+    from artstudio.checkpoint import checkpoint_step
+    from artstudio.training import _key_differences, _shown
+
+    out = Path(out)
+    file = out / "config.json"
+    if not file.is_file():
+        return None
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{file} is not a readable run config ({e}); --resume cannot tell which run this is. "
+                          "Start a new run with another --out, or --overwrite to replace it") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{file} is not a run config (a JSON object); start a new run with another --out")
+    saved.pop("resolved", None)
+    now = json.loads(json.dumps(asdict(config), default=str))
+    differ = []
+    for name, value in now.items():
+        if name in HYPER_RESUME_MAY_CHANGE or name not in saved:
+            continue
+        was = saved[name]
+        if name == "options" and isinstance(was, dict) and isinstance(value, dict):
+            differ += _key_differences(lambda key: f"--options {key}", value, was)
+        elif name == "model" and isinstance(was, str) and model_name(value) == model_name(was):
+            continue  # the shipped model, named or located
+        elif value != was:
+            differ.append(f"--{name.replace('_', '-')} {_shown(value)} (the run has {_shown(was)})")
+    if differ:
+        raise ConfigError(f"--resume continues the hypernetwork run in {out} with the options it started with; these "
+                          f"differ: {'; '.join(differ)}. Resume with the run's own options (they are in {file}), "
+                          "or start a new run with another --out")
+    at = checkpoint_step(out / "checkpoint")
+    if at > config.steps:
+        raise ConfigError(f"the hypernetwork run in {out} is already at step {at}; --steps {config.steps} would end "
+                          f"before it (resume with --steps {at} or more)")
+    result = out / "result.json"
+    if result.is_file():
+        try:
+            done = json.loads(result.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            done = {}
+        if isinstance(done, dict) and not done.get("stopped") and int(done.get("steps", -1)) >= config.steps:
+            raise ConfigError(f"the hypernetwork run in {out} already finished its {config.steps} steps; nothing to "
+                              f"resume. Use it as it is (artstudio hyper generate {out / 'final'} ...), or resume "
+                              "with more --steps to train longer")
+    if saved.get("steps") != config.steps:
+        log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps",
+                    config.steps, saved.get("steps"), config.steps)
+    return saved.get("steps")
 
 
 # What a hypernetwork run writes in its folder: --overwrite removes exactly these.
@@ -297,7 +388,13 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     ckpt = out / "checkpoint"
     state, start, history = resume(out, opt) if config.resume else (None, 0, [])
     if state is not None:
-        hypernetwork.load_state_dict(state)
+        try:
+            hypernetwork.load_state_dict(state)
+        except RuntimeError as e:  # a run from before its config.json was compared, or a hand-edited folder
+            first = str(e).strip().splitlines()[-1].strip()
+            raise ConfigError(f"the checkpoint in {ckpt} does not fit this {hypernetwork.kind} hypernetwork ({first}); "
+                              "resume with the run's own options (its config.json), or start a new run with "
+                              "another --out") from None
         log.info("resumed %s at step %d", out, start)
     elif config.init is None:  # a hypernetwork started from `init` keeps the statistics it was trained with
         hypernetwork.set_embedding_stats(flat)
@@ -389,7 +486,7 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     heldout = None
     if config.heldout_eval and not stopped:
         heldout = evaluate_descriptions(hypernetwork, backbone, encoder, heldout_descriptions(),
-                                        eval_size=config.eval_size, task_cache=config.task_cache)
+                                        eval_size=config.eval_size, task_cache=config.task_cache, bar=progress)
         atomic_write_text(out / "heldout.json", json.dumps(heldout, indent=2) + "\n")
         metrics["heldout_accuracy"] = heldout["mean"]
         emit({"step": step, "heldout_accuracy": heldout["mean"], "final": True})

@@ -369,3 +369,59 @@ def test_11_tune_watches_the_trials_and_fills_the_train_form(page, app):
     assert page.locator("#as-train-steps input").input_value() == "2"
     page.get_by_role("button", name="Command line: the same training from a terminal").click()
     page.wait_for_selector("#as-train-command:has-text('--out runs/browser-tune-best')")
+
+# --- what only a browser can tell: the log follows its end, a refused save replaces "Saved as", tables keep
+# their words whole at 1440 px (a new user's pass, 2026-12-04). A page of their own, after the tests above.
+
+@pytest.fixture(scope="module")
+def view_page(browser, app):
+    return open_page(browser, app)
+
+
+def test_the_log_follows_its_newest_line(view_page, app):
+    view_page.locator("#as-train-steps input").fill("20")
+    view_page.locator("#as-train-batch_size input").fill("4")
+    textbox(view_page, "as-train-canvas_size").fill(str(app.canvas))
+    textbox(view_page, "as-train-run").fill("view-run")
+    view_page.click("#as-start")
+    view_page.wait_for_selector("#as-train-progress:has-text('Finished')", timeout=300_000)
+    log = view_page.locator("#as-train-log textarea")
+    view_page.wait_for_function("(() => { const t = document.querySelector('#as-train-log textarea');"
+                           " return t && t.value.endsWith('finished'); })()")
+    view_page.wait_for_timeout(500)
+    top, height, client = log.evaluate("t => [t.scrollTop, t.scrollHeight, t.clientHeight]")
+    assert height > client, "the log should be longer than its box for this check"
+    assert top + client >= height - 2, (top, height, client)  # scrolled to the end: "finished" in view
+    log.scroll_into_view_if_needed()
+    view_page.screenshot(path=str(SHOTS / "view-log-end.png"))
+
+
+def test_a_refused_second_save_replaces_the_saved_message(view_page):
+    textbox(view_page, "as-save-name").fill("adder")
+    view_page.click("#as-save")
+    view_page.wait_for_selector("#as-save-message:has-text('canvases/adder.png')")
+    view_page.click("#as-save")
+    view_page.wait_for_selector("#as-save-message:has-text('already has adder.png')")
+    assert "Saved as" not in view_page.inner_text("#as-save-message")
+
+
+def test_compare_tables_keep_words_whole(view_page, app):
+    folder = app.studio.runs / "compare" / "view-compare"
+    folder.mkdir(parents=True)
+    shutil.copyfile(ROOT / "docs" / "results" / "compare_results.csv", folder / "results.csv")
+    shutil.copyfile(ROOT / "docs" / "results" / "compare_results.md", folder / "results.md")
+    view_page.get_by_role("tab", name="Compare").click()
+    view_page.locator("#as-compare-summary").locator("xpath=..").first.wait_for(state="attached")
+    folder_box = view_page.get_by_label("results folder")
+    folder_box.fill("view-compare")
+    folder_box.press("Enter")
+    view_page.get_by_role("button", name="Load", exact=True).click()
+    view_page.wait_for_selector("#as-compare-summary td:has-text('soft-prompt')")
+    # Every cell and header on one line: one box per text (no "metho/d", no "0.0/5", no "soft-/prompt").
+    broken = view_page.evaluate("""() => [...document.querySelectorAll('#as-compare-summary td, #as-compare-summary th')]
+      .filter(c => { const r = document.createRange(); r.selectNodeContents(c);
+                     return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size > 1; })
+      .map(c => c.innerText)""")
+    assert broken == []
+    view_page.locator("#as-compare-summary table").last.scroll_into_view_if_needed()
+    view_page.screenshot(path=str(SHOTS / "view-compare-tables.png"))

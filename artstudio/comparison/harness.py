@@ -64,6 +64,7 @@ class _Progress:
 
     def __init__(self, total: int, callback: Callable[[dict], None] | None, step_s: float, eval_s: float):
         self.total, self.done, self.callback = total, 0, callback
+        self.prefix = ""  # a worker's name, before each cell's
         self.step_s: dict[str, list[float]] = {}
         self.eval_s: list[float] = []
         self.prior = (step_s, eval_s)
@@ -379,6 +380,7 @@ class _Comparison:
         # (Test cells' lrs are not chosen yet; the cost of a run does not depend on it.)
         plan = grid_plan + list(self.test_cells().values())
         self.bar = _Progress(len(plan), self.callback, 0.0, 0.0)
+        self.bar.prefix = f"worker {worker + 1}/{workers} · "  # each line of its log says whose it is
         self.bar.bar.set_description(f"worker {worker + 1}/{workers}")
         self.pending = {_plan_key(c): c for c in self.unfinished(plan)}
         self.remaining, self.share = 0.0, workers  # priced once the first run here has measured the speeds
@@ -456,7 +458,8 @@ class _Comparison:
             self.stopped = True
             return None
         seed = "all seeds" if cell.seed is None else f"seed {cell.seed}"
-        self.bar.bar.set_description(f"{cell.method} · {cell.task.name} · {seed}" + (" · lr grid" if cell.phase == "grid" else ""))
+        self.bar.bar.set_description(self.bar.prefix + f"{cell.method} · {cell.task.name} · {seed}"
+                                     + (" · lr grid" if cell.phase == "grid" else ""))
 
         def on_step(rec: dict) -> None:
             if "loss" in rec:

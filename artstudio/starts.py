@@ -99,9 +99,11 @@ def _finished(folder: Path, steps: int) -> dict | None:
     return metrics if not metrics.get("stopped") and metrics.get("steps") == steps else None
 
 
-def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True, should_stop=None):
+def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True, should_stop=None,
+                 on_start=None):
     """Train the run's starts briefly and pick the best on a validation split. Returns the config that
-    trains from it (its `init` the winner's artwork) and the choice, or `(config, None)` for one start."""
+    trains from it (its `init` the winner's artwork) and the choice, or `(config, None)` for one start.
+    `on_start(event)` hears each start's steps: `{"start", "index", "starts", "start_step", "start_steps"}`."""
     from .distributed import Processes
     from .training import train
 
@@ -143,7 +145,11 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
                           steps=steps, method=method, method_options=options | {"starts": 1}, eval_every=0,
                           eval_size=None, checkpoint_every=0, snapshot_every=0, resume=False, overwrite=True,
                           diagnose=False)  # a start is short by design: its verdict would say nothing
-            res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop)
+            heard = [] if on_start is None else [
+                lambda r, name=name, i=i: r.get("loss") is not None and on_start(
+                    {"start": name, "index": i + 1, "starts": len(candidates), "start_step": r["step"],
+                     "start_steps": steps})]
+            res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop, callbacks=heard)
             Processes.from_env().barrier()  # in a multi-process run the main process writes the results
             if res.metrics.get("stopped"):
                 return config, None  # asked to stop: the run stops before its first step, resumable

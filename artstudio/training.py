@@ -259,8 +259,12 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     # Several starts (a canvas option): short runs from different starts, the best continues.
     requested = config  # what config.json records; the start chosen goes under "resolved"
     # A resume with other --steps keeps the starts the run chose (their length is a fraction of the steps).
+    def on_start(event: dict) -> None:  # the starts' progress, for callers that show it (the app); not a metric
+        for cb in callbacks or []:
+            cb({"phase": "start", **event})
+
     config, start_choice = choose_start(replace(config, steps=saved_steps or config.steps), out, backbone, train_rows,
-                                        card, progress=progress, should_stop=should_stop)
+                                        card, progress=progress, should_stop=should_stop, on_start=on_start)
     config = replace(config, steps=requested.steps)
     torch.manual_seed(config.seed)
     random.seed(config.seed)

@@ -174,3 +174,19 @@ def test_several_noise_starts_each_keep_their_own_score(qwen35, task, tmp_path):
     res = train(_config(task, tmp_path / "run", opts={"starts": 3}), backbone=qwen35, progress=False)
     assert list(res.metrics["start_val_accuracy"]) == ["gray", "noise-1", "noise-2"]
     assert "noise-1" in train_summary(res) and "noise-2" in train_summary(res)
+
+
+def test_callers_hear_the_starts_steps_and_the_app_names_the_phase(qwen35, task, tmp_path):
+    """The app showed "Training · step 0 / N" while the starts trained (minutes on a long run)."""
+    from artstudio.ui.jobs import Job
+
+    heard: list[dict] = []
+    train(_config(task, tmp_path / "run"), backbone=qwen35, progress=False, callbacks=[heard.append])
+    starts = [r for r in heard if r.get("phase") == "start"]
+    assert [(r["start"], r["index"], r["start_step"]) for r in starts] == [
+        ("gray", 1, 1), ("gray", 1, 2), ("noise", 2, 1), ("noise", 2, 2)]
+    assert all(r["starts"] == 2 and r["start_steps"] == 2 for r in starts)
+    assert [r["step"] for r in heard if "loss" in r] == list(range(1, 11))  # the run's own steps, after them
+    job = Job(id=1, kind="train", title="t", work=lambda job: None, total=10)
+    job.record(starts[2])
+    assert job.phase == "trying start noise (2 of 2): step 1 / 2" and job.done == 0 and job.history == []

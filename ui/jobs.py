@@ -55,7 +55,12 @@ class Job:
         return self._stop.is_set()
 
     def record(self, entry: dict) -> None:
-        """A training callback: keep the metric record and advance the progress."""
+        """A training callback: keep the metric record and advance the progress (a start's step only names
+        the phase: the run's own steps follow)."""
+        if entry.get("phase") == "start":
+            self.phase = (f"trying start {entry['start']} ({entry['index']} of {entry['starts']}): step "
+                          f"{entry['start_step']} / {entry['start_steps']}")
+            return
         self.history.append(dict(entry))
         if isinstance(entry.get("step"), int):
             self.done = max(self.done, entry["step"])

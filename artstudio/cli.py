@@ -36,7 +36,7 @@ from typing import Any, Callable, Literal
 
 from artstudio.errors import ArtStudioError, ConfigError
 from artstudio.options import default_of, field_type
-from artstudio.progress import is_terminal
+from artstudio.progress import quiet_loading_off_terminal
 
 log = logging.getLogger("artstudio.cli")
 
@@ -746,10 +746,7 @@ def _setup_logging(verbosity: int) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
-    if not is_terminal(sys.stderr):  # a log: no "Loading weights" bar redrawn with carriage returns
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    quiet_loading_off_terminal()  # a log: no "Loading weights" bar redrawn with carriage returns
 
 
 def _silence_stdout() -> None:

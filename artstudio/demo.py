@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from artstudio.errors import ArtStudioError, ModelLoadError
+from artstudio.progress import quiet_loading_off_terminal
 
 # The held-out task the demo trains. max-bracket: two digits in, "[<larger>]" out; studio-tiny never
 # saw that operation with that format, and a 300-step canvas takes it from 0 % to 100 % (canvases/README.md).
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="model folder or id (default: the shipped studio-tiny)")
     ap.add_argument("--no-app", action="store_true", help="do not start the web app at the end")
     args = ap.parse_args(argv)
+    quiet_loading_off_terminal()
     try:
         if args.steps < 1:
             raise ArtStudioError(f"--steps is {args.steps}; expected at least 1")

@@ -24,6 +24,15 @@ def progress_bar(*, total: int | None = None, desc: str = "", initial: int = 0, 
     return LogProgress(total=total, desc=desc, initial=initial, unit=unit, file=stream)
 
 
+def quiet_loading_off_terminal() -> None:
+    """Turn transformers' "Loading weights" bar off where stderr is a log, not a terminal (a command-line
+    entry point calls this once; a program that imports artstudio keeps its own settings)."""
+    if not is_terminal(sys.stderr):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def progress_iter(items: Iterable, *, desc: str, total: int | None = None) -> Iterator:
     """Iterate `items` with a progress bar."""
     items = list(items) if total is None else items

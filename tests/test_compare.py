@@ -441,3 +441,17 @@ def test_an_out_folder_holds_one_kind_of_result(model, tmp_path):
     with pytest.raises(ConfigError, match="holds a run \\(config.json\\), not a tuning study"):
         tune(method="lora", data=str(tmp_path / "t"), model=model, trials=1, out=str(run))
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+def test_a_rerun_with_other_options_says_the_table_is_rewritten(model, tmp_path, caplog):
+    """A rerun into the same --out with other --steps silently replaced the earlier table."""
+    import logging
+
+    task = make_task(tmp_path / "t")
+    C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0"))
+    with caplog.at_level(logging.WARNING, logger="artstudio.compare"):
+        C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0"))
+    assert "other options" not in caplog.text  # the same comparison: a resume, nothing to say
+    with caplog.at_level(logging.WARNING, logger="artstudio.compare"):
+        C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", steps=3))
+    assert "held a comparison with other options (steps 2 -> 3)" in caplog.text

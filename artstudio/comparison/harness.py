@@ -112,6 +112,22 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def _say_what_changed(record: Path, config: CompareConfig) -> None:
+    """Warn when the folder's earlier comparison ran with other options: its table is about to be rewritten
+    (finished cells that match are reused; the others stay under cells/)."""
+    try:
+        before = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    now = json.loads(json.dumps(asdict(config), default=str))
+    changed = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in now
+               if k not in ("out", "workers") and k in before and before[k] != now[k]]
+    if changed:
+        log.warning("%s held a comparison with other options (%s); its table and plots are rewritten for these "
+                    "options (finished cells that match are reused; the others stay under cells/)",
+                    record.parent, "; ".join(changed))
+
+
 def _method_options(config: CompareConfig, method: str) -> dict:
     """The user's options for `method`; a canvas-shaped method takes ART's canvas size unless told otherwise.
 
@@ -276,6 +292,7 @@ class _Comparison:
         check_output_kind(config.out, "compare_config.json")
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
+        _say_what_changed(self.out / "compare_config.json", config)
         atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=str) + "\n")
         self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}
         self.splits = {}

@@ -58,6 +58,21 @@ def test_bad_numbers_are_refused_at_start_and_in_the_command_panel(studio, uploa
         studio.train_config(form(**values), preview=True)
 
 
+def test_whole_number_fields_refuse_a_fraction_instead_of_rounding_it(studio):
+    """Gradio's precision=0 turned seed 1.5 into --seed 2 without a word."""
+    import gradio as gr
+
+    from artstudio.ui.widgets import field_input
+    from artstudio.training import TrainConfig
+
+    with gr.Blocks():
+        seed = field_input(TrainConfig, "seed")
+    assert isinstance(seed, gr.Number) and seed.precision is None and seed.step == 1
+    with pytest.raises(ConfigError, match="1.5"):
+        studio.train_config(form(seed=1.5), preview=True)
+    assert studio.train_config(form(seed=2.0), preview=True)[0].seed == 2
+
+
 def test_the_command_panel_shows_the_refusal_instead_of_a_command(studio):
     import gradio as gr
 

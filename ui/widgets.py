@@ -116,7 +116,8 @@ def field_input(cls: type, name: str, *, label: str | None = None, choices: list
         return gr.Textbox(value="" if default is None else str(default), label=label, info=info,
                           placeholder="default", **kwargs)
     if tp is int:
-        return gr.Number(value=default, label=label, info=info, precision=0, **kwargs)
+        # No `precision=0`: Gradio would round 1.5 to 2 silently; the form's checks refuse it by name instead.
+        return gr.Number(value=default, label=label, info=info, step=1, **kwargs)
     if tp is float:
         return gr.Number(value=default, label=label, info=info, **kwargs)
     if tp is dict or typing.get_origin(tp) is dict:

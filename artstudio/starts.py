@@ -52,6 +52,8 @@ def starts_of(config) -> tuple[int | None, float]:
     defaults = cls()
     opts = config.method_options or {}
     k = opts.get("starts", defaults.starts)
+    if k is None and opts.get("init") is not None:
+        k = 1  # the user named the start (`--init runs/sft/artwork.png`): train from it, try no others
     return (None if k is None else int(k)), float(opts.get("start_steps", defaults.start_steps))
 
 

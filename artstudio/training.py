@@ -240,9 +240,13 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     train_rows, eval_rows, card = resolve_data(config)
     if main:
         processes.barrier()
-    if config.objective == "sft" and not any(e.answer.strip() for e in train_rows):
-        raise DataError(f"--data {config.data}: every training answer is empty, so SFT has nothing to learn; "
-                        'give each row its "answer"')
+    if not any(e.answer.strip() for e in train_rows):
+        if config.objective == "sft":
+            raise DataError(f"--data {config.data}: every training answer is empty, so SFT has nothing to learn; "
+                            'give each row its "answer"')
+        if main:  # GRPO: a reward of its own may not need answers; the metric's default rewards compare with them
+            log.warning("--data %s: every training answer is empty; the default rewards score completions "
+                        "against the answers, so only a --grpo-reward that ignores them can teach anything", config.data)
     saved_steps = check_resume(config, out, train_rows) if config.resume else None
     if config.batch_size > len(train_rows) and main:
         log.warning("--batch-size %d is larger than the %d training rows: each batch holds every row once",

@@ -123,6 +123,9 @@ def test_every_option_check_names_its_command_line_flag():
         flag = "--grpo-" + option.replace("_", "-")
         with pytest.raises(ConfigError, match=rf"^GRPO option {option} \({flag}\) must be"):
             GRPOObjective.build({option: value})
+    for option in ("temperature", "beta", "epsilon", "epsilon_high"):  # inf crashed the sampler or NaN'd every step
+        with pytest.raises(ConfigError, match=rf"^GRPO option {option} .* must be a finite number"):
+            GRPOObjective.build({option: float("inf")})
     # choices and kinds, from a config file: they named no flag either
     with pytest.raises(ConfigError, match=r"^GRPO option loss_type \(--grpo-loss-type\) is 'sum'; choose one of grpo"):
         GRPOObjective.build({"loss_type": "sum"})

@@ -108,12 +108,15 @@ def test_user_reward_from_file(tmp_path):
         "def length(prompt, completion, answer):\n    return min(len(completion) / 10, 1.0)\n"
         "def too_big(prompt, completion, answer):\n    return 2.0\n"
         "def nan(prompt, completion, answer):\n    return float('nan')\n"
+        "def text(prompt, completion, answer):\n    return '0.5'\n"
     )
     assert rewards.get(f"{path}:length")("p", "abcde", "a") == 0.5
     with pytest.raises(ConfigError, match=r"too_big.*returned 2\.0"):
         rewards.get(f"{path}:too_big")("p", "c", "a")
     with pytest.raises(ConfigError, match=r"nan.*returned nan"):
         rewards.get(f"{path}:nan")("p", "c", "a")
+    with pytest.raises(ConfigError, match=r"text.*returned '0.5'; a reward must return a float"):  # text is not a score
+        rewards.get(f"{path}:text")("p", "c", "a")
     with pytest.raises(ConfigError, match="has no attribute 'missing'"):
         rewards.get(f"{path}:missing")
     with pytest.raises(ConfigError, match="no file"):

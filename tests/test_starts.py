@@ -190,3 +190,13 @@ def test_callers_hear_the_starts_steps_and_the_app_names_the_phase(qwen35, task,
     job = Job(id=1, kind="train", title="t", work=lambda job: None, total=10)
     job.record(starts[2])
     assert job.phase == "trying start noise (2 of 2): step 1 / 2" and job.done == 0 and job.history == []
+
+
+def test_a_named_init_is_the_run_s_one_start(qwen35, task, tmp_path):
+    """`--init runs/sft/artwork.png` (docs/grpo.md's SFT-then-GRPO chain) was raced against another start and lost."""
+    from artstudio.starts import starts_of
+
+    config = TrainConfig(data=str(task), method_options={"init": "noise"})
+    assert starts_of(config)[0] == 1
+    assert starts_of(TrainConfig(data=str(task), method_options={"init": "noise", "starts": 2}))[0] == 2
+    assert starts_of(TrainConfig(data=str(task)))[0] is None  # the default decides by whether T2C fits

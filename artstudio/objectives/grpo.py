@@ -32,6 +32,8 @@ rho = 1 but its gradient is the policy gradient.
 
 from __future__ import annotations
 
+import math
+
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
@@ -67,7 +69,7 @@ class GRPOConfig:
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "longest completion in tokens (TRL: max_completion_length; default: the batch's longest reference answer + 4, at least 8)"})
     reward: str | None = field(default=None, metadata={"help": "reward name, `module:function` or weighted sum (default: from the metric: numeric->numeric, json->json-tool-call, exact->exact, regex->regex)"})
-    scale_rewards: Literal["group", "batch", "none"] = field(default="group", metadata={"help": "divide group-centred rewards by the std of the group, of the whole batch, or not at all (none: Dr. GRPO's r - mean); true/false mean group/none"})
+    scale_rewards: Literal["group", "batch", "none"] = field(default="group", metadata={"help": "divide group-centred rewards by the std of the group, of the whole batch, or not at all (none: Dr. GRPO's r - mean); in Python, TRL's true/false also mean group/none"})
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = field(default="grpo", metadata={"help": "grpo (mean per completion) | bnpo (mean over batch tokens) | dr_grpo (sum / (completions x max_new_tokens)) | dapo (mean over the active tokens of the global batch; one process: bnpo)"})
     importance_sampling_level: Literal["token", "sequence"] = field(default="token", metadata={"help": "token: one probability ratio per token (GRPO); sequence: one per completion, the geometric mean of its token ratios (GSPO)"})
     epsilon: float = field(default=0.2, metadata={"help": "clip range of the probability ratio (lower; also upper unless epsilon_high)"})
@@ -85,14 +87,15 @@ class GRPOConfig:
             (self.importance_sampling_level in ("token", "sequence"), "importance_sampling_level",
              f"must be token or sequence, got {self.importance_sampling_level!r}"),
             (self.group_size >= 2, "group_size", f"must be >= 2 (advantages compare samples within a group), got {self.group_size}"),
-            (self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}"),
+            (math.isfinite(self.temperature) and self.temperature > 0, "temperature", f"must be a finite number > 0, got {self.temperature}"),
             (0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p}"),
             (self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}"),
             (self.loss_type in LOSS_TYPES, "loss_type", f"must be one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}"),
-            (self.epsilon >= 0, "epsilon", f"must be >= 0, got {self.epsilon}"),
-            (self.epsilon_high is None or self.epsilon_high >= 0, "epsilon_high", f"must be >= 0, got {self.epsilon_high}"),
+            (math.isfinite(self.epsilon) and self.epsilon >= 0, "epsilon", f"must be a finite number >= 0, got {self.epsilon}"),
+            (self.epsilon_high is None or (math.isfinite(self.epsilon_high) and self.epsilon_high >= 0), "epsilon_high",
+             f"must be a finite number >= 0, got {self.epsilon_high}"),
             (self.num_iterations >= 1, "num_iterations", f"must be >= 1, got {self.num_iterations}"),
-            (self.beta >= 0, "beta", f"must be >= 0, got {self.beta}"),
+            (math.isfinite(self.beta) and self.beta >= 0, "beta", f"must be a finite number >= 0, got {self.beta}"),
             (self.generation_batch_size >= 1, "generation_batch_size", f"must be >= 1, got {self.generation_batch_size}"),
         ]
         for ok, option, message in rules:

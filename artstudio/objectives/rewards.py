@@ -226,6 +226,8 @@ def checked(fn: Callable, name: str) -> RewardFn:
         except Exception as e:
             raise ConfigError(f"reward {name} raised {type(e).__name__}: {e}") from e
         try:
+            if isinstance(raw, (str, bytes)):  # float("0.5") would pass text off as a score
+                raise TypeError
             value = float(raw)
         except (TypeError, ValueError):
             raise ConfigError(f"reward {name} returned {raw!r}; a reward must return a float in [0, 1]") from None

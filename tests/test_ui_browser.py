@@ -263,7 +263,9 @@ def test_8_each_browser_follows_its_own_jobs(page, browser, app):
     page.get_by_role("button", name="Advanced options").click()
     page.locator("#as-train-checkpoint_every input").fill("1000")
     page.click("#as-start")
-    page.wait_for_selector("#as-train-progress:has-text('Training')")
+    # (first its starts, each named with its step, then the run's own steps)
+    page.wait_for_selector("#as-train-progress:has-text('Trying start'), #as-train-progress:has-text('Training')")
+    shot(page, "8-starts-phase")
 
     # Another person's browser: its Train page does not show this run; its Jobs tab lists it.
     other = open_page(browser, app)

@@ -10,6 +10,7 @@ would replay a step. `checkpoint.json` repeats the metadata for people and tools
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,9 @@ import torch
 from safetensors.torch import load_file
 
 from .atomic import atomic_save_file, atomic_write_text
+from .errors import ConfigError
+
+log = logging.getLogger("artstudio")
 
 CHECKPOINT_FILE = "state.safetensors"
 CHECKPOINT_KEY = "artstudio_checkpoint"
@@ -49,6 +53,29 @@ def checkpoint_step(folder: Path) -> int:
     """The step of the checkpoint in `folder` (0: none), from its metadata, without loading tensors."""
     meta = Path(folder) / "checkpoint.json"
     return int(json.loads(meta.read_text(encoding="utf-8")).get("step", 0)) if meta.is_file() else 0
+
+
+def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "the run",
+                       use_as_is: str = "Export or evaluate it as it is") -> None:
+    """The part of `--resume` that every training loop shares, once its options are known to match: refuse
+    --steps that end before the checkpoint in `out/checkpoint` and a run whose result.json says it
+    finished its steps; warn when --steps differs from the `started_with` steps (the schedule stretches)."""
+    at = checkpoint_step(out / "checkpoint")
+    if at > steps:
+        raise ConfigError(f"{what} in {out} is already at step {at}; --steps {steps} would end before it "
+                          f"(resume with --steps {at} or more)")
+    result = out / "result.json"
+    if result.is_file():
+        try:
+            done = json.loads(result.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            done = {}  # a result being rewritten, or damaged: the checkpoint decides
+        if isinstance(done, dict) and not done.get("stopped") and int(done.get("steps", -1)) >= steps:
+            raise ConfigError(f"{what} in {out} already finished its {steps} steps; nothing to resume. "
+                              f"{use_as_is}, or resume with more --steps to train longer")
+    if started_with != steps:
+        log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps",
+                    steps, started_with, steps)
 
 
 def load_checkpoint(folder: Path, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], int]:

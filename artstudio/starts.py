@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .checkpoint import read_history
-from .data import load_jsonl, split_validation, write_jsonl
+from .data import split_validation, write_jsonl
 from .errors import ConfigError
 
 log = logging.getLogger("artstudio.starts")

@@ -41,7 +41,7 @@ from .atomic import atomic_write_text, check_free, check_output_kind
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
-from .checkpoint import checkpoint_step, lr_lambda, resume, save_checkpoint
+from .checkpoint import check_resume_steps, lr_lambda, resume, save_checkpoint
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
 from .objectives.grpo import grpo_config
@@ -505,18 +505,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
                           f"{'; '.join(differ)}. Resume with the run's own options (its config.json: "
                           f"`artstudio train --config {file} --resume`), or start a new run with another --out"
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
-    at = checkpoint_step(out / "checkpoint")
-    if at > config.steps:
-        raise ConfigError(f"the run in {out} is already at step {at}; --steps {config.steps} would end before it")
-    result = out / "result.json"
-    if result.is_file():
-        done = _read_json(result)
-        if not done.get("stopped") and int(done.get("steps", 0)) >= config.steps:
-            raise ConfigError(f"the run in {out} already finished its {config.steps} steps; nothing to resume. "
-                              "Export or evaluate it as it is, or resume with more --steps to train longer")
-    if saved.get("steps") != config.steps:
-        log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps; the "
-                    "run keeps the start it chose", config.steps, saved.get("steps"), config.steps)
+    check_resume_steps(out, config.steps, saved.get("steps"))
     return saved.get("steps")
 
 

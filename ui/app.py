@@ -35,7 +35,7 @@ from .settings import AppSettings
 from .studio import Studio
 from .train_tab import build_train_tab
 from .tune_tab import build_tune_tab
-from .widgets import action, friendly, keep_page
+from .widgets import friendly, keep_page
 
 log = logging.getLogger("artstudio.ui")
 

@@ -28,7 +28,7 @@ import torch
 
 from artstudio.atomic import atomic_write_text
 from artstudio.backbone import DEFAULT_MODEL
-from artstudio.checkpoint import lr_lambda, resume, save_checkpoint
+from artstudio.checkpoint import check_resume_steps, lr_lambda, resume, save_checkpoint
 from artstudio.errors import ConfigError
 from artstudio.progress import progress_bar, progress_iter
 
@@ -298,7 +298,6 @@ def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
     and rewrite config.json with options that no longer describe the weights (or fail on the checkpoint's
     shapes). Returns the steps the run was started with (None: no run there yet)."""
     from artstudio.backbone import model_name
-    from artstudio.checkpoint import checkpoint_step
     from artstudio.training import _key_differences, _shown
 
     out = Path(out)
@@ -329,23 +328,8 @@ def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
         raise ConfigError(f"--resume continues the hypernetwork run in {out} with the options it started with; these "
                           f"differ: {'; '.join(differ)}. Resume with the run's own options (they are in {file}), "
                           "or start a new run with another --out")
-    at = checkpoint_step(out / "checkpoint")
-    if at > config.steps:
-        raise ConfigError(f"the hypernetwork run in {out} is already at step {at}; --steps {config.steps} would end "
-                          f"before it (resume with --steps {at} or more)")
-    result = out / "result.json"
-    if result.is_file():
-        try:
-            done = json.loads(result.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            done = {}
-        if isinstance(done, dict) and not done.get("stopped") and int(done.get("steps", -1)) >= config.steps:
-            raise ConfigError(f"the hypernetwork run in {out} already finished its {config.steps} steps; nothing to "
-                              f"resume. Use it as it is (artstudio hyper generate {out / 'final'} ...), or resume "
-                              "with more --steps to train longer")
-    if saved.get("steps") != config.steps:
-        log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps",
-                    config.steps, saved.get("steps"), config.steps)
+    check_resume_steps(out, config.steps, saved.get("steps"), "the hypernetwork run",
+                       f"Use it as it is (artstudio hyper generate {out / 'final'} ...)")
     return saved.get("steps")
 
 

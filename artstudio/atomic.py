@@ -22,6 +22,15 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     return out
 
 
+def json_default(value: object) -> str:
+    """How a run's records write what JSON has no type for: a function as `module:qualname`, the same text
+    in every process (its repr holds a memory address, so a resume or a comparison's cell key would never
+    match again); anything else as its text."""
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', None) or '?'}:{value.__qualname__}"
+    return str(value)
+
+
 # What each verb keeps at the top of its --out, by a file only that verb writes there.
 OUTPUT_KINDS = {"config.json": "a run", "compare_config.json": "a comparison", "study.json": "a tuning study"}
 

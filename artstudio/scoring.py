@@ -54,14 +54,15 @@ def numbers_equal(a: float, b: float) -> bool:
     return abs(a - b) < NUMBER_TOLERANCE
 
 
-def reference_number(answer: str) -> float:
-    """The number a reference answer stands for: its `Answer: <n>` if it has one, else the plain number."""
+def reference_number(answer: str, instead: str = "--metric exact") -> float:
+    """The number a reference answer stands for: its `Answer: <n>` if it has one, else the plain number.
+    `instead` is what the error suggests for answers that are not numbers."""
     value = extract_answer_number(answer)
     if value is None:
         value = normalize_number(answer)
     if value is None:
         raise DataError(f"reference answer {answer!r} is not a number; the numeric metric and reward need "
-                        "answers like '42', '-3.5', '1,234' or 'Answer: 42' (or use --metric exact)")
+                        f"answers like '42', '-3.5', '1,234' or 'Answer: 42' (or use {instead})")
     return value
 
 

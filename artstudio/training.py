@@ -37,7 +37,7 @@ import torch
 from .backbone import DEFAULT_MODEL, check_device, check_dtype, load_backbone
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError
-from .atomic import atomic_write_text, check_free, check_output_kind
+from .atomic import atomic_write_text, check_free, check_output_kind, json_default
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
@@ -45,6 +45,7 @@ from .checkpoint import check_resume_steps, lr_lambda, resume, save_checkpoint
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
 from .objectives.grpo import grpo_config
+from .objectives.rewards import portable as portable_reward
 from .progress import progress_bar
 from .prompts import check_row_lengths
 from .options import check_kinds, field_names, from_dict
@@ -145,6 +146,8 @@ class TrainConfig:
                               f"apply only to --objective grpo; this run's objective is {self.objective}")
         if self.objective == "grpo":
             grpo_config(self.grpo)  # out-of-range or ill-typed GRPO options, before the model loads
+            if "reward" in self.grpo:  # a reward file, recorded so a resume from another folder finds it
+                self.grpo = {**self.grpo, "reward": portable_reward(self.grpo["reward"])}
         if self.resume and self.overwrite:
             raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; pass one of them")
 
@@ -309,7 +312,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                                            **({"starts": start_choice, "init": config.method_options["init"]}
                                               if start_choice else {})}}
     if main:
-        atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
+        atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=json_default) + "\n")
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
     def emit(record: dict) -> None:
@@ -477,7 +480,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
         return None
     saved = _read_json(file)
     resolved = saved.pop("resolved", None) or {}
-    now = json.loads(json.dumps(asdict(config), default=str))
+    now = json.loads(json.dumps(asdict(config), default=json_default))
     differ = []
     for name, value in now.items():
         if name in RESUME_MAY_CHANGE or name not in saved:

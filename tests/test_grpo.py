@@ -289,6 +289,32 @@ def test_resume_gives_identical_canvas(bb, data, tmp_path):
     assert torch.equal(full.method.canvas.param, resumed.method.canvas.param)
 
 
+def test_resume_with_a_reward_function_or_a_relative_reward_file(bb, data, tmp_path, monkeypatch):
+    # A Python caller's reward function was recorded by its address, so its run could never resume; a
+    # relative `file.py:function` could not be found from another folder.
+    common = dict(data=data, objective="grpo", batch_size=2, checkpoint_every=1, snapshot_every=0, lr=0.2, seed=1)
+    stops = iter([False, True])
+    train(TrainConfig(out=str(tmp_path / "fn"), steps=3, grpo={**SMALL, "reward": parity_reward}, **common),
+          backbone=bb, progress=False, should_stop=lambda: next(stops), canvas_size=64)
+    assert json.loads((tmp_path / "fn" / "config.json").read_text())["grpo"]["reward"] == \
+        f"{parity_reward.__module__}:parity_reward"
+    train(TrainConfig(out=str(tmp_path / "fn"), steps=3, resume=True, grpo={**SMALL, "reward": parity_reward}, **common),
+          backbone=bb, progress=False, canvas_size=64)
+    assert json.loads((tmp_path / "fn" / "result.json").read_text())["steps"] == 3
+
+    (tmp_path / "mine.py").write_text("def half(prompt, completion, answer):\n    return 0.5\n")
+    monkeypatch.chdir(tmp_path)
+    stops = iter([False, True])
+    train(TrainConfig(out=str(tmp_path / "file"), steps=3, grpo={**SMALL, "reward": "mine.py:half"}, **common),
+          backbone=bb, progress=False, should_stop=lambda: next(stops), canvas_size=64)
+    saved = json.loads((tmp_path / "file" / "config.json").read_text())
+    saved.pop("resolved")
+    assert saved["grpo"]["reward"] == f"{tmp_path.resolve() / 'mine.py'}:half"
+    monkeypatch.chdir(tmp_path.parent)
+    train(TrainConfig(**{**saved, "resume": True}), backbone=bb, progress=False, canvas_size=64)
+    assert json.loads((tmp_path / "file" / "result.json").read_text())["steps"] == 3
+
+
 def test_grpo_starts_from_an_sft_artwork(bb, data, tmp_path):
     sft = train(TrainConfig(out=str(tmp_path / "sft"), data=data, steps=2, batch_size=2, lr=0.5, checkpoint_every=0,
                             snapshot_every=0), backbone=bb, progress=False, canvas_size=64, init="noise")

@@ -153,3 +153,36 @@ def test_a_bad_format_regex_names_the_reward_not_pattern():
     msg = str(info.value)
     assert "invalid regular expression '['" in msg and "format:[" in msg and "--grpo-reward" in msg
     assert "--pattern" not in msg
+
+
+def test_a_reward_file_whose_path_holds_plus_is_a_file_not_a_sum(tmp_path):
+    folder = tmp_path / "c++ rewards"
+    folder.mkdir()
+    (folder / "r.py").write_text("def third(prompt, completion, answer):\n    return 1 / 3\n")
+    assert rewards.get(f"{folder / 'r.py'}:third")("p", "c", "a") == pytest.approx(1 / 3)
+
+
+def test_portable_records_reward_files_by_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "mine.py").write_text("def half(prompt, completion, answer):\n    return 0.5\n")
+    monkeypatch.chdir(tmp_path)
+    absolute = f"{tmp_path.resolve() / 'mine.py'}:half"
+    assert rewards.portable("mine.py:half") == absolute
+    assert rewards.portable("mine.py:half*0.5+exact*0.5") == f"{absolute}*0.5+exact*0.5"
+    for spec in ("numeric", "numeric*0.8+format*0.2", "format:^A", "some.module:fn", None):
+        assert rewards.portable(spec) == spec  # names, sums of names, patterns, modules: as given
+    monkeypatch.chdir(tmp_path.parent)  # the recorded spec still loads from another folder
+    assert rewards.get(absolute)("p", "c", "a") == 0.5
+
+
+def test_numeric_reward_on_text_answers_suggests_a_reward_not_a_metric():
+    with pytest.raises(DataError, match="--grpo-reward exact"):
+        rewards.get("numeric")("p", "Answer: 3", "abc")
+
+
+def test_functions_are_recorded_by_name_not_address():
+    from artstudio.atomic import json_default
+
+    fn = test_functions_are_recorded_by_name_not_address
+    assert json_default(fn) == f"{fn.__module__}:test_functions_are_recorded_by_name_not_address"
+    assert json_default(fn) == json_default(fn) and "0x" not in json_default(fn)
+    assert json_default(3j) == "3j"

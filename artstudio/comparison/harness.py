@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..atomic import atomic_write_text, check_output_kind, output_folder
+from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
 from ..backbone import load_backbone
 from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
@@ -56,7 +56,7 @@ class Cell:
                 "lr": self.lr, "objective": config.objective, "model": config.model}
         if config.objective == "grpo":
             spec["grpo"] = config.grpo  # added only for GRPO, so SFT cells keep their keys across versions
-        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=json_default).encode()).hexdigest()[:16]
 
 
 class _Progress:
@@ -119,7 +119,7 @@ def _say_what_changed(record: Path, config: CompareConfig) -> None:
         before = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    now = json.loads(json.dumps(asdict(config), default=str))
+    now = json.loads(json.dumps(asdict(config), default=json_default))
     changed = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in now
                if k not in ("out", "workers") and k in before and before[k] != now[k]]
     if changed:
@@ -247,7 +247,7 @@ def _validation_split(config: CompareConfig, task: TaskSpec, seed: int) -> tuple
     folder = Path(config.out) / "grid" / f"{task.name}-{task.digest[:8]}-split{seed}"
     write_jsonl(folder / "train.jsonl", fit)
     write_jsonl(folder / "val.jsonl", val)
-    atomic_write_text(folder / "card.json", json.dumps(task.card, indent=2, default=str) + "\n")
+    atomic_write_text(folder / "card.json", json.dumps(task.card, indent=2, default=json_default) + "\n")
     digest = hashlib.sha256((folder / "train.jsonl").read_bytes() + (folder / "val.jsonl").read_bytes()).hexdigest()[:16]
     return folder, folder / "val.jsonl", digest, [e.id for e in val]
 
@@ -293,7 +293,7 @@ class _Comparison:
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
         _say_what_changed(self.out / "compare_config.json", config)
-        atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=str) + "\n")
+        atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=json_default) + "\n")
         self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}
         self.splits = {}
         if any(len(v) > 1 for v in self.grid.values()):
@@ -488,7 +488,7 @@ class _Comparison:
             self.stopped = True
             return None
         record["cell"] = folder.name
-        atomic_write_text(folder / "cell.json", json.dumps(record, indent=2, default=str) + "\n")
+        atomic_write_text(folder / "cell.json", json.dumps(record, indent=2, default=json_default) + "\n")
         self.bar.measured(cell, record)
         self.pending.pop(_plan_key(cell), None)
         self.remaining = self._estimate()
@@ -567,7 +567,7 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     out = Path(config.out) / "workers"
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "config.json"
-    atomic_write_text(spec, json.dumps(asdict(config), default=str) + "\n")
+    atomic_write_text(spec, json.dumps(asdict(config), default=json_default) + "\n")
     claims = out / f"claims-{os.getpid()}-{time.time_ns()}"  # this launch's: an old launch's claims never block
     claims.mkdir()
     threads = max(1, (os.cpu_count() or 1) // config.workers)

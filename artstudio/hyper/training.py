@@ -26,7 +26,7 @@ from typing import Any, Callable, Literal
 
 import torch
 
-from artstudio.atomic import atomic_write_text
+from artstudio.atomic import atomic_write_text, json_default
 from artstudio.backbone import DEFAULT_MODEL
 from artstudio.checkpoint import check_resume_steps, lr_lambda, resume, save_checkpoint
 from artstudio.errors import ConfigError
@@ -312,7 +312,7 @@ def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
     if not isinstance(saved, dict):
         raise ConfigError(f"{file} is not a run config (a JSON object); start a new run with another --out")
     saved.pop("resolved", None)
-    now = json.loads(json.dumps(asdict(config), default=str))
+    now = json.loads(json.dumps(asdict(config), default=json_default))
     differ = []
     for name, value in now.items():
         if name in HYPER_RESUME_MAY_CHANGE or name not in saved:
@@ -389,7 +389,7 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup), last_epoch=start - 1)
     saved = asdict(config) | {"resolved": {"tasks": [t.name for t in tasks], "hypernetwork": hypernetwork.describe(),
                                            "model_id": backbone.model_id, "family": backbone.family}}
-    atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=str) + "\n")
+    atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=json_default) + "\n")
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
     def emit(record: dict) -> None:

@@ -79,7 +79,7 @@ def names() -> list[str]:
 def numeric_reward(prompt: str, completion: str, answer: str) -> float:
     """1.0 correct `Answer: <n>`; formatted and relative error <= 1 %: 0.4, <= 10 %: 0.2, else 0.1;
     no formatted answer but some number in the completion: 0.01; nothing: 0."""
-    want = reference_number(answer)
+    want = reference_number(answer, "--grpo-reward exact")
     got = extract_answer_number(completion)
     if got is None:
         return LOOSE_CREDIT if any_number(completion) is not None else 0.0
@@ -189,6 +189,8 @@ def get(spec: str | RewardFn) -> RewardFn:
         return _REGISTRY[spec]
     if spec.startswith("format:"):
         return format_pattern_reward(spec[len("format:"):])
+    if _names_file(spec):  # before sums: a file's path may hold '+' or '*'
+        return checked(_import_reward(spec), spec)
     if "+" in spec or "*" in spec:
         return combine(_parse_sum(spec))
     if ":" in spec:
@@ -239,6 +241,31 @@ def checked(fn: Callable, name: str) -> RewardFn:
     return reward
 
 
+def portable(spec: Any) -> Any:
+    """`spec` as a run records it: a `file.py:function` reward (alone or as a term of a sum) with the
+    file's absolute path, so `--resume` and `--config RUN/config.json` find it from any folder.
+    Anything else is returned as it is."""
+    if not isinstance(spec, str) or not spec.strip():
+        return spec
+    spec = spec.strip()
+    if _names_file(spec):
+        target, _, attr = spec.rpartition(":")
+        return f"{Path(target).expanduser().resolve()}:{attr}"
+    if spec in _REGISTRY or spec.startswith("format:") or not ("+" in spec or "*" in spec):
+        return spec
+    terms = []
+    for term in spec.split("+"):
+        name, star, weight = term.strip().rpartition("*")
+        terms.append(f"{portable(name)}*{weight}" if star else portable(term.strip()))
+    return "+".join(terms)
+
+
+def _names_file(spec: str) -> bool:
+    """Whether `spec` is `path:function` for a file that exists (not a sum of such terms)."""
+    target, colon, attr = spec.rpartition(":")
+    return bool(colon and target) and attr.isidentifier() and Path(target).expanduser().is_file()
+
+
 def _parse_sum(spec: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for term in spec.split("+"):
@@ -264,7 +291,7 @@ def _import_reward(spec: str) -> Callable:
     if not target or not attr:
         raise ConfigError(f"reward {spec!r} is not `module:function`; {hint}")
     if target.endswith(".py") or os.sep in target or "/" in target:
-        module = _load_file(Path(target), spec, hint)
+        module = _load_file(Path(target).expanduser(), spec, hint)
     else:
         module = _load_module(target, spec, hint)
     fn = getattr(module, attr, None)
@@ -306,5 +333,5 @@ def _choices() -> str:
     return ", ".join(names()) + ", format:REGEX, module:function, path/to/file.py:function, or a sum like numeric*0.8+format*0.2"
 
 
-__all__ = ["RewardFn", "register", "names", "get", "combine", "checked", "numeric_reward", "exact_reward",
+__all__ = ["RewardFn", "register", "names", "get", "portable", "combine", "checked", "numeric_reward", "exact_reward",
            "regex_reward", "format_reward", "json_tool_call_reward", "format_pattern_reward"]

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import atomic_write_text, check_output_kind, output_folder
+from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
 from ..errors import ArtStudioError, ConfigError
 from . import TuneConfig
 from .space import Choice, SearchSpace, load_space, signature_of, space_difference
@@ -252,7 +252,7 @@ def prepare_splits(config: TuneConfig, out: Path) -> Splits:
     write_jsonl(folder / "proxy" / "train.jsonl", proxy)
     write_jsonl(folder / "val.jsonl", val)
     card = dict(task.card)
-    atomic_write_text(folder / "proxy" / "card.json", json.dumps(card, indent=2, default=str) + "\n")
+    atomic_write_text(folder / "proxy" / "card.json", json.dumps(card, indent=2, default=json_default) + "\n")
     metric = card.get("metric") or "exact"
     return Splits(folder / "proxy", folder / "val.jsonl", len(rows), len(fit), len(proxy), len(val), card, metric)
 
@@ -540,9 +540,9 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     # best.json runs as it is (`artstudio train --config OUT/best.json`): into OUT/tuned, a folder the study
     # never writes (its own run of the best configuration is OUT/final/best).
     best_config = asdict(best_tc) | {"out": str(out / TUNED_RUN)}
-    atomic_write_text(out / "best.json", json.dumps(best_config, indent=2, default=str) + "\n")
+    atomic_write_text(out / "best.json", json.dumps(best_config, indent=2, default=json_default) + "\n")
     atomic_write_text(out / "best_method_options.json",
-                      json.dumps({config.method: best_opts}, indent=2, default=str) + "\n")
+                      json.dumps({config.method: best_opts}, indent=2, default=json_default) + "\n")
 
     final = None
     if config.final and len(complete) >= config.trials and not stopped():
@@ -555,7 +555,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
         final["default"]["proxy_value"] = None if default_trial is None else default_trial.value
         final["best"]["proxy_value"] = best.value
         final["best"]["trial"] = best.number
-        atomic_write_text(out / "final.json", json.dumps(final, indent=2, default=str) + "\n")
+        atomic_write_text(out / "final.json", json.dumps(final, indent=2, default=json_default) + "\n")
 
     from .report import write_outputs
 
@@ -612,7 +612,7 @@ def _final_run(tc, guard, progress) -> dict:
 
     out = Path(tc.out)
     done = out / "tune_final.json"
-    want = json.dumps(asdict(tc), sort_keys=True, default=str)
+    want = json.dumps(asdict(tc), sort_keys=True, default=json_default)
     if done.is_file():
         record = json.loads(done.read_text(encoding="utf-8"))
         if record.get("config") == want:

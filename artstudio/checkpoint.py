@@ -13,7 +13,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection, Mapping
 
 import torch
 from safetensors.torch import load_file
@@ -53,6 +53,39 @@ def checkpoint_step(folder: Path) -> int:
     """The step of the checkpoint in `folder` (0: none), from its metadata, without loading tensors."""
     meta = Path(folder) / "checkpoint.json"
     return int(json.loads(meta.read_text(encoding="utf-8")).get("step", 0)) if meta.is_file() else 0
+
+
+def option_differences(now: dict, saved: dict, may_change: Collection[str],
+                       special: Mapping[str, Callable[[Any, Any], list[str] | None]] = {}) -> list[str]:
+    """'--NAME NOW (the run has WAS)' for each option of `now` whose value differs from the run's `saved`
+    config (both as JSON). Options in `may_change`, or that the run did not record, are skipped;
+    `special[name](now, was)` judges an option itself (a list of differences; None: compare as usual)."""
+    differ = []
+    for name, value in now.items():
+        if name in may_change or name not in saved:
+            continue
+        judged = special[name](value, saved[name]) if name in special else None
+        if judged is not None:
+            differ += judged
+        elif value != saved[name]:
+            differ.append(f"--{name.replace('_', '-')} {shown(value)} (the run has {shown(saved[name])})")
+    return differ
+
+
+def key_differences(label: Callable[[str], str], now: Any, was: Any) -> list[str] | None:
+    """'LABEL(key) NOW (the run has WAS)' for each key of two option dicts whose values differ (None when
+    either is not a dict: compare them as a whole)."""
+    if not (isinstance(now, dict) and isinstance(was, dict)):
+        return None
+    return [f"{label(key)} {shown(now.get(key))} (the run has {shown(was.get(key))})"
+            for key in sorted(set(now) | set(was)) if now.get(key) != was.get(key)]
+
+
+def shown(value: Any) -> str:
+    """An option's value as a resume message shows it."""
+    if value is None:
+        return "the default"
+    return json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
 
 
 def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "the run",

@@ -41,7 +41,7 @@ from .atomic import atomic_write_text, check_free, check_output_kind, json_defau
 from .distributed import Processes, fsdp_from_launcher
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
-from .checkpoint import check_resume_steps, lr_lambda, resume, save_checkpoint
+from .checkpoint import check_resume_steps, key_differences, lr_lambda, option_differences, resume, save_checkpoint, shown
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
 from .objectives.grpo import grpo_config
@@ -481,27 +481,23 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
     saved = _read_json(file)
     resolved = saved.pop("resolved", None) or {}
     now = json.loads(json.dumps(asdict(config), default=json_default))
-    differ = []
-    for name, value in now.items():
-        if name in RESUME_MAY_CHANGE or name not in saved:
-            continue
-        was = saved[name]
-        if name == "data" and resolved.get("train_digest"):
-            if resolved["train_digest"] == rows_digest(train_rows):
-                continue  # the same rows, named from another folder
-            differ.append(f"--data {value} holds other training rows than the run's {was}")
-            continue
-        if name == "lr":  # the default rate, named or left out, is the same rate
-            effective = value if value is not None else default_lr(config.method, config.objective)
-            same_rate = resolved.get("lr") is not None and math.isclose(effective, resolved["lr"])
-            if not same_rate and value != was:
-                differ.append(f"--lr {_shown(value)} (the run has {resolved.get('lr', was)!r})")
-        elif name == "method_options":
-            differ += _key_differences(lambda key: f"method option {key}", value, was)
-        elif name == "grpo":
-            differ += _key_differences(lambda key: "--grpo-" + key.replace("_", "-"), value, was)
-        elif value != was:
-            differ.append(f"--{name.replace('_', '-')} {_shown(value)} (the run has {_shown(was)})")
+
+    def data_rows(value: Any, was: Any) -> list[str] | None:
+        if not resolved.get("train_digest"):
+            return None
+        if resolved["train_digest"] == rows_digest(train_rows):
+            return []  # the same rows, named from another folder
+        return [f"--data {value} holds other training rows than the run's {was}"]
+
+    def rate(value: Any, was: Any) -> list[str]:  # the default rate, named or left out, is the same rate
+        effective = value if value is not None else default_lr(config.method, config.objective)
+        same_rate = resolved.get("lr") is not None and math.isclose(effective, resolved["lr"])
+        return [] if same_rate or value == was else [f"--lr {shown(value)} (the run has {resolved.get('lr', was)!r})"]
+
+    differ = option_differences(now, saved, RESUME_MAY_CHANGE, {
+        "data": data_rows, "lr": rate,
+        "method_options": lambda value, was: key_differences(lambda key: f"method option {key}", value, was),
+        "grpo": lambda value, was: key_differences(lambda key: "--grpo-" + key.replace("_", "-"), value, was)})
     if differ:
         picture = out / "artwork.png"
         raise ConfigError(f"--resume continues the run in {out} with the options it started with; these differ: "
@@ -510,18 +506,6 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
     check_resume_steps(out, config.steps, saved.get("steps"))
     return saved.get("steps")
-
-
-def _key_differences(label: Callable[[str], str], now: dict, was: dict) -> list[str]:
-    """'LABEL(key) NOW (the run has WAS)' for each key of two option dicts whose values differ."""
-    return [f"{label(key)} {_shown(now.get(key))} (the run has {_shown(was.get(key))})"
-            for key in sorted(set(now) | set(was)) if now.get(key) != was.get(key)]
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "the default"
-    return json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
 
 
 # What a run writes in its folder: --overwrite removes exactly these, never anything else a folder holds.

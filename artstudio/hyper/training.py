@@ -28,7 +28,8 @@ import torch
 
 from artstudio.atomic import atomic_write_text, json_default
 from artstudio.backbone import DEFAULT_MODEL
-from artstudio.checkpoint import check_resume_steps, lr_lambda, resume, save_checkpoint
+from artstudio.checkpoint import (check_resume_steps, key_differences, lr_lambda, option_differences, resume,
+                                  save_checkpoint)
 from artstudio.errors import ConfigError
 from artstudio.progress import progress_bar, progress_iter
 
@@ -298,7 +299,6 @@ def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
     and rewrite config.json with options that no longer describe the weights (or fail on the checkpoint's
     shapes). Returns the steps the run was started with (None: no run there yet)."""
     from artstudio.backbone import model_name
-    from artstudio.training import _key_differences, _shown
 
     out = Path(out)
     file = out / "config.json"
@@ -313,17 +313,9 @@ def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
         raise ConfigError(f"{file} is not a run config (a JSON object); start a new run with another --out")
     saved.pop("resolved", None)
     now = json.loads(json.dumps(asdict(config), default=json_default))
-    differ = []
-    for name, value in now.items():
-        if name in HYPER_RESUME_MAY_CHANGE or name not in saved:
-            continue
-        was = saved[name]
-        if name == "options" and isinstance(was, dict) and isinstance(value, dict):
-            differ += _key_differences(lambda key: f"--options {key}", value, was)
-        elif name == "model" and isinstance(was, str) and model_name(value) == model_name(was):
-            continue  # the shipped model, named or located
-        elif value != was:
-            differ.append(f"--{name.replace('_', '-')} {_shown(value)} (the run has {_shown(was)})")
+    differ = option_differences(now, saved, HYPER_RESUME_MAY_CHANGE, {
+        "options": lambda value, was: key_differences(lambda key: f"--options {key}", value, was),
+        "model": lambda value, was: [] if isinstance(was, str) and model_name(value) == model_name(was) else None})
     if differ:
         raise ConfigError(f"--resume continues the hypernetwork run in {out} with the options it started with; these "
                           f"differ: {'; '.join(differ)}. Resume with the run's own options (they are in {file}), "

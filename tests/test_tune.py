@@ -444,6 +444,22 @@ def test_one_out_folder_holds_one_study(tmp_path):
         claim_out(TuneConfig(method="lora", data="add-json"), tmp_path)
 
 
+def test_the_default_storage_named_or_left_out_is_one_study(tmp_path, monkeypatch):
+    """`--storage sqlite:///runs/tune/study.db --out runs/tune` and a resume without --storage (its default,
+    OUT/study.db) used to be refused as another study ("storage '...', not None")."""
+    from artstudio.tune.study import claim_out
+
+    monkeypatch.chdir(tmp_path)
+    space, out = method_space("lora"), Path("runs/tune")
+    out.mkdir(parents=True)
+    claim_out(TuneConfig(method="lora", data="add-json", storage="sqlite:///runs/tune/study.db"), out, space=space)
+    claim_out(TuneConfig(method="lora", data="add-json"), out, space=space)
+    claim_out(TuneConfig(method="lora", data="add-json", storage=f"sqlite:///{tmp_path / 'runs/tune/study.db'}"), out,
+              space=space)
+    with pytest.raises(ConfigError, match=r"storage 'sqlite:///.*runs/tune/study\.db', not 'sqlite:///.*runs/tune/other\.db'"):
+        claim_out(TuneConfig(method="lora", data="add-json", storage="sqlite:///runs/tune/other.db"), out, space=space)
+
+
 def test_one_out_folder_holds_one_space(tmp_path):
     """study.json records the space itself: an edited --space file into the same --out is another study (it used
     to reach Optuna's 'CategoricalDistribution does not support dynamic value space' traceback)."""

@@ -109,6 +109,10 @@ def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None
             elif had != wants:
                 diff.append(f"space: {space_difference(had, wants)}")
                 continue
+        if k == "storage":  # left out, or the same database named another way, is the same storage
+            if storage_url(had, out) != storage_url(wants, out):
+                diff.append(f"storage {storage_url(had, out)!r}, not {storage_url(wants, out)!r}")
+            continue
         if had != wants:
             diff.append(f"{k} {had!r}, not {wants!r}")
     if diff:
@@ -116,7 +120,17 @@ def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None
                           f"choose {elsewhere}")
 
 
-def check_study_space(study, space: SearchSpace, name: str, storage_url: str) -> None:
+def storage_url(storage: str | None, out: Path) -> str:
+    """The study's database: `--storage`, or OUT/study.db when it is left out; a SQLite file by its absolute
+    path, so `sqlite:///runs/tune/study.db` and the default for `--out runs/tune` are one storage."""
+    url = storage or f"sqlite:///{out / 'study.db'}"
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
+        return prefix + str(Path(url[len(prefix):]).expanduser().resolve())
+    return url
+
+
+def check_study_space(study, space: SearchSpace, name: str, storage_at: str) -> None:
     """A study that already has trials keeps its space: Optuna cannot mix two (a changed choice list is
     its 'dynamic value space' error), and the sampler's model would mix two searches."""
     recorded = study.user_attrs.get("space")
@@ -124,7 +138,7 @@ def check_study_space(study, space: SearchSpace, name: str, storage_url: str) ->
         return
     have, want = signature_of(recorded), space.signature()
     if have != want:
-        raise ConfigError(f"study {name!r} in {storage_url} searches another space ({space_difference(have, want)}); "
+        raise ConfigError(f"study {name!r} in {storage_at} searches another space ({space_difference(have, want)}); "
                           "pass the --space it was started with to resume it, or another --study-name or --storage")
 
 # Shortest default trial: proxy scores from 20-step trials barely ranked configurations as full
@@ -443,8 +457,8 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
 
     check_output_kind(config.out, "study.json")
     out = output_folder(config.out)
-    storage_url = config.storage or f"sqlite:///{out / 'study.db'}"
-    storage = open_storage(storage_url, config.heartbeat)
+    storage_at = config.storage or f"sqlite:///{out / 'study.db'}"
+    storage = open_storage(storage_at, config.heartbeat)
     claim_out(config, out, write=False)  # another study there is refused before the splits are written
     splits = prepare_splits(config, out)
     guard = BackboneGuard(lambda: load_backbone(config.model or DEFAULT_MODEL, dtype=config.dtype, device=config.device))
@@ -471,7 +485,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
                                     load_if_exists=True)
     except Exception as err:  # noqa: BLE001
-        raise ConfigError(f"storage {storage_url!r}: cannot create or load study {name!r} ({err})") from None
+        raise ConfigError(f"storage {storage_at!r}: cannot create or load study {name!r} ({err})") from None
     if not study.trials:
         study.set_user_attr("method", config.method)
         study.set_user_attr("task", task_name)
@@ -481,9 +495,9 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
         if default is not None:
             study.enqueue_trial(default, user_attrs={"default": True})
     elif study.user_attrs.get("method") not in (None, config.method):
-        raise ConfigError(f"study {name!r} in {storage_url} tunes method {study.user_attrs['method']!r}, not "
+        raise ConfigError(f"study {name!r} in {storage_at} tunes method {study.user_attrs['method']!r}, not "
                           f"{config.method!r}; pass another --study-name or --storage")
-    check_study_space(study, space, name, storage_url)
+    check_study_space(study, space, name, storage_at)
 
     def run_trial(trial) -> float:
         params = {n: suggest(trial, n, d) for n, d in dists.items()}
@@ -516,7 +530,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
 
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     remaining = config.trials - done
-    print(f"tune: {config.method} on {task_name} · sampler {config.sampler} · study {name!r} in {storage_url} · "
+    print(f"tune: {config.method} on {task_name} · sampler {config.sampler} · study {name!r} in {storage_at} · "
           f"{done}/{config.trials} trials done · each trial {n_trial_steps} steps on {splits.n_proxy} proxy rows, "
           f"scored on {splits.n_val} validation rows", file=sys.stderr, flush=True)
     stopped = should_stop or (lambda: False)
@@ -559,8 +573,8 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
 
     from .report import write_outputs
 
-    files = write_outputs(study, space, config, out, final=final, storage_url=storage_url, splits=splits)
-    return TuneResult(out=out, study_name=name, storage=storage_url, best_params=dict(best.params),
+    files = write_outputs(study, space, config, out, final=final, storage_url=storage_at, splits=splits)
+    return TuneResult(out=out, study_name=name, storage=storage_at, best_params=dict(best.params),
                       best_value=best.value, n_complete=len(complete), best_config=best_config, final=final, files=files)
 
 

@@ -17,7 +17,7 @@ answer-only logits: the memory those logits cost), `lora` (rank 8 on q/v, the ha
 `lora-every-layer` (rank 8 on q, k, v, o and the MLP's three projections), `soft-prompt` (the
 canvas's token count of trained vectors).
 
-    python benchmarks/bench_scale.py                          # the full 24 layers (a GPU when present)
+    python benchmarks/bench_scale.py                          # the full 24 layers on a GPU (without one: says so, exits)
     python benchmarks/bench_scale.py --layers 2 --repeats 2   # a CPU smoke run (the test suite's)
     python benchmarks/bench_scale.py --layers 4,8             # two depths, extrapolated to the config's 24
 
@@ -282,6 +282,13 @@ def main(argv: list[str] | None = None) -> int:
               f"period ({period}: whole blocks of linear-attention and full-attention layers); got {args.layers}",
               file=sys.stderr)
         return 2
+    if args.device is None and not torch.cuda.is_available() and args.layers is None:
+        # The full model in float32 on a CPU wants more memory than a small machine has (on 24 GiB the
+        # process was killed), and would take hours: say so, and how to measure on CPU instead.
+        print(f"no GPU: this benchmark measures the full {full_depth}-layer model on a GPU. On CPU, cut the depth "
+              "(`--layers 4,8` extrapolates to the full depth; `--layers 2 --repeats 2` is a smoke run) or force "
+              "the full model with `--device cpu` (float32: tens of GiB of memory).")
+        return 0
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     peak = args.peak_tflops

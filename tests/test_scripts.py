@@ -138,6 +138,14 @@ def test_bench_scale_refuses_depths_it_cannot_extrapolate_from(layers, message):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the machine without a GPU")
+def test_bench_scale_without_a_gpu_says_so_and_exits_cleanly():
+    # It built the full 24-layer model in float32 and was killed for memory on a 24 GiB machine.
+    proc = subprocess.run([sys.executable, "benchmarks/bench_scale.py"], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 0 and "no GPU" in proc.stdout and "--layers 4,8" in proc.stdout
+
+
 @pytest.mark.slow
 def test_tune_gain_reports_default_against_tuned_test_scores(tiny_model_dir, sum_task, tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))

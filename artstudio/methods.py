@@ -353,6 +353,11 @@ class ArtMethod(Method):
         self.__dict__["_slot_memo"] = (key, out) if frozen else None
         return out
 
+    def forget_encoding(self) -> None:
+        """Drop the frozen canvas's remembered encoding: the next `slot_outputs` runs the vision tower again
+        (benchmarks measure what remembering it saves)."""
+        self.__dict__.pop("_slot_memo", None)
+
     def regularization(self):
         return self.canvas.regularization(self.config.tv_weight, self.config.l2_weight)
 

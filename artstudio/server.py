@@ -587,7 +587,11 @@ class Worker:
                                   temperature=first.temperature if sample else 1.0, top_p=first.top_p if sample else 1.0,
                                   batch_size=max(self.max_batch, 1))
         seed = first.seed if first.seed is not None else (secrets.randbelow(2**31) if sample else 0)
-        slot = self.encode_slot(first.served) if self.cache_slots else None
+        if self.cache_slots:
+            slot = self.encode_slot(first.served)
+        else:  # the canvas through the vision tower again, as without any cache
+            slot = None
+            getattr(first.served.method, "forget_encoding", lambda: None)()
         examples = [j.example for j in batch]
         if any(j.stream for j in batch):
             tok = self.models.backbone.tokenizer

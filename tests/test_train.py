@@ -53,6 +53,20 @@ def test_canvas_encoded_once_per_step(qwen35, monkeypatch):
     assert len(calls) == 1
 
 
+def test_a_frozen_canvas_is_encoded_once_until_forgotten(qwen35, monkeypatch):
+    method = build_method("art", qwen35, {"canvas_size": 64})
+    method.canvas.param.requires_grad_(False)  # a served artwork
+    calls = []
+    original = qwen35.encode_images
+    monkeypatch.setattr(qwen35, "encode_images", lambda *a, **k: calls.append(1) or original(*a, **k))
+    first = method.slot_outputs()
+    assert method.slot_outputs() is first and len(calls) == 1
+    method.forget_encoding()  # what `serve` does with its canvas cache off (benchmarks/load_test.py)
+    again = method.slot_outputs()
+    assert len(calls) == 2 and again is not first
+    assert all(torch.equal(a, b) for a, b in zip(again.pooler_output, first.pooler_output))
+
+
 def test_loss_falls_when_memorising(qwen35, task_dir, tmp_path):
     res = train(TrainConfig(out=str(tmp_path / "run"), data=str(task_dir), steps=25, batch_size=6, lr=0.3,
                             checkpoint_every=0, snapshot_every=0, eval_data=None, seed=0),

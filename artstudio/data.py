@@ -13,7 +13,7 @@ import os
 import random
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -32,6 +32,8 @@ class Example:
     answer: str = ""
     id: str = ""
     image: str | None = None
+    # Where the row was read ("FILE:LINE"), for messages; not part of the row (equality, digests ignore it).
+    source: str | None = field(default=None, compare=False, repr=False)
 
 
 def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[Example]:
@@ -161,6 +163,7 @@ def _example_from_row(
         answer=answer if answer is not None else "",
         id=_id_field(file, lineno, row, index),
         image=_image_field(file, lineno, row, checked_images),
+        source=f"{file}:{lineno}",
     )
 
 

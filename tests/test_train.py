@@ -312,8 +312,8 @@ def test_rows_the_model_cannot_read_and_answers_that_are_all_empty_are_refused_b
     """A 20,000-character answer ran the machine out of memory with no message; all-empty answers trained."""
     long = tmp_path / "long"
     write_jsonl(long / "train.jsonl", ROWS[:3] + [Example(prompt="1 2", answer="9 " * 5000, id="huge")])
-    with pytest.raises(DataError, match=r"row 'huge' is too long: its prompt and answer take [\d,]+ tokens.*"
-                                        r"model's 4,096 positions"):
+    with pytest.raises(DataError, match=r"long/train\.jsonl:4: the row is too long: its prompt and answer take "
+                                        r"[\d,]+ tokens.*model's 4,096 positions"):
         train(TrainConfig(out=str(tmp_path / "a"), data=str(long), steps=1, batch_size=2), backbone=qwen35,
               progress=False, canvas_size=64)
     empty = tmp_path / "empty"

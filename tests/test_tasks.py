@@ -146,3 +146,17 @@ def test_cards_in_other_encodings_and_bad_split_sizes_are_clear_errors(tmp_path)
     with pytest.raises(ConfigError, match="--n-test is 0; expected a whole number of rows, at least 1"):
         make_task("add-json", tmp_path / "t", n_test=0)
     assert not (tmp_path / "t").exists()
+
+
+def test_making_the_same_task_again_keeps_rows_the_user_edited(tmp_path):
+    """Re-running `tasks make` into its own folder silently put back the generated rows over a user's edits."""
+    from artstudio.errors import ConfigError
+
+    folder = make_task("add-json", tmp_path / "t", n_train=5, n_test=3)
+    make_task("add-json", folder, n_train=5, n_test=3)  # the same rows again: nothing lost, no error
+    (folder / "train.jsonl").write_text('{"prompt": "1 1", "answer": "{\\"result\\": 2}"}\n')
+    with pytest.raises(ConfigError, match=r"edited rows \(train.jsonl differ"):
+        make_task("add-json", folder, n_train=5, n_test=3)
+    assert (folder / "train.jsonl").read_text().count("\n") == 1
+    make_task("add-json", folder, n_train=5, n_test=3, overwrite=True)
+    assert (folder / "train.jsonl").read_text().count("\n") == 5

@@ -84,17 +84,28 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
         if ex[2] is None and ex[0] in seen and tries < 50 * n_test:
             continue
         test.append(ex)
+    texts, images = {}, {}
     for split, rows in (("train", train), ("test", test)):
         lines = []
         for i, (prompt, answer, image) in enumerate(rows):
             row = {"id": f"{split}-{i}", "prompt": prompt, "answer": answer}
             if image is not None:
                 rel = Path("images") / f"{split}-{i}.png"
-                (out / "images").mkdir(exist_ok=True)
-                image.save(out / rel)
+                images[rel] = image
                 row["image"] = str(rel)
             lines.append(json.dumps(row, ensure_ascii=False))
-        atomic_write_text(out / f"{split}.jsonl", "\n".join(lines) + "\n")
+        texts[f"{split}.jsonl"] = "\n".join(lines) + "\n"
+    if not overwrite:  # the same task again: only if its rows are still the ones written, not the user's edits
+        edited = [file for file, text in texts.items()
+                  if (out / file).is_file() and (out / file).read_text(encoding="utf-8", errors="replace") != text]
+        if edited:
+            raise ConfigError(f"{out} holds task {name!r} with edited rows ({', '.join(edited)} differ from what "
+                              "`tasks make` writes); pass --overwrite to write them anew, or choose another --out")
+    for rel, image in images.items():
+        (out / rel).parent.mkdir(exist_ok=True)
+        image.save(out / rel)
+    for file, text in texts.items():
+        atomic_write_text(out / file, text)
     atomic_write_text(out / "card.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return out
 

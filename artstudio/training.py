@@ -612,8 +612,11 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     if config is not None and not isinstance(config, (TrainConfig, dict)):
         raise ConfigError(f"train() takes a TrainConfig or a dict of its fields, not a {type(config).__name__}: "
                           "artstudio.train(artstudio.TrainConfig(data=\"max-bracket\", out=\"runs/x\"))")
-    base = dict(config) if isinstance(config, dict) else asdict(config) if config is not None else {}
     known = {f.name for f in fields(TrainConfig)}
+    base = asdict(config) if isinstance(config, TrainConfig) else {}
+    if isinstance(config, dict):  # read as keywords are: a key that is not a TrainConfig field is a method option
+        base = {k: v for k, v in config.items() if k in known}
+        overrides = {k: v for k, v in config.items() if k not in known} | overrides
     method_opts = dict(base.get("method_options") or {})
     for k, v in overrides.items():
         if k in known:
@@ -621,7 +624,25 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
         else:
             method_opts[k] = v
     base["method_options"] = method_opts | dict(overrides.get("method_options") or {})
+    _check_method_keys(str(base.get("method") or TrainConfig.method), method_opts, overrides, known)
     return TrainConfig.from_dict(base)
+
+
+def _check_method_keys(method: str, options: dict, overrides: dict, known: set[str]) -> None:
+    """Keys given beside the training options that the method does not take either: name both lists."""
+    from .methods import get_method
+
+    try:
+        config_class = get_method(method).config_class
+    except ConfigError:
+        return  # an unknown method: TrainConfig.check names it
+    if config_class is dict:
+        return
+    takes = {f.name for f in fields(config_class) if f.init}
+    unknown = sorted(k for k in overrides if k not in known and k not in takes)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)}: neither a training option ({', '.join(sorted(known))}) "
+                          f"nor an option of method {method} ({', '.join(sorted(takes))})")
 
 
 def export_artwork_of(method: Method, path: str | Path, *, card: dict, data: str, objective: str, steps: int,

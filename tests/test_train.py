@@ -381,3 +381,15 @@ def test_export_overwrite_replaces_an_earlier_export_never_a_run_or_other_files(
     record = json.loads(capsys.readouterr().out)["export"]
     assert record["method"] == "lora" and record["metadata"]["steps"] == 1
     assert record["metadata"]["task"]["name"] == task_dir.name and "accuracy" in record["metadata"]["metrics"]
+
+
+def test_a_dict_config_takes_method_options_as_keywords_do():
+    """README: train() takes a dict of the options; `starts`, `init` or `canvas_size` in it were refused as
+    unknown training options, while train(..., starts=1) took them."""
+    from artstudio.training import _merge
+
+    config = _merge({"data": "max-bracket", "starts": 1, "canvas_size": 64, "out": "runs/x"}, {"init": "gray"})
+    assert config.method_options == {"starts": 1, "canvas_size": 64, "init": "gray"}
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) lora_r: neither a training option \(.*steps.*\) "
+                                          r"nor an option of method lora \(alpha, dropout, r, "):
+        _merge({"data": "max-bracket", "method": "lora", "lora_r": 4}, {})

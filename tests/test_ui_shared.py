@@ -330,6 +330,16 @@ def test_a_network_address_needs_a_login_or_no_auth():
         AppSettings(auth="nocolon").check()
 
 
+def test_a_model_root_that_is_not_a_folder_is_refused(tmp_path):
+    """`--model-roots ~/models` with no such folder started the app without a word, and no models."""
+    from artstudio.errors import ConfigError
+    from artstudio.ui.settings import AppSettings
+
+    AppSettings(model_roots=[str(tmp_path)]).check()
+    with pytest.raises(ConfigError, match="--model-roots .*absent: no such folder"):
+        AppSettings(model_roots=[str(tmp_path / "absent")]).check()
+
+
 def test_the_command_refuses_a_network_host_without_auth(tmp_path):
     import subprocess
     import sys

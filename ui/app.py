@@ -285,7 +285,12 @@ def launch(settings: AppSettings | None = None) -> None:
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=2)
     try:
-        demo.launch(**_launch_kwargs(demo.studio, settings.host, port, settings.share))
+        # Quiet: Gradio's own lines tell a command-line user to "set share=True in launch()"; ours name --share.
+        demo.launch(prevent_thread_lock=True, quiet=True, **_launch_kwargs(demo.studio, settings.host, port, settings.share))
+        print(f"ART Studio is running on {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else ""))
+        print("(--share makes a public link; Ctrl-C stops the app)" if not settings.share else "(Ctrl-C stops the app)",
+              flush=True)
+        demo.block_thread()
     finally:
         demo.studio.close()
 

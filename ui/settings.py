@@ -6,6 +6,7 @@ No Gradio import here, so the command line builds its options from this dataclas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .files import DEFAULT_MAX_UPLOAD_MB
 
@@ -58,6 +59,10 @@ class AppSettings:
                               "add --auth USER:PASS for a login, or --no-auth if that is really what you want")
         if self.share and not self.auth and not self.no_auth:
             raise ConfigError("--share opens a public link; add --auth USER:PASS (or --no-auth if you mean it)")
+        for root in self.model_roots:
+            if not Path(root).expanduser().is_dir():
+                raise ConfigError(f"--model-roots {root}: no such folder; give folders that hold local models "
+                                  "(the app offers their subfolders on the Train page)")
 
     def credentials(self) -> tuple[str, str] | None:
         if not self.auth:

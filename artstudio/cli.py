@@ -686,6 +686,13 @@ def _compare(config) -> int:
 
 # ============================================================================ main
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line and a pointer to --help, not the whole usage of a verb with forty options."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n(`{self.prog} --help` lists the options)\n")
+
+
 def _common() -> argparse.ArgumentParser:
     """Options every verb takes; SUPPRESS keeps a value given before the verb."""
     p = argparse.ArgumentParser(add_help=False)
@@ -700,7 +707,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with `only`, the options of that verb alone are built (the others cost imports)."""
     from artstudio import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="artstudio", parents=[_common()],
         description="Fine-tune frozen Qwen vision-language models by training one picture (an ART canvas).",
         epilog="`artstudio VERB --help` shows a verb's options.",
@@ -734,6 +741,19 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _Formatter(logging.Formatter):
+    """Warnings and errors read as the command's own messages do (`warning: ...`, as `error: ...`); progress
+    and debug lines (-v, -vv) keep the logger's name."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.WARNING and not record.exc_info:
+            return f"{'warning' if record.levelno == logging.WARNING else 'error'}: {record.getMessage()}"
+        return super().format(record)
+
+
 def _setup_logging(verbosity: int) -> None:
     """Log ArtStudio's messages to stderr: warnings by default, INFO with -v, DEBUG with -vv.
 
@@ -743,7 +763,7 @@ def _setup_logging(verbosity: int) -> None:
     logger = logging.getLogger("artstudio")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_Formatter())
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
     quiet_loading_off_terminal()  # a log: no "Loading weights" bar redrawn with carriage returns

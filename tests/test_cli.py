@@ -436,3 +436,22 @@ def test_infer_names_a_picture_it_cannot_take(tmp_path, capsys):
                            (tmp_path / "wide.png", "6400×20, more than 200 times as long")]:
         assert main(["infer", "--prompt", "3 4", "--image", str(image)]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_usage_error_is_short_and_points_at_help(capsys):
+    """A wrong choice printed the verb's whole usage (58 lines) before the one line that mattered."""
+    assert main(["train", "--method", "lorra"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("error: argument --method: invalid choice: 'lorra'")
+    assert len(err.splitlines()) == 2 and "`artstudio train --help` lists the options" in err
+
+
+def test_logged_warnings_read_like_the_commands_own_messages():
+    import logging
+
+    from artstudio.cli import _Formatter
+
+    record = logging.LogRecord("artstudio.train", logging.WARNING, "x", 1, "the loss %s", ("plateaued",), None)
+    assert _Formatter().format(record) == "warning: the loss plateaued"
+    record.levelno, record.levelname = logging.INFO, "INFO"
+    assert _Formatter().format(record) == "INFO artstudio.train: the loss plateaued"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def _header(task, model: str, steps: int) -> str:
     ]
     width = min(100, max(len(line) for line in lines))
     bar = "=" * width
-    return "\n".join([bar, *[line if len(line) <= width else line[: width - 1] + "…" for line in lines], bar])
+    wrapped = [part for line in lines for part in textwrap.wrap(line, width, subsequent_indent=" " * 7, break_on_hyphens=False, break_long_words=False)]
+    return "\n".join([bar, *wrapped, bar])
 
 
 def _require_model(model: str) -> None:
@@ -110,7 +112,7 @@ def _next_steps(png: Path, task: str) -> str:
         f"  artstudio infer --canvas {png} --prompt \"3 4\" --print-request   # the request a vLLM server takes",
         f"  artstudio eval --canvas {png} --data {task}",
         "  artstudio tasks list --kind heldout",
-        f"  artstudio train --data {task} --steps 300 --out runs/{task}     # the same, from the command line",
+        f"  artstudio train --data {task} --steps 300 --out runs/{task}-cli  # the same, from the command line",
     ])
 
 

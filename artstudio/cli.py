@@ -87,9 +87,10 @@ def _json_object(text: str) -> dict:
 
 def _help_text(f: dataclasses.Field, default: Any) -> str:
     text = f.metadata.get("help", "")
-    if "default" in text.lower() or isinstance(default, bool) or default == "":
+    said = text.lower()
+    if "(default" in said or "default:" in said or default == "":  # the help already says it
         return text.replace("%", "%%")
-    shown = "none" if default is None else default
+    shown = "none" if default is None else ("on" if default else "off") if isinstance(default, bool) else default
     return f"{text} (default: {shown})".strip().replace("%", "%%")
 
 

@@ -455,3 +455,15 @@ def test_logged_warnings_read_like_the_commands_own_messages():
     assert _Formatter().format(record) == "warning: the loss plateaued"
     record.levelno, record.levelname = logging.INFO, "INFO"
     assert _Formatter().format(record) == "INFO artstudio.train: the loss plateaued"
+
+
+def test_info_on_a_generated_adapter_shows_its_description(tmp_path, capsys):
+    """`info` on a `hyper generate t2l` adapter showed method and model only: not the sentence it came from."""
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "artstudio.json").write_text(json.dumps({
+        "method": "t2l", "model_id": "studio-tiny", "family": "qwen3_5", "description": "Two digits; reply with their sum.",
+        "hypernetwork": {"kind": "t2l"}, "metadata": {"source": "models/hyper/t2l", "name": None}}))
+    assert main(["info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Two digits; reply with their sum." in out and "the t2l hypernetwork models/hyper/t2l" in out

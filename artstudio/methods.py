@@ -102,6 +102,9 @@ class Method(torch.nn.Module):
         """Vision-tower outputs for the slot, for ONE image (broadcast by the caller), or None."""
         return None
 
+    def forget_encoding(self) -> None:
+        """Drop a remembered slot encoding, if the method keeps one (ART's frozen canvas does)."""
+
     def transform_image_outputs(self, outputs):
         """Hook for methods that adapt visual embeddings (AdaLink); identity by default."""
         return outputs

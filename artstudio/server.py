@@ -591,7 +591,7 @@ class Worker:
             slot = self.encode_slot(first.served)
         else:  # the canvas through the vision tower again, as without any cache
             slot = None
-            getattr(first.served.method, "forget_encoding", lambda: None)()
+            first.served.method.forget_encoding()
         examples = [j.example for j in batch]
         if any(j.stream for j in batch):
             tok = self.models.backbone.tokenizer

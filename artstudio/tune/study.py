@@ -120,10 +120,15 @@ def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None
                           f"choose {elsewhere}")
 
 
+def study_storage(storage: str | None, out: Path) -> str:
+    """The study's database URL as given: `--storage`, or OUT/study.db when it is left out."""
+    return storage or f"sqlite:///{out / 'study.db'}"
+
+
 def storage_url(storage: str | None, out: Path) -> str:
-    """The study's database: `--storage`, or OUT/study.db when it is left out; a SQLite file by its absolute
-    path, so `sqlite:///runs/tune/study.db` and the default for `--out runs/tune` are one storage."""
-    url = storage or f"sqlite:///{out / 'study.db'}"
+    """The study's database (`study_storage`), a SQLite file by its absolute path: `sqlite:///runs/tune/study.db`
+    and the default for `--out runs/tune` are one storage."""
+    url = study_storage(storage, out)
     prefix = "sqlite:///"
     if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
         return prefix + str(Path(url[len(prefix):]).expanduser().resolve())
@@ -457,7 +462,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
 
     check_output_kind(config.out, "study.json")
     out = output_folder(config.out)
-    storage_at = config.storage or f"sqlite:///{out / 'study.db'}"
+    storage_at = study_storage(config.storage, out)
     storage = open_storage(storage_at, config.heartbeat)
     claim_out(config, out, write=False)  # another study there is refused before the splits are written
     splits = prepare_splits(config, out)

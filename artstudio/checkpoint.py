@@ -89,10 +89,11 @@ def shown(value: Any) -> str:
 
 
 def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "the run",
-                       use_as_is: str = "Export or evaluate it as it is") -> None:
+                       use_as_is: str = "Export or evaluate it as it is", kept: str = "") -> None:
     """The part of `--resume` that every training loop shares, once its options are known to match: refuse
     --steps that end before the checkpoint in `out/checkpoint` and a run whose result.json says it
-    finished its steps; warn when --steps differs from the `started_with` steps (the schedule stretches)."""
+    finished its steps; warn when --steps differs from the `started_with` steps (the schedule stretches;
+    `kept` adds what the run keeps all the same)."""
     at = checkpoint_step(out / "checkpoint")
     if at > steps:
         raise ConfigError(f"{what} in {out} is already at step {at}; --steps {steps} would end before it "
@@ -107,8 +108,8 @@ def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "th
             raise ConfigError(f"{what} in {out} already finished its {steps} steps; nothing to resume. "
                               f"{use_as_is}, or resume with more --steps to train longer")
     if started_with != steps:
-        log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps",
-                    steps, started_with, steps)
+        log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps%s",
+                    steps, started_with, steps, kept)
 
 
 def load_checkpoint(folder: Path, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], int]:

@@ -504,7 +504,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
                           f"{'; '.join(differ)}. Resume with the run's own options (its config.json: "
                           f"`artstudio train --config {file} --resume`), or start a new run with another --out"
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
-    check_resume_steps(out, config.steps, saved.get("steps"))
+    check_resume_steps(out, config.steps, saved.get("steps"), kept="; the run keeps the start it chose")
     return saved.get("steps")
 
 

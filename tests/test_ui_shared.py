@@ -367,7 +367,7 @@ def test_a_port_outside_0_to_65535_is_refused_before_anything_starts(tmp_path, c
     assert not (tmp_path / "r").exists()
 
 
-def test_port_0_launches_on_a_free_port_not_on_0(tmp_path, monkeypatch):
+def test_port_0_launches_on_a_free_port_not_on_0(tmp_path, monkeypatch, capsys):
     import artstudio.ui.app as app_module
     from artstudio.ui.settings import AppSettings
 
@@ -386,12 +386,20 @@ def test_port_0_launches_on_a_free_port_not_on_0(tmp_path, monkeypatch):
         def queue(self, **kwargs):
             pass
 
+        share_url = None
+
         def launch(self, **kwargs):
             launched.update(kwargs)
+            self.local_url = f"http://127.0.0.1:{kwargs['server_port']}/"
+
+        def block_thread(self):  # the app runs here until Ctrl-C
+            launched["blocked"] = True
 
     monkeypatch.setattr(app_module, "build_app", lambda settings: FakeBlocks())
     app_module.launch(AppSettings(port=0, runs_dir=str(tmp_path / "r"), canvases_dir=str(tmp_path / "c")))
-    assert 0 < launched["server_port"] <= 65535 and launched["closed"]
+    assert 0 < launched["server_port"] <= 65535 and launched["closed"] and launched["blocked"]
+    printed = capsys.readouterr().out  # its own start-up line, naming --share (not Gradio's "share=True in launch()")
+    assert f"running on http://127.0.0.1:{launched['server_port']}/" in printed and "--share" in printed
 
 
 def test_auth_uses_gradios_login(tmp_path):

@@ -341,8 +341,16 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
     from artstudio.training import TrainConfig
 
     base = _read_config_file(ns.config) if ns.config else {}
-    base.pop("resolved", None)  # a run's config.json also records what it resolved; not an option
     given = {s.name: getattr(ns, s.dest) for s in specs if hasattr(ns, s.dest)}
+    # A run's config.json also records what it resolved (not an option). Its run is the folder it sits in:
+    # a run copied or moved elsewhere and resumed with `--config COPY/config.json --resume` trained the
+    # original folder named by its "out".
+    if base.pop("resolved", None) is not None and "out" not in given and Path(ns.config).name == "config.json":
+        folder = Path(ns.config).parent
+        if base.get("out") and Path(base["out"]).resolve() != folder.resolve():
+            log.warning("--config %s is the config of the run in %s (it was started as %s); --out %s",
+                        ns.config, folder, base["out"], folder)
+        base["out"] = str(folder)
     values = base | given
     options = method_options_from_args(ns, method_specs, values.get("method", "art"))
     values["method_options"] = dict(base.get("method_options") or {}) | options

@@ -92,13 +92,48 @@ def _t2c_fits(config, backbone, card: dict) -> bool:
     return side is not None and (size is None or int(size) == side)
 
 
-def _finished(folder: Path, steps: int) -> dict | None:
-    """The metrics of a start run that trained all its `steps` and exported its artwork, else None."""
+def _finished(folder: Path, steps: int, sub=None, digest: str | None = None) -> dict | None:
+    """The metrics of a start run that trained all its `steps` and exported its artwork, else None.
+
+    With `sub` (the start's config now) and `digest` (its training rows'), a start trained with other
+    options or rows counts as unfinished: a run interrupted during its starts and resumed with another
+    --lr or --data once picked from starts of the old options."""
     result = folder / "result.json"
     if not (result.is_file() and (folder / "artwork.png").is_file()):
         return None
-    metrics = json.loads(result.read_text())
-    return metrics if not metrics.get("stopped") and metrics.get("steps") == steps else None
+    try:
+        metrics = json.loads(result.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if metrics.get("stopped") or metrics.get("steps") != steps:
+        return None
+    if sub is not None and _trained_as(folder) != _as_trained(sub, digest):
+        return None
+    return metrics
+
+
+_NOT_TRAINING = ("out", "resume", "overwrite", "device", "progress")
+
+
+def _as_trained(sub, digest: str | None) -> dict:
+    """What decides a start's canvas: its options (JSON as config.json holds them) and its rows' digest."""
+    from dataclasses import asdict
+
+    from .atomic import json_default
+
+    now = json.loads(json.dumps(asdict(sub), default=json_default))
+    return {k: v for k, v in now.items() if k not in _NOT_TRAINING} | {"train_digest": digest}
+
+
+def _trained_as(folder: Path) -> dict | None:
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(saved, dict):
+        return None
+    digest = (saved.pop("resolved", None) or {}).get("train_digest")
+    return {k: v for k, v in saved.items() if k not in _NOT_TRAINING} | {"train_digest": digest}
 
 
 def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True, should_stop=None,
@@ -107,7 +142,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     trains from it (its `init` the winner's artwork) and the choice, or `(config, None)` for one start.
     `on_start(event)` hears each start's steps: `{"start", "index", "starts", "start_step", "start_steps"}`."""
     from .distributed import Processes
-    from .training import train
+    from .training import rows_digest, train
 
     k, fraction = starts_of(config)
     if k is None:  # the default: two starts where the T2C start (measured to pay on studio-tiny) fits
@@ -131,27 +166,33 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     steps = max(1, math.ceil(fraction * config.steps))
     results = []
     candidates = candidate_starts(config, backbone, card, k)
+    digest = rows_digest(train_rows)
     for i, start in enumerate(candidates):
         sub_out = folder / f"{i}-{start}"
         name = start if candidates.count(start) == 1 else f"{start}-{i}"  # three noise starts: noise-2, noise-3, noise-4
-        if _finished(sub_out, steps) is None:
-            options = {key: v for key, v in (config.method_options or {}).items() if key not in ("starts", "start_steps")}
-            method = config.method
-            if start == "t2c":
-                method = "t2c+art"
-                options.pop("init", None)
-            else:
-                options["init"] = start
-                options["seed"] = config.seed + i  # noise starts differ
-            sub = replace(config, out=str(sub_out), data=str(folder / "data"), eval_data=str(folder / "data" / "test.jsonl"),
-                          steps=steps, method=method, method_options=options | {"starts": 1}, eval_every=0,
-                          eval_size=None, checkpoint_every=0, snapshot_every=0, resume=False, overwrite=True,
-                          diagnose=False)  # a start is short by design: its verdict would say nothing
+        options = {key: v for key, v in (config.method_options or {}).items() if key not in ("starts", "start_steps")}
+        method = config.method
+        if start == "t2c":
+            method = "t2c+art"
+            options.pop("init", None)
+        else:
+            options["init"] = start
+            options["seed"] = config.seed + i  # noise starts differ
+        sub = replace(config, out=str(sub_out), data=str(folder / "data"), eval_data=str(folder / "data" / "test.jsonl"),
+                      steps=steps, method=method, method_options=options | {"starts": 1}, eval_every=0,
+                      eval_size=None, checkpoint_every=0, snapshot_every=0, resume=False, overwrite=True,
+                      diagnose=False)  # a start is short by design: its verdict would say nothing
+        if _finished(sub_out, steps, sub, digest) is None:
             heard = [] if on_start is None else [
                 lambda r, name=name, i=i: r.get("loss") is not None and on_start(
                     {"start": name, "index": i + 1, "starts": len(candidates), "start_step": r["step"],
                      "start_steps": steps})]
-            res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop, callbacks=heard)
+            try:
+                res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop, callbacks=heard)
+            except KeyboardInterrupt:
+                log.warning("interrupted during start %d of %d (%s) of %s; --resume with the same options keeps the "
+                            "starts that finished and trains this one again", i + 1, len(candidates), name, out)
+                raise
             Processes.from_env().barrier()  # in a multi-process run the main process writes the results
             if res.metrics.get("stopped"):
                 return config, None  # asked to stop: the run stops before its first step, resumable

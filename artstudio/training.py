@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -517,7 +518,12 @@ RUN_OUTPUTS = ("config.json", "metrics.jsonl", "result.json", "artwork.png", "ch
 def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]:
     """The run folder (`config.out`), created, locked against a second training for the whole run, and
     checked not to hold another run (any of `outputs`) unless `config.resume` (continue it) or
-    `config.overwrite` (replace it: exactly `outputs` are removed) says so."""
+    `config.overwrite` (replace it: exactly `outputs` are removed) says so.
+
+    --overwrite moves the old run aside first and removes it only once the new run has written its
+    config.json: a replacement refused for bad data or options, or stopped before it began, leaves the
+    old run as it was (it used to be deleted before the new one was checked). --resume on a folder
+    that holds no run is refused, as transformers' Trainer refuses a missing checkpoint."""
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
@@ -525,6 +531,7 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "a+")
+    aside: Path | None = None
     try:
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -537,22 +544,57 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
         lock.truncate()
         lock.write(f"pid {os.getpid()}\n")
         lock.flush()
+        _settle_replaced(out, outputs)
         existing = [name for name in outputs if (out / name).exists()]
         if existing and not (config.resume or config.overwrite):
             raise ConfigError(f"run folder {out} already holds a run ({', '.join(existing[:3])}); pass --resume to "
                               "continue it, --overwrite to replace it, or choose another --out")
-        if config.overwrite:
+        if config.resume and not existing:
+            raise ConfigError(f"--resume: {out} holds no run to continue (no {outputs[0]}, no checkpoint); "
+                              "leave out --resume to start a run there, or name the run's folder with --out")
+        if config.overwrite and existing:
+            aside = out / f"{REPLACED}{os.getpid()}"
+            aside.mkdir()
             for name in existing:
-                target = out / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
+                (out / name).rename(aside / name)
         yield out
-    except ArtStudioError:
-        # Refused before it began (bad data, options, reward): a folder this call made holds no run yet.
-        if created and not (out / "config.json").exists():
+    except BaseException:
+        if aside is not None and not (out / outputs[0]).exists():  # the new run never began: the old one stays
+            _restore(out, aside, outputs)
+            log.warning("%s keeps the run it held: the --overwrite run stopped before it began", out)
+            aside = None
+        elif created and not (out / "config.json").exists() and isinstance(sys.exc_info()[1], ArtStudioError):
+            # Refused before it began (bad data, options, reward): a folder this call made holds no run yet.
             shutil.rmtree(out, ignore_errors=True)
         raise
     finally:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
         lock.close()  # closing releases the lock (so does a killed process)
+
+
+REPLACED = ".replaced-"  # + pid: an --overwrite run's predecessor, until the new run has begun
+
+
+def _restore(out: Path, aside: Path, outputs: tuple[str, ...]) -> None:
+    for name in outputs:  # what the stopped replacement wrote goes; the old run comes back
+        if (aside / name).exists() and (out / name).exists():
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        if (aside / name).exists():
+            (aside / name).rename(out / name)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _settle_replaced(out: Path, outputs: tuple[str, ...]) -> None:
+    """A run killed (SIGKILL) while replacing another leaves the old one aside: put it back if the new run
+    never began, else remove it."""
+    for aside in sorted(out.glob(REPLACED + "*")):
+        if (out / outputs[0]).exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            _restore(out, aside, outputs)
+            log.warning("%s: restored the run an interrupted --overwrite had moved aside", out)
 
 
 class _StepInterrupt:

@@ -407,6 +407,18 @@ def test_train_reads_a_config_file_and_the_command_line_overrides_it(tmp_path):
         parse_config(["train", "--config", str(tmp_path / "bad.json")])
 
 
+def test_a_run_config_names_the_folder_it_sits_in(tmp_path, caplog):
+    """`--config COPY/config.json --resume` on a copied run resumed the original folder its "out" names."""
+    saved = TrainConfig(data="add-json", steps=12, out=str(tmp_path / "original"))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "config.json").write_text(json.dumps(dataclasses.asdict(saved) | {"resolved": {"lr": 0.05}}))
+    config = parse_config(["train", "--config", str(copy / "config.json"), "--resume"])
+    assert config.out == str(copy) and config.resume
+    assert "it was started as" in caplog.text
+    assert parse_config(["train", "--config", str(copy / "config.json"), "--out", "elsewhere"]).out == "elsewhere"
+
+
 @pytest.mark.parametrize("values, message", [
     ({"overwrite": "false"}, "overwrite is 'false'; expected true or false"),  # a string is true: it would overwrite
     ({"steps": "300"}, "steps is '300'; expected a number"),

@@ -18,7 +18,7 @@ from PIL import Image
 from artstudio.artwork import export_artwork, read_artwork
 from artstudio.backbone import load_backbone
 from artstudio.data import Example, write_jsonl
-from artstudio.errors import ConfigError
+from artstudio.errors import ArtStudioError, ConfigError
 from artstudio.methods import build_method
 from artstudio.training import TrainConfig, run_folder, train
 
@@ -181,6 +181,43 @@ def test_a_finished_run_is_never_overwritten_silently(qwen35, task_dir, tmp_path
     assert again.artwork.read_bytes() != png
     with pytest.raises(ConfigError, match="is a file"):
         train(TrainConfig(out=str(first.artwork), **common), backbone=qwen35, progress=False, canvas_size=64)
+
+
+def test_a_refused_overwrite_keeps_the_old_run(qwen35, task_dir, tmp_path):
+    """--overwrite with a bad --data row or a bad canvas size deleted the old run before refusing the new one."""
+    common = dict(steps=1, batch_size=2, checkpoint_every=0, snapshot_every=0, eval_data=None)
+    run = tmp_path / "run"
+    first = train(TrainConfig(out=str(run), data=str(task_dir), **common), backbone=qwen35, progress=False,
+                  canvas_size=64)
+    before = sorted(p.name for p in run.iterdir())
+    png = first.artwork.read_bytes()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "2 3", "answer": "5"}\n{"prompt": 7}\n')
+    with pytest.raises(ArtStudioError):
+        train(TrainConfig(out=str(run), data=str(bad), overwrite=True, **common), backbone=qwen35, progress=False,
+              canvas_size=64)
+    with pytest.raises(ArtStudioError, match="canvas size"):
+        train(TrainConfig(out=str(run), data=str(task_dir), overwrite=True, **common), backbone=qwen35,
+              progress=False, canvas_size=65)
+    assert sorted(p.name for p in run.iterdir()) == before and first.artwork.read_bytes() == png
+    # A replacement killed before it began (its predecessor still aside) is put back by the next call.
+    aside = run / ".replaced-999999"
+    aside.mkdir()
+    for name in before:
+        if name != ".lock":
+            (run / name).rename(aside / name)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(TrainConfig(out=str(run), data=str(task_dir), **common), backbone=qwen35, progress=False, canvas_size=64)
+    assert not aside.exists() and first.artwork.read_bytes() == png
+
+
+def test_resume_on_a_folder_without_a_run_is_refused(qwen35, task_dir, tmp_path):
+    """--resume used to start a fresh run with only a warning (a mistyped --out trained from step 0)."""
+    for out in (tmp_path / "new", tmp_path):  # a folder that does not exist, and one that holds no run
+        with pytest.raises(ConfigError, match="holds no run to continue"):
+            train(TrainConfig(out=str(out), data=str(task_dir), steps=1, resume=True), backbone=qwen35, progress=False,
+                  canvas_size=64)
+    assert not (tmp_path / "new").exists()
 
 
 def test_written_files_follow_the_umask(qwen35, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -68,6 +69,31 @@ def test_starts_train_briefly_pick_on_validation_and_the_run_trains_from_the_win
     (folder / "0-gray" / "marker").write_text("old")
     train(_config(task, tmp_path / "run", overwrite=True), backbone=qwen35, progress=False)
     assert not (folder / "0-gray" / "marker").exists()
+
+
+def test_a_resume_with_other_options_trains_its_starts_again(qwen35, task, tmp_path):
+    """A run stopped during its starts (only starts/ is there) and resumed with another --lr once picked from
+    starts trained with the old rate; the same options reuse them."""
+    run = tmp_path / "run"
+    train(_config(task, run), backbone=qwen35, progress=False)
+
+    def stop_during_starts():  # what a run stopped during its starts leaves: the starts only
+        for name in ("config.json", "metrics.jsonl", "result.json", "artwork.png", "final", "eval", "checkpoint"):
+            target = run / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+
+    stop_during_starts()
+    gray = run / "starts" / "0-gray" / "result.json"
+    stamp = gray.stat().st_mtime_ns
+    train(_config(task, run, resume=True), backbone=qwen35, progress=False)
+    assert gray.stat().st_mtime_ns == stamp  # the same options: the finished starts are kept
+    stop_during_starts()
+    train(_config(task, run, resume=True, lr=0.2), backbone=qwen35, progress=False)
+    assert gray.stat().st_mtime_ns != stamp
+    assert json.loads((gray.parent / "config.json").read_text())["lr"] == 0.2
 
 
 def test_bad_starts_are_refused_before_training(qwen35, task, tmp_path):

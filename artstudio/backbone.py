@@ -377,6 +377,11 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     return _DTYPES[key]
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """The short name --dtype takes for `dtype` (torch.bfloat16 -> "bf16")."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}.get(dtype, str(dtype).removeprefix("torch."))
+
+
 def check_device(device: str | None) -> None:
     """Refuse a device torch cannot name or this machine does not have, as a ConfigError naming --device."""
     if device is None:

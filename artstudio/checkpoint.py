@@ -84,7 +84,7 @@ def key_differences(label: Callable[[str], str], now: Any, was: Any) -> list[str
 def shown(value: Any) -> str:
     """An option's value as a resume message shows it."""
     if value is None:
-        return "the default"
+        return "its default"
     return json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
 
 

@@ -105,6 +105,21 @@ class _Repeatable(argparse.Action):
         setattr(namespace, self.dest, list(values) if fresh else [*current, *values])
 
 
+class _Once(argparse.Action):
+    """An option that holds one thing, where a second use would silently drop the first
+    (`infer --prompt "3 4" --prompt "5 6"` answered only "5 6")."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        if current is not None and current is not self.default and current != values:
+            raise argparse.ArgumentError(self, f"given twice ({current!r}, then {values!r}); it takes one"
+                                         + (" (several prompts: --data FILE.jsonl)" if self.dest == "prompt" else ""))
+        setattr(namespace, self.dest, values)
+
+
+ONCE = ("prompt",)  # options a user may expect to repeat, whose repeats argparse would drop
+
+
 def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
                       prefix: str = "", dest_prefix: str = "", skip: tuple[str, ...] = (),
                       only: tuple[str, ...] | None = None, suppress_defaults: bool = False,
@@ -144,7 +159,7 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
         elif tp is dict or typing.get_origin(tp) is dict:
             kwargs |= {"type": _json_object, "metavar": "JSON"}
         elif tp in (int, float, str):
-            kwargs |= {"type": tp, "metavar": f.name.upper()}
+            kwargs |= {"type": tp, "metavar": f.name.upper()} | ({"action": _Once} if f.name in ONCE else {})
         else:
             kwargs |= {"type": _json_value, "metavar": f.name.upper()}
         if f.name == "method" and tp is str:  # the registry names the methods; no list is kept here
@@ -382,7 +397,8 @@ def train_summary(result) -> str:
         rows.append(("on train", f"{_pct(m['train_accuracy'])} (n={m['train_eval_n']} of its own training rows)"))
     rows += [("steps", m.get("steps")),
              ("time", f"{m.get('train_seconds', 0):.1f} s" + (f" ({per_step:.3f} s/step)" if per_step else "")
-              + (f", {m['starts_seconds']:.1f} s of it on {len(m['start_val_accuracy'])} starts" if m.get("start") else "")),
+              + (f", {m['starts_seconds']:.1f} s of it on {len(m['start_val_accuracy'])} starts" if m.get("start") else "")
+              + (f", {m['processes']} processes" if (m.get("processes") or 1) > 1 else "")),
              ("trainable", f"{m.get('trainable_params', 0):,} parameters")]
     if m.get("start"):
         scores = ", ".join(f"{k} {_pct(v)}" for k, v in m["start_val_accuracy"].items())
@@ -793,6 +809,9 @@ def _silence_stdout() -> None:
         pass
 
 
+LAUNCHED_VERBS = ("train",)  # the verbs a multi-process launcher may start
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -805,6 +824,10 @@ def main(argv: list[str] | None = None) -> int:
             return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
         debug = ns.debug
         _setup_logging(ns.verbose)
+        if ns.command not in LAUNCHED_VERBS and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # Every process would run the whole verb and write the same files (`torchrun ... eval` did).
+            raise ConfigError(f"artstudio {ns.command} runs in one process; start it without torchrun or accelerate "
+                              f"(only {' and '.join(LAUNCHED_VERBS)} split their work over a launcher's processes)")
         status = int(VERBS[ns.command].execute(ns._config(ns)) or 0)
         if "torch.distributed" in sys.modules:  # a launcher's processes leave their group together
             from artstudio.distributed import end_processes

@@ -42,6 +42,26 @@ def fsdp_from_launcher() -> bool:
     return os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
 
 
+def launcher_asked_for_more(ppid: int | None = None) -> int | None:
+    """The processes `accelerate launch --num_processes N` was asked for when it started only this one.
+
+    Without GPUs and without --multi_gpu (or a config file naming a multi-process type), accelerate
+    runs the command once, in one process, and says nothing; a run then looked data-parallel and was
+    not. Read from the launcher's own command line (Linux /proc); None when it cannot tell or all is well."""
+    if "ACCELERATE_MIXED_PRECISION" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    try:
+        argv = open(f"/proc/{ppid or os.getppid()}/cmdline", "rb").read().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for i, arg in enumerate(argv):
+        value = arg.partition("=")[2] if arg.startswith("--num_processes=") else (
+            argv[i + 1] if arg == "--num_processes" and i + 1 < len(argv) else None)
+        if value is not None and value.isdigit() and int(value) > 1:
+            return int(value)
+    return None
+
+
 def end_processes() -> None:
     """Leave the process group at the end of a command that succeeded in every process.
 

@@ -35,11 +35,11 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 
-from .backbone import DEFAULT_MODEL, check_device, check_dtype, load_backbone
+from .backbone import DEFAULT_MODEL, check_device, check_dtype, dtype_name, load_backbone, resolve_dtype
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
-from .distributed import Processes, fsdp_from_launcher
+from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import choose_start
 from .checkpoint import check_resume_steps, key_differences, lr_lambda, option_differences, resume, save_checkpoint, shown
@@ -68,7 +68,7 @@ class TrainConfig:
     data: str = field(default="", metadata={"help": "train.jsonl, a task folder, or a built-in task name (`artstudio tasks list`)"})
     eval_data: str | None = field(default=None, metadata={"help": "the rows to score: a JSONL file, or a task folder or built-in task (its test split; default: --data's test split)"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
-    method: str = field(default="art", metadata={"help": "art | base | random-canvas | lora | vera | adalink | soft-prompt"})
+    method: str = field(default="art", metadata={"help": "the trained thing: a canvas (art; art-single: one start), an adapter (lora, vera, adalink), a soft prompt, Text-to-Canvas or Text-to-LoRA (t2c, t2c+art, t2l), or a reference (base, random-canvas)"})
     method_options: dict = field(default_factory=dict, metadata={"help": "options of the method's own config (e.g. canvas_size, r)"})
     objective: Literal["sft", "grpo"] = field(default="sft", metadata={"help": "sft (answer tokens' cross-entropy) or grpo"})
     metric: Metric | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's)"})
@@ -87,7 +87,7 @@ class TrainConfig:
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
     shared_prefix: bool = field(default=True, metadata={"help": "run the rows' common prefix (template opening and canvas) once per batch and share its cache: the same loss and gradients, less time"})
     fsdp: bool = field(default=False, metadata={"help": "shard the frozen backbone's blocks over the launcher's processes (FSDP2; on by itself under `accelerate launch` with an FSDP config): less weight memory per device, every process evaluates, no shared prefix"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen model's activations in the backward pass instead of keeping them: less memory, about a third more time; the same gradients"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen model's activations in the backward pass instead of keeping them: less memory, about a third more time; the same gradients up to float rounding (the shared prefix is off under it)"})
     diagnose: bool = field(default=True, metadata={"help": f"at the end, say whether the run looks stuck, cannot fit its task (then it answers up to {FIT_ROWS} of its own training rows, only when the loss ends high) or is unfinished"})
     overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in evaluation (default: from the answers)"})
@@ -209,6 +209,11 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
         raise ConfigError("--fsdp shards the backbone over several processes; start them with a launcher "
                           "(torchrun --nproc_per_node N -m artstudio train ..., or accelerate launch)")
     if processes.world == 1:
+        asked = launcher_asked_for_more()
+        if asked:
+            log.warning("accelerate launch --num_processes %d started one process: without GPUs it starts several "
+                        "only with --multi_gpu (gloo on CPU) or a multi-process --config_file; this run trains "
+                        "on one", asked)
         with run_folder(config) as out:
             return _train(config, out, backbone, callbacks, should_stop, progress)
     # Several processes (a launcher started them): the main one owns the run folder; the others learn
@@ -251,14 +256,17 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         if main:  # GRPO: a reward of its own may not need answers; the metric's default rewards compare with them
             log.warning("--data %s: every training answer is empty; the default rewards score completions "
                         "against the answers, so only a --grpo-reward that ignores them can teach anything", config.data)
-    saved_steps = check_resume(config, out, train_rows) if config.resume else None
+    saved_run = check_resume(config, out, train_rows) if config.resume else None
+    saved_steps = saved_run["steps"] if saved_run else None
     if config.batch_size > len(train_rows) and main:
         log.warning("--batch-size %d is larger than the %d training rows: each batch holds every row once",
                     config.batch_size, len(train_rows))
     metric = config.metric or card.get("metric") or "exact"
     if backbone is None:
-        backbone = load_backbone(config.model, dtype=config.dtype or _launcher_precision(),
-                                 device=config.device or processes.device)
+        # A resume keeps the frozen model's dtype (a run begun under `accelerate --mixed_precision bf16`, or on
+        # a GPU's bf16 default, resumed in fp32 without a word); --dtype or the launcher may name it again.
+        dtype = config.dtype or _launcher_precision() or (saved_run or {}).get("dtype")
+        backbone = load_backbone(config.model, dtype=dtype, device=config.device or processes.device)
     check_row_lengths(backbone.tokenizer, train_rows, backbone.max_positions, f"--data {config.data}")
     if eval_rows:
         check_row_lengths(backbone.tokenizer, eval_rows, backbone.max_positions,
@@ -309,7 +317,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
     saved = asdict(requested) | {"resolved": {"lr": lr, "metric": metric, "task": card, "train_digest": rows_digest(train_rows),
                                            "trainable_params": method.num_trainable(),
-                                           "model_family": backbone.family, "processes": processes.world,
+                                           "model_family": backbone.family,
+                                           "processes": _segments((saved_run or {}).get("processes"), processes.world),
+                                           "dtype": dtype_name(backbone.dtype),
                                            **({"starts": start_choice, "init": config.method_options["init"]}
                                               if start_choice else {})}}
     if main:
@@ -472,10 +482,11 @@ def rows_digest(rows: list[Example]) -> str:
     return h.hexdigest()[:16]
 
 
-def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> int | None:
+def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> dict | None:
     """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
     a run that already finished, and --steps that end before its checkpoint: each used to rewrite the run's
-    record silently, or fail mid-way. Returns the steps the run was started with (None: no run there yet)."""
+    record silently, or fail mid-way. Returns the steps the run was started with and the dtype its frozen
+    model ran in (None: no config.json there yet, a run stopped during its starts)."""
     file = out / "config.json"
     if not file.is_file():
         return None
@@ -495,8 +506,15 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
         same_rate = resolved.get("lr") is not None and math.isclose(effective, resolved["lr"])
         return [] if same_rate or value == was else [f"--lr {shown(value)} (the run has {resolved.get('lr', was)!r})"]
 
+    def dtype(value: Any, was: Any) -> list[str]:  # left out: the run's own; named: it must be the run's
+        ran = resolved.get("dtype") or was
+        value = value or _launcher_precision()
+        if value is None or value == was or (ran is not None and resolve_dtype(value, "cpu") == resolve_dtype(ran, "cpu")):
+            return []
+        return [f"--dtype {value} (the run's frozen model ran in {ran or 'the device default'})"]
+
     differ = option_differences(now, saved, RESUME_MAY_CHANGE, {
-        "data": data_rows, "lr": rate,
+        "data": data_rows, "lr": rate, "dtype": dtype,
         "method_options": lambda value, was: key_differences(lambda key: f"method option {key}", value, was),
         "grpo": lambda value, was: key_differences(lambda key: "--grpo-" + key.replace("_", "-"), value, was)})
     if differ:
@@ -506,7 +524,17 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> i
                           f"`artstudio train --config {file} --resume`), or start a new run with another --out"
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
     check_resume_steps(out, config.steps, saved.get("steps"), kept="; the run keeps the start it chose")
-    return saved.get("steps")
+    return {"steps": saved.get("steps"), "dtype": resolved.get("dtype") or saved.get("dtype"),
+            "processes": resolved.get("processes")}
+
+
+def _segments(before: int | list | None, now: int) -> int | list[int]:
+    """config.json's "processes": the count, or each segment's where a resume changed it ([2, 1]: begun on
+    two processes, resumed on one); a resumed run used to record only its last segment's."""
+    if before is None or before == now:
+        return now
+    counts = list(before) if isinstance(before, list) else [before]
+    return counts if counts[-1] == now else counts + [now]
 
 
 # What a run writes in its folder: --overwrite removes exactly these, never anything else a folder holds.

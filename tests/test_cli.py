@@ -440,6 +440,20 @@ def test_a_whole_number_written_as_a_float_is_taken(tmp_path):
     assert config.steps == 300 and isinstance(config.steps, int)
 
 
+def test_a_verb_that_runs_in_one_process_refuses_a_launcher(capsys, monkeypatch):
+    """`torchrun --nproc_per_node 2 -m artstudio eval ...` ran the whole evaluation twice into one folder."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["info"]) == 2
+    assert "artstudio info runs in one process; start it without torchrun" in capsys.readouterr().err
+
+
+def test_a_prompt_given_twice_is_refused_not_dropped(capsys):
+    """`infer --prompt A --prompt B` answered only B."""
+    assert main(["infer", "--prompt", "3 4", "--prompt", "5 6"]) == 2
+    err = capsys.readouterr().err
+    assert "--prompt: given twice ('3 4', then '5 6')" in err and "--data FILE.jsonl" in err
+
+
 def test_infer_names_a_picture_it_cannot_take(tmp_path, capsys):
     """A folder, a non-image and a 6400×20 strip gave tracebacks from the processor."""
     Image.new("RGB", (6400, 20)).save(tmp_path / "wide.png")

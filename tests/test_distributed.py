@@ -41,6 +41,7 @@ def test_two_processes_train_the_canvas_of_one(tiny_model_dir, tmp_path):
     assert one.returncode == 0, one.stderr[-3000:]
     two = _run(common + ["--out", str(tmp_path / "two")], 2, tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
+    assert ", 2 processes" in two.stdout  # the summary says how many trained
 
     canvas = {k: load_file(tmp_path / k / "final" / "method.safetensors") for k in ("one", "two")}
     assert canvas["one"].keys() == canvas["two"].keys()
@@ -63,6 +64,11 @@ def test_two_processes_train_the_canvas_of_one(tiny_model_dir, tmp_path):
     resumed = load_file(tmp_path / "two" / "final" / "method.safetensors")
     for key in resumed:
         torch.testing.assert_close(resumed[key], canvas["one"][key], atol=1e-5, rtol=0)
+    # Resumed on one process: config.json records both segments' counts, not only the last.
+    (tmp_path / "two" / "result.json").unlink()
+    assert _run(common[:common.index("--steps") + 1] + ["4"] + common[common.index("--steps") + 2:]
+                + ["--out", str(tmp_path / "two"), "--resume"], 1, tmp_path).returncode == 0
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["resolved"]["processes"] == [2, 1]
 
 
 def test_a_refused_run_folder_stops_every_process(tiny_model_dir, tmp_path):

@@ -107,6 +107,22 @@ def test_resume_matches_uninterrupted_run(qwen35, task_dir, tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_resume_keeps_the_frozen_models_dtype(tiny_model_dir, task_dir, tmp_path, monkeypatch):
+    """A run begun under `accelerate launch --mixed_precision bf16` resumed in fp32 without a word."""
+    common = dict(model=tiny_model_dir("qwen3_5"), data=str(task_dir), batch_size=2, checkpoint_every=1,
+                  snapshot_every=0, eval_data=None, out=str(tmp_path / "run"))
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    stops = iter([False, True])
+    train(TrainConfig(steps=3, **common), progress=False, should_stop=lambda: next(stops), canvas_size=64)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["dtype"] == "bf16"
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    with pytest.raises(ConfigError, match=r"--dtype fp32 \(the run's frozen model ran in bf16\)"):
+        train(TrainConfig(steps=3, resume=True, dtype="fp32", **common), progress=False, canvas_size=64)
+    resumed = train(TrainConfig(steps=3, resume=True, **common), progress=False, canvas_size=64)
+    assert resumed.method.backbone.dtype == torch.bfloat16
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["dtype"] == "bf16"
+
+
 def test_resume_refuses_another_run_and_a_finished_one_but_may_train_longer(qwen35, task_dir, tmp_path):
     common = dict(data=str(task_dir), batch_size=2, checkpoint_every=2, snapshot_every=0, seed=3)
     out = tmp_path / "run"

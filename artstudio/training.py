@@ -661,12 +661,17 @@ def gradient_checkpointing(model: torch.nn.Module, enabled: bool) -> Iterator[No
         yield
         return
     was_training = model.training
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # transformers 5.x renamed it (the old names warn that v6 removes them); older 5.x has only the old ones.
+    renamed = hasattr(model, "activation_checkpointing_enable")
+    if renamed:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     try:
         yield
     finally:
-        model.gradient_checkpointing_disable()
+        model.activation_checkpointing_disable() if renamed else model.gradient_checkpointing_disable()
         model.train(was_training)
 
 

@@ -197,7 +197,7 @@ def read_artwork(path: str | os.PathLike) -> Artwork:
     """Decode a PNG and its metadata; any problem raises `ArtworkError` naming the file."""
     src = Path(path)
     if src.is_dir():
-        raise ArtworkError(_folder_hint(src))
+        raise ArtworkError(folder_hint(src) or f"{src} is a folder; expected a PNG artwork file")
     if not src.is_file():
         raise ArtworkError(f"{src}: no such file; expected a PNG artwork")
     try:
@@ -234,17 +234,21 @@ def _as_picture(canvas_size) -> str:
     return f"height, width: a {width}×{height} picture"
 
 
-def _folder_hint(folder: Path) -> str:
-    """Why a folder is not an artwork, and what to pass instead."""
+def folder_hint(folder: Path) -> str | None:
+    """Why a folder is not an artwork, and what to pass instead (None: a folder of nothing we know)."""
     if (folder / "adapter_config.json").is_file():
         return (f"{folder} is a PEFT adapter folder (a lora/vera/t2l export), not an artwork; this takes an artwork "
                 "PNG file. eval, infer and serve do not load adapters: load it with PEFT "
                 "(PeftModel.from_pretrained(model, folder)) or serve it with an engine's LoRA support")
     if (folder / "artwork.png").is_file():
         return f"{folder} is a folder; expected a PNG artwork file such as {folder / 'artwork.png'}"
+    if (folder / "method.json").is_file() and folder.name == "final":  # a run's trained weights
+        run = folder.parent
+        return (f"{folder} holds a run's trained weights, not an artwork; `artstudio export {run}` writes the run's "
+                "artwork PNG (an art run) or an adapter folder (lora, vera)")
     if (folder / "config.json").is_file() and (folder / "final").is_dir():
         return f"{folder} is a run folder without an artwork; expected a PNG artwork file (`artstudio export {folder}` writes one for an art run)"
-    return f"{folder} is a folder; expected a PNG artwork file"
+    return None
 
 
 def check_compatible(artwork: Artwork, backbone, *, allow_mismatch: bool = False) -> list[str]:

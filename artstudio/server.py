@@ -151,7 +151,10 @@ def artwork_specs(entries: list[str]) -> list[tuple[str, Path, bool]]:
         if path.is_dir():
             pngs = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and p.is_file())
             if not pngs:
-                raise ConfigError(f"--artwork {entry}: the folder has no PNG files; expected artworks exported by ArtStudio")
+                from .artwork import folder_hint
+
+                raise ConfigError(f"--artwork {entry}: " + (folder_hint(path) or "the folder has no PNG files; expected "
+                                                                                  "artworks exported by ArtStudio"))
             out += [(p.stem, p, False) for p in pngs]
         elif path.is_file():
             out.append((name or path.stem, path, explicit))

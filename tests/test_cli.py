@@ -229,10 +229,17 @@ def test_a_folder_given_as_an_artwork_says_what_the_option_takes(tmp_path, capsy
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    for argv in (["info", str(adapter)], ["eval", "--canvas", str(adapter), "--data", "max-bracket"]):
+    for argv in (["info", str(adapter)], ["eval", "--canvas", str(adapter), "--data", "max-bracket"],
+                 ["serve", "--artwork", str(adapter), "--port", "0"]):  # serve said only "the folder has no PNG files"
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "is a PEFT adapter folder" in err and "takes an artwork PNG file" in err and "no such file" not in err
+    final = tmp_path / "run" / "final"  # a run's trained weights
+    final.mkdir(parents=True)
+    (final / "method.json").write_text("{}")
+    for argv in (["infer", "--canvas", str(final), "--prompt", "3 4"], ["serve", "--artwork", str(final), "--port", "0"]):
+        assert main(argv) == 2
+        assert f"holds a run's trained weights, not an artwork; `artstudio export {final.parent}`" in capsys.readouterr().err
 
 
 def test_infer_print_request_names_the_shipped_model_not_its_path(capsys):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from artstudio.artwork import export_artwork, read_artwork
+from artstudio.artwork import read_artwork
 from artstudio.backbone import load_backbone
 from artstudio.data import Example, write_jsonl
 from artstudio.errors import ArtStudioError, ConfigError

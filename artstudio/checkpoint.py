@@ -104,7 +104,8 @@ def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "th
             done = json.loads(result.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             done = {}  # a result being rewritten, or damaged: the checkpoint decides
-        if isinstance(done, dict) and not done.get("stopped") and int(done.get("steps", -1)) >= steps:
+        finished = done.get("steps") if isinstance(done, dict) else None
+        if isinstance(finished, int) and not done.get("stopped") and finished >= steps:
             raise ConfigError(f"{what} in {out} already finished its {steps} steps; nothing to resume. "
                               f"{use_as_is}, or resume with more --steps to train longer")
     if started_with != steps:

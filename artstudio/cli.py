@@ -437,7 +437,11 @@ def _builder(cls: type, positional: tuple[str, ...] = ()) -> Callable[[argparse.
 def _export(config: ExportConfig) -> int:
     from artstudio.training import export_run
 
-    print(export_run(config.run_dir, config.out, overwrite=config.overwrite))
+    path = export_run(config.run_dir, config.out, overwrite=config.overwrite)
+    # Printed as the user named it (an adapter folder's path came back absolute, a PNG's as typed).
+    if config.out and Path(config.out).expanduser().resolve() == path.resolve():
+        path = Path(config.out)
+    print(path)
     return 0
 
 

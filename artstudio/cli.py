@@ -522,6 +522,12 @@ def _info(config: InfoConfig) -> int:
     return 0
 
 
+def _task_rows(task: dict) -> list[tuple[str, Any]]:
+    """The task rows of `info`: its name and description, each where it has one (an artwork painted from a
+    sentence has no task name)."""
+    return [("task" if k == "name" else k, task[k]) for k in ("name", "description") if task.get(k)]
+
+
 def format_info(info: dict[str, Any]) -> str:
     out = []
     if "export" in info:
@@ -533,7 +539,7 @@ def format_info(info: dict[str, Any]) -> str:
         if ex.get("trainable_params") is not None:
             rows.append(("trainable", f"{ex['trainable_params']:,} parameters"))
         if task:
-            rows += [("task", task.get("name", "")), ("description", task.get("description", ""))]
+            rows += _task_rows(task)
         elif ex.get("description"):  # generated from a sentence (hyper generate t2l), not trained on a task
             rows += [("name", meta["name"])] if meta.get("name") else []
             rows.append(("description", ex["description"]))
@@ -555,7 +561,7 @@ def format_info(info: dict[str, Any]) -> str:
                      ("geometry", f"patch {geo.get('patch_size')} × merge {geo.get('merge_size')}, "
                                   f"factor {geo.get('factor')}")]
             if task:
-                rows += [("task", task.get("name", "")), ("description", task.get("description", ""))]
+                rows += _task_rows(task)
             rows += [("objective", meta["objective"]), ("steps", meta["steps"])]
             rows += [(k, _pct(v) if k.endswith("accuracy") else v) for k, v in meta["metrics"].items()]
             rows += [("created", meta["created"]), ("artstudio", meta["artstudio_version"])]
@@ -580,24 +586,52 @@ def format_info(info: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------- hyper
 
+# A held-out task's card (max-bracket): the wording the shipped hypernetworks know. Measured 2026-12-05, 50 rows:
+# T2C 100 %, T2L 100 %; "reply with the larger of the two digits, in square brackets" scores 0 % with both.
+_HYPER_EXAMPLE = ("The prompt is two digits separated by a space, with no instruction. Reply with the larger of the "
+                  "two, written inside square brackets, like [<value>].")
+_HYPER_WORDING = ("The shipped hypernetworks know the wording of the task cards (`artstudio tasks list --kind library "
+                  "--json` prints them);\na short wording of the same task (\"reply with the larger digit in [brackets]\") "
+                  "scores 0 % (docs/hyper.md).")
+
+
 def _build_hyper(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
     """`artstudio hyper train|generate`, each generated from its config dataclass."""
     from artstudio.hyper import HyperGenerateConfig, HyperTrainConfig
 
-    sub = p.add_subparsers(dest="hyper_command", metavar="{train,generate}", required=True)
+    sub = p.add_subparsers(dest="hyper_command", metavar="{train,generate}", required=True, parser_class=_Parser)
     built = {}
-    for name, cls, positional, help in (
-            ("train", HyperTrainConfig, (), "train a Text-to-Canvas (t2c) or Text-to-LoRA (t2l) hypernetwork"),
-            ("generate", HyperGenerateConfig, ("hyper",), "an artwork (t2c) or adapter (t2l) from a task description")):
-        sp = sub.add_parser(name, help=help, description=(cls.__doc__ or help).strip(), parents=[_common()])
-        built[name] = (cls, dataclass_options(sp, cls, positional=positional))
-    return lambda ns: (ns.hyper_command, config_from_args(*built[ns.hyper_command][:1], ns, built[ns.hyper_command][1]))
+    for name, cls, positional, help, epilog in (
+            ("train", HyperTrainConfig, (), "train a Text-to-Canvas (t2c) or Text-to-LoRA (t2l) hypernetwork",
+             "--resume continues the run in --out: every option left out is the run's own (its config.json); one "
+             "typed that\nwould train another run is refused. Not taken from the run: --device, --max-minutes.\n\n"
+             "examples:\n  artstudio hyper train --kind t2c --mode sft --tasks library --out runs/t2c\n"
+             "  artstudio hyper train --resume --out runs/t2c\n  artstudio hyper train --resume --out runs/t2c --steps 2000"),
+            ("generate", HyperGenerateConfig, ("hyper",), "an artwork (t2c) or adapter (t2l) from a task description",
+             f"examples:\n  artstudio hyper generate --description \"{_HYPER_EXAMPLE}\" -o art.png\n"
+             f"  artstudio hyper generate t2l --description \"{_HYPER_EXAMPLE}\" -o adapter/\n"
+             f"  artstudio hyper generate runs/t2c/final --description \"...\" -o art.png\n\n{_HYPER_WORDING}")):
+        sp = sub.add_parser(name, help=help, description=(cls.__doc__ or help).strip(), parents=[_common()],
+                            epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        # train: suppressed defaults, so what was typed is known (a resume takes the rest from the run).
+        built[name] = (cls, dataclass_options(sp, cls, positional=positional, suppress_defaults=name == "train"))
+
+    def config(ns: argparse.Namespace):
+        from artstudio.hyper.training import resume_options
+
+        cls, specs = built[ns.hyper_command]
+        if ns.hyper_command == "train":
+            given = {s.name: getattr(ns, s.dest) for s in specs if hasattr(ns, s.dest)}
+            return "train", HyperTrainConfig.from_dict(resume_options(given))
+        return ns.hyper_command, config_from_args(cls, ns, specs)
+
+    return config
 
 
 @verb("hyper", "train a hypernetwork, or generate an artwork / adapter from a task description", _build_hyper,
-      "examples:\n  artstudio hyper generate --description \"reply with the larger of the two digits, in square brackets\" -o art.png\n"
+      f"examples:\n  artstudio hyper generate --description \"{_HYPER_EXAMPLE}\" -o art.png\n"
       "  artstudio hyper train --kind t2c --mode sft --tasks library --out runs/t2c\n"
-      "  artstudio hyper generate runs/t2c/final --description \"...\" -o art.png")
+      "  artstudio hyper generate runs/t2c/final --description \"...\" -o art.png\n\n" + _HYPER_WORDING)
 def _hyper(parsed) -> int:
     from artstudio.hyper import hyper_generate, hyper_train
 
@@ -629,7 +663,7 @@ verb("tune", "search a method's hyper-parameters (Optuna; samplers lgbo, gp, tpe
 def _build_tasks(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
     from artstudio.tasks import TASK_KINDS
 
-    sub = p.add_subparsers(dest="tasks_command", metavar="{list,make}", required=True)
+    sub = p.add_subparsers(dest="tasks_command", metavar="{list,make}", required=True, parser_class=_Parser)
     lp = sub.add_parser("list", help="list the built-in tasks", parents=[_common()])
     lp.add_argument("--kind", choices=TASK_KINDS, default=None,
                     help="only this kind of task (library: the hypernetworks' training tasks)")
@@ -722,10 +756,18 @@ def _compare(config) -> int:
 # ============================================================================ main
 
 class _Parser(argparse.ArgumentParser):
-    """A usage error is one line and a pointer to --help, not the whole usage of a verb with forty options."""
+    """A usage error is one line and a pointer to --help, not the whole usage of a verb with forty options.
+    A verb's parser (and `hyper train`'s, `tasks make`'s) reports an unknown option itself, so the pointer
+    is to `artstudio train --help`, not to the top level's, which lists none of the verb's options."""
 
     def error(self, message: str):
         self.exit(2, f"error: {message}\n(`{self.prog} --help` lists the options)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns, extras
 
 
 def _common() -> argparse.ArgumentParser:
@@ -749,7 +791,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.set_defaults(verbose=0, debug=False)
     parser.add_argument("--version", action="version", version=f"artstudio {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="VERB", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="VERB", required=True, parser_class=_Parser)
     for v in VERBS.values():
         p = sub.add_parser(v.name, help=v.help, description=v.help[0].upper() + v.help[1:] + ".",
                            epilog=v.epilog, parents=[_common()],

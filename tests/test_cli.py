@@ -477,6 +477,9 @@ def test_a_usage_error_is_short_and_points_at_help(capsys):
     err = capsys.readouterr().err
     assert err.splitlines()[0].startswith("error: argument --method: invalid choice: 'lorra'")
     assert len(err.splitlines()) == 2 and "`artstudio train --help` lists the options" in err
+    for argv in (["train", "--bogus"], ["tasks", "make", "add-json", "-o", "x", "--bogus"]):  # named `artstudio --help`
+        assert main(argv) == 2
+        assert f"`artstudio {' '.join(argv[:-1 if argv[0] == 'train' else 2])} --help` lists" in capsys.readouterr().err
 
 
 def test_logged_warnings_read_like_the_commands_own_messages():

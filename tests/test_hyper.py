@@ -75,6 +75,34 @@ def test_encoder_bad_input(encoder, tmp_path):
         TaskEncoder.from_pretrained(tmp_path / "empty")
 
 
+def test_encoder_says_what_of_a_description_it_does_not_read(encoder, caplog):
+    """Characters the tokenizer drops (emoji, accents) and tokens past max_length were left out silently; each
+    is a warning that starts with what happened."""
+    with caplog.at_level("WARNING", logger="artstudio.hyper"):
+        encoder.encode(["Reply with their sum, written as a bare value."])
+    assert caplog.records == []  # a description read in full says nothing
+    with caplog.at_level("WARNING", logger="artstudio.hyper"):
+        plain = encoder.encode(["Reply with their sum , caf"])
+        odd = encoder.encode(["Reply with their sum 😀, café"])
+    assert torch.allclose(plain, odd, atol=1e-6)  # what the warning says: read without them
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith("the task description has 2 characters the task encoder does not know ('😀', 'é')")
+    assert "without them" in said
+    caplog.clear()
+    long = "Reply with their sum, written as a bare value. " * 15  # 705 characters, one token each
+    with caplog.at_level("WARNING", logger="artstudio.hyper"):
+        encoder.encode([long])
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith(f"the task description is {len(long.strip())} characters ({len(long.strip())} tokens); "
+                           "the task encoder reads the first 512 tokens")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="artstudio.hyper"):
+        encoder.encode(["ok"] + [f"task {c}" for c in "éüñçà"])
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0].startswith("task description 2 of 6 ('task é') has 1 character")
+    assert len(said) == 4 and said[-1].startswith("2 more of the 6 task descriptions are not read in full")
+
+
 def test_encoder_from_a_local_transformers_folder(tmp_path):
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -166,6 +194,20 @@ def test_generated_artwork_round_trips_through_png_exactly(bb, encoder, task_dir
     assert torch.allclose(a, b, atol=1e-6)
     ea, eb = evaluate(net.method_for(bb, canvas), rows), evaluate(loaded, rows)
     assert [r["prediction"] for r in ea.predictions] == [r["prediction"] for r in eb.predictions]
+
+
+def test_t2c_artwork_metadata_names_no_invented_task_and_the_mixer_as_built(bb, encoder, tmp_path):
+    """No --name: the task name was "t2c" (T2L records none); the hypernetwork was recorded as preset "S", which
+    says nothing where hidden/blocks replace it (the shipped T2C: blocks=0). Now: no name, the width and blocks."""
+    net = _t2c(bb, encoder, blocks=0)
+    (canvas,) = net.generate(encoder, ["Reply with their sum."])
+    art = read_artwork(net.export(bb, canvas, tmp_path / "a.png", "Reply with their sum.", source="here"))
+    assert art.metadata.task == {"name": "", "description": "Reply with their sum."}
+    hyper = art.metadata.extra["hypernetwork"]
+    assert "preset" not in hyper and hyper["width"] == 32 and hyper["blocks"] == 0 and hyper["head"] == "grid"
+    named = read_artwork(net.export(bb, canvas, tmp_path / "b.png", "Reply with their sum.", name="my-sum"))
+    assert named.metadata.task["name"] == "my-sum"
+    assert net.describe()["width"] == 32 and "preset" not in net.describe()
 
 
 def test_save_and_load_keep_outputs_and_refuse_another_model(bb, encoder, tmp_path, tiny_model_dir):
@@ -302,7 +344,7 @@ def test_resume_refuses_options_that_would_train_another_run(bb, task_dirs, tmp_
                          ({"tasks": str(task_dirs["add-plain"])}, "--tasks .*add-plain' \\(the run has"),
                          ({"batch_size": 4}, r"--batch-size 4 \(the run has 3\)"),
                          ({"options": {"canvas_size": SIDE, "hidden": 32, "blocks": 1, "palette": 4}},
-                          r"--options palette 4 \(the run has the default\)"),
+                          r"--options palette 4 \(the run has its default\)"),
                          ({"kind": "t2l", "options": {}}, r"--kind 't2l' \(the run has 't2c'\)")]:
         with pytest.raises(ConfigError, match="--resume continues the hypernetwork run.*" + said +
                            ".*the run's own options.*another --out"):

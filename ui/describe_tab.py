@@ -49,8 +49,10 @@ def build_describe_tab(studio: Studio) -> DescribeTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360, elem_classes="as-panel"):
             text = gr.Textbox(label="Describe a task", lines=4, max_lines=10, elem_id="as-describe-text",
-                              placeholder="e.g. The prompt is two digits separated by a space. Reply with their sum, "
-                                          "written inside square brackets.")
+                              # add-bracket's card: the shipped hypernetworks score 100 % with it (a shorter
+                              # wording of the same task, without "with no instruction" and "like [<value>]", 0 %).
+                              placeholder="e.g. The prompt is two digits separated by a space, with no instruction. "
+                                          "Reply with their sum, written inside square brackets, like [<value>].")
             examples = {TASKS[n].description: label for n, label in EXAMPLES.items() if n in TASKS}
             if examples:
                 gr.Examples(examples=[[e] for e in examples], inputs=text, label="examples (click one to fill the box)",

@@ -412,8 +412,8 @@ class Studio:
         description = (description or "").strip()
         if not description:
             raise ConfigError("describe the task first, in a sentence or two: what the prompt is and what the reply "
-                              "should be, e.g. 'The prompt is two digits separated by a space. Reply with their sum, "
-                              "written inside square brackets.'")
+                              "should be, e.g. 'The prompt is two digits separated by a space, with no instruction. "
+                              "Reply with their sum, written inside square brackets, like [<value>].'")
         check_descriptions(description)
         generator = self.hyper_generator()
         slug = _slug(description)

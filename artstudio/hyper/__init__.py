@@ -7,7 +7,12 @@ Python entry points (the CLI verbs `artstudio hyper train|generate` are generate
 
     from artstudio.hyper import HyperTrainConfig, hyper_train, HyperGenerateConfig, hyper_generate
     hyper_train(HyperTrainConfig(kind="t2c", mode="sft", tasks="library", out="runs/t2c"))
-    hyper_generate(HyperGenerateConfig(description="Reply with the larger digit in [brackets].", out="art.png"))
+    hyper_generate(HyperGenerateConfig(description="The prompt is two digits separated by a space, with no instruction. "
+                                       "Reply with the larger of the two, written inside square brackets, like [<value>].",
+                                       out="art.png"))
+
+The shipped hypernetworks know the wording of the task cards (`artstudio tasks list --kind library --json`); a
+short wording such as "Reply with the larger digit in [brackets]." scores 0 % (docs/hyper.md, "Wording").
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from .base import HYPERNETWORKS, HyperConfig, Hypernetwork, ResidualBlock, get_h
 from .encoder import TaskEncoder
 from .generate import DEFAULT_HYPER, HyperGenerateConfig, HyperGenerator, hyper_generate
 from .training import (HyperTrainConfig, HyperTrainResult, check_hyper_resume, evaluate_descriptions,
-                       heldout_descriptions, train_hypernetwork)
+                       heldout_descriptions, resume_options, train_hypernetwork)
 
 
 def hyper_train(config: HyperTrainConfig, *, backbone=None, progress: bool = True, callbacks=None) -> HyperTrainResult:
@@ -57,4 +62,4 @@ def hyper_train(config: HyperTrainConfig, *, backbone=None, progress: bool = Tru
 __all__ = ["DEFAULT_HYPER", "HYPERNETWORKS", "HyperConfig", "HyperGenerateConfig", "HyperGenerator", "HyperTrainConfig",
            "HyperTrainResult", "Hypernetwork", "ResidualBlock", "TaskEncoder", "evaluate_descriptions", "get_hyper",
            "heldout_descriptions", "hyper_generate", "hyper_kinds", "hyper_train", "register_hyper",
-           "train_hypernetwork"]
+           "resume_options", "train_hypernetwork"]

@@ -116,8 +116,14 @@ class Hypernetwork(torch.nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def mixer_size(self) -> dict:
+        """The mixer as built: its width and its residual blocks. Not the preset's letter, which says neither
+        where `hidden` or `blocks` replace it (the shipped T2C is preset S with blocks=0); `hyper.json` keeps
+        the whole config."""
+        return {"width": self.width, "blocks": self.depth}
+
     def describe(self) -> dict:
-        return {"kind": self.kind, "preset": self.config.preset, "parameters": self.num_parameters(),
+        return {"kind": self.kind, **self.mixer_size(), "parameters": self.num_parameters(),
                 "encoder": self.encoder_name, "embed_dim": self.embed_dim, "model_id": self.target.get("model_id")}
 
     # --- construction ---------------------------------------------------------------------------

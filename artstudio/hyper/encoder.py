@@ -13,13 +13,17 @@ hypernetwork's task embeddings can be computed once per run and cached.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
 from artstudio.errors import ConfigError, ModelLoadError
 
+log = logging.getLogger(__name__)
+
 BACKBONE_ENCODER = "backbone"  # the `name` recorded for the backbone's own language model
+SHOWN_PER_CALL = 3  # descriptions a warning names one by one; more are counted in one line
 
 
 def backbone_layer(name: str) -> int | None:
@@ -53,7 +57,8 @@ def check_descriptions(descriptions) -> list[str]:
         if not isinstance(d, str) or not d.strip():
             which = "the task description" if len(descriptions) == 1 else f"task description {i + 1} of {len(descriptions)}"
             raise ConfigError(f"{which} is empty; describe the task in words, e.g. "
-                              "'The prompt is two digits. Reply with their sum, written as a bare value.'")
+                              "'The prompt is two digits separated by a space, with no instruction. Reply with their sum, "
+                              "written as a bare value.'")
     return [d.strip() for d in descriptions]
 
 
@@ -69,6 +74,7 @@ class TaskEncoder:
         self.device = device if device is not None else next(model.parameters()).device
         self._call = text_only_call
         self._dim: int | None = None
+        self._known: dict[str, str] = {}  # character -> "ok" | "dropped" | "unknown" (the tokenizer's verdict)
 
     # --- construction ---------------------------------------------------------------------------
     @classmethod
@@ -162,8 +168,9 @@ class TaskEncoder:
         Descriptions go through the model `chunk` at a time (thousands of training wordings would
         otherwise make one batch of thousands of rows)."""
         texts = check_descriptions(descriptions)
-        rows = [self.tokenizer(t, add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
-                for t in texts]
+        full = [self.tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"] for t in texts]
+        self.warn_unread(texts, full)
+        rows = [r[: self.max_length] for r in full]
         if any(len(r) == 0 for r in rows):
             raise ConfigError("a task description has no tokens for this encoder's tokenizer; use ordinary words")
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -180,6 +187,53 @@ class TaskEncoder:
             m = mask.to(hidden.device).unsqueeze(-1).float()
             out.append(((hidden * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu())
         return torch.cat(out)
+
+    # --- what the encoder does not read -------------------------------------------------------------
+    def character_verdict(self, ch: str) -> str:
+        """'ok', 'dropped' (the tokenizer gives no token for it) or 'unknown' (only its unknown token)."""
+        verdict = self._known.get(ch)
+        if verdict is None:
+            ids = self.tokenizer(ch, add_special_tokens=False, verbose=False)["input_ids"]
+            unk = getattr(self.tokenizer, "unk_token_id", None)
+            verdict = "dropped" if not ids else "unknown" if unk is not None and unk in ids else "ok"
+            self._known[ch] = verdict
+        return verdict
+
+    def unread(self, text: str, ids: list[int] | None = None) -> list[str]:
+        """What of `text` the encoder does not read, one sentence each (empty: it reads all of it):
+        characters its tokenizer drops or knows only as unknown, and tokens past `max_length`."""
+        notes = []
+        verdicts: dict[str, list[str]] = {"dropped": [], "unknown": []}
+        for ch in dict.fromkeys(text):
+            if not ch.isspace() and self.character_verdict(ch) != "ok":
+                verdicts[self.character_verdict(ch)].append(ch)
+        for verdict, chars in verdicts.items():
+            if chars:
+                shown = ", ".join(repr(c) for c in chars[:8]) + (f" and {len(chars) - 8} more" if len(chars) > 8 else "")
+                notes.append(f"has {len(chars)} character{'s' if len(chars) > 1 else ''} the task encoder does not know "
+                             f"({shown}); it reads the description " + ("without them" if verdict == "dropped" else
+                                                                         "with an unknown token for each"))
+        if ids is None:
+            ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        if len(ids) > self.max_length:
+            read = self.tokenizer.decode(ids[: self.max_length]).rstrip()
+            notes.append(f"is {len(text)} characters ({len(ids)} tokens); the task encoder reads the first "
+                         f"{self.max_length} tokens, up to '...{read[-30:]}', and ignores the rest")
+        return notes
+
+    def warn_unread(self, texts: list[str], rows: list[list[int]] | None = None) -> None:
+        """Log a warning for each description the encoder does not read in full (a long list: the first
+        few by number, then a count), so the hypernetwork is never handed less than the user wrote unsaid."""
+        found = [(i, notes) for i, t in enumerate(texts)
+                 if (notes := self.unread(t, None if rows is None else rows[i]))]
+        for i, notes in found[:SHOWN_PER_CALL]:
+            which = "the task description" if len(texts) == 1 else \
+                f"task description {i + 1} of {len(texts)} ({texts[i][:40]!r}{'...' if len(texts[i]) > 40 else ''})"
+            for note in notes:
+                log.warning("%s %s", which, note)
+        if len(found) > SHOWN_PER_CALL:
+            log.warning("%d more of the %d task descriptions are not read in full (characters the task encoder does "
+                        "not know, or more than %d tokens)", len(found) - SHOWN_PER_CALL, len(texts), self.max_length)
 
     def __repr__(self) -> str:
         return f"TaskEncoder(name={self.name!r})"

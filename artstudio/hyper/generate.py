@@ -1,6 +1,12 @@
 """Generate an artwork (T2C) or an adapter (T2L) from a task description with a trained hypernetwork.
 
-    hyper_generate(HyperGenerateConfig(description="Reply with the larger digit, in [brackets].", out="art.png"))
+    hyper_generate(HyperGenerateConfig(description="The prompt is two digits separated by a space, with no instruction. "
+                                       "Reply with the larger of the two, written inside square brackets, like [<value>].",
+                                       out="art.png"))
+
+The shipped hypernetworks know the wording of the task cards (`artstudio tasks list --kind library --json`);
+the sentence above is held-out task max-bracket's card (100 % on 50 rows with T2C and with T2L), and a short
+wording of the same task, "Reply with the larger digit in [brackets].", scores 0 % (docs/hyper.md, "Wording").
 
 With no `hyper` folder, the shipped Text-to-Canvas for studio-tiny is used, so this works offline
 right after install. `HyperGenerator` keeps the model, encoder and hypernetwork loaded for repeated
@@ -32,7 +38,7 @@ class HyperGenerateConfig:
     out: str = field(default="artwork.png", metadata={"help": "output: a .png for t2c, a folder for t2l"})
     model: str | None = field(default=None, metadata={"help": "model the hypernetwork was made for (default: the one it records)"})
     encoder: str | None = field(default=None, metadata={"help": "task encoder (default: the one the hypernetwork was trained with)"})
-    name: str | None = field(default=None, metadata={"help": "task name stored in the artwork's metadata"})
+    name: str | None = field(default=None, metadata={"help": "task name recorded in the output's metadata (the artwork's task name, the adapter's artstudio.json) (default: none)"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing output (default: refuse, so nothing is overwritten by accident)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32"})
@@ -77,6 +83,25 @@ def check_output(kind: str, out: str | Path) -> None:
         if path.exists() and not path.is_dir():
             raise ConfigError(f"-o {out} is a file; a Text-to-LoRA hypernetwork writes a PEFT adapter folder: pass a "
                               "folder path, e.g. -o adapter/")
+        from artstudio.baselines.lora import check_export_target
+
+        check_export_target(path)  # a folder of other files: refused before --overwrite is offered (it would not help)
+
+
+def check_model(meta: dict, model: str | None) -> None:
+    """Refuse `--model` naming another model than the one the hypernetwork (its `hyper.json`) was made for.
+
+    The same comparison `check_backbone` makes after loading (the model's name), made before: a Hub id
+    was looked up on the network, retried for half a minute offline, and then refused anyway."""
+    from artstudio.backbone import model_name
+
+    made_for = str(meta["target"].get("model_id"))
+    if model is None or model_name(model) == made_for:
+        return
+    kind = meta.get("kind", "")
+    raise ConfigError(f"--model {model}: this {kind} hypernetwork was made for {made_for}, and a hypernetwork works "
+                      f"only with the model it was trained for. Leave out --model (it uses {made_for}), or train one "
+                      f"for {model} with `artstudio hyper train --kind {kind} --model {model}`")
 
 
 class HyperGenerator:
@@ -89,6 +114,7 @@ class HyperGenerator:
         self.folder = resolve_hyper_folder(hyper)
         meta = Hypernetwork.read_meta(self.folder)
         if backbone is None:
+            check_model(meta, model)  # offline: another model is refused before a download is tried
             backbone = load_backbone(model or meta["target"]["model_id"], device=device, dtype=dtype)
         self.backbone = backbone
         self.hyper = Hypernetwork.from_pretrained(self.folder, backbone)

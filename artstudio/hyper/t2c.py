@@ -274,15 +274,18 @@ class TextToCanvas(Hypernetwork):
 
     def export(self, backbone, generated: torch.Tensor, path: str | Path, description: str, *, source: str | None = None,
                name: str | None = None, **extra) -> Path:
-        """An ordinary artwork PNG; the metadata records the description and this hypernetwork."""
+        """An ordinary artwork PNG; the metadata records the description and this hypernetwork.
+
+        The task's name is `name` where one is given, else empty: nothing invented (T2L's adapter records no
+        name either)."""
         from artstudio.artwork import export_artwork, metadata_for
 
         image = tensor_to_image(generated)
-        info = {"hypernetwork": {"kind": self.kind, "preset": self.config.preset, "source": source,
+        info = {"hypernetwork": {"kind": self.kind, **self.mixer_size(), "head": self.config.head, "source": source,
                                  "encoder": self.encoder_name, "parameters": self.num_parameters()},
                 "description": description, **extra}
         meta = metadata_for(backbone, canvas_size=(image.height, image.width), placement="first",
-                            task={"name": name or "t2c", "description": description}, objective="t2c", steps=0,
+                            task={"name": name or "", "description": description}, objective="t2c", steps=0,
                             extra=info)
         return export_artwork(image, path, meta)
 

@@ -293,6 +293,37 @@ HYPER_RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "ch
                                      "eval_size", "heldout_eval", "max_minutes", "steps"})
 
 
+# Options a resume on the command line does not take from the run's config.json when left out: where and
+# for how long this invocation runs (`--max-minutes` is this sitting's budget; a run it stopped is resumed
+# to go on, not to stop again after the same minutes).
+RESUME_PER_INVOCATION = frozenset({"out", "resume", "overwrite", "device", "max_minutes"})
+
+
+def resume_options(given: dict) -> dict:
+    """The options of `artstudio hyper train`: `given` (what the command line typed) and, with `resume`,
+    every other option from the run's own config.json, as a resumed run continues the same run. `--options`
+    keys typed add to the run's. What is typed stays typed, so `check_hyper_resume` still refuses a
+    difference by name. Without `resume`, or with no readable config.json (the resume then explains), `given`."""
+    if not given.get("resume"):
+        return dict(given)
+    out = Path(str(given.get("out", HyperTrainConfig.out))).expanduser()
+    try:
+        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return dict(given)
+    if not isinstance(saved, dict):
+        return dict(given)
+    known = {f.name for f in fields(HyperTrainConfig)} - RESUME_PER_INVOCATION
+    taken = {k: v for k, v in saved.items() if k in known and k not in given}
+    values = taken | given
+    if isinstance(given.get("options"), dict) and isinstance(saved.get("options"), dict):
+        values["options"] = saved["options"] | given["options"]
+    if taken:
+        log.info("--resume: options not given are the run's own, from %s: %s", out / "config.json",
+                 ", ".join(f"{k}={v!r}" for k, v in taken.items()))
+    return values
+
+
 def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
     """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
     a run that already finished its steps, and --steps that end before its checkpoint: each used to train on
@@ -318,7 +349,8 @@ def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
         "model": lambda value, was: [] if isinstance(was, str) and model_name(value) == model_name(was) else None})
     if differ:
         raise ConfigError(f"--resume continues the hypernetwork run in {out} with the options it started with; these "
-                          f"differ: {'; '.join(differ)}. Resume with the run's own options (they are in {file}), "
+                          f"differ: {'; '.join(differ)}. Leave them out to resume with the run's own options "
+                          f"(`artstudio hyper train --resume --out {out}` takes every option left out from {file}), "
                           "or start a new run with another --out")
     check_resume_steps(out, config.steps, saved.get("steps"), "the hypernetwork run",
                        f"Use it as it is (artstudio hyper generate {out / 'final'} ...)")

@@ -190,8 +190,10 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
             try:
                 res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop, callbacks=heard)
             except KeyboardInterrupt:
-                log.warning("interrupted during start %d of %d (%s) of %s; --resume with the same options keeps the "
-                            "starts that finished and trains this one again", i + 1, len(candidates), name, out)
+                # (an --overwrite run stopped here has not begun: the run it replaces is put back, nothing to resume)
+                log.warning("interrupted during start %d of %d (%s) of %s%s", i + 1, len(candidates), name, out,
+                            "" if config.overwrite else "; --resume with the same options keeps the starts that "
+                            "finished and trains this one again")
                 raise
             Processes.from_env().barrier()  # in a multi-process run the main process writes the results
             if res.metrics.get("stopped"):

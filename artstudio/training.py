@@ -520,8 +520,8 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> d
     if differ:
         picture = out / "artwork.png"
         raise ConfigError(f"--resume continues the run in {out} with the options it started with; these differ: "
-                          f"{'; '.join(differ)}. Resume with the run's own options (its config.json: "
-                          f"`artstudio train --config {file} --resume`), or start a new run with another --out"
+                          f"{'; '.join(differ)}. Resume with the run's own options (leave them out: `artstudio train --resume "
+                          f"--out {out}` takes them from {file}), or start a new run with another --out"
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
     check_resume_steps(out, config.steps, saved.get("steps"), kept="; the run keeps the start it chose")
     return {"steps": saved.get("steps"), "dtype": resolved.get("dtype") or saved.get("dtype"),

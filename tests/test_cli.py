@@ -414,6 +414,23 @@ def test_train_reads_a_config_file_and_the_command_line_overrides_it(tmp_path):
         parse_config(["train", "--config", str(tmp_path / "bad.json")])
 
 
+def test_resume_takes_the_options_left_out_from_the_run(tiny_model_dir, tmp_path, capsys):
+    """`train --resume --out RUN` asked for --data (and every other option) again."""
+    rows = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(a * 10 + b)) for a in range(3) for b in range(2)]
+    write_jsonl(tmp_path / "task" / "train.jsonl", rows)
+    write_jsonl(tmp_path / "task" / "test.jsonl", rows[:2])
+    run = str(tmp_path / "run")
+    assert main(["train", "--model", tiny_model_dir("qwen3_5"), "--data", str(tmp_path / "task"), "--steps", "2",
+                 "--batch-size", "2", "--canvas-size", "64", "--starts", "1", "--snapshot-every", "0",
+                 "--lr", "0.1", "--out", run]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", run, "--steps", "4", "--seed", "9"]) == 2
+    assert "--seed 9 (the run has 0)" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", run, "--steps", "3"]) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["steps"], saved["lr"], saved["method_options"]["canvas_size"]) == (3, 0.1, 64)
+
+
 def test_a_run_config_names_the_folder_it_sits_in(tmp_path, caplog):
     """`--config COPY/config.json --resume` on a copied run resumed the original folder its "out" names."""
     saved = TrainConfig(data="add-json", steps=12, out=str(tmp_path / "original"))

@@ -443,15 +443,19 @@ def test_an_out_folder_holds_one_kind_of_result(model, tmp_path):
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
 
 
-def test_a_rerun_with_other_options_says_the_table_is_rewritten(model, tmp_path, caplog):
+def test_a_rerun_with_other_options_is_refused_unless_overwrite(model, tmp_path, caplog):
     """A rerun into the same --out with other --steps silently replaced the earlier table."""
     import logging
 
     task = make_task(tmp_path / "t")
     C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0"))
+    table = (tmp_path / "results" / "results.csv").read_bytes()
     with caplog.at_level(logging.WARNING, logger="artstudio.compare"):
         C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0"))
     assert "other options" not in caplog.text  # the same comparison: a resume, nothing to say
-    with caplog.at_level(logging.WARNING, logger="artstudio.compare"):
+    with pytest.raises(ConfigError, match=r"holds a comparison with another recipe: --steps 3 \(it has 2\).*--overwrite"):
         C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", steps=3))
-    assert "held a comparison with other options (steps 2 -> 3)" in caplog.text
+    assert (tmp_path / "results" / "results.csv").read_bytes() == table
+    with caplog.at_level(logging.WARNING, logger="artstudio.compare"):
+        C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", steps=3, overwrite=True))
+    assert "held a comparison with other options (--steps 3 (it has 2))" in caplog.text

@@ -39,6 +39,7 @@ class CompareConfig:
     eval_size: int | None = field(default=None, metadata={"help": "score only the first N test rows of each task (default: all)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace the table of a comparison with another recipe (steps, batch, rates, evaluation, options) in --out (its finished cells stay under cells/ and are reused where they match; default: refuse)"})
     workers: int = field(default=1, metadata={"help": "cells run in this many processes at once, sharing the results folder (CPU threads split between them; on GPUs, worker k uses GPU k mod the GPUs)"})
 
 

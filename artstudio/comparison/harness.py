@@ -112,16 +112,27 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _say_what_changed(record: Path, config: CompareConfig) -> None:
-    """Warn when the folder's earlier comparison ran with other options: its table is about to be rewritten
-    (finished cells that match are reused; the others stay under cells/)."""
+def _check_same_comparison(record: Path, config: CompareConfig) -> None:
+    """Refuse a folder whose earlier comparison ran with other options unless --overwrite: its table and plots
+    would be rewritten (a second `compare` with the default --out replaced the first one's results silently,
+    where `tune` refuses another study). With --overwrite, say what changed; finished cells that match are
+    reused and the others stay under cells/."""
     try:
         before = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
+    if not isinstance(before, dict):
+        return
     now = json.loads(json.dumps(asdict(config), default=json_default))
-    changed = [f"{k} {before.get(k)!r} -> {now[k]!r}" for k in now
-               if k not in ("out", "workers") and k in before and before[k] != now[k]]
+    changed = [f"--{k.replace('_', '-')} {now[k]!r} (it has {before.get(k)!r})" for k in now
+               if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
+    # Other seeds, methods or tasks grow (or narrow) the same comparison: its cells mean what they meant. Another
+    # recipe (steps, batch, rates, evaluation, model, options) makes every cell another experiment.
+    recipe = [c for c in changed if c.split()[0] not in ("--seeds", "--methods", "--tasks")]
+    if recipe and not config.overwrite:
+        raise ConfigError(f"{record.parent} holds a comparison with another recipe: {'; '.join(recipe)}. Pass the same "
+                          "options to resume it (other --seeds, --methods or --tasks may be added), --overwrite to "
+                          "replace its table (finished cells that match are reused), or choose another --out")
     if changed:
         log.warning("%s held a comparison with other options (%s); its table and plots are rewritten for these "
                     "options (finished cells that match are reused; the others stay under cells/)",
@@ -290,9 +301,9 @@ class _Comparison:
                               "the training rows, so it must be above 0 and below 1 (default 0.1)")
         check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
         check_output_kind(config.out, "compare_config.json")
+        _check_same_comparison(Path(config.out) / "compare_config.json", config)
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
-        _say_what_changed(self.out / "compare_config.json", config)
         atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=json_default) + "\n")
         self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}
         self.splits = {}

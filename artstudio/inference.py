@@ -87,8 +87,10 @@ def run_infer(config: InferConfig) -> list[str]:
     from .methods import artwork_or_base
 
     examples = infer_examples(config)
-    if config.max_new_tokens < 1 or config.temperature < 0:
-        raise ConfigError("--max-new-tokens must be >= 1 and --temperature >= 0")
+    if config.max_new_tokens < 1:
+        raise ConfigError(f"--max-new-tokens {config.max_new_tokens}: expected 1 or more")
+    if config.temperature < 0:
+        raise ConfigError(f"--temperature {config.temperature}: expected 0 (greedy) or more")
     method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
                              device=config.device, dtype=config.dtype)
     return answer(method, examples, max_new_tokens=config.max_new_tokens, temperature=config.temperature,

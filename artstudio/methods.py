@@ -317,9 +317,14 @@ class ArtMethod(Method):
             cfg.seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         if cfg.placement not in ("first", "after-text"):
             raise ConfigError(f"placement must be 'first' or 'after-text', got {cfg.placement!r}")
-        if (cfg.starts is not None and cfg.starts < 1) or not 0 < cfg.start_steps < 1:
-            raise ConfigError(f"starts is {cfg.starts} and start_steps {cfg.start_steps}; expected starts >= 1 and "
-                              "start_steps between 0 and 1 (the fraction of the run's steps each start trains)")
+        if cfg.starts is not None and cfg.starts < 1:
+            raise ConfigError(f"--starts {cfg.starts}: expected 1 or more (the canvases tried before the run)")
+        if not 0 < cfg.start_steps < 1:
+            raise ConfigError(f"--start-steps {cfg.start_steps}: expected the fraction of the run's steps each start "
+                              "trains, between 0 and 1")
+        if cfg.tv_weight < 0 or cfg.l2_weight < 0:  # a negative penalty rewards what it should penalise
+            name, value = ("--tv-weight", cfg.tv_weight) if cfg.tv_weight < 0 else ("--l2-weight", cfg.l2_weight)
+            raise ConfigError(f"{name} {value}: expected 0 (off) or a positive weight")
         self.placement = cfg.placement
         if canvas is None:
             side = canvas_side(backbone, cfg.canvas_size)

@@ -152,7 +152,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
             log.warning("start_steps applies to several starts (--starts 2 or more); this run trains one start")
         return config, None
     if not (0 < fraction < 1):
-        raise ConfigError(f"start_steps is {fraction}; expected the fraction of the run's steps each start trains, "
+        raise ConfigError(f"--start-steps {fraction}: expected the fraction of the run's steps each start trains, "
                           "between 0 and 1")
     if len(rows) < 2 * VAL_MIN:
         log.warning("%d training rows are too few to carve a validation split for %d starts; one start runs", len(rows), k)

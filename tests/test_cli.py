@@ -471,6 +471,19 @@ def test_a_verb_that_runs_in_one_process_refuses_a_launcher(capsys, monkeypatch)
     assert "artstudio info runs in one process; start it without torchrun" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["infer", "--prompt", "3 4", "--temperature", "-1"], "--temperature -1.0: expected 0 (greedy) or more"),
+    (["train", "--method", "lora", "--lora-alpha", "-3", "--data", "add-json", "--steps", "1"], "--lora-alpha -3.0:"),
+    (["train", "--method", "lora", "--lora-r", "0", "--data", "add-json", "--steps", "1"], "--lora-r 0: "),
+    (["train", "--method", "vera", "--vera-d-initial", "-1", "--data", "add-json", "--steps", "1"], "--vera-d-initial -1.0:"),
+])
+def test_a_bad_value_is_named_by_its_option(argv, said, capsys, tmp_path):
+    """`--lora-alpha -3` trained; `--lora-r 0` said "LoRA rank r must be >= 1", not which option."""
+    assert main(argv + (["--out", str(tmp_path / "run")] if argv[0] == "train" else [])) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_prompt_given_twice_is_refused_not_dropped(capsys):
     """`infer --prompt A --prompt B` answered only B."""
     assert main(["infer", "--prompt", "3 4", "--prompt", "5 6"]) == 2

@@ -96,10 +96,20 @@ def test_a_resume_with_other_options_trains_its_starts_again(qwen35, task, tmp_p
     assert json.loads((gray.parent / "config.json").read_text())["lr"] == 0.2
 
 
+@pytest.mark.parametrize("opts, said", [({"tv_weight": -1.0}, r"--tv-weight -1.0: expected 0 \(off\) or a positive"),
+                                        ({"l2_weight": -0.5}, "--l2-weight -0.5: expected 0"),
+                                        ({"starts": 0}, "--starts 0: expected 1 or more")])
+def test_a_negative_weight_or_no_start_is_refused(qwen35, task, tmp_path, opts, said):
+    """--tv-weight -1 trained, rewarding the roughness the penalty is there to remove."""
+    with pytest.raises(ConfigError, match=said):
+        train(_config(task, tmp_path / "a", opts=opts), backbone=qwen35, progress=False)
+    assert not (tmp_path / "a").exists()
+
+
 def test_bad_starts_are_refused_before_training(qwen35, task, tmp_path):
     with pytest.raises(ConfigError, match="starts"):
         train(_config(task, tmp_path / "a", opts={"starts": 0}), backbone=qwen35, progress=False)
-    with pytest.raises(ConfigError, match="start_steps"):
+    with pytest.raises(ConfigError, match="--start-steps 1.5: expected the fraction"):
         train(_config(task, tmp_path / "b", opts={"start_steps": 1.5}), backbone=qwen35, progress=False)
 
 

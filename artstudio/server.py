@@ -75,7 +75,7 @@ class ServeConfig:
     """Serve a model and its artworks behind an OpenAI-compatible API (chat completions, streaming)."""
 
     model: str = field(default="studio-tiny", metadata={"help": "Hugging Face id or local folder of the base model"})
-    artwork: list[str] = field(default_factory=list, metadata={"help": "artworks to serve: NAME=PNG, a PNG (named by its stem) or a folder (every PNG in it); listed as MODEL+NAME"})
+    artwork: list[str] = field(default_factory=list, metadata={"help": "artworks to serve: NAME=PNG, NAME=RUN_FOLDER (its artwork.png), a PNG (named by its stem) or a folder (every PNG in it); listed as MODEL+NAME"})
     host: str = field(default="127.0.0.1", metadata={"help": "address to bind; anything but loopback should go with --api-key"})
     port: int = field(default=8000, metadata={"help": "TCP port (0: any free port)"})
     api_key: str | None = field(default=None, metadata={"help": f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set, else no key)"})
@@ -155,7 +155,12 @@ def artwork_specs(entries: list[str]) -> list[tuple[str, Path, bool]]:
 
                 raise ConfigError(f"--artwork {entry}: " + (folder_hint(path) or "the folder has no PNG files; expected "
                                                                                   "artworks exported by ArtStudio"))
-            out += [(p.stem, p, False) for p in pngs]
+            if name and len(pngs) > 1:
+                raise ConfigError(f"--artwork {entry}: NAME=FOLDER names one artwork, and {path} holds {len(pngs)} PNGs "
+                                  f"({', '.join(p.name for p in pngs[:3])}{', ...' if len(pngs) > 3 else ''}); pass "
+                                  f"NAME={pngs[0]} for one, or the folder alone to serve each by its file name")
+            # NAME=RUN_FOLDER (its artwork.png) is served as NAME; it was served as "artwork", its file's stem.
+            out += [(name, pngs[0], True)] if name else [(p.stem, p, False) for p in pngs]
         elif path.is_file():
             out.append((name or path.stem, path, explicit))
         else:

@@ -302,6 +302,13 @@ def test_artwork_specs(tmp_path):
         artwork_specs([str(tmp_path / "missing.png")])
     with pytest.raises(ConfigError, match="neither a PNG file nor a folder"):
         artwork_specs([f"ok={tmp_path / 'missing.png'}"])
+    # NAME=FOLDER: a run folder's one artwork is served as NAME (it was served as "artwork"); several are refused.
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(ADD_JSON, run / "artwork.png")
+    assert [(n, p.name) for n, p, _ in artwork_specs([f"mine={run}"])] == [("mine", "artwork.png")]
+    with pytest.raises(ConfigError, match="NAME=FOLDER names one artwork, and .* holds 2 PNGs"):
+        artwork_specs([f"both={tmp_path}"])
 
 
 @pytest.mark.parametrize("entry", ["a b={png}", "={png}", "a:b={png}"])

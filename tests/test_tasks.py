@@ -160,3 +160,17 @@ def test_making_the_same_task_again_keeps_rows_the_user_edited(tmp_path):
     assert (folder / "train.jsonl").read_text().count("\n") == 1
     make_task("add-json", folder, n_train=5, n_test=3, overwrite=True)
     assert (folder / "train.jsonl").read_text().count("\n") == 5
+
+
+def test_a_misspelled_card_field_is_named(tmp_path, caplog):
+    """A card with "descripton" trained without a description (and without its T2C start), silently."""
+    import json
+    import logging
+
+    from artstudio.tasks import load_card
+
+    (tmp_path / "card.json").write_text(json.dumps({"name": "t", "descripton": "Reply with the sum.", "metric": "exact"}))
+    with caplog.at_level(logging.WARNING, logger="artstudio.tasks"):
+        card = load_card(tmp_path)
+    assert card["name"] == "t"
+    assert "field 'descripton' is not a card field (did you mean 'description'?)" in caplog.text

@@ -7,7 +7,9 @@ pictures. `make_task` writes one from a built-in generator with a seed; `load_ta
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from ..errors import ConfigError, DataError
 from ..scoring import METRICS
 from .library import LIBRARY, TaskSpec, task_specs
 from .suite import HELDOUT, PRETRAIN, TaskCard
+
+log = logging.getLogger("artstudio.tasks")
 
 # The library (hypernetworks' training tasks, see library.py) follows the suite's own tasks.
 TASKS: dict[str, TaskCard] = {card.name: card for card in PRETRAIN + HELDOUT + LIBRARY}
@@ -152,6 +156,17 @@ def check_card(card: object, path: Path) -> None:
     metric = card.get("metric")
     if metric and metric not in METRICS:
         raise DataError(f"{path}: unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    unknown = [k for k in card if k not in CARD_FIELDS]
+    if unknown:  # a misspelled "descripton" left the artwork without a description and the run without its T2C start
+        for key in unknown:
+            near = difflib.get_close_matches(key, CARD_FIELDS, n=1)
+            log.warning(
+                "%s: field %r is not a card field%s; it is ignored (a card holds %s)", path, key,
+                f" (did you mean {near[0]!r}?)" if near else "", ", ".join(CARD_FIELDS))
+
+
+# What a card may hold: TaskCard's fields, the seed `tasks make` drew with, and a library task's other wordings.
+CARD_FIELDS = ("name", "description", "metric", "answer_format", "kind", "n_train", "n_test", "seed", "descriptions")
 
 
 __all__ = ["LIBRARY", "TASKS", "TaskCard", "TaskSpec", "task_specs", "list_tasks", "get_task", "resolve_tasks", "sample", "make_task", "load_card"]

@@ -486,8 +486,11 @@ def _eval(config) -> int:
       "  artstudio infer --canvas art.png --prompt \"3 4\" --print-request > request.json\n"
       "  curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' -d @request.json")
 def _infer(config) -> int:
-    from artstudio.inference import infer_examples, requests_for, run_infer
+    from artstudio.inference import infer_examples, requests_for, run_infer, unused_options
     from artstudio.serving import curl_command
+
+    for note in unused_options(config):
+        log.warning("%s; it is not used here", note)
 
     if config.print_request or config.print_curl:
         requests = requests_for(config, infer_examples(config))

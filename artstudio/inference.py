@@ -38,6 +38,22 @@ class InferConfig:
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
 
+def unused_options(config: InferConfig) -> list[str]:
+    """Options `config` sets that this invocation does not read (each was ignored without a word)."""
+    default = InferConfig()
+    printing = config.print_request or config.print_curl
+    unused = []
+    if not printing and config.served_model_name is not None:
+        unused.append("--served-model-name names the model in printed requests (--print-request, --print-curl)")
+    if config.url != default.url and not config.print_curl:
+        unused.append("--url is the endpoint of --print-curl")
+    if config.print_request and config.print_curl:
+        unused.append("--print-request: --print-curl prints the request as a curl command instead")
+    if config.seed != default.seed and (printing or config.temperature == 0):
+        unused.append("--seed draws samples at --temperature above 0" + (" when answering" if printing else ""))
+    return unused
+
+
 def answer(method, examples: list[Example], *, max_new_tokens: int = 64, temperature: float = 0.0,
            seed: int = 0) -> list[str]:
     """One completion per example: greedy when `temperature` is 0, else sampled at that temperature."""

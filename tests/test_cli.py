@@ -484,6 +484,19 @@ def test_a_bad_value_is_named_by_its_option(argv, said, capsys, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_infer_says_which_options_it_does_not_use():
+    """`infer --url ...` without --print-curl, `--seed` at temperature 0: each was ignored silently."""
+    from artstudio.inference import InferConfig, unused_options
+
+    assert unused_options(InferConfig(prompt="3 4")) == []
+    said = unused_options(InferConfig(prompt="3 4", url="http://x/v1", seed=3, served_model_name="m"))
+    assert [s.split()[0] for s in said] == ["--served-model-name", "--url", "--seed"]
+    assert unused_options(InferConfig(prompt="3 4", print_curl=True, url="http://x/v1", served_model_name="m")) == []
+    assert unused_options(InferConfig(prompt="3 4", temperature=0.7, seed=3)) == []
+    assert [s.split()[0] for s in unused_options(InferConfig(prompt="3 4", print_request=True, print_curl=True))] == \
+        ["--print-request:"]
+
+
 def test_a_prompt_given_twice_is_refused_not_dropped(capsys):
     """`infer --prompt A --prompt B` answered only B."""
     assert main(["infer", "--prompt", "3 4", "--prompt", "5 6"]) == 2

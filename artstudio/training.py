@@ -601,6 +601,21 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
         lock.close()  # closing releases the lock (so does a killed process)
 
 
+def training_in(out: Path) -> str | None:
+    """Who holds the run folder's lock ("pid N") while a training runs in it; None when none does."""
+    try:
+        lock = open(Path(out) / ".lock", "r")
+    except OSError:
+        return None
+    with lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return lock.read().strip() or "another process"
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    return None
+
+
 REPLACED = ".replaced-"  # + pid: an --overwrite run's predecessor, until the new run has begun
 
 
@@ -742,8 +757,11 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, overwri
     if not cfg_file.is_file():
         raise ConfigError(f"{run_dir} has no config.json; expected a run folder written by `artstudio train`")
     if not (final / "method.json").is_file():
+        owner = training_in(run_dir)
+        if owner:
+            raise ConfigError(f"{run_dir} is still training ({owner}); export it when that run has finished")
         raise ConfigError(f"{run_dir} has no final/ method (the run did not finish); continue it with "
-                          f"`artstudio train --resume --out {run_dir} ...` first")
+                          f"`artstudio train --resume --out {run_dir}` first")
     if output is not None and Path(output).expanduser().resolve() != (run_dir / "artwork.png").resolve():
         check_free(output, overwrite)
     cfg = _read_json(cfg_file)

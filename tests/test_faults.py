@@ -20,7 +20,7 @@ from artstudio.backbone import load_backbone
 from artstudio.data import Example, write_jsonl
 from artstudio.errors import ArtStudioError, ConfigError
 from artstudio.methods import build_method
-from artstudio.training import TrainConfig, run_folder, train
+from artstudio.training import TrainConfig, export_run, run_folder, train
 
 ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i))
         for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
@@ -162,6 +162,10 @@ def test_two_trainings_cannot_share_a_run_folder(tiny_model_dir, task_dir, tmp_p
     model = tiny_model_dir("qwen3_5")
     out = tmp_path / "run"
     with run_folder(TrainConfig(out=str(out), data=str(task_dir))):
+        (out / "config.json").write_text("{}")  # export on a run still training said "continue it with --resume"
+        with pytest.raises(ConfigError, match=r"is still training \(pid \d+\); export it when"):
+            export_run(out)
+        (out / "config.json").unlink()
         proc = subprocess.run(_argv(model, task_dir, out), capture_output=True, text=True, timeout=300,
                               env=dict(os.environ, HF_HUB_OFFLINE="1"))
         assert proc.returncode == 2, proc.stderr

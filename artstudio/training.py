@@ -173,6 +173,12 @@ def resolve_data(config: TrainConfig) -> tuple[list[Example], list[Example] | No
     # --eval-data is spelled like --data (a file, a task folder, a built-in name); a folder gives its test split
     eval_file = resolve(config.eval_data, Path(config.out) / "eval-task", role="test").test_file \
         if config.eval_data else task.test_file
+    sibling = Path(config.data).expanduser().parent / "test.jsonl"
+    if not eval_file and Path(config.data).expanduser().is_file() and sibling.is_file() \
+            and sibling.resolve() != Path(config.data).expanduser().resolve():
+        # The card beside a training file is read; its test split is not (a folder is the way to name both).
+        log.warning("--data %s is a file, so the test.jsonl beside it is not read and the run is not scored; pass "
+                    "--eval-data %s, or --data %s for the whole task folder", config.data, sibling, sibling.parent)
     train = load_jsonl(task.train_file)
     evals = load_jsonl(eval_file) if eval_file else None
     return train, evals, task.card

@@ -409,3 +409,14 @@ def test_a_dict_config_takes_method_options_as_keywords_do():
     with pytest.raises(ConfigError, match=r"unknown option\(s\) lora_r: neither a training option \(.*steps.*\) "
                                           r"nor an option of method lora \(alpha, dropout, r, "):
         _merge({"data": "max-bracket", "method": "lora", "lora_r": 4}, {})
+
+
+def test_a_training_file_beside_a_test_split_says_it_is_not_scored(qwen35, task_dir, tmp_path, caplog):
+    """`--data folder/train.jsonl` trained with no evaluation and said so only at the end ("no eval data")."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="artstudio.train"):
+        res = train(TrainConfig(data=str(task_dir / "train.jsonl"), out=str(tmp_path / "run"), steps=1, batch_size=2,
+                                snapshot_every=0, checkpoint_every=0), backbone=qwen35, progress=False, canvas_size=64)
+    assert "accuracy" not in res.metrics
+    assert f"pass --eval-data {task_dir / 'test.jsonl'}, or --data {task_dir} for the whole task folder" in caplog.text

@@ -355,13 +355,13 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
     """The TrainConfig a parsed `artstudio train` command line describes."""
     from artstudio.training import TrainConfig
 
-    base = _read_config_file(ns.config) if ns.config else {}
     given = {s.name: getattr(ns, s.dest) for s in specs if hasattr(ns, s.dest)}
-    if not ns.config and given.get("resume") and given.get("out") and (Path(given["out"]) / "config.json").is_file():
-        # `train --resume --out RUN`: every option left out is the run's own, as `hyper train --resume` does (it
-        # used to ask for --data again); the device is this machine's. Typed options are checked against the run.
-        base = _read_config_file(str(Path(given["out"]) / "config.json"))
-        base.pop("resolved", None)
+    # `train --resume --out RUN`: every option left out is the run's own, as `hyper train --resume` does (it
+    # used to ask for --data again); the device is this machine's. Typed options are checked against the run.
+    own = Path(given["out"]) / "config.json" if not ns.config and given.get("resume") and given.get("out") else None
+    own = own if own is not None and own.is_file() else None
+    base = _read_config_file(ns.config or str(own)) if ns.config or own else {}
+    if own:
         base.pop("device", None)
     # A run's config.json also records what it resolved (not an option). Its run is the folder it sits in:
     # a run copied or moved elsewhere and resumed with `--config COPY/config.json --resume` trained the

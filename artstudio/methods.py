@@ -322,9 +322,9 @@ class ArtMethod(Method):
         if not 0 < cfg.start_steps < 1:
             raise ConfigError(f"--start-steps {cfg.start_steps}: expected the fraction of the run's steps each start "
                               "trains, between 0 and 1")
-        if cfg.tv_weight < 0 or cfg.l2_weight < 0:  # a negative penalty rewards what it should penalise
-            name, value = ("--tv-weight", cfg.tv_weight) if cfg.tv_weight < 0 else ("--l2-weight", cfg.l2_weight)
-            raise ConfigError(f"{name} {value}: expected 0 (off) or a positive weight")
+        for name, value in (("--tv-weight", cfg.tv_weight), ("--l2-weight", cfg.l2_weight)):
+            if value < 0:  # a negative penalty rewards what it should penalise
+                raise ConfigError(f"{name} {value}: expected 0 (off) or a positive weight")
         self.placement = cfg.placement
         if canvas is None:
             side = canvas_side(backbone, cfg.canvas_size)

@@ -112,7 +112,7 @@ def _finished(folder: Path, steps: int, sub=None, digest: str | None = None) -> 
     return metrics
 
 
-_NOT_TRAINING = ("out", "resume", "overwrite", "device", "progress")
+_NOT_TRAINING = ("out", "resume", "overwrite", "device")
 
 
 def _as_trained(sub, digest: str | None) -> dict:
@@ -121,19 +121,22 @@ def _as_trained(sub, digest: str | None) -> dict:
 
     from .atomic import json_default
 
-    now = json.loads(json.dumps(asdict(sub), default=json_default))
-    return {k: v for k, v in now.items() if k not in _NOT_TRAINING} | {"train_digest": digest}
+    return _training_part(json.loads(json.dumps(asdict(sub), default=json_default)), digest)
 
 
 def _trained_as(folder: Path) -> dict | None:
+    """The same for the start trained in `folder`, from its config.json (None: none readable)."""
     try:
         saved = json.loads((folder / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     if not isinstance(saved, dict):
         return None
-    digest = (saved.pop("resolved", None) or {}).get("train_digest")
-    return {k: v for k, v in saved.items() if k not in _NOT_TRAINING} | {"train_digest": digest}
+    return _training_part(saved, (saved.pop("resolved", None) or {}).get("train_digest"))
+
+
+def _training_part(config: dict, digest: str | None) -> dict:
+    return {k: v for k, v in config.items() if k not in _NOT_TRAINING} | {"train_digest": digest}
 
 
 def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: bool = True, should_stop=None,

@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -173,9 +172,8 @@ def resolve_data(config: TrainConfig) -> tuple[list[Example], list[Example] | No
     # --eval-data is spelled like --data (a file, a task folder, a built-in name); a folder gives its test split
     eval_file = resolve(config.eval_data, Path(config.out) / "eval-task", role="test").test_file \
         if config.eval_data else task.test_file
-    sibling = Path(config.data).expanduser().parent / "test.jsonl"
-    if not eval_file and Path(config.data).expanduser().is_file() and sibling.is_file() \
-            and sibling.resolve() != Path(config.data).expanduser().resolve():
+    data, sibling = Path(config.data).expanduser(), Path(config.data).expanduser().parent / "test.jsonl"
+    if not eval_file and data.is_file() and sibling.is_file() and sibling.resolve() != data.resolve():
         # The card beside a training file is read; its test split is not (a folder is the way to name both).
         log.warning("--data %s is a file, so the test.jsonl beside it is not read and the run is not scored; pass "
                     "--eval-data %s, or --data %s for the whole task folder", config.data, sibling, sibling.parent)
@@ -570,9 +568,7 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            lock.seek(0)
-            owner = lock.read().strip() or "another process"
-            raise ConfigError(f"run folder {out} is in use by another training ({owner}); wait for it to finish "
+            raise ConfigError(f"run folder {out} is in use by another training ({_lock_owner(lock)}); wait for it to finish "
                               "or choose another --out") from None
         lock.seek(0)
         lock.truncate()
@@ -592,12 +588,12 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
             for name in existing:
                 (out / name).rename(aside / name)
         yield out
-    except BaseException:
+    except BaseException as err:
         if aside is not None and not (out / outputs[0]).exists():  # the new run never began: the old one stays
             _restore(out, aside, outputs)
             log.warning("%s keeps the run it held: the --overwrite run stopped before it began", out)
             aside = None
-        elif created and not (out / "config.json").exists() and isinstance(sys.exc_info()[1], ArtStudioError):
+        elif created and not (out / "config.json").exists() and isinstance(err, ArtStudioError):
             # Refused before it began (bad data, options, reward): a folder this call made holds no run yet.
             shutil.rmtree(out, ignore_errors=True)
         raise
@@ -617,9 +613,15 @@ def training_in(out: Path) -> str | None:
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
-            return lock.read().strip() or "another process"
+            return _lock_owner(lock)
         fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
     return None
+
+
+def _lock_owner(lock) -> str:
+    """What the holder of a run folder's lock wrote in it ("pid N")."""
+    lock.seek(0)
+    return lock.read().strip() or "another process"
 
 
 REPLACED = ".replaced-"  # + pid: an --overwrite run's predecessor, until the new run has begun

@@ -124,11 +124,11 @@ def _check_same_comparison(record: Path, config: CompareConfig) -> None:
     if not isinstance(before, dict):
         return
     now = json.loads(json.dumps(asdict(config), default=json_default))
-    changed = [f"--{k.replace('_', '-')} {now[k]!r} (it has {before.get(k)!r})" for k in now
-               if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
+    keys = [k for k in now if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
+    changed = [f"--{k.replace('_', '-')} {now[k]!r} (it has {before[k]!r})" for k in keys]
     # Other seeds, methods or tasks grow (or narrow) the same comparison: its cells mean what they meant. Another
     # recipe (steps, batch, rates, evaluation, model, options) makes every cell another experiment.
-    recipe = [c for c in changed if c.split()[0] not in ("--seeds", "--methods", "--tasks")]
+    recipe = [c for k, c in zip(keys, changed) if k not in ("seeds", "methods", "tasks")]
     if recipe and not config.overwrite:
         raise ConfigError(f"{record.parent} holds a comparison with another recipe: {'; '.join(recipe)}. Pass the same "
                           "options to resume it (other --seeds, --methods or --tasks may be added), --overwrite to "

@@ -223,6 +223,13 @@ class Canvas(torch.nn.Module):
         kwargs.setdefault("texture", 0.0)
         return cls((picture.height, picture.width), init=picture, **kwargs)
 
+    @torch.no_grad()
+    def start_from(self, pixels: torch.Tensor) -> None:
+        """Make `pixels` (3, H, W, in [0, 1]) the canvas and the start its regularisers measure change from."""
+        pixels = pixels.to(self.initial.device, self.initial.dtype)
+        self.initial.copy_(pixels)
+        self.param.copy_(torch.logit(pixels.clamp(EPS, 1.0 - EPS)) if self.parametrization == "sigmoid" else pixels)
+
     @property
     def size(self) -> tuple[int, int]:
         """(height, width) in pixels."""

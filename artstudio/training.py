@@ -295,6 +295,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     method.keep_default_system = config.keep_default_system
     method.shared_prefix = config.shared_prefix
     method.bind_task(card)
+    if main and config.snapshot_every not in (0, TrainConfig.snapshot_every) and not hasattr(method, "image"):
+        log.warning("--snapshot-every saves the canvas of a painting method; %s paints none, so no snapshots are saved",
+                    config.method)
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()
     if config.fsdp:

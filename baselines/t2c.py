@@ -76,11 +76,12 @@ class T2CMethod(ArtMethod):
                               "description, or pass the method option description")
         generated = self._hyper_generator.generated(description)
         if tuple(generated.shape[1:]) != tuple(self.canvas.size):
-            raise ConfigError(f"the hypernetwork paints {tuple(generated.shape[1:])} canvases, this method has "
-                              f"{self.canvas.size}; leave canvas_size unset")
-        with torch.no_grad():
-            self.canvas.param.copy_(generated.to(self.canvas.param.device))
-            self.canvas.initial.copy_(generated.to(self.canvas.initial.device))
+            if not self.trains:  # frozen, the painting only means something at the size it was painted at
+                raise ConfigError(f"the hypernetwork paints {tuple(generated.shape[1:])} canvases, this method has "
+                                  f"{tuple(self.canvas.size)}; leave canvas_size unset (t2c+art, which trains, "
+                                  "starts from the painting resized)")
+            generated = resized_start(generated, tuple(self.canvas.size))
+        self.canvas.start_from(generated)  # (under the sigmoid parametrisation the parameter is its logit)
         self.description = description
         self.config.description = description  # saved with the method, so `Method.load` repaints it
 
@@ -94,6 +95,17 @@ class T2CMethod(ArtMethod):
         extra = metadata.get("extra", {}) | {"description": self.description,
                                               "hypernetwork": {"kind": "t2c", "source": str(self.config.hyper)}}
         return super().export(path, **(metadata | {"extra": extra}))
+
+
+def resized_start(canvas: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A (3, h, w) painting, in pixels in [0, 1], resized bicubically to the start of a (3, *size) canvas.
+
+    Resized, the painting scores nothing by itself (0 % on sub-answer at 192 and 288 px), but it is a far
+    better start than grey. sub-answer, 150 steps, one seed: at 192 px 99.0 % from it bicubic (90.5 %
+    nearest-neighbour) against 12.0 % from grey; at 288 px 97.5 % (either) against 16.5 % (docs/robust.md).
+    """
+    resized = torch.nn.functional.interpolate(canvas[None].float(), size=size, mode="bicubic", align_corners=False)
+    return resized[0].clamp(0.0, 1.0).to(canvas.dtype)
 
 
 @dataclass

@@ -532,6 +532,36 @@ def test_t2c_methods_start_from_the_generated_artwork(bb, encoder, task_dirs, tm
     assert read_artwork(run.artwork).metadata.extra["description"] == card["description"]
 
 
+def test_t2c_art_starts_a_larger_canvas_from_the_painting_resized_and_frozen_t2c_refuses_one(bb, encoder, task_dirs,
+                                                                                               tmp_path):
+    """A --canvas-size other than the painting's: t2c+art (the run's T2C start) resizes the painting;
+    the frozen painting only means something at its own size."""
+    from artstudio.methods import build_method
+
+    net = _t2c(bb, encoder, grid=8)
+    net.set_embedding_stats(encoder.encode(["one task", "another task", "a third"]))
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.2)
+    folder = net.save_pretrained(tmp_path / "h")
+    card = json.loads((task_dirs["add-plain"] / "card.json").read_text())
+    (painted,) = net.generate(encoder, [card["description"]])
+
+    larger = build_method("t2c+art", bb, {"hyper": str(folder), "canvas_size": 2 * SIDE})
+    larger.bind_task(card)
+    assert tuple(larger.canvas.initial.shape) == (3, 2 * SIDE, 2 * SIDE)
+    start = larger.canvas.initial.cpu()
+    assert start.min() >= 0 and start.max() <= 1 and not torch.equal(start, torch.full_like(start, 0.5))
+    # each 2 x 2 block of the start averages to about the painted pixel it was resized from
+    assert (torch.nn.functional.avg_pool2d(start[None], 2)[0] - painted).abs().mean() < 0.05
+    assert larger.canvas.param.requires_grad
+    logits = build_method("t2c+art", bb, {"hyper": str(folder), "parametrization": "sigmoid"})
+    logits.bind_task(card)  # the parameter is the painting's logit: the canvas shows the painting itself
+    assert torch.allclose(logits.canvas.continuous().detach().cpu(), painted.clamp(1e-3, 1 - 1e-3), atol=1e-5)
+    frozen = build_method("t2c", bb, {"hyper": str(folder), "canvas_size": 2 * SIDE})
+    with pytest.raises(ConfigError, match=r"paints \(64, 64\) canvases.*leave canvas_size unset"):
+        frozen.bind_task(card)
+
+
 # --- the parts head, cue targets, init, encoder depth (the shipped T2C's recipe) ---------------------
 
 def test_encoder_depth_is_chosen_by_name(bb, encoder):

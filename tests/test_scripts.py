@@ -205,3 +205,20 @@ def test_cue_probe_word_problems_runs_on_the_shipped_model():
     assert any(line.startswith("no picture") for line in lines)
     for picture in ("plus glyph, json band", "no glyph, answer band"):
         assert {line[len(picture):].split()[0] for line in lines if line.startswith(picture)} == {"add", "sub", "mul"}
+
+
+def test_capacity_runs_every_method_at_every_size_and_plots(tiny_model_dir, tmp_path):
+    """benchmarks/capacity.py (the README's capacity table): one-start and default ART, the soft prompt at
+    each size, LoRA once, into one CSV and one plot."""
+    out = tmp_path / "capacity"
+    proc = subprocess.run([sys.executable, "benchmarks/capacity.py", "--model", tiny_model_dir("qwen3_5"), "--out",
+                           str(out), "--sizes", "64", "--steps", "1", "--train-rows", "24", "--test-rows", "4"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import csv
+
+    rows = list(csv.DictReader(open(out / "capacity.csv")))
+    assert sorted({(r["method"], r["tokens"]) for r in rows}) == [
+        ("art", "4"), ("art-single", "4"), ("lora", ""), ("soft-prompt", "4")]
+    assert {r["task"] for r in rows} == {"last-letter", "parity"} and all(0 <= float(r["accuracy"]) <= 1 for r in rows)
+    assert (out / "capacity.png").stat().st_size > 1000

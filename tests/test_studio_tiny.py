@@ -92,3 +92,18 @@ def test_gallery_artworks_steer_the_shipped_model(tiny, tmp_path):
         if card.name == "max-bracket":
             assert evaluate(build_method("base", tiny), test, card.metric).accuracy <= 0.1
     assert sum(served.values()) / len(served) >= 0.8, served
+
+
+def test_a_larger_canvas_also_gets_the_text_to_canvas_start(tiny, tmp_path):
+    """The shipped T2C paints 96 px; a 192 px run starts from the painting resized, not from grey alone
+    (sub-answer at 192 px, 150 steps: 99.0 % from it, 12.0 % from grey; docs/robust.md)."""
+    from artstudio.training import TrainConfig, train
+
+    folder = make_task("max-bracket", tmp_path / "task", seed=0, n_train=64, n_test=8)
+    res = train(TrainConfig(out=str(tmp_path / "run"), data=str(folder), steps=4, batch_size=4, checkpoint_every=0,
+                            snapshot_every=0, method_options={"canvas_size": 192}), backbone=tiny, progress=False)
+    choice = json.loads((tmp_path / "run" / "starts" / "choice.json").read_text())
+    assert [s["start"] for s in choice["starts"]] == ["gray", "t2c"]
+    assert res.method.canvas.size == (192, 192)
+    started = json.loads((tmp_path / "run" / "starts" / "1-t2c" / "config.json").read_text())
+    assert started["method"] == "t2c+art" and started["method_options"]["canvas_size"] == 192

@@ -420,3 +420,19 @@ def test_a_training_file_beside_a_test_split_says_it_is_not_scored(qwen35, task_
                                 snapshot_every=0, checkpoint_every=0), backbone=qwen35, progress=False, canvas_size=64)
     assert "accuracy" not in res.metrics
     assert f"pass --eval-data {task_dir / 'test.jsonl'}, or --data {task_dir} for the whole task folder" in caplog.text
+
+
+def test_snapshots_asked_of_a_method_that_paints_nothing_are_said_to_be_skipped(qwen35, task_dir, tmp_path, caplog):
+    """`--snapshot-every 1 --method lora` saved nothing without a word."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="artstudio.train"):
+        train(TrainConfig(data=str(task_dir), method="lora", out=str(tmp_path / "run"), steps=1, batch_size=2,
+                          snapshot_every=1, checkpoint_every=0), backbone=qwen35, progress=False)
+    assert "--snapshot-every saves the canvas of a painting method; lora paints none" in caplog.text
+    assert not (tmp_path / "run" / "snapshots").exists()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="artstudio.train"):  # the default 50 is not the user's request
+        train(TrainConfig(data=str(task_dir), method="lora", out=str(tmp_path / "run2"), steps=1, batch_size=2,
+                          checkpoint_every=0), backbone=qwen35, progress=False)
+    assert "--snapshot-every" not in caplog.text

@@ -238,8 +238,8 @@ def folder_hint(folder: Path) -> str | None:
     """Why a folder is not an artwork, and what to pass instead (None: a folder of nothing we know)."""
     if (folder / "adapter_config.json").is_file():
         return (f"{folder} is a PEFT adapter folder (a lora/vera/t2l export), not an artwork; this takes an artwork "
-                "PNG file. eval, infer and serve do not load adapters: load it with PEFT "
-                "(PeftModel.from_pretrained(model, folder)) or serve it with an engine's LoRA support")
+                f"PNG file. eval and infer take it as --adapter {folder}; serve does not load adapters: serve it with "
+                "an engine's LoRA support, or load it with PEFT (PeftModel.from_pretrained(model, folder))")
     if (folder / "artwork.png").is_file():
         return f"{folder} is a folder; expected a PNG artwork file such as {folder / 'artwork.png'}"
     if (folder / "method.json").is_file() and folder.name == "final":  # a run's trained weights

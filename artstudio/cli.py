@@ -148,7 +148,9 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
             continue
         kwargs["dest"] = dest
         kwargs["default"] = argparse.SUPPRESS if suppress_defaults else default
-        if tp is bool:
+        if tp is bool and f.name.startswith("no_"):  # --no-auth: a --no-no-auth twin would only confuse
+            kwargs["action"] = "store_true"
+        elif tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(tp) is Literal:
             kwargs["choices"] = typing.get_args(tp)
@@ -648,7 +650,8 @@ def _hyper(parsed) -> int:
     if command == "train":
         _show(hyper_train(config))
     else:
-        print(hyper_generate(config))
+        path = hyper_generate(config)  # printed as named (a T2L adapter folder came back as an absolute path)
+        print(config.out if Path(config.out).expanduser().resolve() == Path(path).resolve() else path)
     return 0
 
 

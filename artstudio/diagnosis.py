@@ -26,6 +26,7 @@ from dataclasses import dataclass
 STUCK_LOSS = 0.3  # final-window mean loss at or above which a flat run is stuck (0.8 stuck vs <= 0.10 learnt)
 FLAT = 0.1  # relative fall over the window before, below which the curve counts as flat
 MIN_STEPS = 20
+SHORT_RUN = 100  # fewer steps: a verdict adds that the run was short
 FIT_CHECK_LOSS = 0.03  # final-window loss from which a run answers its own training rows (learnt runs: <= 0.018)
 FIT_ROWS = 64  # training rows answered (greedy) for that check
 FITS = 0.9  # training accuracy below which a run does not fit its task (word-problems-json: 0.78-0.83; the rest >= 0.94)
@@ -81,8 +82,12 @@ def diagnose(losses: list[float], *, paints: bool, starts: int = 1, train_accura
     if windows is None:
         return None
     w, start, before, tail = windows
+    # The rules were read off 300-step runs; on a short run a flat stretch may only be a slow start.
+    n = len([v for v in losses if v is not None])
+    short = (f" This run had only {n} steps (the rules behind this verdict come from 300-step runs): try more "
+             "--steps first." if n < SHORT_RUN else "")
     if _is_stuck(before, tail):
-        return Diagnosis("stuck", _stuck_text(w, start, tail, paints, starts))
+        return Diagnosis("stuck", _stuck_text(w, start, tail, paints, starts) + short)
     if train_accuracy is None or train_accuracy >= FITS:
         return None
     fits = f"the run answers {train_accuracy:.1%} of {train_n} of its own training rows"
@@ -93,12 +98,16 @@ def diagnose(losses: list[float], *, paints: bool, starts: int = 1, train_accura
             "fitting it and failing on new prompts.")
     if not paints:
         return Diagnosis("cannot-fit", f"{said} Try another learning rate (artstudio tune), more steps, or a method "
-                                       "with more capacity (a larger LoRA rank).")
-    return Diagnosis("cannot-fit", f"{said} A canvas steers skills the frozen model has and teaches new ones poorly: "
-                                   "on studio-tiny's word-problems-json a canvas answers 78-83 % of its training rows, and "
-                                   "neither a 288 px canvas, 600 steps, the after-text placement nor 30 tuning trials "
-                                   "lifted it, where LoRA reaches 100 %. Try --method lora, or a larger model "
-                                   "(README, limits).")
+                                       "with more capacity (LoRA, or a larger rank)." + short)
+    first = ""
+    if starts <= 1:  # a poor start ends here too, below the stuck level
+        first = ("A canvas from a poor start ends here too: try --starts 2 first (sub-answer with a 192 px canvas "
+                 "from grey answered 22 % of its training rows, with two starts 98 % of its test rows). ")
+    return Diagnosis("cannot-fit", f"{said} {first}A canvas steers skills the frozen model has and teaches new ones "
+                                   "poorly: on studio-tiny's word-problems-json a canvas answers 78-83 % of its training "
+                                   "rows, and neither a 288 px canvas, 600 steps, the after-text placement nor 30 tuning "
+                                   "trials lifted it, where LoRA reaches 100 %. Try --method lora, or a larger model "
+                                   "(README, limits)." + short)
 
 
 def _stuck_text(w: int, start: float, tail: float, paints: bool, starts: int) -> str:

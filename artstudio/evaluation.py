@@ -83,6 +83,7 @@ class EvalConfig:
     data: str = field(default="", metadata={"help": "test.jsonl, a task folder (its test split) or a built-in task name"})
     model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the model the artwork's metadata names; studio-tiny without --canvas; a PNG without ArtStudio metadata needs it)"})
     canvas: str | None = field(default=None, metadata={"help": "artwork PNG; without it the base model answers with no image"})
+    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder (a lora, vera or t2l export) instead of an artwork"})
     metric: Metric | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's, else exact)"})
     pattern: str | None = field(default=None, metadata={"help": "regular expression for --metric regex (default: the answer must match it)"})
     out: str | None = field(default=None, metadata={"help": "folder for predictions.jsonl and metrics.json (default: print only)"})
@@ -127,6 +128,6 @@ def run_eval(config: EvalConfig) -> EvalResult:
         if config.limit is not None:
             rows = rows[: config.limit]
         method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
-                                 device=config.device, dtype=config.dtype)
+                                 device=config.device, dtype=config.dtype, adapter=config.adapter)
         return evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
                         batch_size=config.batch_size, out_dir=config.out)

@@ -25,6 +25,7 @@ class InferConfig:
     data: str | None = field(default=None, metadata={"help": "a JSONL file of prompts (answers optional); prints one JSON line per row"})
     model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the model the artwork's metadata names; studio-tiny without --canvas; a PNG without ArtStudio metadata needs it)"})
     canvas: str | None = field(default=None, metadata={"help": "artwork PNG (default: none, the base model)"})
+    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder (a lora, vera or t2l export) instead of an artwork; not with --print-request or --print-curl"})
     image: str | None = field(default=None, metadata={"help": "an extra picture shown after the canvas (with --prompt)"})
     max_new_tokens: int = field(default=64, metadata={"help": "longest answer in tokens"})
     temperature: float = field(default=0.0, metadata={"help": "0 for greedy decoding, else sampling temperature"})
@@ -88,6 +89,10 @@ def requests_for(config: InferConfig, examples: list[Example]) -> list[dict]:
     from .backbone import DEFAULT_NAME, model_name
     from .serving import vllm_request
 
+    if config.adapter is not None:  # a vLLM LoRA request names the adapter the server was started with
+        raise ConfigError("--print-request and --print-curl build artwork requests; an adapter is served by the "
+                          "engine's own LoRA support (vLLM: --enable-lora --lora-modules NAME=FOLDER, then "
+                          "\"model\": NAME), so give --canvas or leave out --adapter")
     placement, name = "first", config.model
     if config.canvas is not None:
         meta = read_artwork(config.canvas).metadata
@@ -108,6 +113,6 @@ def run_infer(config: InferConfig) -> list[str]:
     if config.temperature < 0:
         raise ConfigError(f"--temperature {config.temperature}: expected 0 (greedy) or more")
     method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
-                             device=config.device, dtype=config.dtype)
+                             device=config.device, dtype=config.dtype, adapter=config.adapter)
     return answer(method, examples, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                   seed=config.seed)

@@ -76,6 +76,11 @@ class Method(torch.nn.Module):
         return cls.default_lr * get_objective(objective).lr_scale
 
     @classmethod
+    def check_option(cls, backbone, name: str, value) -> None:
+        """Refuse (ConfigError) an option value this backbone cannot take, before anything trains: `tune`
+        checks each choice of a search space with it. Most options need no model to check; none here."""
+
+    @classmethod
     def takes_canvas_size(cls) -> bool:
         """Whether the method's slot is sized like a canvas (`canvas_size` option): ART, its controls and
         the soft prompt. The one rule the CLI, `compare` (same slot size for every such method) and the
@@ -458,10 +463,18 @@ def load_artwork(path: str | Path, backbone=None, *, model: str | None = None, a
 
 
 def artwork_or_base(model: str | None, canvas: str | Path | None, *, allow_mismatch: bool = False,
-                    device: str | None = None, dtype: str | None = None, backbone=None) -> Method:
-    """The method that serves `canvas` (an artwork PNG), or the base model with no picture when there is none."""
+                    device: str | None = None, dtype: str | None = None, backbone=None,
+                    adapter: str | Path | None = None) -> Method:
+    """The method that serves `canvas` (an artwork PNG) or `adapter` (a PEFT adapter folder), or the base
+    model with no picture when there is neither."""
     from .backbone import DEFAULT_MODEL, load_backbone
 
+    if canvas is not None and adapter is not None:
+        raise ConfigError("--canvas and --adapter: give one (an artwork PNG or a PEFT adapter folder)")
+    if adapter is not None:
+        from .baselines.lora import load_adapter
+
+        return load_adapter(adapter, backbone, model=model, allow_mismatch=allow_mismatch, device=device, dtype=dtype)
     if canvas is not None:
         return load_artwork(canvas, backbone, model=model, allow_mismatch=allow_mismatch, device=device, dtype=dtype)
     return build_method("base", backbone or load_backbone(model or DEFAULT_MODEL, device=device, dtype=dtype))

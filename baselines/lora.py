@@ -69,14 +69,15 @@ def targeted_linears(model: torch.nn.Module, projections: list[str] | tuple[str,
     """(path, module) of every `nn.Linear` the regex selects; an empty selection is a user error."""
     if not projections:
         raise ConfigError("target_modules is empty; name at least one projection, e.g. q_proj v_proj")
-    pattern = re.compile(target_regex(projections))
-    found = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and pattern.fullmatch(n)]
-    if not found:
-        available = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                            if isinstance(m, torch.nn.Linear) and f"{LANGUAGE_MODEL_MARKER}." in n})
-        raise ConfigError(f"target_modules {list(projections)} match no linear layer of the language model; "
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    # Each name must match: a misspelt one beside good ones ("q_proj,v_prj") was dropped without a word.
+    unmatched = [p for p in projections if not any(re.fullmatch(target_regex([p]), n) for n, _ in linears)]
+    if unmatched:
+        available = sorted({n.rsplit(".", 1)[-1] for n, _ in linears if f"{LANGUAGE_MODEL_MARKER}." in n})
+        raise ConfigError(f"target_modules {unmatched} match no linear layer of the language model; "
                           f"this model has: {', '.join(available)}")
-    return found
+    pattern = re.compile(target_regex(projections))
+    return [(n, m) for n, m in linears if pattern.fullmatch(n)]
 
 
 @contextmanager
@@ -86,6 +87,60 @@ def seeded(seed: int | None) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(0 if seed is None else seed)
         yield
+
+
+class AdapterMethod(Method):
+    """A PEFT adapter folder (a lora, vera or t2l export) on a shared-weight copy of the backbone, frozen:
+    what `eval --adapter` and `infer --adapter` answer with."""
+
+    name = "adapter"  # not registered: nothing to train, built only from a folder (`load_adapter`)
+    placement = None  # text-only prompts, as the adapter was trained
+    own_backbone = True
+    trains = False
+
+    def __init__(self, backbone, folder: str | Path):
+        from peft import PeftModel
+
+        super().__init__(backbone)
+        self.folder = Path(folder)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            try:
+                model = PeftModel.from_pretrained(shared_weight_copy(backbone.model), str(self.folder)).eval()
+            except (ValueError, RuntimeError, KeyError, OSError) as err:  # shapes or modules of another model
+                raise ConfigError(f"--adapter {folder}: PEFT cannot load it onto {backbone.model_id} "
+                                  f"({str(err).strip().splitlines()[0][:300]})") from None
+        object.__setattr__(self, "_peft", model)  # out of the registry, as PeftMethod's wrapper
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._peft
+
+
+def load_adapter(folder: str | Path, backbone=None, *, model: str | None = None, allow_mismatch: bool = False,
+                 device: str | None = None, dtype: str | None = None) -> AdapterMethod:
+    """The adapter in `folder` on `backbone`, or on the model it records (its artstudio.json, else PEFT's
+    base_model_name_or_path); `model` names another, which must match unless `allow_mismatch`."""
+    from artstudio.backbone import load_backbone
+
+    folder = Path(folder).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        raise ConfigError(f"--adapter {folder}: not a PEFT adapter folder (no adapter_config.json); give the folder "
+                          "`artstudio export` or `artstudio hyper generate t2l` wrote")
+    recorded = None
+    for name, key in ((EXPORT_META_FILE, "model_id"), ("adapter_config.json", "base_model_name_or_path")):
+        try:
+            recorded = recorded or json.loads((folder / name).read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError, AttributeError):
+            pass
+    if backbone is None:
+        if not (model or recorded):
+            raise ConfigError(f"--adapter {folder} does not say which model it is for; name it with --model")
+        backbone = load_backbone(model or recorded, device=device, dtype=dtype)
+    if recorded and str(recorded) != str(backbone.model_id) and not allow_mismatch:
+        raise ConfigError(f"--adapter {folder} was made for {recorded}, not {backbone.model_id}; leave out --model, "
+                          "or pass --allow-model-mismatch to try it anyway")
+    return AdapterMethod(backbone, folder)
 
 
 def write_export_meta(method: Method, folder: Path, metadata: dict[str, Any]) -> None:
@@ -165,6 +220,11 @@ class PeftMethod(Method):
         for d in self._dropouts:
             d.train(active)
         return self.backbone.forward(**inputs, model=self._peft)
+
+    @classmethod
+    def check_option(cls, backbone, name: str, value) -> None:
+        if name == "target_modules":
+            targeted_linears(backbone.model, [value] if isinstance(value, str) else list(value))
 
     def targets(self) -> list[tuple[str, torch.nn.Linear]]:
         """The frozen linear layers of the backbone this adapter wraps."""

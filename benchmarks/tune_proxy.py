@@ -150,7 +150,7 @@ def measure(method: str, task: str, *, configs: int = 12, fractions: Sequence[fl
         if per[f][1].val_file.read_bytes() != full.val_file.read_bytes():
             raise RuntimeError("the validation split differs between fractions")  # prepare_splits is seeded
     guard = BackboneGuard(lambda: load_backbone(model or DEFAULT_MODEL, device=device))
-    space = space.resolved(guard.backbone.geometry)
+    space = space.resolved(guard.backbone.geometry, guard.backbone)
     points = draw_configs(space, method, configs, seed=seed, backbone=guard.backbone)
     n_trial = {f: tune_trial_steps(cfg) for f, (cfg, _) in per.items()}
     say(f"tune_proxy: {method} on {task} · {configs} configurations · full: {steps} steps on {full.n_fit} rows · "

@@ -104,7 +104,7 @@ def test_a_folder_is_named_as_a_folder_with_what_to_pass(tmp_path):
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
     with pytest.raises(ArtworkError, match=r"adapter is a PEFT adapter folder .*takes an artwork PNG file.*"
-                                           r"PeftModel\.from_pretrained"):
+                                           r"eval and infer take it as --adapter .*adapter.*PeftModel\.from_pretrained"):
         read_artwork(adapter)
     run = tmp_path / "run"
     run.mkdir()

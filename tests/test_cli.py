@@ -308,6 +308,14 @@ def test_app_verb_passes_its_options(monkeypatch):
     (settings,) = calls
     assert (settings.host, settings.port, settings.share, settings.runs_dir, settings.canvases_dir) == \
         ("127.0.0.1", 9999, True, "r", "c")
+    assert main(["app", "--host", "0.0.0.0", "--no-auth"]) == 0 and calls[-1].no_auth is True
+    assert main(["app"]) == 0 and calls[-1].no_auth is False
+
+
+def test_a_switch_named_no_has_no_double_negative(capsys):
+    assert main(["app", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "[--no-auth]" in shown and "--no-no-auth" not in shown
 
 
 def test_compare_verb_is_generated_from_compare_config():

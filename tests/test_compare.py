@@ -124,6 +124,11 @@ def test_markdown_bolds_the_best_per_task_and_in_the_mean_row():
     # Worst cells, cells below 80 %, and the first method against the others task by task.
     assert "| art | 20.0 % (y, seed 0) | 4 of 4 | – |" in md
     assert "| lora | 40.0 % (x, seed 0) | 2 of 4 | 1 / 0 / 1 |" in md
+    # a seed-free method ran one cell per task, which fills every seed's row: counted once, "all seeds"
+    base = [{"method": "base", "task": t, "seed": s, "accuracy": 0.0, "trainable_params": 0, "lr": None, "cell": f"b-{t}"}
+            for t in ("x", "y") for s in (0, 1)]
+    md = C.ResultsTable(recs + base).to_markdown()
+    assert "| base | 0.0 % (x, all seeds) | 2 of 2 | 2 / 0 / 0 |" in md
 
 
 def test_resume_skips_finished_cells(model, tmp_path, monkeypatch):
@@ -362,13 +367,17 @@ def test_time_left_follows_the_measured_speed(model, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch):
+def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch, capfd):
     """--workers 2: two processes split the cells (grids first, then test runs) in one results folder;
     the caller then finds every cell finished and writes the table, as a one-process run would."""
     tasks = [make_task(tmp_path / "a"), make_task(tmp_path / "b")]
     kw = common(tmp_path, model, methods="art,base", tasks=",".join(str(t) for t in tasks), seeds="0,1",
                 lr_grid="art=0.01,0.3", val_fraction=0.3)
+    capfd.readouterr()
     table = C.compare(workers=2, **kw)
+    said = capfd.readouterr().err
+    # the pass collecting the workers' runs says nothing: it used to announce "0 to do" and count each run again
+    assert "compare · 2 workers" in said and "0 to do" not in said and "compare: 1/10" not in said, said
     assert len(table) == 8 and {r["lr_source"] for r in table if r["method"] == "art"} == {"grid"}
     logs = [(tmp_path / "results" / "workers" / f"worker-{k}.log").read_text() for k in range(2)]
     assert all("worker" in log for log in logs)

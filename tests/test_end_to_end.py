@@ -212,3 +212,35 @@ def test_eval_on_a_builtin_task_and_infer(qwen35, capsys):
     served = load_artwork(qwen35.art)
     expected = generate(served, [Example(prompt="1 2")], GenerationConfig(max_new_tokens=4)).texts[0][0]
     assert capsys.readouterr().out == expected + "\n"
+
+
+def test_eval_and_infer_take_an_exported_adapter(tiny_model_dir, tmp_path, capsys):
+    """A LoRA run's exported adapter (or a T2L one) had no command-line way to be scored: eval, infer and
+    serve refused the folder. `--adapter` answers as the run did in training."""
+    model = tiny_model_dir("qwen3_5")
+    write_jsonl(tmp_path / "train.jsonl", ROWS)
+    write_jsonl(tmp_path / "test.jsonl", ROWS[:4])
+    run, adapter = tmp_path / "run", tmp_path / "adapter"
+    assert main(["train", "--model", model, "--method", "lora", "--data", str(tmp_path / "train.jsonl"), "--eval-data",
+                 str(tmp_path / "test.jsonl"), "--metric", "exact", "--steps", "3", "--batch-size", "2", "--lr", "0.05",
+                 "--out", str(run), "--checkpoint-every", "0"]) == 0
+    assert main(["export", str(run), "-o", str(adapter)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--adapter", str(adapter), "--data", str(tmp_path / "test.jsonl"), "--metric", "exact",
+                 "--out", str(tmp_path / "eval")]) == 0  # the model comes from the adapter's artstudio.json
+    served = _predictions(tmp_path / "eval" / "predictions.jsonl")
+    in_training = _predictions(run / "eval" / "predictions.jsonl")
+    assert [r["prediction"] for r in served] == [r["prediction"] for r in in_training]
+    capsys.readouterr()
+    assert main(["infer", "--adapter", str(adapter), "--prompt", ROWS[0].prompt]) == 0
+    # (infer's budget is 64 new tokens, the evaluation's the answers' length: the same greedy start)
+    assert capsys.readouterr().out.strip().startswith(in_training[0]["prediction"].strip())
+    for argv, said in (
+            (["--canvas", str(tmp_path / "x.png")], "--canvas and --adapter: give one"),
+            (["--model", tiny_model_dir("qwen2_5_vl")], "was made for"),
+            (["--print-curl"], "an adapter is served by the engine's own LoRA support")):
+        assert main(["infer", "--adapter", str(adapter), "--prompt", "1 2", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and said in err and "Traceback" not in err, err
+    assert main(["eval", "--adapter", str(tmp_path), "--data", str(tmp_path / "test.jsonl")]) == 2
+    assert "not a PEFT adapter folder (no adapter_config.json)" in capsys.readouterr().err

@@ -132,6 +132,23 @@ def test_a_folder_of_other_files_is_refused_for_t2l_without_offering_overwrite(t
         hyper_generate(HyperGenerateConfig(description="Reply with their sum.", hyper="t2l", out=str(earlier)))
 
 
+def test_a_missing_description_names_the_option(tmp_path, no_loading, capsys):
+    """`hyper generate -o x.png` said "the task description is empty" without naming --description."""
+    assert main(["hyper", "generate", "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --description is missing or empty") and "hyper generate --help" in err
+
+
+@shipped
+def test_generate_prints_the_output_as_named(tmp_path, monkeypatch, capsys):
+    """T2C printed `runs/hg/art.png`, T2L the absolute path of `runs/hg/adapter`."""
+    monkeypatch.chdir(tmp_path)
+    said = "The prompt is two digits separated by a space, with no instruction. Reply with their sum."
+    assert main(["hyper", "generate", "t2l", "--description", said, "-o", "out/adapter"]) == 0
+    assert capsys.readouterr().out.strip() == "out/adapter"
+    assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
+
+
 # --- the examples ------------------------------------------------------------------------------------
 
 def _examples(capsys) -> dict[str, list[str]]:

@@ -298,6 +298,11 @@ def test_lora_options_reach_peft(backbones):
 def test_unknown_target_names_what_exists(backbones):
     with pytest.raises(ConfigError, match=r"match no linear layer.*q_proj"):
         build_method("lora", backbones("qwen2_5_vl"), {"target_modules": ["qkv"]})
+    # a misspelt name beside a good one was dropped without a word: the adapter wrapped q_proj alone
+    with pytest.raises(ConfigError, match=r"target_modules \['v_prj'\] match no linear layer.*v_proj"):
+        build_method("lora", backbones("qwen2_5_vl"), {"target_modules": ["q_proj", "v_prj"]})
+    with pytest.raises(ConfigError, match=r"target_modules \['v_prj'\] match no linear layer"):
+        build_method("vera", backbones("qwen2_5_vl"), {"target_modules": ["q_proj", "v_prj"]})
     with pytest.raises(ConfigError, match="unknown option"):
         build_method("lora", backbones("qwen2_5_vl"), {"rank": 4})
 

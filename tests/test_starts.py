@@ -132,6 +132,9 @@ def test_a_flat_high_loss_is_called_stuck_and_a_falling_or_low_one_is_not():
     assert diagnose([2.0 * 0.97 ** i for i in range(70)], paints=True) is None  # still falling
     assert diagnose([1.0] * 10 + [0.05] * 60, paints=True) is None  # flat but learnt
     assert diagnose([0.9] * 10, paints=True) is None  # too short to tell
+    # the rules come from 300-step runs: a short run is told so, a long one is not
+    assert "This run had only 70 steps" in said.text and "try more --steps first" in said.text
+    assert "only" not in diagnose([2.0] * 20 + [0.8] * 280, paints=True).text
 
 
 def test_a_run_that_cannot_fit_its_own_training_rows_is_told_from_an_unfinished_one_and_a_fitting_one():
@@ -142,6 +145,9 @@ def test_a_run_that_cannot_fit_its_own_training_rows_is_told_from_an_unfinished_
     assert said.kind == "cannot-fit" and said.title == "Cannot fit the task."
     assert "answers 83.0% of 64 of its own training rows" in said.text and "--method lora" in said.text
     assert "--method lora" not in diagnose(flat, paints=False, train_accuracy=0.83, train_n=64).text
+    # one start: a poor start also ends below the stuck level, so --starts 2 comes first; after two, LoRA
+    assert "try --starts 2 first" in said.text
+    assert "--starts 2" not in diagnose(flat, paints=True, starts=2, train_accuracy=0.83, train_n=64).text
     assert diagnose(flat, paints=True, train_accuracy=0.95, train_n=64) is None  # it fits: nothing to say here
     assert diagnose(flat, paints=True) is None  # not measured
     falling = [2.0 * 0.97 ** i for i in range(80)]  # ends at 0.18, still falling

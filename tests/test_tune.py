@@ -132,6 +132,21 @@ def test_a_choice_outside_an_art_literal_is_refused(tmp_path):
         method_space("base")
 
 
+def test_target_modules_of_a_space_file_are_checked_against_the_model_before_any_trial(tmp_path, tiny_model_dir):
+    """A choice naming a module the model lacks ended the study at the trial that drew it."""
+    from artstudio.backbone import load_backbone
+
+    backbone = load_backbone(tiny_model_dir(FAMILY), device="cpu")
+    f = tmp_path / "s7.json"
+    f.write_text('{"target_modules": ["q_proj,v_proj", "q_proj,zz"]}')
+    with pytest.raises(ConfigError, match=r"s7\.json: parameter 'target_modules': choice 'q_proj,zz': "
+                                          r"target_modules \['zz'\] match no linear layer .*this model has: .*q_proj"):
+        load_space("lora", f).resolved(backbone.geometry, backbone)
+    f.write_text('{"target_modules": ["q_proj,v_proj", "o_proj"]}')
+    assert load_space("lora", f).resolved(backbone.geometry, backbone).params["target_modules"].choices == (
+        "q_proj,v_proj", "o_proj")
+
+
 def test_canvas_sizes_of_a_space_file_are_checked_against_the_model_before_any_trial(tmp_path):
     """A listed canvas size the model cannot take used to fail trial 0 with a traceback that did not name the file."""
     f = tmp_path / "s6.yaml"
@@ -317,11 +332,13 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     assert proxy and val and not proxy & val and (proxy | val) <= {e.id for e in SUM_TRAIN}
     trial_cfg = json.loads((out / "trials" / "trial-0001" / "config.json").read_text())
     assert trial_cfg["eval_data"].endswith("val.jsonl") and trial_cfg["steps"] == 2
+    assert trial_cfg["method_options"]["starts"] == 1  # a trial measures its configuration from one start
     # best.json is a TrainConfig that `artstudio train --config` can take as it is: its run folder is one the
     # study never writes (it used to be final/best, the study's own run, so train refused it).
     best = TrainConfig.from_dict(json.loads((out / "best.json").read_text()))
     assert best.method == "art" and best.steps == 4 and best.data == str(sum_task)
     assert best.out == str(out / "tuned") and not (out / "tuned").exists()
+    assert "starts" not in best.method_options  # best.json and the final runs start as `train` does
     assert f"into {out / 'tuned'}" in result.summary() and f"into `{out / 'tuned'}`" in (out / "report.md").read_text()
     assert best.lr == result.best_params["lr"] and best.batch_size == result.best_params["batch_size"]
     final = json.loads((out / "final.json").read_text())
@@ -408,6 +425,10 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(mode
     failed = next(t for t in study.trials if t.state.name == "FAIL")
     retried = [t for t in study.trials if t.number > failed.number and t.params == failed.params]
     assert retried, "the killed trial's configuration was not retried"
+    # Apart from that retry, the resumed process drew new configurations (its sampler, seeded as the first
+    # process's, used to draw the killed trial's configuration once more as a "new" trial).
+    params = [tuple(sorted(t.params.items())) for t in study.trials if t.number != retried[0].number]
+    assert len(set(params)) == len(params), params
 
 
 def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, sum_task):

@@ -124,8 +124,9 @@ def _check(config: CompareConfig, methods: list[str]) -> None:
     if not methods:
         raise ConfigError("no methods given; pass --methods like 'art,lora,base'")
     get_objective(config.objective)  # an unknown name fails here, listing the known ones
-    if config.steps < 1 or config.batch_size < 1:
-        raise ConfigError("steps and batch size must be at least 1")
+    for option, value in (("--steps", config.steps), ("--batch-size", config.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{option} is {value}; expected at least 1")
     if config.workers < 1:
         raise ConfigError(f"--workers is {config.workers}; expected 1 (one process) or more")
     check_device(config.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import json
 import logging
 import os
@@ -62,14 +63,17 @@ class Cell:
 class _Progress:
     """Runs done / total with a time-left estimate from measured step and evaluation costs."""
 
-    def __init__(self, total: int, callback: Callable[[dict], None] | None, step_s: float, eval_s: float):
+    def __init__(self, total: int, callback: Callable[[dict], None] | None, step_s: float, eval_s: float,
+                 silent: bool = False):
         self.total, self.done, self.callback = total, 0, callback
         self.prefix = ""  # a worker's name, before each cell's
         self.step_s: dict[str, list[float]] = {}
         self.eval_s: list[float] = []
         self.prior = (step_s, eval_s)
+        # silent: the pass that collects what workers ran (their bar has already counted every run)
         self.bar = progress_bar(total=total, desc="compare", unit="run", dynamic_ncols=True, mininterval=1.0,
-                        bar_format="{desc} {n_fmt}/{total_fmt} runs |{bar}| {elapsed} elapsed{postfix}")
+                                file=io.StringIO() if silent else None,
+                                bar_format="{desc} {n_fmt}/{total_fmt} runs |{bar}| {elapsed} elapsed{postfix}")
 
     def cost(self, cell: Cell, eval_n: int) -> float:
         steps = self.step_s.get(cell.method) or [s for v in self.step_s.values() for s in v]
@@ -288,8 +292,9 @@ class _Comparison:
     """The plan of one comparison (grid runs, test runs) and the loop that works through it."""
 
     def __init__(self, config: CompareConfig, progress: Callable[[dict], None] | None,
-                 should_stop: Callable[[], bool] | None):
+                 should_stop: Callable[[], bool] | None, collecting: bool = False):
         self.config, self.callback, self.should_stop = config, progress, should_stop
+        self.collecting = collecting  # after worker processes: this pass collects their runs
         self.methods = parse_list(config.methods)
         self.seeds = parse_seeds(config.seeds)
         _check(config, self.methods)
@@ -367,10 +372,12 @@ class _Comparison:
         test_plan = self.test_cells()
         pending = self.unfinished(grid_plan + list(test_plan.values()))
         prior = _probe(self.guard, self.tasks[0], config) if pending else (0.0, 0.0)
-        self.bar = _Progress(len(grid_plan) + len(test_plan), self.callback, *prior)
+        collecting = self.collecting and not pending  # workers ran every cell and counted them: say nothing
+        self.bar = _Progress(len(grid_plan) + len(test_plan), self.callback, *prior, silent=collecting)
         self.pending = {_plan_key(c): c for c in pending}
         self.remaining = self._estimate()
-        self._announce(len(test_plan), len(grid_plan), len(pending), prior)
+        if not collecting:
+            self._announce(len(test_plan), len(grid_plan), len(pending), prior)
         # Long-lived objects (model, libraries) leave the collector's view: each cell's gc.collect() then
         # only scans what cells create (0.5 s -> milliseconds per cell); undone at the end.
         gc.freeze()
@@ -549,9 +556,8 @@ def compare(config: CompareConfig | None = None, progress: Callable[[dict], None
     out = Path(config.out).expanduser()
     made = not out.exists()
     try:
-        if config.workers > 1:
-            _run_workers(config, progress, should_stop)
-        comparison = _Comparison(config, progress, should_stop)
+        ran = config.workers > 1 and _run_workers(config, progress, should_stop)
+        comparison = _Comparison(config, progress, should_stop, collecting=ran)
         comparison.started = started  # the table's elapsed time includes the workers'
         return comparison.run()
     except ArtStudioError:
@@ -563,9 +569,9 @@ def compare(config: CompareConfig | None = None, progress: Callable[[dict], None
 
 
 def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
-                 should_stop: Callable[[], bool] | None) -> None:
-    """Run the cells in `config.workers` processes sharing the results folder; the caller then finds
-    them finished and writes the table. Each worker gets an equal share of the CPU threads (and, on
+                 should_stop: Callable[[], bool] | None) -> bool:
+    """Run the cells in `config.workers` processes sharing the results folder (False: none was left to
+    run, no worker started); the caller then finds them finished and writes the table. Each worker gets an equal share of the CPU threads (and, on
     GPUs, GPU k mod the GPU count). A worker that fails stops the others; its log names the cause."""
     import subprocess
 
@@ -574,7 +580,7 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     total = len(grid_plan) + len(plan.test_cells())
     plan._run_grids(finished_only=True)  # the choices on disk name the test cells already run
     if not plan.unfinished(grid_plan + list(plan.test_cells().values())):
-        return  # a finished comparison: nothing to start workers for
+        return False  # a finished comparison: nothing to start workers for
     out = Path(config.out) / "workers"
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "config.json"
@@ -627,6 +633,7 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
         tail = (out / f"worker-{failed}.log").read_text(errors="replace").strip().splitlines()[-5:]
         raise ConfigError(f"compare worker {failed} failed; the last lines of {out / f'worker-{failed}.log'}:\n"
                           + "\n".join(tail))
+    return True
 
 
 def _worker_main(argv: list[str]) -> int:

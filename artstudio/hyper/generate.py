@@ -47,6 +47,9 @@ class HyperGenerateConfig:
         """Raise ConfigError for a description, device or dtype that cannot work, before anything is loaded or written."""
         from artstudio.backbone import check_device, check_dtype
 
+        if not str(self.description or "").strip():
+            raise ConfigError("--description is missing or empty: describe the task in words, in a task card's "
+                              "wording (`artstudio hyper generate --help` shows one)")
         check_descriptions(self.description)
         check_device(self.device)
         check_dtype(self.dtype)

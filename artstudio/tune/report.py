@@ -145,7 +145,9 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
     best = study.best_trial
     lines = [f"# Tuning {config.method} on {study.user_attrs.get('task', config.data)}", "",
              f"- study `{study.study_name}` in `{storage_url}` (`optuna-dashboard {storage_url}`)",
-             f"- sampler `{config.sampler}`, {len(complete)} finished trials of {len(rows)}",
+             f"- sampler `{config.sampler}`, {len(complete)} finished trials"
+             + (f" ({len(rows) - len(complete)} more failed or stopped; a killed trial is retried)"
+                if len(rows) > len(complete) else ""),
              f"- each trial: {splits.n_proxy} proxy rows of {splits.n_fit} (proxy {config.proxy:g}), "
              f"scored on {splits.n_val} validation rows carved from the {splits.n_train} training rows; "
              "the test split is read only by the final runs", "",

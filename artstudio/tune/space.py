@@ -171,12 +171,23 @@ class SearchSpace:
                 raise ConfigError(f"parameter {name} is a canvas size not yet resolved against a model")
         return out
 
-    def resolved(self, geometry) -> "SearchSpace":
+    def resolved(self, geometry, backbone=None) -> "SearchSpace":
         """The space with every `CanvasSize` turned into a `Choice` of this model's valid sides, and every
-        canvas-size choice checked against them (before any trial: a trial would only fail on it)."""
+        canvas-size choice checked against them (before any trial: a trial would only fail on it). With
+        the `backbone`, every other choice of a method option is checked on it too (the method's
+        `check_option`: LoRA's target modules)."""
+        from ..methods import get_method
+
         params = {}
         for name, p in self.params.items():
             where = f"{self.source or self.method + ' space'}: parameter {name!r}"
+            target = p.option or name
+            if backbone is not None and isinstance(p, Choice) and target not in TRAIN_FIELDS and target != "canvas_size":
+                for choice in p.choices:
+                    try:
+                        get_method(self.method).check_option(backbone, target, _option_value(self.method, target, choice))
+                    except ConfigError as err:
+                        raise ConfigError(f"{where}: choice {choice!r}: {err}") from None
             if (p.option or name) == "canvas_size" and p.times is None:
                 if isinstance(p, CanvasSize):
                     p = p.resolve(geometry, where)

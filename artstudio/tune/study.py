@@ -301,8 +301,11 @@ def train_config(config: TuneConfig, train_over: dict, options: dict, *, out: Pa
     from ..methods import get_method
     from ..options import field_names
 
-    if "starts" in field_names(get_method(config.method).config_class):
-        options = {"starts": 1} | dict(options)  # a trial measures its configuration from one start
+    if not final and "starts" in field_names(get_method(config.method).config_class):
+        # A trial measures its configuration from one start. The final runs and best.json train as `train`
+        # does (two starts on studio-tiny): the study used to report its default, and hand over its best,
+        # with one start, below what `artstudio train` gets with the same options.
+        options = {"starts": 1} | dict(options)
     values = {"out": str(out), "data": data, "eval_data": eval_data, "model": config.model or DEFAULT_MODEL,
               "method": config.method, "method_options": dict(options), "objective": config.objective,
               "steps": _steps_for(config, steps, batch), "seed": config.seed, "device": config.device,
@@ -467,7 +470,8 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     claim_out(config, out, write=False)  # another study there is refused before the splits are written
     splits = prepare_splits(config, out)
     guard = BackboneGuard(lambda: load_backbone(config.model or DEFAULT_MODEL, dtype=config.dtype, device=config.device))
-    space = space.resolved(guard.backbone.geometry)  # canvas sizes the model cannot take fail before any trial
+    # Canvas sizes and target modules the model cannot take fail before any trial.
+    space = space.resolved(guard.backbone.geometry, guard.backbone)
     claim_out(config, out, space=space)  # records the study, its resolved space included
     dists = space.distributions()
     task_name = str(splits.card.get("name") or Path(config.data).stem)
@@ -484,13 +488,21 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
             return TextEncoder.from_folder(config.encoder, device=str(guard.backbone.device))
         return TextEncoder.from_backbone(guard.backbone)
 
-    sampler = make_sampler(config.sampler, dists, seed=config.seed, startup=config.startup, candidates=config.candidates,
-                           encoder=encoder, helps={n: p.help for n, p in space}, header=header)
+    def sampler(seed: int):
+        return make_sampler(config.sampler, dists, seed=seed, startup=config.startup, candidates=config.candidates,
+                            encoder=encoder, helps={n: p.help for n, p in space}, header=header)
+
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler(config.seed),
                                     load_if_exists=True)
     except Exception as err:  # noqa: BLE001
         raise ConfigError(f"storage {storage_at!r}: cannot create or load study {name!r} ({err})") from None
+    begun = len(study.get_trials(deepcopy=False))
+    if begun:
+        # A resumed, grown or shared study: a sampler seeded as the first process's drew that process's
+        # configurations again (its first new trial repeated trial 1). Seeded past the trials begun, it draws
+        # new ones, and still the same ones for the same storage.
+        study.sampler = sampler(config.seed + begun)
     if not study.trials:
         study.set_user_attr("method", config.method)
         study.set_user_attr("task", task_name)

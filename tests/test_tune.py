@@ -363,6 +363,18 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     assert json.loads((out / "tuned" / "config.json").read_text())["lr"] == best.lr
 
 
+def test_a_grown_study_draws_new_configurations(model, sum_task, tmp_path):
+    """Growing a finished study (--trials 2, then 3) redrew trial 1's configuration as trial 2: the new
+    sampler started from the same seed."""
+    kw = dict(method="art", data=str(sum_task), model=model, sampler="random", space=str(_space_file(tmp_path)),
+              proxy=0.5, val_fraction=0.2, steps=2, trial_steps=2, out=str(tmp_path / "tune"), final=False)
+    tune(trials=2, **kw)
+    tune(trials=3, **kw)
+    study = optuna.load_study(study_name="art-sum-random-seed0", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}")
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(params) == 3 and len(set(params)) == 3, params
+
+
 RESUME_SCRIPT = """
 import sys
 from artstudio.tune import tune

@@ -120,7 +120,9 @@ def plot(rows: list[dict], path: Path) -> None:
         lora = [r["accuracy"] for r in rows if r["task"] == task and r["method"] == "lora"]
         if lora:
             ax.axhline(100 * sum(lora) / len(lora), color="#10b981", ls="--", label="lora")
-        ax.set(title=task, xlabel="visual tokens in the slot", ylabel="test accuracy (%)", ylim=(0, 102))
+        seeds = len({r["seed"] for r in rows if r["task"] == task})
+        ax.set(title=task, xlabel="visual tokens in the slot", ylim=(0, 102),
+               ylabel="test accuracy (%)" if seeds == 1 else f"test accuracy (%), mean of {seeds} seeds")
         ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -139,7 +139,11 @@ def artwork_specs(entries: list[str]) -> list[tuple[str, Path, bool]]:
     """(name, png, explicit) for each `NAME=PNG`, `PNG` or folder entry; names checked and unique."""
     out: list[tuple[str, Path, bool]] = []
     for entry in entries:
+        if not entry.strip():  # Path("") is the working folder: every PNG in it was served
+            raise ConfigError("--artwork is empty; give NAME=PNG, a PNG or a folder of PNGs")
         name, sep, rest = entry.partition("=")
+        if sep and "/" not in name and not rest.strip():
+            raise ConfigError(f"--artwork {entry}: nothing after '='; expected NAME=PNG, e.g. add=art.png")
         # A missing path with '=' before any '/' is meant as NAME=PNG, so a bad name is what to report.
         if sep and "/" not in name and os.sep not in name and not Path(entry).exists():
             if not _NAME.match(name):

@@ -302,6 +302,12 @@ def test_artwork_specs(tmp_path):
         artwork_specs([str(tmp_path / "missing.png")])
     with pytest.raises(ConfigError, match="neither a PNG file nor a folder"):
         artwork_specs([f"ok={tmp_path / 'missing.png'}"])
+    # an empty value served every PNG of the working folder (Path("") is "."); an empty NAME= the same
+    for empty in ("", "  "):
+        with pytest.raises(ConfigError, match="--artwork is empty"):
+            artwork_specs([empty])
+    with pytest.raises(ConfigError, match="nothing after '='"):
+        artwork_specs(["add="])
     # NAME=FOLDER: a run folder's one artwork is served as NAME (it was served as "artwork"); several are refused.
     run = tmp_path / "run"
     run.mkdir()

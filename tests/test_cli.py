@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.machinery
 import json
 import os
 import subprocess
 import sys
 import types
-from dataclasses import dataclass, field
 
 import pytest
 from PIL import Image
 
-from artstudio import cli
 from artstudio.cli import VERBS, build_parser, main, parse_config
 from artstudio.errors import ConfigError
 from artstudio.data import Example, write_jsonl

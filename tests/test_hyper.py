@@ -503,17 +503,23 @@ def test_shipped_t2c_chooses_each_heldout_tasks_glyph_and_band_from_its_card():
 
 # --- compare methods t2c and t2c+art (baselines/t2c.py) ----------------------------------------------------
 
-def test_t2c_methods_start_from_the_generated_artwork(bb, encoder, task_dirs, tmp_path):
-    from artstudio.methods import build_method
-    from artstudio.training import TrainConfig, train
-
+def _painting_hyper(bb, encoder, task_dirs, tmp_path):
+    """A saved tiny T2C whose head paints something other than grey, add-plain's card, and its painting."""
     net = _t2c(bb, encoder, grid=8)
     net.set_embedding_stats(encoder.encode(["one task", "another task", "a third"]))
     with torch.no_grad():
         net.head.weight.normal_(0, 0.2)
     folder = net.save_pretrained(tmp_path / "h")
     card = json.loads((task_dirs["add-plain"] / "card.json").read_text())
-    (expected,) = net.generate(encoder, [card["description"]])
+    (painted,) = net.generate(encoder, [card["description"]])
+    return folder, card, painted
+
+
+def test_t2c_methods_start_from_the_generated_artwork(bb, encoder, task_dirs, tmp_path):
+    from artstudio.methods import build_method
+    from artstudio.training import TrainConfig, train
+
+    folder, card, expected = _painting_hyper(bb, encoder, task_dirs, tmp_path)
 
     zero = build_method("t2c", bb, {"hyper": str(folder)})
     assert zero.num_trainable() == 0
@@ -538,13 +544,7 @@ def test_t2c_art_starts_a_larger_canvas_from_the_painting_resized_and_frozen_t2c
     the frozen painting only means something at its own size."""
     from artstudio.methods import build_method
 
-    net = _t2c(bb, encoder, grid=8)
-    net.set_embedding_stats(encoder.encode(["one task", "another task", "a third"]))
-    with torch.no_grad():
-        net.head.weight.normal_(0, 0.2)
-    folder = net.save_pretrained(tmp_path / "h")
-    card = json.loads((task_dirs["add-plain"] / "card.json").read_text())
-    (painted,) = net.generate(encoder, [card["description"]])
+    folder, card, painted = _painting_hyper(bb, encoder, task_dirs, tmp_path)
 
     larger = build_method("t2c+art", bb, {"hyper": str(folder), "canvas_size": 2 * SIDE})
     larger.bind_task(card)

@@ -12,7 +12,7 @@ from artstudio.backbone import DEFAULT_MODEL, load_backbone
 from artstudio.data import Example, load_jsonl
 from artstudio.evaluation import evaluate
 from artstudio.methods import build_method
-from artstudio.tasks import get_task, list_tasks, make_task
+from artstudio.tasks import list_tasks, make_task
 from artstudio.objectives.sft import compute_loss
 
 GALLERY = Path(__file__).resolve().parents[1] / "canvases"

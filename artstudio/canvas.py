@@ -13,6 +13,8 @@ PNG, while the gradient of the rounding is taken as the identity (Bengio et al.,
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 from typing import Union
 
@@ -86,6 +88,9 @@ def _fit(image: Image.Image, height: int, width: int) -> Image.Image:
     image = image.convert("RGB")
     if image.size == (width, height):
         return image
+    # infer, eval and serve refuse a picture of another size; a start is fitted, and says so
+    logging.getLogger("artstudio.canvas").warning(
+        "init picture %d×%d scaled and centre-cropped to the %d×%d canvas", *image.size, width, height)
     return ImageOps.fit(image, (width, height), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
 
 

@@ -160,6 +160,8 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
                        "metavar": f.name.upper(), "action": _Repeatable}
         elif tp is dict or typing.get_origin(tp) is dict:
             kwargs |= {"type": _json_object, "metavar": "JSON"}
+        elif tp is str and f.name in PATH_OPTIONS:
+            kwargs |= {"type": _path_text, "metavar": f.name.upper()} | ({"action": _Once} if f.name in ONCE else {})
         elif tp in (int, float, str):
             kwargs |= {"type": tp, "metavar": f.name.upper()} | ({"action": _Once} if f.name in ONCE else {})
         else:
@@ -180,6 +182,17 @@ def dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
             parser.add_argument(*long, **alias_kwargs)
         specs.append(OptionSpec(flag, dest, f.name, owner, applies_to))
     return specs
+
+
+# Options naming a file or folder: an empty value (an unset shell variable) meant the working folder, so
+# `--out ""` wrote a run into it and `--artwork ""` served every PNG there.
+PATH_OPTIONS = frozenset({"out", "canvas", "adapter", "eval_data", "init", "storage", "space", "encoder"})
+
+
+def _path_text(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("is empty; name a file or folder")
+    return value
 
 
 def config_from_args(cls: type, ns: argparse.Namespace, specs: list[OptionSpec], **extra: Any) -> Any:
@@ -375,6 +388,10 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
                         ns.config, folder, base["out"], folder)
         base["out"] = str(folder)
     values = base | given
+    if given.get("resume") and given.get("out") and not own and not values.get("data") \
+            and (Path(given["out"]) / "starts").is_dir():
+        raise ConfigError(f"--resume: {given['out']} was stopped during its starts, before its config.json was written, "
+                          "so its options are not on disk: repeat the command that started it, with --resume")
     options = method_options_from_args(ns, method_specs, values.get("method", "art"))
     values["method_options"] = dict(base.get("method_options") or {}) | options
     values["grpo"] = dict(base.get("grpo") or {}) | _grpo_options(ns, grpo_specs)
@@ -682,7 +699,7 @@ def _build_tasks(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
     lp.add_argument("--json", action="store_true", help="print the task cards as JSON")
     mp = sub.add_parser("make", help="write a task's train/test JSONL and card to a folder", parents=[_common()])
     mp.add_argument("name", metavar="NAME", help="a built-in task (`artstudio tasks list`)")
-    mp.add_argument("--out", "-o", required=True, help="output folder")
+    mp.add_argument("--out", "-o", required=True, type=_path_text, help="output folder")
     mp.add_argument("--seed", type=int, default=0, help="generator seed (default: 0, what `train --data NAME` uses)")
     mp.add_argument("--n-train", type=int, default=None, help="training rows (default: the card's)")
     mp.add_argument("--n-test", type=int, default=None, help="test rows (default: the card's)")
@@ -904,6 +921,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (NotADirectoryError, FileExistsError, PermissionError, IsADirectoryError, FileNotFoundError) as err:
+        # A path the system refuses (an --out under a file, a folder that cannot be made): the user's to
+        # fix, so a one-line error like any other mistake, not a traceback (--debug shows it).
+        if debug:
+            traceback.print_exc()
+        where = f" {err.filename}" if err.filename else ""
+        print(f"error: cannot use{where}: {err.strerror or err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -129,5 +129,10 @@ def run_eval(config: EvalConfig) -> EvalResult:
             rows = rows[: config.limit]
         method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
                                  device=config.device, dtype=config.dtype, adapter=config.adapter)
+        from .prompts import check_row_lengths
+
+        # a row longer than the model's positions was answered with garbage (and 23 s), as in training refused
+        check_row_lengths(method.backbone.tokenizer, rows, method.backbone.max_positions, f"--data {config.data}",
+                          answers=config.max_new_tokens is None, max_new_tokens=config.max_new_tokens or 0)
         return evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
                         batch_size=config.batch_size, out_dir=config.out)

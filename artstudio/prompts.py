@@ -219,7 +219,7 @@ def check_row_lengths(tokenizer, examples: Sequence[Example], max_positions: int
         n = tokens_over_budget(tokenizer, ex.prompt + (ex.answer if answers else ""), max_new_tokens, max_positions)
         if n is not None:
             what = "prompt and answer" if answers else f"prompt and {max_new_tokens} new tokens"
-            where = ex.source or f"{source}: row {ex.id!r}"
+            where = ex.source or (f"{source}: row {ex.id!r}" if ex.id else source)
             raise DataError(f"{where}: the row is too long: its {what} take {n:,} tokens, and with the chat "
                             f"template and the canvas it must fit the model's {max_positions:,} positions "
                             f"(at most about {max_positions - ROW_OVERHEAD_TOKENS:,}); shorten or drop the row")

@@ -94,6 +94,19 @@ def test_every_init_works_and_is_seeded(init, striped_png):
         assert not torch.equal(a(), Canvas(32, init=spec, seed=6)())
 
 
+def test_an_init_picture_of_another_size_is_fitted_and_said_to_be(striped_png, caplog):
+    """`--init` of a 100 px picture on a 96 px canvas was scaled without a word (infer refuses that picture)."""
+    import logging
+
+    width, height = Image.open(striped_png).size  # 80 x 40
+    with caplog.at_level(logging.WARNING, logger="artstudio.canvas"):
+        Canvas((height, width), init=str(striped_png))
+    assert "scaled" not in caplog.text  # its own size: nothing to say
+    with caplog.at_level(logging.WARNING, logger="artstudio.canvas"):
+        Canvas(height, init=str(striped_png))
+    assert f"init picture {width}×{height} scaled and centre-cropped to the {height}×{height} canvas" in caplog.text
+
+
 def test_init_values():
     assert torch.all(Canvas(32)().detach() == 128 / 255)
     orange = Canvas(32, init="#ff8000")().detach()

@@ -280,7 +280,8 @@ def test_eval_takes_a_pattern_when_the_card_says_regex(tmp_path, monkeypatch):
         return "scored"
 
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
-    monkeypatch.setattr("artstudio.methods.artwork_or_base", lambda *a, **k: None)
+    model = types.SimpleNamespace(backbone=types.SimpleNamespace(tokenizer=None, max_positions=None))  # no limit
+    monkeypatch.setattr("artstudio.methods.artwork_or_base", lambda *a, **k: model)
     config = evaluation.EvalConfig(data=str(folder), pattern=r"\[\d\]")
     assert evaluation.run_eval(config) == "scored" and seen == {"metric": "regex", "pattern": r"\[\d\]"}
 
@@ -551,3 +552,51 @@ def test_info_on_a_generated_adapter_shows_its_description(tmp_path, capsys):
     assert main(["info", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "Two digits; reply with their sum." in out and "the t2l hypernetwork models/hyper/t2l" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "max-bracket", "--out", ""], ["eval", "--data", "max-bracket", "--out", " "],
+    ["export", "runs/x", "-o", ""], ["infer", "--prompt", "3 4", "--canvas", ""],
+    ["tasks", "make", "max-bracket", "--out", ""], ["hyper", "generate", "--description", "x", "-o", ""]])
+def test_an_empty_path_is_refused(argv, tmp_path, monkeypatch, capsys):
+    """`--out ""` (an unset shell variable) wrote a run, an evaluation or a task into the working folder."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is empty; name a file or folder" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [["train", "--data", "max-bracket", "--steps", "1", "--out"],
+                                  ["tasks", "make", "max-bracket", "--out"],
+                                  ["eval", "--data", "max-bracket", "--limit", "1", "--out"]])
+def test_an_out_the_system_refuses_is_an_error_not_a_traceback(argv, tmp_path, capsys):
+    """An --out under a file raised NotADirectoryError with a traceback (exit 1) in every verb that writes."""
+    (tmp_path / "afile").write_text("x")
+    assert main([*argv, str(tmp_path / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot use {tmp_path / 'afile' / 'sub'}") and "Not a directory" in err, err
+    assert "Traceback" not in err
+
+
+def test_infer_and_eval_refuse_a_prompt_longer_than_the_model_reads(tmp_path, capsys):
+    """infer and eval answered a 10,000-token prompt with garbage (23 s each); train and serve refuse it."""
+    long = "x " * 5000
+    assert main(["infer", "--prompt", long]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --prompt: the row is too long") and "4,096 positions" in err
+    write_jsonl(tmp_path / "long.jsonl", [Example(prompt=long, answer="1")])
+    assert main(["eval", "--data", str(tmp_path / "long.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "long.jsonl:1: the row is too long" in err and "Traceback" not in err
+
+
+def test_a_resume_of_a_run_stopped_during_its_starts_asks_for_its_options(tmp_path, capsys):
+    """Stopped during the starts, a run has no config.json yet: `train --resume --out RUN` said only
+    "no training data"."""
+    run = tmp_path / "run"
+    (run / "starts" / "0-gray").mkdir(parents=True)
+    assert main(["train", "--resume", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "was stopped during its starts, before its config.json was written" in err
+    assert "repeat the command that started it, with --resume" in err

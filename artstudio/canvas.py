@@ -214,12 +214,9 @@ class Canvas(torch.nn.Module):
         self.parametrization = parametrization
         self.quantize = quantize
         start = initial_image(init, height, width, seed=seed, texture=texture)
-        self.register_buffer("initial", start.clone())
-        if parametrization == "sigmoid":
-            # The sigmoid keeps every pixel in (0, 1) with no dead gradients; its inverse seeds it.
-            self.param = torch.nn.Parameter(torch.logit(start.clamp(EPS, 1.0 - EPS)))
-        else:
-            self.param = torch.nn.Parameter(start.clone())
+        self.register_buffer("initial", torch.empty_like(start))
+        self.param = torch.nn.Parameter(torch.empty_like(start))
+        self.start_from(start)
 
     @classmethod
     def from_image(cls, image: str | Path | Image.Image, **kwargs) -> "Canvas":
@@ -233,6 +230,7 @@ class Canvas(torch.nn.Module):
         """Make `pixels` (3, H, W, in [0, 1]) the canvas and the start its regularisers measure change from."""
         pixels = pixels.to(self.initial.device, self.initial.dtype)
         self.initial.copy_(pixels)
+        # The sigmoid keeps every pixel in (0, 1) with no dead gradients; its inverse seeds it.
         self.param.copy_(torch.logit(pixels.clamp(EPS, 1.0 - EPS)) if self.parametrization == "sigmoid" else pixels)
 
     @property

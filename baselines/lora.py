@@ -81,6 +81,15 @@ def targeted_linears(model: torch.nn.Module, projections: list[str] | tuple[str,
 
 
 @contextmanager
+def quiet_peft() -> Iterator[None]:
+    """No grad, and without the FutureWarning PEFT triggers by asking transformers for a deprecated attribute
+    (`is_gradient_checkpointing`): noise for users. Where a PEFT model is built or loaded."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+@contextmanager
 def seeded(seed: int | None) -> Iterator[None]:
     """A scope in which the global RNG is seeded and restored afterwards (PEFT initialises from it)."""
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
@@ -103,8 +112,7 @@ class AdapterMethod(Method):
 
         super().__init__(backbone)
         self.folder = Path(folder)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        with quiet_peft():
             try:
                 model = PeftModel.from_pretrained(shared_weight_copy(backbone.model), str(self.folder)).eval()
             except (ValueError, RuntimeError, KeyError, OSError) as err:  # shapes or modules of another model
@@ -197,9 +205,7 @@ class PeftMethod(Method):
 
     def __init__(self, backbone, config=None):
         super().__init__(backbone, config)
-        with torch.no_grad(), seeded(getattr(self.config, "seed", None)), warnings.catch_warnings():
-            # PEFT asks transformers for a deprecated attribute (`is_gradient_checkpointing`): noise for users.
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        with quiet_peft(), seeded(getattr(self.config, "seed", None)):
             peft_model = self._wrap(shared_weight_copy(backbone.model))
         peft_model.peft_config["default"].base_model_name_or_path = str(backbone.model_id)
         object.__setattr__(self, "_peft", peft_model)

@@ -188,7 +188,7 @@ class SearchSpace:
                         get_method(self.method).check_option(backbone, target, _option_value(self.method, target, choice))
                     except ConfigError as err:
                         raise ConfigError(f"{where}: choice {choice!r}: {err}") from None
-            if (p.option or name) == "canvas_size" and p.times is None:
+            if target == "canvas_size" and p.times is None:
                 if isinstance(p, CanvasSize):
                     p = p.resolve(geometry, where)
                 elif isinstance(p, Choice):

@@ -27,14 +27,16 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from artstudio.errors import ArtStudioError, ConfigError
+from artstudio.errors import ArtStudioError, ConfigError, Terminated
 from artstudio.options import default_of, field_type
 from artstudio.progress import quiet_loading_off_terminal
 
@@ -887,8 +889,24 @@ def _silence_stdout() -> None:
 LAUNCHED_VERBS = ("train",)  # the verbs a multi-process launcher may start
 
 
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit status."""
+    # SIGTERM (a scheduler's preemption, `kill`, `timeout`) unwinds as Ctrl-C does, so a run saves what it can
+    # (training: its checkpoint after the step under way) instead of dying mid-write.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if on_main else None
+    try:
+        return _main(argv)
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     try:
@@ -918,6 +936,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as the shell reports a process it ended
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

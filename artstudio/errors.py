@@ -26,3 +26,8 @@ class ArtworkError(ArtStudioError):
 
 class ConfigError(ArtStudioError):
     """An option value is out of range or inconsistent with another."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption, `kill`, `timeout`): handled as Ctrl-C is, so a training run saves its
+    checkpoint after the step under way and `--resume` continues from it; the command line exits 143."""

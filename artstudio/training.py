@@ -36,7 +36,7 @@ import torch
 
 from .backbone import DEFAULT_MODEL, check_device, check_dtype, dtype_name, load_backbone, resolve_dtype
 from .data import Example, load_jsonl
-from .errors import ArtStudioError, ConfigError, DataError
+from .errors import ArtStudioError, ConfigError, DataError, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
@@ -410,17 +410,18 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                 bar.update(1)
     if bar is not None:
         bar.close()
-    if interrupt.requested:  # Ctrl-C: the step under way finished, so the checkpoint holds whole steps
+    if interrupt.requested:  # Ctrl-C or SIGTERM: the step under way finished, so the checkpoint holds whole steps
+        said = interrupt.verb
         if config.checkpoint_every and step > start:
             save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
-            log.warning("interrupted after step %d of %s; checkpoint saved: --resume continues from it", step, out)
+            log.warning("%s after step %d of %s; checkpoint saved: --resume continues from it", said, step, out)
         elif not config.checkpoint_every:  # a start of a run, or --checkpoint-every 0
             # (a start, a comparison's cell, a tuning trial: their verbs resume by running the same command again)
-            log.warning("interrupted after step %d of %s, which keeps no checkpoint: it trains again from its first "
-                        "step when resumed", step, out)
+            log.warning("%s after step %d of %s, which keeps no checkpoint: it trains again from its first "
+                        "step when resumed", said, step, out)
         else:
-            log.warning("interrupted before a step of %s; --resume continues from step %d", out, start)
-        raise KeyboardInterrupt
+            log.warning("%s before a step of %s; --resume continues from step %d", said, out, start)
+        raise interrupt.exception()
     train_seconds = before + time.perf_counter() - t0
 
     fit = diagnosis = None
@@ -652,28 +653,37 @@ def _settle_replaced(out: Path, outputs: tuple[str, ...]) -> None:
 
 
 class _StepInterrupt:
-    """Ctrl-C during the step loop: the first lets the step under way finish (a checkpoint then holds whole
-    steps, and --resume continues bit for bit); a second stops at once. Only in a one-process run's main
+    """Ctrl-C or SIGTERM during the step loop: the first lets the step under way finish (a checkpoint then holds
+    whole steps, and --resume continues bit for bit); a second stops at once. Only in a one-process run's main
     thread: the app stops its runs through `should_stop`, and several processes must stop on the same step."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.requested = False
-        self._previous = None
+        self.requested: int | None = None  # the signal heard
+        self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            raise self.exception()
+        self.requested = signum
+
+    def exception(self) -> KeyboardInterrupt:
+        return Terminated() if self.requested == signal.SIGTERM else KeyboardInterrupt()
+
+    @property
+    def verb(self) -> str:
+        return "terminated (SIGTERM)" if self.requested == signal.SIGTERM else "interrupted"
 
     def __enter__(self) -> "_StepInterrupt":
         if self.enabled:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 @contextmanager

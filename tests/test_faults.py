@@ -87,8 +87,11 @@ def test_sigkill_at_any_step_resumes_to_the_bit_identical_canvas(tiny_model_dir,
 
 
 @pytest.mark.slow
-def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_resume_gives_the_same_canvas(tiny_model_dir, task_dir,
-                                                                                          tmp_path):
+@pytest.mark.parametrize("sig, status, said", [(signal.SIGINT, 130, "interrupted"),
+                                               (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_finishes_the_step_saves_a_checkpoint_and_resume_gives_the_same_canvas(
+        tiny_model_dir, task_dir, tmp_path, sig, status, said):
+    # SIGTERM is what a scheduler (SLURM, Kubernetes) sends before it kills a preempted job
     model = tiny_model_dir("qwen3_5")
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     sparse = ("--checkpoint-every", "50")  # no periodic checkpoint in 12 steps: only the interrupt writes one
@@ -101,11 +104,11 @@ def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_resume_gives_the_same_c
     while _steps_logged(out) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert proc.returncode == status and "Traceback" not in err, err[-2000:]
     at = json.loads((out / "checkpoint" / "checkpoint.json").read_text())["step"]
-    assert 3 <= at < STEPS and at == _steps_logged(out) and f"interrupted after step {at} of {out}; checkpoint saved" in err
+    assert 3 <= at < STEPS and at == _steps_logged(out) and f"{said} after step {at} of {out}; checkpoint saved" in err
     subprocess.run(_argv(model, task_dir, out, *sparse, "--resume"), check=True, env=env, capture_output=True,
                    timeout=600)
     assert torch.equal(_final_canvas(out), _final_canvas(full))

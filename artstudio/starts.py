@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +36,24 @@ from .data import split_validation, write_jsonl
 from .errors import ConfigError
 
 log = logging.getLogger("artstudio.starts")
+
+
+class _RunSaidIt(logging.Filter):
+    """Drops a start's --batch-size warning: the run printed it once with its full row count, and a second one
+    with the start's smaller count only confused."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("--batch-size")
+
+
+@contextmanager
+def _run_said_it() -> Iterator[None]:
+    training_log, quiet = logging.getLogger("artstudio.train"), _RunSaidIt()
+    training_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        training_log.removeFilter(quiet)
 
 STARTS_FOLDER = "starts"
 VAL_MIN, VAL_MAX = 16, 64  # rows of the validation split (a tenth of the training rows within these)
@@ -191,7 +211,8 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
                     {"start": name, "index": i + 1, "starts": len(candidates), "start_step": r["step"],
                      "start_steps": steps})]
             try:
-                res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop, callbacks=heard)
+                with _run_said_it():
+                    res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop, callbacks=heard)
             except KeyboardInterrupt:
                 # (an --overwrite run stopped here has not begun: the run it replaces is put back, nothing to resume)
                 log.warning("interrupted during start %d of %d (%s) of %s%s", i + 1, len(candidates), name, out,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -111,6 +112,13 @@ def test_bad_starts_are_refused_before_training(qwen35, task, tmp_path):
         train(_config(task, tmp_path / "a", opts={"starts": 0}), backbone=qwen35, progress=False)
     with pytest.raises(ConfigError, match="--start-steps 1.5: expected the fraction"):
         train(_config(task, tmp_path / "b", opts={"start_steps": 1.5}), backbone=qwen35, progress=False)
+
+
+def test_a_batch_larger_than_the_rows_is_warned_about_once_with_the_run_s_row_count(qwen35, task, tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        train(replace(_config(task, tmp_path / "run"), batch_size=64, steps=4), backbone=qwen35, progress=False)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--batch-size")]
+    assert said == [f"--batch-size 64 is larger than the {len(ROWS)} training rows: each batch holds every row once"]
 
 
 def test_too_few_rows_for_a_validation_split_run_one_start(qwen35, tmp_path):

@@ -612,3 +612,37 @@ def test_tune_help_examples_use_real_options(capsys):
 
     used = {o for line in examples.splitlines() if "artstudio tune" in line for o in re.findall(r"--[a-z-]+", line)}
     assert used and used <= set(re.findall(r"--[a-z-]+", options)), used - set(re.findall(r"--[a-z-]+", options))
+
+
+@pytest.mark.slow
+def test_a_final_run_stopped_part_way_goes_on_from_its_checkpoint_when_the_command_runs_again(model, sum_task,
+                                                                                                tmp_path, monkeypatch):
+    # Running the same tune command again used to fail with "final/best already holds a run; pass --resume",
+    # an option tune does not have.
+    from artstudio.training import train
+    from artstudio.tune import study as study_module
+
+    real = study_module.train_on
+
+    def stop_the_first_final_run_after_3_steps(guard, tc):
+        if Path(tc.out).name != "best" or tc.resume or tc.overwrite:
+            return real(guard, tc)
+        seen = []
+        train(tc, backbone=guard.backbone, progress=False, should_stop=lambda: len(seen) >= 3,
+              callbacks=[lambda r: "loss" in r and seen.append(r["step"])])
+        guard.release(None)
+        raise KeyboardInterrupt  # as Ctrl-C in the step loop: the run keeps a checkpoint at its last step
+
+    args = dict(method="art", data=str(sum_task), model=model, trials=2, sampler="random", startup=2,
+                space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=6, trial_steps=1,
+                out=str(tmp_path / "tune"))
+    monkeypatch.setattr(study_module, "train_on", stop_the_first_final_run_after_3_steps)
+    with pytest.raises(KeyboardInterrupt):
+        tune(**args)
+    best = tmp_path / "tune" / "final" / "best"
+    assert json.loads((best / "checkpoint" / "checkpoint.json").read_text())["step"] == 3
+    result = tune(**args)
+    assert result.final["best"]["steps"] == 6 and result.final["best"]["accuracy"] is not None
+    steps = [json.loads(line)["step"] for line in (best / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == [1, 2, 3, 4, 5, 6], steps  # went on from step 3, nothing trained twice

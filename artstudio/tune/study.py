@@ -19,7 +19,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -652,12 +652,37 @@ def _final_run(tc, guard, progress) -> dict:
           file=sys.stderr, flush=True)
     if progress is not None:
         progress({"phase": "final", "run": out.name})
-    m = train_on(guard, tc)
+    try:
+        m = _train_final(guard, tc, out)
+    except KeyboardInterrupt:
+        log.warning("tune: run the same tune command again to go on: the study keeps its trials and the final run "
+                    "%s continues from its last checkpoint", out)
+        raise
     record = {"accuracy": m.get("accuracy"), "eval_n": m.get("eval_n"), "steps": m.get("steps"),
               "train_seconds": round(m.get("train_seconds", 0.0), 2), "lr": tc.lr, "batch_size": tc.batch_size,
               "method_options": tc.method_options, "run_dir": str(out)}
     atomic_write_text(done, json.dumps({"config": want, "result": record}, indent=2) + "\n")
     return record
+
+
+def _train_final(guard, tc, out: Path) -> dict:
+    """A final run stopped part-way (Ctrl-C, a kill) goes on from its checkpoint when the command runs again;
+    a run there of another configuration or length (the best changed as the study grew, other --steps) is
+    the study's own to replace: resuming it would not give the run asked for."""
+    from ..training import RUN_OUTPUTS
+
+    if not any((out / name).exists() for name in RUN_OUTPUTS):
+        return train_on(guard, tc)
+    try:
+        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    if isinstance(saved, dict) and saved.get("steps") == tc.steps:
+        try:
+            return train_on(guard, replace(tc, resume=True))
+        except ConfigError as err:  # another configuration: check_resume names what differs
+            log.info("tune: final run %s is another configuration (%s); training it again", out, err)
+    return train_on(guard, replace(tc, overwrite=True))
 
 
 def train_on(guard, tc) -> dict:

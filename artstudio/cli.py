@@ -490,7 +490,8 @@ def _eval(config) -> int:
     from artstudio.evaluation import run_eval
 
     res = run_eval(config)
-    rows = [("canvas", "none (base model)" if config.canvas is None else config.canvas),
+    rows = [("adapter", config.adapter) if config.adapter else
+            ("canvas", "none (base model)" if config.canvas is None else config.canvas),
             ("metric", res.metric),
             ("accuracy", f"{_pct(res.accuracy)} ({sum(r['correct'] for r in res.predictions)}/{res.n})"),
             ("latency", f"{res.latency_ms:.1f} ms per request")]

@@ -49,8 +49,9 @@ def answer_budget(backbone, examples: list[Example], floor: int = 8) -> int:
 
 def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern: str | None = None,
              max_new_tokens: int | None = None, batch_size: int = 64, out_dir: str | Path | None = None,
-             progress=None) -> EvalResult:
-    """Greedy answers for `examples`, scored with `metric` (exact | numeric | regex | json)."""
+             progress=None, about: dict | None = None) -> EvalResult:
+    """Greedy answers for `examples`, scored with `metric` (exact | numeric | regex | json). `about` (what was
+    evaluated: model, canvas, adapter, data) goes into `out_dir`'s metrics.json beside the scores."""
     check_method(method)
     examples = as_examples(examples, needs_answers=True)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens or answer_budget(method.backbone, examples),
@@ -70,7 +71,7 @@ def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern:
         out.mkdir(parents=True, exist_ok=True)
         predictions, metrics = EVAL_FILES
         atomic_write_text(out / predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        atomic_write_text(out / metrics, json.dumps(result.to_dict(), indent=2) + "\n")
+        atomic_write_text(out / metrics, json.dumps(result.to_dict() | (about or {}), indent=2) + "\n")
     return result
 
 
@@ -134,5 +135,8 @@ def run_eval(config: EvalConfig) -> EvalResult:
         # a row longer than the model's positions was answered with garbage (and 23 s), as in training refused
         check_row_lengths(method.backbone.tokenizer, rows, method.backbone.max_positions, f"--data {config.data}",
                           answers=config.max_new_tokens is None, max_new_tokens=config.max_new_tokens or 0)
+        about = {"model": getattr(method.backbone, "model_id", config.model), "data": config.data, "limit": config.limit,
+                 "canvas": str(Path(config.canvas).resolve()) if config.canvas else None,
+                 "adapter": str(Path(config.adapter).resolve()) if config.adapter else None}
         return evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
-                        batch_size=config.batch_size, out_dir=config.out)
+                        batch_size=config.batch_size, out_dir=config.out, about=about)

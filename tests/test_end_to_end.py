@@ -228,6 +228,10 @@ def test_eval_and_infer_take_an_exported_adapter(tiny_model_dir, tmp_path, capsy
     capsys.readouterr()
     assert main(["eval", "--adapter", str(adapter), "--data", str(tmp_path / "test.jsonl"), "--metric", "exact",
                  "--out", str(tmp_path / "eval")]) == 0  # the model comes from the adapter's artstudio.json
+    said = capsys.readouterr().out
+    assert f"adapter   {adapter}" in said and "base model" not in said  # it said "canvas none (base model)"
+    about = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert about["adapter"] == str(adapter.resolve()) and about["canvas"] is None and about["model"] == model
     served = _predictions(tmp_path / "eval" / "predictions.jsonl")
     in_training = _predictions(run / "eval" / "predictions.jsonl")
     assert [r["prediction"] for r in served] == [r["prediction"] for r in in_training]

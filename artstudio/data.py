@@ -241,7 +241,9 @@ def image_problem(image: Path) -> str | None:
 
 
 def _row_from_example(example: Example, folder: Path) -> dict:
-    row: dict = {"id": example.id, "prompt": example.prompt, "answer": example.answer}
+    # An Example made without an id is written without one (read back, it gets its line's): "id": "" on
+    # every row was refused on reading as a duplicate id.
+    row: dict = ({"id": example.id} if example.id else {}) | {"prompt": example.prompt, "answer": example.answer}
     if example.image is not None:
         image = Path(example.image).resolve()
         row["image"] = image.relative_to(folder).as_posix() if image.is_relative_to(folder) else str(image)

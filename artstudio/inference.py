@@ -22,7 +22,7 @@ class InferConfig:
     """Answer prompts with an artwork (or the base model), or print the request a vLLM server takes."""
 
     prompt: str | None = field(default=None, metadata={"help": "one prompt"})
-    data: str | None = field(default=None, metadata={"help": "a JSONL file of prompts (answers optional); prints one JSON line per row"})
+    data: str | None = field(default=None, metadata={"help": "a JSONL file of prompts (answers optional), or a task folder or built-in task name (its test split), as eval takes; prints one JSON line per row"})
     model: str | None = field(default=None, metadata={"help": "Hugging Face id or local folder (default: the model the artwork's metadata names; studio-tiny without --canvas; a PNG without ArtStudio metadata needs it)"})
     canvas: str | None = field(default=None, metadata={"help": "artwork PNG (default: none, the base model)"})
     adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder (a lora, vera or t2l export) instead of an artwork; not with --print-request or --print-curl"})
@@ -80,7 +80,20 @@ def infer_examples(config: InferConfig) -> list[Example]:
         return [Example(prompt=config.prompt, image=str(image) if image else None)]
     if config.image is not None:
         raise ConfigError("--image goes with --prompt; rows of --data name their own picture in \"image\"")
-    return load_jsonl(config.data, require_answer=False)
+    path = Path(config.data).expanduser()
+    if path.is_file() or path.suffix == ".jsonl":
+        return load_jsonl(config.data, require_answer=False)
+    # A task folder or a built-in task, as eval takes them: the prompts of its test split. A built-in task is
+    # written to a folder kept until the process ends (its rows may name pictures in it).
+    import atexit
+    import shutil
+    import tempfile
+
+    from .tasks.resolve import resolve_data
+
+    workdir = tempfile.mkdtemp(prefix="artstudio-infer-")
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    return load_jsonl(resolve_data(config.data, workdir, role="test").test_file, require_answer=False)
 
 
 def requests_for(config: InferConfig, examples: list[Example]) -> list[dict]:

@@ -248,6 +248,21 @@ def test_infer_print_request_names_the_shipped_model_not_its_path(capsys):
         assert json.loads(capsys.readouterr().out)["model"] == "studio-tiny"
 
 
+def test_infer_data_takes_a_task_name_or_folder_as_eval_does(tmp_path, capsys):
+    """`infer --data max-bracket` said `no such file`, and a task folder `is not a file`."""
+    from artstudio.data import Example, load_jsonl, write_jsonl
+
+    write_jsonl(tmp_path / "task" / "test.jsonl", [Example(prompt="cat", answer="[CAT]", id="a"), Example(prompt="sun", answer="", id="b")])
+    assert main(["infer", "--data", str(tmp_path / "task"), "--print-request"]) == 0
+    prompts = [json.loads(line)["messages"][-1]["content"][-1]["text"] for line in capsys.readouterr().out.splitlines()]
+    assert prompts == ["cat", "sun"]
+    assert main(["tasks", "make", "max-bracket", "--out", str(tmp_path / "mb")]) == 0
+    capsys.readouterr()
+    assert main(["infer", "--data", "max-bracket", "--print-request"]) == 0
+    said = [json.loads(line)["messages"][-1]["content"][-1]["text"] for line in capsys.readouterr().out.splitlines()]
+    assert said == [e.prompt for e in load_jsonl(tmp_path / "mb" / "test.jsonl")]  # the split eval scores
+
+
 def test_export_of_a_missing_run_folder_says_so(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nonexist")]) == 2
     assert "nonexist: no such run folder" in capsys.readouterr().err

@@ -104,6 +104,14 @@ def test_write_then_load_round_trip(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_rows_written_without_ids_read_back(tmp_path):
+    """`write_jsonl` wrote "id": "" on every id-less row, and reading the file refused the duplicate ids."""
+    out = write_jsonl(tmp_path / "rows.jsonl", [Example("cat", "[CAT]"), Example("sun", "[SUN]")])
+    back = load_jsonl(out)
+    assert [(e.prompt, e.answer) for e in back] == [("cat", "[CAT]"), ("sun", "[SUN]")]
+    assert len({e.id for e in back}) == 2 and '"id"' not in out.read_text()
+
+
 def test_split_validation_is_deterministic_and_disjoint():
     rows = [Example(str(i), str(i), str(i)) for i in range(20)]
     train, val = split_validation(rows, 0.25, seed=3)

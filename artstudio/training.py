@@ -783,19 +783,25 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, overwri
             raise ConfigError(f"{run_dir} is still training ({owner}); export it when that run has finished")
         raise ConfigError(f"{run_dir} has no final/ method (the run did not finish); continue it with "
                           f"`artstudio train --resume --out {run_dir}` first")
-    if output is not None and Path(output).expanduser().resolve() != (run_dir / "artwork.png").resolve():
-        check_free(output, overwrite)
     cfg = _read_json(cfg_file)
     result = _read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
     backbone = load_backbone(cfg.get("model"), device="cpu")
     method = Method.load(final, backbone)
-    if not method.paints():
+    # What -o may be is checked before whether it is free: a refusal used to suggest --overwrite for a
+    # target (the run's own folder, README.md for an artwork) that --overwrite then refused too.
+    if method.paints():
+        if output is not None and Path(output).suffix.lower() != ".png":
+            raise ConfigError(f"-o {output}: {run_dir} trained method {method.name!r}, whose artwork is a PNG file; "
+                              "expected a path ending in .png")
+    else:
         if output is None or Path(output).suffix.lower() == ".png":
             raise ConfigError(f"{run_dir} trained method {method.name!r}, which exports to a folder, not a PNG; "
                               "pass -o FOLDER")
         from artstudio.baselines.lora import check_export_target
 
         check_export_target(output, run_dir)
+    if output is not None and Path(output).expanduser().resolve() != (run_dir / "artwork.png").resolve():
+        check_free(output, overwrite)
     card = (cfg.get("resolved") or {}).get("task") or {}
     # The same record of task, objective, steps and accuracy in a PNG's metadata and an adapter's artstudio.json.
     return Path(export_artwork_of(method, Path(output) if output else run_dir / "artwork.png", card=card,

@@ -171,6 +171,8 @@ def check_export_target(path: str | Path, run_dir: str | Path | None = None) -> 
         if target == run or target in run.parents:
             raise ConfigError(f"-o {path} is the run folder {run_dir} or a folder that holds it; an export there would "
                               f"replace the run: choose a new folder, e.g. -o {Path(run_dir) / 'adapter'}")
+    if target.is_file():  # --overwrite replaced the file (README.md) with the adapter's folder
+        raise ConfigError(f"-o {path} is a file; an adapter export is a folder: choose a new folder name")
     if target.is_dir() and any(target.iterdir()) and not (target / EXPORT_META_FILE).is_file():
         held = sorted(p.name for p in target.iterdir())
         raise ConfigError(f"{path} holds files that are not an exported adapter ({', '.join(held[:3])}"

@@ -378,8 +378,14 @@ def test_export_overwrite_replaces_an_earlier_export_never_a_run_or_other_files(
     train(TrainConfig(out=str(run), data=str(task_dir), method="lora", steps=1, batch_size=2,
                       model=tiny_model_dir("qwen3_5")), backbone=qwen35, progress=False)
     for target in (run, run.parent):
-        with pytest.raises(ConfigError, match="is the run folder .* or a folder that holds it"):
-            export_run(run, target, overwrite=True)
+        for overwrite in (False, True):  # without --overwrite it said "pass --overwrite", which then refused
+            with pytest.raises(ConfigError, match="is the run folder .* or a folder that holds it"):
+                export_run(run, target, overwrite=overwrite)
+    (tmp_path / "README.md").write_text("keep")
+    for overwrite in (False, True):  # --overwrite replaced the file with the adapter's folder
+        with pytest.raises(ConfigError, match="README.md is a file; an adapter export is a folder"):
+            export_run(run, tmp_path / "README.md", overwrite=overwrite)
+    assert (tmp_path / "README.md").read_text() == "keep"
     assert (run / "config.json").is_file() and (run / "final" / "method.json").is_file()
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -397,6 +403,21 @@ def test_export_overwrite_replaces_an_earlier_export_never_a_run_or_other_files(
     record = json.loads(capsys.readouterr().out)["export"]
     assert record["method"] == "lora" and record["metadata"]["steps"] == 1
     assert record["metadata"]["task"]["name"] == task_dir.name and "accuracy" in record["metadata"]["metrics"]
+
+
+def test_an_artwork_export_to_a_path_that_is_not_a_png_is_refused_before_overwrite_is_mentioned(qwen35, task_dir,
+                                                                                                    tmp_path):
+    from artstudio.training import export_run
+
+    run = tmp_path / "art"
+    train(TrainConfig(out=str(run), data=str(task_dir), steps=1, batch_size=2, method_options={"canvas_size": 64}),
+          backbone=qwen35, progress=False)
+    (tmp_path / "README.md").write_text("keep")
+    for target in (tmp_path / "README.md", tmp_path):
+        for overwrite in (False, True):
+            with pytest.raises(ConfigError, match=r"whose artwork is a PNG file; expected a path ending in \.png"):
+                export_run(run, target, overwrite=overwrite)
+    assert (tmp_path / "README.md").read_text() == "keep"
 
 
 def test_a_dict_config_takes_method_options_as_keywords_do():

@@ -395,7 +395,15 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
         raise ConfigError(f"--resume: {given['out']} was stopped during its starts, before its config.json was written, "
                           "so its options are not on disk: repeat the command that started it, with --resume")
     options = method_options_from_args(ns, method_specs, values.get("method", "art"))
-    values["method_options"] = dict(base.get("method_options") or {}) | options
+    kept = dict(base.get("method_options") or {})
+    if kept and "method" in given and given["method"] != base.get("method", "art"):
+        # The file's method options belong to its method: `--config best.json --method lora` (an ART study's
+        # best) was refused for ART's canvas options, and `--resume --method lora` too, before the resume
+        # could say that the run trained another method.
+        log.warning("--method %s: the method options of %s's %s (%s) are left out", given["method"],
+                    ns.config or own, base.get("method", "art"), ", ".join(sorted(kept)))
+        kept = {}
+    values["method_options"] = kept | options
     values["grpo"] = dict(base.get("grpo") or {}) | _grpo_options(ns, grpo_specs)
     return TrainConfig.from_dict(values)
 

@@ -430,6 +430,11 @@ def test_train_reads_a_config_file_and_the_command_line_overrides_it(tmp_path):
     config = parse_config(["train", "--config", str(path), "--steps", "5", "--lora-alpha", "8"])
     assert (config.steps, config.lr, config.method, config.seed) == (5, 0.02, "lora", 3)
     assert config.method_options == {"r": 4, "alpha": 8.0}
+    # The file's method options belong to its method: another --method leaves them out (they were refused).
+    art = TrainConfig(data="add-json", method="art", method_options={"canvas_size": 64, "init": "noise"})
+    (tmp_path / "art.json").write_text(json.dumps(dataclasses.asdict(art)))
+    config = parse_config(["train", "--config", str(tmp_path / "art.json"), "--method", "lora", "--lora-r", "2"])
+    assert config.method == "lora" and config.method_options == {"r": 2}
     (tmp_path / "bad.json").write_text("[1]")
     with pytest.raises(ConfigError, match="expected an object"):
         parse_config(["train", "--config", str(tmp_path / "bad.json")])
@@ -447,6 +452,8 @@ def test_resume_takes_the_options_left_out_from_the_run(tiny_model_dir, tmp_path
     capsys.readouterr()
     assert main(["train", "--resume", "--out", run, "--steps", "4", "--seed", "9"]) == 2
     assert "--seed 9 (the run has 0)" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", run, "--method", "lora"]) == 2  # said "unknown option(s) canvas_size,
+    assert "--method 'lora' (the run has 'art')" in capsys.readouterr().err  # starts for LoraOptions"
     assert main(["train", "--resume", "--out", run, "--steps", "3"]) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (saved["steps"], saved["lr"], saved["method_options"]["canvas_size"]) == (3, 0.1, 64)

@@ -33,6 +33,9 @@ def json_default(value: object) -> str:
 
 # What each verb keeps at the top of its --out, by a file only that verb writes there.
 OUTPUT_KINDS = {"config.json": "a run", "compare_config.json": "a comparison", "study.json": "a tuning study"}
+# Folders no verb's --out should share: an evaluation's, a task's data, a run's saved method (its final/).
+OTHER_FOLDERS = {"predictions.jsonl": "an evaluation", "train.jsonl": "a task's data",
+                 "test.jsonl": "a task's data", "method.json": "a run's saved method"}
 
 
 def check_output_kind(out: str | os.PathLike, own: str, option: str = "--out") -> None:
@@ -41,7 +44,7 @@ def check_output_kind(out: str | os.PathLike, own: str, option: str = "--out") -
     from .errors import ConfigError
 
     folder = Path(out).expanduser()
-    for marker, what in OUTPUT_KINDS.items():
+    for marker, what in (OUTPUT_KINDS | OTHER_FOLDERS).items():
         if marker != own and (folder / marker).is_file():
             raise ConfigError(f"{option} {folder} holds {what} ({marker}), not {OUTPUT_KINDS[own]}; their files would "
                               f"mix: choose another folder")

@@ -450,6 +450,15 @@ def test_an_out_folder_holds_one_kind_of_result(model, tmp_path):
     with pytest.raises(ConfigError, match="holds a run \\(config.json\\), not a tuning study"):
         tune(method="lora", data=str(tmp_path / "t"), model=model, trials=1, out=str(run))
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+    # train wrote a run into an evaluation's folder, a run's final/ and a task's data folder without a word
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "predictions.jsonl").write_text("")
+    (tmp_path / "fin").mkdir()
+    (tmp_path / "fin" / "method.json").write_text("{}")
+    for folder, what in (("ev", "an evaluation"), ("fin", "a run's saved method"), ("t", "a task's data")):
+        with pytest.raises(ConfigError, match=f"--out .*{folder} holds {what} .*, not a run; their files would mix"):
+            train(TrainConfig(data=str(tmp_path / "t"), out=str(tmp_path / folder), model=model, steps=1), progress=False)
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["test.jsonl", "train.jsonl"]
 
 
 def test_a_rerun_with_other_options_is_refused_unless_overwrite(model, tmp_path, caplog):

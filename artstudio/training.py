@@ -177,6 +177,9 @@ def resolve_data(config: TrainConfig) -> tuple[list[Example], list[Example] | No
         # The card beside a training file is read; its test split is not (a folder is the way to name both).
         log.warning("--data %s is a file, so the test.jsonl beside it is not read and the run is not scored; pass "
                     "--eval-data %s, or --data %s for the whole task folder", config.data, sibling, sibling.parent)
+    elif not eval_file and data.is_dir():  # (eval refuses such a folder; a run trains on it, unscored)
+        log.warning("task folder %s has no test.jsonl, so the run is not scored; add one, or pass --eval-data FILE",
+                    config.data)
     train = load_jsonl(task.train_file)
     evals = load_jsonl(eval_file) if eval_file else None
     return train, evals, task.card

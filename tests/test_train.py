@@ -441,6 +441,13 @@ def test_a_training_file_beside_a_test_split_says_it_is_not_scored(qwen35, task_
                                 snapshot_every=0, checkpoint_every=0), backbone=qwen35, progress=False, canvas_size=64)
     assert "accuracy" not in res.metrics
     assert f"pass --eval-data {task_dir / 'test.jsonl'}, or --data {task_dir} for the whole task folder" in caplog.text
+    (task_dir / "test.jsonl").unlink()  # a task folder without a test split trained unscored without a word
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="artstudio.train"):
+        res = train(TrainConfig(data=str(task_dir), out=str(tmp_path / "run2"), steps=1, batch_size=2, snapshot_every=0,
+                                checkpoint_every=0), backbone=qwen35, progress=False, canvas_size=64, starts=1)
+    assert "accuracy" not in res.metrics
+    assert f"task folder {task_dir} has no test.jsonl, so the run is not scored" in caplog.text
 
 
 def test_snapshots_asked_of_a_method_that_paints_nothing_are_said_to_be_skipped(qwen35, task_dir, tmp_path, caplog):

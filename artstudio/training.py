@@ -437,7 +437,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             if rows and (main or config.fsdp):
                 fit = evaluate(method, rows, metric, max_new_tokens=config.max_new_tokens)
         diagnosis = diagnose(losses, paints=method.paints(), starts=len((start_choice or {}).get("starts", [])) or 1,
-                             train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0)
+                             train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0,
+                             lr=lr, default_lr=default_lr(config.method, config.objective))
     if diagnosis:
         emit({"step": step, "diagnosis": diagnosis.text, "diagnosis_kind": diagnosis.kind})
     # The starts' training is part of the run's cost (and of a comparison's time column).

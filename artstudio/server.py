@@ -88,6 +88,13 @@ class ServeConfig:
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
     def check(self) -> None:
+        from dataclasses import fields
+
+        from .options import check_kinds
+
+        if isinstance(self.artwork, str):  # ServeConfig(artwork="mb=art.png") was read letter by letter
+            self.artwork = [self.artwork]
+        check_kinds(ServeConfig, {f.name: getattr(self, f.name) for f in fields(self)}, what="serve")
         for name in ("max_queue", "max_batch", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected at least 1")

@@ -115,6 +115,8 @@ class TrainConfig:
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"training option {name} is {value!r} ({type(value).__name__}); expected text "
                                   f"(TrainConfig({name}=\"...\"))")
+        if self.out is None or not self.out.strip():  # (Path(None) was a TypeError; "" trained into the working folder)
+            raise ConfigError(f"training option out is {self.out!r}; expected the run's folder, e.g. out=\"runs/my-run\"")
         trains = get_method(self.method).trains
         rules = [
             ("batch_size", self.batch_size >= 1, "expected at least 1"),

@@ -435,3 +435,14 @@ def test_greedy_answers_equal_the_infer_command(client, tmp_path):
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == 6
     assert [ask(client, "studio-tiny+add-json", r["prompt"]) for r in rows] == [r["prediction"] for r in rows]
+
+
+def test_python_serve_configs_are_checked_like_the_command_line():
+    """ServeConfig(port="abc") was a TypeError, and ServeConfig(artwork="mb=x.png") was read letter by letter."""
+    from artstudio.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="serve option port is 'abc'; expected a number"):
+        ServeConfig(port="abc").check()
+    config = ServeConfig(artwork=f"mb={MAX_BRACKET}")
+    config.check()
+    assert config.artwork == [f"mb={MAX_BRACKET}"]

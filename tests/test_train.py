@@ -234,6 +234,9 @@ def test_errors_are_clear(qwen35, task_dir, tmp_path):
         train(TrainConfig(out=str(tmp_path / "e"), data=str(task_dir), grpo={"group_size": 4}), backbone=qwen35,
               progress=False)
     assert not (tmp_path / "e").exists()
+    for out in (None, ""):  # None was a TypeError from pathlib; "" trained into the working folder
+        with pytest.raises(ConfigError, match=f"training option out is {out!r}; expected the run's folder"):
+            train(TrainConfig(out=out, data=str(task_dir)), backbone=qwen35, progress=False)
 
 
 def test_keep_default_system_flag_reaches_every_prompt(tiny_model_dir, task_dir, tmp_path):

@@ -211,6 +211,9 @@ class Models:
                     raise
                 log.warning("skipping %s: %s", path, err)
                 continue
+            if method.artwork.metadata is None:  # (infer refuses one unless --model names the model)
+                log.warning("%s has no ArtStudio metadata: served as a canvas for %s, placed first, as %s+%s",
+                            path, self.base_name, self.base_name, name)
             self.artworks[name] = Served(f"{self.base_name}+{name}", method, pixel_hash(method.artwork.image), str(path))
         self.by_hash: dict[str, list[Served]] = {}
         for served in self.artworks.values():

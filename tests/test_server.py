@@ -234,9 +234,11 @@ def test_api_key_is_required_when_set(backbone, tmp_path, caplog):
 
     shutil.copy(MAX_BRACKET, tmp_path / "good.png")
     Image.new("RGB", (100, 100)).save(tmp_path / "misfit.png")  # in a folder: skipped with a warning
+    Image.new("RGB", (96, 96), (200, 0, 0)).save(tmp_path / "red.png")  # fits, but says nothing of its model
     with start_server(ServeConfig(port=0, api_key="s3cret", artwork=[str(tmp_path)]), backbone=backbone) as server:
-        assert list(server.models.artworks) == ["good"]
+        assert list(server.models.artworks) == ["good", "red"]
         assert "skipping" in caplog.text and "misfit.png" in caplog.text
+        assert "red.png has no ArtStudio metadata: served as a canvas for studio-tiny" in caplog.text
         bad = openai.OpenAI(base_url=server.url, api_key="wrong", max_retries=0)
         with pytest.raises(openai.AuthenticationError):
             bad.models.list()

@@ -411,7 +411,9 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
 def _read_config_file(path: str) -> dict:
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"--config {path}: no such file; expected a JSON TrainConfig (a run's config.json)")
+        what = "a folder" if file.is_dir() else "no such file"
+        hint = f" (a run folder's is {file / 'config.json'})" if (file / "config.json").is_file() else ""
+        raise ConfigError(f"--config {path}: {what}; expected a JSON TrainConfig (a run's config.json){hint}")
     try:
         value = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -437,7 +439,9 @@ def train_summary(result) -> str:
              ("trainable", f"{m.get('trainable_params', 0):,} parameters")]
     if m.get("start"):
         scores = ", ".join(f"{k} {_pct(v)}" for k, v in m["start_val_accuracy"].items())
-        rows.append(("start", f"{m['start']} (validation accuracy after the short runs: {scores})"))
+        tie = len(set(m["start_val_accuracy"].values())) == 1 and len(m["start_val_accuracy"]) > 1
+        rows.append(("start", f"{m['start']} (validation accuracy after the short runs: {scores}"
+                              + ("; a tie, so the lower final training loss chose" if tie else "") + ")"))
     if result.artwork is not None:
         rows.append(("artwork", result.artwork))
     rows.append(("run", result.out))

@@ -435,6 +435,8 @@ def test_train_reads_a_config_file_and_the_command_line_overrides_it(tmp_path):
     (tmp_path / "art.json").write_text(json.dumps(dataclasses.asdict(art)))
     config = parse_config(["train", "--config", str(tmp_path / "art.json"), "--method", "lora", "--lora-r", "2"])
     assert config.method == "lora" and config.method_options == {"r": 2}
+    with pytest.raises(ConfigError, match="a folder; expected a JSON TrainConfig"):  # it said "no such file"
+        parse_config(["train", "--config", str(tmp_path)])
     (tmp_path / "bad.json").write_text("[1]")
     with pytest.raises(ConfigError, match="expected an object"):
         parse_config(["train", "--config", str(tmp_path / "bad.json")])

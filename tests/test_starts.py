@@ -58,6 +58,8 @@ def test_starts_train_briefly_pick_on_validation_and_the_run_trains_from_the_win
     m = res.metrics
     assert m["start"] == choice["chosen"] and m["train_seconds"] >= m["starts_seconds"] > 0
     assert "start " in train_summary(res) and "on 2 starts" in train_summary(res)
+    tied = len({s["val_accuracy"] for s in choice["starts"]}) == 1  # the summary says how a tie was broken
+    assert ("a tie, so the lower final training loss chose" in train_summary(res)) == tied
 
     # A resumed run reuses the finished starts instead of training them again (here a run killed after its
     # last checkpoint, before it wrote its result; a finished run is not resumed).

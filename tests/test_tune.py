@@ -128,6 +128,8 @@ def test_a_choice_outside_an_art_literal_is_refused(tmp_path):
         load_space("art", f)
     with pytest.raises(ConfigError, match="no such file|does not exist"):
         load_space("art", tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="space file .* is a folder; expected a YAML or JSON file"):
+        load_space("art", tmp_path)
     with pytest.raises(ConfigError, match="trains nothing"):
         method_space("base")
 

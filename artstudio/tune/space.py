@@ -302,7 +302,8 @@ def load_space(method: str, path: str | Path | None) -> SearchSpace:
 def read_space_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"space file {path} does not exist; expected a YAML or JSON object: "
+        raise ConfigError(f"space file {path} {'is a folder' if path.is_dir() else 'does not exist'}; expected a YAML "
+                          "or JSON file holding an object: "
                           "parameter -> {low, high, log} or {choices: [...]}")
     text = path.read_text(encoding="utf-8")
     try:

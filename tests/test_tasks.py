@@ -115,6 +115,18 @@ def test_make_task_is_seeded_and_test_prompts_are_not_training_prompts(tmp_path)
     assert card["name"] == "reverse-json" and card["n_train"] == 300 and card["metric"] == "json"
 
 
+def test_a_task_made_with_no_training_rows_is_a_folder_to_score_on(tmp_path):
+    """n_train 0 wrote an empty train.jsonl, and `train` then said only "the file has no rows"."""
+    from artstudio.errors import DataError
+    from artstudio.training import TrainConfig, train
+
+    make_task("max-bracket", tmp_path / "t", n_train=300, n_test=5)
+    folder = make_task("max-bracket", tmp_path / "t", n_train=0, n_test=5, overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["card.json", "test.jsonl"]  # the earlier train.jsonl went too
+    with pytest.raises(DataError, match="has no train.jsonl"):
+        train(TrainConfig(data=str(folder), out=str(tmp_path / "run")), progress=False)
+
+
 def test_picture_tasks_write_their_images(tmp_path):
     folder = make_task("read-digit", tmp_path / "r", n_train=4, n_test=2)
     row = json.loads((folder / "test.jsonl").read_text().splitlines()[0])

@@ -90,6 +90,8 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
         test.append(ex)
     texts, images = {}, {}
     for split, rows in (("train", train), ("test", test)):
+        if not rows:  # n_train 0: a folder to score on only. An empty train.jsonl made `train` say "no rows";
+            continue  # without one it says the folder has no train.jsonl
         lines = []
         for i, (prompt, answer, image) in enumerate(rows):
             row = {"id": f"{split}-{i}", "prompt": prompt, "answer": answer}
@@ -110,6 +112,8 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
         image.save(out / rel)
     for file, text in texts.items():
         atomic_write_text(out / file, text)
+    if not train:
+        (out / "train.jsonl").unlink(missing_ok=True)  # (check_free let only an earlier task's own through)
     atomic_write_text(out / "card.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return out
 

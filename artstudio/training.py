@@ -291,6 +291,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     config, start_choice = choose_start(replace(config, steps=saved_steps or config.steps), out, backbone, train_rows,
                                         card, progress=progress, should_stop=should_stop, on_start=on_start)
     config = replace(config, steps=requested.steps)
+    if start_choice is None and should_stop is not None and should_stop() and (out / "starts").is_dir() \
+            and not (out / "starts" / "choice.json").is_file():
+        return _stopped_during_starts(requested, out, card, train_rows, backbone, saved_run, processes)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     options = dict(config.method_options)
@@ -537,9 +540,31 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> d
                           f"{'; '.join(differ)}. Resume with the run's own options (leave them out: `artstudio train --resume "
                           f"--out {out}` takes them from {file}), or start a new run with another --out"
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
-    check_resume_steps(out, config.steps, saved.get("steps"), kept="; the run keeps the start it chose")
-    return {"steps": saved.get("steps"), "dtype": resolved.get("dtype") or saved.get("dtype"),
+    # Starts are a fraction of the run's steps: one chosen keeps its length; while none is chosen (a run stopped
+    # during its starts) they are trained for the new --steps (they kept the old ones, "keeping" no start).
+    chosen = (out / "starts" / "choice.json").is_file()
+    check_resume_steps(out, config.steps, saved.get("steps"), kept="; the run keeps the start it chose" if chosen
+                       else "; its starts (none was chosen yet) are trained for these steps")
+    return {"steps": saved.get("steps") if chosen else None, "dtype": resolved.get("dtype") or saved.get("dtype"),
             "processes": resolved.get("processes")}
+
+
+def _stopped_during_starts(config: TrainConfig, out: Path, card: dict, train_rows, backbone, saved_run,
+                           processes) -> TrainResult:
+    """A run asked to stop (the app's Stop) while it trained its starts keeps no canvas: none was chosen to go
+    on from. It used to go on to its main loop, stop there at step 0 and keep the untrained grey canvas as
+    its checkpoint and artwork, which a resume then trained on in place of the start it chose. Now only its
+    options are written (so `--resume` knows them), with the starts that finished under starts/."""
+    if processes.is_main:
+        resolved = {"task": card, "train_digest": rows_digest(train_rows), "model_family": backbone.family,
+                    "processes": _segments((saved_run or {}).get("processes"), processes.world),
+                    "dtype": dtype_name(backbone.dtype)}
+        atomic_write_text(out / "config.json", json.dumps(asdict(config) | {"resolved": resolved}, indent=2,
+                                                          default=json_default) + "\n")
+    log.warning("%s stopped during its starts, before one was chosen: no canvas is kept; --resume keeps the starts "
+                "that finished and trains the rest", out)
+    return TrainResult(out=out, method=None, metrics={"steps": 0, "stopped": True, "stopped_during_starts": True},
+                       history=[], main=processes.is_main)
 
 
 def _segments(before: int | list | None, now: int) -> int | list[int]:

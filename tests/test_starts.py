@@ -228,9 +228,19 @@ def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(q
     res = train(_config(task, tmp_path / "run"), backbone=qwen35, progress=False, should_stop=lambda: next(asked))
     assert res.metrics["stopped"] and res.metrics["steps"] == 0 and "start" not in res.metrics
     assert json.loads((tmp_path / "run" / "starts" / "0-gray" / "result.json").read_text())["stopped"]
-    again = train(_config(task, tmp_path / "run", resume=True), backbone=qwen35, progress=False)
-    assert again.metrics["steps"] == 10 and "start" in again.metrics
-    assert json.loads((tmp_path / "run" / "starts" / "0-gray" / "result.json").read_text())["steps"] == 2
+    # No canvas was chosen, so none is kept: it used to keep the untrained grey one as a step-0 checkpoint
+    # and artwork, and a resume loaded that checkpoint over the start it then chose.
+    assert res.metrics["stopped_during_starts"]
+    kept = sorted(p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith("."))
+    assert kept == ["config.json", "starts", "task"] or kept == ["config.json", "starts"], kept
+    # A resume with other --steps trains the starts for them (none was chosen): 20 % of 15 steps is 3, not 2.
+    again = train(replace(_config(task, tmp_path / "run", resume=True), steps=15), backbone=qwen35, progress=False)
+    assert again.metrics["steps"] == 15 and "start" in again.metrics
+    assert json.loads((tmp_path / "run" / "starts" / "0-gray" / "result.json").read_text())["steps"] == 3
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["resolved"]["init"].endswith("artwork.png")  # the run went on from the start it chose
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history if "loss" in h] == list(range(1, 16))
 
 
 def test_several_noise_starts_each_keep_their_own_score(qwen35, task, tmp_path):

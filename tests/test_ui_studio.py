@@ -211,3 +211,14 @@ def test_use_in_train_needs_a_finished_study(studio):
         studio.tune_train_values("")
     with pytest.raises(ArtStudioError, match="no best.json yet"):
         studio.tune_train_values("never-ran")
+
+
+def test_a_job_stopped_during_its_starts_does_not_claim_a_checkpoint():
+    """The Jobs page said "the last checkpoint is kept" of a run stopped while it tried its starts, which kept none."""
+    from ui.jobs import Job, stopped_phase
+
+    during = Job(id=1, kind="train", title="t", work=lambda job: None,
+                 result={"metrics": {"steps": 0, "stopped": True, "stopped_during_starts": True}})
+    assert "no canvas is kept yet" in stopped_phase(during) and "checkpoint" not in stopped_phase(during)
+    later = Job(id=2, kind="train", title="t", work=lambda job: None, result={"metrics": {"steps": 40, "stopped": True}})
+    assert stopped_phase(later) == "stopped; the last checkpoint is kept"

@@ -216,7 +216,7 @@ class JobQueue:
         try:
             job.result = job.work(job) or {}
             job.status = STOPPED if job.stop_requested() else DONE
-            job.phase = "stopped; the last checkpoint is kept" if job.status == STOPPED else "finished"
+            job.phase = stopped_phase(job) if job.status == STOPPED else "finished"
         except ArtStudioError as err:
             job.status, job.phase, job.message = FAILED, "failed", str(err)
         except Exception as err:  # a bug: keep the worker alive, put the details in the log
@@ -225,3 +225,12 @@ class JobQueue:
             job.message = f"unexpected error ({type(err).__name__}: {err}); the server log has the details"
         finally:
             job.finished = time.time()
+
+
+def stopped_phase(job: Job) -> str:
+    """What a stopped job kept: a run stopped while it tried its starts has no canvas yet (it used to say a
+    checkpoint was kept, and keep an untrained grey one)."""
+    metrics = (job.result or {}).get("metrics") or {}
+    if metrics.get("stopped_during_starts"):
+        return "stopped while trying its starts: no canvas is kept yet; resuming keeps the starts that finished"
+    return "stopped; the last checkpoint is kept"

@@ -24,7 +24,7 @@ from artstudio.tasks import TASKS, list_tasks
 from artstudio.training import TrainConfig
 
 from .command import train_command
-from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job
+from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job, stopped_phase
 from .studio import APP_SNAPSHOT_EVERY, Studio
 from .widgets import action, dataclass_form, duration, field_input, friendly, keep_page, progress_html
 
@@ -376,7 +376,7 @@ def _log_text(job: Job) -> str:
     elif job.status == RUNNING and not job.done:
         lines.append(job.phase)
     elif job.status in (DONE, STOPPED, FAILED, CANCELLED):
-        lines.append({DONE: "finished", STOPPED: "stopped; the last checkpoint is kept",
+        lines.append({DONE: "finished", STOPPED: stopped_phase(job),
                       FAILED: f"failed: {job.message}", CANCELLED: "cancelled before it started"}[job.status])
     return "\n".join(lines)
 

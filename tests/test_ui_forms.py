@@ -175,6 +175,17 @@ def test_names_that_look_like_paths_are_refused_not_rewritten(studio, name):
     assert studio.jobs.jobs() == [] and list(studio.runs.iterdir()) == []
 
 
+def test_a_typed_name_too_long_is_refused_not_cut():
+    """A 300-character artwork name was saved cut to 80 characters without a word."""
+    from artstudio.errors import ArtStudioError
+    from artstudio.ui.files import safe_name
+
+    assert safe_name("x" * 80, "artwork name") == "x" * 80
+    with pytest.raises(ArtStudioError, match="the artwork name is 300 characters long; keep it to 80"):
+        safe_name("x" * 300, "artwork name")
+    assert len(safe_name("y" * 300, "file name", derived=True)) == 80  # a name the app derives is only cleaned
+
+
 def test_harmless_names_are_still_tidied(studio):
     from artstudio.ui.files import safe_name
 
@@ -237,3 +248,11 @@ def test_result_tables_keep_their_words_whole():
     rules = rules[:rules.index("}")]
     assert "white-space:nowrap" in rules and "word-break:keep-all" in rules and "overflow-wrap:normal" in rules
     assert ".as-results table {display:block; max-width:100%; overflow-x:auto;}" in CSS  # too wide: it scrolls
+
+
+@pytest.mark.parametrize("steps", ["-1", "0"])
+def test_a_comparison_with_bad_numbers_is_refused_before_it_is_queued(studio, steps):
+    """The Compare tab queued steps -1, which then failed as a job ("queued" and "Failed" at once)."""
+    with pytest.raises(ConfigError, match=f"--steps is {steps}; expected at least 1"):
+        studio.start_compare({"methods": "art", "tasks": "add-json", "steps": steps, "seeds": "0"})
+    assert studio.jobs.jobs() == []

@@ -29,6 +29,9 @@ class PathRefused(ArtStudioError):
     """A request named a file outside the app's configured folders."""
 
 
+NAME_MAX = 80
+
+
 def safe_name(name: str, what: str = "name", *, derived: bool = False) -> str:
     """A file-system-safe version of a name a user typed ('My run 1' -> 'My-run-1').
 
@@ -37,9 +40,11 @@ def safe_name(name: str, what: str = "name", *, derived: bool = False) -> str:
     names the app derives itself (an uploaded file's stem, a task's name), which are only cleaned."""
     text = (name or "").strip()
     if not derived and ("/" in text or "\\" in text or ".." in text):
-        raise PathRefused(f"the {what} {text!r} looks like a path ('/', '\\' or '..'); a {what} is a plain "
-                             "name inside the app's folder: use letters, digits, '-', '_' or '.'")
-    cleaned = _NAME_CHARS.sub("-", text).strip("-.")[:80]
+        raise PathRefused(f"the {what} {text!r} looks like a path (a slash, a backslash or '..'); it must be a "
+                          "plain name inside the app's folder: use letters, digits, '-', '_' or '.'")
+    if not derived and len(text) > NAME_MAX:  # it was cut to 80 characters without a word
+        raise ArtStudioError(f"the {what} is {len(text)} characters long; keep it to {NAME_MAX}")
+    cleaned = _NAME_CHARS.sub("-", text).strip("-.")[:NAME_MAX]
     if not cleaned:
         raise ArtStudioError(f"the {what} {name!r} is empty once unsafe characters are removed; "
                              "use letters, digits, '-', '_' or '.'")

@@ -565,6 +565,9 @@ class Studio:
         for k in ("lr_grid", "device", "dtype"):
             config[k] = config.get(k) or None
         compare_config = CompareConfig(**coerce_numbers(CompareConfig, config))
+        from artstudio.comparison.config import check_config
+
+        check_config(compare_config, methods)  # steps -1 was queued, then failed (Train refuses before queuing)
         seeds = parse_seeds(compare_config.seeds)
         if self.jobs.busy_with(out):
             raise ConfigError(f"a comparison named {name!r} is already queued or running")

@@ -75,7 +75,10 @@ def _task_text(name: str | None) -> str:
     card = TASKS.get(name or "")
     if card is None:
         return ""
-    return f"**{card.name}** · {html.escape(card.description)}  \n<small>metric: {card.metric} · {card.n_train} training / {card.n_test} test prompts</small>"
+    # Escaped outside code spans only: inside one Markdown shows `Answer: &lt;value&gt;` as it is written.
+    parts = card.description.split("`")
+    text = "`".join(part if i % 2 else html.escape(part) for i, part in enumerate(parts))
+    return f"**{card.name}** · {text}  \n<small>metric: {card.metric} · {card.n_train} training / {card.n_test} test prompts</small>"
 
 
 def _method_text(method: str) -> str:

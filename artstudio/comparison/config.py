@@ -116,7 +116,8 @@ def _coerce(config: CompareConfig | None, overrides: dict) -> CompareConfig:
     return CompareConfig(**values)
 
 
-def _check(config: CompareConfig, methods: list[str]) -> None:
+def check_config(config: CompareConfig, methods: list[str]) -> None:
+    """Refuse a comparison's options by name before anything runs (the harness, and the app before it queues one)."""
     available = method_names()
     missing = [m for m in methods if m not in available]
     if missing:

@@ -26,7 +26,7 @@ from ..methods import build_method, get_method, method_config, method_names
 from ..objectives.sft import compute_loss
 from ..progress import progress_bar
 from ..training import TrainConfig, train
-from .config import CompareConfig, _check, _coerce, parse_list, parse_lr_grid, parse_seeds
+from .config import CompareConfig, check_config, _coerce, parse_list, parse_lr_grid, parse_seeds
 from .guard import BackboneGuard
 from .memory import PeakMemory
 from .results import ResultsTable, _mean
@@ -173,7 +173,7 @@ def resolved_options(method: str, options: dict) -> dict:
 def _train_config(config: CompareConfig, cell: Cell, run_dir: Path) -> TrainConfig:
     return TrainConfig(out=str(run_dir), data=str(cell.data or cell.task.folder), eval_data=str(cell.eval_file or cell.task.eval_file),
                        model=config.model, method=cell.method, method_options=cell.options, objective=config.objective,
-                       grpo=dict(config.grpo),  # empty for SFT: _check refuses GRPO options there
+                       grpo=dict(config.grpo),  # empty for SFT: check_config refuses GRPO options there
                        steps=cell.steps, batch_size=config.batch_size, lr=cell.lr, seed=0 if cell.seed is None else cell.seed,
                        eval_every=0, checkpoint_every=0, snapshot_every=0, device=config.device, dtype=config.dtype,
                        diagnose=cell.phase != "grid",  # a grid run only ranks learning rates
@@ -297,7 +297,7 @@ class _Comparison:
         self.collecting = collecting  # after worker processes: this pass collects their runs
         self.methods = parse_list(config.methods)
         self.seeds = parse_seeds(config.seeds)
-        _check(config, self.methods)
+        check_config(config, self.methods)
         for method in self.methods:  # unknown or ill-typed options, before any folder
             method_config(method, _method_options(config, method))
         self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)

@@ -147,6 +147,14 @@ def test_generate_prints_the_output_as_named(tmp_path, monkeypatch, capsys):
     assert main(["hyper", "generate", "t2l", "--description", said, "-o", "out/adapter"]) == 0
     assert capsys.readouterr().out.strip() == "out/adapter"
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
+    # The export names its hypernetwork by its place in the package, never this machine's absolute path.
+    assert main(["hyper", "generate", "--description", said, "-o", "out/art.png"]) == 0
+    from artstudio.artwork import read_artwork
+
+    record = json.loads((tmp_path / "out" / "adapter" / "artstudio.json").read_text())
+    png = read_artwork(tmp_path / "out" / "art.png").metadata.extra
+    assert png["hypernetwork"]["source"] == "artstudio/models/hyper/t2c"
+    assert "artstudio/models/hyper/t2l" in json.dumps(record) and str(ROOT) not in json.dumps(record)
 
 
 # --- the examples ------------------------------------------------------------------------------------

@@ -141,9 +141,20 @@ class HyperGenerator:
         check_free(out, overwrite)
         t0 = time.perf_counter()
         g = self.generated(description)
-        path = self.hyper.export(self.backbone, g, out, description, source=str(self.folder), name=name)
+        path = self.hyper.export(self.backbone, g, out, description, source=source_name(self.folder), name=name)
         self.last_seconds = time.perf_counter() - t0
         return Path(path)
+
+
+def source_name(folder: str | Path) -> str:
+    """How an export names the hypernetwork that made it: a shipped one by its place in the package
+    (`artstudio/models/hyper/t2c`), another by its folder's name, never an absolute path of this machine
+    (an artwork is shared; its metadata leaked `/home/...` paths)."""
+    package = Path(__file__).resolve().parents[1]
+    path = Path(folder).expanduser().resolve()
+    if path.is_relative_to(package):
+        return (Path(package.name) / path.relative_to(package)).as_posix()
+    return path.name
 
 
 def hyper_generate(config: HyperGenerateConfig, *, backbone=None) -> Path:

@@ -474,6 +474,8 @@ def test_a_rerun_with_other_options_is_refused_unless_overwrite(model, tmp_path,
     with pytest.raises(ConfigError, match=r"holds a comparison with another recipe: --steps 3 \(it has 2\).*--overwrite"):
         C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", steps=3))
     assert (tmp_path / "results" / "results.csv").read_bytes() == table
+    with pytest.raises(ConfigError, match=r"--lr-grid 'auto' \(it has none\)"):  # it printed None
+        C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", lr_grid="auto"))
     with caplog.at_level(logging.WARNING, logger="artstudio.compare"):
         C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", steps=3, overwrite=True))
     assert "held a comparison with other options (--steps 3 (it has 2))" in caplog.text

@@ -129,7 +129,10 @@ def _check_same_comparison(record: Path, config: CompareConfig) -> None:
         return
     now = json.loads(json.dumps(asdict(config), default=json_default))
     keys = [k for k in now if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
-    changed = [f"--{k.replace('_', '-')} {now[k]!r} (it has {before[k]!r})" for k in keys]
+    def said(value, none: str) -> str:  # an option left out is said so, not printed as Python's None
+        return none if value is None else repr(value)
+
+    changed = [f"--{k.replace('_', '-')} {said(now[k], 'left out')} (it has {said(before[k], 'none')})" for k in keys]
     # Other seeds, methods or tasks grow (or narrow) the same comparison: its cells mean what they meant. Another
     # recipe (steps, batch, rates, evaluation, model, options) makes every cell another experiment.
     recipe = [c for k, c in zip(keys, changed) if k not in ("seeds", "methods", "tasks")]

@@ -569,6 +569,9 @@ def compare(config: CompareConfig | None = None, progress: Callable[[dict], None
         if made and out.is_dir() and not any(out.glob("*/*/cell.json")):
             shutil.rmtree(out, ignore_errors=True)
         raise
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say how to go on (it printed only "interrupted")
+        log.warning("compare stopped: the finished cells in %s are kept; run the same command again to go on", out)
+        raise
 
 
 def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,

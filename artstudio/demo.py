@@ -59,8 +59,9 @@ def run_demo(task_name: str = DEMO_TASK, steps: int = DEMO_STEPS, *, model: str 
     """Evaluate base and grey canvas, train ART, export the artwork; return the numbers."""
     from artstudio.backbone import DEFAULT_MODEL, load_backbone
 
+    if model is None:  # the shipped model only: another --model is checked by load_backbone, with its message
+        _require_model(DEFAULT_MODEL)
     model = model or DEFAULT_MODEL
-    _require_model(model)
     from artstudio.cli import table
     from artstudio.data import load_jsonl
     from artstudio.evaluation import evaluate

@@ -23,3 +23,12 @@ def test_demo_trains_exports_and_reports(tmp_path, capsys):
     assert all(0.0 <= out[k] <= 1.0 for k in ("base", "grey", "art"))
     shown = capsys.readouterr().out
     assert "base model (no picture)" in shown and "ART canvas" in shown
+
+
+def test_a_missing_model_folder_is_named_as_train_names_it(tmp_path, capsys):
+    """`demo --model /nonexistent` said "studio-tiny is missing ... rebuild it"."""
+    from artstudio.demo import main
+
+    assert main(["--model", str(tmp_path / "nonexistent"), "--steps", "5", "--no-app"]) == 2
+    err = capsys.readouterr().err
+    assert f"model folder {tmp_path / 'nonexistent'} does not exist" in err and "studio-tiny is missing" not in err

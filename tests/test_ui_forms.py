@@ -256,3 +256,11 @@ def test_a_comparison_with_bad_numbers_is_refused_before_it_is_queued(studio, st
     with pytest.raises(ConfigError, match=f"--steps is {steps}; expected at least 1"):
         studio.start_compare({"methods": "art", "tasks": "add-json", "steps": steps, "seeds": "0"})
     assert studio.jobs.jobs() == []
+
+
+def test_a_grpo_box_that_is_not_json_shows_a_grpo_example(studio):
+    """The GRPO box's error showed a method option ({"canvas_size": 96}) as its example."""
+    with pytest.raises(ConfigError, match=r'GRPO options are not valid JSON .*\{"reward": "numeric", "group_size": 4\}'):
+        studio.train_config(form(objective="grpo", grpo="not json"))
+    with pytest.raises(ConfigError, match=r'method options are not valid JSON .*\{"canvas_size": 96\}'):
+        studio.train_config(form(method_options="not json"))

@@ -195,6 +195,7 @@ def test_a_stopped_study_keeps_its_finished_trials(studio):
     ({"task": ""}, "choose a task"),
     ({"method": "base"}, "trains nothing"),
     ({"trials": 0}, "trials must be at least 1"),
+    ({"trial_steps": -3}, "--trial-steps is -3; expected at least 1"),  # it said "steps and trial_steps"
     ({"proxy": 2}, "0 < proxy <= 1"),
     ({"val_size": "many"}, "val size is 'many'; expected a whole number"),
     ({"model": "elsewhere/model"}, "not one this app serves"),

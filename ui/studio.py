@@ -120,7 +120,7 @@ class Studio:
         config["out"] = str(run_dir)
         config["model"] = self.model_source(values.get("model"))
         config["method_options"] = _json_dict(values.get("method_options"), "method options")
-        config["grpo"] = _json_dict(values.get("grpo"), "GRPO options")
+        config["grpo"] = _json_dict(values.get("grpo"), "GRPO options", '{"reward": "numeric", "group_size": 4}')
         canvas = parse_number(values.get("canvas_size"), "canvas size", int)
         if canvas is not None and get_method(config.get("method") or "art").takes_canvas_size():
             config["method_options"].setdefault("canvas_size", canvas)
@@ -735,7 +735,7 @@ class Studio:
         return values, lost
 
 
-def _json_dict(value: Any, what: str) -> dict:
+def _json_dict(value: Any, what: str, example: str = '{"canvas_size": 96}') -> dict:
     if isinstance(value, dict):
         return dict(value)
     text = (value or "").strip()
@@ -745,9 +745,9 @@ def _json_dict(value: Any, what: str) -> dict:
         parsed = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{what} are not valid JSON ({err.msg} at column {err.colno}); "
-                          'expected an object like {"canvas_size": 96}') from None
+                          f"expected an object like {example}") from None
     if not isinstance(parsed, dict):
-        raise ConfigError(f'{what} must be a JSON object like {{"canvas_size": 96}}, not a {type(parsed).__name__}')
+        raise ConfigError(f"{what} must be a JSON object like {example}, not a {type(parsed).__name__}")
     return parsed
 
 

@@ -178,10 +178,10 @@ def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
         raise ConfigError(f"proxy is the fraction of training rows each trial uses: 0 < proxy <= 1, got {config.proxy}")
     if not 0 < config.val_fraction < 1:
         raise ConfigError(f"val_fraction must be in (0, 1), got {config.val_fraction}; trials are never scored on test")
-    if config.steps < 1 or (config.trial_steps is not None and config.trial_steps < 1):
-        raise ConfigError("steps and trial_steps must be at least 1")
-    if config.startup < 1 or config.candidates < 1:
-        raise ConfigError("startup and candidates must be at least 1")
+    for name in ("steps", "trial_steps", "startup", "candidates"):  # each named (it said "steps and trial_steps")
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} is {value}; expected at least 1")
     if not config.data:
         raise ConfigError("no training data: pass --data with a JSONL file, a task folder or a built-in task name")
     return config

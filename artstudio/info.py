@@ -30,6 +30,10 @@ def gather_info(artwork: str | None, model: str | None) -> dict[str, Any]:
     art = None
     if artwork is not None and (Path(artwork).expanduser() / EXPORT_META_FILE).is_file():
         info["export"] = export_info(Path(artwork).expanduser())
+    elif artwork is not None and Path(artwork).is_file() and (Path(artwork).parent / EXPORT_META_FILE).is_file():
+        # `info adapter/adapter_config.json` said "expected a complete PNG image"
+        raise ArtworkError(f"{artwork} is a file of the exported adapter {Path(artwork).parent}; "
+                           f"pass the folder: artstudio info {Path(artwork).parent}")
     elif artwork is not None:
         art = read_artwork(artwork)
         info["artwork"] = {"path": str(art.path), "width": art.image.width, "height": art.image.height,

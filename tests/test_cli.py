@@ -576,6 +576,9 @@ def test_info_on_a_generated_adapter_shows_its_description(tmp_path, capsys):
     assert main(["info", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "Two digits; reply with their sum." in out and "the t2l hypernetwork models/hyper/t2l" in out
+    (folder / "adapter_config.json").write_text("{}")  # a file inside it: "expected a complete PNG image" before
+    assert main(["info", str(folder / "adapter_config.json")]) == 2
+    assert f"pass the folder: artstudio info {folder}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [

@@ -534,11 +534,12 @@ def _infer(config) -> int:
             else:
                 print(json.dumps(req, ensure_ascii=False, indent=None if len(requests) > 1 else 2))
         return 0
-    answers = run_infer(config)
+    examples = infer_examples(config)  # once: a built-in task is written out to read its test split
+    answers = run_infer(config, examples)
     if config.prompt is not None:
         print(answers[0])
     else:
-        for ex, answer in zip(infer_examples(config), answers):
+        for ex, answer in zip(examples, answers):
             print(json.dumps({"id": ex.id, "prompt": ex.prompt, "prediction": answer}, ensure_ascii=False))
     return 0
 

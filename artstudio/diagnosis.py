@@ -100,21 +100,22 @@ def _diagnose(losses, paints, starts, train_accuracy, train_n) -> Diagnosis | No
         return None
     w, start, before, tail = windows
     # The rules were read off 300-step runs; on a short run a flat stretch may only be a slow start.
-    n = len([v for v in losses if v is not None])
+    values = [v for v in losses if v is not None]
+    n = len(values)
     short = (f" This run had only {n} steps (the rules behind this verdict come from 300-step runs): try more "
              "--steps first." if n < SHORT_RUN else "")
     # On a short run two flat fifths may be a few noisy steps of a curve still falling: a 30-step LoRA run
     # from 10.9 to 5.6 was called stuck, and reached 94 % at 100 steps. There the plateau must span the
     # fifth before those two as well.
-    values = [v for v in losses if v is not None]
-    earlier = sum(values[-3 * w:-2 * w]) / len(values[-3 * w:-2 * w])
+    third = values[-3 * w:-2 * w]
+    earlier = sum(third) / len(third)
     still_learning = n < SHORT_RUN and not _flat(earlier, tail)
-    if _is_stuck(before, tail) and not still_learning:
+    if _is_stuck(before, tail):
+        if still_learning:
+            return Diagnosis("unfinished", f"the loss fell from {start:.2f} to {tail:.2f} in only {n} steps, by "
+                                           f"{(earlier - tail) / earlier:.0%} over its last three fifths, and is still "
+                                           "high: the run is unfinished; more --steps should help.")
         return Diagnosis("stuck", _stuck_text(w, start, tail, paints, starts) + short)
-    if still_learning and _is_stuck(before, tail):  # (what used to be called stuck)
-        return Diagnosis("unfinished", f"the loss fell from {start:.2f} to {tail:.2f} in only {n} steps, by "
-                                       f"{(earlier - tail) / earlier:.0%} over its last three fifths, and is still high: "
-                                       "the run is unfinished; more --steps should help.")
     if train_accuracy is None or train_accuracy >= FITS:
         return None
     fits = f"the run answers {train_accuracy:.1%} of {train_n} of its own training rows"

@@ -116,11 +116,12 @@ def requests_for(config: InferConfig, examples: list[Example]) -> list[dict]:
                          image=ex.image) for ex in examples]
 
 
-def run_infer(config: InferConfig) -> list[str]:
-    """Answers to the prompts of `config` (greedy unless `temperature` > 0)."""
+def run_infer(config: InferConfig, examples: list[Example] | None = None) -> list[str]:
+    """Answers to the prompts of `config` (greedy unless `temperature` > 0); `examples` are its prompts where
+    the caller already read them (`infer_examples`)."""
     from .methods import artwork_or_base
 
-    examples = infer_examples(config)
+    examples = infer_examples(config) if examples is None else examples
     if config.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens {config.max_new_tokens}: expected 1 or more")
     if config.temperature < 0:

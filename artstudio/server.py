@@ -50,7 +50,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ from fastapi import Request  # a module-level name: FastAPI resolves the routes'
 
 from .errors import ArtStudioError, ConfigError
 from .network import check_port, is_loopback
+from .options import check_kinds
 from .prompts import ROW_OVERHEAD_TOKENS, tokens_over_budget
 
 log = logging.getLogger("artstudio.server")
@@ -88,10 +89,6 @@ class ServeConfig:
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
     def check(self) -> None:
-        from dataclasses import fields
-
-        from .options import check_kinds
-
         if isinstance(self.artwork, str):  # ServeConfig(artwork="mb=art.png") was read letter by letter
             self.artwork = [self.artwork]
         check_kinds(ServeConfig, {f.name: getattr(self, f.name) for f in fields(self)}, what="serve")

@@ -55,6 +55,10 @@ def _run_said_it() -> Iterator[None]:
     finally:
         training_log.removeFilter(quiet)
 
+class StartsStopped(Exception):
+    """`should_stop` asked a run to stop while it trained its starts: none was chosen to go on from."""
+
+
 STARTS_FOLDER = "starts"
 VAL_MIN, VAL_MAX = 16, 64  # rows of the validation split (a tenth of the training rows within these)
 
@@ -221,7 +225,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
                 raise
             Processes.from_env().barrier()  # in a multi-process run the main process writes the results
             if res.metrics.get("stopped"):
-                return config, None  # asked to stop: the run stops before its first step, resumable
+                raise StartsStopped  # asked to stop: no start is chosen; a resume keeps the finished ones
         metrics = _finished(sub_out, steps)
         history = read_history(sub_out)
         losses = [h["loss"] for h in history if h.get("loss") is not None]

@@ -40,7 +40,7 @@ from .errors import ArtStudioError, ConfigError, DataError, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
-from .starts import choose_start
+from .starts import StartsStopped, choose_start
 from .checkpoint import check_resume_steps, key_differences, lr_lambda, option_differences, resume, save_checkpoint, shown
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
@@ -288,12 +288,18 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         for cb in callbacks or []:
             cb({"phase": "start", **event})
 
-    config, start_choice = choose_start(replace(config, steps=saved_steps or config.steps), out, backbone, train_rows,
-                                        card, progress=progress, should_stop=should_stop, on_start=on_start)
+    def resolved(**more) -> dict:  # what config.json records beside the options asked for
+        return {"task": card, "train_digest": rows_digest(train_rows), "model_family": backbone.family,
+                "processes": _segments((saved_run or {}).get("processes"), processes.world),
+                "dtype": dtype_name(backbone.dtype)} | more
+
+    try:
+        config, start_choice = choose_start(replace(config, steps=saved_steps or config.steps), out, backbone,
+                                            train_rows, card, progress=progress, should_stop=should_stop,
+                                            on_start=on_start)
+    except StartsStopped:
+        return _stopped_during_starts(requested, out, resolved(), processes)
     config = replace(config, steps=requested.steps)
-    if start_choice is None and should_stop is not None and should_stop() and (out / "starts").is_dir() \
-            and not (out / "starts" / "choice.json").is_file():
-        return _stopped_during_starts(requested, out, card, train_rows, backbone, saved_run, processes)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     options = dict(config.method_options)
@@ -330,13 +336,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         group.setdefault("initial_lr", lr)
     # Built after a resume so the schedule continues at the checkpoint's step.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
-    saved = asdict(requested) | {"resolved": {"lr": lr, "metric": metric, "task": card, "train_digest": rows_digest(train_rows),
-                                           "trainable_params": method.num_trainable(),
-                                           "model_family": backbone.family,
-                                           "processes": _segments((saved_run or {}).get("processes"), processes.world),
-                                           "dtype": dtype_name(backbone.dtype),
-                                           **({"starts": start_choice, "init": config.method_options["init"]}
-                                              if start_choice else {})}}
+    saved = asdict(requested) | {"resolved": resolved(lr=lr, metric=metric, trainable_params=method.num_trainable(),
+                                                      **({"starts": start_choice, "init": config.method_options["init"]}
+                                                         if start_choice else {}))}
     if main:
         atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=json_default) + "\n")
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -549,16 +551,12 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> d
             "processes": resolved.get("processes")}
 
 
-def _stopped_during_starts(config: TrainConfig, out: Path, card: dict, train_rows, backbone, saved_run,
-                           processes) -> TrainResult:
+def _stopped_during_starts(config: TrainConfig, out: Path, resolved: dict, processes) -> TrainResult:
     """A run asked to stop (the app's Stop) while it trained its starts keeps no canvas: none was chosen to go
     on from. It used to go on to its main loop, stop there at step 0 and keep the untrained grey canvas as
     its checkpoint and artwork, which a resume then trained on in place of the start it chose. Now only its
     options are written (so `--resume` knows them), with the starts that finished under starts/."""
     if processes.is_main:
-        resolved = {"task": card, "train_digest": rows_digest(train_rows), "model_family": backbone.family,
-                    "processes": _segments((saved_run or {}).get("processes"), processes.world),
-                    "dtype": dtype_name(backbone.dtype)}
         atomic_write_text(out / "config.json", json.dumps(asdict(config) | {"resolved": resolved}, indent=2,
                                                           default=json_default) + "\n")
     log.warning("%s stopped during its starts, before one was chosen: no canvas is kept; --resume keeps the starts "

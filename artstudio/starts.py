@@ -60,6 +60,7 @@ class StartsStopped(Exception):
 
 
 STARTS_FOLDER = "starts"
+CHOICE_FILE = "choice.json"  # in STARTS_FOLDER: which start won, and every start's validation score
 VAL_MIN, VAL_MAX = 16, 64  # rows of the validation split (a tenth of the training rows within these)
 
 
@@ -236,7 +237,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     best = max(results, key=lambda r: (r["val_accuracy"] or 0.0, -(r["final_loss"] if r["final_loss"] is not None else math.inf)))
     choice = {"chosen": best["start"], "by": "validation accuracy, then final training loss", "val_rows": len(val_rows),
               "starts": results}
-    atomic_write_text(folder / "choice.json", json.dumps(choice, indent=2) + "\n")
+    atomic_write_text(folder / CHOICE_FILE, json.dumps(choice, indent=2) + "\n")
     log.info("start %s chosen (validation accuracy %s)", best["start"], best["val_accuracy"])
     options = dict(config.method_options or {}) | {"init": str(Path(best["folder"]) / "artwork.png")}
     return replace(config, method_options=options), choice

@@ -40,7 +40,7 @@ from .errors import ArtStudioError, ConfigError, DataError, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
-from .starts import StartsStopped, choose_start
+from .starts import CHOICE_FILE, STARTS_FOLDER, StartsStopped, choose_start
 from .checkpoint import check_resume_steps, key_differences, lr_lambda, option_differences, resume, save_checkpoint, shown
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
@@ -544,7 +544,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> d
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
     # Starts are a fraction of the run's steps: one chosen keeps its length; while none is chosen (a run stopped
     # during its starts) they are trained for the new --steps (they kept the old ones, "keeping" no start).
-    chosen = (out / "starts" / "choice.json").is_file()
+    chosen = (out / STARTS_FOLDER / CHOICE_FILE).is_file()
     check_resume_steps(out, config.steps, saved.get("steps"), kept="; the run keeps the start it chose" if chosen
                        else "; its starts (none was chosen yet) are trained for these steps")
     return {"steps": saved.get("steps") if chosen else None, "dtype": resolved.get("dtype") or saved.get("dtype"),
@@ -576,7 +576,7 @@ def _segments(before: int | list | None, now: int) -> int | list[int]:
 
 # What a run writes in its folder: --overwrite removes exactly these, never anything else a folder holds.
 RUN_OUTPUTS = ("config.json", "metrics.jsonl", "result.json", "artwork.png", "checkpoint", "snapshots", "final",
-               "eval", "starts")
+               "eval", STARTS_FOLDER)
 
 
 @contextmanager

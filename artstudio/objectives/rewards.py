@@ -253,11 +253,7 @@ def portable(spec: Any) -> Any:
         return f"{Path(target).expanduser().resolve()}:{attr}"
     if spec in _REGISTRY or spec.startswith("format:") or not ("+" in spec or "*" in spec):
         return spec
-    terms = []
-    for term in spec.split("+"):
-        name, star, weight = term.strip().rpartition("*")
-        terms.append(f"{portable(name)}*{weight}" if star else portable(term.strip()))
-    return "+".join(terms)
+    return "+".join(portable(name) + (f"*{weight}" if weight is not None else "") for name, weight, _ in _terms(spec))
 
 
 def _names_file(spec: str) -> bool:
@@ -266,20 +262,25 @@ def _names_file(spec: str) -> bool:
     return bool(colon and target) and attr.isidentifier() and Path(target).expanduser().is_file()
 
 
-def _parse_sum(spec: str) -> dict[str, float]:
-    weights: dict[str, float] = {}
+def _terms(spec: str) -> list[tuple[str, str | None, str]]:
+    """The terms of a reward sum 'numeric*0.8+format*0.2': (name, weight as written or None, the term)."""
+    out = []
     for term in spec.split("+"):
         name, star, weight = term.strip().rpartition("*")
-        if not star:
-            name, weight = weight, "1"
-        name = name.strip()
+        out.append((name.strip(), weight, term.strip()) if star else (term.strip(), None, term.strip()))
+    return out
+
+
+def _parse_sum(spec: str) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for name, weight, term in _terms(spec):
         try:
-            w = float(weight)
+            w = float("1" if weight is None else weight)
         except ValueError:
-            raise ConfigError(f"reward term {term.strip()!r} in {spec!r} has no numeric weight; "
+            raise ConfigError(f"reward term {term!r} in {spec!r} has no numeric weight; "
                               "write sums like 'numeric*0.8+format*0.2'") from None
         if not name:
-            raise ConfigError(f"reward term {term.strip()!r} in {spec!r} has no reward name; "
+            raise ConfigError(f"reward term {term!r} in {spec!r} has no reward name; "
                               "write sums like 'numeric*0.8+format*0.2'")
         weights[name] = weights.get(name, 0.0) + w
     return weights

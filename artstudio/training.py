@@ -366,10 +366,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     step = start
     stopped = False
     shard = {"processes": processes} if processes.world > 1 else {}  # each process's share of a batch
-    interrupt = _StepInterrupt(enabled=processes.world == 1)
+    interrupt = _StepInterrupt()
     with gradient_checkpointing(method.model, config.gradient_checkpointing), interrupt:
         while step < config.steps:
-            if interrupt.requested:
+            if interrupt.heard(processes):
                 break
             if should_stop is not None and should_stop():
                 stopped = True
@@ -423,8 +423,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if interrupt.requested:  # Ctrl-C or SIGTERM: the step under way finished, so the checkpoint holds whole steps
         said = interrupt.verb
         if config.checkpoint_every and step > start:
-            save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
-            log.warning("%s after step %d of %s; checkpoint saved: --resume continues from it", said, step, out)
+            if main:
+                save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
+            processes.barrier()  # no process leaves (and has its launcher stop the others) before it is saved
+            if main:
+                log.warning("%s after step %d of %s; checkpoint saved: --resume continues from it", said, step, out)
         elif not config.checkpoint_every:  # a start of a run, or --checkpoint-every 0
             # (a start, a comparison's cell, a tuning trial: their verbs resume by running the same command again)
             log.warning("%s after step %d of %s, which keeps no checkpoint: it trains again from its first "
@@ -683,8 +686,9 @@ def _settle_replaced(out: Path, outputs: tuple[str, ...]) -> None:
 
 class _StepInterrupt:
     """Ctrl-C or SIGTERM during the step loop: the first lets the step under way finish (a checkpoint then holds
-    whole steps, and --resume continues bit for bit); a second stops at once. Only in a one-process run's main
-    thread: the app stops its runs through `should_stop`, and several processes must stop on the same step."""
+    whole steps, and --resume continues bit for bit); a second stops at once. Only in a process's main thread:
+    the app stops its runs through `should_stop`. Several processes (torchrun, accelerate: the launcher passes
+    the signal on to each) agree before each step, so they all stop after the same one."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -697,6 +701,16 @@ class _StepInterrupt:
         if self.requested:
             raise self.exception()
         self.requested = signum
+
+    def heard(self, processes: Processes) -> bool:
+        """Whether to stop before the next step: this process heard a signal, or (several processes) any did.
+        Every process then holds the same signal, SIGTERM where any heard it."""
+        if processes.world == 1:
+            return self.requested is not None
+        total = processes.sum({None: 0.0, signal.SIGTERM: 1000.0}.get(self.requested, 1.0) if self.enabled else 0.0)
+        if total:
+            self.requested = signal.SIGTERM if total >= 1000 else (self.requested or signal.SIGINT)
+        return bool(total)
 
     def exception(self) -> KeyboardInterrupt:
         return Terminated() if self.requested == signal.SIGTERM else KeyboardInterrupt()

@@ -71,6 +71,49 @@ def test_two_processes_train_the_canvas_of_one(tiny_model_dir, tmp_path):
     assert json.loads((tmp_path / "two" / "config.json").read_text())["resolved"]["processes"] == [2, 1]
 
 
+def test_sigterm_to_torchrun_stops_every_process_after_one_step_with_a_checkpoint(tiny_model_dir, tmp_path):
+    """A scheduler's SIGTERM to torchrun (which passes it on to each process) killed the processes mid-step:
+    `--resume` went back to the last periodic checkpoint. Now they agree to stop after the same step, the
+    main process saves a checkpoint there, and a resume continues from it."""
+    import signal
+    import time
+
+    from artstudio.checkpoint import checkpoint_step
+
+    model = tiny_model_dir("qwen3_5")
+    write_jsonl(tmp_path / "task" / "train.jsonl", ROWS[:16])
+    args = ["train", "--model", model, "--data", str(tmp_path / "task"), "--steps", "400", "--batch-size", "4",
+            "--canvas-size", "64", "--checkpoint-every", "1000", "--snapshot-every", "0", "--starts", "1",
+            "--eval-data", str(tmp_path / "task" / "train.jsonl"), "--out", str(tmp_path / "run")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", str(29700 + os.getpid() % 200)]
+    proc = subprocess.Popen(launcher + ["-m", "artstudio", *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "terminated (SIGTERM) after step" in err and "checkpoint saved" in err, err[-3000:]
+    saved = checkpoint_step(tmp_path / "run" / "checkpoint")
+    def steps() -> list[int]:
+        return [json.loads(line)["step"] for line in metrics.read_text().splitlines() if "loss" in json.loads(line)]
+
+    assert 3 <= saved < 400 and steps()[-1] == saved  # the checkpoint holds every step the run recorded
+    assert not (tmp_path / "run" / "artwork.png").exists()
+
+    again = _run(["train", "--resume", "--out", str(tmp_path / "run"), "--steps", str(saved + 2)], 2, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert checkpoint_step(tmp_path / "run" / "checkpoint") == saved + 2
+    assert steps() == list(range(1, saved + 3))  # went on from the saved step: none twice, none missing
+
+
 def test_a_refused_run_folder_stops_every_process(tiny_model_dir, tmp_path):
     """The main process owns the folder; when it refuses (a run is there), no process hangs."""
     model = tiny_model_dir("qwen3_5")

@@ -77,8 +77,10 @@ def starts_of(config) -> tuple[int | None, float]:
     defaults = cls()
     opts = config.method_options or {}
     k = opts.get("starts", defaults.starts)
-    if k is None and opts.get("init") is not None:
-        k = 1  # the user named the start (`--init runs/sft/artwork.png`): train from it, try no others
+    if k is None and str(opts.get("init", defaults.init)).strip().lower() not in (defaults.init, "grey"):
+        # The user named the start (`--init runs/sft/artwork.png`): train from it, try no others. `--init gray`
+        # is the default's own start (a tuned configuration names it): the run keeps its default starts.
+        k = 1
     return (None if k is None else int(k)), float(opts.get("start_steps", defaults.start_steps))
 
 

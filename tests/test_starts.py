@@ -273,3 +273,7 @@ def test_a_named_init_is_the_run_s_one_start(qwen35, task, tmp_path):
     assert starts_of(config)[0] == 1
     assert starts_of(TrainConfig(data=str(task), method_options={"init": "noise", "starts": 2}))[0] == 2
     assert starts_of(TrainConfig(data=str(task)))[0] is None  # the default decides by whether T2C fits
+    # `init: gray` is the default's own start (a tuned configuration's best.json names it): it used to train one
+    # start where the same run without it raced two, so a tuned run was measured against a two-start default.
+    assert starts_of(TrainConfig(data=str(task), method_options={"init": "gray"}))[0] is None
+    assert starts_of(TrainConfig(data=str(task), method_options={"init": " Grey"}))[0] is None

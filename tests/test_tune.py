@@ -648,3 +648,19 @@ def test_a_final_run_stopped_part_way_goes_on_from_its_checkpoint_when_the_comma
     steps = [json.loads(line)["step"] for line in (best / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == [1, 2, 3, 4, 5, 6], steps  # went on from step 3, nothing trained twice
+
+
+def test_a_tuned_configuration_that_loses_to_the_default_on_test_is_said_so():
+    """The summary showed 'default on test 94.0 %, best on test 87.5 %' and left the user to notice that the
+    tuned configuration was worse (tuned ART on reverse-json, docs/tune.md)."""
+    from artstudio.tune.study import TuneResult, final_verdict
+
+    worse = {"default": {"accuracy": 0.94}, "best": {"accuracy": 0.875}}
+    said = final_verdict(worse)
+    assert "scored below the default on test (87.5% against 94.0%)" in said and "Keep the default" in said
+    assert "the same as the default" in final_verdict({"default": {"accuracy": 1.0}, "best": {"accuracy": 1.0}})
+    assert final_verdict({"default": {"accuracy": 0.9}, "best": {"accuracy": 0.95}}) is None
+    assert final_verdict(None) is None and final_verdict({"default": {"accuracy": None}, "best": {}}) is None
+    result = TuneResult(out=Path("runs/t"), study_name="s", storage="sqlite:///s.db", best_params={"lr": 0.1},
+                        best_value=0.9, n_complete=3, best_config={"out": "runs/t/tuned"}, final=worse)
+    assert "verdict" in result.summary() and "Keep the default" in result.summary()

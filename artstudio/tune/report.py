@@ -168,6 +168,10 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
         if d is not None and b is not None and d < 1:
             lines += ["", f"Relative test-error reduction: {((1 - d) - (1 - b)) / (1 - d):+.1%} "
                           f"(error {1 - d:.1%} → {1 - b:.1%})."]
+        from .study import final_verdict
+
+        if (said := final_verdict(final)) is not None:
+            lines += ["", f"**{said[0].upper()}{said[1:]}.**"]
     if imp:
         lines += ["", "## Parameter importance", "", "| parameter | importance |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in imp.items()]

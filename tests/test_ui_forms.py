@@ -84,6 +84,31 @@ def test_the_command_panel_shows_the_refusal_instead_of_a_command(studio):
     assert tab.preview(**form()).startswith("artstudio train")
 
 
+def test_a_reload_restores_a_form_ready_for_the_next_thing_to_do(studio):
+    """A reload restored 'resume' ticked from a failed run beside an emptied run name, so the next new run was
+    sent with --resume and refused; a stopped run came back without its name, though the Jobs page says to
+    resume it with the same name."""
+    import gradio as gr
+
+    from artstudio.ui.jobs import DONE, FAILED, STOPPED, Job
+    from artstudio.ui.train_tab import build_train_tab
+
+    with gr.Blocks():
+        tab = build_train_tab(studio, gr.State(""))
+    ids = [getattr(c, "elem_id", None) for c in tab.form]
+
+    def restored(status: str) -> dict:
+        studio.jobs._jobs[:] = [Job(id=1, kind="train", title="t", work=lambda job: None, status=status, owner="me",
+                                    form=form(run="mine", resume=True, steps=40))]
+        values = tab.restore("me")
+        return {i.removeprefix("as-train-"): v for i, v in zip(ids, values) if i and i.startswith("as-train-")}
+
+    assert restored(STOPPED)["run"] == "mine" and restored(STOPPED)["resume"] is True
+    for status in (DONE, FAILED):
+        assert restored(status)["run"] == "" and restored(status)["resume"] is False
+    assert restored(DONE)["steps"] == 40
+
+
 def test_good_numbers_still_start_and_copy_the_upload(studio, upload):
     config, run = studio.train_config(form(source="upload", run="good"), str(upload))
     assert run == "good" and config.steps == 10 and config.data == str(studio.runs / "good" / "data")

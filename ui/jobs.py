@@ -227,10 +227,14 @@ class JobQueue:
             job.finished = time.time()
 
 
+def stopped_during_starts(job: Job) -> bool:
+    """Whether a training was stopped while it tried its starts, before one was chosen (no canvas kept)."""
+    return bool(((job.result or {}).get("metrics") or {}).get("stopped_during_starts"))
+
+
 def stopped_phase(job: Job) -> str:
     """What a stopped job kept: a run stopped while it tried its starts has no canvas yet (it used to say a
     checkpoint was kept, and keep an untrained grey one)."""
-    metrics = (job.result or {}).get("metrics") or {}
-    if metrics.get("stopped_during_starts"):
+    if stopped_during_starts(job):
         return "stopped while trying its starts: no canvas is kept yet; resuming keeps the starts that finished"
     return "stopped; the last checkpoint is kept"

@@ -24,7 +24,7 @@ from artstudio.tasks import TASKS, list_tasks
 from artstudio.training import TrainConfig
 
 from .command import train_command
-from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job, stopped_phase
+from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job, stopped_during_starts, stopped_phase
 from .studio import APP_SNAPSHOT_EVERY, Studio
 from .widgets import action, dataclass_form, duration, field_input, friendly, keep_page, progress_html
 
@@ -255,10 +255,13 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         job = studio.jobs.latest_of("train", client_id)
         if job is None or not job.form:
             return (gr.skip(),) * (len(form_names) + 1)
-        values = [job.form.get(n, gr.skip()) for n in form_names]
-        if not job.active:  # a finished run's name is taken; the next one needs a new name
-            values[form_names.index("run")] = ""
-        return (*values, preview(**{n: job.form.get(n) for n in form_names if n in job.form}))
+        form = dict(job.form)
+        if job.status == STOPPED:  # the next thing to do is to go on: its name, with resume ticked
+            form["resume"] = True
+        elif not job.active:  # a finished or failed run's name is taken; the next one is a new run
+            form |= {"run": "", "resume": False}
+        values = [form.get(n, gr.skip()) for n in form_names]
+        return (*values, preview(**{n: form.get(n) for n in form_names if n in form}))
 
     def fill(values: dict):
         """The form (`form` outputs) set to `values`, by field name, and the command line it makes."""
@@ -297,7 +300,8 @@ def _header(studio: Studio, job: Job) -> str:
     if job.status == DONE:
         return progress_html(1, "Finished", f"{steps} in {duration(job.elapsed())}", "done")
     if job.status == STOPPED:
-        return progress_html(job.fraction, "Stopped, checkpoint kept", steps, "stopped")
+        kept = "no canvas kept yet" if stopped_during_starts(job) else "checkpoint kept"
+        return progress_html(job.fraction, f"Stopped, {kept}", steps, "stopped")
     if job.status == FAILED:
         return progress_html(job.fraction, "Failed", job.message[:160], "failed")
     if job.status == CANCELLED:

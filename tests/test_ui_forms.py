@@ -290,3 +290,32 @@ def test_a_grpo_box_that_is_not_json_shows_a_grpo_example(studio):
         studio.train_config(form(objective="grpo", grpo="not json"))
     with pytest.raises(ConfigError, match=r'method options are not valid JSON .*\{"canvas_size": 96\}'):
         studio.train_config(form(method_options="not json"))
+
+
+def test_a_failed_job_says_why_without_the_machine_s_paths(studio):
+    """A job's failure (a refused resume) showed `/home/me/app/runs/sa-stop` on the pages, where every other
+    message shows `runs/sa-stop`."""
+    from artstudio.errors import ConfigError
+
+    def work(job):
+        raise ConfigError(f"--resume continues the run in {studio.runs / 'sa-stop'}; these differ: --data")
+
+    job = studio.jobs.wait(studio.jobs.submit("train", "t", work).id)
+    assert job.status == "failed" and job.message == "--resume continues the run in runs/sa-stop; these differ: --data"
+
+
+def test_an_error_shown_on_the_page_keeps_its_angle_brackets(monkeypatch):
+    """Describe's empty-box message ended at "like [": the toast (HTML) and the inline message (Markdown) both
+    swallowed "<value>]" as a tag."""
+    from artstudio.errors import ConfigError
+    from artstudio.ui import widgets
+
+    toasts = []
+    monkeypatch.setattr(widgets.gr, "Warning", lambda message, **kw: toasts.append(message))
+
+    def refuse(_):
+        raise ConfigError("describe the task first, e.g. 'Reply with their sum, like [<value>].' (`Answer: <n>`)")
+
+    out = widgets.keep_page(refuse, 2, inline=1)("")
+    assert toasts == ["describe the task first, e.g. 'Reply with their sum, like [&lt;value&gt;].' (`Answer: &lt;n&gt;`)"]
+    assert out[1] == "⚠ describe the task first, e.g. 'Reply with their sum, like [&lt;value&gt;].' (`Answer: <n>`)"

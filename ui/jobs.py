@@ -213,16 +213,18 @@ class JobQueue:
 
     @staticmethod
     def _run(job: Job) -> None:
+        from .widgets import clean_message  # a failed job's message is shown on the pages: no machine paths
+
         try:
             job.result = job.work(job) or {}
             job.status = STOPPED if job.stop_requested() else DONE
             job.phase = stopped_phase(job) if job.status == STOPPED else "finished"
         except ArtStudioError as err:
-            job.status, job.phase, job.message = FAILED, "failed", str(err)
+            job.status, job.phase, job.message = FAILED, "failed", clean_message(str(err))
         except Exception as err:  # a bug: keep the worker alive, put the details in the log
             log.exception("job %d (%s) crashed", job.id, job.title)
             job.status, job.phase = FAILED, "failed"
-            job.message = f"unexpected error ({type(err).__name__}: {err}); the server log has the details"
+            job.message = clean_message(f"unexpected error ({type(err).__name__}: {err}); the server log has the details")
         finally:
             job.finished = time.time()
 

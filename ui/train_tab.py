@@ -9,7 +9,6 @@ finished ART run can be saved to the gallery with a name and a description.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from artstudio.training import TrainConfig
 from .command import train_command
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job, stopped_during_starts, stopped_phase
 from .studio import APP_SNAPSHOT_EVERY, Studio
-from .widgets import action, dataclass_form, duration, field_input, friendly, keep_page, progress_html
+from .widgets import action, dataclass_form, duration, field_input, friendly, keep_page, markdown_text, progress_html
 
 ADVANCED = ["metric", "grad_accum", "weight_decay", "warmup", "schedule", "eval_every", "eval_size",
             "checkpoint_every", "snapshot_every", "resume", "max_new_tokens", "device", "dtype",
@@ -75,10 +74,7 @@ def _task_text(name: str | None) -> str:
     card = TASKS.get(name or "")
     if card is None:
         return ""
-    # Escaped outside code spans only: inside one Markdown shows `Answer: &lt;value&gt;` as it is written.
-    parts = card.description.split("`")
-    text = "`".join(part if i % 2 else html.escape(part) for i, part in enumerate(parts))
-    return f"**{card.name}** · {text}  \n<small>metric: {card.metric} · {card.n_train} training / {card.n_test} test prompts</small>"
+    return f"**{card.name}** · {markdown_text(card.description)}  \n<small>metric: {card.metric} · {card.n_train} training / {card.n_test} test prompts</small>"
 
 
 def _method_text(method: str) -> str:

@@ -42,6 +42,13 @@ def clean_message(text: str) -> str:
     return _ABSOLUTE.sub(lambda m: m.group(1), text)
 
 
+def markdown_text(text: str) -> str:
+    """`text` for a Markdown output, shown as written: HTML escaped outside code spans only (inside one,
+    Markdown shows `Answer: &lt;value&gt;` as it is written)."""
+    parts = text.split("`")
+    return "`".join(part if i % 2 else html.escape(part, quote=False) for i, part in enumerate(parts))
+
+
 def friendly(fn: Callable) -> Callable:
     """Report user errors as a clear message (gr.Error), never a traceback nor a server path."""
     @functools.wraps(fn)
@@ -69,10 +76,11 @@ def keep_page(fn: Callable, n_outputs: int, inline: int | None = None) -> Callab
         try:
             return checked(*args, **kwargs)
         except gr.Error as err:
-            gr.Warning(err.message, title=err.title, duration=12)
+            # The toast renders HTML and the inline message Markdown: "like [<value>]" lost its "<value>]" to both.
+            gr.Warning(html.escape(err.message, quote=False), title=err.title, duration=12)
             out = [gr.skip()] * n_outputs
             if inline is not None:
-                out[inline] = f"⚠ {err.message}"
+                out[inline] = f"⚠ {markdown_text(err.message)}"
             return out[0] if n_outputs == 1 else tuple(out)
     return wrapper
 

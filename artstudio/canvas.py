@@ -183,6 +183,13 @@ def init_file_missing(spec: str) -> bool:
     return not Path(name).expanduser().is_file()
 
 
+def init_names_a_picture(spec) -> bool:
+    """Whether an init option names a picture (an image file, or a texture of one), not a made-up start
+    (gray, noise, a colour)."""
+    name = str(spec).strip()
+    return name.startswith(TEXTURE_PREFIX) or _names_a_file(name)
+
+
 def _names_a_file(name: str) -> bool:
     """An init option that is not a name or a colour names an image file when it has a slash or a suffix."""
     return "/" in name or "\\" in name or bool(Path(name).suffix)

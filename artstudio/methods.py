@@ -255,7 +255,7 @@ class ArtConfig:
     l2_weight: float = field(default=0.0, metadata={"help": "weight of the L2 distance to the initial image (keeps it recognisable)"})
     placement: Literal["first", "after-text"] = field(default="first", metadata={"help": "first (prefix-cacheable) or after-text"})
     seed: int | None = field(default=None, metadata={"help": "seed of the canvas initialisation (default: the run's --seed)"})
-    starts: int | None = field(default=None, metadata={"help": "canvases trained briefly from different starts (own init, the Text-to-Canvas artwork where one fits, noise); the best on a validation split carved from the training rows is trained for the run (artstudio/starts.py). Default: 1 when --init names a start other than gray, else 2 where a Text-to-Canvas start fits (studio-tiny, a task with a description), else 1"})
+    starts: int | None = field(default=None, metadata={"help": "canvases trained briefly from different starts (own init, the Text-to-Canvas artwork where one fits, noise); the best on a validation split carved from the training rows is trained for the run (artstudio/starts.py). Default: 1 when --init names a picture (an image file), else 2 where a Text-to-Canvas start fits (studio-tiny, a task with a description), else 1"})
     start_steps: float = field(default=0.15, metadata={"help": "with --starts > 1: fraction of the run's steps each start trains before the pick"})
 
 

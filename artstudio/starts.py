@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .atomic import atomic_write_text
+from .canvas import init_names_a_picture
 from .checkpoint import read_history
 from .data import split_validation, write_jsonl
 from .errors import ConfigError
@@ -77,9 +78,10 @@ def starts_of(config) -> tuple[int | None, float]:
     defaults = cls()
     opts = config.method_options or {}
     k = opts.get("starts", defaults.starts)
-    if k is None and str(opts.get("init", defaults.init)).strip().lower() not in (defaults.init, "grey"):
-        # The user named the start (`--init runs/sft/artwork.png`): train from it, try no others. `--init gray`
-        # is the default's own start (a tuned configuration names it): the run keeps its default starts.
+    if k is None and init_names_a_picture(opts.get("init", defaults.init)):
+        # The user named a picture to start from (`--init runs/sft/artwork.png`): train from it, try no others.
+        # A made-up start (gray, noise, a colour; a tuned configuration names one) is the run's own start and
+        # keeps the default starts: with one, tune compared a one-start tuned run against a two-start default.
         k = 1
     return (None if k is None else int(k)), float(opts.get("start_steps", defaults.start_steps))
 

@@ -269,11 +269,13 @@ def test_a_named_init_is_the_run_s_one_start(qwen35, task, tmp_path):
     """`--init runs/sft/artwork.png` (docs/grpo.md's SFT-then-GRPO chain) was raced against another start and lost."""
     from artstudio.starts import starts_of
 
-    config = TrainConfig(data=str(task), method_options={"init": "noise"})
-    assert starts_of(config)[0] == 1
-    assert starts_of(TrainConfig(data=str(task), method_options={"init": "noise", "starts": 2}))[0] == 2
+    picture = str(tmp_path / "sft" / "artwork.png")
+    assert starts_of(TrainConfig(data=str(task), method_options={"init": picture}))[0] == 1
+    assert starts_of(TrainConfig(data=str(task), method_options={"init": f"icon+texture:{picture}"}))[0] == 1
+    assert starts_of(TrainConfig(data=str(task), method_options={"init": picture, "starts": 2}))[0] == 2
     assert starts_of(TrainConfig(data=str(task)))[0] is None  # the default decides by whether T2C fits
-    # `init: gray` is the default's own start (a tuned configuration's best.json names it): it used to train one
-    # start where the same run without it raced two, so a tuned run was measured against a two-start default.
-    assert starts_of(TrainConfig(data=str(task), method_options={"init": "gray"}))[0] is None
-    assert starts_of(TrainConfig(data=str(task), method_options={"init": " Grey"}))[0] is None
+    # A made-up start (a tuned configuration's best.json names gray or noise) is the run's own first start: it
+    # used to train alone where the same run without it raced two, so tune measured a one-start tuned run
+    # against a two-start default.
+    for init in ("gray", " Grey", "noise", "red"):
+        assert starts_of(TrainConfig(data=str(task), method_options={"init": init}))[0] is None, init

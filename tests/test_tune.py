@@ -425,13 +425,16 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(mode
                                    + (tmp_path / "stderr.txt").read_text()[-2000:])
     before = {t.number: (t.params, t.value, (Path(t.user_attrs["run_dir"]) / "result.json").stat().st_mtime)
               for t in optuna.load_study(study_name="art-sum-tpe-seed0", storage=url).trials if t.state.name == "COMPLETE"}
-    time.sleep(3.5)  # past the grace period (3 heartbeats): the killed trial counts as stale
+    # Run again at once, within the heartbeat's grace period: the killed trial used to stay RUNNING (only a
+    # stale heartbeat failed it), so the study finished its count with new trials and never retried it. Its
+    # process is gone, which the resumed study checks.
     done = subprocess.run(args + ["2"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     study = optuna.load_study(study_name="art-sum-tpe-seed0", storage=url)
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == 4
-    assert states.count("FAIL") == 1  # the killed trial, failed by its missing heartbeat and retried
+    assert states.count("FAIL") == 1  # the killed trial, failed (its process is gone) and retried
+    assert "left running by a process that is gone" in done.stderr
     for number, (params, value, mtime) in before.items():
         t = study.trials[number]
         assert t.state.name == "COMPLETE" and t.params == params and t.value == value

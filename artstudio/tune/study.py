@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 import sys
@@ -537,6 +538,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     check_study_space(study, space, name, storage_at)
 
     def run_trial(trial) -> float:
+        trial.set_user_attr("process", _this_process())  # a resume tells a killed trial from a running one
         params = {n: suggest(trial, n, d) for n, d in dists.items()}
         train_over, options = space.apply(params)
         run_dir = out / "trials" / f"trial-{trial.number:04d}"
@@ -565,6 +567,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
             _retry_later(study, trial)
             raise
 
+    _fail_dead_trials(study)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     remaining = config.trials - done
     print(f"tune: {config.method} on {task_name} · sampler {config.sampler} · study {name!r} in {storage_at} · "
@@ -622,6 +625,56 @@ def _one_line(err: BaseException) -> str:
     text = str(err).strip()
     first = text.splitlines()[0] if text else ""
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def _this_process() -> str:
+    """'HOST:PID' of this process, recorded on each trial it runs."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _fail_dead_trials(study) -> None:
+    """Fail, and queue again, the trials left running by a process of this machine that is gone (SIGKILL).
+
+    Optuna's heartbeat fails a killed trial only once its heartbeat is stale (3 heartbeats, 90 s by default):
+    a study run again at once finished its count with new trials and left the killed one RUNNING, its
+    configuration never tried. A trial of another machine, or of a process still alive, is left to the
+    heartbeat."""
+    import copy
+    import socket
+
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    storage = study._storage
+    callback = storage.get_heartbeat_stale_trial_callback() if hasattr(storage, "get_heartbeat_stale_trial_callback") else None
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner, _, pid = str(trial.user_attrs.get("process", "")).rpartition(":")
+        if owner != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:  # another process failed it first
+            continue
+        log.warning("tune: trial %d was left running by a process that is gone (killed?); its configuration "
+                    "runs again", trial.number)
+        if callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _retry_later(study, trial) -> None:

@@ -18,7 +18,7 @@ from .methods import check_method
 from .generation import GenerationConfig, generate
 from .errors import ConfigError
 from .atomic import atomic_write_text, check_free
-from .scoring import Metric, score
+from .scoring import Metric, check_references, score
 
 EVAL_FILES = ("predictions.jsonl", "metrics.json")  # what an evaluation writes into its folder
 
@@ -54,6 +54,7 @@ def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern:
     evaluated: model, canvas, adapter, data) goes into `out_dir`'s metrics.json beside the scores."""
     check_method(method)
     examples = as_examples(examples, needs_answers=True)
+    check_references(metric, examples, "the evaluation rows", pattern)  # before any answer is generated
     cfg = GenerationConfig(max_new_tokens=max_new_tokens or answer_budget(method.backbone, examples),
                            batch_size=batch_size)
     start = time.perf_counter()

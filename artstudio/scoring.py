@@ -20,7 +20,7 @@ import re
 from functools import lru_cache
 from typing import Any, Callable, Literal, Sequence, get_args
 
-from .errors import ConfigError, DataError
+from .errors import ArtStudioError, ConfigError, DataError
 
 NUMBER_TOLERANCE = 1e-6
 
@@ -140,6 +140,26 @@ METRICS: dict[str, Callable[[str, str, str | None], bool]] = {
 # The metric names as a type, so every config's `metric` field offers exactly these choices.
 Metric = Literal["exact", "numeric", "regex", "json"]
 assert set(get_args(Metric)) == set(METRICS)
+
+
+def check_references(metric: str, examples, where: str, pattern: str | None = None) -> None:
+    """Refuse reference answers that `metric` cannot score (an answer 'S' under numeric), before anything trains
+    or generates: a run used to train all its steps and then fail at its evaluation, keeping no result.
+    Rows with an empty answer are skipped (GRPO rows may have none); `where` names the rows in the error."""
+    if metric == "regex" and pattern is not None:
+        compile_pattern(pattern)
+        return
+    check = {"numeric": reference_number, "json": parse_reference_json, "regex": compile_pattern}.get(metric)
+    if check is None:
+        return
+    for ex in examples:
+        if ex.answer is None or not ex.answer.strip():
+            continue
+        try:
+            check(ex.answer)
+        except ArtStudioError as err:
+            row = ex.source or f"{where}, row {ex.id}"
+            raise type(err)(f"{row}: {err}") from None
 
 
 def score(metric: str, prediction: str, answer: str, *, pattern: str | None = None) -> bool:

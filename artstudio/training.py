@@ -49,7 +49,7 @@ from .objectives.rewards import portable as portable_reward
 from .progress import progress_bar
 from .prompts import check_row_lengths
 from .options import check_kinds, field_names, from_dict
-from .scoring import Metric
+from .scoring import Metric, check_references
 
 log = logging.getLogger("artstudio.train")
 
@@ -271,6 +271,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         log.warning("--batch-size %d is larger than the %d training rows: each batch holds every row once",
                     config.batch_size, len(train_rows))
     metric = config.metric or card.get("metric") or "exact"
+    # Answers the metric cannot score fail here, not after training (the starts' validation and the fit check
+    # score training rows with it too).
+    check_references(metric, eval_rows or [], f"--eval-data {config.eval_data}" if config.eval_data
+                     else f"the test split of {config.data}")
+    check_references(metric, train_rows, f"--data {config.data}")
     if backbone is None:
         # A resume keeps the frozen model's dtype (a run begun under `accelerate --mixed_precision bf16`, or on
         # a GPU's bf16 default, resumed in fp32 without a word); --dtype or the launcher may name it again.
@@ -535,8 +540,13 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> d
             return []
         return [f"--dtype {value} (the run's frozen model ran in {ran or 'the device default'})"]
 
+    def scored_by(value: Any, was: Any) -> list[str]:  # SFT: the metric only scores; GRPO: it picks the reward
+        if value is None or value == was or config.objective == "sft":
+            return []
+        return [f"--metric {value} (the run has {was!r}; under GRPO it chooses the default reward)"]
+
     differ = option_differences(now, saved, RESUME_MAY_CHANGE, {
-        "data": data_rows, "lr": rate, "dtype": dtype,
+        "data": data_rows, "lr": rate, "dtype": dtype, "metric": scored_by,
         "method_options": lambda value, was: key_differences(lambda key: f"method option {key}", value, was),
         "grpo": lambda value, was: key_differences(lambda key: "--grpo-" + key.replace("_", "-"), value, was)})
     if differ:

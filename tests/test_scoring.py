@@ -100,3 +100,20 @@ def test_a_bad_regex_names_its_source():
         compile_pattern("[")
     with pytest.raises(ConfigError, match="invalid regular expression '\\['.*; fix the --foo option$"):
         compile_pattern("[", "the --foo option")
+
+
+def test_reference_answers_are_checked_against_the_metric_before_use():
+    from artstudio.data import Example
+    from artstudio.scoring import check_references
+
+    rows = [Example(prompt="x", answer="12", source="t.jsonl:1"), Example(prompt="y", answer="", source="t.jsonl:2"),
+            Example(prompt="z", answer="S", source="t.jsonl:3")]
+    with pytest.raises(DataError, match=r"^t\.jsonl:3: reference answer 'S' is not a number"):
+        check_references("numeric", rows, "the rows")
+    check_references("numeric", rows[:2], "the rows")  # numbers pass; an empty (GRPO) answer is skipped
+    check_references("exact", rows, "the rows")
+    with pytest.raises(DataError, match=r"^the rows, row 0: reference answer 'S' is not valid JSON"):
+        check_references("json", [Example(prompt="x", answer="S", id="0")], "the rows")
+    with pytest.raises(ConfigError, match="invalid regular expression"):
+        check_references("regex", [Example(prompt="x", answer="(")], "the rows")
+    check_references("regex", [Example(prompt="x", answer="(")], "the rows", pattern="[0-9]+")

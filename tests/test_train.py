@@ -123,6 +123,17 @@ def test_a_resume_keeps_the_frozen_models_dtype(tiny_model_dir, task_dir, tmp_pa
     assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["dtype"] == "bf16"
 
 
+def test_an_sft_resume_may_score_with_another_metric(qwen35, task_dir, tmp_path):
+    """The metric only scores an SFT run; a resume that named another one was refused as another run."""
+    common = dict(data=str(task_dir), batch_size=2, checkpoint_every=1, snapshot_every=0, out=str(tmp_path / "run"))
+    stops = iter([False, True])
+    train(TrainConfig(steps=3, metric="exact", **common), backbone=qwen35, progress=False,
+          should_stop=lambda: next(stops), canvas_size=64)
+    done = train(TrainConfig(steps=3, resume=True, metric="numeric", **common), backbone=qwen35, progress=False,
+                 canvas_size=64)
+    assert done.metrics["metric"] == "numeric" and done.metrics["steps"] == 3
+
+
 def test_resume_refuses_another_run_and_a_finished_one_but_may_train_longer(qwen35, task_dir, tmp_path):
     common = dict(data=str(task_dir), batch_size=2, checkpoint_every=2, snapshot_every=0, seed=3)
     out = tmp_path / "run"
@@ -186,6 +197,24 @@ def test_a_refused_run_leaves_no_folder_and_the_corrected_one_goes_through(qwen3
         train(TrainConfig(out=str(tmp_path / "mine"), data=str(tmp_path / "missing.jsonl"), steps=2), backbone=qwen35,
               progress=False)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_answers_the_metric_cannot_score_are_refused_before_training(qwen35, task_dir, tmp_path):
+    """`--metric json` on plain answers trained every step, then failed at the evaluation and kept no result;
+    resuming failed the same way and export found no final/. Now refused first, naming the row."""
+    letters = [Example(prompt=w, answer=w[0].upper()) for w in ("apple", "stone", "river", "cloud")]
+    write_jsonl(tmp_path / "fu" / "train.jsonl", letters)
+    write_jsonl(tmp_path / "fu" / "test.jsonl", letters[:2])
+    with pytest.raises(DataError, match=r"fu/test\.jsonl:1: reference answer 'A' is not a number"):
+        train(TrainConfig(out=str(tmp_path / "a"), data=str(tmp_path / "fu"), steps=2, batch_size=2, metric="numeric"),
+              backbone=qwen35, progress=False, canvas_size=64)
+    assert not (tmp_path / "a").exists()
+    # The training rows too: the starts' validation split and the fit check score them with the metric.
+    with pytest.raises(DataError, match=r"fu/train\.jsonl:1: reference answer 'A' is not a number"):
+        train(TrainConfig(out=str(tmp_path / "a"), data=str(tmp_path / "fu" / "train.jsonl"), steps=2, batch_size=2,
+                          metric="numeric", eval_data=str(task_dir / "test.jsonl")),
+              backbone=qwen35, progress=False, canvas_size=64)
+    assert not (tmp_path / "a").exists()
 
 
 def test_non_finite_loss_skips_step(qwen35, task_dir, tmp_path, monkeypatch, caplog):

@@ -178,8 +178,10 @@ class Method(torch.nn.Module):
         return method
 
     def export(self, path: str | Path, **metadata) -> Path:
-        """The deployable artefact. Default: safetensors + JSON config in a folder."""
-        return self.save(path)
+        """The deployable artefact (an artwork PNG, an adapter folder). A method with none (the frozen model
+        itself) refuses: its export was a folder that `info`, `infer` and `serve` all turned away."""
+        raise ConfigError(f"method {self.name!r} changes nothing in the frozen model, so it has nothing to export; "
+                          "the model needs no file to be served as it is (`artstudio eval --data ...` scores it)")
 
     def describe(self) -> dict:
         return {"method": self.name, "trainable_params": self.num_trainable(),

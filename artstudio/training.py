@@ -402,7 +402,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                     log.warning("step %d: non-finite gradient norm (%s); step skipped, parameters unchanged",
                                 step + 1, norm.item())
                     skipped = True
-            sched.step()
+            if params:  # a method that trains nothing (base, random-canvas) never steps its optimiser: torch warns
+                sched.step()
             step += 1
             record = {"step": step, "loss": None if skipped else total, "lr": sched.get_last_lr()[0],
                       "seconds_per_step": time.perf_counter() - ts, **stats}

@@ -247,8 +247,30 @@ def folder_hint(folder: Path) -> str | None:
         return (f"{folder} holds a run's trained weights, not an artwork; `artstudio export {run}` writes the run's "
                 "artwork PNG (an art run) or an adapter folder (lora, vera)")
     if (folder / "config.json").is_file() and (folder / "final").is_dir():
+        method = _run_method(folder)
+        if method is not None and not _paints(method):
+            return (f"{folder} is a {method} run, which has no artwork; `artstudio export {folder} -o {folder}-adapter/` "
+                    f"writes its adapter folder, which eval and infer take as --adapter {folder}-adapter")
         return f"{folder} is a run folder without an artwork; expected a PNG artwork file (`artstudio export {folder}` writes one for an art run)"
     return None
+
+
+def _paints(method: str) -> bool:
+    from .methods import get_method  # methods imports this module
+
+    try:
+        return get_method(method).paints()
+    except Exception:  # noqa: BLE001 - an unknown name in a hand-edited config: say what is known
+        return True
+
+
+def _run_method(folder: Path) -> str | None:
+    """The method a run folder's config.json names (art when it names none), None when unreadable."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(config.get("method") or "art") if isinstance(config, dict) else None
 
 
 def check_compatible(artwork: Artwork, backbone, *, allow_mismatch: bool = False) -> list[str]:

@@ -114,6 +114,16 @@ def test_a_folder_is_named_as_a_folder_with_what_to_pass(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtworkError, match=r"empty is a folder; expected a PNG artwork file$"):
         read_artwork(tmp_path / "empty")
+    # A LoRA run folder was pointed to `artstudio export` "for an art run": it has an adapter to export instead.
+    lora = tmp_path / "fu-lora"
+    (lora / "final").mkdir(parents=True)
+    (lora / "config.json").write_text(json.dumps({"method": "lora"}))
+    with pytest.raises(ArtworkError, match=r"fu-lora is a lora run, which has no artwork; `artstudio export .*fu-lora -o "
+                                           r".*fu-lora-adapter/` writes its adapter folder"):
+        read_artwork(lora)
+    (lora / "config.json").write_text(json.dumps({"method": "art"}))
+    with pytest.raises(ArtworkError, match=r"fu-lora is a run folder without an artwork"):
+        read_artwork(lora)
 
 
 def test_sizes_read_width_by_height_as_pictures_do(tmp_path):

@@ -159,6 +159,10 @@ def _string_init(spec: str, height: int, width: int, gen: torch.Generator, textu
         return _add_texture(icon, texture, gen)
     if Path(name).expanduser().is_file():
         return image_to_tensor(_fit(_open_image(name), height, width))
+    if Path(name).expanduser().is_dir():  # a run folder: it said "unknown canvas init" or "Is a directory"
+        picture = Path(name).expanduser() / "artwork.png"
+        raise ConfigError(f"canvas init {spec!r} is a folder; pass a picture file"
+                          + (f", such as its artwork: {picture}" if picture.is_file() else " (PNG, JPEG, ...)"))
     colour = _colour(name, height, width)
     if colour is not None:
         return colour

@@ -175,6 +175,14 @@ def test_state_dict_round_trip_reproduces_the_image(parametrization, tmp_path):
 def test_bad_inits_are_clear_errors(tmp_path):
     with pytest.raises(ArtStudioError, match="unknown canvas init 'blurple'.*#rrggbb"):
         Canvas(32, init="blurple")
+    # A run folder named as the init ("unknown canvas init", or "Is a directory" with a slash): its artwork, named.
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(ArtStudioError, match=r"is a folder; pass a picture file \(PNG"):
+        Canvas(32, init=str(run))
+    Image.new("RGB", (32, 32)).save(run / "artwork.png")
+    with pytest.raises(ArtStudioError, match=r"is a folder; pass a picture file, such as its artwork: .*run/artwork\.png"):
+        Canvas(32, init=str(run) + "/")
     missing = tmp_path / "missing.png"
     with pytest.raises(ArtStudioError, match=f"{missing}.*does not exist"):
         Canvas(32, init=str(missing))

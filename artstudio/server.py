@@ -737,7 +737,8 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
             meta = served.method.artwork.metadata
             data.append({"id": served.name, "object": "model", "created": created, "owned_by": "artstudio",
                          "root": models.base_name, "parent": models.base_name,
-                         "artwork": {"name": name, "path": served.path, "placement": served.method.placement,
+                         # the file's name: a client is not told where the server's files lie
+                         "artwork": {"name": name, "file": Path(served.path).name, "placement": served.method.placement,
                                      "task": meta.task if meta is not None else None}})
         return {"object": "list", "data": data}
 

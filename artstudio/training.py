@@ -625,7 +625,8 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
         existing = [name for name in outputs if (out / name).exists()]
         if existing and not (config.resume or config.overwrite):
             raise ConfigError(f"run folder {out} already holds a run ({', '.join(existing[:3])}); pass --resume to "
-                              "continue it, --overwrite to replace it, or choose another --out")
+                              "continue it, --overwrite to replace it (resume=True, overwrite=True in Python), or "
+                              "choose another --out")
         if config.resume and not existing:
             raise ConfigError(f"--resume: {out} holds no run to continue (no {outputs[0]}, no checkpoint); "
                               "leave out --resume to start a run there, or name the run's folder with --out")

@@ -81,6 +81,9 @@ def post(server, body, **kw) -> httpx.Response:
 def test_models_lists_base_and_artworks(client):
     ids = [m.id for m in client.models.list().data]
     assert ids == ["studio-tiny", "studio-tiny+max-bracket", "studio-tiny+add-json"]
+    # Each artwork by its file's name: the listing showed the server's absolute paths to any client.
+    listed = {m.id: m.model_extra.get("artwork") for m in client.models.list().data}
+    assert listed["studio-tiny+add-json"]["file"] == "add-json.png" and "path" not in listed["studio-tiny+add-json"]
 
 
 @pytest.mark.parametrize("task", ["max-bracket", "add-json"])

@@ -147,7 +147,12 @@ def _parse_row(file: Path, lineno: int, line: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as err:
-        raise DataError(f"{file}:{lineno}: invalid JSON ({err.msg}: column {err.colno}); {_ROW_HINT}") from None
+        hint = _ROW_HINT
+        if file.suffix.lower() in (".csv", ".tsv", ".json") and lineno == 1:
+            # A spreadsheet export or one JSON array: name the format read, not only the JSON error.
+            hint += (f"; {file.suffix} files are not read: rows are JSONL, one JSON object per line "
+                     "(pandas: df.to_json(path, orient='records', lines=True))")
+        raise DataError(f"{file}:{lineno}: invalid JSON ({err.msg}: column {err.colno}); {hint}") from None
     if not isinstance(row, dict):
         raise DataError(f"{file}:{lineno}: the row is a JSON {type(row).__name__}, not an object; {_ROW_HINT}")
     return row

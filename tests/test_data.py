@@ -208,6 +208,10 @@ def test_picture_and_row_shape_messages_say_what_is_wrong(tmp_path):
             load_jsonl(_write(tmp_path / f"d{k}.jsonl", [line]))
     with pytest.raises(DataError, match="takes the path of a JSONL file"):
         load_jsonl(5)
+    # A spreadsheet export: the JSON error alone did not say that CSV is not read.
+    (tmp_path / "rows.csv").write_text("prompt,answer\napple,A\n")
+    with pytest.raises(DataError, match=r"rows\.csv:1: invalid JSON .*\.csv files are not read: rows are JSONL"):
+        load_jsonl(tmp_path / "rows.csv")
 
 
 def test_rows_from_python_are_examples_dicts_or_prompt_strings():

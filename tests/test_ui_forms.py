@@ -58,6 +58,15 @@ def test_bad_numbers_are_refused_at_start_and_in_the_command_panel(studio, uploa
         studio.train_config(form(**values), preview=True)
 
 
+def test_a_canvas_size_the_model_cannot_take_is_refused_at_start(studio):
+    """Canvas size 95 was queued, and failed as a job."""
+    from artstudio.errors import CanvasSizeError
+
+    with pytest.raises(CanvasSizeError, match=r"multiple of 32.*Nearest valid sizes: 64×64 .*96×96"):
+        studio.start_training(form(run="odd", canvas_size="95"))
+    assert studio.jobs.jobs() == [] and not (studio.runs / "odd").exists()
+
+
 def test_whole_number_fields_refuse_a_fraction_instead_of_rounding_it(studio):
     """Gradio's precision=0 turned seed 1.5 into --seed 2 without a word."""
     import gradio as gr

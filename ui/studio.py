@@ -133,6 +133,10 @@ class Studio:
         train_config.check()
         if preview:
             return train_config, run
+        if canvas is not None and get_method(train_config.method).takes_canvas_size():
+            # A size the model cannot take (95) was queued and failed as a job; the model the job would load
+            # anyway says so here, with the nearest valid sizes.
+            self.backbone(train_config.model).geometry.check(canvas, canvas)
         # A double-click on Start: the run is there because it is running, and 'resume' is no advice for that.
         if self.jobs.busy_with(run_dir):
             raise ConfigError(f"run {run!r} is already queued or running; pick another name")

@@ -195,6 +195,16 @@ def test_bad_storages_get_clear_errors(tmp_path, url, message):
         open_storage(url.format(tmp=tmp_path))
 
 
+def test_a_storage_password_is_never_shown():
+    """A postgres storage that could not be opened echoed its URL, password included."""
+    from artstudio.tune.study import shown_url
+
+    with pytest.raises(ConfigError, match=r"'postgresql://me:\*\*\*@localhost:1/db' cannot be opened") as err:
+        open_storage("postgresql://me:s3cret@localhost:1/db")
+    assert "s3cret" not in str(err.value)
+    assert shown_url("sqlite:///runs/s.db") == "sqlite:///runs/s.db" and shown_url("not a url") == "not a url"
+
+
 def test_a_good_sqlite_storage_opens(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path / 'sub' / 'study.db'}", heartbeat=5)
     optuna.create_study(storage=storage, study_name="s")

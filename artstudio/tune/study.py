@@ -208,6 +208,17 @@ def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
     return config
 
 
+def shown_url(url: str) -> str:
+    """A storage URL as messages, the report and the summary show it: its password as ***."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL sqlalchemy reads: nothing to hide
+        return url
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
+
+
 def open_storage(url: str, heartbeat: int = 30):
     """An Optuna RDB storage with heartbeats (a killed trial is failed and retried); clear errors otherwise."""
     import optuna
@@ -217,7 +228,7 @@ def open_storage(url: str, heartbeat: int = 30):
 
     hint = "expected a database URL such as sqlite:///runs/tune/study.db (three slashes: a relative path; four: absolute)"
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"storage {url!r} is not a database URL; {hint}")
+        raise ConfigError(f"storage {shown_url(url)!r} is not a database URL; {hint}")
     if url.startswith("sqlite:"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if not path or path == ":memory:":
@@ -248,7 +259,7 @@ def open_storage(url: str, heartbeat: int = 30):
             if attempt + 1 < _CREATE_ATTEMPTS and _lost_creation_race(first):
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            raise ConfigError(f"storage {url!r} cannot be opened ({first}); {hint}") from None
+            raise ConfigError(f"storage {shown_url(url)!r} cannot be opened ({first}); {hint}") from None
 
 
 _CREATE_ATTEMPTS = 5
@@ -486,8 +497,9 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
 
     check_output_kind(config.out, "study.json")
     out = output_folder(config.out)
-    storage_at = study_storage(config.storage, out)
-    storage = open_storage(storage_at, config.heartbeat)
+    url = study_storage(config.storage, out)
+    storage = open_storage(url, config.heartbeat)
+    storage_at = shown_url(url)  # what messages and the report show
     claim_out(config, out, write=False)  # another study there is refused before the splits are written
     splits = prepare_splits(config, out)
     guard = BackboneGuard(lambda: load_backbone(config.model or DEFAULT_MODEL, dtype=config.dtype, device=config.device))

@@ -111,7 +111,8 @@ def test_space_file_narrows_extends_and_drops(tmp_path):
     ("batch_size: {choices: [0, 8]}", "outside what lora accepts"),
     ("bogus_key: null", "no such parameter"),
     ("lr: {low: 1e-3, hgh: 1e-2}", "unknown key"),
-    ("- just a list", "expected an object"),
+    ("- just a list", "expected an object.*got a list"),
+    ("", "expected an object.*got an empty file"),
     ("lr: [1e-3", "not valid YAML"),
 ])
 def test_bad_space_files_get_clear_errors(tmp_path, text, message):

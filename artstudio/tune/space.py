@@ -318,8 +318,9 @@ def read_space_file(path: str | Path) -> dict:
     except Exception as err:  # yaml.YAMLError: its message names the line
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"  # "got NoneType" for an empty file
         raise ConfigError(f"{path}: expected an object of parameters (name -> {{low, high}} or {{choices}}), "
-                          f"got {type(data).__name__}")
+                          f"got {got}")
     return data
 
 

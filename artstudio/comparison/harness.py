@@ -111,7 +111,7 @@ def _duration(seconds: float) -> str:
     return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
 
 
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
     """`1 task`, `2 tasks`."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
@@ -455,9 +455,9 @@ class _Comparison:
             return False
 
     def _announce(self, n_test: int, n_grid: int, n_pending: int, prior: tuple[float, float]) -> None:
-        msg = (f"compare: {_count(len(self.methods), 'method')} × {_count(len(self.tasks), 'task')} × "
-               f"{_count(len(self.seeds), 'seed')} = {_count(n_test, 'run')}"
-               + (f" + {_count(n_grid, 'lr-grid run')}" if n_grid else "")
+        msg = (f"compare: {count(len(self.methods), 'method')} × {count(len(self.tasks), 'task')} × "
+               f"{count(len(self.seeds), 'seed')} = {count(n_test, 'run')}"
+               + (f" + {count(n_grid, 'lr-grid run')}" if n_grid else "")
                + f", {n_pending} to do; estimated {_duration(self.remaining)} here"
                + (f" (probe: {prior[0]:.2f} s per training step at batch {self.config.batch_size}, "
                   f"{1000 * prior[1]:.0f} ms per scored example)" if n_pending else ""))
@@ -593,8 +593,8 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     atomic_write_text(spec, json.dumps(asdict(config), default=json_default) + "\n")
     claims = out / f"claims-{os.getpid()}-{time.time_ns()}"  # this launch's: an old launch's claims never block
     claims.mkdir()
-    threads = max(1, (os.cpu_count() or 1) // config.workers)
-    gpus = torch.cuda.device_count() if (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") else 0
+    threads = max(1, (os.cpucount() or 1) // config.workers)
+    gpus = torch.cuda.devicecount() if (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") else 0
     procs = []
     for k in range(config.workers):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))

@@ -132,6 +132,12 @@ def test_a_folder_of_other_files_is_refused_for_t2l_without_offering_overwrite(t
         hyper_generate(HyperGenerateConfig(description="Reply with their sum.", hyper="t2l", out=str(earlier)))
 
 
+def test_a_mistyped_hypernetwork_names_the_shipped_kinds(tmp_path, capsys):
+    """`hyper generate t2x` said only that the folder does not exist."""
+    assert main(["hyper", "generate", "t2x", "--description", "Reply with their sum.", "-o", str(tmp_path / "a.png")]) == 2
+    assert "a shipped one by its kind (t2c: paints an artwork, t2l: writes a LoRA adapter)" in capsys.readouterr().err
+
+
 def test_a_missing_description_names_the_option(tmp_path, no_loading, capsys):
     """`hyper generate -o x.png` said "the task description is empty" without naming --description."""
     assert main(["hyper", "generate", "-o", str(tmp_path / "x.png")]) == 2

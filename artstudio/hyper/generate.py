@@ -63,8 +63,9 @@ def resolve_hyper_folder(path: str | Path) -> Path:
     if (folder / "final" / "hyper.json").is_file():
         return folder / "final"
     if not folder.exists():
-        raise ConfigError(f"hypernetwork folder {folder} does not exist; pass a run folder of `artstudio hyper train` "
-                          f"or leave it out for the shipped one ({DEFAULT_HYPER})")
+        raise ConfigError(f"hypernetwork folder {folder} does not exist; pass a run folder of `artstudio hyper train`, "
+                          f"a shipped one by its kind (t2c: paints an artwork, t2l: writes a LoRA adapter), or leave "
+                          f"it out for the shipped t2c")
     return folder
 
 

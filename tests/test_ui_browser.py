@@ -330,6 +330,9 @@ def test_10_describe_a_task_then_try_it_in_the_playground(page, app):
     page.click("#as-describe-generate")  # nothing typed: says what to do, inline and in a toast
     page.wait_for_selector("#as-describe-message:has-text('describe the task first')")
     page.locator(".toast-body", has_text="describe the task first").first.wait_for()
+    # The example's "like [<value>]" was swallowed as an HTML tag, inline and in the toast.
+    page.wait_for_selector("#as-describe-message:has-text('like [<value>]')")
+    page.locator(".toast-body", has_text="like [<value>]").first.wait_for()
     assert "Traceback" not in page.content()
     no_error_badges(page)
     textbox(page, "as-describe-text").fill(SUM)
@@ -339,6 +342,14 @@ def test_10_describe_a_task_then_try_it_in_the_playground(page, app):
     assert page.inner_text("#as-describe-message").strip() == ""
     close_toasts(page)  # the empty-description toast is not part of the picture
     shot(page, "7-describe", "describe", full_page=False)
+    # Characters the task encoder does not know are said, as the command line says them (it painted in silence).
+    textbox(page, "as-describe-text").fill("😀 " + SUM)
+    page.click("#as-describe-generate")
+    page.wait_for_selector("#as-describe-message:has-text('the task encoder does not know')")
+    textbox(page, "as-describe-text").fill(SUM)
+    page.click("#as-describe-generate")
+    page.wait_for_function("document.querySelector('#as-describe-message').innerText.trim() === ''")
+    close_toasts(page)
     page.click("#as-describe-playground")
     page.wait_for_selector("#as-pg-preview img")
     assert "described · sum-inside-square-brackets" in page.locator("#as-pg-artwork input").input_value()

@@ -17,7 +17,7 @@ import gradio as gr
 from artstudio.tasks import TASKS
 
 from .studio import Studio
-from .widgets import action
+from .widgets import action, markdown_text
 
 # Descriptions of library tasks: the wordings the shipped hypernetwork was trained on, so they work.
 # They all start alike, so each gets a short label of what it asks.
@@ -80,7 +80,13 @@ def build_describe_tab(studio: Studio) -> DescribeTab:
         total = time.perf_counter() - start
         seconds = getattr(studio.hyper_generator(), "last_seconds", total)
         enabled = gr.Button(interactive=True)
-        return (str(studio.artwork_path(new)), _details_html(studio, new, seconds, total), new, "", enabled,
+        # What the task encoder did not read (characters it does not know, text past its length): the command
+        # line warns; the page painted in silence.
+        notes = [f"The description {n}." for n in studio.hyper_generator().encoder.unread(description.strip())]
+        for note in notes:
+            gr.Warning(html.escape(note, quote=False), duration=12)
+        said = "\n\n".join(f"⚠ {markdown_text(n)}" for n in notes)
+        return (str(studio.artwork_path(new)), _details_html(studio, new, seconds, total), new, said, enabled,
                 gr.Textbox(interactive=True), enabled, "", "")
 
     outputs = [image, details, key, message, to_playground, save_name, save, saved, saved_key]

@@ -612,7 +612,12 @@ def format_info(info: dict[str, Any]) -> str:
                                   f"factor {geo.get('factor')}")]
             if task:
                 rows += _task_rows(task)
-            hyper = (meta.get("extra") or {}).get("hypernetwork")
+            extra = meta.get("extra") or {}
+            # What the app's "Save to gallery" recorded (shown there, but only in --json here)
+            rows += [("title", extra["title"])] if extra.get("title") else []
+            if extra.get("description") and extra["description"] != task.get("description"):
+                rows.append(("note", extra["description"]))
+            hyper = extra.get("hypernetwork")
             rows += _generated_by(hyper, (hyper or {}).get("source"))
             rows += [("objective", meta["objective"]), ("steps", meta["steps"])]
             rows += [(k, _pct(v) if k.endswith("accuracy") else v) for k, v in meta["metrics"].items()]

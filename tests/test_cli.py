@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import os
 import subprocess
 import sys
@@ -209,6 +210,21 @@ def test_a_closed_stdout_ends_quietly_without_a_traceback(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err
+
+
+def test_info_shows_what_saving_to_the_gallery_recorded(tmp_path, capsys):
+    """The title and note typed in the app's "Save to gallery" showed only in --json."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from artstudio.artwork import export_artwork, read_artwork
+
+    art = read_artwork(Path(__file__).resolve().parents[1] / "canvases" / "add-json.png")
+    meta = replace(art.metadata, extra=dict(art.metadata.extra) | {"title": "my-sum", "description": "sums in JSON"})
+    export_artwork(art.image, tmp_path / "mine.png", meta)
+    assert main(["info", str(tmp_path / "mine.png")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^title +my-sum$", out, re.M) and re.search(r"^note +sums in JSON$", out, re.M)
 
 
 def test_info_shows_a_picture_size_as_width_by_height(tmp_path, capsys):

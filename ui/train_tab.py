@@ -299,7 +299,7 @@ def _header(studio: Studio, job: Job) -> str:
         kept = "no canvas kept yet" if stopped_during_starts(job) else "checkpoint kept"
         return progress_html(job.fraction, f"Stopped, {kept}", steps, "stopped")
     if job.status == FAILED:
-        return progress_html(job.fraction, "Failed", job.message[:160], "failed")
+        return progress_html(job.fraction, "Failed", job.message, "failed")  # whole: a cut one ended "96×96 (9 to"
     if job.status == CANCELLED:
         return progress_html(0, f"Job {job.id} cancelled", "it was stopped before it started", "stopped")
     return progress_html(0, job.status.capitalize(), job.message, "idle")

@@ -223,7 +223,7 @@ class GRPOObjective(Objective):
     """`objective(method, examples, step=, micro=) -> (loss, stats)` for the training loop."""
 
     name = "grpo"
-    label = "GRPO (rewards on sampled answers)"
+    label = "GRPO: sampled, rewarded"  # the Train form's menu: short enough not to be cut
     config_class = GRPOConfig
     # A tenth of SFT's learning rate. GRPO's gradients come from a few rewarded samples, and Adam moves
     # every parameter by about the learning rate whatever the gradient's size, so a full SFT-size step

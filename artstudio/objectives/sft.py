@@ -25,7 +25,7 @@ def compute_loss(method, examples: list[Example], slot=None) -> torch.Tensor:
 @register_objective
 class SFTObjective(Objective):
     name = "sft"
-    label = "SFT (cross-entropy on answers)"
+    label = "SFT: cross-entropy"  # the Train form's menu: short enough not to be cut
 
     splits_batches = True
 

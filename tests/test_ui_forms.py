@@ -328,3 +328,24 @@ def test_an_error_shown_on_the_page_keeps_its_angle_brackets(monkeypatch):
     out = widgets.keep_page(refuse, 2, inline=1)("")
     assert toasts == ["describe the task first, e.g. 'Reply with their sum, like [&lt;value&gt;].' (`Answer: &lt;n&gt;`)"]
     assert out[1] == "⚠ describe the task first, e.g. 'Reply with their sum, like [&lt;value&gt;].' (`Answer: <n>`)"
+
+
+def test_a_run_that_failed_before_training_shows_no_canvas_and_no_save(studio):
+    """A refused resume showed the run folder's earlier canvas as its "trained artwork" and offered to save it."""
+    import shutil
+
+    from artstudio.errors import ConfigError
+    from artstudio.ui.train_tab import _refresh
+
+    run_dir = studio.runs / "sa-stop"
+    run_dir.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "canvases" / "add-json.png", run_dir / "artwork.png")
+
+    def work(job):
+        raise ConfigError("--resume continues the run in runs/sa-stop with the options it started with; these differ")
+
+    job = studio.jobs.wait(studio.jobs.submit("train", "art · max-bracket · sa-stop", work, run_dir=run_dir,
+                                              owner="me").id)
+    header, canvas, caption, *_, save_box, run, job_id, log, state = _refresh(studio, {}, "me")
+    assert job.status == "failed" and canvas is None and "trained artwork" not in caption
+    assert save_box.visible is False and "failed" in header

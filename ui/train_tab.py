@@ -341,7 +341,9 @@ def _refresh(studio: Studio, seen: dict, client_id: str):
     job = studio.jobs.latest_of("train", client_id)
     if job is None:
         return (gr.skip(),) * 10 + (seen,)
-    snap = studio.snapshot(job)
+    # A job that failed before its first step (a refused resume) trained nothing: the folder's canvas, an
+    # earlier run's, was shown as its "trained artwork" under its own task, with Save offered.
+    snap = None if job.status in (FAILED, CANCELLED) and not job.history else studio.snapshot(job)
     state = {"job": job.id, "snap": str(snap) if snap else None, "n": len(job.history), "status": job.status,
              "phase": job.phase}
     first = seen.get("job") != job.id
@@ -353,7 +355,7 @@ def _refresh(studio: Studio, seen: dict, client_id: str):
     if first or state["n"] != seen.get("n"):
         lf, of = _plots(list(job.history))
         loss, other = lf, gr.LinePlot(value=of, visible=len(of) > 1)  # one final point is no curve
-    artwork = job.run_dir is not None and (job.run_dir / "artwork.png").is_file() and not job.active
+    artwork = job.run_dir is not None and (job.run_dir / "artwork.png").is_file() and job.status in (DONE, STOPPED)
     changed = first or any(state[k] != seen.get(k) for k in ("n", "status", "phase"))
     log = _log_text(job) if changed else gr.skip()
     return (_header(studio, job), canvas, caption, loss, other, _metrics_text(job), gr.Group(visible=artwork),

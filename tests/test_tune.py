@@ -359,6 +359,12 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     for name in ("best_so_far.png", "importance.png", "proxy_vs_full.png", "report.md", "best_method_options.json"):
         assert (out / name).is_file(), name
     assert "Final runs" in (out / "report.md").read_text()
+    # The best trials and the default were re-ranked at the full steps; best.json holds the pick.
+    rerank = json.loads((out / "rerank.json").read_text())
+    assert result.chosen_trial == rerank["chosen"] and len(rerank["runs"]) == 3  # 2 trials + the default (trial 0)
+    assert "## Re-ranking" in (out / "report.md").read_text() and "picked" in result.summary()
+    rerun_cfg = json.loads((out / "rerank" / "trial-0000" / "config.json").read_text())
+    assert rerun_cfg["eval_data"].endswith("val.jsonl") and rerun_cfg["data"].endswith("fit") and rerun_cfg["steps"] == 4
     assert [e["done"] for e in events if e["phase"] == "trial"] == [1, 2, 3]
     # A second call finds the study finished: no trial runs again, final runs are reused.
     again = tune(method="art", data=str(sum_task), model=model, trials=3, sampler="lgbo", startup=2, candidates=16,
@@ -641,7 +647,7 @@ def test_a_final_run_stopped_part_way_goes_on_from_its_checkpoint_when_the_comma
     real = study_module.train_on
 
     def stop_the_first_final_run_after_3_steps(guard, tc):
-        if Path(tc.out).name != "best" or tc.resume or tc.overwrite:
+        if Path(tc.out).name != "default" or tc.resume or tc.overwrite:
             return real(guard, tc)
         seen = []
         train(tc, backbone=guard.backbone, progress=False, should_stop=lambda: len(seen) >= 3,
@@ -650,16 +656,16 @@ def test_a_final_run_stopped_part_way_goes_on_from_its_checkpoint_when_the_comma
         raise KeyboardInterrupt  # as Ctrl-C in the step loop: the run keeps a checkpoint at its last step
 
     args = dict(method="art", data=str(sum_task), model=model, trials=2, sampler="random", startup=2,
-                space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=6, trial_steps=1,
+                space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=6, trial_steps=1, rerank=0,
                 out=str(tmp_path / "tune"))
     monkeypatch.setattr(study_module, "train_on", stop_the_first_final_run_after_3_steps)
     with pytest.raises(KeyboardInterrupt):
         tune(**args)
-    best = tmp_path / "tune" / "final" / "best"
-    assert json.loads((best / "checkpoint" / "checkpoint.json").read_text())["step"] == 3
+    default = tmp_path / "tune" / "final" / "default"
+    assert json.loads((default / "checkpoint" / "checkpoint.json").read_text())["step"] == 3
     result = tune(**args)
-    assert result.final["best"]["steps"] == 6 and result.final["best"]["accuracy"] is not None
-    steps = [json.loads(line)["step"] for line in (best / "metrics.jsonl").read_text().splitlines()
+    assert result.final["default"]["steps"] == 6 and result.final["default"]["accuracy"] is not None
+    steps = [json.loads(line)["step"] for line in (default / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == [1, 2, 3, 4, 5, 6], steps  # went on from step 3, nothing trained twice
 
@@ -678,3 +684,44 @@ def test_a_tuned_configuration_that_loses_to_the_default_on_test_is_said_so():
     result = TuneResult(out=Path("runs/t"), study_name="s", storage="sqlite:///s.db", best_params={"lr": 0.1},
                         best_value=0.9, n_complete=3, best_config={"out": "runs/t/tuned"}, final=worse)
     assert "verdict" in result.summary() and "Keep the default" in result.summary()
+
+
+def test_rerank_picks_by_validation_after_full_steps_and_a_tie_goes_to_the_default(tmp_path, monkeypatch):
+    """Proxy trials ranked high ART learning rates first, which then lost to the default over 300 steps (tuned
+    reverse-json 80.5 % against the default's 94.0 % on test). The best K trials and the default now train
+    the full steps on the non-validation rows, and validation picks among them; the test split stays unread."""
+    import types
+
+    from artstudio.tune import TuneConfig
+    from artstudio.tune import study as study_module
+    from artstudio.tune.space import load_space
+
+    def trial(number, value, lr, default=False):
+        return types.SimpleNamespace(number=number, value=value, params={"lr": lr, "batch_size": 16},
+                                     user_attrs={"default": True} if default else {})
+
+    trials = [trial(0, 0.5, 0.05, default=True), trial(1, 0.9, 0.2), trial(2, 0.8, 0.1), trial(3, 0.7, 0.02),
+              trial(4, 0.6, 0.03)]
+    splits = types.SimpleNamespace(fit_folder=tmp_path / "data" / "fit", val_file=tmp_path / "data" / "val.jsonl")
+    config = TuneConfig(method="art", data="sum", steps=300, rerank=3)
+    space = load_space("art", _space_file(tmp_path))
+    trained = []
+
+    def run(scores):
+        trained.clear()
+
+        def fake_final_run(tc, guard, progress, what=None):
+            trained.append(tc)
+            return {"accuracy": scores[tc.lr], "train_seconds": 1.0}
+
+        monkeypatch.setattr(study_module, "_final_run", fake_final_run)
+        return study_module._rerank(config, space, trials, splits, tmp_path, None, None)
+
+    chosen, results = run({0.2: 0.70, 0.1: 0.80, 0.02: 0.75, 0.05: 0.80})
+    assert chosen.number == 0  # trial 2 ties the default on validation: the default stays
+    assert sorted(t.lr for t in trained) == [0.02, 0.05, 0.1, 0.2]  # the best 3 proxy trials and the default
+    assert all(tc.data == str(splits.fit_folder) and tc.eval_data == str(splits.val_file) and tc.steps == 300
+               for tc in trained)
+    assert json.loads((tmp_path / "rerank.json").read_text())["chosen"] == 0
+    chosen, results = run({0.2: 0.70, 0.1: 0.81, 0.02: 0.75, 0.05: 0.80})
+    assert chosen.number == 2 and [r["trial"] for r in results] == [1, 2, 3, 0]

@@ -670,6 +670,8 @@ class Studio:
                     job.phase = "trials" if job.done < job.total else "trials finished"
                 elif event.get("phase") == "final":
                     job.phase = f"final run: the {event['run']} configuration on all training rows, scored on test"
+                elif event.get("phase") == "rerank":
+                    job.phase = f"{event['run']}: the full steps on the non-validation rows, scored on validation"
 
             result = tune(config, progress=progress, should_stop=job.stop_requested)
             return {"folder": name, "best_value": result.best_value, "trials": result.n_complete,

@@ -26,7 +26,7 @@ from .studio import Studio
 from .widgets import action, clean_message, dataclass_form, duration, friendly, keep_page, progress_html
 
 MAIN = ["trials", "sampler", "trial_steps", "steps", "proxy"]  # two a row
-ADVANCED = ["val_fraction", "val_size", "budget", "objective", "seed", "startup", "candidates", "final", "timeout",
+ADVANCED = ["val_fraction", "val_size", "budget", "objective", "seed", "startup", "candidates", "rerank", "final", "timeout",
             "device", "dtype"]
 COLUMNS = ["trial", "accuracy", "series"]
 

@@ -45,6 +45,7 @@ class TuneConfig:
     startup: int = field(default=5, metadata={"help": "random trials before the lgbo/gp model takes over"})
     candidates: int = field(default=128, metadata={"help": "random candidate configurations scored by expected improvement per lgbo/gp suggestion"})
     encoder: str | None = field(default=None, metadata={"help": "local model folder whose language model embeds the configuration texts (default: the backbone's own)"})
+    rerank: int = field(default=3, metadata={"help": "after the trials, the best K configurations and the default train again for the full --steps on the non-validation rows and are scored on validation; the best of them is the study's pick (0: the best proxy trial). Short proxy trials favoured high ART learning rates that lost to the default over full runs (docs/tune.md)"})
     final: bool = field(default=True, metadata={"help": "after the trials, retrain the best and the default configuration on all training rows and score both on test"})
     timeout: float | None = field(default=None, metadata={"help": "stop starting new trials after this many seconds"})
     heartbeat: int = field(default=30, metadata={"help": "seconds between a running trial's heartbeats; a trial silent for 3 heartbeats (a killed process) is failed and retried"})

@@ -128,7 +128,8 @@ def plot_proxy_vs_full(points: list[tuple[str, float, float]], path: Path) -> Pa
     return path
 
 
-def write_outputs(study, space, config, out: Path, *, final: dict | None, storage_url: str, splits) -> dict:
+def write_outputs(study, space, config, out: Path, *, final: dict | None, storage_url: str, splits,
+                  rerank: list | None = None, chosen=None) -> dict:
     rows = trial_rows(study)
     files = {"trials.csv": write_csv(rows, out / "trials.csv")}
     complete = [r for r in rows if r["state"] == "COMPLETE"]
@@ -142,7 +143,7 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
     if final and all(final[k].get("proxy_value") is not None and final[k].get("accuracy") is not None for k in final):
         pts = [(k, final[k]["proxy_value"], final[k]["accuracy"]) for k in final]
         files["proxy_vs_full.png"] = plot_proxy_vs_full(pts, out / "proxy_vs_full.png")
-    best = study.best_trial
+    best = chosen if chosen is not None else study.best_trial
     lines = [f"# Tuning {config.method} on {study.user_attrs.get('task', config.data)}", "",
              f"- study `{study.study_name}` in `{storage_url}` (`optuna-dashboard {storage_url}`)",
              f"- sampler `{config.sampler}`, {len(complete)} finished trials"
@@ -151,12 +152,25 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
              f"- each trial: {splits.n_proxy} proxy rows of {splits.n_fit} (proxy {config.proxy:g}), "
              f"scored on {splits.n_val} validation rows carved from the {splits.n_train} training rows; "
              "the test split is read only by the final runs", "",
-             "## Best configuration (validation accuracy on proxy training)", "",
-             f"trial {best.number}: **{best.value:.1%}**", "", "| parameter | value |", "|---|---|"]
+             "## Best configuration" + (" (re-ranked at the full budget)" if rerank else
+                                         " (validation accuracy on proxy training)"), "",
+             f"trial {best.number}" + (" (the default)" if best.user_attrs.get("default") else "")
+             + f": **{best.value:.1%}** on validation after its proxy trial", "", "| parameter | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in best.params.items()]
     default = next((r for r in complete if r["default"]), None)
     if default is not None:
         lines += ["", f"Default configuration (trial {default['number']}): {default['value']:.1%} on validation."]
+    if rerank:
+        lines += ["", f"## Re-ranking: the best {len([r for r in rerank if not r['default']])} trials and the default, "
+                      f"{config.steps} steps on the {splits.n_fit} non-validation rows", "",
+                  "The proxy trials are short; these runs train as the final ones do and are scored on the same "
+                  "validation rows. The best of them is the study's pick (a tie goes to the default).", "",
+                  "| trial | proxy score | validation after full steps | train seconds |", "|---|---|---|---|"]
+        for r in rerank:
+            mark = " **(picked)**" if r["trial"] == best.number else ""
+            val = "" if r["val_accuracy"] is None else f"{r['val_accuracy']:.1%}"
+            lines.append(f"| {r['trial']}{' (default)' if r['default'] else ''}{mark} | {r['proxy_value']:.1%} | {val} | "
+                         f"{r['train_seconds']} |")
     if final:
         lines += ["", f"## Final runs: all training rows, {config.steps} steps (budget: {config.budget}), test split", "",
                   "| configuration | test accuracy | proxy score | steps | train seconds |", "|---|---|---|---|---|"]

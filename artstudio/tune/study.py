@@ -43,14 +43,22 @@ class TuneResult:
     best_config: dict  # TrainConfig fields of the best configuration (what best.json holds)
     final: dict | None = None  # {"best": {...}, "default": {...}} test scores of the final runs
     files: dict = field(default_factory=dict)
+    rerank: list | None = None  # the re-ranking runs (trial, default, proxy_value, val_accuracy), when they ran
+    chosen_trial: int | None = None  # the trial whose configuration best.json holds
 
     def summary(self) -> str:
         """What `artstudio tune` prints at the end."""
         from ..cli import _pct as pct, table
 
-        rows = [("study", f"{self.study_name} in {self.storage}"), ("trials", f"{self.n_complete} finished"),
-                ("best", f"{pct(self.best_value)} on validation"),
-                ("best params", ", ".join(f"{k}={_short_value(v)}" for k, v in self.best_params.items()))]
+        rows = [("study", f"{self.study_name} in {self.storage}"), ("trials", f"{self.n_complete} finished")]
+        if self.rerank:
+            picked = next(r for r in self.rerank if r["trial"] == self.chosen_trial)
+            runs = ", ".join(f"trial {r['trial']}{' (default)' if r['default'] else ''} {pct(r['val_accuracy'])}"
+                             for r in self.rerank)
+            rows.append(("picked", f"trial {self.chosen_trial}{' (the default)' if picked['default'] else ''}: "
+                                   f"{pct(picked['val_accuracy'])} on validation after the full steps ({runs})"))
+        rows += [("trial score", f"{pct(self.best_value)} on validation (proxy trial)"),
+                 ("params", ", ".join(f"{k}={_short_value(v)}" for k, v in self.best_params.items()))]
         for label in ("default", "best"):
             if self.final and label in self.final:
                 rows.append((f"{label} on test", pct(self.final[label].get("accuracy"))))
@@ -203,6 +211,8 @@ def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
         value = getattr(config, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} is {value}; expected at least 1")
+    if config.rerank < 0:
+        raise ConfigError(f"--rerank is {config.rerank}; expected 0 (the best proxy trial is the pick) or more")
     if not config.data:
         raise ConfigError("no training data: pass --data with a JSONL file, a task folder or a built-in task name")
     return config
@@ -277,6 +287,7 @@ def _lost_creation_race(message: str) -> bool:
 class Splits:
     proxy_folder: Path  # train.jsonl (the proxy rows) + card.json
     val_file: Path
+    fit_folder: Path  # train.jsonl (every non-validation row) + card.json: the re-ranking runs train on it
     n_train: int
     n_fit: int
     n_proxy: int
@@ -301,11 +312,14 @@ def prepare_splits(config: TuneConfig, out: Path) -> Splits:
     proxy = [e for i, e in enumerate(fit) if i in keep]
     folder = out / "data"
     write_jsonl(folder / "proxy" / "train.jsonl", proxy)
+    write_jsonl(folder / "fit" / "train.jsonl", fit)
     write_jsonl(folder / "val.jsonl", val)
     card = dict(task.card)
-    atomic_write_text(folder / "proxy" / "card.json", json.dumps(card, indent=2, default=json_default) + "\n")
+    for part in ("proxy", "fit"):
+        atomic_write_text(folder / part / "card.json", json.dumps(card, indent=2, default=json_default) + "\n")
     metric = card.get("metric") or "exact"
-    return Splits(folder / "proxy", folder / "val.jsonl", len(rows), len(fit), len(proxy), len(val), card, metric)
+    return Splits(folder / "proxy", folder / "val.jsonl", folder / "fit", len(rows), len(fit), len(proxy), len(val),
+                  card, metric)
 
 
 # --- configurations -----------------------------------------------------------------------------------------
@@ -599,7 +613,9 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise ConfigError(f"study {name!r} has no finished trial; see the errors above")
-    best = study.best_trial
+    best, rerank = study.best_trial, None
+    if config.rerank and len(complete) >= config.trials and not stopped():
+        best, rerank = _rerank(config, space, complete, splits, out, guard, progress)
     best_train, best_opts = space.apply(best.params)
     best_tc = train_config(config, best_train, best_opts, out=out / "final" / "best", data=config.data,
                            eval_data=config.eval_data, steps=config.steps, final=True)
@@ -614,10 +630,10 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     if config.final and len(complete) >= config.trials and not stopped():
         default_tc = train_config(config, {}, {}, out=out / "final" / "default", data=config.data,
                                   eval_data=config.eval_data, steps=config.steps, final=True)
-        final = {}
-        for label, tc in (("default", default_tc), ("best", best_tc)):
-            final[label] = _final_run(tc, guard, progress)
         default_trial = next((t for t in complete if t.user_attrs.get("default")), None)
+        final = {"default": _final_run(default_tc, guard, progress)}
+        # The default picked (re-ranking): its run is the best's too, not trained twice.
+        final["best"] = dict(final["default"]) if best is default_trial else _final_run(best_tc, guard, progress)
         final["default"]["proxy_value"] = None if default_trial is None else default_trial.value
         final["best"]["proxy_value"] = best.value
         final["best"]["trial"] = best.number
@@ -625,9 +641,44 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
 
     from .report import write_outputs
 
-    files = write_outputs(study, space, config, out, final=final, storage_url=storage_at, splits=splits)
+    files = write_outputs(study, space, config, out, final=final, storage_url=storage_at, splits=splits, rerank=rerank,
+                          chosen=best)
     return TuneResult(out=out, study_name=name, storage=storage_at, best_params=dict(best.params),
-                      best_value=best.value, n_complete=len(complete), best_config=best_config, final=final, files=files)
+                      best_value=best.value, n_complete=len(complete), best_config=best_config, final=final, files=files,
+                      rerank=rerank, chosen_trial=best.number)
+
+
+def _rerank(config: TuneConfig, space, complete: list, splits: Splits, out: Path, guard, progress) -> tuple[Any, list]:
+    """The study's pick: the best `config.rerank` trials and the default, each trained again for the full
+    --steps on the non-validation rows (as `train` trains them: starts included) and scored on validation.
+
+    Proxy trials are short and small; measured on studio-tiny, they ranked high ART learning rates first
+    that then lost to the default over full runs (docs/tune.md). The validation split stays the judge, the
+    test split is still read only by the final runs. A tie goes to the default (nothing says the change
+    helps), then to the better proxy score."""
+    default_trial = next((t for t in complete if t.user_attrs.get("default")), None)
+    ranked = sorted((t for t in complete if t is not default_trial), key=lambda t: -t.value)
+    picks = ranked[: config.rerank] + ([default_trial] if default_trial is not None else [])
+    results = []
+    for t in picks:
+        train_over, options = space.apply(t.params)
+        tc = train_config(config, train_over, options, out=out / "rerank" / f"trial-{t.number:04d}",
+                          data=str(splits.fit_folder), eval_data=str(splits.val_file), steps=config.steps, final=True)
+        run = _final_run(tc, guard, progress, what=f"re-ranking trial {t.number}" + (" (default)" if t is default_trial
+                                                                                     else ""))
+        results.append({"trial": t.number, "default": t is default_trial, "proxy_value": t.value,
+                        "val_accuracy": run.get("accuracy"), "train_seconds": run.get("train_seconds"),
+                        "params": dict(t.params)})
+    top = max(results, key=lambda r: (r["val_accuracy"] if r["val_accuracy"] is not None else -1.0, r["default"],
+                                      r["proxy_value"]))
+    atomic_write_text(out / "rerank.json", json.dumps({"chosen": top["trial"], "runs": results}, indent=2,
+                                                      default=json_default) + "\n")
+    chosen = next(t for t in picks if t.number == top["trial"])
+    if chosen is not picks[0]:
+        log.warning("tune: at the full %d steps, trial %d%s scored best on validation (%s), not the best proxy "
+                    "trial %d; it is the study's pick", config.steps, chosen.number,
+                    " (the default)" if top["default"] else "", f"{top['val_accuracy']:.1%}", picks[0].number)
+    return chosen, results
 
 
 TUNED_RUN = "tuned"  # best.json's run folder inside --out
@@ -723,8 +774,9 @@ def suggest(trial, name: str, dist) -> Any:
     return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
 
 
-def _final_run(tc, guard, progress) -> dict:
-    """Train `tc` on all training rows and score it on test; a finished run with the same config is reused."""
+def _final_run(tc, guard, progress, what: str | None = None) -> dict:
+    """Train `tc` and score it on its eval data (a final run: all training rows, the test split; `what` names
+    another run, a re-ranking one); a finished run with the same config is reused."""
 
     out = Path(tc.out)
     done = out / "tune_final.json"
@@ -733,10 +785,14 @@ def _final_run(tc, guard, progress) -> dict:
         record = json.loads(done.read_text(encoding="utf-8"))
         if record.get("config") == want:
             return record["result"]
-    print(f"tune: final run {out.name}: {tc.method} {tc.steps} steps on all training rows, scored on test",
-          file=sys.stderr, flush=True)
+    if what is None:
+        print(f"tune: final run {out.name}: {tc.method} {tc.steps} steps on all training rows, scored on test",
+              file=sys.stderr, flush=True)
+    else:
+        print(f"tune: {what}: {tc.method} {tc.steps} steps on the non-validation rows, scored on validation",
+              file=sys.stderr, flush=True)
     if progress is not None:
-        progress({"phase": "final", "run": out.name})
+        progress({"phase": "final", "run": out.name} if what is None else {"phase": "rerank", "run": what})
     try:
         m = _train_final(guard, tc, out)
     except KeyboardInterrupt:

@@ -44,9 +44,11 @@ def check_output_kind(out: str | os.PathLike, own: str, option: str = "--out") -
     from .errors import ConfigError
 
     folder = Path(out).expanduser()
-    for marker, what in (OUTPUT_KINDS | OTHER_FOLDERS).items():
-        if marker != own and (folder / marker).is_file():
-            raise ConfigError(f"{option} {folder} holds {what} ({marker}), not {OUTPUT_KINDS[own]}; their files would "
+    kinds = OUTPUT_KINDS | OTHER_FOLDERS
+    mine = {marker for marker, what in kinds.items() if what == kinds[own]}  # a task's data: train and test
+    for marker, what in kinds.items():
+        if marker not in mine and (folder / marker).is_file():
+            raise ConfigError(f"{option} {folder} holds {what} ({marker}), not {kinds[own]}; their files would "
                               f"mix: choose another folder")
 
 

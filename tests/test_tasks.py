@@ -186,3 +186,19 @@ def test_a_misspelled_card_field_is_named(tmp_path, caplog):
         card = load_card(tmp_path)
     assert card["name"] == "t"
     assert "field 'descripton' is not a card field (did you mean 'description'?)" in caplog.text
+
+
+def test_a_task_is_not_written_into_a_run_or_evaluation_folder(tmp_path):
+    """`tasks make add-json --out RUN` wrote train/test files beside the run's; `train --out RUN --overwrite` then
+    refused the folder as a task's data."""
+    from artstudio.errors import ConfigError
+
+    for marker, what in (("config.json", "a run"), ("predictions.jsonl", "an evaluation")):
+        folder = tmp_path / marker.split(".")[0]
+        folder.mkdir()
+        (folder / marker).write_text("{}")
+        with pytest.raises(ConfigError, match=f"holds {what} .*not a task's data"):
+            make_task("add-json", folder)
+        assert not (folder / "train.jsonl").exists()
+    made = make_task("add-json", tmp_path / "task", n_train=5, n_test=2)
+    assert make_task("add-json", made, n_train=5, n_test=2) == made  # the same task again: its own folder

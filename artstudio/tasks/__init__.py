@@ -13,7 +13,7 @@ import logging
 import random
 from pathlib import Path
 
-from ..atomic import atomic_write_text, check_free
+from ..atomic import atomic_write_text, check_free, check_output_kind
 from ..errors import ConfigError, DataError
 from ..scoring import METRICS
 from .library import LIBRARY, TaskSpec, task_specs
@@ -73,6 +73,9 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
         if isinstance(n, bool) or not isinstance(n, int) or n < least:
             raise ConfigError(f"--{option.replace('_', '-')} is {n!r}; expected a whole number of rows, at least {least}")
     meta = card.to_dict() | {"n_train": n_train, "n_test": n_test, "seed": seed}
+    # A run's, evaluation's or study's folder is not a task's: its files mixed with them (and a later
+    # `train --out` there refused it as "a task's data").
+    check_output_kind(out, "train.jsonl")
     if _card_of(out) != meta:
         check_free(out, overwrite, names=TASK_FILES)
     out.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,7 @@ class TrainConfig:
     method_options: dict = field(default_factory=dict, metadata={"help": "options of the method's own config (e.g. canvas_size, r)"})
     objective: Literal["sft", "grpo"] = field(default="sft", metadata={"help": "sft (answer tokens' cross-entropy) or grpo"})
     metric: Metric | None = field(default=None, metadata={"help": "exact | numeric | regex | json (default: the task card's)"})
+    pattern: str | None = field(default=None, metadata={"help": "regular expression for --metric regex (default: each answer is its own pattern)"})
     steps: int = field(default=300, metadata={"help": "optimisation steps"})
     batch_size: int = field(default=16, metadata={"help": "examples per micro-batch"})
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per step"})
@@ -274,8 +275,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     # Answers the metric cannot score fail here, not after training (the starts' validation and the fit check
     # score training rows with it too).
     check_references(metric, eval_rows or [], f"--eval-data {config.eval_data}" if config.eval_data
-                     else f"the test split of {config.data}")
-    check_references(metric, train_rows, f"--data {config.data}")
+                     else f"the test split of {config.data}", config.pattern)
+    check_references(metric, train_rows, f"--data {config.data}", config.pattern)
+    if config.pattern is not None and metric != "regex":
+        log.warning("--pattern applies to --metric regex; this run scores with %s", metric)
     if backbone is None:
         # A resume keeps the frozen model's dtype (a run begun under `accelerate --mixed_precision bf16`, or on
         # a GPU's bf16 default, resumed in fp32 without a word); --dtype or the launcher may name it again.
@@ -358,7 +361,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             cb(record)
 
     def run_eval(step: int, rows: list[Example]) -> dict:
-        res = evaluate(method, rows, metric, max_new_tokens=config.max_new_tokens)
+        res = evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
         return {"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n}
 
     bar = None
@@ -451,7 +454,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             # is told apart from one that fits and fails on new prompts.) A sharded model needs every process.
             rows = [r for r in train_rows if r.answer is not None][:FIT_ROWS]
             if rows and (main or config.fsdp):
-                fit = evaluate(method, rows, metric, max_new_tokens=config.max_new_tokens)
+                fit = evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
         diagnosis = diagnose(losses, paints=method.paints(), starts=len((start_choice or {}).get("starts", [])) or 1,
                              train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0,
                              lr=lr, default_lr=default_lr(config.method, config.objective))
@@ -472,13 +475,14 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     metrics["seconds_per_step"] = train_seconds / step if step else None
     if not main:  # the main process writes the run's outputs and evaluates
         if config.fsdp and eval_rows and not stopped:  # a sharded model's forward needs every process
-            evaluate(method, eval_rows, metric, max_new_tokens=config.max_new_tokens)
+            evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
         return TrainResult(out=out, method=method, metrics=metrics, history=history, main=False)
     if stopped and config.checkpoint_every:
         save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
     method.save(out / "final")
     if eval_rows and not stopped:
-        res = evaluate(method, eval_rows, metric, max_new_tokens=config.max_new_tokens, out_dir=out / "eval")
+        res = evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
+                       out_dir=out / "eval")
         metrics |= {"accuracy": res.accuracy, "eval_n": res.n, "latency_ms": res.latency_ms}
         emit({"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n, "final": True})
     artwork = None
@@ -492,7 +496,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 # Options a resumed run may change: where and how it runs, evaluates and saves, never what it trains.
 # `steps` may change too (train longer, or end a stopped run sooner): the schedule then spans the new steps, as
 # a resumed transformers Trainer's does.
-RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "eval_data", "eval_every", "eval_size",
+RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "eval_data", "eval_every", "eval_size", "pattern",
                                "checkpoint_every", "snapshot_every", "diagnose", "max_new_tokens", "shared_prefix",
                                "gradient_checkpointing", "fsdp", "steps"})
 

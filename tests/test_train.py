@@ -123,6 +123,18 @@ def test_a_resume_keeps_the_frozen_models_dtype(tiny_model_dir, task_dir, tmp_pa
     assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["dtype"] == "bf16"
 
 
+def test_train_scores_a_regex_metric_with_its_pattern(qwen35, task_dir, tmp_path):
+    """`train` had no --pattern: under --metric regex each answer was its own pattern (`eval` had one)."""
+    common = dict(data=str(task_dir), batch_size=2, steps=1, snapshot_every=0, metric="regex")
+    with pytest.raises(ConfigError, match=r"invalid regular expression '\[0-9'"):
+        train(TrainConfig(out=str(tmp_path / "bad"), pattern="[0-9", **common), backbone=qwen35, progress=False,
+              canvas_size=64)
+    assert not (tmp_path / "bad").exists()
+    result = train(TrainConfig(out=str(tmp_path / "run"), pattern=".*", **common), backbone=qwen35, progress=False,
+                   canvas_size=64)
+    assert result.metrics["accuracy"] == 1.0  # every answer matches ".*"; as its own pattern, few would
+
+
 def test_an_sft_resume_may_score_with_another_metric(qwen35, task_dir, tmp_path):
     """The metric only scores an SFT run; a resume that named another one was refused as another run."""
     common = dict(data=str(task_dir), batch_size=2, checkpoint_every=1, snapshot_every=0, out=str(tmp_path / "run"))

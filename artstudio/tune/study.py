@@ -75,7 +75,7 @@ def final_verdict(final: dict | None) -> str | None:
 
     The study ranks configurations by short proxy trials (one start, a tenth of the rows); the final runs
     train the full budget, as `train` does. Where the two disagree the user is told to keep the default
-    rather than left to read it from two percentages (measured: tuned ART scored below the default on 3
+    rather than left to read it from two percentages (measured: tuned ART scored below the default on 2
     of 4 held-out tasks once the default trained two starts; docs/tune.md)."""
     if not final or any(final.get(k, {}).get("accuracy") is None for k in ("default", "best")):
         return None

@@ -593,8 +593,8 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
     atomic_write_text(spec, json.dumps(asdict(config), default=json_default) + "\n")
     claims = out / f"claims-{os.getpid()}-{time.time_ns()}"  # this launch's: an old launch's claims never block
     claims.mkdir()
-    threads = max(1, (os.cpucount() or 1) // config.workers)
-    gpus = torch.cuda.devicecount() if (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") else 0
+    threads = max(1, (os.cpu_count() or 1) // config.workers)
+    gpus = torch.cuda.device_count() if (config.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") else 0
     procs = []
     for k in range(config.workers):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))

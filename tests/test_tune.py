@@ -681,6 +681,9 @@ def test_a_tuned_configuration_that_loses_to_the_default_on_test_is_said_so():
     assert "the same as the default" in final_verdict({"default": {"accuracy": 1.0}, "best": {"accuracy": 1.0}})
     assert final_verdict({"default": {"accuracy": 0.9}, "best": {"accuracy": 0.95}}) is None
     assert final_verdict(None) is None and final_verdict({"default": {"accuracy": None}, "best": {}}) is None
+    # Re-ranking picked the default: the same score is no sign that the trials misled.
+    kept = final_verdict({"default": {"accuracy": 0.9}, "best": {"accuracy": 0.9, "is_default": True}})
+    assert kept.startswith("no trial beat the default configuration") and "Keep the default" not in kept
     result = TuneResult(out=Path("runs/t"), study_name="s", storage="sqlite:///s.db", best_params={"lr": 0.1},
                         best_value=0.9, n_complete=3, best_config={"out": "runs/t/tuned"}, final=worse)
     assert "verdict" in result.summary() and "Keep the default" in result.summary()

@@ -79,6 +79,8 @@ def final_verdict(final: dict | None) -> str | None:
     of 4 held-out tasks once the default trained two starts; docs/tune.md)."""
     if not final or any(final.get(k, {}).get("accuracy") is None for k in ("default", "best")):
         return None
+    if final["best"].get("is_default"):  # re-ranking picked the default: there is no other configuration to judge
+        return "no trial beat the default configuration on validation at the full steps; best.json holds the default"
     d, b = final["default"]["accuracy"], final["best"]["accuracy"]
     if b > d:
         return None
@@ -637,6 +639,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
         final["default"]["proxy_value"] = None if default_trial is None else default_trial.value
         final["best"]["proxy_value"] = best.value
         final["best"]["trial"] = best.number
+        final["best"]["is_default"] = best is default_trial
         atomic_write_text(out / "final.json", json.dumps(final, indent=2, default=json_default) + "\n")
 
     from .report import write_outputs

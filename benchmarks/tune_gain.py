@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import sys
-from dataclasses import asdict, replace
 from pathlib import Path
 
 from artstudio.errors import ConfigError
@@ -38,30 +37,21 @@ def error_reduction(default: float, tuned: float) -> float | None:
     return None if err <= 0 else (err - (1.0 - tuned)) / err
 
 
-def _finished(tc) -> dict | None:
-    """The metrics of a finished run of exactly `tc` in its folder (the command was run again), else None."""
-    folder = Path(tc.out)
-    try:
-        saved = json.loads((folder / "config.json").read_text())
-        metrics = json.loads((folder / "result.json").read_text())
-    except (OSError, ValueError):
-        return None
-    want = json.loads(json.dumps(asdict(tc), default=str))
-    same = all(saved.get(k) == want[k] for k in want if k not in ("overwrite", "resume"))
-    return metrics if same else None
-
-
 def finals_from(table: Path, methods: list[str], tasks: list[str], args) -> list[dict]:
     """The final runs of each recorded row of `table` (method and task among those asked), trained again:
     (default accuracy, tuned accuracy, test rows, best_params, best_val, trials) per row."""
-    from artstudio.training import train
+    from artstudio.backbone import DEFAULT_MODEL, load_backbone
+    from artstudio.comparison.guard import BackboneGuard
     from artstudio.tune.space import load_space
-    from artstudio.tune.study import _coerce, train_config
+    from artstudio.tune.study import _coerce, _final_run, train_config
 
     with open(table, newline="") as f:
         recorded = [r for r in csv.DictReader(f) if r["method"] in methods and r["task"] in tasks]
     if not recorded:
         raise ConfigError(f"--finals-from {table}: no row for methods {methods} and tasks {tasks}")
+    # The study's own final runs: one backbone for all, a finished run of the same config reused, a stopped
+    # one continued from its checkpoint.
+    guard = BackboneGuard(lambda: load_backbone(args.model or DEFAULT_MODEL))
     out = []
     for r in recorded:
         config = _coerce(None, {"method": r["method"], "data": r["task"], "model": args.model, "seed": args.seed,
@@ -73,7 +63,7 @@ def finals_from(table: Path, methods: list[str], tasks: list[str], args) -> list
         for label, (train_over, options) in (("default", ({}, {})), ("best", (best_train, best_opts))):
             tc = train_config(config, train_over, options, out=folder / label, data=config.data,
                               eval_data=config.eval_data, steps=config.steps, final=True)
-            scores[label] = _finished(tc) or train(replace(tc, overwrite=True), progress=False).metrics
+            scores[label] = _final_run(tc, guard, None)
         out.append((r, scores["default"]["accuracy"], scores["best"]["accuracy"], scores["default"]["eval_n"],
                     params, float(r["best_val"]), int(r["trials"])))
     return out

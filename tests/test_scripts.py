@@ -165,6 +165,14 @@ def test_tune_gain_reports_default_against_tuned_test_scores(tiny_model_dir, sum
     assert 0 <= float(rows[0]["default"]) <= 1 and 0 <= float(rows[0]["tuned"]) <= 1
     assert (out / "lora-sum" / "final.json").is_file()
     assert main(["--methods", "nosuch", "--tasks", str(sum_task), "--out", str(tmp_path / "bad")]) == 2
+    # --finals-from trains a recorded table's final runs again, as the study's final runs train, and no study.
+    again = tmp_path / "again"
+    assert main(["--methods", "lora", "--tasks", str(sum_task), "--steps", "2", "--model", tiny_model_dir("qwen3_5"),
+                 "--finals-from", str(out / "tune_gain.csv"), "--out", str(again)]) == 0
+    redone = list(csv.DictReader(open(again / "tune_gain.csv")))
+    assert [(r["task"], r["best_params"]) for r in redone] == [(str(sum_task), rows[0]["best_params"])]
+    assert (again / "lora-sum" / "final" / "best" / "tune_final.json").is_file()
+    assert not (again / "lora-sum" / "study.db").exists()
 
 
 def test_vllm_check_skips_cleanly_without_vllm_or_a_gpu():

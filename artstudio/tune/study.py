@@ -632,7 +632,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     if config.final and len(complete) >= config.trials and not stopped():
         default_tc = train_config(config, {}, {}, out=out / "final" / "default", data=config.data,
                                   eval_data=config.eval_data, steps=config.steps, final=True)
-        default_trial = next((t for t in complete if t.user_attrs.get("default")), None)
+        default_trial = _default_trial(complete)
         final = {"default": _final_run(default_tc, guard, progress)}
         # The default picked (re-ranking): its run is the best's too, not trained twice.
         final["best"] = dict(final["default"]) if best is default_trial else _final_run(best_tc, guard, progress)
@@ -651,6 +651,11 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
                       rerank=rerank, chosen_trial=best.number)
 
 
+def _default_trial(complete: list):
+    """The study's trial 0, the method's default configuration (None when the space did not contain it)."""
+    return next((t for t in complete if t.user_attrs.get("default")), None)
+
+
 def _rerank(config: TuneConfig, space, complete: list, splits: Splits, out: Path, guard, progress) -> tuple[Any, list]:
     """The study's pick: the best `config.rerank` trials and the default, each trained again for the full
     --steps on the non-validation rows (as `train` trains them: starts included) and scored on validation.
@@ -659,7 +664,7 @@ def _rerank(config: TuneConfig, space, complete: list, splits: Splits, out: Path
     that then lost to the default over full runs (docs/tune.md). The validation split stays the judge, the
     test split is still read only by the final runs. A tie goes to the default (nothing says the change
     helps), then to the better proxy score."""
-    default_trial = next((t for t in complete if t.user_attrs.get("default")), None)
+    default_trial = _default_trial(complete)
     ranked = sorted((t for t in complete if t is not default_trial), key=lambda t: -t.value)
     picks = ranked[: config.rerank] + ([default_trial] if default_trial is not None else [])
     results = []

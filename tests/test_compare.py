@@ -219,6 +219,15 @@ def test_lr_grid_refuses_a_method_named_twice():
         C.parse_lr_grid("art=0.02; art =0.05", ["art"])
 
 
+def test_seeds_are_parsed_and_a_repeated_seed_is_refused():
+    """`--seeds 0,0` ran one seed and said nothing (a typo for '0,1')."""
+    assert C.parse_seeds("0, 1,2") == [0, 1, 2] and C.parse_seeds(3) == [3] and C.parse_seeds([2, 0]) == [2, 0]
+    for bad, match in (("0,0", "seed 0 is given twice"), ("1,01", "seed 1 is given twice"),
+                       ("a,b", "integers separated by commas"), (" , ", "no seeds given")):
+        with pytest.raises(ConfigError, match=match):
+            C.parse_seeds(bad)
+
+
 def test_a_mistyped_task_leaves_no_output_folder(tmp_path):
     """`--tasks max-brackt --out runs/c3` refused the task but left an empty runs/c3 behind."""
     with pytest.raises(DataError, match="'max-brackt' is neither a folder nor a built-in task"):

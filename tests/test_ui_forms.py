@@ -349,3 +349,32 @@ def test_a_run_that_failed_before_training_shows_no_canvas_and_no_save(studio):
     header, canvas, caption, *_, save_box, run, job_id, log, state = _refresh(studio, {}, "me")
     assert job.status == "failed" and canvas is None and "trained artwork" not in caption
     assert save_box.visible is False and "failed" in header
+
+
+def test_the_line_under_start_follows_its_job_and_clears_when_it_ends(studio):
+    """"Job 4 queued: …" stayed under the Start button after the job had run and finished."""
+    import gradio as gr
+
+    from artstudio.ui.widgets import follow_line
+
+    go = threading.Event()
+    first = studio.jobs.submit("compare", "first", lambda job: go.wait(30), total=1)
+    second = studio.jobs.submit("compare", "second", lambda job: None, total=1)
+    while first.status == "queued":
+        go.wait(0.01)
+    line = studio.jobs.line(second, second.title)
+    assert line == "Job 2 queued (position 1): **second**"
+    assert follow_line(line, studio.jobs, second, "second") == gr.skip()  # unchanged: nothing to redraw
+    running = studio.jobs.line(first, "first")
+    assert running == "Job 1 running: **first**"
+    # A stop message stays while the job finishes its step; another page message is never touched.
+    stopping = "Stopping job 1 after its current step; finished runs are kept and a re-run resumes."
+    assert follow_line(stopping, studio.jobs, first, "first") == gr.skip()
+    assert follow_line("⚠ steps must be at least 1", studio.jobs, first, "first") == gr.skip()
+    go.set()
+    studio.jobs.wait(second.id)
+    assert studio.jobs.wait(first.id).status == "done"
+    assert follow_line(line, studio.jobs, second, "second") == ""
+    assert follow_line(stopping, studio.jobs, first, "first") == ""
+    assert follow_line(running, studio.jobs, first, "first") == ""
+    assert follow_line("Job 12 running: **x**", studio.jobs, first, "first") == gr.skip()

@@ -133,11 +133,13 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         timer = gr.Timer(studio.settings.poll_seconds)
         train_seen, compare_seen, tune_seen, jobs_seen = gr.State({}), gr.State({}), gr.State({}), gr.State({})
         train_outputs = train.refresh_outputs + [train_seen]
-        timer.tick(train.refresh, [train_seen, client], train_outputs, show_progress="hidden", api_visibility="private")
-        timer.tick(compare.refresh, [compare_seen, client], compare.refresh_outputs + [compare_seen], show_progress="hidden",
+        # Each page's timer also keeps the line under its Start button true ("Job 4 queued" until the job ends).
+        timer.tick(train.refresh, [train_seen, client, train.message], train_outputs, show_progress="hidden",
                    api_visibility="private")
-        timer.tick(tune.refresh, [tune_seen, client], tune.refresh_outputs + [tune_seen], show_progress="hidden",
-                   api_visibility="private")
+        timer.tick(compare.refresh, [compare_seen, client, compare.message], compare.refresh_outputs + [compare_seen],
+                   show_progress="hidden", api_visibility="private")
+        timer.tick(tune.refresh, [tune_seen, client, tune.message], tune.refresh_outputs + [tune_seen],
+                   show_progress="hidden", api_visibility="private")
         timer.tick(jobs_refresh, [jobs_seen, client], [*jobs_outputs, jobs_seen], show_progress="hidden",
                    api_visibility="private")
 

@@ -18,7 +18,7 @@ from artstudio.tasks import list_tasks
 
 from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED
 from .studio import Studio
-from .widgets import action, dataclass_form, duration, friendly, keep_page, progress_html
+from .widgets import action, dataclass_form, duration, follow_line, friendly, keep_page, progress_html
 
 MAIN = ["seeds", "steps", "batch_size", "objective"]
 ADVANCED = ["lr_grid", "val_fraction", "eval_size", "method_options", "device", "dtype", "overwrite"]
@@ -26,6 +26,7 @@ ADVANCED = ["lr_grid", "val_fraction", "eval_size", "method_options", "device", 
 
 @dataclass
 class CompareTab:
+    message: gr.Markdown
     refresh: object
     refresh_outputs: list
 
@@ -64,7 +65,7 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
         """Queue a comparison (CompareConfig options); returns a message with the job number."""
         owner = str(values.pop("client", "") or "")
         job = studio.start_compare(values, owner=owner)
-        return f"Job {job.id} queued: **{job.title}**"
+        return studio.jobs.line(job, job.title)
 
     action(start.click, start_compare, {"methods": methods, "tasks": tasks, "model": model, "name": name,
                                         "client": client, **main, **adv}, [message], api_name="start_compare")
@@ -88,7 +89,12 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
 
     action(load.click, load_results, folder, [summary, table, plots], api_name="load_results")
 
-    def refresh(seen: dict, client_id: str = ""):
+    def refresh(seen: dict, client_id: str = "", line: str | None = None):
+        *drawn, seen = _draw(seen, client_id)
+        job = studio.jobs.latest_of("compare", client_id)
+        return (*drawn, follow_line(line, studio.jobs, job, job.title if job else ""), seen)
+
+    def _draw(seen: dict, client_id: str):
         job = studio.jobs.latest_of("compare", client_id)
         if job is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
@@ -108,4 +114,4 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
             return bar, summary_md, frame, pictures, gr.Dropdown(choices=studio.results_folders(), value=job.run_dir.name), seen
         return bar, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
 
-    return CompareTab(refresh=refresh, refresh_outputs=[progress, summary, table, plots, folder])
+    return CompareTab(message=message, refresh=refresh, refresh_outputs=[progress, summary, table, plots, folder, message])

@@ -146,6 +146,18 @@ class JobQueue:
         waiting = [j for j in self.jobs() if j.status == QUEUED]
         return waiting.index(job) + 1
 
+    def line(self, job: Job, name: str) -> str:
+        """The line under a Start button about `job`, as the job is now: queued (where), starting, running,
+        or "" once it ended (the page's progress bar says how it ended)."""
+        if job.status == QUEUED:
+            where = self.position(job)
+            if where == 1 and not any(j.status == RUNNING for j in self.jobs()):
+                return f"Job {job.id} starting: **{name}**"
+            return f"Job {job.id} queued (position {where}): **{name}**"
+        if job.status == RUNNING:
+            return f"Job {job.id} running: **{name}**"
+        return ""
+
     def latest(self, kind: str) -> Job | None:
         """The running job of `kind`, else the newest one (what a page shows when it (re)connects)."""
         jobs = [j for j in self.jobs() if j.kind == kind]

@@ -25,7 +25,8 @@ from artstudio.training import TrainConfig
 from .command import train_command
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job, stopped_during_starts, stopped_phase
 from .studio import APP_SNAPSHOT_EVERY, Studio
-from .widgets import action, dataclass_form, duration, field_input, friendly, keep_page, markdown_text, progress_html
+from .widgets import (action, dataclass_form, duration, field_input, follow_line, friendly, keep_page, markdown_text,
+                      progress_html)
 
 ADVANCED = ["metric", "grad_accum", "weight_decay", "warmup", "schedule", "eval_every", "eval_size",
             "checkpoint_every", "snapshot_every", "resume", "max_new_tokens", "device", "dtype",
@@ -187,10 +188,7 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         train_path, eval_path = values.pop("train_file", None), values.pop("eval_file", None)
         owner = str(values.pop("client", "") or "")
         job = studio.start_training(values, train_path, eval_path, owner=owner)
-        where = studio.jobs.position(job)
-        text = f"Job {job.id} started: **{job.run_dir.name}**" if where <= 1 and not _others_running(studio, job) \
-            else f"Job {job.id} queued (position {where}): **{job.run_dir.name}**"
-        return text, job.run_dir.name, job.id
+        return studio.jobs.line(job, job.run_dir.name), job.run_dir.name, job.id
 
     form = {"model": model, "source": source, "task": task, "canvas_size": canvas_size, "run": run_name, **main, **adv}
     inputs = {**form, "train_file": train_file, "eval_file": eval_file, "client": client}
@@ -229,10 +227,13 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
 
     action(stop.click, stop_training, [job_id], [message], api_name="stop_training")
 
-    def refresh(seen: dict, client_id: str):
-        return _refresh(studio, seen, client_id)
+    def refresh(seen: dict, client_id: str, line: str | None = None):
+        *drawn, state = _refresh(studio, seen, client_id)
+        job = studio.jobs.latest_of("train", client_id)
+        name = job.run_dir.name if job is not None and job.run_dir is not None else ""
+        return (*drawn, follow_line(line, studio.jobs, job, name), state)
 
-    outputs = [header, canvas, caption, loss_plot, reward_plot, metrics, save_box, run, job_id, log_box]
+    outputs = [header, canvas, caption, loss_plot, reward_plot, metrics, save_box, run, job_id, log_box, message]
 
     def save_to_gallery(run: str, name: str, description: str) -> str:
         """Save a finished ART run's artwork to the gallery under a name; returns a message."""
@@ -266,10 +267,6 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
     return TrainTab(run=run, job=job_id, header=header, message=message, canvas=canvas, refresh_outputs=outputs,
                     refresh=refresh, form=[form[n] for n in form_names] + [command], restore=restore, fill=fill,
                     preview=preview, preview_inputs=form_inputs, command=command)
-
-
-def _others_running(studio: Studio, job: Job) -> bool:
-    return any(j.status == RUNNING and j is not job for j in studio.jobs.jobs())
 
 
 def _plots(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

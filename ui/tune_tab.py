@@ -23,7 +23,7 @@ from artstudio.tune.report import best_so_far
 
 from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED
 from .studio import Studio
-from .widgets import action, clean_message, dataclass_form, duration, friendly, keep_page, progress_html
+from .widgets import action, clean_message, dataclass_form, duration, follow_line, friendly, keep_page, progress_html
 
 MAIN = ["trials", "sampler", "trial_steps", "steps", "proxy"]  # two a row
 ADVANCED = ["val_fraction", "val_size", "budget", "objective", "seed", "startup", "candidates", "rerank", "final", "timeout",
@@ -121,7 +121,7 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         """Queue a study (TuneConfig options on a built-in task); returns a message with the job number."""
         owner = str(values.pop("client", "") or "")
         job = studio.start_tune(values, owner=owner)
-        return f"Job {job.id} queued: **{job.title}**"
+        return studio.jobs.line(job, job.title)
 
     action(start.click, start_tune, {"method": method, "task": task, "model": model, "name": name, "client": client,
                                      **main, **adv}, [message], api_name="start_tune")
@@ -144,7 +144,12 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
 
     action(load.click, load_study, folder, [plot, stats, report], api_name="load_study")
 
-    def refresh(seen: dict, client_id: str = ""):
+    def refresh(seen: dict, client_id: str = "", line: str | None = None):
+        *drawn, seen = _draw(seen, client_id)
+        job = studio.jobs.latest_of("tune", client_id)
+        return (*drawn, follow_line(line, studio.jobs, job, job.title if job else ""), seen)
+
+    def _draw(seen: dict, client_id: str):
         job = studio.jobs.latest_of("tune", client_id)
         skip = (gr.skip(),) * 5
         if job is None:
@@ -174,4 +179,4 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         return bar, _stats(job.done, job.total, points), curve(points), gr.skip(), gr.skip(), seen
 
     return TuneTab(folder=folder, use_in_train=use, message=message, refresh=refresh,
-                   refresh_outputs=[progress, stats, plot, report, folder])
+                   refresh_outputs=[progress, stats, plot, report, folder, message])

@@ -158,3 +158,18 @@ def duration(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def follow_line(line: str | None, jobs, job, name: str):
+    """What the line under a Start button becomes on a timer tick: its job's line as the job is now when it is
+    that job's start line ("Job 4 queued …" went on saying so after the job ended), "" when it was about the
+    job (its start or its stop) and the job ended; gr.skip() when it says something else (a refused start)."""
+    if not isinstance(line, str) or job is None:
+        return gr.skip()
+    start = re.match(rf"Job {job.id} (queued|starting|running)\b", line)
+    about = start or re.search(rf"\b[Jj]ob {job.id}\b", line)
+    if not about or (not start and job.active):
+        return gr.skip()
+    now = jobs.line(job, name)
+    return gr.skip() if now == line else now
+

@@ -52,13 +52,23 @@ def parse_list(value: str | list | tuple | None) -> list[str]:
 
 
 def parse_seeds(value: str | int | list | tuple) -> list[int]:
-    items = [value] if isinstance(value, int) else parse_list(value)
+    """'0,1,2' -> [0, 1, 2]; a seed given twice is refused (it would run once, so a typo for another seed)."""
+    if isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        items = [s.strip() for s in value.split(",") if s.strip()]
+    else:
+        items = [str(v).strip() for v in value]
     try:
         seeds = [int(s) for s in items]
     except ValueError:
         raise ConfigError(f"seeds must be integers separated by commas, like '0,1,2'; got {value!r}") from None
     if not seeds:
         raise ConfigError("no seeds given; pass --seeds like '0,1,2'")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ConfigError(f"seed {twice[0]} is given twice in {value!r}: a seed gives the same run each time, "
+                          f"so give distinct seeds, like '0,1,2'")
     return seeds
 
 

@@ -704,7 +704,11 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request, err: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code)
-        return _error_response(APIError(err.status_code, str(err.detail), code=code))
+        message = str(err.detail)
+        if err.status_code in (404, 405):  # an OpenAI client's /v1/completions or /v1/embeddings: say what is here
+            message = (f"{message}: {_request.method} {_request.url.path}; this server answers POST /v1/chat/completions, "
+                       "GET /v1/models, GET /v1/models/NAME and GET /health")
+        return _error_response(APIError(err.status_code, message, code=code))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request, err):

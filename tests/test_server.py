@@ -228,6 +228,9 @@ def test_unknown_model_is_404(server, client):
         ask(client, "studio-tiny+nope", "3 1")
     assert err.value.body["code"] == "model_not_found"
     assert httpx.get(server.url + "/nowhere", timeout=30).json()["error"]["code"] == "not_found"
+    # An OpenAI client's legacy completions call is told which endpoints there are (it said only "Not Found").
+    legacy = httpx.post(server.url + "/completions", json={"model": "studio-tiny", "prompt": "3 1"}, timeout=30)
+    assert legacy.status_code == 404 and "POST /v1/chat/completions" in legacy.json()["error"]["message"]
 
 
 def test_api_key_is_required_when_set(backbone, tmp_path, caplog):

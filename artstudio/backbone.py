@@ -413,6 +413,10 @@ def model_name(model: str) -> str:
     if model == DEFAULT_NAME or (_looks_local(model) and Path(model).expanduser().resolve() == Path(DEFAULT_MODEL).resolve()):
         # The shipped model is named, not located: artworks made on one machine load on another.
         return DEFAULT_NAME
+    if _looks_local(model) and not Path(model).expanduser().exists() and Path(model).parts[-3:] == Path(DEFAULT_MODEL).parts[-3:]:
+        # The shipped model where an older install kept it (a run's config.json once recorded its folder): a run
+        # moved to another machine or virtual environment resumes on this install's copy.
+        return DEFAULT_NAME
     return model
 
 
@@ -427,7 +431,7 @@ def load_backbone(
     """Load a Qwen vision-language model (Hub id or local folder), frozen, on `device`."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    source = DEFAULT_MODEL if str(model) == DEFAULT_NAME else str(model)
+    source = DEFAULT_MODEL if model_name(model) == DEFAULT_NAME else str(model)
     model_id = model_name(source)
     if _looks_local(source):
         path = Path(source).expanduser()

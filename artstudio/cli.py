@@ -752,7 +752,9 @@ def _tasks(ns: argparse.Namespace) -> int:
                         ("name", "kind", "metric", "format", "description")))
         return 0
     out = make_task(ns.name, ns.out, seed=ns.seed, n_train=ns.n_train, n_test=ns.n_test, overwrite=ns.overwrite)
-    print(f"wrote {out}/train.jsonl, test.jsonl, card.json")
+    written = [name for name in ("train.jsonl", "test.jsonl", "card.json") if (out / name).is_file()]
+    print(f"wrote {out}/{', '.join(written)}" + ("" if "train.jsonl" in written else
+                                                " (no training rows: a folder to evaluate on, `artstudio eval --data`)"))
     return 0
 
 

@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .atomic import atomic_write_text
+from .backbone import model_name
 from .canvas import init_names_a_picture
 from .checkpoint import read_history
 from .data import split_validation, write_jsonl
@@ -44,7 +45,7 @@ class _RunSaidIt(logging.Filter):
     with the start's smaller count only confused."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("--batch-size")
+        return not str(record.msg).startswith("batch size %d (--batch-size) is larger")
 
 
 @contextmanager
@@ -146,11 +147,10 @@ _NOT_TRAINING = ("out", "resume", "overwrite", "device")
 
 def _as_trained(sub, digest: str | None) -> dict:
     """What decides a start's canvas: its options (JSON as config.json holds them) and its rows' digest."""
-    from dataclasses import asdict
-
     from .atomic import json_default
+    from .training import config_record
 
-    return _training_part(json.loads(json.dumps(asdict(sub), default=json_default)), digest)
+    return _training_part(json.loads(json.dumps(config_record(sub), default=json_default)), digest)
 
 
 def _trained_as(folder: Path) -> dict | None:
@@ -161,6 +161,8 @@ def _trained_as(folder: Path) -> dict | None:
         return None
     if not isinstance(saved, dict):
         return None
+    if isinstance(saved.get("model"), str):
+        saved["model"] = model_name(saved["model"])  # recorded as a folder by earlier versions
     return _training_part(saved, (saved.pop("resolved", None) or {}).get("train_digest"))
 
 
@@ -225,8 +227,8 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
             except KeyboardInterrupt:
                 # (an --overwrite run stopped here has not begun: the run it replaces is put back, nothing to resume)
                 log.warning("interrupted during start %d of %d (%s) of %s%s", i + 1, len(candidates), name, out,
-                            "" if config.overwrite else "; --resume with the same options keeps the starts that "
-                            "finished and trains this one again")
+                            "" if config.overwrite else f"; `artstudio train --resume --out {out}` keeps the starts "
+                            "that finished and trains this one again")
                 raise
             Processes.from_env().barrier()  # in a multi-process run the main process writes the results
             if res.metrics.get("stopped"):

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 
-from .backbone import DEFAULT_MODEL, check_device, check_dtype, dtype_name, load_backbone, resolve_dtype
+from .backbone import DEFAULT_MODEL, check_device, check_dtype, dtype_name, load_backbone, model_name, resolve_dtype
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
@@ -266,10 +266,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         if main:  # GRPO: a reward of its own may not need answers; the metric's default rewards compare with them
             log.warning("--data %s: every training answer is empty; the default rewards score completions "
                         "against the answers, so only a --grpo-reward that ignores them can teach anything", config.data)
-    saved_run = check_resume(config, out, train_rows) if config.resume else None
+    saved_run = check_resume(config, out, train_rows, eval_rows) if config.resume else None
     saved_steps = saved_run["steps"] if saved_run else None
     if config.batch_size > len(train_rows) and main:
-        log.warning("--batch-size %d is larger than the %d training rows: each batch holds every row once",
+        log.warning("batch size %d (--batch-size) is larger than the %d training rows: each batch holds every row once",
                     config.batch_size, len(train_rows))
     metric = config.metric or card.get("metric") or "exact"
     # Answers the metric cannot score fail here, not after training (the starts' validation and the fit check
@@ -307,6 +307,13 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                                             on_start=on_start)
     except StartsStopped:
         return _stopped_during_starts(requested, out, resolved(), processes)
+    except KeyboardInterrupt:
+        # Ctrl-C during the starts: the run's options go on disk, so `--resume --out RUN` finds them and refuses
+        # other ones (a resume with another --lr or --seed retrained the starts as a new run, without a word).
+        # An --overwrite run has not begun: the run it replaces is put back, and nothing is written.
+        if processes.is_main and not requested.overwrite:
+            _record_options(requested, out, resolved())
+        raise
     config = replace(config, steps=requested.steps)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -344,7 +351,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         group.setdefault("initial_lr", lr)
     # Built after a resume so the schedule continues at the checkpoint's step.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
-    saved = asdict(requested) | {"resolved": resolved(lr=lr, metric=metric, trainable_params=method.num_trainable(),
+    saved = config_record(requested) | {"resolved": resolved(lr=lr, metric=metric, trainable_params=method.num_trainable(),
                                                       **({"starts": start_choice, "init": config.method_options["init"]}
                                                          if start_choice else {}))}
     if main:
@@ -501,6 +508,12 @@ RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "eval_dat
                                "gradient_checkpointing", "fsdp", "steps"})
 
 
+def config_record(config: TrainConfig) -> dict:
+    """`config` as config.json and best.json record it: the shipped model by name, not by the folder this install
+    keeps it in (a run recorded with the folder could not resume once moved to another environment)."""
+    return asdict(config) | {"model": model_name(config.model)}
+
+
 def rows_digest(rows: list[Example]) -> str:
     """What identifies a run's training rows, wherever their file sits: text, ids and the pictures' bytes."""
     h = hashlib.sha256()
@@ -514,7 +527,8 @@ def rows_digest(rows: list[Example]) -> str:
     return h.hexdigest()[:16]
 
 
-def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> dict | None:
+def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
+                 eval_rows: list[Example] | None = None) -> dict | None:
     """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
     a run that already finished, and --steps that end before its checkpoint: each used to rewrite the run's
     record silently, or fail mid-way. Returns the steps the run was started with and the dtype its frozen
@@ -524,12 +538,19 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> d
         return None
     saved = _read_json(file)
     resolved = saved.pop("resolved", None) or {}
-    now = json.loads(json.dumps(asdict(config), default=json_default))
+    now = json.loads(json.dumps(config_record(config), default=json_default))
+    if isinstance(saved.get("model"), str):
+        saved["model"] = model_name(saved["model"])  # recorded as a folder by earlier versions
 
     def data_rows(value: Any, was: Any) -> list[str] | None:
         if not resolved.get("train_digest"):
             return None
         if resolved["train_digest"] == rows_digest(train_rows):
+            if value != was and not eval_rows and (saved.get("eval_data") or _has_test_split(was)):
+                # The same rows from a bare file: the run's test split was silently no longer read.
+                log.warning("--data %s holds the run's training rows but no test split, so this resume scores nothing; "
+                            "the run was scored on %s. Resume with --data %s (or leave --data out) to score it",
+                            value, saved.get("eval_data") or f"the test split of {was}", was)
             return []  # the same rows, named from another folder
         return [f"--data {value} holds other training rows than the run's {was}"]
 
@@ -563,10 +584,27 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example]) -> d
     # Starts are a fraction of the run's steps: one chosen keeps its length; while none is chosen (a run stopped
     # during its starts) they are trained for the new --steps (they kept the old ones, "keeping" no start).
     chosen = (out / STARTS_FOLDER / CHOICE_FILE).is_file()
-    check_resume_steps(out, config.steps, saved.get("steps"), kept="; the run keeps the start it chose" if chosen
-                       else "; its starts (none was chosen yet) are trained for these steps")
+    kept = "; the run keeps the start it chose" if chosen else \
+        "; its starts (none was chosen yet) are trained for these steps" if (out / STARTS_FOLDER).is_dir() else ""
+    check_resume_steps(out, config.steps, saved.get("steps"), kept=kept)
     return {"steps": saved.get("steps") if chosen else None, "dtype": resolved.get("dtype") or saved.get("dtype"),
             "processes": resolved.get("processes")}
+
+
+def _has_test_split(data: Any) -> bool:
+    """Whether a run's --data (as its config.json records it) is a folder with a test split, or a built-in task."""
+    if not isinstance(data, str):
+        return False
+    from .tasks import TASKS
+
+    folder = Path(data).expanduser()
+    return (folder / "test.jsonl").is_file() if folder.is_dir() else not folder.exists() and data in TASKS
+
+
+def _record_options(config: TrainConfig, out: Path, resolved: dict) -> None:
+    """config.json of a run stopped before its main loop: its options, what a resume continues with."""
+    atomic_write_text(out / "config.json", json.dumps(config_record(config) | {"resolved": resolved}, indent=2,
+                                                      default=json_default) + "\n")
 
 
 def _stopped_during_starts(config: TrainConfig, out: Path, resolved: dict, processes) -> TrainResult:
@@ -575,8 +613,7 @@ def _stopped_during_starts(config: TrainConfig, out: Path, resolved: dict, proce
     its checkpoint and artwork, which a resume then trained on in place of the start it chose. Now only its
     options are written (so `--resume` knows them), with the starts that finished under starts/."""
     if processes.is_main:
-        atomic_write_text(out / "config.json", json.dumps(asdict(config) | {"resolved": resolved}, indent=2,
-                                                          default=json_default) + "\n")
+        _record_options(config, out, resolved)
     log.warning("%s stopped during its starts, before one was chosen: no canvas is kept; --resume keeps the starts "
                 "that finished and trains the rest", out)
     return TrainResult(out=out, method=None, metrics={"steps": 0, "stopped": True, "stopped_during_starts": True},

@@ -477,6 +477,36 @@ def test_resume_takes_the_options_left_out_from_the_run(tiny_model_dir, tmp_path
     assert (saved["steps"], saved["lr"], saved["method_options"]["canvas_size"]) == (3, 0.1, 64)
 
 
+def test_a_resume_warns_only_about_what_the_run_has(tiny_model_dir, tmp_path, capsys):
+    """A one-start run resumed with more steps was told "its starts (none was chosen yet) are trained for these
+    steps"; the same rows from a bare file turned the run's scoring off without a word."""
+    rows = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(a * 10 + b)) for a in range(3) for b in range(2)]
+    write_jsonl(tmp_path / "task" / "train.jsonl", rows)
+    write_jsonl(tmp_path / "task" / "test.jsonl", rows[:2])
+    run = str(tmp_path / "run")
+    common = ["--batch-size", "2", "--canvas-size", "64", "--starts", "1", "--snapshot-every", "0", "--out", run]
+    assert main(["train", "--model", tiny_model_dir("qwen3_5"), "--data", str(tmp_path / "task"), "--steps", "2",
+                 *common]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", run, "--steps", "3", "--data", str(tmp_path / "task" / "train.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "--steps 3 differs from the run's 2: the learning-rate schedule now spans 3 steps\n" in err
+    assert "none was chosen" not in err
+    assert "holds the run's training rows but no test split, so this resume scores nothing" in err
+
+
+def test_runs_name_the_shipped_model_not_the_folder_this_install_keeps_it_in():
+    """config.json recorded /…/site-packages/artstudio/models/studio-tiny: a run moved to another environment
+    could not resume (the folder was gone, and `--model studio-tiny` was refused as another model)."""
+    from artstudio.backbone import DEFAULT_MODEL, model_name
+    from artstudio.training import config_record
+
+    assert config_record(TrainConfig(data="add-json"))["model"] == "studio-tiny"
+    assert config_record(TrainConfig(data="add-json", model=DEFAULT_MODEL))["model"] == "studio-tiny"
+    moved = "/old/venv/lib/python3.11/site-packages/artstudio/models/studio-tiny"
+    assert model_name(moved) == "studio-tiny" and model_name("/elsewhere/studio-tiny") == "/elsewhere/studio-tiny"
+
+
 def test_a_run_config_names_the_folder_it_sits_in(tmp_path, caplog):
     """`--config COPY/config.json --resume` on a copied run resumed the original folder its "out" names."""
     saved = TrainConfig(data="add-json", steps=12, out=str(tmp_path / "original"))

@@ -119,8 +119,9 @@ def test_bad_starts_are_refused_before_training(qwen35, task, tmp_path):
 def test_a_batch_larger_than_the_rows_is_warned_about_once_with_the_run_s_row_count(qwen35, task, tmp_path, caplog):
     with caplog.at_level("WARNING"):
         train(replace(_config(task, tmp_path / "run"), batch_size=64, steps=4), backbone=qwen35, progress=False)
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--batch-size")]
-    assert said == [f"--batch-size 64 is larger than the {len(ROWS)} training rows: each batch holds every row once"]
+    said = [r.getMessage() for r in caplog.records if "(--batch-size)" in r.getMessage()]
+    assert said == [f"batch size 64 (--batch-size) is larger than the {len(ROWS)} training rows: each batch holds "
+                    "every row once"]
 
 
 def test_too_few_rows_for_a_validation_split_run_one_start(qwen35, tmp_path):
@@ -279,3 +280,29 @@ def test_a_named_init_is_the_run_s_one_start(qwen35, task, tmp_path):
     # against a two-start default.
     for init in ("gray", " Grey", "noise", "red"):
         assert starts_of(TrainConfig(data=str(task), method_options={"init": init}))[0] is None, init
+
+
+def test_ctrl_c_during_the_starts_records_the_run_s_options_so_a_resume_checks_them(qwen35, task, tmp_path):
+    """Ctrl-C during the starts left no config.json: `--resume --out RUN` could not find the options, and a
+    resume with another --lr or --seed retrained both starts as a new run without a word."""
+    calls = iter(range(10_000))
+
+    def ctrl_c():  # as Ctrl-C in the first start's step loop
+        if next(calls) == 1:
+            raise KeyboardInterrupt
+        return False
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(task, run), backbone=qwen35, progress=False, should_stop=ctrl_c)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["steps"] == 10 and saved["method_options"]["starts"] == 2 and not (run / "artwork.png").exists()
+    with pytest.raises(ConfigError, match=r"these differ: --lr 0.2"):
+        train(_config(task, run, resume=True, lr=0.2), backbone=qwen35, progress=False)
+    done = train(_config(task, run, resume=True), backbone=qwen35, progress=False)
+    assert done.metrics["steps"] == 10 and "start" in done.metrics
+    # An --overwrite run stopped during its starts has not begun: it writes nothing over the run it replaces.
+    calls = iter(range(10_000))
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(task, run, overwrite=True, seed=3), backbone=qwen35, progress=False, should_stop=ctrl_c)
+    assert json.loads((run / "config.json").read_text())["seed"] == 0 and (run / "artwork.png").is_file()

@@ -18,7 +18,7 @@ import optuna
 import pytest
 import torch
 
-from artstudio.data import load_jsonl
+from artstudio.data import load_jsonl, write_jsonl
 from artstudio.errors import ArtStudioError, ConfigError
 from artstudio.tune import TuneConfig, tune
 from artstudio.tune.lgbo import (DeepTextFeatures, Fixed, GaussianProcess, TextEncoder, make_sampler,
@@ -466,6 +466,8 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(mode
 
 
 def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, sum_task):
+    one = tmp_path / "one.jsonl"  # it advised "a validation fraction of 0", which tune refuses
+    write_jsonl(one, SUM_TRAIN[:1])
     with pytest.raises(ConfigError, match="proxy"):
         tune(method="art", data=str(sum_task), proxy=0.0, out=str(tmp_path / "o"))
     with pytest.raises(ConfigError, match="sampler"):
@@ -477,7 +479,9 @@ def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, sum_task):
     for bad, message in [(dict(timeout=-5), "--timeout is -5"), (dict(encoder=str(tmp_path / "none")), "is not a folder"),
                          (dict(device="tpu"), "is not a device"), (dict(dtype="fp8"), "is not a dtype"),
                          (dict(data=str(tmp_path / "nosuch")), "neither a file"),
-                         (dict(space=str(tmp_path / "none.yaml")), "does not exist")]:
+                         (dict(space=str(tmp_path / "none.yaml")), "does not exist"),
+                         (dict(val_size=-1), "--val-size is -1"),  # the app queued it, and the study failed
+                         (dict(data=str(one)), "has 1 training row; a study trains its trials on some rows")]:
         with pytest.raises(ArtStudioError, match=message):
             tune(**(dict(method="art", data=str(sum_task), out=str(tmp_path / "o")) | bad))
     assert not (tmp_path / "o").exists()  # a refused study leaves no folder (it left study.db and data/)
@@ -689,7 +693,7 @@ def test_a_tuned_configuration_that_loses_to_the_default_on_test_is_said_so():
     assert "verdict" in result.summary() and "Keep the default" in result.summary()
 
 
-def test_rerank_picks_by_validation_after_full_steps_and_a_tie_goes_to_the_default(tmp_path, monkeypatch):
+def test_rerank_picks_by_validation_after_full_steps_and_a_tie_goes_to_the_default(tmp_path, monkeypatch, caplog):
     """Proxy trials ranked high ART learning rates first, which then lost to the default over 300 steps (tuned
     reverse-json 80.5 % against the default's 94.0 % on test). The best K trials and the default now train
     the full steps on the non-validation rows, and validation picks among them; the test split stays unread."""
@@ -726,5 +730,55 @@ def test_rerank_picks_by_validation_after_full_steps_and_a_tie_goes_to_the_defau
     assert all(tc.data == str(splits.fit_folder) and tc.eval_data == str(splits.val_file) and tc.steps == 300
                for tc in trained)
     assert json.loads((tmp_path / "rerank.json").read_text())["chosen"] == 0
+    with caplog.at_level("WARNING", logger="artstudio.tune"):  # it said the default "scored best" on a tie
+        assert run({0.2: 0.0, 0.1: 0.0, 0.02: 0.0, 0.05: 0.0})[0].number == 0
+    assert "the best proxy trial 1 ties the default on validation (0.0%); a tie keeps the default" in caplog.text
     chosen, results = run({0.2: 0.70, 0.1: 0.81, 0.02: 0.75, 0.05: 0.80})
     assert chosen.number == 2 and [r["trial"] for r in results] == [1, 2, 3, 0]
+
+
+def test_data_without_a_test_split_warns_that_the_final_runs_go_unscored(tmp_path, caplog):
+    """A bare train.jsonl ran every trial and final run, then failed writing the report (accuracy None)."""
+    from artstudio.tune import TuneConfig
+    from artstudio.tune.report import write_outputs
+    from artstudio.tune.study import prepare_splits
+
+    write_jsonl(tmp_path / "rows.jsonl", SUM_TRAIN)
+    with caplog.at_level("WARNING", logger="artstudio.tune"):
+        splits = prepare_splits(TuneConfig(method="art", data=str(tmp_path / "rows.jsonl")), tmp_path / "study")
+    assert "has no test split: the final runs train but cannot be scored" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="artstudio.tune"):
+        prepare_splits(TuneConfig(method="art", data=str(tmp_path / "rows.jsonl"), final=False), tmp_path / "s2")
+    assert "no test split" not in caplog.text
+    # The report says so instead of failing on the unscored final runs.
+    study = optuna.create_study(direction="maximize")
+    lr = optuna.distributions.FloatDistribution(0.01, 0.1, log=True)
+    for i, (value, rate) in enumerate([(0.5, 0.05), (0.75, 0.02)]):
+        study.add_trial(optuna.trial.create_trial(params={"lr": rate}, distributions={"lr": lr}, value=value,
+                                                  user_attrs={"default": i == 0}))
+    unscored = {"accuracy": None, "eval_n": None, "steps": 4, "train_seconds": 1.0, "proxy_value": 0.5}
+    write_outputs(study, load_space("art", _space_file(tmp_path)), TuneConfig(method="art", data="x", steps=4),
+                  tmp_path / "study", final={"default": unscored, "best": unscored | {"proxy_value": 0.75}},
+                  storage_url="sqlite:///x.db", splits=splits, chosen=study.best_trial)
+    assert (tmp_path / "study" / "report.md").read_text().count("not scored (no test split)") == 2
+
+
+
+def test_a_study_says_each_warning_of_its_runs_once(caplog):
+    """Every trial repeated "--batch-size 32 is larger than the 18 training rows", naming an option tune lacks."""
+    import logging
+
+    from artstudio.tune.study import _each_warning_once
+
+    train_log = logging.getLogger("artstudio.train")
+    with caplog.at_level("INFO", logger="artstudio.train"):
+        with _each_warning_once():
+            for _ in range(3):
+                train_log.warning("batch size %d (--batch-size) is larger than the %d training rows", 32, 18)
+                train_log.info("resumed")
+            train_log.warning("batch size %d (--batch-size) is larger than the %d training rows", 16, 9)
+        train_log.warning("batch size %d (--batch-size) is larger than the %d training rows", 32, 18)
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("batch size 32 (--batch-size) is larger than the 18 training rows") == 2  # once, then after
+    assert said.count("resumed") == 3 and "batch size 16 (--batch-size) is larger than the 9 training rows" in said

@@ -208,6 +208,9 @@ def test_stop_keeps_the_last_checkpoint_and_resume_continues(app, client, data):
         checkpoint_every=1000, run="to-stop", resume=True))
     status = wait_job(client, int(job2))
     assert status["status"] == "done" and status["result"]["metrics"]["steps"] == saved["step"] + 2
+    # Its loss curve and log go on from the earlier steps (they held only the two new ones).
+    steps = [h["step"] for h in app.studio.jobs.get(int(job2)).history if h.get("loss") is not None]
+    assert steps == list(range(1, saved["step"] + 3))
 
 
 def test_second_job_waits_in_the_queue_and_can_be_cancelled(app, client, data):

@@ -67,6 +67,28 @@ def test_a_canvas_size_the_model_cannot_take_is_refused_at_start(studio):
     assert studio.jobs.jobs() == [] and not (studio.runs / "odd").exists()
 
 
+@pytest.mark.parametrize("start, values, message", [
+    ("start_training", form(run="in-options", method_options='{"canvas_size": 100}'), "multiple of 32"),
+    ("start_training", form(run="never-ran", resume=True), "there is no run named 'never-ran' to resume; untick"),
+    ("start_training", form(run="long", steps=10**12), r"steps 1,000,000,000,000 is more than this app allows "
+                                                        r"\(1,000,000\).*artstudio app --max-steps"),
+    ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "eval_size": 0}, "--eval-size is 0"),
+    ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "lr_grid": "fast please"}, "has no '='"),
+    ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "method_options": '{"art": 5}'},
+     "maps each method to an object"),
+    ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "steps": 10**12}, "more than this app allows"),
+    ("start_tune", {"method": "art", "task": "add-json", "val_size": -1}, "--val-size is -1"),
+    ("start_tune", {"method": "art", "task": "add-json", "trials": 10**12}, r"trials .* is more than this app allows "
+                                                                           r"\(1,000\).*--max-trials"),
+])
+def test_what_would_fail_as_a_job_is_refused_before_it_is_queued(studio, start, values, message):
+    """These were queued and then failed as jobs (or, for 1e12 steps, ran with an estimate of millions of hours),
+    the line beside Start still saying "Job 19 started"."""
+    with pytest.raises(ArtStudioError, match=message):
+        getattr(studio, start)(values)
+    assert studio.jobs.jobs() == []
+
+
 def test_whole_number_fields_refuse_a_fraction_instead_of_rounding_it(studio):
     """Gradio's precision=0 turned seed 1.5 into --seed 2 without a word."""
     import gradio as gr
@@ -89,7 +111,7 @@ def test_the_command_panel_shows_the_refusal_instead_of_a_command(studio):
 
     with gr.Blocks():
         tab = build_train_tab(studio, gr.State(""))
-    assert tab.preview(**form(steps=-5)).startswith("# --steps is -5; expected at least 1")
+    assert tab.preview(**form(steps=-5)).startswith("# 'steps' is -5; expected at least 1")
     assert tab.preview(**form()).startswith("artstudio train")
 
 
@@ -283,6 +305,8 @@ def test_result_tables_keep_their_words_whole():
     rules = rules[:rules.index("}")]
     assert "white-space:nowrap" in rules and "word-break:keep-all" in rules and "overflow-wrap:normal" in rules
     assert ".as-results table {display:block; max-width:100%; overflow-x:auto;}" in CSS  # too wide: it scrolls
+    # Headers ("latency ms / request") break between their words, so the cost table fits without scrolling.
+    assert ".as-results th {white-space:normal !important;" in CSS
 
 
 @pytest.mark.parametrize("steps", ["-1", "0"])
@@ -310,7 +334,8 @@ def test_a_failed_job_says_why_without_the_machine_s_paths(studio):
         raise ConfigError(f"--resume continues the run in {studio.runs / 'sa-stop'}; these differ: --data")
 
     job = studio.jobs.wait(studio.jobs.submit("train", "t", work).id)
-    assert job.status == "failed" and job.message == "--resume continues the run in runs/sa-stop; these differ: --data"
+    # ... and names the page's fields, not the command line's options.
+    assert job.status == "failed" and job.message == "'resume' continues the run in runs/sa-stop; these differ: 'task'"
 
 
 def test_an_error_shown_on_the_page_keeps_its_angle_brackets(monkeypatch):
@@ -378,3 +403,40 @@ def test_the_line_under_start_follows_its_job_and_clears_when_it_ends(studio):
     assert follow_line(stopping, studio.jobs, first, "first") == ""
     assert follow_line(running, studio.jobs, first, "first") == ""
     assert follow_line("Job 12 running: **x**", studio.jobs, first, "first") == gr.skip()
+
+
+def test_a_job_shows_the_library_s_warnings_on_its_page(studio):
+    """"batch size 1e12 is larger than the 1000 training rows" reached only the server console."""
+    import logging
+
+    from artstudio.ui.train_tab import _log_text
+
+    def work(job):
+        logging.getLogger("artstudio.train").warning("batch size %d (--batch-size) is larger than the %d training rows",
+                                                     64, 40)
+        logging.getLogger("artstudio.train").warning("batch size %d (--batch-size) is larger than the %d training rows",
+                                                     64, 40)
+        other = threading.Thread(target=lambda: logging.getLogger("artstudio.train").warning("another job's words"))
+        other.start()
+        other.join()
+
+    job = studio.jobs.wait(studio.jobs.submit("train", "t", work).id)
+    assert job.warnings == ["batch size 64 ('batch size') is larger than the 40 training rows"]
+    assert "warning: batch size 64 ('batch size') is larger than the 40 training rows" in _log_text(job)
+
+
+def test_the_gallery_marks_a_stopped_run_and_an_upload_is_added_once(studio):
+    """A run stopped at step 0 was listed as a finished artwork; each upload of one PNG added another copy."""
+    import shutil
+
+    shipped = Path(__file__).resolve().parents[1] / "canvases" / "add-json.png"
+    for name, result in (("done-run", {"steps": 40}), ("cut-run", {"steps": 3, "stopped": True})):
+        (studio.runs / name).mkdir(parents=True)
+        shutil.copy(shipped, studio.runs / name / "artwork.png")
+        (studio.runs / name / "result.json").write_text(json.dumps(result))
+    labels = {item.key: item.label for item in studio.gallery()}
+    assert labels["runs/cut-run/artwork.png"] == "run · cut-run (stopped at step 3)"
+    assert labels["runs/done-run/artwork.png"] == "run · done-run"
+    assert studio.add_upload(str(shipped), "green.png") == "canvases/green.png"
+    assert studio.add_upload(str(shipped), "green.png") == "canvases/green.png"
+    assert sorted(p.name for p in studio.canvases.glob("*.png")) == ["green.png"]

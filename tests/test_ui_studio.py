@@ -220,3 +220,5 @@ def test_a_job_stopped_during_its_starts_does_not_claim_a_checkpoint():
     assert "no canvas is kept yet" in stopped_phase(during) and "checkpoint" not in stopped_phase(during)
     later = Job(id=2, kind="train", title="t", work=lambda job: None, result={"metrics": {"steps": 40, "stopped": True}})
     assert stopped_phase(later) == "stopped; the last checkpoint is kept"
+    study = Job(id=3, kind="tune", title="t", work=lambda job: None, result={"trials": 2})
+    assert stopped_phase(study) == "stopped; the finished trials are kept"  # a study has no checkpoint to keep

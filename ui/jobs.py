@@ -49,6 +49,8 @@ class Job:
     finished: float | None = None
     owner: str = ""  # the browser that started it (its client id), "" for API callers that gave none
     form: dict = field(default_factory=dict, repr=False)  # the form values it was started with
+    warnings: list[str] = field(default_factory=list, repr=False)  # what the library warned while it ran, once each
+    resumed_at: int = 0  # a resumed training's step when this job began it (its pace counts the steps after)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def stop_requested(self) -> bool:
@@ -80,9 +82,10 @@ class Job:
 
     def eta_seconds(self) -> float | None:
         """Time left from the measured pace, once there is one."""
-        if self.status != RUNNING or not self.done or not self.total or self.done >= self.total:
+        ran = self.done - self.resumed_at
+        if self.status != RUNNING or ran <= 0 or not self.total or self.done >= self.total:
             return None
-        return self.elapsed() / self.done * (self.total - self.done)
+        return self.elapsed() / ran * (self.total - self.done)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly snapshot (the API's and the Jobs table's view of a job)."""
@@ -227,6 +230,9 @@ class JobQueue:
     def _run(job: Job) -> None:
         from .widgets import clean_message  # a failed job's message is shown on the pages: no machine paths
 
+        heard = _JobWarnings(job)
+        library = logging.getLogger("artstudio")
+        library.addHandler(heard)
         try:
             job.result = job.work(job) or {}
             job.status = STOPPED if job.stop_requested() else DONE
@@ -238,7 +244,26 @@ class JobQueue:
             job.status, job.phase = FAILED, "failed"
             job.message = clean_message(f"unexpected error ({type(err).__name__}: {err}); the server log has the details")
         finally:
+            library.removeHandler(heard)
             job.finished = time.time()
+
+
+class _JobWarnings(logging.Handler):
+    """The library's warnings while a job runs, kept on the job for its page: "batch size 1e12 is larger than
+    the 1000 training rows" went only to the server console. Only the job's own thread is heard."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(level=logging.WARNING)
+        self.job, self.thread = job, threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or record.name.startswith("artstudio.ui"):
+            return
+        from .widgets import clean_message
+
+        text = clean_message(record.getMessage())
+        if text not in self.job.warnings:
+            self.job.warnings.append(text)
 
 
 def stopped_during_starts(job: Job) -> bool:
@@ -251,4 +276,6 @@ def stopped_phase(job: Job) -> str:
     checkpoint was kept, and keep an untrained grey one)."""
     if stopped_during_starts(job):
         return "stopped while trying its starts: no canvas is kept yet; resuming keeps the starts that finished"
-    return "stopped; the last checkpoint is kept"
+    # A study or a comparison keeps what finished (the Jobs page said "the last checkpoint is kept" for a study).
+    return {"tune": "stopped; the finished trials are kept", "compare": "stopped; the finished runs are kept, and "
+            "starting it again resumes"}.get(job.kind, "stopped; the last checkpoint is kept")

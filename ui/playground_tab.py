@@ -54,7 +54,7 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
                 clear = gr.Button("Clear", scale=0)
             with gr.Accordion("vLLM request", open=False, elem_id="as-vllm"):
                 gr.Markdown("The exact body to POST to `/v1/chat/completions` of a vLLM server started with:")
-                serve = gr.Code(language="shell", show_label=False, interactive=False)
+                serve = gr.Code(language="shell", show_label=False, interactive=False, wrap_lines=True)
                 request = gr.Code(language="json", label="request body", interactive=False, max_lines=30,
                                   elem_id="as-request")
 
@@ -70,8 +70,9 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
     artwork.change(keep_page(show_artwork, 1), artwork, preview, api_visibility="private")
 
     def upload_playground(file: str):
+        known = {item.key for item in studio.gallery()}
         key = studio.add_upload(file, Path(file).name)
-        gr.Info(f"Added {key} to the gallery")
+        gr.Info(f"{key} is in the gallery already" if key in known else f"Added {key} to the gallery")
         return choices(key)
 
     upload.upload(keep_page(upload_playground, 1), upload, artwork, api_visibility="private")

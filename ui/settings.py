@@ -42,6 +42,10 @@ class AppSettings:
     device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
     max_upload_mb: float = field(default=DEFAULT_MAX_UPLOAD_MB, metadata={"help": "largest accepted upload, in MB"})
     poll_seconds: float = field(default=1.0, metadata={"help": "how often open pages refresh job progress"})
+    max_steps: int = field(default=1_000_000, metadata={
+        "help": "most training steps a job may ask for (a run's, each comparison cell's, a study's final runs): "
+                "jobs run one at a time, so a typo like 1e12 would hold the queue for years"})
+    max_trials: int = field(default=1000, metadata={"help": "most trials a study started from the Tune page may ask for"})
 
     def check(self) -> None:
         """Refuse settings that would expose the app by accident: a network address needs a login or --no-auth."""
@@ -49,6 +53,9 @@ class AppSettings:
         from artstudio.network import check_port, is_loopback
 
         check_port(self.port)
+        for name in ("max_steps", "max_trials"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected at least 1")
         if self.auth is not None and (":" not in self.auth or not self.auth.split(":", 1)[0] or not self.auth.split(":", 1)[1]):
             raise ConfigError("--auth must be USER:PASS (both non-empty), e.g. --auth ana:s3cret")
         if self.auth and self.no_auth:

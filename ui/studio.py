@@ -54,6 +54,18 @@ class GalleryItem:
     label: str
 
 
+def _stopped_note(run_dir: Path) -> str:
+    """' (stopped at step N)' for a run stopped before its steps were done: the gallery listed it as a finished
+    artwork."""
+    try:
+        result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if isinstance(result, dict) and result.get("stopped"):
+        return f" (stopped at step {result.get('steps', '?')})"
+    return ""
+
+
 class Studio:
     """The app's state: folders, the job queue, loaded models and artworks."""
 
@@ -101,6 +113,16 @@ class Studio:
         return self.models.backbone(model, device=self.settings.device)
 
     # --- training ------------------------------------------------------------------------------
+    def within_limits(self, **asked: int | None) -> None:
+        """Refuse steps or trials above the app's limits (`--max-steps`, `--max-trials`): jobs run one at a time, and
+        steps 1e12 was queued with an estimate of millions of hours, holding everyone's queue."""
+        for name, value in asked.items():
+            limit, option = (self.settings.max_trials, "--max-trials") if name == "trials" else \
+                (self.settings.max_steps, "--max-steps")
+            if value is not None and value > limit:
+                raise ConfigError(f"{name.replace('_', ' ')} {value:,} is more than this app allows ({limit:,}); "
+                                  f"ask for fewer (whoever starts the app sets the limit: `artstudio app {option}`)")
+
     def train_config(self, values: dict[str, Any], train_file: str | None = None,
                      eval_file: str | None = None, *, preview: bool = False) -> tuple[Any, str]:
         """A checked TrainConfig from form values (TrainConfig field names plus run, source, task, canvas_size).
@@ -131,18 +153,24 @@ class Studio:
         # Out-of-range numbers (steps -5, batch size 0, lr -1) are refused here, as `artstudio train`
         # refuses them, not in the queue; and before anything is written into the run folder.
         train_config.check()
+        self.within_limits(steps=train_config.steps)
         if preview:
             return train_config, run
-        if canvas is not None and get_method(train_config.method).takes_canvas_size():
-            # A size the model cannot take (95) was queued and failed as a job; the model the job would load
-            # anyway says so here, with the nearest valid sizes.
-            self.backbone(train_config.model).geometry.check(canvas, canvas)
+        size = train_config.method_options.get("canvas_size") if canvas is None else canvas
+        if isinstance(size, int) and not isinstance(size, bool) and get_method(train_config.method).takes_canvas_size():
+            # A size the model cannot take (95, in the field or in the method options) was queued and failed as a
+            # job; the model the job would load anyway says so here, with the nearest valid sizes.
+            self.backbone(train_config.model).geometry.check(size, size)
         # A double-click on Start: the run is there because it is running, and 'resume' is no advice for that.
         if self.jobs.busy_with(run_dir):
             raise ConfigError(f"run {run!r} is already queued or running; pick another name")
         if run_dir.exists() and any(run_dir.iterdir()) and not values.get("resume"):
             raise ConfigError(f"a run named {run!r} exists already; choose another run name, or tick "
                               "'resume' to continue it from its last checkpoint")
+        if values.get("resume") and not any((run_dir / name).exists() for name in ("config.json", "checkpoint", "starts")):
+            # It was queued, then failed with the command line's advice ("leave out --resume ... --out").
+            raise ConfigError(f"there is no run named {run!r} to resume; untick 'resume' to start it, or enter the "
+                              "name of a stopped run")
         if values.get("source", "task") != "task":
             self._copy_upload(values, run_dir, train_file, eval_file)
         return train_config, run
@@ -188,6 +216,16 @@ class Studio:
         shared = not get_method(config.method).own_backbone
 
         def work(job: Job) -> dict:
+            if config.resume:  # the curve and the log go on from the run's earlier steps (they showed only the new ones)
+                from artstudio.checkpoint import checkpoint_step, read_history
+
+                try:  # the records the resume keeps: those up to its checkpoint
+                    earlier = read_history(Path(config.out), upto=checkpoint_step(Path(config.out) / "checkpoint"))
+                except (OSError, ValueError):
+                    earlier = []  # unreadable: the training itself says so
+                for record in earlier:
+                    job.record(record)
+                job.resumed_at = job.done
             job.phase = f"loading {config.model}"
             backbone = self.backbone(config.model) if shared else None
             job.phase = "training"
@@ -217,7 +255,7 @@ class Studio:
         items = [GalleryItem(f"canvases/{p.name}", p, p.stem) for p in saved]
         saved_runs = {_run_of(p) for p in saved}
         runs = sorted(self.runs.glob("*/artwork.png"), key=lambda p: p.stat().st_mtime, reverse=True)
-        items += [GalleryItem(f"runs/{p.parent.name}/artwork.png", p, f"run · {p.parent.name}")
+        items += [GalleryItem(f"runs/{p.parent.name}/artwork.png", p, f"run · {p.parent.name}{_stopped_note(p.parent)}")
                   for p in runs if p.parent.name not in saved_runs and not self.jobs.busy_with(p.parent)]
         return items
 
@@ -304,6 +342,10 @@ class Studio:
         self.check_import(upload, display)
         art = validate_png(upload, self.settings.max_upload_mb, display)
         stem = safe_name(Path(display).stem, "file name", derived=True)
+        data = Path(art.path).read_bytes()
+        for same in sorted(self.canvases.glob(f"{stem}*.png")):  # the same file again: one copy (it added -2, -3, ...)
+            if same.stat().st_size == len(data) and same.read_bytes() == data:
+                return f"canvases/{same.name}"
         dest = unique_path(self.canvases, stem, ".png")
         copy_into(art.path, self.canvases, dest.name)
         return f"canvases/{dest.name}"
@@ -572,6 +614,7 @@ class Studio:
         from artstudio.comparison.config import check_config
 
         check_config(compare_config, methods)  # steps -1 was queued, then failed (Train refuses before queuing)
+        self.within_limits(steps=compare_config.steps)
         seeds = parse_seeds(compare_config.seeds)
         if self.jobs.busy_with(out):
             raise ConfigError(f"a comparison named {name!r} is already queued or running")
@@ -646,6 +689,7 @@ class Studio:
         for k in ("device", "dtype", "study_name"):
             config[k] = config.get(k) or None
         tune_config = check_config(TuneConfig(**coerce_numbers(TuneConfig, config)))
+        self.within_limits(steps=tune_config.steps, trial_steps=tune_config.trial_steps, trials=tune_config.trials)
         load_space(tune_config.method, None)  # a method with nothing to tune is refused now, not in the queue
         claim_out(tune_config, Path(tune_config.out), write=False, elsewhere="another study name")  # so is another study under a used name
         return tune_config, name

@@ -342,7 +342,7 @@ def _refresh(studio: Studio, seen: dict, client_id: str):
     # earlier run's, was shown as its "trained artwork" under its own task, with Save offered.
     snap = None if job.status in (FAILED, CANCELLED) and not job.history else studio.snapshot(job)
     state = {"job": job.id, "snap": str(snap) if snap else None, "n": len(job.history), "status": job.status,
-             "phase": job.phase}
+             "phase": job.phase, "warnings": len(job.warnings)}
     first = seen.get("job") != job.id
     canvas = gr.skip()
     if first or state["snap"] != seen.get("snap"):
@@ -353,7 +353,7 @@ def _refresh(studio: Studio, seen: dict, client_id: str):
         lf, of = _plots(list(job.history))
         loss, other = lf, gr.LinePlot(value=of, visible=len(of) > 1)  # one final point is no curve
     artwork = job.run_dir is not None and (job.run_dir / "artwork.png").is_file() and job.status in (DONE, STOPPED)
-    changed = first or any(state[k] != seen.get(k) for k in ("n", "status", "phase"))
+    changed = first or any(state[k] != seen.get(k) for k in ("n", "status", "phase", "warnings"))
     log = _log_text(job) if changed else gr.skip()
     return (_header(studio, job), canvas, caption, loss, other, _metrics_text(job), gr.Group(visible=artwork),
             job.run_dir.name if job.run_dir else "", job.id, log, state)
@@ -373,6 +373,7 @@ def _log_text(job: Job) -> str:
             lines.append(f"warning: {h['diagnosis']}")
         elif h.get("skipped"):
             lines.append(f"step {h.get('step')}: skipped ({h.get('skipped')})")
+    lines += [f"warning: {w}" for w in job.warnings if not any(w in h.get("diagnosis", "") for h in job.history)]
     if job.status == QUEUED:
         lines.append("waiting for the running job to finish")
     elif job.status == RUNNING and not job.done:

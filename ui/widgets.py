@@ -35,11 +35,25 @@ def register_path(path: str, name: str) -> None:
     PATH_NAMES[str(path)] = name
 
 
+# The library's messages name command-line options; a page names the field that holds the same value.
+_FLAG = re.compile(r"(?<![\w`'-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+FIELD_OF_FLAG = {"out": "run name", "data": "task", "eval-data": "test file", "config": "form"}
+
+
+def form_words(text: str) -> str:
+    """`text` with each `--option` outside code spans as the page's field, 'option' ("pass --seeds like '0,1,2'"
+    asked for a flag the page does not have): commands in backticks stay as they are."""
+    parts = text.split("`")
+    return "`".join(part if i % 2 else _FLAG.sub(lambda m: f"'{FIELD_OF_FLAG.get(m.group(1), m.group(1).replace('-', ' '))}'",
+                                                  part) for i, part in enumerate(parts))
+
+
 def clean_message(text: str) -> str:
-    """`text` with the app's folders as `runs/...`, `canvases/...` and any other absolute path as its last part."""
+    """`text` as a page shows it: the app's folders as `runs/...`, `canvases/...`, any other absolute path as its
+    last part, and command-line options as the page's fields (`form_words`)."""
     for path in sorted(PATH_NAMES, key=len, reverse=True):
         text = text.replace(path, PATH_NAMES[path])
-    return _ABSOLUTE.sub(lambda m: m.group(1), text)
+    return form_words(_ABSOLUTE.sub(lambda m: m.group(1), text))
 
 
 def markdown_text(text: str) -> str:

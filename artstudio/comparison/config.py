@@ -143,9 +143,19 @@ def check_config(config: CompareConfig, methods: list[str]) -> None:
     check_device(config.device)
     check_dtype(config.dtype)
     per = config.method_options or {}
-    if not isinstance(per, dict):
+    if not isinstance(per, dict) or not all(isinstance(v, dict) for v in per.values()):
         raise ConfigError("--method-options maps each method to an object of its options, e.g. "
                           "'{\"art\": {\"canvas_size\": 96}}'")
+    unknown = sorted(set(per) - set(available))
+    if unknown:
+        raise ConfigError(f"--method-options names unknown method(s) {', '.join(unknown)}; expected a JSON object keyed "
+                          f"by method name ({', '.join(available)})")
+    if config.eval_size is not None and config.eval_size < 1:
+        raise ConfigError(f"--eval-size is {config.eval_size}; expected at least 1 (or leave it out: every test row)")
+    grid = parse_lr_grid(config.lr_grid, methods, config.objective)  # a bad grid is refused before a cell runs
+    if any(len(v) > 1 for v in grid.values()) and not 0 < config.val_fraction < 1:
+        raise ConfigError(f"--val-fraction is {config.val_fraction}; the lr grid picks each rate on that share of "
+                          "the training rows, so it must be above 0 and below 1 (default 0.1)")
     # Options for a method that does not run are still checked (a typo in a shared options file shows), and
     # named; ART's canvas size also sizes the other canvas-shaped methods (a fair control), so it is used alone.
     canvas_shaped = any(get_method(m).takes_canvas_size() for m in methods if m in available)

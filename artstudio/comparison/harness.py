@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
-from ..backbone import load_backbone
+from ..backbone import load_backbone, model_name
 from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
 from ..methods import build_method, get_method, method_config, method_names
@@ -128,6 +128,9 @@ def _check_same_comparison(record: Path, config: CompareConfig) -> None:
     if not isinstance(before, dict):
         return
     now = json.loads(json.dumps(asdict(config), default=json_default))
+    for values in (now, before):  # the shipped model by name, wherever an install keeps it
+        if isinstance(values.get("model"), str):
+            values["model"] = model_name(values["model"])
     keys = [k for k in now if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
     def said(value, none: str) -> str:  # an option left out is said so, not printed as Python's None
         return none if value is None else repr(value)
@@ -304,15 +307,13 @@ class _Comparison:
         for method in self.methods:  # unknown or ill-typed options, before any folder
             method_config(method, _method_options(config, method))
         self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)
-        if any(len(v) > 1 for v in self.grid.values()) and not 0 < config.val_fraction < 1:
-            raise ConfigError(f"--val-fraction is {config.val_fraction}; the lr grid picks each rate on that share of "
-                              "the training rows, so it must be above 0 and below 1 (default 0.1)")
         check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
         check_output_kind(config.out, "compare_config.json")
         _check_same_comparison(Path(config.out) / "compare_config.json", config)
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
-        atomic_write_text(self.out / "compare_config.json", json.dumps(asdict(config), indent=2, default=json_default) + "\n")
+        atomic_write_text(self.out / "compare_config.json",
+                          json.dumps(asdict(config) | {"model": model_name(config.model)}, indent=2, default=json_default) + "\n")
         self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}
         self.splits = {}
         if any(len(v) > 1 for v in self.grid.values()):

@@ -177,7 +177,8 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
         for k in ("default", "best"):
             r = final[k]
             proxy = "" if r.get("proxy_value") is None else f"{r['proxy_value']:.1%}"
-            lines.append(f"| {k} | {r['accuracy']:.1%} | {proxy} | {r['steps']} | {r['train_seconds']} |")
+            scored = "not scored (no test split)" if r.get("accuracy") is None else f"{r['accuracy']:.1%}"
+            lines.append(f"| {k} | {scored} | {proxy} | {r['steps']} | {r['train_seconds']} |")
         d, b = final["default"]["accuracy"], final["best"]["accuracy"]
         if d is not None and b is not None and d < 1:
             lines += ["", f"Relative test-error reduction: {((1 - d) - (1 - b)) / (1 - d):+.1%} "

@@ -20,12 +20,13 @@ import random
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
-from ..errors import ArtStudioError, ConfigError
+from ..errors import ArtStudioError, ConfigError, DataError
 from . import TuneConfig
 from .space import Choice, SearchSpace, load_space, signature_of, space_difference
 
@@ -209,7 +210,7 @@ def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
         raise ConfigError(f"proxy is the fraction of training rows each trial uses: 0 < proxy <= 1, got {config.proxy}")
     if not 0 < config.val_fraction < 1:
         raise ConfigError(f"val_fraction must be in (0, 1), got {config.val_fraction}; trials are never scored on test")
-    for name in ("steps", "trial_steps", "startup", "candidates"):  # each named (it said "steps and trial_steps")
+    for name in ("steps", "trial_steps", "startup", "candidates", "val_size"):  # each named (it said "steps and trial_steps")
         value = getattr(config, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} is {value}; expected at least 1")
@@ -304,6 +305,14 @@ def prepare_splits(config: TuneConfig, out: Path) -> Splits:
 
     task = resolve_data(config.data, out / "task", role="train")
     rows = load_jsonl(task.train_file)
+    if len(rows) < 2:
+        raise DataError(f"--data {config.data} has {len(rows)} training row; a study trains its trials on some rows and "
+                        "scores them on a validation part carved from the others (--val-fraction), so it needs at "
+                        "least 2, and far more for scores that tell configurations apart")
+    if config.final and task.test_file is None and not config.eval_data:
+        log.warning("--data %s has no test split: the final runs train but cannot be scored, so the report cannot "
+                    "compare the pick with the default on test. Pass a task folder with test.jsonl or --eval-data "
+                    "FILE to score them, or --no-final to skip them", config.data)
     fit, val = split_validation(rows, config.val_fraction, config.seed)
     if config.val_size is not None:
         if config.val_size < 1:
@@ -485,13 +494,44 @@ def check_config(config: TuneConfig) -> TuneConfig:
     return _coerce(config, {})
 
 
+class _SaidOnce(logging.Filter):
+    """Passes each warning of a study's runs once: the same words came from every trial ("batch size 32 is
+    larger than the 18 training rows" on each trial's line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        if text in self.said:
+            return False
+        self.said.add(text)
+        return True
+
+
+@contextmanager
+def _each_warning_once() -> Iterator[None]:
+    once, runs = _SaidOnce(), [logging.getLogger(name) for name in ("artstudio.train", "artstudio.starts")]
+    for logger in runs:
+        logger.addFilter(once)
+    try:
+        yield
+    finally:
+        for logger in runs:
+            logger.removeFilter(once)
+
+
 def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], None] | None = None,
               should_stop: Callable[[], bool] | None = None, **overrides) -> TuneResult:
     config = _coerce(config, overrides)
     space = load_space(config.method, config.space)  # bad spaces fail before any model loads or folder is made
     made = not Path(config.out).expanduser().exists()
     try:
-        return _run_study(config, space, progress, should_stop)
+        with _each_warning_once():
+            return _run_study(config, space, progress, should_stop)
     except ArtStudioError:
         # A refused study (bad data, a storage it cannot open, a canvas size the model cannot take) that made
         # its folder and finished no trial leaves nothing behind, as a refused `train` does.
@@ -509,6 +549,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     from ..backbone import DEFAULT_MODEL, load_backbone
     from ..comparison.guard import BackboneGuard
     from ..methods import get_method
+    from ..training import config_record
     from .lgbo import TextEncoder, make_sampler
 
     check_output_kind(config.out, "study.json")
@@ -623,7 +664,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
                            eval_data=config.eval_data, steps=config.steps, final=True)
     # best.json runs as it is (`artstudio train --config OUT/best.json`): into OUT/tuned, a folder the study
     # never writes (its own run of the best configuration is OUT/final/best).
-    best_config = asdict(best_tc) | {"out": str(out / TUNED_RUN)}
+    best_config = config_record(best_tc) | {"out": str(out / TUNED_RUN)}
     atomic_write_text(out / "best.json", json.dumps(best_config, indent=2, default=json_default) + "\n")
     atomic_write_text(out / "best_method_options.json",
                       json.dumps({config.method: best_opts}, indent=2, default=json_default) + "\n")
@@ -681,11 +722,18 @@ def _rerank(config: TuneConfig, space, complete: list, splits: Splits, out: Path
                                       r["proxy_value"]))
     atomic_write_text(out / "rerank.json", json.dumps({"chosen": top["trial"], "runs": results}, indent=2,
                                                       default=json_default) + "\n")
+    from ..cli import _pct
+
     chosen = next(t for t in picks if t.number == top["trial"])
     if chosen is not picks[0]:
-        log.warning("tune: at the full %d steps, trial %d%s scored best on validation (%s), not the best proxy "
-                    "trial %d; it is the study's pick", config.steps, chosen.number,
-                    " (the default)" if top["default"] else "", f"{top['val_accuracy']:.1%}", picks[0].number)
+        first = next(r for r in results if r["trial"] == picks[0].number)
+        if top["default"] and first["val_accuracy"] == top["val_accuracy"]:
+            log.warning("tune: at the full %d steps the best proxy trial %d ties the default on validation (%s); a tie "
+                        "keeps the default, the study's pick", config.steps, picks[0].number, _pct(top["val_accuracy"]))
+        else:
+            log.warning("tune: at the full %d steps, trial %d%s scored best on validation (%s), not the best proxy "
+                        "trial %d; it is the study's pick", config.steps, chosen.number,
+                        " (the default)" if top["default"] else "", _pct(top["val_accuracy"]), picks[0].number)
     return chosen, results
 
 
@@ -804,8 +852,8 @@ def _final_run(tc, guard, progress, what: str | None = None) -> dict:
     try:
         m = _train_final(guard, tc, out)
     except KeyboardInterrupt:
-        log.warning("tune: run the same tune command again to go on: the study keeps its trials and the final run "
-                    "%s continues from its last checkpoint", out)
+        log.warning("tune: run the same tune command again to go on: the study keeps its trials and the %s %s "
+                    "continues from its last checkpoint", "final run" if what is None else "re-ranking run", out)
         raise
     record = {"accuracy": m.get("accuracy"), "eval_n": m.get("eval_n"), "steps": m.get("steps"),
               "train_seconds": round(m.get("train_seconds", 0.0), 2), "lr": tc.lr, "batch_size": tc.batch_size,

@@ -446,9 +446,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                 log.warning("%s after step %d of %s; checkpoint saved: --resume continues from it", said, step, out)
         elif not config.checkpoint_every:  # a start of a run, or --checkpoint-every 0
             # (a start, a comparison's cell, a tuning trial: their verbs resume by running the same command again)
-            log.warning("%s after step %d of %s, which keeps no checkpoint: it trains again from its first "
-                        "step when resumed", said, step, out)
-        else:
+            if main:  # one line for a multi-process run, not one per process
+                log.warning("%s after step %d of %s, which keeps no checkpoint: it trains again from its first "
+                            "step when resumed", said, step, out)
+        elif main:
             log.warning("%s before a step of %s; --resume continues from step %d", said, out, start)
         raise interrupt.exception()
     train_seconds = before + time.perf_counter() - t0

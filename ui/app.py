@@ -96,7 +96,6 @@ button.as-danger:hover, #as-stop:hover, #as-delete:hover, #as-confirm-delete:hov
 .as-results table {display:block; max-width:100%; overflow-x:auto;}
 .as-results th, .as-results td {word-break:keep-all !important; overflow-wrap:normal !important; hyphens:none;
   white-space:nowrap !important; padding:6px 10px !important;}
-.as-results th {white-space:normal !important; vertical-align:bottom;}
 #as-train-log textarea {font-family: ui-monospace, SFMono-Regular, monospace; font-size:.8rem;}
 """
 

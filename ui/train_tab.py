@@ -373,7 +373,7 @@ def _log_text(job: Job) -> str:
             lines.append(f"warning: {h['diagnosis']}")
         elif h.get("skipped"):
             lines.append(f"step {h.get('step')}: skipped ({h.get('skipped')})")
-    lines += [f"warning: {w}" for w in job.warnings if not any(w in h.get("diagnosis", "") for h in job.history)]
+    lines += [f"warning: {w}" for w in job.warnings if not any(w in str(h.get("diagnosis") or "") for h in job.history)]
     if job.status == QUEUED:
         lines.append("waiting for the running job to finish")
     elif job.status == RUNNING and not job.done:

@@ -109,15 +109,23 @@ class AdapterMethod(Method):
 
     def __init__(self, backbone, folder: str | Path):
         from peft import PeftModel
+        from safetensors import SafetensorError
 
         super().__init__(backbone)
         self.folder = Path(folder)
-        with quiet_peft():
+        with quiet_peft(), warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
             try:
                 model = PeftModel.from_pretrained(shared_weight_copy(backbone.model), str(self.folder)).eval()
-            except (ValueError, RuntimeError, KeyError, OSError) as err:  # shapes or modules of another model
+            except (ValueError, RuntimeError, KeyError, OSError, SafetensorError) as err:
+                # shapes or modules of another model; a truncated or damaged weights file
                 raise ConfigError(f"--adapter {folder}: PEFT cannot load it onto {backbone.model_id} "
                                   f"({str(err).strip().splitlines()[0][:300]})") from None
+        missing = [w for w in said if "missing adapter keys" in str(w.message)]
+        if missing:  # the config names modules its weights do not hold: it answered as the base model, silently
+            raise ConfigError(f"--adapter {folder}: its adapter_config.json does not match its weights (PEFT: "
+                              f"{str(missing[0].message).strip().splitlines()[0][:200]}); give the folder "
+                              "`artstudio export` wrote, unedited")
         object.__setattr__(self, "_peft", model)  # out of the registry, as PeftMethod's wrapper
 
     @property
@@ -133,6 +141,10 @@ def load_adapter(folder: str | Path, backbone=None, *, model: str | None = None,
 
     folder = Path(folder).expanduser()
     if not (folder / "adapter_config.json").is_file():
+        if (folder / "method.json").is_file():  # a soft prompt's or AdaLink's export: not a PEFT adapter
+            raise ConfigError(f"--adapter {folder}: an export of a method that is not a PEFT adapter (a soft prompt or "
+                              "AdaLink); --adapter takes LoRA, VeRA and T2L folders. Load it in Python with "
+                              "`Method.load(folder, backbone)`")
         raise ConfigError(f"--adapter {folder}: not a PEFT adapter folder (no adapter_config.json); give the folder "
                           "`artstudio export` or `artstudio hyper generate t2l` wrote")
     recorded = None

@@ -248,3 +248,18 @@ def test_eval_and_infer_take_an_exported_adapter(tiny_model_dir, tmp_path, capsy
         assert err.startswith("error: ") and said in err and "Traceback" not in err, err
     assert main(["eval", "--adapter", str(tmp_path), "--data", str(tmp_path / "test.jsonl")]) == 2
     assert "not a PEFT adapter folder (no adapter_config.json)" in capsys.readouterr().err
+    # A truncated weights file was a raw SafetensorError traceback; a config naming other modules than its
+    # weights scored the base model silently (PEFT only warned).
+    import shutil
+
+    truncated, edited = tmp_path / "truncated", tmp_path / "edited"
+    shutil.copytree(adapter, truncated)
+    weights = truncated / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    shutil.copytree(adapter, edited)
+    cfg = json.loads((edited / "adapter_config.json").read_text())
+    (edited / "adapter_config.json").write_text(json.dumps(cfg | {"target_modules": ["k_proj"]}))
+    for folder, said in ((truncated, "PEFT cannot load it"), (edited, "does not match its weights")):
+        assert main(["eval", "--adapter", str(folder), "--data", str(tmp_path / "test.jsonl")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and said in err and "Traceback" not in err, err

@@ -337,7 +337,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         method.shared_prefix = False  # see artstudio.distributed: FSDP cannot see the prefix cache's backward
     opt = torch.optim.AdamW(params or [torch.nn.Parameter(torch.zeros(1))], lr=lr, weight_decay=config.weight_decay)
     objective = get_objective(config.objective).build(config.grpo if config.objective == "grpo" else None, metric=metric,
-                                                      seed=config.seed, answers=[e.answer for e in train_rows])
+                                                      seed=config.seed, answers=[e.answer for e in train_rows],
+                                                      probe=train_rows[0] if train_rows else None)
     objective.bind(method)  # GRPO's KL reference is the method as it starts, before any resume
 
     ckpt = out / "checkpoint"
@@ -381,7 +382,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     step = start
     stopped = False
     shard = {"processes": processes} if processes.world > 1 else {}  # each process's share of a batch
-    interrupt = _StepInterrupt()
+    interrupt = StepInterrupt()
     with gradient_checkpointing(method.model, config.gradient_checkpointing), interrupt:
         while step < config.steps:
             if interrupt.heard(processes):
@@ -738,7 +739,7 @@ def _settle_replaced(out: Path, outputs: tuple[str, ...]) -> None:
             log.warning("%s: restored the run an interrupted --overwrite had moved aside", out)
 
 
-class _StepInterrupt:
+class StepInterrupt:
     """Ctrl-C or SIGTERM during the step loop: the first lets the step under way finish (a checkpoint then holds
     whole steps, and --resume continues bit for bit); a second stops at once. Only in a process's main thread:
     the app stops its runs through `should_stop`. Several processes (torchrun, accelerate: the launcher passes
@@ -773,7 +774,7 @@ class _StepInterrupt:
     def verb(self) -> str:
         return "terminated (SIGTERM)" if self.requested == signal.SIGTERM else "interrupted"
 
-    def __enter__(self) -> "_StepInterrupt":
+    def __enter__(self) -> "StepInterrupt":
         if self.enabled:
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self

@@ -338,3 +338,24 @@ def test_grpo_default_lr_is_a_tenth_of_sft(bb, data, tmp_path):
     res = train(TrainConfig(out=str(tmp_path / "g"), data=data, objective="grpo", steps=1, batch_size=2,
                             checkpoint_every=0, snapshot_every=0, grpo={"group_size": 2}), backbone=bb, progress=False)
     assert res.history[0]["lr"] == pytest.approx(default_lr("art", "grpo"))
+
+
+@pytest.mark.parametrize("body, said", [
+    ("def reward(completion, answer):\n    return 1.0\n", "raised TypeError"),
+    ("def reward(prompt, completion, answer):\n    return int(prompt)\n", "raised ValueError"),
+    ("def reward(prompt, completion, answer):\n    return 'yes'\n", "returned 'yes'"),
+])
+def test_a_reward_that_fails_is_refused_before_the_run_begins(bb, data, tmp_path, body, said):
+    """It failed at the first step, with the run's config.json written: the same command run again with the
+    reward mended was refused as 'already holds a run' until --overwrite."""
+    (tmp_path / "mine.py").write_text(body)
+    config = dict(data=data, objective="grpo", steps=1, batch_size=2, checkpoint_every=0, snapshot_every=0,
+                  out=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=f"reward .*mine.py:reward {said}.*tried before training on training row"):
+        train(TrainConfig(grpo={**SMALL, "reward": f"{tmp_path / 'mine.py'}:reward"}, **config), backbone=bb,
+              progress=False, canvas_size=64)
+    assert not (tmp_path / "run" / "config.json").exists()
+    (tmp_path / "mine.py").write_text("def reward(prompt, completion, answer):\n    return 0.5\n")
+    result = train(TrainConfig(grpo={**SMALL, "reward": f"{tmp_path / 'mine.py'}:reward"}, **config), backbone=bb,
+                   progress=False, canvas_size=64)
+    assert result.metrics["steps"] == 1

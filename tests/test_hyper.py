@@ -294,6 +294,49 @@ def test_training_moves_the_canvas_and_resume_continues_exactly(bb, encoder, tas
     assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4]
 
 
+
+def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_resume_continues_exactly(bb, encoder, task_dirs, tmp_path,
+                                                                                   caplog):
+    """Ctrl-C in `hyper train` stopped mid-step with no checkpoint (only every --checkpoint-every steps), and
+    `--resume` then started over from step 0 without a word."""
+    import os
+    import signal
+
+    specs = task_specs([str(p) for p in task_dirs.values()], tmp_path)
+    full = train_hypernetwork(_config(tmp_path, "full", steps=4, heldout_eval=False, checkpoint_every=50), bb,
+                              _t2c(bb, encoder), encoder, specs, progress=False)
+
+    def ctrl_c_at_step_2(record):
+        if record["step"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # lands in the step's callbacks: the step is already done
+
+    cut = _config(tmp_path, "cut", steps=4, heldout_eval=False, checkpoint_every=50)
+    with pytest.raises(KeyboardInterrupt):
+        train_hypernetwork(cut, bb, _t2c(bb, encoder), encoder, specs, progress=False, callbacks=[ctrl_c_at_step_2])
+    assert json.loads((tmp_path / "cut" / "checkpoint" / "checkpoint.json").read_text())["step"] == 2
+    assert "interrupted after step 2" in caplog.text and "checkpoint saved" in caplog.text
+    resumed = train_hypernetwork(_config(tmp_path, "cut", steps=4, heldout_eval=False, checkpoint_every=50,
+                                         resume=True), bb, _t2c(bb, encoder), encoder, specs, progress=False)
+    for (k, a), b in zip(full.hypernetwork.state_dict().items(), resumed.hypernetwork.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4]
+
+
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_says_it_starts_over(bb, encoder, task_dirs, tmp_path,
+                                                                                caplog):
+    specs = task_specs([str(p) for p in task_dirs.values()][:2], tmp_path)
+    cfg = _config(tmp_path, "run", steps=1, heldout_eval=False, checkpoint_every=0)
+    train_hypernetwork(cfg, bb, _t2c(bb, encoder), encoder, specs, progress=False)
+    # as a run stopped before its first step ends leaves it (Ctrl-C while the task targets are computed)
+    shutil.rmtree(tmp_path / "run" / "checkpoint")
+    shutil.rmtree(tmp_path / "run" / "final")
+    (tmp_path / "run" / "result.json").unlink()
+    train_hypernetwork(_config(tmp_path, "run", steps=1, heldout_eval=False, checkpoint_every=0, resume=True), bb,
+                       _t2c(bb, encoder), encoder, specs, progress=False)
+    assert "holds no checkpoint" in caplog.text and "starts at step 0" in caplog.text
+
+
 @pytest.mark.slow
 def test_reconstruction_mode_matches_cached_targets(bb, encoder, task_dirs, tmp_path):
     specs = task_specs([str(task_dirs["add-plain"]), str(task_dirs["upper-quote"])], tmp_path)

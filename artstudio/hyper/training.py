@@ -30,8 +30,10 @@ from artstudio.atomic import atomic_write_text, json_default
 from artstudio.backbone import DEFAULT_MODEL, model_name
 from artstudio.checkpoint import (check_resume_steps, key_differences, lr_lambda, option_differences, resume,
                                   save_checkpoint)
+from artstudio.distributed import Processes
 from artstudio.errors import ConfigError
 from artstudio.progress import progress_bar, progress_iter
+from artstudio.training import StepInterrupt
 
 log = logging.getLogger("artstudio.hyper")
 
@@ -403,7 +405,10 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
                               "resume with the run's own options (its config.json), or start a new run with "
                               "another --out") from None
         log.info("resumed %s at step %d", out, start)
-    elif config.init is None:  # a hypernetwork started from `init` keeps the statistics it was trained with
+    elif config.resume:
+        log.warning("--resume: %s holds no checkpoint (it was stopped before one was saved); the run starts at step 0",
+                    out)
+    if state is None and config.init is None:  # one started from `init` keeps the statistics it was trained with
         hypernetwork.set_embedding_stats(flat)
         if targets is not None:
             hypernetwork.prepare_reconstruction(list(embeddings), targets)
@@ -430,55 +435,67 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     step, stopped = start, False
     k = min(config.tasks_per_step, len(tasks))
     hypernetwork.train()
-    while step < config.steps:
-        if config.max_minutes is not None and time.perf_counter() - t0 > 60 * config.max_minutes:
-            stopped = True
-            break
-        ts = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        total, skipped = 0.0, False
-        for ti in step_tasks(len(tasks), step, k, config.seed):
-            # One hypernetwork pass per task keeps each task's graph separate, so its backward can run
-            # (and free it) before the next task: memory stays that of one micro-batch.
-            w = step_wording(len(texts[ti]), step, ti, config.seed)
-            if config.mode == "sft":
-                generated = hypernetwork(embeddings[ti][w: w + 1])[0]
-                idx = step_rows(len(rows[ti]), step, ti, config.batch_size, config.seed)
-                loss = compute_loss(hypernetwork.method_for(backbone, generated), [rows[ti][i] for i in idx])
-            else:
-                loss = hypernetwork.reconstruction_objective(embeddings[ti][w: w + 1], targets[ti])
-            loss = loss / k
-            if not torch.isfinite(loss):
-                log.warning("step %d: non-finite loss on task %s; step skipped", step + 1, tasks[ti].name)
-                skipped = True
+    interrupt = StepInterrupt()  # Ctrl-C / SIGTERM: the step under way finishes, and a checkpoint is saved there
+    with interrupt:
+        while step < config.steps:
+            if interrupt.heard(Processes()):
                 break
-            loss.backward()
-            total += loss.item()
-        if not skipped:
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-        sched.step()
-        step += 1
-        record = {"step": step, "loss": None if skipped else total, "lr": sched.get_last_lr()[0],
-                  "seconds_per_step": time.perf_counter() - ts}
-        if skipped:
-            record["skipped"] = True
-        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
-            res = evaluate_descriptions(hypernetwork, backbone, encoder, heldout_descriptions(),
-                                        eval_size=min(config.eval_size, 50), task_cache=config.task_cache)
-            record["heldout_accuracy"] = res["mean"]
-            hypernetwork.train()
-        emit(record)
-        if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.steps:
-            save_checkpoint(ckpt, hypernetwork.state_dict(), opt, step)
-        if bar is not None:
-            shown = {"loss": f"{total:.3f}"}
-            if "heldout_accuracy" in record:
-                shown["heldout"] = f"{record['heldout_accuracy']:.1%}"
-            bar.set_postfix(shown, refresh=False)
-            bar.update(1)
+            if config.max_minutes is not None and time.perf_counter() - t0 > 60 * config.max_minutes:
+                stopped = True
+                break
+            ts = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            total, skipped = 0.0, False
+            for ti in step_tasks(len(tasks), step, k, config.seed):
+                # One hypernetwork pass per task keeps each task's graph separate, so its backward can run
+                # (and free it) before the next task: memory stays that of one micro-batch.
+                w = step_wording(len(texts[ti]), step, ti, config.seed)
+                if config.mode == "sft":
+                    generated = hypernetwork(embeddings[ti][w: w + 1])[0]
+                    idx = step_rows(len(rows[ti]), step, ti, config.batch_size, config.seed)
+                    loss = compute_loss(hypernetwork.method_for(backbone, generated), [rows[ti][i] for i in idx])
+                else:
+                    loss = hypernetwork.reconstruction_objective(embeddings[ti][w: w + 1], targets[ti])
+                loss = loss / k
+                if not torch.isfinite(loss):
+                    log.warning("step %d: non-finite loss on task %s; step skipped", step + 1, tasks[ti].name)
+                    skipped = True
+                    break
+                loss.backward()
+                total += loss.item()
+            if not skipped:
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+            sched.step()
+            step += 1
+            record = {"step": step, "loss": None if skipped else total, "lr": sched.get_last_lr()[0],
+                      "seconds_per_step": time.perf_counter() - ts}
+            if skipped:
+                record["skipped"] = True
+            if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+                res = evaluate_descriptions(hypernetwork, backbone, encoder, heldout_descriptions(),
+                                            eval_size=min(config.eval_size, 50), task_cache=config.task_cache)
+                record["heldout_accuracy"] = res["mean"]
+                hypernetwork.train()
+            emit(record)
+            if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.steps:
+                save_checkpoint(ckpt, hypernetwork.state_dict(), opt, step)
+            if bar is not None:
+                shown = {"loss": f"{total:.3f}"}
+                if "heldout_accuracy" in record:
+                    shown["heldout"] = f"{record['heldout_accuracy']:.1%}"
+                bar.set_postfix(shown, refresh=False)
+                bar.update(1)
     if bar is not None:
         bar.close()
+    if interrupt.requested:
+        if step > start:
+            save_checkpoint(ckpt, hypernetwork.state_dict(), opt, step)
+            log.warning("%s after step %d of %s; checkpoint saved: --resume continues from it", interrupt.verb, step,
+                        out)
+        else:
+            log.warning("%s before a step of %s; --resume continues from step %d", interrupt.verb, out, start)
+        raise interrupt.exception()
     train_seconds = time.perf_counter() - t0
     if stopped:
         save_checkpoint(ckpt, hypernetwork.state_dict(), opt, step)

@@ -4,7 +4,8 @@
     artstudio train --objective grpo    # rewards on the model's own sampled answers (the paper's)
 
 An objective is a class registered by name, like a method (`@register_objective`). The loop builds it
-with `build(options, metric=, seed=, answers=)`, calls `bind(method)` once before any resume, and
+with `build(options, metric=, seed=, answers=, probe=)` (`probe`: a training row it may try itself on
+before the run begins), calls `bind(method)` once before any resume, and
 then, per micro-batch, `objective(method, examples, step=, micro=) -> (loss, stats)` (with
 `processes=`, for an objective that `splits_batches`, its process's share of the global batch's loss). Facts about an
 objective live on its class: `lr_scale` (a method's default learning rate is multiplied by it) and
@@ -31,7 +32,7 @@ class Objective:
 
     @classmethod
     def build(cls, options: dict | None = None, *, metric: str = "exact", seed: int = 0,
-              answers: Sequence[str] = ()) -> "Objective":
+              answers: Sequence[str] = (), probe: Any = None) -> "Objective":
         if options:
             raise ConfigError(f"the {cls.name} objective takes no options, got {', '.join(sorted(options))}")
         return cls()

@@ -247,9 +247,19 @@ class GRPOObjective(Objective):
 
     @classmethod
     def build(cls, options: dict | None = None, *, metric: str = "exact", seed: int = 0,
-              answers: Sequence[str] = ()) -> "GRPOObjective":
-        """Build from `TrainConfig.grpo`; unknown keys raise ConfigError listing the valid ones."""
-        return cls(grpo_config(options), metric=metric, seed=seed, answers=answers)
+              answers: Sequence[str] = (), probe: Example | None = None) -> "GRPOObjective":
+        """Build from `TrainConfig.grpo`; unknown keys raise ConfigError listing the valid ones. With `probe`
+        (a training row), the reward is tried on it, its reference answer as the completion: a reward that
+        fails (a wrong signature, a crash, a value outside [0, 1]) is refused before the run begins, not at
+        its first step with the run folder already written."""
+        objective = cls(grpo_config(options), metric=metric, seed=seed, answers=answers)
+        if probe is not None:
+            try:
+                objective.reward(probe.prompt, probe.answer, probe.answer)
+            except ConfigError as e:
+                raise ConfigError(f"{e} (tried before training on training row {probe.id or 1}, with its "
+                                  "reference answer as the completion)") from None
+        return objective
 
     def bind(self, method) -> None:
         """Remember `method`'s current trainable state as the KL reference (call before resuming a run)."""

@@ -1,7 +1,5 @@
 """`python -m artstudio ...` is the `artstudio` command."""
 
-import sys
+from artstudio.cli import run
 
-from artstudio.cli import main
-
-sys.exit(main())
+run()

@@ -133,6 +133,7 @@ class Artwork:
     image: Image.Image
     metadata: ArtworkMetadata | None
     path: Path
+    mode: str = "RGB"  # the PNG's own colour mode, before the conversion to RGB
 
 
 def chat_template_sha256(processor) -> str:
@@ -209,6 +210,7 @@ def read_artwork(path: str | os.PathLike) -> Artwork:
                 )
             img.load()
             text = dict(getattr(img, "text", {}) or {})
+            mode = img.mode
             image = img.convert("RGB")
     except ArtworkError:
         raise
@@ -225,7 +227,7 @@ def read_artwork(path: str | os.PathLike) -> Artwork:
                 f'{src}: metadata field "canvas_size" is {list(metadata.canvas_size)} ({_as_picture(metadata.canvas_size)}) '
                 f"but the picture is {image.width}×{image.height}; expected the two to agree (was the file resized?)"
             )
-    return Artwork(image=image, metadata=metadata, path=src)
+    return Artwork(image=image, metadata=metadata, path=src, mode=mode)
 
 
 def _as_picture(canvas_size) -> str:
@@ -285,6 +287,14 @@ def check_compatible(artwork: Artwork, backbone, *, allow_mismatch: bool = False
             f"{artwork.path}: the canvas size {width}×{height} does not fit {backbone.model_id}: {misfit}; "
             "expected an artwork made for this model's patch grid (pick the model it was trained for)"
         )
+    if artwork.mode not in ("RGB", "RGBA"):  # an artwork is written in RGB; another mode is a re-saved copy
+        lost = {"L": "grayscale: its colours are gone", "LA": "grayscale: its colours are gone",
+                "1": "black and white: its colours are gone",
+                "P": "a palette of at most 256 colours: colours may have been merged"}.get(artwork.mode, "converted")
+        _log.warning("%s is a PNG in mode %s (%s); ArtStudio writes artworks in RGB, so %s, the canvas the model "
+                     "sees is not the trained one and scores can drop to nothing. Use the artwork as it was exported",
+                     artwork.path, artwork.mode, lost, "this is a copy another program re-saved" if artwork.metadata
+                     else "if this is an artwork another program re-saved (its metadata is gone too)")
     if artwork.metadata is None:
         return []
     mismatches = _mismatches(artwork.metadata, backbone)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
@@ -108,7 +109,7 @@ def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "th
         if isinstance(finished, int) and not done.get("stopped") and finished >= steps:
             raise ConfigError(f"{what} in {out} already finished its {steps} steps; nothing to resume. "
                               f"{use_as_is}, or resume with more --steps to train longer")
-    if started_with != steps:
+    if started_with != steps and int(os.environ.get("RANK", "0")) == 0:  # a launcher's processes: said once
         log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps%s",
                     steps, started_with, steps, kept)
 

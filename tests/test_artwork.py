@@ -214,3 +214,21 @@ def test_size_that_does_not_fit_is_refused_even_when_allowed(tmp_path):
     art = read_artwork(export_artwork(_canvas(56, 56), tmp_path / "art.png", _meta(h=56, w=56)))
     with pytest.raises(ArtworkError, match="does not fit"):
         check_compatible(art, _backbone(), allow_mismatch=True)
+
+
+@pytest.mark.parametrize("mode, said", [("L", "grayscale"), ("P", "a palette"), ("RGB", None), ("RGBA", None)])
+def test_an_artwork_re_saved_in_another_colour_mode_is_used_with_a_warning(tmp_path, caplog, mode, said):
+    """An artwork an editor re-saved in grayscale loaded without a word and scored 0 %."""
+    path = export_artwork(_canvas(), tmp_path / "art.png", _meta())
+    with Image.open(path) as img:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(METADATA_KEY, img.text[METADATA_KEY])
+        img.convert(mode).save(tmp_path / "copy.png", pnginfo=info)
+    art = read_artwork(tmp_path / "copy.png")
+    assert art.image.mode == "RGB" and art.mode == mode
+    with caplog.at_level("WARNING", logger="artstudio"):
+        check_compatible(art, _backbone())
+    if said:
+        assert f"mode {mode} ({said}" in caplog.text and "re-saved" in caplog.text
+    else:
+        assert "mode" not in caplog.text

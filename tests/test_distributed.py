@@ -110,6 +110,7 @@ def test_sigterm_to_torchrun_stops_every_process_after_one_step_with_a_checkpoin
 
     again = _run(["train", "--resume", "--out", str(tmp_path / "run"), "--steps", str(saved + 2)], 2, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("differs from the run's") == 1, again.stderr[-3000:]  # one line, not one per process
     assert checkpoint_step(tmp_path / "run" / "checkpoint") == saved + 2
     assert steps() == list(range(1, saved + 3))  # went on from the saved step: none twice, none missing
 

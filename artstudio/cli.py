@@ -599,6 +599,19 @@ def format_info(info: dict[str, Any]) -> str:
         rows += [(k, meta[k]) for k in ("objective", "steps") if k in meta]
         rows += [(k, _pct(v) if k.endswith("accuracy") else v) for k, v in (meta.get("metrics") or {}).items()]
         out.append(table(rows))
+    if "adapter" in info:
+        ad = info["adapter"]
+        rows = [("adapter", ad["path"]), ("peft type", ad.get("peft_type") or "unknown"),
+                ("base model", ad.get("base_model") or "not recorded")]
+        rows += [(k, ad[k]) for k in ("r", "alpha") if ad.get(k) is not None]
+        if ad.get("target_modules"):
+            targets = ad["target_modules"]
+            rows.append(("targets", ", ".join(targets) if isinstance(targets, list) else targets))
+        rows.append(("trainable", f"{ad['parameters']:,} parameters" if "parameters" in ad else ad["weights_error"]))
+        rows.append(("record", "none (no artstudio.json: not written by `artstudio export`); eval and infer take "
+                               "it as --adapter, on its base model" + (" (or --model)" if ad.get("base_model") else
+                                                                       ": name it with --model")))
+        out.append(table(rows))
     if "artwork" in info:
         art, meta = info["artwork"], info["artwork"]["metadata"]
         rows: list[tuple[Any, ...]] = [("artwork", art["path"]), ("size", f"{art['width']}×{art['height']}")]

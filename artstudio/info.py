@@ -22,6 +22,42 @@ def export_info(folder: Path) -> dict[str, Any]:
     return {"path": str(folder), **meta}
 
 
+def peft_info(folder: Path) -> dict[str, Any]:
+    """A PEFT adapter folder that `artstudio export` did not write (no artstudio.json): what its
+    adapter_config.json and weights say."""
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise ArtworkError(f"{folder / 'adapter_config.json'} cannot be read ({err}); expected PEFT's adapter config") \
+            from None
+    if not isinstance(config, dict):
+        raise ArtworkError(f"{folder / 'adapter_config.json'} is not a JSON object; expected PEFT's adapter config")
+    targets = config.get("target_modules")
+    info: dict[str, Any] = {"path": str(folder), "peft_type": config.get("peft_type"),
+                            "base_model": config.get("base_model_name_or_path"), "r": config.get("r"),
+                            "alpha": config.get("lora_alpha"),
+                            "target_modules": sorted(targets) if isinstance(targets, list) else targets}
+    weights = folder / "adapter_model.safetensors"
+    if weights.is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                info["parameters"] = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())  # header only
+        except (SafetensorError, OSError) as err:
+            info["weights_error"] = f"{weights.name} cannot be read ({err})"
+    else:
+        info["weights_error"] = f"no {weights.name} in the folder"
+    return info
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 def gather_info(artwork: str | None, model: str | None) -> dict[str, Any]:
     """Metadata of `artwork` and/or the description of `model` (default without an artwork: studio-tiny)."""
     from .backbone import DEFAULT_MODEL, load_backbone
@@ -30,9 +66,12 @@ def gather_info(artwork: str | None, model: str | None) -> dict[str, Any]:
     art = None
     if artwork is not None and (Path(artwork).expanduser() / EXPORT_META_FILE).is_file():
         info["export"] = export_info(Path(artwork).expanduser())
-    elif artwork is not None and Path(artwork).is_file() and (Path(artwork).parent / EXPORT_META_FILE).is_file():
+    elif artwork is not None and (Path(artwork).expanduser() / "adapter_config.json").is_file():
+        info["adapter"] = peft_info(Path(artwork).expanduser())  # a PEFT folder from elsewhere (the Hub, PEFT's save)
+    elif artwork is not None and Path(artwork).is_file() and any(
+            (Path(artwork).parent / name).is_file() for name in (EXPORT_META_FILE, "adapter_config.json")):
         # `info adapter/adapter_config.json` said "expected a complete PNG image"
-        raise ArtworkError(f"{artwork} is a file of the exported adapter {Path(artwork).parent}; "
+        raise ArtworkError(f"{artwork} is a file of the adapter {Path(artwork).parent}; "
                            f"pass the folder: artstudio info {Path(artwork).parent}")
     elif artwork is not None:
         art = read_artwork(artwork)

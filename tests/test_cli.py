@@ -673,3 +673,29 @@ def test_a_resume_of_a_run_stopped_during_its_starts_asks_for_its_options(tmp_pa
     err = capsys.readouterr().err
     assert "was stopped during its starts, before its config.json was written" in err
     assert "repeat the command that started it, with --resume" in err
+
+
+def test_info_on_a_peft_folder_from_elsewhere_shows_its_config(tmp_path, capsys):
+    """A PEFT adapter saved by PEFT itself (no artstudio.json) was refused as 'not an artwork; this takes an
+    artwork PNG file', though `info` reads adapter folders."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "peft"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "base_model_name_or_path": "Qwen/Qwen3.5-0.8B", "r": 8, "lora_alpha": 16,
+        "target_modules": ["v_proj", "q_proj"]}))
+    save_file({"a.lora_A.weight": torch.zeros(8, 64), "a.lora_B.weight": torch.zeros(64, 8)},
+              str(folder / "adapter_model.safetensors"))
+    assert main(["info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    for shown in ("LORA", "Qwen/Qwen3.5-0.8B", "q_proj, v_proj", "1,024 parameters", "not written by `artstudio export`"):
+        assert shown in out, out
+    assert main(["info", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["adapter"]["parameters"] == 1024
+    assert main(["info", str(folder / "adapter_config.json")]) == 2
+    assert f"pass the folder: artstudio info {folder}" in capsys.readouterr().err
+    (folder / "adapter_model.safetensors").write_bytes(b"\x10\x00")  # truncated
+    assert main(["info", str(folder)]) == 0
+    assert "adapter_model.safetensors cannot be read" in capsys.readouterr().out

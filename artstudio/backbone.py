@@ -420,6 +420,15 @@ def model_name(model: str) -> str:
     return model
 
 
+def named_model(record: dict) -> dict:
+    """`record` (a run's options, as config.json, best.json or compare_config.json hold them) with its "model" as
+    `model_name` names it: what every run record writes, and what a reader compares a record written by an
+    earlier version (which recorded the shipped model's folder) against."""
+    if isinstance(record.get("model"), str):
+        return record | {"model": model_name(record["model"])}
+    return record
+
+
 def load_backbone(
     model: str = DEFAULT_MODEL,
     *,

@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .atomic import atomic_write_text
-from .backbone import model_name
+from .backbone import named_model
 from .canvas import init_names_a_picture
 from .checkpoint import read_history
 from .data import split_validation, write_jsonl
@@ -161,8 +161,7 @@ def _trained_as(folder: Path) -> dict | None:
         return None
     if not isinstance(saved, dict):
         return None
-    if isinstance(saved.get("model"), str):
-        saved["model"] = model_name(saved["model"])  # recorded as a folder by earlier versions
+    saved = named_model(saved)
     return _training_part(saved, (saved.pop("resolved", None) or {}).get("train_digest"))
 
 
@@ -181,6 +180,11 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     k, fraction = starts_of(config)
     if k is None:  # the default: two starts where the T2C start (measured to pay on studio-tiny) fits
         k = 2 if _t2c_fits(config, backbone, card) else 1
+        if k == 1 and _t2c_fits(config, backbone, {"description": "any"}):
+            log.warning("the task has no description (card.json's \"description\"), so the run trains from its one "
+                        "start; with a description it also tries the artwork the shipped Text-to-Canvas paints from "
+                        "it (on studio-tiny's sub-answer: 100 %% from it, 19-24 %% from grey; docs/robust.md). --starts 2 tries a "
+                        "noise start instead; --starts 1 says one start is meant")
     if k <= 1:
         if "start_steps" in (config.method_options or {}):
             log.warning("start_steps applies to several starts (--starts 2 or more); this run trains one start")

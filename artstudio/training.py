@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 
-from .backbone import DEFAULT_MODEL, check_device, check_dtype, dtype_name, load_backbone, model_name, resolve_dtype
+from .backbone import DEFAULT_MODEL, check_device, check_dtype, dtype_name, load_backbone, named_model, resolve_dtype
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
@@ -513,7 +513,7 @@ RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "eval_dat
 def config_record(config: TrainConfig) -> dict:
     """`config` as config.json and best.json record it: the shipped model by name, not by the folder this install
     keeps it in (a run recorded with the folder could not resume once moved to another environment)."""
-    return asdict(config) | {"model": model_name(config.model)}
+    return named_model(asdict(config))
 
 
 def rows_digest(rows: list[Example]) -> str:
@@ -541,8 +541,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
     saved = _read_json(file)
     resolved = saved.pop("resolved", None) or {}
     now = json.loads(json.dumps(config_record(config), default=json_default))
-    if isinstance(saved.get("model"), str):
-        saved["model"] = model_name(saved["model"])  # recorded as a folder by earlier versions
+    saved = named_model(saved)
 
     def data_rows(value: Any, was: Any) -> list[str] | None:
         if not resolved.get("train_digest"):

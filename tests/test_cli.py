@@ -242,7 +242,7 @@ def test_a_folder_given_as_an_artwork_says_what_the_option_takes(tmp_path, capsy
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    for argv in (["info", str(adapter)], ["eval", "--canvas", str(adapter), "--data", "max-bracket"],
+    for argv in (["eval", "--canvas", str(adapter), "--data", "max-bracket"],  # (`info` shows an adapter folder)
                  ["serve", "--artwork", str(adapter), "--port", "0"]):  # serve said only "the folder has no PNG files"
         assert main(argv) == 2
         err = capsys.readouterr().err

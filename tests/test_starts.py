@@ -306,3 +306,18 @@ def test_ctrl_c_during_the_starts_records_the_run_s_options_so_a_resume_checks_t
     with pytest.raises(KeyboardInterrupt):
         train(_config(task, run, overwrite=True, seed=3), backbone=qwen35, progress=False, should_stop=ctrl_c)
     assert json.loads((run / "config.json").read_text())["seed"] == 0 and (run / "artwork.png").is_file()
+
+
+def test_a_task_without_a_description_says_why_it_trains_one_start_on_studio_tiny(tmp_path, caplog):
+    """On studio-tiny the default is two starts, one painted from the task's description; a card without one
+    trained from grey alone without a word (sub-answer: 19-24 % from grey, 100 % from the painted start)."""
+    from artstudio.starts import choose_start
+
+    studio = load_backbone()
+    config = TrainConfig(out=str(tmp_path / "run"), data=str(tmp_path), steps=10, batch_size=4)
+    assert choose_start(config, tmp_path / "run", studio, ROWS, {"name": "sum"}, progress=False) == (config, None)
+    assert "has no description" in caplog.text and "--starts 1 says one start is meant" in caplog.text
+    caplog.clear()
+    one = replace(config, method_options={"starts": 1})
+    assert choose_start(one, tmp_path / "run", studio, ROWS, {"name": "sum"}, progress=False) == (one, None)
+    assert "description" not in caplog.text

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
-from ..backbone import load_backbone, model_name
+from ..backbone import load_backbone, named_model
 from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
 from ..methods import build_method, get_method, method_config, method_names
@@ -127,10 +127,8 @@ def _check_same_comparison(record: Path, config: CompareConfig) -> None:
         return
     if not isinstance(before, dict):
         return
-    now = json.loads(json.dumps(asdict(config), default=json_default))
-    for values in (now, before):  # the shipped model by name, wherever an install keeps it
-        if isinstance(values.get("model"), str):
-            values["model"] = model_name(values["model"])
+    now = named_model(json.loads(json.dumps(asdict(config), default=json_default)))
+    before = named_model(before)
     keys = [k for k in now if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
     def said(value, none: str) -> str:  # an option left out is said so, not printed as Python's None
         return none if value is None else repr(value)
@@ -313,7 +311,7 @@ class _Comparison:
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
         atomic_write_text(self.out / "compare_config.json",
-                          json.dumps(asdict(config) | {"model": model_name(config.model)}, indent=2, default=json_default) + "\n")
+                          json.dumps(named_model(asdict(config)), indent=2, default=json_default) + "\n")
         self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}
         self.splits = {}
         if any(len(v) > 1 for v in self.grid.values()):

@@ -27,7 +27,7 @@ from typing import Any, Callable, Literal
 import torch
 
 from artstudio.atomic import atomic_write_text, json_default
-from artstudio.backbone import DEFAULT_MODEL, model_name
+from artstudio.backbone import DEFAULT_MODEL, model_name, named_model
 from artstudio.checkpoint import (check_resume_steps, key_differences, lr_lambda, option_differences, resume,
                                   save_checkpoint)
 from artstudio.distributed import Processes
@@ -415,7 +415,7 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     for group in opt.param_groups:
         group.setdefault("initial_lr", config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup), last_epoch=start - 1)
-    saved = asdict(config) | {"model": model_name(config.model), "resolved": {"tasks": [t.name for t in tasks], "hypernetwork": hypernetwork.describe(),
+    saved = named_model(asdict(config)) | {"resolved": {"tasks": [t.name for t in tasks], "hypernetwork": hypernetwork.describe(),
                                            "model_id": backbone.model_id, "family": backbone.family}}
     atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=json_default) + "\n")
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))

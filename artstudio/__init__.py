@@ -9,7 +9,8 @@ The Python API mirrors the `artstudio` command:
     print(artstudio.evaluate(art, rows, "json").accuracy)
 
 Names load on first use, so `import artstudio` does not import torch or transformers. The functions
-`train`, `evaluate` and `compare` live in the modules `training`, `evaluation` and `comparison`.
+`train`, `evaluate` and `compare` live in the modules `training`, `evaluation` and `comparison`;
+`artstudio.tune(...)` runs a study (`artstudio.tune.tune`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "train": ("artstudio.training", "train"),
     "evaluate": ("artstudio.evaluation", "evaluate"),
     "compare": ("artstudio.comparison", "compare"),
+    "tune": ("artstudio.tune", ""),  # the module, callable: artstudio.tune(...) runs a study
+    "TuneConfig": ("artstudio.tune", "TuneConfig"),
     "CompareConfig": ("artstudio.comparison", "CompareConfig"),
     "export_artwork": ("artstudio.artwork", "export_artwork"),
     "load_artwork": ("artstudio.methods", "load_artwork"),
@@ -57,7 +60,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
+        value = importlib.import_module(module)
+        value = getattr(value, attr) if attr else value
         globals()[name] = value
         return value
     raise AttributeError(f"module 'artstudio' has no attribute {name!r}")

@@ -420,6 +420,14 @@ def model_name(model: str) -> str:
     return model
 
 
+def same_model(a: str, b: str) -> bool:
+    """Whether two model names mean one model: the same name, or two paths to one folder."""
+    a, b = model_name(str(a)), model_name(str(b))
+    if a == b:
+        return True
+    return _looks_local(a) and _looks_local(b) and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
 def named_model(record: dict) -> dict:
     """`record` (a run's options, as config.json, best.json or compare_config.json hold them) with its "model" as
     `model_name` names it: what every run record writes, and what a reader compares a record written by an

@@ -34,7 +34,8 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 
-from .backbone import DEFAULT_MODEL, check_device, check_dtype, dtype_name, load_backbone, named_model, resolve_dtype
+from .backbone import (DEFAULT_MODEL, DEFAULT_NAME, check_device, check_dtype, dtype_name, load_backbone, model_name,
+                       named_model, resolve_dtype, same_model)
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
@@ -212,6 +213,8 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     """Train `config.method` on `config.data`; keyword overrides are TrainConfig fields or method options."""
     config = _merge(config, overrides)
     config.check()
+    if backbone is not None:
+        config = _on_backbone(config, backbone)
     processes = Processes.from_env()
     if fsdp_from_launcher() and not config.fsdp:
         config = replace(config, fsdp=True)
@@ -277,6 +280,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     check_references(metric, eval_rows or [], f"--eval-data {config.eval_data}" if config.eval_data
                      else f"the test split of {config.data}", config.pattern)
     check_references(metric, train_rows, f"--data {config.data}", config.pattern)
+    if metric == "numeric" and config.objective == "sft":
+        check_numeric_format(train_rows, f"--data {config.data}", main)
     if config.pattern is not None and metric != "regex":
         log.warning("--pattern applies to --metric regex; this run scores with %s", metric)
     if backbone is None:
@@ -508,6 +513,29 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 RESUME_MAY_CHANGE = frozenset({"out", "resume", "overwrite", "device", "eval_data", "eval_every", "eval_size", "pattern",
                                "checkpoint_every", "snapshot_every", "diagnose", "max_new_tokens", "shared_prefix",
                                "gradient_checkpointing", "fsdp", "steps"})
+
+
+def check_numeric_format(rows: list[Example], where: str, say: bool = True) -> None:
+    """SFT teaches the answers as written, and the numeric metric credits only a formatted `Answer: <n>`: training
+    answers that are bare numbers ('4') teach the model to say '4', which scores 0 %. Every one bare is refused,
+    some bare are warned about (`say`: this process speaks for the run)."""
+    from .scoring import extract_answer_number
+
+    answered = [e for e in rows if e.answer.strip()]
+    bare = [e for e in answered if extract_answer_number(e.answer) is None]
+    if not bare:
+        return
+    example = bare[0].answer.strip()
+    fix = (f"write the answers as 'Answer: {example}' (the numeric metric's format), or score with --metric exact "
+           "(the card's \"metric\")")
+    if len(bare) == len(answered):
+        raise DataError(f"{where}: the numeric metric credits only a formatted `Answer: <n>`, and every training "
+                        f"answer is a bare number ({example!r}): SFT teaches the answers as written, so the run would "
+                        f"score 0 %; {fix}")
+    if say:
+        log.warning("%s: %d of %d training answers are bare numbers (%r), which the numeric metric never credits (it "
+                    "reads `Answer: <n>`); SFT teaches them as written. %s", where, len(bare), len(answered), example,
+                    fix[0].upper() + fix[1:])
 
 
 def config_record(config: TrainConfig) -> dict:
@@ -815,6 +843,20 @@ def _launcher_precision() -> str | None:
     return mode if mode in ("bf16", "fp16") else None
 
 
+def _on_backbone(config: TrainConfig, backbone) -> TrainConfig:
+    """`config` trained on a backbone the caller loaded: its `model` is that backbone's (what config.json records,
+    and what a resume or `export_run` loads). A model left at the default takes the backbone's; another one is
+    refused (the run trained on the backbone and recorded the other model)."""
+    given = str(getattr(backbone, "model_id", "") or "")
+    if not given or same_model(config.model, given):
+        return config
+    if model_name(config.model) == DEFAULT_NAME:
+        return replace(config, model=given)
+    raise ConfigError(f"model is {config.model!r} but the backbone given is {given}; the run would train on the "
+                      "backbone and record the other model. Leave out model (the backbone's is recorded), or pass "
+                      "a backbone of that model")
+
+
 def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     """TrainConfig (or a dict of its fields) + keyword overrides; keys that are not TrainConfig fields are method options."""
     if config is not None and not isinstance(config, (TrainConfig, dict)):
@@ -825,6 +867,12 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     if isinstance(config, dict):  # read as keywords are: a key that is not a TrainConfig field is a method option
         base = {k: v for k, v in config.items() if k in known}
         overrides = {k: v for k, v in config.items() if k not in known} | overrides
+    if not isinstance(config, TrainConfig):
+        base = _run_own_options(base | {k: v for k, v in overrides.items() if k in known}) | base
+    for given in (base.get("method_options"), overrides.get("method_options")):
+        if given is not None and not isinstance(given, dict):
+            raise ConfigError(f"method_options is a dict of the method's options, like {{'canvas_size': 96}}; got "
+                              f"a {type(given).__name__}: {given!r}")
     method_opts = dict(base.get("method_options") or {})
     for k, v in overrides.items():
         if k in known:
@@ -834,6 +882,23 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     base["method_options"] = method_opts | dict(overrides.get("method_options") or {})
     _check_method_keys(str(base.get("method") or TrainConfig.method), method_opts, overrides, known)
     return TrainConfig.from_dict(base)
+
+
+def _run_own_options(given: dict) -> dict:
+    """`train(out=RUN, resume=True, ...)` with keywords (or a dict): every option left out is the run's own, from
+    its config.json, as `artstudio train --resume --out RUN` takes them (the device is this machine's). {} for
+    anything else, or a config.json that cannot be read (the resume then says why)."""
+    own = Path(str(given.get("out") or "")) / "config.json" if given.get("resume") and given.get("out") else None
+    if own is None or not own.is_file():
+        return {}
+    try:
+        recorded = json.loads(own.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    known = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in recorded.items() if k in known and k not in ("device", "resume", "overwrite")}
 
 
 def _check_method_keys(method: str, options: dict, overrides: dict, known: set[str]) -> None:

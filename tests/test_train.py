@@ -141,9 +141,9 @@ def test_an_sft_resume_may_score_with_another_metric(qwen35, task_dir, tmp_path)
     stops = iter([False, True])
     train(TrainConfig(steps=3, metric="exact", **common), backbone=qwen35, progress=False,
           should_stop=lambda: next(stops), canvas_size=64)
-    done = train(TrainConfig(steps=3, resume=True, metric="numeric", **common), backbone=qwen35, progress=False,
+    done = train(TrainConfig(steps=3, resume=True, metric="regex", **common), backbone=qwen35, progress=False,
                  canvas_size=64)
-    assert done.metrics["metric"] == "numeric" and done.metrics["steps"] == 3
+    assert done.metrics["metric"] == "regex" and done.metrics["steps"] == 3
 
 
 def test_resume_refuses_another_run_and_a_finished_one_but_may_train_longer(qwen35, task_dir, tmp_path):
@@ -508,3 +508,55 @@ def test_snapshots_asked_of_a_method_that_paints_nothing_are_said_to_be_skipped(
         train(TrainConfig(data=str(task_dir), method="lora", out=str(tmp_path / "run2"), steps=1, batch_size=2,
                           checkpoint_every=0), backbone=qwen35, progress=False)
     assert "--snapshot-every" not in caplog.text
+
+
+def test_sft_on_bare_numbers_under_the_numeric_metric_is_refused_before_the_model_loads(tmp_path, caplog, monkeypatch):
+    """The numeric metric credits only `Answer: <n>`; a card saying numeric over answers like '4' trained to 0 %
+    without a word (the model learns to say '4')."""
+    import artstudio.training
+    from artstudio.training import check_numeric_format
+
+    monkeypatch.setattr(artstudio.training, "load_backbone", lambda *a, **k: pytest.fail("the model was loaded"))
+    rows = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i)) for i, (a, b) in enumerate([(1, 2), (3, 4)])]
+    write_jsonl(tmp_path / "task" / "train.jsonl", rows)
+    (tmp_path / "task" / "card.json").write_text(json.dumps({"name": "sum", "metric": "numeric"}))
+    with pytest.raises(DataError, match=r"every training answer is a bare number \('3'\).*'Answer: 3'.*--metric exact"):
+        train(TrainConfig(data=str(tmp_path / "task"), out=str(tmp_path / "run"), steps=1), progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()
+    mixed = rows + [Example(prompt="5 5", answer="Answer: 10", id="2")]
+    check_numeric_format(mixed, "--data x")
+    assert "2 of 3 training answers are bare numbers ('3')" in caplog.text
+    caplog.clear()
+    check_numeric_format([Example(prompt="5 5", answer="Answer: 10", id="2")], "--data x")
+    assert caplog.text == ""
+
+
+def test_a_run_on_a_given_backbone_records_that_backbone_s_model(qwen35, task_dir, tmp_path):
+    """train(backbone=bb, model=another) trained on bb and recorded the other model: a resume or export_run would
+    load it. A model left at the default now takes the backbone's; another is refused."""
+    with pytest.raises(ConfigError, match="model is 'Qwen/Qwen3.5-0.8B' but the backbone given is"):
+        train(TrainConfig(data=str(task_dir), out=str(tmp_path / "a"), steps=1, model="Qwen/Qwen3.5-0.8B"),
+              backbone=qwen35, progress=False)
+    assert not (tmp_path / "a").exists()
+    train(TrainConfig(data=str(task_dir), out=str(tmp_path / "b"), steps=1, batch_size=2, snapshot_every=0,
+                      method_options={"canvas_size": 64, "starts": 1}), backbone=qwen35, progress=False)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["model"] == str(qwen35.model_id)
+
+
+@pytest.mark.parametrize("options", [[1], "canvas_size=96", 96])
+def test_method_options_that_are_not_a_dict_are_refused_by_name(options, tmp_path):
+    with pytest.raises(ConfigError, match="method_options is a dict of the method's options"):
+        train(data="max-bracket", out=str(tmp_path / "run"), method_options=options, progress=False)
+
+
+def test_a_resume_from_python_takes_every_option_left_out_from_the_run(qwen35, task_dir, tmp_path):
+    """`train(out=RUN, resume=True, steps=N)` failed with 'no training data'; the command line's resume takes
+    the run's own options from its config.json."""
+    stops = iter([False, True])
+    train(TrainConfig(data=str(task_dir), out=str(tmp_path / "run"), steps=3, batch_size=2, lr=0.1,
+                      checkpoint_every=1, snapshot_every=0, method_options={"canvas_size": 64, "starts": 1}),
+          backbone=qwen35, progress=False, should_stop=lambda: next(stops))
+    done = train(out=str(tmp_path / "run"), resume=True, steps=4, backbone=qwen35, progress=False)
+    assert done.metrics["steps"] == 4
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["data"], saved["lr"], saved["steps"]) == (str(task_dir), 0.1, 4)

@@ -782,3 +782,37 @@ def test_a_study_says_each_warning_of_its_runs_once(caplog):
     said = [r.getMessage() for r in caplog.records]
     assert said.count("batch size 32 (--batch-size) is larger than the 18 training rows") == 2  # once, then after
     assert said.count("resumed") == 3 and "batch size 16 (--batch-size) is larger than the 9 training rows" in said
+
+
+def test_without_reranking_a_default_that_is_the_best_proxy_trial_is_said_so_and_trained_once(
+        model, sum_task, tmp_path, monkeypatch):
+    """With --rerank 0 and trial 0 (the default) the best proxy trial, final.json said is_default false, the
+    same configuration trained twice (final/best and final/default) and the report blamed the proxy."""
+    from artstudio.tune import study as study_module
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: [0.05, 0.00001]\ncanvas_size: null\nbatch_size: null\ninit: null\ntv_weight: null\n"
+                     "parametrization: null\nschedule: null\n")  # trial 1 barely moves: trial 0 is best or ties
+    ran = []
+    monkeypatch.setattr(study_module, "_final_run",
+                        lambda tc, guard, progress, what=None: ran.append(Path(tc.out).name) or
+                        {"accuracy": 0.5, "eval_n": 4, "steps": 2, "train_seconds": 1.0})
+    result = tune(method="art", data=str(sum_task), model=model, trials=2, sampler="random", startup=2,
+                  space=str(space), proxy=0.5, val_fraction=0.2, steps=2, trial_steps=1, rerank=0,
+                  out=str(tmp_path / "tune"))
+    assert result.chosen_trial == 0 and ran == ["default"]
+    assert json.loads((tmp_path / "tune" / "final.json").read_text())["best"]["is_default"] is True
+
+
+def test_artstudio_tune_is_callable_and_takes_a_dict_as_train_does(tmp_path):
+    """`artstudio.tune` was no attribute of the package, and tune({...}) / compare({...}) failed with
+    'asdict() should be called on dataclass instances' where train({...}) works."""
+    import artstudio
+
+    assert callable(artstudio.tune) and artstudio.TuneConfig is TuneConfig
+    with pytest.raises(ConfigError, match="--method base trains nothing"):
+        artstudio.tune({"method": "base", "data": "add-json"})
+    with pytest.raises(ConfigError, match="unknown compare option.*bogus"):
+        artstudio.compare({"methods": "art", "tasks": "add-json", "bogus": 1})
+    with pytest.raises(ConfigError, match="tune\\(\\) takes a TuneConfig or a dict of its fields, not a TrainConfig"):
+        artstudio.tune(artstudio.TrainConfig())

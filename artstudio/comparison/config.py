@@ -114,6 +114,11 @@ def parse_lr_grid(spec: str | dict | None, methods: list[str], objective: str = 
 
 def _coerce(config: CompareConfig | None, overrides: dict) -> CompareConfig:
     """CompareConfig from a config and/or keyword arguments (lists accepted where strings are)."""
+    if config is not None and not isinstance(config, (CompareConfig, dict)):
+        raise ConfigError(f"compare() takes a CompareConfig or a dict of its fields, not a {type(config).__name__}: "
+                          "artstudio.compare(methods=\"art,lora\", tasks=\"add-json\", seeds=0)")
+    if isinstance(config, dict):  # read as keywords are
+        config, overrides = None, dict(config) | overrides
     base = asdict(config) if config is not None else {}
     from_dict(CompareConfig, overrides, what="compare")  # unknown keys and bad choices fail here, by name
     values = base | overrides

@@ -64,3 +64,15 @@ def tune(config: TuneConfig | None = None, *, progress=None, should_stop=None, *
 
 
 __all__ = ["SAMPLERS", "TuneConfig", "tune"]
+
+
+class _CallableModule(type(__import__("sys"))):
+    """`artstudio.tune(...)` is `artstudio.tune.tune(...)`: the study is a function of the package, as `train` and
+    `compare` are, though `artstudio.tune` is this module."""
+
+    def __call__(self, config: TuneConfig | None = None, **kwargs):
+        return tune(config, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule
+

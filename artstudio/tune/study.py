@@ -187,7 +187,10 @@ MIN_TRIAL_STEPS = 50
 def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
     from ..options import from_dict
 
-    values = (asdict(config) if config is not None else {}) | overrides
+    if config is not None and not isinstance(config, (TuneConfig, dict)):
+        raise ConfigError(f"tune() takes a TuneConfig or a dict of its fields, not a {type(config).__name__}: "
+                          "artstudio.tune(method=\"lora\", data=\"add-json\", trials=30)")
+    values = (asdict(config) if isinstance(config, TuneConfig) else dict(config or {})) | overrides
     config = from_dict(TuneConfig, values, what="tune")
     from ..methods import get_method
 
@@ -675,12 +678,14 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
                                   eval_data=config.eval_data, steps=config.steps, final=True)
         default_trial = _default_trial(complete)
         final = {"default": _final_run(default_tc, guard, progress)}
-        # The default picked (re-ranking): its run is the best's too, not trained twice.
-        final["best"] = dict(final["default"]) if best is default_trial else _final_run(best_tc, guard, progress)
+        # The default picked (by re-ranking, or as the best proxy trial): its run is the best's too, not trained
+        # twice. By number: optuna's best_trial is a copy, never the object in `complete`.
+        picked_default = default_trial is not None and best.number == default_trial.number
+        final["best"] = dict(final["default"]) if picked_default else _final_run(best_tc, guard, progress)
         final["default"]["proxy_value"] = None if default_trial is None else default_trial.value
         final["best"]["proxy_value"] = best.value
         final["best"]["trial"] = best.number
-        final["best"]["is_default"] = best is default_trial
+        final["best"]["is_default"] = picked_default
         atomic_write_text(out / "final.json", json.dumps(final, indent=2, default=json_default) + "\n")
 
     from .report import write_outputs

@@ -331,6 +331,10 @@ class Backbone:
 
     __call__ = forward
 
+    def __repr__(self) -> str:
+        return (f"Backbone({self.model_id!r}, family={self.family!r}, {self.num_parameters:,} parameters, "
+                f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r})")
+
     def describe(self) -> dict[str, Any]:
         """A summary for `artstudio info`."""
         return {

@@ -70,8 +70,16 @@ def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[
 def as_examples(rows: Iterable, *, needs_answers: bool = False) -> list[Example]:
     """`rows` from Python as Examples: an Example passes, a dict is read as a JSONL row is, a string is a
     prompt. Anything else, an empty list or (with `needs_answers`) a row without an answer is a DataError."""
+    if isinstance(rows, os.PathLike):
+        raise DataError(f"expected a list of rows, got the path {os.fspath(rows)}; read the file first: "
+                        f"artstudio.load_jsonl({str(os.fspath(rows))!r})")
     if isinstance(rows, (str, bytes, dict, Example)):
-        raise DataError(f"expected a list of rows, got a single {type(rows).__name__}; wrap it in a list")
+        raise DataError(f"expected a list of rows, got a single {type(rows).__name__}; wrap it in a list"
+                        + (" (or, for a file of rows, artstudio.load_jsonl(path))" if isinstance(rows, str) else ""))
+    try:
+        rows = iter(rows)
+    except TypeError:
+        raise DataError(f"expected a list of rows, got a {type(rows).__name__}") from None
     out: list[Example] = []
     for i, row in enumerate(rows):
         if isinstance(row, Example):

@@ -8,6 +8,7 @@ training, in `artstudio eval` and in the comparison harness, so numbers are comp
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from .generation import GenerationConfig, generate
 from .errors import ConfigError
 from .atomic import atomic_write_text, check_free
 from .scoring import Metric, check_references, score
+
+log = logging.getLogger(__name__)
 
 EVAL_FILES = ("predictions.jsonl", "metrics.json")  # what an evaluation writes into its folder
 
@@ -55,6 +58,10 @@ def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern:
     check_method(method)
     examples = as_examples(examples, needs_answers=True)
     check_references(metric, examples, "the evaluation rows", pattern)  # before any answer is generated
+    empty = [e for e in examples if not e.answer.strip()]
+    if empty:
+        log.warning("%d of %d evaluation rows have an empty answer (row %s first): only an empty prediction "
+                    "scores there", len(empty), len(examples), empty[0].source or empty[0].id)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens or answer_budget(method.backbone, examples),
                            batch_size=batch_size)
     start = time.perf_counter()

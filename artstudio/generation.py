@@ -28,8 +28,10 @@ import torch
 
 from .backbone import cache_of
 from .data import Example, as_examples
+from .errors import ConfigError
 from .methods import check_method
 from .forward import encode, row_images, shared_prefix_length
+from .prompts import check_row_lengths
 
 
 @dataclass
@@ -42,6 +44,22 @@ class GenerationConfig:
     prefix_reuse: bool = field(default=True, metadata={"help": "compute the shared prefix once and reuse its KV cache"})
     batch_size: int = field(default=64, metadata={"help": "rows decoded together"})
     ignore_eos: bool = field(default=False, metadata={"help": "decode max_new_tokens tokens even past an end token (vLLM's option of that name; for benchmarks)"})
+
+    def __post_init__(self) -> None:
+        # From Python a string or 0 failed deep inside decoding (or returned empty answers without a word).
+        for name in ("max_new_tokens", "num_return_sequences", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"GenerationConfig {name} is {value!r}; expected a whole number of at least 1")
+        for name in ("do_sample", "prefix_reuse", "ignore_eos"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"GenerationConfig {name} is {getattr(self, name)!r}; expected True or False")
+        for name, low in (("temperature", 0.0), ("top_p", 0.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not low < value < float("inf"):
+                raise ConfigError(f"GenerationConfig {name} is {value!r}; expected a number above {low:g}")
+        if self.top_p > 1:
+            raise ConfigError(f"GenerationConfig top_p is {self.top_p!r}; expected a probability mass in (0, 1]")
 
 
 @dataclass
@@ -126,8 +144,18 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     """
     check_method(method)
     examples = as_examples(examples)
+    if isinstance(config, dict):  # generate(method, rows, {"max_new_tokens": 4}) reads as GenerationConfig(**it)
+        from .options import from_dict
+
+        config = from_dict(GenerationConfig, config, what="generation")
+    elif config is not None and not isinstance(config, GenerationConfig):
+        raise ConfigError(f"generate() takes a GenerationConfig or a dict of its fields, not a "
+                          f"{type(config).__name__}")
     cfg = config or GenerationConfig()
     backbone = method.backbone
+    # A prompt longer than the model's positions decoded garbage (the command line refused it; Python did not).
+    check_row_lengths(backbone.tokenizer, examples, backbone.max_positions, "the prompts", answers=False,
+                      max_new_tokens=cfg.max_new_tokens)
     tok = backbone.tokenizer
     gen = None
     if cfg.do_sample:

@@ -143,7 +143,8 @@ class Method(torch.nn.Module):
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         own = dict(self.named_parameters())
-        missing = set(self.trainable_state()) - set(state)
+        # A frozen tensor in trainable_state (a loaded artwork's canvas) may be absent from an older save.
+        missing = {k for k in self.trainable_state() if k not in state and own[k].requires_grad}
         if missing:
             raise ConfigError(f"saved {self.name} state lacks {', '.join(sorted(missing))}")
         with torch.no_grad():
@@ -163,8 +164,19 @@ class Method(torch.nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path, backbone) -> "Method":
+        """The method `save` wrote in `folder` (a run's `final/`), on `backbone` (a Backbone, or a model name or
+        folder to load)."""
         folder = Path(folder)
-        meta = json.loads((folder / METHOD_FILE).read_text(encoding="utf-8"))
+        if not (folder / METHOD_FILE).is_file():
+            raise ConfigError(_not_a_saved_method(folder))
+        if isinstance(backbone, (str, Path)):  # Method.load(folder, "studio-tiny"), as load_artwork takes it
+            from .backbone import load_backbone
+
+            backbone = load_backbone(str(backbone))
+        try:
+            meta = json.loads((folder / METHOD_FILE).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{folder / METHOD_FILE} is not readable JSON ({err}); save the method again") from None
         config = dict(meta.get("config") or {})
         init = config.get("init")
         if (folder / WEIGHTS_FILE).exists() and isinstance(init, str) and init_file_missing(init):
@@ -186,6 +198,20 @@ class Method(torch.nn.Module):
     def describe(self) -> dict:
         return {"method": self.name, "trainable_params": self.num_trainable(),
                 "placement": self.placement, "slot_tokens": self.slot_tokens}
+
+
+def _not_a_saved_method(folder: Path) -> str:
+    """Why `Method.load(folder)` finds no saved method there, and what to load instead."""
+    if folder.is_file() and folder.suffix.lower() == ".png":
+        return f"{folder} is a PNG; an artwork loads with artstudio.load_artwork({str(folder)!r}, backbone)"
+    if (folder / "final" / METHOD_FILE).is_file():
+        return f"{folder} is a run folder; its trained method is in {folder / 'final'}: Method.load({str(folder / 'final')!r}, backbone)"
+    if (folder / "adapter_config.json").is_file():
+        return (f"{folder} is a PEFT adapter folder (an export); load it with "
+                f"artstudio.baselines.lora.load_adapter({str(folder)!r}, backbone), or eval/infer --adapter {folder}")
+    if not folder.exists():
+        return f"{folder}: no such folder; expected one that Method.save wrote (a run's final/ folder)"
+    return f"{folder} holds no {METHOD_FILE}; expected a folder that Method.save wrote (a run's final/ folder)"
 
 
 # --- registry -----------------------------------------------------------------------------------
@@ -376,12 +402,25 @@ class ArtMethod(Method):
     def regularization(self):
         return self.canvas.regularization(self.config.tv_weight, self.config.l2_weight)
 
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The canvas, also when frozen (a loaded artwork, the random-canvas control): it is the whole method, so
+        `save` keeps it (a loaded artwork saved an empty file, which `Method.load` then refused)."""
+        return {"canvas.param": self.canvas.param}
+
     def image(self):
         """The canvas as served: a uint8 PIL image."""
         return self.canvas.to_pil()
 
     def export(self, path: str | Path, **metadata) -> Path:
+        loaded = getattr(self, "artwork", None)  # a loaded artwork keeps what its file said of it
+        if loaded is not None and loaded.metadata is not None:
+            import numpy as np
 
+            same = np.array_equal(np.asarray(self.image()), np.asarray(loaded.image))
+            known = {"task": loaded.metadata.task, "objective": loaded.metadata.objective, "extra": loaded.metadata.extra}
+            if same:  # its scores and steps describe these pixels only
+                known |= {"steps": loaded.metadata.steps, "metrics": loaded.metadata.metrics}
+            metadata = {k: v for k, v in known.items() if v} | metadata
         if self.keep_default_system:
             metadata["extra"] = {**metadata.get("extra", {}), "keep_default_system": True}
         meta = metadata_for(self.backbone, canvas_size=list(self.canvas.size), placement=self.placement, **metadata)

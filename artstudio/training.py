@@ -159,9 +159,9 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     out: Path
-    method: Method
+    method: Method = field(repr=False)
     metrics: dict
-    history: list[dict]
+    history: list[dict] = field(repr=False)  # a record per step: its repr grew with every step
     artwork: Path | None = None
     main: bool = True  # False in the other processes of a multi-process run (they write nothing)
 
@@ -269,6 +269,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         if main:  # GRPO: a reward of its own may not need answers; the metric's default rewards compare with them
             log.warning("--data %s: every training answer is empty; the default rewards score completions "
                         "against the answers, so only a --grpo-reward that ignores them can teach anything", config.data)
+    elif config.objective == "sft" and main:
+        empty = [e for e in train_rows if not e.answer.strip()]
+        if empty:
+            log.warning("--data %s: %d of %d training rows have an empty answer (row %s first): SFT teaches the model "
+                        "to say nothing to them", config.data, len(empty), len(train_rows), empty[0].source or empty[0].id)
     saved_run = check_resume(config, out, train_rows, eval_rows) if config.resume else None
     saved_steps = saved_run["steps"] if saved_run else None
     if config.batch_size > len(train_rows) and main:

@@ -183,6 +183,9 @@ def check_export_target(path: str | Path, run_dir: str | Path | None = None) -> 
         if target == run or target in run.parents:
             raise ConfigError(f"-o {path} is the run folder {run_dir} or a folder that holds it; an export there would "
                               f"replace the run: choose a new folder, e.g. -o {Path(run_dir) / 'adapter'}")
+    if target.suffix.lower() in (".png", ".jpg", ".jpeg", ".json", ".safetensors", ".bin", ".pt") and not target.is_dir():
+        raise ConfigError(f"{path} names a {target.suffix} file; an adapter export is a folder: choose a folder name, "
+                          f"e.g. {Path(path).with_suffix('')}")
     if target.is_file():  # --overwrite replaced the file (README.md) with the adapter's folder
         raise ConfigError(f"-o {path} is a file; an adapter export is a folder: choose a new folder name")
     if target.is_dir() and any(target.iterdir()) and not (target / EXPORT_META_FILE).is_file():

@@ -93,3 +93,35 @@ def test_a_served_artwork_encodes_its_canvas_and_prefix_once_per_process(tmp_pat
         assert calls["vision"] == 3  # the fresh method's encoding, then the changed canvas's
     finally:
         handle.remove()
+
+
+@pytest.mark.parametrize("options, said", [
+    ({"max_new_tokens": "4"}, "max_new_tokens is '4'"), ({"max_new_tokens": 0}, "max_new_tokens is 0"),
+    ({"top_p": 1.5}, "top_p is 1.5"), ({"temperature": 0}, "temperature is 0"), ({"do_sample": "yes"}, "do_sample")])
+def test_a_bad_generation_option_is_a_clear_error(options, said):
+    """A string failed deep inside decoding with a TypeError; 0 new tokens returned empty answers without a word."""
+    from artstudio.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"GenerationConfig {said}"):
+        GenerationConfig(**options)
+
+
+def test_generate_takes_a_dict_and_refuses_prompts_longer_than_the_model(tiny_model_dir, tmp_path):
+    """generate(art, rows, {"max_new_tokens": 4}) failed with AttributeError; a prompt past the model's positions
+    decoded garbage from Python while the command line refused it; a Path of rows was 'not iterable'."""
+    from pathlib import Path
+
+    from artstudio.errors import ConfigError, DataError
+    from artstudio.evaluation import evaluate
+
+    art = build_method("art", load_backbone(tiny_model_dir("qwen3_5")), {"canvas_size": 64})
+    assert len(generate(art, PROMPTS[:1], {"max_new_tokens": 2}).texts) == 1
+    with pytest.raises(ConfigError, match="unknown generation option"):
+        generate(art, PROMPTS[:1], {"max_tokens": 2})
+    long = [Example(prompt="a " * (art.backbone.max_positions + 10), answer="0", id="long")]
+    with pytest.raises(DataError, match="row 'long'.*too long"):
+        generate(art, long, {"max_new_tokens": 2})
+    with pytest.raises(DataError, match="too long"):
+        evaluate(art, long)
+    with pytest.raises(DataError, match=r"got the path .*rows\.jsonl; read the file first: artstudio\.load_jsonl"):
+        evaluate(art, Path(tmp_path / "rows.jsonl"))

@@ -442,3 +442,43 @@ def test_lora_export_of_the_shipped_model_looks_nothing_up():
 
 def test_every_baseline_is_registered():
     assert {"lora", "vera", "adalink", "soft-prompt"} <= set(method_names())
+
+
+def test_a_loaded_artwork_saves_loads_and_exports_with_what_its_file_said(backbones, tmp_path):
+    """`load_artwork(png).save(folder)` wrote an empty weights file that Method.load refused ('lacks canvas.param'),
+    and `.export(other.png)` dropped the artwork's task, steps and scores."""
+    from artstudio.artwork import read_artwork
+    from artstudio.methods import load_artwork
+
+    bb = backbones("qwen3_5")
+    art = build_method("art", bb, {"canvas_size": 64, "init": "noise", "seed": 1})
+    png = art.export(tmp_path / "art.png", task={"name": "sum", "description": "add"}, steps=30,
+                     metrics={"accuracy": 0.9})
+    loaded = load_artwork(png, bb)
+    again = Method.load(loaded.save(tmp_path / "saved"), bb)
+    assert torch.equal(again.canvas().detach(), loaded.canvas().detach())
+    meta = read_artwork(loaded.export(tmp_path / "copy.png")).metadata
+    assert (meta.task["name"], meta.steps, meta.metrics) == ("sum", 30, {"accuracy": 0.9})
+    with torch.no_grad():
+        loaded.canvas.param.add_(0.2)  # other pixels: the old scores no longer describe them
+    meta = read_artwork(loaded.export(tmp_path / "changed.png")).metadata
+    assert meta.task["name"] == "sum" and meta.metrics == {} and meta.steps == 0
+
+
+def test_method_load_says_what_a_folder_is_and_takes_a_model_name(backbones, tmp_path):
+    """A run folder or an exported adapter gave a bare FileNotFoundError for method.json; a model name in place
+    of the backbone an AttributeError."""
+    lora = build_method("lora", backbones("qwen3_5"), {})
+    lora.save(tmp_path / "run" / "final")
+    with pytest.raises(ConfigError, match=r"is a run folder; its trained method is in .*final"):
+        Method.load(tmp_path / "run", backbones("qwen3_5"))
+    lora.export(tmp_path / "adapter")
+    with pytest.raises(ConfigError, match="is a PEFT adapter folder"):
+        Method.load(tmp_path / "adapter", backbones("qwen3_5"))
+    with pytest.raises(ConfigError, match="no such folder"):
+        Method.load(tmp_path / "nowhere", backbones("qwen3_5"))
+    with pytest.raises(ConfigError, match=r"names a \.png file; an adapter export is a folder"):
+        lora.export(tmp_path / "lora.png")
+    assert not (tmp_path / "lora.png").exists()
+    model = str(backbones("qwen3_5").model_id)
+    assert Method.load(tmp_path / "run" / "final", model).name == "lora"

@@ -560,3 +560,15 @@ def test_a_resume_from_python_takes_every_option_left_out_from_the_run(qwen35, t
     assert done.metrics["steps"] == 4
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (saved["data"], saved["lr"], saved["steps"]) == (str(task_dir), 0.1, 4)
+
+
+def test_empty_answers_are_warned_about_and_a_result_s_repr_stays_short(qwen35, task_dir, tmp_path, caplog):
+    """A row with "answer": "" trained without a word; TrainResult's repr printed every step's record."""
+    rows = ROWS + [Example(prompt="9 9", answer="", id="blank")]
+    write_jsonl(tmp_path / "t" / "train.jsonl", rows)
+    result = train(TrainConfig(data=str(tmp_path / "t" / "train.jsonl"), out=str(tmp_path / "run"), steps=2,
+                               batch_size=2, snapshot_every=0, method_options={"canvas_size": 64, "starts": 1}),
+                   backbone=qwen35, progress=False)
+    assert "1 of 7 training rows have an empty answer" in caplog.text and "say nothing" in caplog.text
+    assert "history" not in repr(result) and "'loss'" not in repr(result) and len(repr(result)) < 2000
+    assert repr(qwen35).startswith(f"Backbone({str(qwen35.model_id)!r}, family='qwen3_5'")

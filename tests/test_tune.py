@@ -359,6 +359,7 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     for name in ("best_so_far.png", "importance.png", "proxy_vs_full.png", "report.md", "best_method_options.json"):
         assert (out / name).is_file(), name
     assert "Final runs" in (out / "report.md").read_text()
+    assert {"best.json", "final.json", "report.md", "trials.csv"} <= set(result.files)  # best.json was missing
     # The best trials and the default were re-ranked at the full steps; best.json holds the pick.
     rerank = json.loads((out / "rerank.json").read_text())
     assert result.chosen_trial == rerank["chosen"] and len(rerank["runs"]) == 3  # 2 trials + the default (trial 0)

@@ -52,7 +52,10 @@ class ResultsTable:
         return self.records[i]
 
     def __repr__(self) -> str:
-        return f"ResultsTable({len(self)} rows: {len(self.methods)} methods × {len(self.tasks)} tasks)"
+        def count(n: int, noun: str) -> str:
+            return f"{n} {noun}{'' if n == 1 else 's'}"
+
+        return f"ResultsTable({count(len(self), 'row')}: {count(len(self.methods), 'method')} × {count(len(self.tasks), 'task')})"
 
     @property
     def columns(self) -> list[str]:

@@ -201,6 +201,10 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
     files["report.md"] = out / "report.md"
     atomic_write_text(out / "report.md", "\n".join(lines))
     atomic_write_text(out / "space.json", json.dumps(space.to_dict(), indent=2) + "\n")
+    # Every file the study wrote in `out` that a caller may open (the report lists them too).
+    for name in ("best.json", "best_method_options.json", "final.json", "rerank.json", "space.json", "study.db"):
+        if (out / name).is_file():
+            files[name] = out / name
     return {k: str(v) for k, v in files.items()}
 
 

@@ -468,6 +468,8 @@ def load_backbone(
             )
         source = str(path)
         local_files_only = True  # a local folder must never trigger a download
+    elif not local_files_only:
+        _check_hub_reachable(model_id)
     check_device(device)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = resolve_dtype(dtype, device)
@@ -501,6 +503,32 @@ def load_backbone(
         model_id, family, backbone.num_parameters / 1e6, device, str(torch_dtype).removeprefix("torch."),
     )
     return backbone
+
+
+def _check_hub_reachable(model_id: str) -> None:
+    """A Hub id that is not in the local cache, with no route to the Hub: one quick probe says so. Without it
+    the Hub client retried for about 23 s, printing a line each time, before the same error."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE:
+        return  # the loaders fail at once, from the cache alone
+    try:
+        if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+            return  # cached: the loaders may run from the cache
+    except ValueError:  # not a repository id at all ("a/b/c"): the loaders name it
+        return
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=10)
+    except urllib.error.HTTPError:
+        return  # the Hub answered
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise ModelLoadError(f"{model_id} is not a local folder and not in the Hugging Face cache, and the Hub "
+                             f"({constants.ENDPOINT}) cannot be reached ({reason}); pass a local model folder (one "
+                             "written by save_pretrained), or connect to download it") from None
 
 
 def _require_vision_language(config: Any, model_id: str) -> None:

@@ -242,3 +242,24 @@ def test_unreachable_hub_id_is_a_model_load_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="nobody/not-a-model"):
         load_backbone("nobody/not-a-model")
+
+
+def test_a_hub_id_with_no_route_to_the_hub_fails_at_once_saying_so(monkeypatch):
+    """Offline, an id not in the cache retried the Hub for about 23 s (a line each time) before failing."""
+    import urllib.error
+    import urllib.request
+
+    import transformers
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+
+    def no_route(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_route)
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained",
+                        lambda *a, **k: pytest.fail("the Hub client was asked"))
+    with pytest.raises(ModelLoadError, match=r"nobody/not-a-model is not a local folder and not in the Hugging Face "
+                                             r"cache, and the Hub .* cannot be reached \(Name or service not known\)"):
+        load_backbone("nobody/not-a-model")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
+from contextlib import contextmanager
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 from .data import Example, as_examples, load_jsonl
 from .methods import check_method
 from .generation import GenerationConfig, generate
-from .errors import ConfigError
+from .errors import ArtStudioError, ConfigError
 from .atomic import atomic_write_text, check_free
 from .scoring import Metric, check_references, score
 
@@ -120,6 +122,21 @@ def eval_rows(spec: str, workdir: Path) -> tuple[list[Example], dict]:
     return load_jsonl(task.test_file), task.card
 
 
+@contextmanager
+def _named_in_errors(tmp: Path, data: str):
+    """A built-in task is written into `tmp` to be read: an error names its row as `--data NAME`, not by a
+    temporary file that is gone when the message is read."""
+    try:
+        yield
+    except ArtStudioError as err:
+        text = str(err)
+        for folder in {str(tmp), str(tmp.resolve())}:
+            text = re.sub(re.escape(folder) + r"/[^/\s:]+/(\w+)\.jsonl", rf"--data {data} (its \1 split)", text)
+        if text == str(err):
+            raise
+        raise type(err)(text) from None
+
+
 def run_eval(config: EvalConfig) -> EvalResult:
     """Evaluate `config.canvas` (or the base model) on `config.data`."""
     from .methods import artwork_or_base
@@ -127,7 +144,7 @@ def run_eval(config: EvalConfig) -> EvalResult:
     config.check()
     if config.out:
         check_free(config.out, config.overwrite, names=EVAL_FILES)
-    with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp, _named_in_errors(Path(tmp), config.data):
         rows, card = eval_rows(config.data, Path(tmp))
         metric = config.metric or card.get("metric") or "exact"
         if config.pattern is not None and metric != "regex":

@@ -34,7 +34,7 @@ class InferConfig:
     print_request: bool = field(default=False, metadata={"help": "print the OpenAI-compatible chat request for a vLLM server instead of answering"})
     print_curl: bool = field(default=False, metadata={"help": "print that request as a curl command"})
     served_model_name: str | None = field(default=None, metadata={"help": "model name in printed requests (default: --model, else the artwork's model id)"})
-    url: str = field(default="http://localhost:8000/v1/chat/completions", metadata={"help": "server endpoint used by --print-curl"})
+    url: str = field(default="http://localhost:8000/v1/chat/completions", metadata={"help": "server endpoint used by --print-curl (a base URL ending in /v1 gets /chat/completions)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
@@ -50,8 +50,8 @@ def unused_options(config: InferConfig) -> list[str]:
         unused.append("--url is the endpoint of --print-curl")
     if config.print_request and config.print_curl:
         unused.append("--print-request: --print-curl prints the request as a curl command instead")
-    if config.seed != default.seed and (printing or config.temperature == 0):
-        unused.append("--seed draws samples at --temperature above 0" + (" when answering" if printing else ""))
+    if config.seed != default.seed and config.temperature == 0:
+        unused.append("--seed draws samples at --temperature above 0")
     return unused
 
 
@@ -113,7 +113,7 @@ def requests_for(config: InferConfig, examples: list[Example]) -> list[dict]:
         name = name or (meta.model_id if meta is not None else None)
     name = config.served_model_name or model_name(name or DEFAULT_NAME)
     return [vllm_request(config.canvas, ex.prompt, name, placement, config.max_new_tokens, config.temperature,
-                         image=ex.image) for ex in examples]
+                         image=ex.image, seed=config.seed) for ex in examples]
 
 
 def run_infer(config: InferConfig, examples: list[Example] | None = None) -> list[str]:

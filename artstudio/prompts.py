@@ -220,9 +220,11 @@ def check_row_lengths(tokenizer, examples: Sequence[Example], max_positions: int
         if n is not None:
             what = "prompt and answer" if answers else f"prompt and {max_new_tokens} new tokens"
             where = ex.source or (f"{source}: row {ex.id!r}" if ex.id else source)
+            fix = "shorten or drop the row" if answers or n - max_new_tokens > max_positions // 2 else \
+                "ask for fewer new tokens (--max-new-tokens), or shorten the prompt"
             raise DataError(f"{where}: the row is too long: its {what} take {n:,} tokens, and with the chat "
                             f"template and the canvas it must fit the model's {max_positions:,} positions "
-                            f"(at most about {max_positions - ROW_OVERHEAD_TOKENS:,}); shorten or drop the row")
+                            f"(at most about {max_positions - ROW_OVERHEAD_TOKENS:,}); {fix}")
 
 
 def tokens_over_budget(tokenizer, text: str, new_tokens: int, max_positions: int | None) -> int | None:

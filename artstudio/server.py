@@ -69,6 +69,8 @@ _MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _MAX_PROMPT_CHARS = 100_000
 _MAX_BODY_BYTES = 64 * 1024 * 1024
 _ONE_OFF_CACHE = 8  # unregistered canvases kept encoded (LRU)
+_MAX_IMAGE_PIXELS = 25_000_000  # a picture's decoded size (a 700 KB PNG of 13000 x 13000 took 2.8 GB and 19 s)
+_MAX_BATCH_WAIT_MS = 10_000
 
 
 @dataclass
@@ -95,8 +97,9 @@ class ServeConfig:
         for name in ("max_queue", "max_batch", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected at least 1")
-        if self.batch_wait_ms < 0:
-            raise ConfigError(f"--batch-wait-ms is {self.batch_wait_ms}; expected 0 or more")
+        if not 0 <= self.batch_wait_ms <= _MAX_BATCH_WAIT_MS:  # 1e9 held a lone request for ever
+            raise ConfigError(f"--batch-wait-ms is {self.batch_wait_ms}; expected 0 to {_MAX_BATCH_WAIT_MS:g} "
+                              "(milliseconds a request waits for others to batch with)")
         check_port(self.port)
         artwork_specs(self.artwork)  # names and paths, before the model loads
 
@@ -106,9 +109,10 @@ class APIError(Exception):
     """An error answered as OpenAI's `{"error": {"message", "type", "code"}}` with an HTTP status."""
 
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None):
+                 code: str | None = None, param: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+        self.headers = headers or {}
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -116,6 +120,11 @@ class APIError(Exception):
 
 def _bad(message: str, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(400, message, param=param, code=code)
+
+
+def _SHUTTING_DOWN() -> APIError:
+    return APIError(503, "the server is shutting down; retry once it is back", type="server_error",
+                    code="shutting_down")
 
 
 # --- served models -------------------------------------------------------------------------------
@@ -174,6 +183,11 @@ def artwork_specs(entries: list[str]) -> list[tuple[str, Path, bool]]:
         else:
             raise ConfigError(f"--artwork {entry}: {path} is neither a PNG file nor a folder; expected NAME=PNG, a PNG or a folder")
     seen: dict[str, Path] = {}
+    for name, path, explicit in list(out):
+        if not _NAME.match(name) and not explicit:  # one of a folder's PNGs: the others are still served
+            log.warning("skipped %s: its name %r is not a model name (letters, digits, '.', '_' or '-'); serve it "
+                        "as NAME=%s", path, name, path)
+            out.remove((name, path, explicit))
     for name, path, _ in out:
         if not _NAME.match(name):
             raise ConfigError(f"artwork name {name!r} (from {path}) must be letters, digits, '.', '_' or '-'; "
@@ -240,6 +254,8 @@ class Models:
         if known:  # the same pixels registered twice: the one whose placement is where the request put it
             return next((s for s in known if s.method.placement == placement), known[0])
         if not picture.has_metadata:
+            if picture.format != "PNG":
+                return None  # a photo (JPEG, WEBP): an ordinary picture, never a canvas
             try:
                 self.backbone.geometry.check(picture.image.height, picture.image.width)
             except ArtStudioError:
@@ -282,6 +298,7 @@ class _Picture:
     raw: bytes
     hash: str
     has_metadata: bool
+    format: str = "PNG"  # what the bytes were: only a PNG can be an artwork (a lossy format changes the pixels)
 
 
 @dataclass
@@ -319,7 +336,7 @@ class Job:
 
 
 def _decode_picture(url: Any, where: str) -> _Picture:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     if isinstance(url, dict):
         url = url.get("url")
@@ -339,12 +356,17 @@ def _decode_picture(url: Any, where: str) -> _Picture:
         raise _bad(f"{where}: the data URL is not valid base64", "messages") from None
     try:
         with Image.open(io.BytesIO(raw)) as img:
+            if img.width * img.height > _MAX_IMAGE_PIXELS:  # before decoding: the header says the size
+                raise _bad(f"{where}: the picture is {img.width}×{img.height}; at most {_MAX_IMAGE_PIXELS:,} pixels "
+                           "are accepted", "messages", "image_too_large")
             img.load()
             meta = "artstudio" in (getattr(img, "text", None) or {}) and img.format == "PNG"
-            rgb = img.convert("RGB")
+            rgb, kind = img.convert("RGB"), str(img.format or "")
+    except UnidentifiedImageError:
+        raise _bad(f"{where}: the data URL's bytes are not a picture (PNG, JPEG, WEBP, ...)", "messages") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise _bad(f"{where}: the data URL cannot be decoded as an image ({err})", "messages") from None
-    return _Picture(rgb, raw, pixel_hash(rgb), meta)
+    return _Picture(rgb, raw, pixel_hash(rgb), meta, kind)
 
 
 def _user_content(messages: Any) -> list:
@@ -373,7 +395,8 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
         raise _bad("the request body must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise _bad("model is missing; expected a name from GET /v1/models", "model")
+        said = "missing" if model in (None, "") else f"{model!r}, not a name"
+        raise _bad(f"model is {said}; expected a name from GET /v1/models", "model")
     served = models.lookup(model)
     content = _user_content(body.get("messages"))
     texts, pictures, first_text_at = [], [], None
@@ -410,11 +433,14 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
                    "messages", "too_many_images")
 
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is None:
+    backbone = models.backbone
+    if max_tokens is None:  # as OpenAI's API: at most the cap, and no more than the context leaves
         max_tokens = cap
+        over = tokens_over_budget(backbone.tokenizer, prompt, cap, backbone.max_positions)
+        if over is not None and over - cap < backbone.max_positions - ROW_OVERHEAD_TOKENS:
+            max_tokens = backbone.max_positions - ROW_OVERHEAD_TOKENS - (over - cap)
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise _bad(f"max_tokens is {max_tokens!r}; expected a whole number of at least 1", "max_tokens")
-    backbone = models.backbone
     over = tokens_over_budget(backbone.tokenizer, prompt, min(max_tokens, cap), backbone.max_positions)
     if over is not None:  # it would run for minutes, answer nonsense and hold up every request behind it
         raise _bad(f"the prompt and up to {min(max_tokens, cap)} new tokens take {over:,} tokens; with the chat "
@@ -422,9 +448,22 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
                    f"{backbone.max_positions - ROW_OVERHEAD_TOKENS:,} ({backbone.max_positions:,} positions)",
                    "messages", "context_length_exceeded")
     temperature = _number(body, "temperature", 0.0, 0.0, 2.0)
-    top_p = _number(body, "top_p", 1.0, 0.0, 1.0)
-    if top_p <= 0:
-        raise _bad("top_p is 0; expected a value in (0, 1]", "top_p")
+    top_p = body.get("top_p", 1.0)
+    if top_p is None:
+        top_p = 1.0
+    if not isinstance(top_p, (int, float)) or isinstance(top_p, bool) or not 0 < top_p <= 1:
+        raise _bad(f"top_p is {top_p!r}; expected a number in (0, 1]", "top_p")
+    top_p = float(top_p)
+    # What this server would not honour is refused, not ignored (a JSON mode or a penalty the answer never had).
+    for name, neutral in (("presence_penalty", 0), ("frequency_penalty", 0), ("logit_bias", None),
+                          ("top_logprobs", None), ("tool_choice", None), ("functions", None)):
+        if body.get(name) not in (None, neutral, {}, []):
+            raise _bad(f"{name} is not supported by this server (it decodes greedily or by temperature and top_p)",
+                       name)
+    response_format = body.get("response_format")
+    if response_format not in (None, {"type": "text"}):
+        raise _bad(f"response_format {response_format!r} is not supported; this server returns plain text "
+                   "(a task's own format comes from its artwork)", "response_format")
     n = body.get("n")
     if n not in (None, 1):
         raise _bad(f"n is {n!r}; this server returns one choice per request (send n requests)", "n")
@@ -472,6 +511,10 @@ def _extra_image(picture: _Picture, models: Models) -> str:
 
 
 # --- the worker: batching and decoding -----------------------------------------------------------
+class _ShuttingDown(Exception):
+    """Raised inside a batch's decoding once the server is asked to stop: its requests are answered 503."""
+
+
 class QueueFull(Exception):
     pass
 
@@ -494,6 +537,7 @@ class Worker:
         self._cond = threading.Condition()
         self._in_flight = 0
         self._closed = False
+        self._stopping = False  # set by a signal: queued requests are answered 503, the running batch stops
         self._paused = False
         self.cache_slots = True  # False: every generate call encodes the canvas again (benchmarks measure the saving)
         self.stats = {"requests": 0, "batches": 0, "batched_requests": 0, "slot_encodings": 0, "rejected": 0}
@@ -537,6 +581,18 @@ class Worker:
                 self._paused = False
                 self._cond.notify_all()
 
+    def begin_shutdown(self) -> None:
+        """Ctrl-C or SIGTERM: every request not yet answered gets a JSON 503 now, the running batch stops at its
+        next token, and new ones are refused. Before, the HTTP server's 5-second grace ran out first and cancelled
+        them: plain-text 500s and a traceback for each."""
+        with self._cond:
+            self._closed = self._stopping = True
+            queued, self._jobs = list(self._jobs), deque()
+            self._cond.notify_all()
+        for job in queued:
+            if not job.future.done() and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(_SHUTTING_DOWN())
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -575,6 +631,9 @@ class Worker:
                 continue
             try:
                 results = self._answer(batch)
+            except _ShuttingDown:
+                for job in batch:
+                    job.future.set_exception(_SHUTTING_DOWN())
             except ArtStudioError as err:
                 for job in batch:
                     job.future.set_exception(_bad(str(err)))
@@ -598,7 +657,7 @@ class Worker:
         return served.slot
 
     def _answer(self, batch: list[Job]) -> list[Result]:
-        from .generation import GenerationConfig, generate
+        from .generation import GenerationConfig
 
         first = batch[0]
         sample = first.temperature > 0
@@ -612,26 +671,24 @@ class Worker:
             slot = None
             first.served.method.forget_encoding()
         examples = [j.example for j in batch]
-        if any(j.stream for j in batch):
-            tok = self.models.backbone.tokenizer
-            streamers = [_Streamer(j, tok) if j.stream else None for j in batch]
+        tok = self.models.backbone.tokenizer
+        streamers = [_Streamer(j, tok) if j.stream else None for j in batch]
 
-            def on_token(row: int, token_id: int) -> None:
-                if streamers[row] is not None:
-                    streamers[row].token(token_id)
+        def on_token(row: int, token_id: int) -> None:
+            if self._stopping:
+                raise _ShuttingDown
+            if streamers[row] is not None:
+                streamers[row].token(token_id)
 
-            if slot is None and first.served.method.slot_tokens is not None:
-                slot = first.served.method.slot_outputs()
-            rows = generate_streaming(first.served.method, examples, config, seed=seed, slot=slot, on_token=on_token)
-        else:
-            gen = generate(first.served.method, examples, config, seed=seed, slot=slot)
-            rows = [(gen.token_ids[i][0], len(gen.prompt_ids[i])) for i in range(len(batch))]
+        if any(j.stream for j in batch) and slot is None and first.served.method.slot_tokens is not None:
+            slot = first.served.method.slot_outputs()
+        rows = generate_streaming(first.served.method, examples, config, seed=seed, slot=slot, on_token=on_token)
         self.stats["batches"] += 1
         self.stats["batched_requests"] += len(batch)
         results = [self._result(job, ids, n) for job, (ids, n) in zip(batch, rows)]
-        for job, result in zip(batch, results):
-            if job.stream:
-                streamers[batch.index(job)].finish(result.text)
+        for streamer, result in zip(streamers, results):
+            if streamer is not None:
+                streamer.finish(result.text)
         return results
 
     def _result(self, job: Job, ids: list[int], prompt_tokens: int) -> Result:
@@ -682,8 +739,8 @@ class _Streamer:
 def _error_response(err: APIError):
     from fastapi.responses import JSONResponse
 
-    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-    return JSONResponse(err.body(), status_code=err.status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
+    return JSONResponse(err.body(), status_code=err.status, headers=headers | err.headers or None)
 
 
 def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str | None):
@@ -733,34 +790,43 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
         return {"status": "ok", "model": models.base_name, "artworks": sorted(models.artworks),
                 "in_flight": worker.in_flight, **worker.stats}
 
+    def record(name: str | None, served: Served | None) -> dict:
+        if served is None or name is None:
+            return {"id": models.base_name, "object": "model", "created": created, "owned_by": "artstudio"}
+        meta = served.method.artwork.metadata
+        return {"id": served.name, "object": "model", "created": created, "owned_by": "artstudio",
+                "root": models.base_name, "parent": models.base_name,
+                # the file's name: a client is not told where the server's files lie
+                "artwork": {"name": name, "file": Path(served.path).name, "placement": served.method.placement,
+                            "task": meta.task if meta is not None else None}}
+
     @app.get("/v1/models")
     async def list_models(request: Request):
         authorize(request)
-        data = [{"id": models.base_name, "object": "model", "created": created, "owned_by": "artstudio"}]
-        for name, served in models.artworks.items():
-            meta = served.method.artwork.metadata
-            data.append({"id": served.name, "object": "model", "created": created, "owned_by": "artstudio",
-                         "root": models.base_name, "parent": models.base_name,
-                         # the file's name: a client is not told where the server's files lie
-                         "artwork": {"name": name, "file": Path(served.path).name, "placement": served.method.placement,
-                                     "task": meta.task if meta is not None else None}})
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [record(None, None)] + [record(n, s) for n, s in models.artworks.items()]}
 
     @app.get("/v1/models/{model:path}")
     async def get_model(model: str, request: Request):
         authorize(request)
         served = models.lookup(model)
-        return {"id": served.name, "object": "model", "created": created, "owned_by": "artstudio"}
+        name = next((n for n, s in models.artworks.items() if s is served), None)
+        return record(name, served)  # what the list says of it
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         authorize(request)
         length = request.headers.get("content-length", "")
+        too_large = APIError(413, f"the request body is larger than {_MAX_BODY_BYTES // 2**20} MiB, the most accepted",
+                             code="request_too_large")
         if length.isdigit() and int(length) > _MAX_BODY_BYTES:
-            raise APIError(413, f"the request body has {int(length)} bytes; at most {_MAX_BODY_BYTES // 2**20} MiB are accepted",
-                           code="request_too_large")
+            raise too_large
+        raw = bytearray()
+        async for piece in request.stream():  # a chunked body names no length: counted as it comes
+            raw += piece
+            if len(raw) > _MAX_BODY_BYTES:
+                raise too_large
         try:
-            body = json.loads(await request.body())
+            body = json.loads(bytes(raw))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise _bad(f"the request body is not valid JSON ({err})") from None
         job = await run_in_threadpool(parse_request, body, models, config.max_new_tokens)
@@ -774,7 +840,7 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
             if not isinstance(err, QueueFull):
                 raise
             raise APIError(429, f"the server is busy ({config.max_queue} requests in flight); retry shortly",
-                           type="rate_limit_error", code="queue_full") from None
+                           type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"}) from None
         rid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not job.stream:
             result: Result = await asyncio.wrap_future(future)
@@ -835,6 +901,11 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server(address, family=family, backlog=256)
     except OSError as err:
+        import errno
+
+        if err.errno == errno.EADDRNOTAVAIL:  # an address this machine does not have
+            raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}): {host} is not an address of this "
+                              "machine; give one it has (127.0.0.1, or 0.0.0.0 for every interface)") from None
         raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}); pick another --port") from None
 
 
@@ -852,6 +923,7 @@ class ServerHandle:
     _thread: threading.Thread
 
     def close(self) -> None:
+        self.worker.begin_shutdown()
         self._server.should_exit = True
         self._thread.join(timeout=30)
         self.worker.close()
@@ -874,6 +946,11 @@ def _prepare(config: ServeConfig, backbone=None):
         print(warning, file=sys.stderr, flush=True)
     try:
         models = Models(config, backbone)
+        room = models.backbone.max_positions and models.backbone.max_positions - ROW_OVERHEAD_TOKENS
+        if room and config.max_new_tokens > room:  # every request that left out max_tokens was refused
+            raise ConfigError(f"--max-new-tokens {config.max_new_tokens}: {models.base_name} reads at most about "
+                              f"{room:,} tokens beside the chat template and the canvas "
+                              f"({models.backbone.max_positions:,} positions); give at most {room:,}")
     except BaseException:
         sock.close()
         raise
@@ -885,10 +962,16 @@ def _prepare(config: ServeConfig, backbone=None):
     return api_key, sock, models, worker, app
 
 
-def _uvicorn(app, log_level: str):
+def _uvicorn(app, log_level: str, worker: "Worker | None" = None):
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=5))
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:  # Ctrl-C / SIGTERM: answer what waits before the grace ends
+            if worker is not None:
+                threading.Thread(target=worker.begin_shutdown, name="artstudio-serve-stop", daemon=True).start()
+            super().handle_exit(sig, frame)
+
+    return Server(uvicorn.Config(app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=5))
 
 
 def _url(sock: socket.socket) -> tuple[str, int, str]:
@@ -900,7 +983,7 @@ def _url(sock: socket.socket) -> tuple[str, int, str]:
 def start_server(config: ServeConfig, *, backbone=None, log_level: str = "warning") -> ServerHandle:
     """Start the server in a background thread (tests, benchmarks); `port=0` picks a free port."""
     api_key, sock, models, worker, app = _prepare(config, backbone)
-    server = _uvicorn(app, log_level)
+    server = _uvicorn(app, log_level, worker)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="artstudio-serve-http", daemon=True)
     thread.start()
     while not server.started:
@@ -919,7 +1002,7 @@ def serve(config: ServeConfig) -> None:
     _, _, url = _url(sock)
     print(f"serving {', '.join(models.names())} at {url}" + (" (API key required)" if api_key else ""), flush=True)
     try:
-        _uvicorn(app, "info").run(sockets=[sock])
+        _uvicorn(app, "info", worker).run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn shut down cleanly and re-raised the Ctrl-C: stopping is what the user asked for
     finally:

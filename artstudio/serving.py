@@ -71,12 +71,14 @@ def chat_content(prompt: str, canvas: ImageSource | None, placement: str = "firs
 
 
 def vllm_request(artwork: ImageSource | None, prompt: str, model_name: str, placement: str | None = None,
-                 max_tokens: int = 64, temperature: float = 0.0, *, image: ImageSource | None = None) -> dict[str, Any]:
+                 max_tokens: int = 64, temperature: float = 0.0, *, image: ImageSource | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
     """An OpenAI-compatible `/v1/chat/completions` body for `prompt` with the artwork as the canvas.
 
     `artwork` is a PNG path or a PIL image (None: the base model, text only); `placement` defaults to
     the artwork's metadata; `image` is an extra picture shown right after the canvas, as in the data
-    format's `"image"` field. `temperature` 0 is greedy decoding, as in evaluation.
+    format's `"image"` field. `temperature` 0 is greedy decoding, as in evaluation; above 0, `seed` makes the
+    samples reproducible (vLLM and `artstudio serve` take it).
     """
     if not isinstance(prompt, str):
         raise ConfigError(f"prompt is {prompt!r} ({type(prompt).__name__}); expected the text to send")
@@ -85,17 +87,22 @@ def vllm_request(artwork: ImageSource | None, prompt: str, model_name: str, plac
     if temperature < 0:
         raise ConfigError(f"temperature is {temperature}; expected 0 (greedy) or more")
     where = placement or artwork_placement(artwork)
-    return {
+    body = {
         "model": model_name,
         "messages": [{"role": "user", "content": chat_content(prompt, artwork, where, image)}],
         "temperature": temperature,
         "max_tokens": int(max_tokens),
     }
+    if seed is not None and temperature > 0:
+        body["seed"] = int(seed)
+    return body
 
 
 def curl_command(request: dict[str, Any], url: str = DEFAULT_URL) -> str:
     """A shell command that sends `request` to a running server (`vllm serve MODEL`)."""
     body = json.dumps(request, ensure_ascii=False)
+    if url.rstrip("/").endswith("/v1"):  # the base URL a server prints (`artstudio serve`, vLLM): its endpoint
+        url = url.rstrip("/") + "/chat/completions"
     return f"curl -s {shlex.quote(url)} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
 
 

@@ -141,6 +141,11 @@ def load_adapter(folder: str | Path, backbone=None, *, model: str | None = None,
 
     folder = Path(folder).expanduser()
     if not (folder / "adapter_config.json").is_file():
+        if (folder / "method.json").is_file() and (folder.parent / "config.json").is_file() \
+                and folder.name == "final":  # a run's own trained weights, not an export
+            raise ConfigError(f"--adapter {folder}: the trained weights inside the run {folder.parent}, not an "
+                              f"adapter folder; `artstudio export {folder.parent} -o {folder.parent}-adapter/` writes "
+                              f"one (LoRA, VeRA), then --adapter {folder.parent}-adapter")
         if (folder / "method.json").is_file():  # a soft prompt's or AdaLink's export: not a PEFT adapter
             raise ConfigError(f"--adapter {folder}: an export of a method that is not a PEFT adapter (a soft prompt or "
                               "AdaLink); --adapter takes LoRA, VeRA and T2L folders. Load it in Python with "

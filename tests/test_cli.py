@@ -699,3 +699,22 @@ def test_info_on_a_peft_folder_from_elsewhere_shows_its_config(tmp_path, capsys)
     (folder / "adapter_model.safetensors").write_bytes(b"\x10\x00")  # truncated
     assert main(["info", str(folder)]) == 0
     assert "adapter_model.safetensors cannot be read" in capsys.readouterr().out
+
+
+def test_a_run_s_final_folder_given_as_an_adapter_says_to_export_it(tmp_path, capsys):
+    """It said 'an export of a method that is not a PEFT adapter (a soft prompt or AdaLink)' for a LoRA run."""
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "final" / "method.json").write_text(json.dumps({"method": "lora"}))
+    assert main(["infer", "--adapter", str(run / "final"), "--prompt", "3 8"]) == 2
+    err = capsys.readouterr().err
+    assert f"the trained weights inside the run {run}" in err and f"artstudio export {run} -o {run}-adapter/" in err
+
+
+def test_eval_errors_name_a_built_in_task_not_its_temporary_copy(capsys):
+    """`eval --data max-bracket --metric numeric` named /tmp/artstudio-eval-XXXX/max-bracket/test.jsonl:1, a file
+    gone by the time the message was read."""
+    assert main(["eval", "--data", "max-bracket", "--metric", "numeric", "--limit", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--data max-bracket (its test split):1: reference answer" in err and "artstudio-eval-" not in err

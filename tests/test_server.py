@@ -84,6 +84,8 @@ def test_models_lists_base_and_artworks(client):
     # Each artwork by its file's name: the listing showed the server's absolute paths to any client.
     listed = {m.id: m.model_extra.get("artwork") for m in client.models.list().data}
     assert listed["studio-tiny+add-json"]["file"] == "add-json.png" and "path" not in listed["studio-tiny+add-json"]
+    # One model's record is the list's (it left out the artwork and its task)
+    assert client.models.retrieve("studio-tiny+add-json").model_extra["artwork"] == listed["studio-tiny+add-json"]
 
 
 @pytest.mark.parametrize("task", ["max-bracket", "add-json"])
@@ -267,6 +269,7 @@ def test_full_queue_answers_429(backbone):
             with pytest.raises(openai.RateLimitError) as err:
                 ask(client, "studio-tiny", "4 2")
             assert err.value.body["code"] == "queue_full"
+            assert err.value.response.headers["retry-after"] == "1"  # when to try again, as HTTP says
         waiting.join(timeout=60)
         assert ask(client, "studio-tiny", "4 2")  # room again once the first is answered
 
@@ -454,3 +457,90 @@ def test_python_serve_configs_are_checked_like_the_command_line():
     config = ServeConfig(artwork=f"mb={MAX_BRACKET}")
     config.check()
     assert config.artwork == [f"mb={MAX_BRACKET}"]
+
+
+def _url_of(image, fmt: str) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_photos_huge_pictures_and_unsupported_options_are_answered_as_a_client_expects(server):
+    """A 96×96 JPEG (canvas-shaped) was refused as 'an artwork this model cannot serve: is a JPEG'; a 13000×13000
+    PNG decoded to 2.8 GB; presence_penalty and response_format were silently ignored; `model: 5` said
+    'model is missing'; top_p 0 and -0.5 got two different messages; bytes that are no picture named a BytesIO."""
+    import numpy as np
+    from PIL import Image
+
+    text = {"type": "text", "text": "3 1"}
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    for fmt in ("JPEG", "WEBP"):
+        r = post(server, {"model": "studio-tiny", "max_tokens": 2,
+                          "messages": _user({"type": "image_url", "image_url": {"url": _url_of(photo, fmt)}}, text)})
+        assert r.status_code == 200, (fmt, r.text)
+    huge = post(server, {"model": "studio-tiny", "messages": _user(
+        {"type": "image_url", "image_url": {"url": _url_of(Image.new("L", (13000, 13000)), "PNG")}}, text)})
+    assert huge.status_code == 400 and huge.json()["error"]["code"] == "image_too_large"
+    cases = {"presence_penalty": 1, "frequency_penalty": 0.5, "response_format": {"type": "json_object"},
+             "logit_bias": {"5": 10}}
+    for name, value in cases.items():
+        r = post(server, {"model": "studio-tiny", "messages": _user(text), name: value})
+        assert r.status_code == 400 and r.json()["error"]["param"] == name, (name, r.text)
+    assert post(server, {"model": "studio-tiny", "messages": _user(text), "max_tokens": 2, "presence_penalty": 0,
+                         "response_format": {"type": "text"}}).status_code == 200  # neutral values pass
+    assert "model is 5, not a name" in post(server, {"model": 5, "messages": _user(text)}).json()["error"]["message"]
+    for top_p in (0, -0.5, 1.5):
+        said = post(server, {"model": "studio-tiny", "messages": _user(text), "top_p": top_p}).json()["error"]
+        assert said["message"] == f"top_p is {top_p!r}; expected a number in (0, 1]", said
+    junk = post(server, {"model": "studio-tiny", "messages": _user(
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}, text)}).json()["error"]
+    assert "are not a picture" in junk["message"] and "BytesIO" not in junk["message"]
+
+
+def test_a_long_prompt_without_max_tokens_gets_what_room_is_left(server, backbone):
+    """The default cap (256 new tokens) refused every prompt over about 3,750 tokens even when the client never
+    asked for 256."""
+    from artstudio.prompts import ROW_OVERHEAD_TOKENS
+
+    room = backbone.max_positions - ROW_OVERHEAD_TOKENS
+    prompt = "1 " * ((room - 100) // 2)  # about room - 100 tokens: fits with 100 new ones, not with 256
+    assert len(backbone.tokenizer(prompt, add_special_tokens=False)["input_ids"]) > room - 256
+    r = post(server, {"model": "studio-tiny", "messages": _user({"type": "text", "text": prompt})})
+    assert r.status_code == 200, r.text
+    asked = post(server, {"model": "studio-tiny", "max_tokens": 256, "messages": _user({"type": "text", "text": prompt})})
+    assert asked.status_code == 400 and asked.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_serve_options_the_model_cannot_honour_are_refused_at_start(backbone, tmp_path, caplog):
+    """--max-new-tokens 100000 started, then refused every request that left out max_tokens; --batch-wait-ms 1e9
+    held a lone request for ever; a folder's 'my art.png' stopped the whole server."""
+    import shutil
+
+    from artstudio.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--max-new-tokens 100000: studio-tiny reads at most about"):
+        start_server(ServeConfig(port=0, max_new_tokens=100_000), backbone=backbone)
+    with pytest.raises(ConfigError, match=r"--batch-wait-ms is 1000000000.0; expected 0 to 10000"):
+        start_server(ServeConfig(port=0, batch_wait_ms=1e9), backbone=backbone)
+    shutil.copy(MAX_BRACKET, tmp_path / "good.png")
+    shutil.copy(MAX_BRACKET, tmp_path / "my art.png")
+    with start_server(ServeConfig(port=0, artwork=[str(tmp_path)]), backbone=backbone) as server:
+        assert list(server.models.artworks) == ["good"]
+    assert "my art.png: its name 'my art' is not a model name" in caplog.text
+
+
+def test_stopping_the_server_answers_every_waiting_request_with_a_json_503(backbone):
+    """Ctrl-C under load: the HTTP server's 5-second grace ran out and cancelled the waiting requests, which got
+    plain-text 500s and a traceback each."""
+    with start_server(ServeConfig(port=0, max_queue=8), backbone=backbone) as server:
+        with server.worker.paused():
+            with ThreadPoolExecutor(4) as pool:
+                waiting = [pool.submit(post, server, {"model": "studio-tiny", "messages": _user(
+                    {"type": "text", "text": f"{i} 1"})}) for i in range(4)]
+                deadline = time.monotonic() + 30
+                while server.worker.in_flight < 4 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                server.worker.begin_shutdown()  # what Ctrl-C / SIGTERM does first
+                answers = [f.result(timeout=60) for f in waiting]
+    assert [r.status_code for r in answers] == [503] * 4
+    assert all(r.json()["error"]["code"] == "shutting_down" for r in answers)

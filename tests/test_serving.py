@@ -96,3 +96,16 @@ def test_bad_inputs(tmp_path):
         vllm_request(None, "q", "m", max_tokens=0)
     with pytest.raises(ConfigError, match="placement"):
         vllm_request(None, "q", "m", placement="middle")
+
+
+def test_a_sampled_request_carries_its_seed_and_curl_takes_the_base_url():
+    """`infer --print-request --temperature 0.5 --seed 3` printed no seed (and warned the seed was unused);
+    `--print-curl --url http://HOST/v1` (the URL `artstudio serve` prints) posted to /v1 and got 404."""
+    from artstudio.inference import InferConfig, unused_options
+
+    assert vllm_request(None, "3 8", "studio-tiny", temperature=0.5, seed=3)["seed"] == 3
+    assert "seed" not in vllm_request(None, "3 8", "studio-tiny", temperature=0, seed=3)  # greedy: no samples
+    assert not any("--seed" in note for note in unused_options(InferConfig(prompt="3 8", print_request=True,
+                                                                           temperature=0.5, seed=3)))
+    for base in ("http://127.0.0.1:8123/v1", "http://127.0.0.1:8123/v1/"):
+        assert curl_command({"model": "m"}, base).startswith("curl -s http://127.0.0.1:8123/v1/chat/completions ")

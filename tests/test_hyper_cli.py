@@ -224,3 +224,15 @@ def test_docs_give_the_shipped_hypernetworks_sizes_as_measured():
     assert said and said.group(1) == size("t2l") and f"| M | 128 | 2 | 1,198,336 (1.20 M) | {size('t2l')} |" in t2l
     said = re.search(r"## The shipped T2C \(`artstudio/models/hyper/t2c/`, ([\d.]+ MB)", hyper)
     assert said and said.group(1) == size("t2c")
+
+
+def test_an_output_names_the_hypernetwork_run_it_came_from(tmp_path):
+    """`hyper generate --hyper runs/mine` recorded its source as 'final', the folder inside every run."""
+    from artstudio.hyper.generate import source_name
+
+    (tmp_path / "mine" / "final").mkdir(parents=True)
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    assert source_name(tmp_path / "mine" / "final") == "mine/final"
+    (tmp_path / "loose").mkdir()
+    assert source_name(tmp_path / "loose") == "loose"
+    assert source_name(SHIPPED / "t2c") == "artstudio/models/hyper/t2c"

@@ -155,6 +155,8 @@ def source_name(folder: str | Path) -> str:
     path = Path(folder).expanduser().resolve()
     if path.is_relative_to(package):
         return (Path(package.name) / path.relative_to(package)).as_posix()
+    if path.name == "final" and (path.parent / "config.json").is_file():  # a hypernetwork run's own: the run
+        return f"{path.parent.name}/final"
     return path.name
 
 

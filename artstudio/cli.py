@@ -948,8 +948,9 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
-def run() -> None:
-    """The `artstudio` command (its console script and `python -m artstudio`): `main()`, then exit with its status.
+def run(argv: list[str] | None = None) -> None:
+    """The `artstudio` command (its console script and `python -m artstudio`): `main(argv)`, then exit with its
+    status.
 
     A process a launcher started (torchrun, accelerate launch) ends with `os._exit` once its output is flushed.
     Gloo's worker threads can outlive `destroy_process_group`, and the interpreter's teardown then aborted a
@@ -957,7 +958,7 @@ def run() -> None:
     reported a finished run as failed (seen twice in CI runs of the test suite). Nothing is left to tear
     down: every file the command writes is written and closed before `main` returns.
     """
-    status = main()
+    status = main(argv)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "torch.distributed" in sys.modules:
         logging.shutdown()  # flushes every handler
         for stream in (sys.stdout, sys.stderr):

@@ -46,9 +46,16 @@ class EvalResult:
                 "seconds": round(self.seconds, 3), "latency_ms": round(self.latency_ms, 3)}
 
 
-def answer_budget(backbone, examples: list[Example], floor: int = 8) -> int:
-    """Enough new tokens for the longest reference answer plus the end token and some slack."""
-    longest = max(len(backbone.tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in examples)
+def answer_budget(backbone, examples: list[Example], floor: int = 8, metric: str = "exact") -> int:
+    """Enough new tokens for the longest reference answer plus the end token and some slack. Under the numeric
+    metric an answer is written `Answer: <n>` whatever the reference looks like: a bare '3' left 8 tokens, which
+    cut studio-tiny's answers off at 'Answer:' (0 %, and GRPO rewarded nothing)."""
+    def written(answer: str) -> str:
+        if metric == "numeric" and "answer" not in answer.lower():
+            return f"Answer: {answer}"
+        return answer
+
+    longest = max(len(backbone.tokenizer(written(e.answer), add_special_tokens=False)["input_ids"]) for e in examples)
     return max(floor, longest + 4)
 
 
@@ -64,7 +71,7 @@ def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern:
     if empty:
         log.warning("%d of %d evaluation rows have an empty answer (row %s first): only an empty prediction "
                     "scores there", len(empty), len(examples), empty[0].source or empty[0].id)
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens or answer_budget(method.backbone, examples),
+    cfg = GenerationConfig(max_new_tokens=max_new_tokens or answer_budget(method.backbone, examples, metric=metric),
                            batch_size=batch_size)
     start = time.perf_counter()
     gen = generate(method, examples, cfg, progress=progress)

@@ -45,7 +45,7 @@ class _RunSaidIt(logging.Filter):
     with the start's smaller count only confused."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("batch size %d (--batch-size) is larger")
+        return not str(record.msg).startswith("batch size %d (")  # the flag, or (in a study) a trial's size
 
 
 @contextmanager
@@ -183,7 +183,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
         if k == 1 and _t2c_fits(config, backbone, {"description": "any"}):
             log.warning("the task has no description (card.json's \"description\"), so the run trains from its one "
                         "start; with a description it also tries the artwork the shipped Text-to-Canvas paints from "
-                        "it (on studio-tiny's sub-answer: 100 %% from it, 19-24 %% from grey; docs/robust.md). --starts 2 tries a "
+                        "it (on studio-tiny's sub-answer: 100 % from it, 19-24 % from grey; docs/robust.md). --starts 2 tries a "
                         "noise start instead; --starts 1 says one start is meant")
     if k <= 1:
         if "start_steps" in (config.method_options or {}):

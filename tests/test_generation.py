@@ -125,3 +125,16 @@ def test_generate_takes_a_dict_and_refuses_prompts_longer_than_the_model(tiny_mo
         evaluate(art, long)
     with pytest.raises(DataError, match=r"got the path .*rows\.jsonl; read the file first: artstudio\.load_jsonl"):
         evaluate(art, Path(tmp_path / "rows.jsonl"))
+
+
+def test_the_answer_budget_of_the_numeric_metric_holds_its_answer_format():
+    """Bare references ('3') under the numeric metric left 8 new tokens: studio-tiny's answers were cut at
+    'Answer:' (0 % in eval, no reward in GRPO) though the artwork answered 'Answer: 3' (100 % with 16)."""
+    from artstudio.evaluation import answer_budget
+
+    studio = load_backbone()
+    rows = [Example(prompt="1 2", answer="3")]
+    needed = len(studio.tokenizer("Answer: 3", add_special_tokens=False)["input_ids"]) + 1  # and the end token
+    assert answer_budget(studio, rows, metric="numeric") >= needed > answer_budget(studio, rows, metric="exact")
+    formatted = [Example(prompt="1 2", answer="Answer: 3")]
+    assert answer_budget(studio, formatted, metric="numeric") == answer_budget(studio, formatted, metric="exact")

@@ -817,3 +817,39 @@ def test_artstudio_tune_is_callable_and_takes_a_dict_as_train_does(tmp_path):
         artstudio.compare({"methods": "art", "tasks": "add-json", "bogus": 1})
     with pytest.raises(ConfigError, match="tune\\(\\) takes a TuneConfig or a dict of its fields, not a TrainConfig"):
         artstudio.tune(artstudio.TrainConfig())
+
+
+def test_rerank_says_nothing_when_its_pick_is_also_the_best_proxy_trial(tmp_path, monkeypatch, caplog):
+    """Every trial tied on the proxy (progress: 'best 0.0% (trial 0)'); re-ranking kept the default and warned it
+    was 'not the best proxy trial 1'."""
+    import types
+
+    from artstudio.tune import TuneConfig
+    from artstudio.tune import study as study_module
+    from artstudio.tune.space import load_space
+
+    trials = [types.SimpleNamespace(number=n, value=0.0, params={"lr": lr, "batch_size": 16},
+                                    user_attrs={"default": True} if n == 0 else {})
+              for n, lr in enumerate([0.05, 0.2, 0.1])]
+    splits = types.SimpleNamespace(fit_folder=tmp_path / "fit", val_file=tmp_path / "val.jsonl")
+    monkeypatch.setattr(study_module, "_final_run",
+                        lambda tc, guard, progress, what=None: {"accuracy": 1.0 if tc.lr == 0.05 else 0.5})
+    with caplog.at_level("WARNING", logger="artstudio.tune"):
+        chosen, _ = study_module._rerank(TuneConfig(method="art", data="sum", steps=30, rerank=2),
+                                         load_space("art", _space_file(tmp_path)), trials, splits, tmp_path, None, None)
+    assert chosen.number == 0 and "not the best proxy trial" not in caplog.text
+
+
+def test_a_study_s_batch_warning_names_the_trial_s_size_not_the_flag(caplog):
+    """'batch size 32 (--batch-size) is larger than the 18 training rows' blamed a flag the user never passed:
+    the 32 was a sampled trial setting."""
+    import logging
+
+    from artstudio.tune.study import _each_warning_once
+
+    with caplog.at_level("WARNING"), _each_warning_once():
+        for _ in range(2):
+            logging.getLogger("artstudio.train").warning(
+                "batch size %d (--batch-size) is larger than the %d training rows: each batch holds every row once", 32, 18)
+    assert caplog.text.count("batch size 32 (a trial's batch_size) is larger than the 18 training rows") == 1
+    assert "--batch-size" not in caplog.text

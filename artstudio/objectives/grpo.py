@@ -313,7 +313,7 @@ class GRPOObjective(Objective):
         from ..scoring import score
 
         cfg = self.config
-        budget = cfg.max_new_tokens or answer_budget(method.backbone, examples)
+        budget = cfg.max_new_tokens or answer_budget(method.backbone, examples, metric=self.metric)
         gen = generate(method, examples, GenerationConfig(
             max_new_tokens=budget, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
             num_return_sequences=cfg.group_size, batch_size=cfg.generation_batch_size,

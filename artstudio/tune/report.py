@@ -161,7 +161,8 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
     if default is not None:
         lines += ["", f"Default configuration (trial {default['number']}): {default['value']:.1%} on validation."]
     if rerank:
-        lines += ["", f"## Re-ranking: the best {len([r for r in rerank if not r['default']])} trials and the default, "
+        k = len([r for r in rerank if not r['default']])
+        lines += ["", f"## Re-ranking: the best {'trial' if k == 1 else f'{k} trials'} and the default, "
                       f"{config.steps} steps on the {splits.n_fit} non-validation rows", "",
                   "The proxy trials are short; these runs train as the final ones do and are scored on the same "
                   "validation rows. The best of them is the study's pick (a tie goes to the default).", "",

@@ -41,10 +41,10 @@ class TuneResult:
     best_params: dict
     best_value: float | None
     n_complete: int
-    best_config: dict  # TrainConfig fields of the best configuration (what best.json holds)
+    best_config: dict = field(repr=False)  # TrainConfig fields of the best configuration (what best.json holds)
     final: dict | None = None  # {"best": {...}, "default": {...}} test scores of the final runs
-    files: dict = field(default_factory=dict)
-    rerank: list | None = None  # the re-ranking runs (trial, default, proxy_value, val_accuracy), when they ran
+    files: dict = field(default_factory=dict, repr=False)
+    rerank: list | None = field(default=None, repr=False)  # the re-ranking runs (trial, default, proxy_value, val_accuracy)
     chosen_trial: int | None = None  # the trial whose configuration best.json holds
 
     def summary(self) -> str:
@@ -67,7 +67,7 @@ class TuneResult:
             rows.append(("verdict", said))
         rows.append(("best.json", f"{self.out / 'best.json'}  (artstudio train --config {self.out / 'best.json'} "
                                   f"trains it into {self.best_config.get('out')})"))
-        rows += [(name, path) for name, path in self.files.items()]
+        rows += [(name, path) for name, path in self.files.items() if name != "best.json"]  # said above
         return table(rows)
 
 
@@ -508,6 +508,8 @@ class _SaidOnce(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
+        if isinstance(record.msg, str) and " (--batch-size) " in record.msg:  # a trial's sampled size, not the flag
+            record.msg = record.msg.replace(" (--batch-size) ", " (a trial's batch_size) ")
         text = record.getMessage()
         if text in self.said:
             return False
@@ -730,7 +732,9 @@ def _rerank(config: TuneConfig, space, complete: list, splits: Splits, out: Path
     from ..cli import _pct
 
     chosen = next(t for t in picks if t.number == top["trial"])
-    if chosen is not picks[0]:
+    # Said only where validation overrules the proxy: a pick that is also (jointly) the best proxy trial, as the
+    # default often is in a tie, agrees with what the progress lines showed as best.
+    if chosen is not picks[0] and chosen.value < max(t.value for t in complete):
         first = next(r for r in results if r["trial"] == picks[0].number)
         if top["default"] and first["val_accuracy"] == top["val_accuracy"]:
             log.warning("tune: at the full %d steps the best proxy trial %d ties the default on validation (%s); a tie "

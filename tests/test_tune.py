@@ -781,8 +781,10 @@ def test_a_study_says_each_warning_of_its_runs_once(caplog):
             train_log.warning("batch size %d (--batch-size) is larger than the %d training rows", 16, 9)
         train_log.warning("batch size %d (--batch-size) is larger than the %d training rows", 32, 18)
     said = [r.getMessage() for r in caplog.records]
-    assert said.count("batch size 32 (--batch-size) is larger than the 18 training rows") == 2  # once, then after
-    assert said.count("resumed") == 3 and "batch size 16 (--batch-size) is larger than the 9 training rows" in said
+    # Once inside the study, naming the trial's sampled size (not a flag the user never passed), then after it
+    assert said.count("batch size 32 (a trial's batch_size) is larger than the 18 training rows") == 1
+    assert said.count("batch size 32 (--batch-size) is larger than the 18 training rows") == 1
+    assert said.count("resumed") == 3 and "batch size 16 (a trial's batch_size) is larger than the 9 training rows" in said
 
 
 def test_without_reranking_a_default_that_is_the_best_proxy_trial_is_said_so_and_trained_once(
@@ -839,17 +841,3 @@ def test_rerank_says_nothing_when_its_pick_is_also_the_best_proxy_trial(tmp_path
                                          load_space("art", _space_file(tmp_path)), trials, splits, tmp_path, None, None)
     assert chosen.number == 0 and "not the best proxy trial" not in caplog.text
 
-
-def test_a_study_s_batch_warning_names_the_trial_s_size_not_the_flag(caplog):
-    """'batch size 32 (--batch-size) is larger than the 18 training rows' blamed a flag the user never passed:
-    the 32 was a sampled trial setting."""
-    import logging
-
-    from artstudio.tune.study import _each_warning_once
-
-    with caplog.at_level("WARNING"), _each_warning_once():
-        for _ in range(2):
-            logging.getLogger("artstudio.train").warning(
-                "batch size %d (--batch-size) is larger than the %d training rows: each batch holds every row once", 32, 18)
-    assert caplog.text.count("batch size 32 (a trial's batch_size) is larger than the 18 training rows") == 1
-    assert "--batch-size" not in caplog.text

@@ -615,6 +615,9 @@ def format_info(info: dict[str, Any]) -> str:
     if "artwork" in info:
         art, meta = info["artwork"], info["artwork"]["metadata"]
         rows: list[tuple[Any, ...]] = [("artwork", art["path"]), ("size", f"{art['width']}×{art['height']}")]
+        if art.get("mode", "RGB") not in ("RGB", "RGBA"):  # an artwork is written in RGB: a re-saved copy
+            rows.append(("colours", f"mode {art['mode']}, not the RGB an artwork is written in: a copy another "
+                                    "program re-saved? The canvas the model sees is not the trained one"))
         if meta is None:
             rows.append(("metadata", "none (a plain PNG: name the model with --model when using it)"))
         else:

@@ -76,7 +76,7 @@ def gather_info(artwork: str | None, model: str | None) -> dict[str, Any]:
     elif artwork is not None:
         art = read_artwork(artwork)
         info["artwork"] = {"path": str(art.path), "width": art.image.width, "height": art.image.height,
-                           "metadata": json.loads(art.metadata.to_json()) if art.metadata else None}
+                           "mode": art.mode, "metadata": json.loads(art.metadata.to_json()) if art.metadata else None}
     if model is not None or artwork is None:
         backbone = load_backbone(model or DEFAULT_MODEL, device="cpu")
         desc = backbone.describe()

@@ -718,3 +718,13 @@ def test_eval_errors_name_a_built_in_task_not_its_temporary_copy(capsys):
     assert main(["eval", "--data", "max-bracket", "--metric", "numeric", "--limit", "3"]) == 2
     err = capsys.readouterr().err
     assert "--data max-bracket (its test split):1: reference answer" in err and "artstudio-eval-" not in err
+
+
+def test_info_on_a_grayscale_copy_says_its_colours_are_not_an_artwork_s(tmp_path, capsys):
+    """`info gray.png` said nothing of the mode (eval and serve warn); it shows it without --model too."""
+    Image.new("L", (96, 96)).save(tmp_path / "gray.png")
+    assert main(["info", str(tmp_path / "gray.png")]) == 0
+    assert "mode L, not the RGB an artwork is written in" in capsys.readouterr().out
+    Image.new("RGB", (96, 96)).save(tmp_path / "rgb.png")
+    assert main(["info", str(tmp_path / "rgb.png")]) == 0
+    assert "colours" not in capsys.readouterr().out

@@ -122,7 +122,7 @@ def _bad(message: str, param: str | None = None, code: str | None = None) -> API
     return APIError(400, message, param=param, code=code)
 
 
-def _SHUTTING_DOWN() -> APIError:
+def _shutting_down() -> APIError:
     return APIError(503, "the server is shutting down; retry once it is back", type="server_error",
                     code="shutting_down")
 
@@ -437,11 +437,12 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
     if max_tokens is None:  # as OpenAI's API: at most the cap, and no more than the context leaves
         max_tokens = cap
         over = tokens_over_budget(backbone.tokenizer, prompt, cap, backbone.max_positions)
-        if over is not None and over - cap < backbone.max_positions - ROW_OVERHEAD_TOKENS:
-            max_tokens = backbone.max_positions - ROW_OVERHEAD_TOKENS - (over - cap)
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise _bad(f"max_tokens is {max_tokens!r}; expected a whole number of at least 1", "max_tokens")
-    over = tokens_over_budget(backbone.tokenizer, prompt, min(max_tokens, cap), backbone.max_positions)
+        if over is not None and over - cap < backbone.max_positions - ROW_OVERHEAD_TOKENS:  # fits with fewer
+            max_tokens, over = backbone.max_positions - ROW_OVERHEAD_TOKENS - (over - cap), None
+    else:
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise _bad(f"max_tokens is {max_tokens!r}; expected a whole number of at least 1", "max_tokens")
+        over = tokens_over_budget(backbone.tokenizer, prompt, min(max_tokens, cap), backbone.max_positions)
     if over is not None:  # it would run for minutes, answer nonsense and hold up every request behind it
         raise _bad(f"the prompt and up to {min(max_tokens, cap)} new tokens take {over:,} tokens; with the chat "
                    f"template and the canvas this model reads at most about "
@@ -591,7 +592,7 @@ class Worker:
             self._cond.notify_all()
         for job in queued:
             if not job.future.done() and job.future.set_running_or_notify_cancel():
-                job.future.set_exception(_SHUTTING_DOWN())
+                job.future.set_exception(_shutting_down())
 
     def close(self) -> None:
         with self._cond:
@@ -633,7 +634,7 @@ class Worker:
                 results = self._answer(batch)
             except _ShuttingDown:
                 for job in batch:
-                    job.future.set_exception(_SHUTTING_DOWN())
+                    job.future.set_exception(_shutting_down())
             except ArtStudioError as err:
                 for job in batch:
                     job.future.set_exception(_bad(str(err)))

@@ -21,7 +21,7 @@ from .methods import check_method
 from .generation import GenerationConfig, generate
 from .errors import ArtStudioError, ConfigError
 from .atomic import atomic_write_text, check_free
-from .scoring import Metric, check_references, score
+from .scoring import Metric, check_references, extract_answer_number, score
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def answer_budget(backbone, examples: list[Example], floor: int = 8, metric: str
     """Enough new tokens for the longest reference answer plus the end token and some slack. Under the numeric
     metric an answer is written `Answer: <n>` whatever the reference looks like: a bare '3' left 8 tokens, which
     cut studio-tiny's answers off at 'Answer:' (0 %, and GRPO rewarded nothing)."""
-    def written(answer: str) -> str:
-        if metric == "numeric" and "answer" not in answer.lower():
+    def written(answer: str) -> str:  # a reference without the format the metric reads (as check_numeric_format)
+        if metric == "numeric" and extract_answer_number(answer) is None:
             return f"Answer: {answer}"
         return answer
 

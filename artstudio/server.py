@@ -57,6 +57,7 @@ from typing import Any
 from fastapi import Request  # a module-level name: FastAPI resolves the routes' string annotations here
 
 from .errors import ArtStudioError, ConfigError
+from .logfilters import rewording
 from .network import check_port, is_loopback
 from .options import check_kinds
 from .prompts import ROW_OVERHEAD_TOKENS, tokens_over_budget
@@ -267,8 +268,9 @@ class Models:
                 return self.one_off[key]
         path = self.tmp / f"canvas-{uuid.uuid4().hex}.png"  # one file per request: no two writers share one
         path.write_bytes(picture.raw)
-        try:
-            method = load_artwork(path, self.backbone, allow_mismatch=self.allow_mismatch)
+        try:  # its warnings (a grayscale copy, a mismatch let through) name the request's picture, not the temp file
+            with rewording(["artstudio.artwork"], replace={str(path): "the request's first picture"}):
+                method = load_artwork(path, self.backbone, allow_mismatch=self.allow_mismatch)
         except ArtStudioError as err:
             raise _bad(f"the request's first picture is an artwork this model cannot serve: {_without_path(err, path)}",
                        "messages", "image_not_compatible") from None

@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,27 +33,11 @@ from .backbone import named_model
 from .canvas import init_names_a_picture
 from .checkpoint import read_history
 from .data import split_validation, write_jsonl
+from .logfilters import rewording
 from .errors import ConfigError
 
 log = logging.getLogger("artstudio.starts")
 
-
-class _RunSaidIt(logging.Filter):
-    """Drops a start's --batch-size warning: the run printed it once with its full row count, and a second one
-    with the start's smaller count only confused."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("batch size %d (")  # the flag, or (in a study) a trial's size
-
-
-@contextmanager
-def _run_said_it() -> Iterator[None]:
-    training_log, quiet = logging.getLogger("artstudio.train"), _RunSaidIt()
-    training_log.addFilter(quiet)
-    try:
-        yield
-    finally:
-        training_log.removeFilter(quiet)
 
 class StartsStopped(Exception):
     """`should_stop` asked a run to stop while it trained its starts: none was chosen to go on from."""
@@ -226,7 +208,9 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
                     {"start": name, "index": i + 1, "starts": len(candidates), "start_step": r["step"],
                      "start_steps": steps})]
             try:
-                with _run_said_it():
+                # the run printed the --batch-size warning once with its full row count; a start's
+                # second one, with the start's smaller count, only confused
+                with rewording(["artstudio.train"], drop=["batch size %d ("]):
                     res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop, callbacks=heard)
             except KeyboardInterrupt:
                 # (an --overwrite run stopped here has not begun: the run it replaces is put back, nothing to resume)

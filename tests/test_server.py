@@ -544,3 +544,18 @@ def test_stopping_the_server_answers_every_waiting_request_with_a_json_503(backb
                 answers = [f.result(timeout=60) for f in waiting]
     assert [r.status_code for r in answers] == [503] * 4
     assert all(r.json()["error"]["code"] == "shutting_down" for r in answers)
+
+
+def test_a_grayscale_copy_in_a_request_is_warned_about_as_the_requests_picture(server, caplog):
+    """The warning that a re-saved grayscale copy lost its colours named the server's temp file."""
+    from artstudio.artwork import read_artwork
+
+    copy = read_artwork(SUB_ANSWER)
+    url = _png_url(copy.image.convert("L"), copy.metadata)
+    with caplog.at_level("WARNING", logger="artstudio.artwork"):
+        r = post(server, {"model": "studio-tiny", "max_tokens": 2, "messages": _user(
+            {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "9 4"})})
+    assert r.status_code == 200, r.text
+    said = [rec.getMessage() for rec in caplog.records if "mode L" in rec.getMessage()]
+    assert said and said[0].startswith("the request's first picture is a PNG in mode L"), said
+    assert not any("artstudio-serve-" in rec.getMessage() for rec in caplog.records)

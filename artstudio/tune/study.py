@@ -20,13 +20,13 @@ import random
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
 from ..errors import ArtStudioError, ConfigError, DataError
+from ..logfilters import rewording
 from . import TuneConfig
 from .space import Choice, SearchSpace, load_space, signature_of, space_difference
 
@@ -497,36 +497,11 @@ def check_config(config: TuneConfig) -> TuneConfig:
     return _coerce(config, {})
 
 
-class _SaidOnce(logging.Filter):
-    """Passes each warning of a study's runs once: the same words came from every trial ("batch size 32 is
-    larger than the 18 training rows" on each trial's line)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.said: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        if isinstance(record.msg, str) and " (--batch-size) " in record.msg:  # a trial's sampled size, not the flag
-            record.msg = record.msg.replace(" (--batch-size) ", " (a trial's batch_size) ")
-        text = record.getMessage()
-        if text in self.said:
-            return False
-        self.said.add(text)
-        return True
-
-
-@contextmanager
-def _each_warning_once() -> Iterator[None]:
-    once, runs = _SaidOnce(), [logging.getLogger(name) for name in ("artstudio.train", "artstudio.starts")]
-    for logger in runs:
-        logger.addFilter(once)
-    try:
-        yield
-    finally:
-        for logger in runs:
-            logger.removeFilter(once)
+def _each_warning_once():
+    """Each warning of the trials' runs once (the same words came from every trial), and a trial's sampled batch
+    size is not the --batch-size flag."""
+    return rewording(["artstudio.train", "artstudio.starts"], once=True,
+                     replace={" (--batch-size) ": " (a trial's batch_size) "})
 
 
 def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], None] | None = None,

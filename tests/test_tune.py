@@ -364,6 +364,7 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     rerank = json.loads((out / "rerank.json").read_text())
     assert result.chosen_trial == rerank["chosen"] and len(rerank["runs"]) == 3  # 2 trials + the default (trial 0)
     assert "## Re-ranking" in (out / "report.md").read_text() and "picked" in result.summary()
+    assert f"trial {result.chosen_trial}: {result.best_value:.1%} on validation after its short trial" in result.summary()
     rerun_cfg = json.loads((out / "rerank" / "trial-0000" / "config.json").read_text())
     assert rerun_cfg["eval_data"].endswith("val.jsonl") and rerun_cfg["data"].endswith("fit") and rerun_cfg["steps"] == 4
     assert [e["done"] for e in events if e["phase"] == "trial"] == [1, 2, 3]

@@ -58,7 +58,8 @@ class TuneResult:
                              for r in self.rerank)
             rows.append(("picked", f"trial {self.chosen_trial}{' (the default)' if picked['default'] else ''}: "
                                    f"{pct(picked['val_accuracy'])} on validation after the full steps ({runs})"))
-        rows += [("trial score", f"{pct(self.best_value)} on validation (proxy trial)"),
+        rows += [("proxy trial", f"trial {self.chosen_trial}: {pct(self.best_value)} on validation after its short trial "
+                                 "on the proxy rows"),
                  ("params", ", ".join(f"{k}={_short_value(v)}" for k, v in self.best_params.items()))]
         for label in ("default", "best"):
             if self.final and label in self.final:

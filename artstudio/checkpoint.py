@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
@@ -90,11 +89,11 @@ def shown(value: Any) -> str:
 
 
 def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "the run",
-                       use_as_is: str = "Export or evaluate it as it is", kept: str = "") -> None:
+                       use_as_is: str = "Export or evaluate it as it is", kept: str = "", say: bool = True) -> None:
     """The part of `--resume` that every training loop shares, once its options are known to match: refuse
     --steps that end before the checkpoint in `out/checkpoint` and a run whose result.json says it
     finished its steps; warn when --steps differs from the `started_with` steps (the schedule stretches;
-    `kept` adds what the run keeps all the same)."""
+    `kept` adds what the run keeps all the same; `say` False: another process of the run warns)."""
     at = checkpoint_step(out / "checkpoint")
     if at > steps:
         raise ConfigError(f"{what} in {out} is already at step {at}; --steps {steps} would end before it "
@@ -109,7 +108,7 @@ def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "th
         if isinstance(finished, int) and not done.get("stopped") and finished >= steps:
             raise ConfigError(f"{what} in {out} already finished its {steps} steps; nothing to resume. "
                               f"{use_as_is}, or resume with more --steps to train longer")
-    if started_with != steps and int(os.environ.get("RANK", "0")) == 0:  # a launcher's processes: said once
+    if started_with != steps and say:
         log.warning("--steps %d differs from the run's %s: the learning-rate schedule now spans %d steps%s",
                     steps, started_with, steps, kept)
 

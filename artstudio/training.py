@@ -274,7 +274,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         if empty:
             log.warning("--data %s: %d of %d training rows have an empty answer (row %s first): SFT teaches the model "
                         "to say nothing to them", config.data, len(empty), len(train_rows), empty[0].source or empty[0].id)
-    saved_run = check_resume(config, out, train_rows, eval_rows) if config.resume else None
+    saved_run = check_resume(config, out, train_rows, eval_rows, say=main) if config.resume else None
     saved_steps = saved_run["steps"] if saved_run else None
     if config.batch_size > len(train_rows) and main:
         log.warning("batch size %d (--batch-size) is larger than the %d training rows: each batch holds every row once",
@@ -563,7 +563,7 @@ def rows_digest(rows: list[Example]) -> str:
 
 
 def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
-                 eval_rows: list[Example] | None = None) -> dict | None:
+                 eval_rows: list[Example] | None = None, *, say: bool = True) -> dict | None:
     """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
     a run that already finished, and --steps that end before its checkpoint: each used to rewrite the run's
     record silently, or fail mid-way. Returns the steps the run was started with and the dtype its frozen
@@ -620,7 +620,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
     chosen = (out / STARTS_FOLDER / CHOICE_FILE).is_file()
     kept = "; the run keeps the start it chose" if chosen else \
         "; its starts (none was chosen yet) are trained for these steps" if (out / STARTS_FOLDER).is_dir() else ""
-    check_resume_steps(out, config.steps, saved.get("steps"), kept=kept)
+    check_resume_steps(out, config.steps, saved.get("steps"), kept=kept, say=say)
     return {"steps": saved.get("steps") if chosen else None, "dtype": resolved.get("dtype") or saved.get("dtype"),
             "processes": resolved.get("processes")}
 

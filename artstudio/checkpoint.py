@@ -88,6 +88,20 @@ def shown(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
 
 
+def read_run_config(file: Path) -> dict:
+    """A run's config.json, for --resume: a file that is not a JSON object says so, naming what to do."""
+    why = ""
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        saved, why = None, f" ({e})"
+    if not isinstance(saved, dict):
+        why = why or f" (a JSON {type(saved).__name__}, not an object)"
+        raise ConfigError(f"{file} is not a readable run config{why}; --resume cannot tell which "
+                          "run this is. Start a new run with another --out, or --overwrite to replace it")
+    return saved
+
+
 def check_resume_steps(out: Path, steps: int, started_with: Any, what: str = "the run",
                        use_as_is: str = "Export or evaluate it as it is", kept: str = "", say: bool = True) -> None:
     """The part of `--resume` that every training loop shares, once its options are known to match: refuse

@@ -371,16 +371,14 @@ def _train(config) -> int:
 def train_config_from_args(ns, specs, method_specs, grpo_specs):
     """The TrainConfig a parsed `artstudio train` command line describes."""
     from artstudio.starts import STARTS_FOLDER
-    from artstudio.training import TrainConfig
+    from artstudio.training import TrainConfig, run_own_options
 
     given = {s.name: getattr(ns, s.dest) for s in specs if hasattr(ns, s.dest)}
     # `train --resume --out RUN`: every option left out is the run's own, as `hyper train --resume` does (it
     # used to ask for --data again); the device is this machine's. Typed options are checked against the run.
-    own = Path(given["out"]) / "config.json" if not ns.config and given.get("resume") and given.get("out") else None
-    own = own if own is not None and own.is_file() else None
-    base = _read_config_file(ns.config or str(own)) if ns.config or own else {}
-    if own:
-        base.pop("device", None)
+    resuming = not ns.config and given.get("resume") and given.get("out")
+    own = run_own_options(given["out"]) if resuming else {}
+    base = _read_config_file(ns.config) if ns.config else dict(own)
     # A run's config.json also records what it resolved (not an option). Its run is the folder it sits in:
     # a run copied or moved elsewhere and resumed with `--config COPY/config.json --resume` trained the
     # original folder named by its "out".
@@ -402,7 +400,7 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
         # best) was refused for ART's canvas options, and `--resume --method lora` too, before the resume
         # could say that the run trained another method.
         log.warning("--method %s: the method options of %s's %s (%s) are left out", given["method"],
-                    ns.config or own, base.get("method", "art"), ", ".join(sorted(kept)))
+                    ns.config or Path(given["out"]) / "config.json", base.get("method", "art"), ", ".join(sorted(kept)))
         kept = {}
     values["method_options"] = kept | options
     values["grpo"] = dict(base.get("grpo") or {}) | _grpo_options(ns, grpo_specs)

@@ -42,7 +42,7 @@ from .atomic import atomic_write_text, check_free, check_output_kind, json_defau
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
 from .starts import CHOICE_FILE, STARTS_FOLDER, StartsStopped, choose_start
-from .checkpoint import check_resume_steps, key_differences, lr_lambda, option_differences, resume, save_checkpoint, shown
+from .checkpoint import check_resume_steps, key_differences, read_run_config, lr_lambda, option_differences, resume, save_checkpoint, shown
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
 from .objectives.grpo import grpo_config
@@ -571,7 +571,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
     file = out / "config.json"
     if not file.is_file():
         return None
-    saved = _read_json(file)
+    saved = read_run_config(file)
     resolved = saved.pop("resolved", None) or {}
     now = json.loads(json.dumps(config_record(config), default=json_default))
     saved = named_model(saved)
@@ -872,8 +872,9 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     if isinstance(config, dict):  # read as keywords are: a key that is not a TrainConfig field is a method option
         base = {k: v for k, v in config.items() if k in known}
         overrides = {k: v for k, v in config.items() if k not in known} | overrides
-    if not isinstance(config, TrainConfig):
-        base = _run_own_options(base | {k: v for k, v in overrides.items() if k in known}) | base
+    given = base | {k: v for k, v in overrides.items() if k in known}
+    if not isinstance(config, TrainConfig) and given.get("resume") and given.get("out"):
+        base = run_own_options(given["out"]) | base  # every option left out is the run's own
     for given in (base.get("method_options"), overrides.get("method_options")):
         if given is not None and not isinstance(given, dict):
             raise ConfigError(f"method_options is a dict of the method's options, like {{'canvas_size': 96}}; got "
@@ -889,21 +890,15 @@ def _merge(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     return TrainConfig.from_dict(base)
 
 
-def _run_own_options(given: dict) -> dict:
-    """`train(out=RUN, resume=True, ...)` with keywords (or a dict): every option left out is the run's own, from
-    its config.json, as `artstudio train --resume --out RUN` takes them (the device is this machine's). {} for
-    anything else, or a config.json that cannot be read (the resume then says why)."""
-    own = Path(str(given.get("out") or "")) / "config.json" if given.get("resume") and given.get("out") else None
-    if own is None or not own.is_file():
-        return {}
-    try:
-        recorded = json.loads(own.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    if not isinstance(recorded, dict):
+def run_own_options(out: str | Path) -> dict:
+    """The options the run in `out` was started with (its config.json), as `train --resume --out RUN` and
+    `train(out=RUN, resume=True)` take every option left out; the device is this machine's. {} where there
+    is no config.json yet; a config.json that cannot be read is a `ConfigError`."""
+    own = Path(str(out)) / "config.json"
+    if not own.is_file():
         return {}
     known = {f.name for f in fields(TrainConfig)}
-    return {k: v for k, v in recorded.items() if k in known and k not in ("device", "resume", "overwrite")}
+    return {k: v for k, v in read_run_config(own).items() if k in known and k not in ("device", "resume", "overwrite")}
 
 
 def _check_method_keys(method: str, options: dict, overrides: dict, known: set[str]) -> None:

@@ -728,3 +728,19 @@ def test_info_on_a_grayscale_copy_says_its_colours_are_not_an_artwork_s(tmp_path
     Image.new("RGB", (96, 96)).save(tmp_path / "rgb.png")
     assert main(["info", str(tmp_path / "rgb.png")]) == 0
     assert "colours" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damaged", ["{bad", "[1, 2]"])
+def test_a_resume_of_a_run_whose_config_json_is_damaged_says_so(tmp_path, capsys, damaged):
+    """`train --resume --out RUN` with an unreadable config.json asked for --data ("no training data"), and a
+    config.json holding a JSON list ended in a TypeError traceback from the resume check."""
+    import artstudio
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(damaged)
+    for extra in ([], ["--data", "max-bracket"]):
+        assert main(["train", "--resume", "--out", str(tmp_path / "run"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'run' / 'config.json'} is not a readable run config" in err and "Traceback" not in err
+    with pytest.raises(ConfigError, match="is not a readable run config"):
+        artstudio.train(out=str(tmp_path / "run"), resume=True)

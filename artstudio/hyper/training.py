@@ -28,7 +28,7 @@ import torch
 
 from artstudio.atomic import atomic_write_text, json_default
 from artstudio.backbone import DEFAULT_MODEL, model_name, named_model
-from artstudio.checkpoint import (check_resume_steps, key_differences, lr_lambda, option_differences, resume,
+from artstudio.checkpoint import (check_resume_steps, key_differences, read_run_config, lr_lambda, option_differences, resume,
                                   save_checkpoint)
 from artstudio.distributed import Processes
 from artstudio.errors import ConfigError
@@ -336,13 +336,7 @@ def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
     file = out / "config.json"
     if not file.is_file():
         return None
-    try:
-        saved = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{file} is not a readable run config ({e}); --resume cannot tell which run this is. "
-                          "Start a new run with another --out, or --overwrite to replace it") from None
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{file} is not a run config (a JSON object); start a new run with another --out")
+    saved = read_run_config(file)
     saved.pop("resolved", None)
     now = json.loads(json.dumps(asdict(config), default=json_default))
     differ = option_differences(now, saved, HYPER_RESUME_MAY_CHANGE, {

@@ -147,6 +147,14 @@ class Method(torch.nn.Module):
         missing = {k for k in self.trainable_state() if k not in state and own[k].requires_grad}
         if missing:
             raise ConfigError(f"saved {self.name} state lacks {', '.join(sorted(missing))}")
+        extra = sorted(k for k in state if k not in own)
+        if extra:
+            raise ConfigError(f"saved {self.name} state holds {', '.join(extra)}, which this {self.name} method lacks: "
+                              "it was saved with other options (method.json)")
+        for k, v in state.items():
+            if tuple(v.shape) != tuple(own[k].shape):
+                raise ConfigError(f"saved {self.name} state has {k} of shape {tuple(v.shape)}; this {self.name} method's "
+                                  f"is {tuple(own[k].shape)}: it was saved with other options (method.json)")
         with torch.no_grad():
             for k, v in state.items():
                 own[k].copy_(v.to(own[k].device, own[k].dtype))
@@ -363,12 +371,14 @@ class ArtMethod(Method):
             side = canvas_side(backbone, cfg.canvas_size)
             canvas = Canvas(side, init=cfg.init, parametrization=cfg.parametrization, quantize=cfg.quantize,
                             seed=cfg.seed, texture=cfg.texture)
-        else:
-            backbone.geometry.check(*canvas.size)
-        self.canvas = canvas.to(backbone.device)
+        self._set_canvas(canvas)
+
+    def _set_canvas(self, canvas) -> None:
+        self.backbone.geometry.check(*canvas.size)
+        self.canvas = canvas.to(self.backbone.device)
         h, w = self.canvas.size
-        g = backbone.geometry
-        self._grid = torch.tensor([[1, h // g.patch_size, w // g.patch_size]], device=backbone.device)
+        self._grid = torch.tensor([[1, h // self.backbone.geometry.patch_size, w // self.backbone.geometry.patch_size]],
+                                  device=self.backbone.device)
 
     @property
     def slot_tokens(self) -> int:
@@ -406,6 +416,19 @@ class ArtMethod(Method):
         """The canvas, also when frozen (a loaded artwork, the random-canvas control): it is the whole method, so
         `save` keeps it (a loaded artwork saved an empty file, which `Method.load` then refused)."""
         return {"canvas.param": self.canvas.param}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        saved = state.get("canvas.param")
+        if saved is not None and tuple(saved.shape[1:]) != self.canvas.size and self.config.canvas_size is None:
+            # A saved artwork of another shape (a loaded PNG may be non-square; its config names no side): the
+            # saved pixels set the canvas's size, as the PNG did.
+            from .canvas import Canvas
+
+            cfg, trains = self.config, self.canvas.param.requires_grad
+            self._set_canvas(Canvas(tuple(saved.shape[1:]), parametrization=cfg.parametrization, quantize=cfg.quantize,
+                                    seed=cfg.seed, texture=cfg.texture))
+            self.canvas.requires_grad_(trains)
+        super().load_trainable_state(state)
 
     def image(self):
         """The canvas as served: a uint8 PIL image."""

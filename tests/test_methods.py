@@ -15,6 +15,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -463,6 +464,28 @@ def test_a_loaded_artwork_saves_loads_and_exports_with_what_its_file_said(backbo
         loaded.canvas.param.add_(0.2)  # other pixels: the old scores no longer describe them
     meta = read_artwork(loaded.export(tmp_path / "changed.png")).metadata
     assert meta.task["name"] == "sum" and meta.metrics == {} and meta.steps == 0
+
+
+def test_a_non_square_artwork_saves_and_loads_at_its_own_size(backbones, tmp_path):
+    """A loaded 64×128 PNG saved with `.save` came back through Method.load as the default square canvas, and
+    copying its pixels failed ("The size of tensor a (64) must match the size of tensor b (128)")."""
+    from artstudio.methods import load_artwork
+
+    bb = backbones("qwen3_5")
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    loaded = load_artwork(tmp_path / "wide.png", bb)
+    again = Method.load(loaded.save(tmp_path / "saved"), bb)
+    assert again.canvas.size == (64, 128) and again.slot_tokens == loaded.slot_tokens
+    assert np.array_equal(np.asarray(again.image()), pixels)
+    assert torch.equal(again.slot_grid, loaded.slot_grid)
+    square = build_method("art", bb, {"canvas_size": 64})
+    square.save(tmp_path / "square")
+    from safetensors.torch import save_file
+
+    save_file({"canvas.param": torch.zeros(3, 64, 128)}, str(tmp_path / "square" / "method.safetensors"))
+    with pytest.raises(ConfigError, match=r"canvas.param of shape \(3, 64, 128\); this art method's is \(3, 64, 64\)"):
+        Method.load(tmp_path / "square", bb)  # a side the config names still has to match
 
 
 def test_method_load_says_what_a_folder_is_and_takes_a_model_name(backbones, tmp_path):

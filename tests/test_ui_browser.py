@@ -350,6 +350,7 @@ def test_10_describe_a_task_then_try_it_in_the_playground(page, app):
     page.click("#as-describe-generate")
     page.wait_for_function("document.querySelector('#as-describe-message').innerText.trim() === ''")
     close_toasts(page)
+    page.wait_for_selector("#as-describe-saved:has-text('Not in the gallery yet')")
     page.click("#as-describe-playground")
     page.wait_for_selector("#as-pg-preview img")
     assert "described · sum-inside-square-brackets" in page.locator("#as-pg-artwork input").input_value()
@@ -358,6 +359,11 @@ def test_10_describe_a_task_then_try_it_in_the_playground(page, app):
     page.click("#as-ask")
     page.wait_for_selector("#as-chat-with :text('ms')")
     no_error_badges(page)
+    open_tab(page, "Describe")
+    page.click("#as-describe-save")  # saved once; Save is then off (a second press saved a second copy)
+    page.wait_for_selector("#as-describe-saved:has-text('Saved as canvases/sum-inside-square-brackets')")
+    page.wait_for_function("document.querySelector('#as-describe-save').disabled")
+    assert "Not in the gallery yet" not in page.inner_text("#as-describe-panel")
 
 
 def test_11_tune_watches_the_trials_and_fills_the_train_form(page, app):

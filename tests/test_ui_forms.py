@@ -394,6 +394,7 @@ def test_the_line_under_start_follows_its_job_and_clears_when_it_ends(studio):
     stopping = "Stopping job 1 after its current step; finished runs are kept and a re-run resumes."
     assert follow_line(stopping, studio.jobs, first, "first") == gr.skip()
     assert follow_line("⚠ steps must be at least 1", studio.jobs, first, "first") == gr.skip()
+    assert follow_line("", studio.jobs, first, "first") == running  # a page reloaded mid-job: the line comes back
     go.set()
     studio.jobs.wait(second.id)
     assert studio.jobs.wait(first.id).status == "done"
@@ -401,6 +402,7 @@ def test_the_line_under_start_follows_its_job_and_clears_when_it_ends(studio):
     assert follow_line(stopping, studio.jobs, first, "first") == ""
     assert follow_line(running, studio.jobs, first, "first") == ""
     assert follow_line("Job 12 running: **x**", studio.jobs, first, "first") == gr.skip()
+    assert follow_line("", studio.jobs, first, "first") == gr.skip()  # ended: nothing comes back
 
 
 def test_a_job_shows_the_library_s_warnings_on_its_page(studio):
@@ -423,6 +425,27 @@ def test_a_job_shows_the_library_s_warnings_on_its_page(studio):
     assert "warning: batch size 64 ('batch size') is larger than the 40 training rows" in _log_text(job)
 
 
+def test_a_run_trying_its_starts_moves_its_bar_and_logs_each_start_after_the_set_up_warnings(studio):
+    """The bar stayed at "step 0 / 400" while the run tried its starts, the log named only the start of the moment,
+    and the set-up warnings were printed after the last step."""
+    from artstudio.ui.jobs import Job
+    from artstudio.ui.train_tab import _header, _log_text
+
+    job = Job(id=1, kind="train", title="t", work=lambda job: None, total=400, status="running")
+    job.warnings.append("batch size 16 ('batch size') is larger than the 3 training rows")
+    for index, name in ((1, "gray"), (2, "t2c")):
+        for step in (30, 60):
+            job.record({"phase": "start", "start": name, "index": index, "starts": 2, "start_step": step,
+                        "start_steps": 60})
+    job.record({"phase": "start", "start": "t2c", "index": 2, "starts": 2, "start_step": 15, "start_steps": 60})
+    assert "width:25.0%" in _header(studio, job) and "then 400 steps from the best start" in _header(studio, job)
+    log = _log_text(job).splitlines()
+    assert log[1:4] == ["warning: batch size 16 ('batch size') is larger than the 3 training rows",
+                        "start 1 of 2 (gray): step 60/60", "start 2 of 2 (t2c): step 15/60"]
+    job.record({"step": 1, "loss": 0.5, "lr": 0.05})
+    assert "step 1 / 400" in _header(studio, job) and _log_text(job).splitlines()[4].startswith("step 1/400")
+
+
 def test_the_gallery_marks_a_stopped_run_and_an_upload_is_added_once(studio):
     """A run stopped at step 0 was listed as a finished artwork; each upload of one PNG added another copy."""
     import shutil
@@ -435,6 +458,9 @@ def test_the_gallery_marks_a_stopped_run_and_an_upload_is_added_once(studio):
     labels = {item.key: item.label for item in studio.gallery()}
     assert labels["runs/cut-run/artwork.png"] == "run · cut-run (stopped at step 3)"
     assert labels["runs/done-run/artwork.png"] == "run · done-run"
+    (studio.runs / "cut-run" / "config.json").write_text(json.dumps({"steps": 300}))
+    shipped_steps = studio.artwork_details("runs/done-run/artwork.png")["steps"]
+    assert studio.artwork_details("runs/cut-run/artwork.png")["steps"] == f"{shipped_steps} (stopped; it was to train 300)"
     assert studio.add_upload(str(shipped), "green.png") == "canvases/green.png"
     assert studio.add_upload(str(shipped), "green.png") == "canvases/green.png"
     assert sorted(p.name for p in studio.canvases.glob("*.png")) == ["green.png"]

@@ -114,7 +114,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         client_state = gr.BrowserState("", storage_key="artstudio-client")
         client = gr.State("")
         with gr.Tabs(selected="train") as tabs:
-            with gr.Tab("Train", id="train", elem_id="as-tab-train"):
+            with gr.Tab("Train", id="train", elem_id="as-tab-train") as train_page:
                 train = build_train_tab(studio, client)
             # Next to Train: the other way to make an artwork (from words instead of data, in a second).
             with gr.Tab("Describe", id="describe", elem_id="as-tab-describe"):
@@ -123,7 +123,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
                 gallery = build_gallery_tab(studio)
             with gr.Tab("Playground", id="playground", elem_id="as-tab-playground") as playground_page:
                 playground = build_playground_tab(studio)
-            with gr.Tab("Compare", id="compare", elem_id="as-tab-compare"):
+            with gr.Tab("Compare", id="compare", elem_id="as-tab-compare") as compare_page:
                 compare = build_compare_tab(studio, client)
             with gr.Tab("Tune", id="tune", elem_id="as-tab-tune") as tune_page:
                 tune = build_tune_tab(studio, client)
@@ -158,6 +158,12 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         playground_page.select(playground.choices, playground.artwork, playground.artwork, api_visibility="private")
         tune_page.select(lambda current: gr.Dropdown(choices=studio.tune_folders(), value=current), tune.folder,
                          tune.folder, api_visibility="private")
+        compare_page.select(lambda current: gr.Dropdown(choices=studio.results_folders(), value=current), compare.folder,
+                            compare.folder, api_visibility="private")
+        # A plot updated while its page was hidden is drawn at no width and stays empty ("2 / 2 trials done" over an
+        # empty chart): opening a page forgets what its timer drew, so the next tick draws it again, visible.
+        for page, seen in ((train_page, train_seen), (compare_page, compare_seen), (tune_page, tune_seen)):
+            page.select(lambda: {}, None, seen, api_visibility="private")
         gallery.open_in_playground.click(
             lambda key: (gr.Tabs(selected="playground"), playground.choices(key)),
             gallery.selected, [tabs, playground.artwork], api_visibility="private")

@@ -29,6 +29,7 @@ class CompareTab:
     message: gr.Markdown
     refresh: object
     refresh_outputs: list
+    folder: gr.Dropdown  # refilled whenever the page is opened: comparisons finish after the app starts
 
 
 def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
@@ -114,4 +115,5 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
             return bar, summary_md, frame, pictures, gr.Dropdown(choices=studio.results_folders(), value=job.run_dir.name), seen
         return bar, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
 
-    return CompareTab(message=message, refresh=refresh, refresh_outputs=[progress, summary, table, plots, folder, message])
+    return CompareTab(message=message, refresh=refresh, refresh_outputs=[progress, summary, table, plots, folder, message],
+                      folder=folder)

@@ -37,8 +37,10 @@ def _details_html(studio: Studio, key: str, seconds: float, total: float) -> str
     took = f"{seconds:.2f} s" + (f" (first use: {total:.0f} s with loading the model)" if total > seconds + 1 else "")
     rows = [("made for", info.get("model")), ("canvas", info.get("size")), ("generated in", took), ("file", key)]
     body = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows if v)
-    return (f'<div class="as-meta"><table>{body}</table><p class="as-note">Not in the gallery yet: <b>Save to '
-            "gallery</b> keeps it; the Playground can use it either way.</p></div>")
+    return f'<div class="as-meta"><table>{body}</table></div>'
+
+
+NOT_SAVED = "Not in the gallery yet: **Save to gallery** keeps it; the Playground can use it either way."
 
 
 def build_describe_tab(studio: Studio) -> DescribeTab:
@@ -59,7 +61,7 @@ def build_describe_tab(studio: Studio) -> DescribeTab:
                             example_labels=list(examples.values()), examples_per_page=len(examples))
             generate = gr.Button("✦ Generate", variant="primary", elem_id="as-describe-generate")
             message = gr.Markdown(elem_id="as-describe-message")
-        with gr.Column(scale=2, min_width=320, elem_classes="as-panel"):
+        with gr.Column(scale=2, min_width=320, elem_classes="as-panel", elem_id="as-describe-panel"):
             image = gr.Image(type="filepath", label="generated artwork", height=320, interactive=False,
                              elem_id="as-describe-image", buttons=["download", "fullscreen"],
                              placeholder="The artwork appears here.")
@@ -87,17 +89,19 @@ def build_describe_tab(studio: Studio) -> DescribeTab:
             gr.Warning(html.escape(note, quote=False), duration=12)
         said = "\n\n".join(f"⚠ {markdown_text(n)}" for n in notes)
         return (str(studio.artwork_path(new)), _details_html(studio, new, seconds, total), new, said, enabled,
-                gr.Textbox(interactive=True), enabled, "", "")
+                gr.Textbox(interactive=True), enabled, NOT_SAVED, "")
 
     outputs = [image, details, key, message, to_playground, save_name, save, saved, saved_key]
     action(generate.click, describe_task, text, outputs, api_name="describe_task", inline=3, show_progress="minimal")
 
-    def save_described(key: str, name: str) -> tuple[str, str]:
-        """Copy a generated artwork to the gallery (a free name when none is given); returns a message and its key."""
+    def save_described(key: str, name: str) -> tuple:
+        """Copy a generated artwork to the gallery (a free name when none is given); returns a message and its key.
+        Save is then off until the next Generate: a second press saved a second copy (`NAME-2.png`)."""
         new = studio.save_described(key, name)
         gr.Info(f"Saved to the gallery as {new}")
-        return f"Saved as **{new}**: find it in the Gallery.", new
+        return (f"Saved as **{new}**: find it in the Gallery.", new, gr.Button(interactive=False),
+                gr.Textbox(interactive=False))
 
-    action(save.click, save_described, [key, save_name], [saved, saved_key], api_name="save_described", inline=0,
-           show_progress="hidden")
+    action(save.click, save_described, [key, save_name], [saved, saved_key, save, save_name], api_name="save_described",
+           inline=0, show_progress="hidden")
     return DescribeTab(key=key, saved_key=saved_key, to_playground=to_playground)

@@ -51,6 +51,7 @@ class Job:
     form: dict = field(default_factory=dict, repr=False)  # the form values it was started with
     warnings: list[str] = field(default_factory=list, repr=False)  # what the library warned while it ran, once each
     resumed_at: int = 0  # a resumed training's step when this job began it (its pace counts the steps after)
+    starts: dict = field(default_factory=dict, repr=False)  # a run's starts by number: the last step heard of each
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def stop_requested(self) -> bool:
@@ -62,6 +63,7 @@ class Job:
         if entry.get("phase") == "start":
             self.phase = (f"trying start {entry['start']} ({entry['index']} of {entry['starts']}): step "
                           f"{entry['start_step']} / {entry['start_steps']}")
+            self.starts[entry["index"]] = dict(entry)
             return
         self.history.append(dict(entry))
         if isinstance(entry.get("step"), int):

@@ -34,7 +34,7 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
                                   info="from the gallery, or made on the Describe page", elem_id="as-pg-artwork")
             preview = gr.Image(type="filepath", height=220, interactive=False, show_label=False,
                                elem_id="as-pg-preview", placeholder="No artwork chosen.")
-            upload = gr.UploadButton("Upload a PNG…", file_types=[".png"], type="filepath", variant="secondary")
+            upload = gr.UploadButton("Add a PNG to the gallery…", file_types=[".png"], type="filepath", variant="secondary")
             with gr.Accordion("Generation", open=True):
                 greedy = gr.Checkbox(value=True, label="greedy decoding", info="as in evaluation; untick to sample")
                 temperature = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="temperature", info="used when sampling")
@@ -84,9 +84,10 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
                          allow_mismatch=allow_mismatch)
         turn = {"role": "user", "content": prompt.strip()}
 
-        def reply(side: str) -> dict:
+        def reply(side: str) -> dict:  # each answer with the artwork names it: the column outlives a change of artwork
             text = out[side]["answer"] or "(empty answer)"
-            return {"role": "assistant", "content": f"{text}\n\n<sub>{out[side]['latency_ms']:.0f} ms</sub>"}
+            by = f"{Path(artwork).stem} · " if side == "with" and artwork else ""
+            return {"role": "assistant", "content": f"{text}\n\n<sub>{by}{out[side]['latency_ms']:.0f} ms</sub>"}
 
         return ((history_with or []) + [turn, reply("with")], (history_without or []) + [turn, reply("without")],
                 json.dumps(out["request"], indent=2, ensure_ascii=False), out["serve"], "")

@@ -54,14 +54,19 @@ class GalleryItem:
     label: str
 
 
+def _read_json_dict(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _stopped_note(run_dir: Path) -> str:
     """' (stopped at step N)' for a run stopped before its steps were done: the gallery listed it as a finished
     artwork."""
-    try:
-        result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
-    if isinstance(result, dict) and result.get("stopped"):
+    result = _read_json_dict(run_dir / "result.json")
+    if result.get("stopped"):
         return f" (stopped at step {result.get('steps', '?')})"
     return ""
 
@@ -302,12 +307,17 @@ class Studio:
             return info | {"title": Path(key).stem, "note": "a plain PNG without ArtStudio metadata"}
         task = meta.task or {}
         accuracy = meta.metrics.get("accuracy")
+        steps: Any = meta.steps
+        path = self.artwork_path(key)
+        if key.startswith("runs/") and _stopped_note(path.parent):  # "steps 85" read as a finished run's
+            asked = _read_json_dict(path.parent / "config.json").get("steps")
+            steps = f"{meta.steps} (stopped" + (f"; it was to train {asked})" if asked else ")")
         return info | {
             "title": meta.extra.get("title") or task.get("name") or Path(key).stem,
             "description": meta.extra.get("description") or task.get("description", ""),
             "model": self.models.name_of(meta.model_id), "family": meta.family, "task": task.get("name", ""),
             "accuracy": None if accuracy is None else round(float(accuracy), 4),
-            "eval_n": meta.metrics.get("eval_n"), "steps": meta.steps, "objective": meta.objective,
+            "eval_n": meta.metrics.get("eval_n"), "steps": steps, "objective": meta.objective,
             "placement": meta.placement, "date": _date(meta.created), "artstudio": meta.artstudio_version,
             "run": meta.extra.get("run"),
         }
@@ -618,6 +628,12 @@ class Studio:
         seeds = parse_seeds(compare_config.seeds)
         if self.jobs.busy_with(out):
             raise ConfigError(f"a comparison named {name!r} is already queued or running")
+        from artstudio.comparison.harness import check_same_comparison
+
+        try:  # refused here, not queued to fail ("holds a comparison with another recipe")
+            check_same_comparison(out / "compare_config.json", compare_config)
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("--out", "results name")) from None
 
         def work(job: Job) -> dict:
             job.phase = "preparing tasks"

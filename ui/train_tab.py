@@ -286,6 +286,10 @@ def _header(studio: Studio, job: Job) -> str:
     if job.status == RUNNING:
         if job.done >= job.total and job.total:
             return progress_html(1, "Evaluating the trained canvas", steps, "running")
+        if not job.done and job.starts:  # trying its starts: that start's own steps move the bar
+            now = job.starts[max(job.starts)]
+            return progress_html(now["start_step"] / max(1, now["start_steps"]), job.phase.capitalize(),
+                                 f"then {job.total} steps from the best start", "running")
         eta = job.eta_seconds()
         detail = f"{steps}" + (f" · about {duration(eta)} left" if eta is not None else "")
         label = "Training" if job.done else job.phase.capitalize()
@@ -312,7 +316,11 @@ def _metrics_text(job: Job) -> str:
         parts.append(f'<div class="as-big">{100 * e["eval_accuracy"]:.1f}%</div><div class="as-small">{label} '
                      f'on {e.get("eval_n", "?")} test prompts</div>')
     if last is not None:
-        parts.append(f"last loss **{last['loss']:.4f}** · lr {last['lr']:.2g} · {last['seconds_per_step']:.2f} s/step")
+        # The schedule's rate at the last step (a tenth of the peak at the end of a cosine run) read as the run's
+        # setting: 0.005 under a run of lr 0.05. Both are said.
+        peak = max((h["lr"] for h in job.history if isinstance(h.get("lr"), (int, float))), default=last["lr"])
+        rate = f"lr {last['lr']:.2g}" + (f" (peak {peak:.2g})" if peak != last["lr"] else "")
+        parts.append(f"last loss **{last['loss']:.4f}** · {rate} · {last['seconds_per_step']:.2f} s/step")
     if job.status == DONE and not evals and _untested_upload(job):
         parts.append("**No accuracy:** no test rows were given (the upload had no test file), so accuracy was not "
                      "measured. To get one, upload a JSONL file of held-out prompts and answers as *test data "
@@ -362,6 +370,10 @@ def _refresh(studio: Studio, seen: dict, client_id: str):
 def _log_text(job: Job) -> str:
     """The live log beside the loss curve: one line a step, evaluations, the end."""
     lines = [f"job {job.id} · {job.title}"]
+    # What the library warned (mostly of the set-up: rows, batch size, test split) before the steps it preceded.
+    lines += [f"warning: {w}" for w in job.warnings if not any(w in str(h.get("diagnosis") or "") for h in job.history)]
+    for i, start in sorted(job.starts.items()):
+        lines.append(f"start {i} of {start['starts']} ({start['start']}): step {start['start_step']}/{start['start_steps']}")
     for h in job.history[-400:]:
         if h.get("eval_accuracy") is not None:
             lines.append(f"eval  step {h.get('step')}: accuracy {100 * h['eval_accuracy']:.1f}% on {h.get('eval_n', '?')} prompts")
@@ -373,7 +385,6 @@ def _log_text(job: Job) -> str:
             lines.append(f"warning: {h['diagnosis']}")
         elif h.get("skipped"):
             lines.append(f"step {h.get('step')}: skipped ({h.get('skipped')})")
-    lines += [f"warning: {w}" for w in job.warnings if not any(w in str(h.get("diagnosis") or "") for h in job.history)]
     if job.status == QUEUED:
         lines.append("waiting for the running job to finish")
     elif job.status == RUNNING and not job.done:

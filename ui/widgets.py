@@ -37,7 +37,7 @@ def register_path(path: str, name: str) -> None:
 
 # The library's messages name command-line options; a page names the field that holds the same value.
 _FLAG = re.compile(r"(?<![\w`'-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
-FIELD_OF_FLAG = {"out": "run name", "data": "task", "eval-data": "test file", "config": "form"}
+FIELD_OF_FLAG = {"out": "run name", "data": "task", "eval-data": "test data", "config": "form"}
 
 
 def form_words(text: str) -> str:
@@ -180,6 +180,8 @@ def follow_line(line: str | None, jobs, job, name: str):
     job (its start or its stop) and the job ended; gr.skip() when it says something else (a refused start)."""
     if not isinstance(line, str) or job is None:
         return gr.skip()
+    if not line.strip() and job.active:  # a page reloaded while its job runs: the line comes back
+        return jobs.line(job, name)
     start = re.match(rf"Job {job.id} (queued|starting|running)\b", line)
     about = start or re.search(rf"\b[Jj]ob {job.id}\b", line)
     if not about or (not start and job.active):

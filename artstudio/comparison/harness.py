@@ -116,7 +116,7 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _check_same_comparison(record: Path, config: CompareConfig) -> None:
+def check_same_comparison(record: Path, config: CompareConfig) -> None:
     """Refuse a folder whose earlier comparison ran with other options unless --overwrite: its table and plots
     would be rewritten (a second `compare` with the default --out replaced the first one's results silently,
     where `tune` refuses another study). With --overwrite, say what changed; finished cells that match are
@@ -307,7 +307,7 @@ class _Comparison:
         self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)
         check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
         check_output_kind(config.out, "compare_config.json")
-        _check_same_comparison(Path(config.out) / "compare_config.json", config)
+        check_same_comparison(Path(config.out) / "compare_config.json", config)
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
         atomic_write_text(self.out / "compare_config.json",

@@ -140,6 +140,31 @@ def _diagnose(losses, paints, starts, train_accuracy, train_n) -> Diagnosis | No
                                    "(README, limits)." + short)
 
 
+GRPO_FLAT_GROUPS = 0.95  # mean frac_zero_std over the last half at or above which a GRPO run had (almost) no signal
+GRPO_MIN_STEPS = 5
+
+
+def diagnose_grpo(history: list[dict]) -> Diagnosis | None:
+    """A GRPO run whose groups were rewarded alike, or None. Its loss says nothing here (with every advantage
+    zero it is 0); `frac_zero_std`, the share of groups whose completions all got the same reward, does: at 1
+    every advantage is zero and nothing trains (sub-answer from grey at 20 and 40 steps: frac_zero_std 1.000,
+    reward 0.010, the canvas still uniform grey)."""
+    steps = [h for h in history if isinstance(h.get("frac_zero_std"), (int, float))]
+    if len(steps) < GRPO_MIN_STEPS:
+        return None
+    half = steps[len(steps) // 2:]
+    flat = sum(h["frac_zero_std"] for h in half) / len(half)
+    if flat < GRPO_FLAT_GROUPS:
+        return None
+    reward = sum(float(h.get("reward_mean") or 0.0) for h in half) / len(half)
+    return Diagnosis("stuck", (
+        f"in the last {len(half)} steps {flat:.0%} of the groups gave every completion the same reward (mean reward "
+        f"{reward:.3f}), so their advantages were zero and the run learnt {'nothing' if flat >= 0.999 else 'little'}: "
+        "GRPO learns only from differences in reward within a group. Start from a run that already answers some rows "
+        "(SFT first, then --init RUN/artwork.png; docs/grpo.md), sample more or more varied completions "
+        "(--grpo-group-size, --grpo-temperature), or give partial credit (--grpo-reward \"numeric*0.8+format*0.2\")."))
+
+
 def _stuck_text(w: int, start: float, tail: float, paints: bool, starts: int) -> str:
     said = (f"the loss plateaued at {tail:.2f} over the last {w} steps (it started at {start:.2f}): the run looks "
             "stuck, in a poor minimum or on a task the frozen model cannot do from its input alone.")

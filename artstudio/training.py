@@ -40,7 +40,7 @@ from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
-from .diagnosis import FIT_ROWS, diagnose, needs_fit_check
+from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check
 from .starts import CHOICE_FILE, STARTS_FOLDER, StartsStopped, choose_start
 from .checkpoint import check_resume_steps, key_differences, read_run_config, lr_lambda, option_differences, resume, save_checkpoint, shown
 from .methods import Method, build_method, get_method, method_config
@@ -474,9 +474,12 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             rows = [r for r in train_rows if r.answer is not None][:FIT_ROWS]
             if rows and (main or config.fsdp):
                 fit = evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
-        diagnosis = diagnose(losses, paints=method.paints(), starts=len((start_choice or {}).get("starts", [])) or 1,
-                             train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0,
-                             lr=lr, default_lr=default_lr(config.method, config.objective))
+        if config.objective == "grpo":  # its loss is no measure of fit; the reward's spread within groups is
+            diagnosis = diagnose_grpo(history) if method.trains else None
+        else:
+            diagnosis = diagnose(losses, paints=method.paints(), starts=len((start_choice or {}).get("starts", [])) or 1,
+                                 train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0,
+                                 lr=lr, default_lr=default_lr(config.method, config.objective))
     if diagnosis:
         emit({"step": step, "diagnosis": diagnosis.text, "diagnosis_kind": diagnosis.kind})
     # The starts' training is part of the run's cost (and of a comparison's time column).
@@ -586,6 +589,10 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
                             "the run was scored on %s. Resume with --data %s (or leave --data out) to score it",
                             value, saved.get("eval_data") or f"the test split of {was}", was)
             return []  # the same rows, named from another folder
+        if value == was:  # the same name, edited since: leaving --data out cannot help
+            raise ConfigError(f"--resume: the training rows of {was} changed since the run in {out} started (the run "
+                              "recorded a digest of them); a resumed run must train on the same rows. Restore them, or "
+                              "start a new run with another --out")
         return [f"--data {value} holds other training rows than the run's {was}"]
 
     def rate(value: Any, was: Any) -> list[str]:  # the default rate, named or left out, is the same rate

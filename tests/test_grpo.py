@@ -270,6 +270,16 @@ def test_train_logs_grpo_stats(bb, data, tmp_path):
     assert json.loads((out / "config.json").read_text())["grpo"]["group_size"] == 3
 
 
+def test_a_run_whose_groups_all_score_alike_is_diagnosed_as_stuck(bb, data, tmp_path):
+    """The random model never writes the right sum: every completion's numeric reward is equal, so nothing trains;
+    the run said only its accuracy."""
+    out = tmp_path / "run"
+    res = train(TrainConfig(out=str(out), data=data, objective="grpo", steps=6, batch_size=2, checkpoint_every=0,
+                            snapshot_every=0, grpo=dict(SMALL)), backbone=bb, progress=False, canvas_size=64)
+    assert res.metrics["diagnosis_kind"] == "stuck" and "advantages were zero" in res.metrics["diagnosis"]
+    assert json.loads((out / "result.json").read_text())["diagnosis_kind"] == "stuck"
+
+
 def test_train_rejects_unknown_grpo_option(bb, data, tmp_path):
     with pytest.raises(ConfigError, match="unknown GRPO option"):
         train(TrainConfig(out=str(tmp_path / "x"), data=data, objective="grpo", steps=1, grpo={"G": 4}),

@@ -11,7 +11,7 @@ import pytest
 from artstudio.backbone import load_backbone
 from artstudio.cli import train_summary
 from artstudio.data import Example, load_jsonl, write_jsonl
-from artstudio.diagnosis import FIT_ROWS, diagnose, needs_fit_check
+from artstudio.diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check
 from artstudio.errors import ConfigError
 from artstudio.training import TrainConfig, train
 
@@ -131,6 +131,19 @@ def test_too_few_rows_for_a_validation_split_run_one_start(qwen35, tmp_path):
     res = train(TrainConfig(out=str(tmp_path / "run"), data=str(folder), steps=2, batch_size=4, checkpoint_every=0,
                             method_options={"canvas_size": 64, "starts": 2}), backbone=qwen35, progress=False)
     assert "start" not in res.metrics and not (tmp_path / "run" / "starts").exists()
+
+
+def test_a_grpo_run_whose_groups_were_rewarded_alike_is_called_stuck():
+    """sub-answer from grey under GRPO: frac_zero_std 1.000 and reward 0.010 at every step, the canvas still grey,
+    and `train` said nothing (its loss, 0 with zero advantages, never looks stuck)."""
+    flat = [{"step": i, "loss": 0.0, "reward_mean": 0.01, "frac_zero_std": 1.0} for i in range(1, 21)]
+    said = diagnose_grpo(flat)
+    assert said.kind == "stuck" and "100% of the groups" in said.text and "learnt nothing" in said.text
+    assert "--init RUN/artwork.png" in said.text and "--grpo-group-size" in said.text
+    learning = [dict(h, frac_zero_std=1.0 if h["step"] < 10 else 0.5) for h in flat]  # groups began to differ
+    assert diagnose_grpo(learning) is None
+    assert diagnose_grpo(flat[:4]) is None  # too few steps to tell
+    assert diagnose_grpo([{"step": 1, "loss": 0.5}] * 30) is None  # an SFT history
 
 
 def test_a_flat_high_loss_is_called_stuck_and_a_falling_or_low_one_is_not():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 
 import pytest
@@ -174,6 +175,20 @@ def test_resume_refuses_another_run_and_a_finished_one_but_may_train_longer(qwen
     assert json.loads((out / "config.json").read_text())["steps"] == 6
     with pytest.raises(ConfigError, match="already at step 6; --steps 5 would end before it"):
         train(TrainConfig(out=str(out), steps=5, resume=True, **same), backbone=qwen35, progress=False, canvas_size=64)
+
+
+def test_a_resume_after_the_data_file_was_edited_says_the_rows_changed(qwen35, tmp_path):
+    """It said "--data D holds other training rows than the run's D. Resume with the run's own options (leave them
+    out ...)" to a user who had typed no option, naming the same folder twice."""
+    data = tmp_path / "task"
+    write_jsonl(data / "train.jsonl", ROWS[:4])
+    out = tmp_path / "run"
+    common = dict(out=str(out), data=str(data), batch_size=2, checkpoint_every=1, snapshot_every=0)
+    train(TrainConfig(steps=2, **common), backbone=qwen35, progress=False, canvas_size=64)
+    write_jsonl(data / "train.jsonl", ROWS[:5])
+    with pytest.raises(ConfigError, match=f"the training rows of {re.escape(str(data))} changed since the run in "
+                                          f"{re.escape(str(out))} started.*Restore them, or start a new run"):
+        train(TrainConfig(steps=4, resume=True, **common), backbone=qwen35, progress=False, canvas_size=64)
 
 
 def test_a_run_that_started_from_a_picture_exports_after_it_moves(qwen35, task_dir, tmp_path, monkeypatch):

@@ -215,6 +215,11 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     config.check()
     if backbone is not None:
         config = _on_backbone(config, backbone)
+    if not get_method(config.method).trains and config.steps:  # it ran --steps steps at lr 0, changing nothing
+        if Processes.from_env().is_main:
+            log.warning("method %s trains nothing (%s): the run scores it as it is, with 0 steps, not %d", config.method,
+                        "zero-shot" if config.method in ("t2l", "t2c") else "a reference", config.steps)
+        config = replace(config, steps=0)
     processes = Processes.from_env()
     if fsdp_from_launcher() and not config.fsdp:
         config = replace(config, fsdp=True)
@@ -946,16 +951,18 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, overwri
     cfg_file, final = run_dir / "config.json", run_dir / "final"
     if not cfg_file.is_file():
         raise ConfigError(f"{run_dir} has no config.json; expected a run folder written by `artstudio train`")
+    owner = training_in(run_dir)
+    if owner:  # final/ is written before the last evaluation: an export then lacked the run's accuracy
+        raise ConfigError(f"{run_dir} is still training ({owner}); export it when that run has finished")
     if not (final / "method.json").is_file():
-        owner = training_in(run_dir)
-        if owner:
-            raise ConfigError(f"{run_dir} is still training ({owner}); export it when that run has finished")
         raise ConfigError(f"{run_dir} has no final/ method (the run did not finish); continue it with "
                           f"`artstudio train --resume --out {run_dir}` first")
     cfg = _read_json(cfg_file)
     result = _read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
     backbone = load_backbone(cfg.get("model"), device="cpu")
     method = Method.load(final, backbone)
+    if type(method).export is Method.export:  # the frozen model itself: say so before asking for a folder
+        method.export(output)
     # What -o may be is checked before whether it is free: a refusal used to suggest --overwrite for a
     # target (the run's own folder, README.md for an artwork) that --overwrite then refused too.
     if method.paints():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -168,6 +169,12 @@ def test_two_trainings_cannot_share_a_run_folder(tiny_model_dir, task_dir, tmp_p
         (out / "config.json").write_text("{}")  # export on a run still training said "continue it with --resume"
         with pytest.raises(ConfigError, match=r"is still training \(pid \d+\); export it when"):
             export_run(out)
+        # final/ is written before the last evaluation: an export then wrote an artwork without its accuracy
+        (out / "final").mkdir()
+        (out / "final" / "method.json").write_text("{}")
+        with pytest.raises(ConfigError, match=r"is still training \(pid \d+\); export it when"):
+            export_run(out)
+        shutil.rmtree(out / "final")
         (out / "config.json").unlink()
         proc = subprocess.run(_argv(model, task_dir, out), capture_output=True, text=True, timeout=300,
                               env=dict(os.environ, HF_HUB_OFFLINE="1"))

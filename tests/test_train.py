@@ -191,6 +191,20 @@ def test_a_resume_after_the_data_file_was_edited_says_the_rows_changed(qwen35, t
         train(TrainConfig(steps=4, resume=True, **common), backbone=qwen35, progress=False, canvas_size=64)
 
 
+def test_a_method_that_trains_nothing_runs_no_steps(qwen35, task_dir, tmp_path, caplog):
+    """`--method base --steps 50` (or t2l) ran 50 steps at lr 0 that changed nothing and reported them."""
+    from artstudio.training import export_run
+
+    with caplog.at_level("WARNING", logger="artstudio.train"):
+        res = train(TrainConfig(out=str(tmp_path / "run"), data=str(task_dir), method="base", steps=5, batch_size=2),
+                    backbone=qwen35, progress=False)
+    assert res.metrics["steps"] == 0 and not [h for h in res.history if h.get("loss") is not None]
+    assert "method base trains nothing (a reference): the run scores it as it is, with 0 steps, not 5" in caplog.text
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 0
+    with pytest.raises(ConfigError, match="has nothing to export"):  # not "pass -o FOLDER" first
+        export_run(tmp_path / "run", tmp_path / "base.png")
+
+
 def test_a_run_that_started_from_a_picture_exports_after_it_moves(qwen35, task_dir, tmp_path, monkeypatch):
     from PIL import Image
 

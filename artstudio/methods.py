@@ -477,6 +477,12 @@ class RandomCanvasMethod(ArtMethod):
         self.canvas.requires_grad_(False)
 
 
+def description_option(method: str) -> str:
+    """How a user gives `method` (t2l, t2c, t2c+art) the task description, in each of the three places."""
+    return (f"--{method}-description \"...\" (artstudio train), --method-options '{{\"{method}\": {{\"description\": "
+            f"\"...\"}}}}' (artstudio compare), or description=\"...\" (Python)")
+
+
 # --- artworks as methods --------------------------------------------------------------------------
 def check_method(method: object) -> None:
     """Refuse what is not a Method where one is needed (a path or a name passed by mistake)."""

@@ -281,7 +281,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                         "to say nothing to them", config.data, len(empty), len(train_rows), empty[0].source or empty[0].id)
     saved_run = check_resume(config, out, train_rows, eval_rows, say=main) if config.resume else None
     saved_steps = saved_run["steps"] if saved_run else None
-    if config.batch_size > len(train_rows) and main:
+    if config.batch_size > len(train_rows) and main and config.steps:  # (a method that trains nothing takes no batch)
         log.warning("batch size %d (--batch-size) is larger than the %d training rows: each batch holds every row once",
                     config.batch_size, len(train_rows))
     metric = config.metric or card.get("metric") or "exact"

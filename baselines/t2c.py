@@ -18,7 +18,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.hyper.generate import DEFAULT_HYPER
-from artstudio.methods import ArtConfig, ArtMethod, register
+from artstudio.methods import ArtConfig, ArtMethod, description_option, register
 
 _GENERATORS: dict = {}
 
@@ -73,7 +73,7 @@ class T2CMethod(ArtMethod):
             return  # no card description: keep the one given as an option
         if not description:
             raise ConfigError(f"{self.name} needs the task's description: give the task a card.json with a "
-                              "description, or pass the method option description")
+                              f"description, or pass one: {description_option(self.name)}")
         generated = self._hyper_generator.generated(description)
         if tuple(generated.shape[1:]) != tuple(self.canvas.size):
             if not self.trains:  # frozen, the painting only means something at the size it was painted at

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from artstudio.errors import ConfigError
-from artstudio.methods import Method, register
+from artstudio.methods import Method, description_option, register
 
 def shipped_t2l() -> Path:
     """The T2L hypernetwork shipped for studio-tiny (inside the installed package)."""
@@ -77,7 +77,7 @@ class T2LMethod(Method):
         description = str((card or {}).get("description") or "").strip()
         if not description:
             raise ConfigError(f"task {card.get('name', '?')!r} has no description in its card.json, and t2l generates "
-                              "its adapter from one; add a description to the card or pass the t2l option description=...")
+                              f"its adapter from one; add a description to the card, or pass one: {description_option(self.name)}")
         self._generate(description)
 
     def _generate(self, description: str) -> None:
@@ -90,8 +90,8 @@ class T2LMethod(Method):
     @property
     def inner(self):
         if self._inner is None:
-            raise ConfigError("t2l has no task description yet: pass the option description=\"...\" or run it on a "
-                              "task whose card.json has a description")
+            raise ConfigError("t2l has no task description yet: run it on a task whose card.json has a description, "
+                              f"or pass one: {description_option(self.name)}")
         return self._inner
 
     # --- what runs --------------------------------------------------------------------------------

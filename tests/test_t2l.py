@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 
 from artstudio.backbone import load_backbone
-from artstudio.data import Example
+from artstudio.data import Example, write_jsonl
 from artstudio.errors import ConfigError
 from artstudio.hyper.t2l import PRESETS, T2LHypernetwork, batched_lora
 from artstudio.objectives.sft import compute_loss
@@ -256,8 +257,24 @@ def test_t2l_method_without_a_description_says_how_to_give_one(backbone, hyper_f
     method = build_method("t2l", backbone, {"hyper": str(hyper_folder)})
     with pytest.raises(ConfigError, match="description"):
         method.forward(**_inputs(backbone))
-    with pytest.raises(ConfigError, match="no description"):
+    with pytest.raises(ConfigError, match="no description") as said:
         method.bind_task({"name": "x", "description": ""})
+    # each place's own spelling: it said "pass the t2l option description=..." to a command-line user
+    assert "--t2l-description" in str(said.value) and """'{"t2l": {"description": "..."}}'""" in str(said.value)
+
+
+def test_compare_refuses_a_description_method_on_a_task_without_one_before_it_starts(tmp_path):
+    """`compare --methods t2l,art` on a folder with no card printed its plan and failed at the t2l cell."""
+    from artstudio.comparison import CompareConfig, compare
+
+    folder = tmp_path / "nocard"
+    write_jsonl(folder / "train.jsonl", [Example(prompt=f"{i} {i}", answer=f"[{i}]") for i in range(4)])
+    write_jsonl(folder / "test.jsonl", [Example(prompt="5 5", answer="[5]")])
+    for methods in ("t2l,art", "t2c+art"):
+        with pytest.raises(ConfigError, match=f"{re.escape(methods.split(',')[0])} generates from the task's description, "
+                                              "and task .*nocard has none"):
+            compare(CompareConfig(methods=methods, tasks=str(folder), seeds="0", steps=1, out=str(tmp_path / "c")))
+        assert not (tmp_path / "c").exists()
 
 
 def test_t2l_method_takes_the_task_cards_description_in_train(backbone, hyper_folder, tmp_path):

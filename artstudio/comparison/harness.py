@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +30,7 @@ from .config import CompareConfig, check_config, _coerce, parse_list, parse_lr_g
 from .guard import BackboneGuard
 from .memory import PeakMemory
 from .results import ResultsTable, _mean
-from .tasks import TaskSpec, check_tasks, prepare_tasks
+from .tasks import TaskSpec, check_descriptions, check_tasks, prepare_tasks
 
 log = logging.getLogger("artstudio.compare")
 
@@ -145,6 +145,12 @@ def check_same_comparison(record: Path, config: CompareConfig) -> None:
         log.warning("%s held a comparison with other options (%s); its table and plots are rewritten for these "
                     "options (finished cells that match are reused; the others stay under cells/)",
                     record.parent, "; ".join(changed))
+
+
+def _reads_descriptions(method: str) -> bool:
+    """Whether `method` generates from the task's description (t2l, t2c, t2c+art: a `description` option)."""
+    options = get_method(method).config_class
+    return is_dataclass(options) and "description" in {f.name for f in fields(options)}
 
 
 def _method_options(config: CompareConfig, method: str) -> dict:
@@ -313,7 +319,8 @@ class _Comparison:
         for method in self.methods:  # unknown or ill-typed options, before any folder
             method_config(method, _method_options(config, method))
         self.grid = parse_lr_grid(config.lr_grid, self.methods, config.objective)
-        check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
+        names = check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
+        check_descriptions(names, {m: _method_options(config, m) for m in self.methods if _reads_descriptions(m)})
         check_output_kind(config.out, "compare_config.json")
         check_same_comparison(Path(config.out) / "compare_config.json", config)
         self.out = output_folder(config.out)

@@ -60,6 +60,26 @@ def check_tasks(spec: str | list, eval_size: int | None = None) -> list[str]:
     return names
 
 
+def check_descriptions(names: list[str], methods: dict[str, dict]) -> None:
+    """Refuse, before anything runs, a task folder whose card has no description for a method that generates
+    from one (t2l, t2c, t2c+art) and was given none: the comparison printed its plan and failed at that cell.
+    `methods` maps each such method to its options."""
+    from ..tasks import TASKS, load_card
+
+    for method, options in methods.items():
+        if str((options or {}).get("description") or "").strip():
+            continue
+        for name in names:
+            path = Path(name).expanduser()
+            if not path.is_dir() and name in TASKS:
+                continue  # every built-in task has a description
+            if not str(load_card(path).get("description") or "").strip():
+                raise ConfigError(f"{method} generates from the task's description, and task {name} has none (no "
+                                  f"description in {path / 'card.json'}): add one to the card, pass it with "
+                                  f"--method-options '{{\"{method}\": {{\"description\": \"...\"}}}}' (every task "
+                                  f"then gets that one), or leave {method} out of --methods")
+
+
 def _check_splits(folder: Path) -> None:
     for split in ("train", "test"):
         if not (folder / f"{split}.jsonl").is_file():

@@ -129,6 +129,18 @@ def test_markdown_bolds_the_best_per_task_and_in_the_mean_row():
             for t in ("x", "y") for s in (0, 1)]
     md = C.ResultsTable(recs + base).to_markdown()
     assert "| base | 0.0 % (x, all seeds) | 2 of 2 | 2 / 0 / 0 |" in md
+    assert md.startswith("Accuracy (%) on each task's test split, mean ± std")  # no rows, steps or batch recorded
+
+
+def test_markdown_says_how_many_test_rows_and_which_recipe_scored_the_table():
+    """results.md said "on each task's test split" where --eval-size had cut a 200-row split to 40."""
+    rec = {"method": "art", "task": "x", "seed": 0, "accuracy": 0.5, "trainable_params": 1, "lr": 0.05,
+           "eval_n": 40, "steps": 20, "batch_size": 8}
+    base = dict(rec, method="base", steps=0, lr=None)
+    assert C.ResultsTable([rec, base]).to_markdown().startswith(
+        "Accuracy (%) on each task's test split (40 test rows per task; 20 steps at batch 8), seed 0 only")
+    mixed = [rec, dict(rec, task="y", eval_n=200)]
+    assert "(40–200 test rows per task, eval_n in results.csv; 20 steps at batch 8)" in C.ResultsTable(mixed).to_markdown()
 
 
 def test_resume_skips_finished_cells(model, tmp_path, monkeypatch):

@@ -138,7 +138,7 @@ class ResultsTable:
         cells = {(a["task"], a["method"]): a for a in self.mean_std() + self.per_method()}
         over = (f"mean ± std over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1
                 else f"seed {seeds[0]} only (one seed: no std)" if seeds else "no seeds")
-        lines = [f"Accuracy (%) on each task's test split, {over}.", "",
+        lines = [f"Accuracy (%) on each task's test split{self._recipe()}, {over}.", "",
                  "| task | " + " | ".join(self.methods) + " |", "|---|" + "---:|" * len(self.methods)]
         for task in [*self.tasks, "mean"]:
             means = {m: cells[(task, m)]["accuracy_mean"] for m in self.methods if (task, m) in cells}
@@ -166,6 +166,20 @@ class ResultsTable:
                          f"{_fmt(a['peak_memory_mb'], '.0f')} | {_fmt(a['memory_delta_mb'], '.0f')} | "
                          f"{_fmt(a['latency_ms'], '.1f')} | {', '.join(f'{v:g}' for v in a['lr']) or '–'} |")
         return "\n".join(lines) + "\n"
+
+    def _recipe(self) -> str:
+        """' (N test rows per task; S steps at batch B)': what a reader of the table needs to know it by (how many
+        rows scored it was only in results.csv, where --eval-size had cut a 200-row split to 40)."""
+        rows = sorted({r["eval_n"] for r in self.records if isinstance(r.get("eval_n"), int)})
+        said = []
+        if rows:
+            said.append(f"{rows[0]} test rows per task" if len(rows) == 1 else
+                        f"{rows[0]}–{rows[-1]} test rows per task, eval_n in results.csv")
+        trained = {(r.get("steps"), r.get("batch_size")) for r in self.records if r.get("steps")}
+        if len(trained) == 1:
+            steps, batch = next(iter(trained))
+            said.append(f"{steps} steps at batch {batch}")
+        return f" ({'; '.join(said)})" if said else ""
 
     def _robustness_lines(self, cells: dict) -> list[str]:
         """Each method's worst cell (task × seed), its cells below 80 %, and the first method against it

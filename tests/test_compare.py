@@ -500,3 +500,10 @@ def test_a_rerun_with_other_options_is_refused_unless_overwrite(model, tmp_path,
     with caplog.at_level(logging.WARNING, logger="artstudio.compare"):
         C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", steps=3, overwrite=True))
     assert "held a comparison with other options (--steps 3 (it has 2))" in caplog.text
+    # More methods grow the table; leaving one out again would rewrite it without that one (it did, with a warning)
+    grown = common(tmp_path, model, methods="base,random-canvas", tasks=str(task), seeds="0", steps=3)
+    C.compare(**grown)
+    table = (tmp_path / "results" / "results.csv").read_bytes()
+    with pytest.raises(ConfigError, match=r"holds results for what this run leaves out \(--methods random-canvas\)"):
+        C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", steps=3))
+    assert (tmp_path / "results" / "results.csv").read_bytes() == table

@@ -141,10 +141,32 @@ def check_same_comparison(record: Path, config: CompareConfig) -> None:
         raise ConfigError(f"{record.parent} holds a comparison with another recipe: {'; '.join(recipe)}. Pass the same "
                           "options to resume it (other --seeds, --methods or --tasks may be added), --overwrite to "
                           "replace its table (finished cells that match are reused), or choose another --out")
+    # Adding seeds, methods or tasks grows the table; leaving some out would rewrite it without them.
+    left_out = [f"--{k} {', '.join(gone)}" for k in ("methods", "tasks", "seeds") if k in keys
+                and (gone := [v for v in _listed(k, before[k]) if v not in _listed(k, now[k])])]
+    if left_out and not config.overwrite:
+        raise ConfigError(f"{record.parent} holds results for what this run leaves out ({'; '.join(left_out)}): its table "
+                          "and plots would be rewritten without them. Add them back (finished cells are reused, nothing "
+                          "runs again), pass --overwrite to rewrite the table for these options (the cells stay under "
+                          "cells/), or choose another --out")
     if changed:
         log.warning("%s held a comparison with other options (%s); its table and plots are rewritten for these "
                     "options (finished cells that match are reused; the others stay under cells/)",
                     record.parent, "; ".join(changed))
+
+
+def _listed(key: str, value: Any) -> list[str]:
+    """A recorded --methods, --tasks or --seeds value as the names or seeds it stands for ("heldout": its tasks)."""
+    from ..tasks import resolve_tasks
+
+    if key == "tasks" and isinstance(value, str):
+        return resolve_tasks(value)
+    if key == "seeds":
+        try:
+            return [str(s) for s in parse_seeds(value)]
+        except ConfigError:
+            return []
+    return parse_list(value)
 
 
 def _reads_descriptions(method: str) -> bool:

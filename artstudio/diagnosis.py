@@ -20,6 +20,9 @@ docs/robust.md):
   are a few noisy steps).
 A loss that is still falling is never called stuck. A learning rate `LR_FAR` times off the method's
 default is named first in what to try.
+
+A GRPO run is judged by `diagnose_grpo` instead: its loss is 0 whenever every advantage is, so the share
+of groups whose completions all got the same reward (`frac_zero_std`) tells a run with nothing to learn from.
 """
 
 from __future__ import annotations

@@ -318,6 +318,19 @@ def test_9_errors_are_toasts_and_keep_the_page(page, app):
     assert "Stopped" in page.inner_text("#as-train-progress")  # the panel still shows the run
     no_error_badges(page)
     shot(page, "6-error-message", full_page=False)
+    # A task typed that is not built in is kept and said so, and Start refuses it (the box fell back to the
+    # last task, and Start trained that one)
+    box = page.locator("#as-train-task input")
+    box.fill("foo-bar-nonsense")
+    box.press("Enter")
+    page.wait_for_selector("text=is not a built-in task: choose one from the list")
+    close_toasts(page)
+    textbox(page, "as-train-run").fill("nonsense-run")
+    page.click("#as-start")
+    page.locator(".toast-body", has_text="'foo-bar-nonsense' is not a built-in task").first.wait_for()
+    assert not (app.studio.runs / "nonsense-run").exists()
+    box.fill("add-json")
+    box.press("Enter")
 
 
 SUM = "The prompt is two digits separated by a space, with no instruction. Reply with their sum, written inside square brackets."

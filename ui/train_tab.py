@@ -73,8 +73,9 @@ def _empty_plot() -> pd.DataFrame:
 
 def _task_text(name: str | None) -> str:
     card = TASKS.get(name or "")
-    if card is None:
-        return ""
+    if card is None:  # typed into the box: kept (the box used to fall back to the last task without a word)
+        return f"⚠ **{markdown_text(name)}** is not a built-in task: choose one from the list, or upload a JSONL file" \
+            if (name or "").strip() else ""
     return f"**{card.name}** · {markdown_text(card.description)}  \n<small>metric: {card.metric} · {card.n_train} training / {card.n_test} test prompts</small>"
 
 
@@ -95,7 +96,7 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         source = gr.Radio([("Built-in task", "task"), ("Upload a JSONL file", "upload")], value="task",
                           label="data", info="a built-in task, or your own prompts and answers", elem_id="as-train-source")
         task = gr.Dropdown([(c.name, c.name) for c in list_tasks()], label="task", elem_id="as-train-task",
-                           value=DEFAULT_TASK if DEFAULT_TASK in TASKS else next(iter(TASKS)))
+                           value=DEFAULT_TASK if DEFAULT_TASK in TASKS else next(iter(TASKS)), allow_custom_value=True)
         main = dataclass_form(TrainConfig, ["method", "objective"], "as-train", method={"choices": method_names()},
                               objective={"choices": [(get_objective(n).label, n) for n in objective_names()]})
     with gr.Row(equal_height=False):

@@ -6,6 +6,7 @@ All on the tiny random-weight Qwen3.5 model of conftest.py (seconds); the shippe
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -249,6 +250,13 @@ def test_save_and_load_keep_outputs_and_refuse_another_model(bb, encoder, tmp_pa
 def test_bad_options_are_explained(bb, encoder):
     with pytest.raises(ConfigError, match="unknown hypernetwork option"):
         get_hyper("t2c").build(bb, encoder, {"canvas_size": SIDE, "colour": "red"})
+    # a value of the wrong kind: a TypeError deep in the constructor, or kept and written into hyper.json
+    for bad, said in [({"palette": "x"}, "t2c hypernetwork option palette is 'x'; expected a number"),
+                      ({"blocks": "two"}, "t2c hypernetwork option blocks is 'two'; expected a number"),
+                      ({"final_norm": "false"}, "t2c hypernetwork option final_norm is 'false'; expected true or false"),
+                      ({"head": "nope"}, "t2c hypernetwork option head is 'nope'; choose one of grid, basis, parts")]:
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            get_hyper("t2c").build(bb, encoder, {"canvas_size": SIDE, **bad})
     with pytest.raises(ConfigError, match="preset"):
         get_hyper("t2c").build(bb, encoder, {"canvas_size": SIDE, "preset": "XL"})
     with pytest.raises(ConfigError, match="mode"):

@@ -56,6 +56,13 @@ def config_from_dict(cls, values: dict | None):
     if unknown:
         raise ConfigError(f"unknown hypernetwork option(s) {', '.join(unknown)} for {cls.__name__}; "
                           f"valid: {', '.join(sorted(known))}")
+    # A value of the wrong kind failed deep in the network's constructor ('<' between str and int) or was
+    # kept ("palette": "x" written into hyper.json)
+    from artstudio.options import check_choices, check_kinds
+
+    what = f"{cls.__name__.removesuffix('Config').lower()} hypernetwork"  # "t2c hypernetwork option palette"
+    check_kinds(cls, values, what=what)
+    check_choices(cls, values, what=what)
     return cls(**values)
 
 

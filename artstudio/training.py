@@ -595,9 +595,9 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
                             value, saved.get("eval_data") or f"the test split of {was}", was)
             return []  # the same rows, named from another folder
         if value == was:  # the same name, edited since: leaving --data out cannot help
-            raise ConfigError(f"--resume: the training rows of {was} changed since the run in {out} started (the run "
-                              "recorded a digest of them); a resumed run must train on the same rows. Restore them, or "
-                              "start a new run with another --out")
+            raise ConfigError(f"--resume: the training rows of {was} (or the pictures they name) changed since the run "
+                              f"in {out} started (the run recorded a digest of them); a resumed run must train on the "
+                              "same rows. Restore them, or start a new run with another --out")
         return [f"--data {value} holds other training rows than the run's {was}"]
 
     def rate(value: Any, was: Any) -> list[str]:  # the default rate, named or left out, is the same rate

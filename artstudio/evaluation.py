@@ -20,7 +20,7 @@ from .data import Example, as_examples, load_jsonl
 from .methods import check_method
 from .generation import GenerationConfig, generate
 from .errors import ArtStudioError, ConfigError
-from .atomic import atomic_write_text, check_free
+from .atomic import atomic_write_text, check_free, check_output_kind
 from .scoring import Metric, check_references, extract_answer_number, score
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,8 @@ def run_eval(config: EvalConfig) -> EvalResult:
     from .methods import artwork_or_base
 
     config.check()
-    if config.out:
+    if config.out:  # never into a run's folder: its --resume then refused it as "an evaluation"
+        check_output_kind(config.out, "predictions.jsonl")
         check_free(config.out, config.overwrite, names=EVAL_FILES)
     with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp, _named_in_errors(Path(tmp), config.data):
         rows, card = eval_rows(config.data, Path(tmp))

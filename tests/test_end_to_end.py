@@ -100,6 +100,12 @@ def test_export_and_eval_never_overwrite_silently(trained, capsys):
     assert "already holds predictions.jsonl, metrics.json" in capsys.readouterr().err
     assert (out / "predictions.jsonl").read_text() == written
     assert main(args + ["--canvas", str(trained.art), "--overwrite"]) == 0
+    # into a run's folder: it wrote there, and the run's --resume then called the folder an evaluation
+    capsys.readouterr()
+    assert main(["eval", "--model", trained.model, "--data", str(trained.test), "--out", str(trained.run),
+                 "--overwrite"]) == 2
+    assert f"--out {trained.run} holds a run (config.json), not an evaluation" in capsys.readouterr().err
+    assert not (trained.run / "predictions.jsonl").exists()
 
 
 def test_eval_without_canvas_is_the_base_model(trained):

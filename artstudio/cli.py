@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from artstudio.errors import ArtStudioError, ConfigError, Terminated
+from artstudio.errors import ArtStudioError, ConfigError, SaidByMainProcess, Terminated
 from artstudio.options import default_of, field_type
 from artstudio.progress import quiet_loading_off_terminal
 
@@ -999,7 +999,8 @@ def _main(argv: list[str] | None) -> int:
     except ArtStudioError as err:
         if debug:
             traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
+        if not isinstance(err, SaidByMainProcess):
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except Terminated:
         print("terminated", file=sys.stderr)

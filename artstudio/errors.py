@@ -28,6 +28,11 @@ class ConfigError(ArtStudioError):
     """An option value is out of range or inconsistent with another."""
 
 
+class SaidByMainProcess(ArtStudioError):
+    """A launcher's other process ending on the main process's refusal (its data, say), which the main process
+    printed: the command line exits 2 without printing it again."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's preemption, `kill`, `timeout`): handled as Ctrl-C is, so a training run saves its
     checkpoint after the step under way and `--resume` continues from it; the command line exits 143."""

@@ -37,7 +37,7 @@ import torch
 from .backbone import (DEFAULT_MODEL, DEFAULT_NAME, check_device, check_dtype, dtype_name, load_backbone, model_name,
                        named_model, resolve_dtype, same_model)
 from .data import Example, load_jsonl
-from .errors import ArtStudioError, ConfigError, DataError, Terminated
+from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check
@@ -262,11 +262,22 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 
     processes = processes or Processes()
     main = processes.is_main
-    if not main:
-        processes.barrier()  # the main process materialises a built-in task first
-    train_rows, eval_rows, card = resolve_data(config)
+    # The main process reads the data first (it materialises a built-in task), then tells the others whether it
+    # could: a refused file (a missing picture) ended the others in a broken collective, with a traceback.
+    refused = None
     if main:
-        processes.barrier()
+        try:
+            train_rows, eval_rows, card = resolve_data(config)
+        except ArtStudioError as err:
+            refused = err
+        said = processes.broadcast(None if refused is None else str(refused))
+        if refused is not None:
+            raise refused
+    else:
+        said = processes.broadcast(None)
+        if said is not None:
+            raise SaidByMainProcess(said)
+        train_rows, eval_rows, card = resolve_data(config)
     if not any(e.answer.strip() for e in train_rows):
         if config.objective == "sft":
             raise DataError(f"--data {config.data}: every training answer is empty, so SFT has nothing to learn; "

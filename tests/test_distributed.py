@@ -131,6 +131,23 @@ def test_a_refused_run_folder_stops_every_process(tiny_model_dir, tmp_path):
     assert not [f for f in frames if "/artstudio/" in f], frames
 
 
+def test_refused_data_stops_every_process_with_one_message(tiny_model_dir, tmp_path):
+    """A row naming a missing picture: the main process said why, the other died in a broken collective
+    ("Connection closed by peer") with a traceback of ours."""
+    model = tiny_model_dir("qwen3_5")
+    rows = [Example(prompt=r.prompt, answer=r.answer, id=r.id) for r in ROWS[:8]]
+    rows.append(Example(prompt="x", answer="y", id="pic", image="imgs/nope.png"))
+    write_jsonl(tmp_path / "task" / "train.jsonl", rows)
+    proc = _run(["train", "--model", model, "--data", str(tmp_path / "task" / "train.jsonl"), "--steps", "1",
+                 "--batch-size", "4", "--canvas-size", "64", "--out", str(tmp_path / "run")], 2, tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.count('nope.png" does not exist') == 1, proc.stderr[-3000:]
+    assert "[rank1]" not in proc.stderr and "Connection closed" not in proc.stderr
+    frames = [line for line in proc.stderr.splitlines() if line.strip().startswith('File "')]
+    assert not [f for f in frames if "/artstudio/" in f], frames
+    assert "exitcode  : 2" in proc.stderr  # both processes exit as a refusal does, not killed
+
+
 @pytest.mark.parametrize("method", ["art", "lora"])
 def test_fsdp_shards_the_backbone_and_trains_what_one_process_trains(tiny_model_dir, tmp_path, method):
     """--fsdp: the frozen blocks are split over two processes, the trainable parameters stay whole; the

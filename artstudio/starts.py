@@ -208,9 +208,9 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
                     {"start": name, "index": i + 1, "starts": len(candidates), "start_step": r["step"],
                      "start_steps": steps})]
             try:
-                # the run printed the --batch-size warning once with its full row count; a start's
-                # second one, with the start's smaller count, only confused
-                with rewording(["artstudio.train"], drop=["batch size %d ("]):
+                # the run printed these once (the --batch-size warning with its full row count, a launcher
+                # that started one process); each start said them again
+                with rewording(["artstudio.train"], drop=["batch size %d (", "accelerate launch --num_processes"]):
                     res = train(sub, backbone=backbone, progress=progress, should_stop=should_stop, callbacks=heard)
             except KeyboardInterrupt:
                 # (an --overwrite run stopped here has not begun: the run it replaces is put back, nothing to resume)

@@ -38,6 +38,17 @@ def _config(task, out, **kw):
                        method_options={"canvas_size": 64, "starts": 2, "start_steps": 0.2} | kw.pop("opts", {}), **kw)
 
 
+def test_a_launcher_that_started_one_process_is_said_once_not_once_per_start(qwen35, task, tmp_path, monkeypatch,
+                                                                            caplog):
+    """`accelerate launch --num_processes 2` without GPUs: its warning came three times (the run, each start)."""
+    from artstudio import training
+
+    monkeypatch.setattr(training, "launcher_asked_for_more", lambda: 2)
+    with caplog.at_level("WARNING", logger="artstudio.train"):
+        train(_config(task, tmp_path / "run"), backbone=qwen35, progress=False)
+    assert caplog.text.count("accelerate launch --num_processes 2 started one process") == 1
+
+
 def test_starts_train_briefly_pick_on_validation_and_the_run_trains_from_the_winner(qwen35, task, tmp_path):
     res = train(_config(task, tmp_path / "run"), backbone=qwen35, progress=False)
     folder = tmp_path / "run" / "starts"

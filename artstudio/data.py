@@ -224,32 +224,40 @@ def _image_field(file: Path, lineno: int, row: dict, checked: set[Path]) -> str 
 
 
 def _verify_image(file: Path, lineno: int, value: str, image: Path) -> None:
-    problem = image_problem(image)
-    if problem is not None:
+    found = image_problem(image)
+    if found is not None:
+        problem, expected = found
+        if expected != PICTURE_FILE:  # the file is found and read: what it should be is all there is to say
+            raise DataError(f'{file}:{lineno}: image "{value}" {problem}; expected {expected}')
         where = " (looked for {})".format(image) if not image.exists() else ""
         raise DataError(f'{file}:{lineno}: image "{value}" {problem}{where}; expected a path relative to the JSONL '
-                        "file's folder or an absolute path, to a PNG, JPEG or other picture PIL reads")
+                        f"file's folder or an absolute path, to {PICTURE_FILE}")
 
 
 # Qwen's processors refuse a picture whose long side is more than this many times its short side.
 MAX_ASPECT_RATIO = 200
 
 
-def image_problem(image: Path) -> str | None:
-    """What keeps `image` from being a row's picture (missing, a folder, undecodable, too long and thin), or None."""
+PICTURE_FILE = "a PNG, JPEG or other picture PIL reads"
+
+
+def image_problem(image: Path) -> tuple[str, str] | None:
+    """What keeps `image` from being a row's picture (missing, a folder, undecodable, too long and thin) and
+    what it should be instead, or None."""
     if not image.exists():
-        return "does not exist"
+        return "does not exist", PICTURE_FILE
     if not image.is_file():
-        return "is a folder, not an image file"
+        return "is a folder, not an image file", PICTURE_FILE
     try:
         with Image.open(image) as img:
             width, height = img.size
             img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        return f"cannot be decoded ({err})"
+        return f"cannot be decoded ({err})", PICTURE_FILE
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         return (f"is {width}×{height}, more than {MAX_ASPECT_RATIO} times as long as it is wide, which Qwen's "
-                "processors refuse")
+                f"processors refuse", f"a picture at most {MAX_ASPECT_RATIO} times as long as it is wide (crop it, "
+                "or pad its short side)")
     return None
 
 

@@ -75,8 +75,8 @@ def infer_examples(config: InferConfig) -> list[Example]:
         if not config.prompt.strip():
             raise ConfigError("--prompt is empty; pass the text to answer, e.g. --prompt \"3 4\"")
         image = Path(config.image).expanduser().resolve() if config.image else None
-        if image is not None and (problem := image_problem(image)) is not None:
-            raise DataError(f"--image {config.image} {problem}; expected a PNG, JPEG or other picture PIL reads")
+        if image is not None and (found := image_problem(image)) is not None:
+            raise DataError(f"--image {config.image} {found[0]}; expected {found[1]}")
         return [Example(prompt=config.prompt, image=str(image) if image else None)]
     if config.image is not None:
         raise ConfigError("--image goes with --prompt; rows of --data name their own picture in \"image\"")

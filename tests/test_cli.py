@@ -585,7 +585,8 @@ def test_infer_names_a_picture_it_cannot_take(tmp_path, capsys):
     Image.new("RGB", (6400, 20)).save(tmp_path / "wide.png")
     (tmp_path / "notes.png").write_text("not a picture")
     for image, message in [(tmp_path, "is a folder, not an image file"), (tmp_path / "notes.png", "cannot be decoded"),
-                           (tmp_path / "wide.png", "6400×20, more than 200 times as long")]:
+                           (tmp_path / "wide.png", "6400×20, more than 200 times as long as it is wide, which Qwen's "
+                            "processors refuse; expected a picture at most 200 times as long as it is wide (crop it")]:
         assert main(["infer", "--prompt", "3 4", "--image", str(image)]) == 2
         assert message in capsys.readouterr().err
 

@@ -197,7 +197,9 @@ def test_a_byte_order_mark_is_not_data_and_other_encodings_name_their_line(tmp_p
 def test_picture_and_row_shape_messages_say_what_is_wrong(tmp_path):
     Image.new("RGB", (6400, 20)).save(tmp_path / "wide.png")
     cases = {
-        json.dumps({"prompt": "p", "answer": "a", "image": "wide.png"}): r"6400×20, more than 200 times as long",
+        json.dumps({"prompt": "p", "answer": "a", "image": "wide.png"}):  # and how to fix it, not which formats PIL reads
+            r"6400×20, more than 200 times as long as it is wide, which Qwen's processors refuse; expected a picture at "
+            r"most 200 times as long as it is wide \(crop it, or pad its short side\)$",
         json.dumps({"prompt": "p", "answer": "a", "image": ""}): r'field "image" is empty',
         json.dumps({"prompt": "p", "answer": "a", "image": "."}): r"is a folder, not an image file",
         json.dumps({"messages": [{"role": "user", "content": "p"}]}): r'a chat row \("messages"\); expected one prompt',

@@ -1014,7 +1014,11 @@ def _main(argv: list[str] | None) -> int:
         if debug:
             traceback.print_exc()
         where = f" {err.filename}" if err.filename else ""
-        print(f"error: cannot use{where}: {err.strerror or err}", file=sys.stderr)
+        why = err.strerror or str(err)
+        if isinstance(err, NotADirectoryError) and err.filename:  # name the file in the way ("Not a directory")
+            blocking = next((p for p in Path(str(err.filename)).parents if p.is_file()), None)
+            why = f"{blocking} is a file, not a folder" if blocking is not None else why
+        print(f"error: cannot use{where}: {why}", file=sys.stderr)
         return 2
 
 

@@ -649,7 +649,7 @@ def test_an_out_the_system_refuses_is_an_error_not_a_traceback(argv, tmp_path, c
     (tmp_path / "afile").write_text("x")
     assert main([*argv, str(tmp_path / "afile" / "sub")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot use {tmp_path / 'afile' / 'sub'}") and "Not a directory" in err, err
+    assert err.startswith(f"error: cannot use {tmp_path / 'afile' / 'sub'}: {tmp_path / 'afile'} is a file, not a folder"), err
     assert "Traceback" not in err
 
 

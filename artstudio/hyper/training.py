@@ -501,6 +501,11 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     metrics["seconds_per_step"] = train_seconds / done if done else None
     if hypernetwork.fit_report:
         metrics["closed_form_fit"] = hypernetwork.fit_report
+    elif step == 0 and config.init is None:  # it saved the network as built, and scored and offered it in silence
+        log.warning("--steps 0 with no closed-form fit trained nothing: %s holds the %s hypernetwork as initialised "
+                    "(seed %d). Train it with --steps N, fit it in closed form (t2c: --mode reconstruction "
+                    "--options '{\"head\": \"parts\", \"fit\": \"ridge\", ...}', docs/hyper.md), or start "
+                    "from a trained one with --init", out / "final", config.kind, config.seed)
     heldout = None
     if config.heldout_eval and not stopped:
         heldout = evaluate_descriptions(hypernetwork, backbone, encoder, heldout_descriptions(),

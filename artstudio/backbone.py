@@ -33,6 +33,13 @@ DEFAULT_MODEL: str = str(Path(__file__).resolve().parent / "models" / "studio-ti
 DEFAULT_NAME = "studio-tiny"  # how artworks and runs name the shipped model, whatever folder holds it
 
 KNOWN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe")
+# Patch size × spatial merge of the released configs: a canvas side is a multiple of one of these.
+GRID_FACTORS = {28: "Qwen2-VL, Qwen2.5-VL", 32: "Qwen3-VL, Qwen3.5, studio-tiny"}
+
+
+def fits_some_model(width: int, height: int) -> bool:
+    """Whether a picture of this size could be a canvas of any released Qwen-VL family (`GRID_FACTORS`)."""
+    return any(width % f == 0 and height % f == 0 for f in GRID_FACTORS)
 
 _DTYPES = {
     "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,

@@ -617,7 +617,15 @@ def format_info(info: dict[str, Any]) -> str:
             rows.append(("colours", f"mode {art['mode']}, not the RGB an artwork is written in: a copy another "
                                     "program re-saved? The canvas the model sees is not the trained one"))
         if meta is None:
-            rows.append(("metadata", "none (a plain PNG: name the model with --model when using it)"))
+            from artstudio.backbone import GRID_FACTORS, fits_some_model
+
+            if fits_some_model(art["width"], art["height"]):
+                rows.append(("metadata", "none (a plain PNG: name the model with --model when using it)"))
+            else:  # "name the model" sent a user to a model that then refused the size
+                grids = "; ".join(f"{f} for {names}" for f, names in GRID_FACTORS.items())
+                rows.append(("metadata", f"none (a plain PNG), and {art['width']}×{art['height']} is no canvas size of "
+                                         f"any Qwen-VL model: both sides must be multiples of its patch grid ({grids}). "
+                                         "Resize it first"))
         else:
             task = meta.get("task") or {}
             geo = meta["geometry"]

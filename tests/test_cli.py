@@ -199,6 +199,13 @@ def test_info_on_a_plain_png(tmp_path, capsys):
     Image.new("RGB", (32, 32)).save(tmp_path / "plain.png")
     assert main(["info", str(tmp_path / "plain.png"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["artwork"]["metadata"] is None
+    assert main(["info", str(tmp_path / "plain.png")]) == 0
+    assert "a plain PNG: name the model with --model" in capsys.readouterr().out
+    # A size no model takes: naming a model only led to that model's refusal
+    Image.new("RGBA", (97, 50)).save(tmp_path / "odd.png")
+    assert main(["info", str(tmp_path / "odd.png")]) == 0
+    out = capsys.readouterr().out
+    assert "97×50 is no canvas size of any Qwen-VL model" in out and "--model" not in out
 
 
 def test_a_closed_stdout_ends_quietly_without_a_traceback(tmp_path):

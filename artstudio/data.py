@@ -8,7 +8,9 @@ the line, what was wrong and what was expected (DESIGN §6), so a user never has
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 import random
 
@@ -22,6 +24,9 @@ from artstudio.atomic import atomic_write_text
 from artstudio.errors import ConfigError, DataError
 
 _ROW_HINT = 'expected a JSON object like {"prompt": "...", "answer": "..."}'
+ROW_FIELDS = ("prompt", "answer", "id", "image")
+log = logging.getLogger("artstudio.data")
+_said_near: set[tuple[str, str]] = set()  # (file, field) already warned about in this process
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[
         if not line.strip():
             continue
         row = _parse_row(file, lineno, line)
+        _warn_near_misses(file, lineno, row)
         example = _example_from_row(file, lineno, row, len(examples), require_answer, checked_images)
         if example.id in id_lines:
             raise DataError(
@@ -149,6 +155,19 @@ def _read_text(file: Path) -> str:
         line = raw.count(b"\n", 0, err.start) + 1
         raise DataError(f"{file}:{line}: is not UTF-8 text (byte {err.start}); expected a UTF-8 JSONL file "
                         "(save it as UTF-8)") from None
+
+
+def _warn_near_misses(file: Path, lineno: int, row: dict) -> None:
+    """A field spelled almost like a row field ("imag", "images") is said once per file: the row trained without
+    its picture in silence. Other extra fields (a row's own metadata) are kept quiet and ignored."""
+    for key in row:
+        if key in ROW_FIELDS or key == "messages" or (str(file), key) in _said_near:
+            continue
+        near = [k for k in difflib.get_close_matches(key, ROW_FIELDS, n=1, cutoff=0.7) if k not in row]
+        if near:
+            _said_near.add((str(file), key))
+            log.warning('%s:%d: field "%s" is not a row field (did you mean "%s"?); it is ignored (a row holds %s)',
+                        file, lineno, key, near[0], ", ".join(ROW_FIELDS))
 
 
 def _parse_row(file: Path, lineno: int, line: str) -> dict:

@@ -229,3 +229,16 @@ def test_rows_from_python_are_examples_dicts_or_prompt_strings():
         as_examples(["3 4"], needs_answers=True)
     with pytest.raises(DataError, match='missing field "answer"'):
         as_examples([{"prompt": "c"}], needs_answers=True)
+
+
+def test_a_field_spelled_almost_like_a_row_field_is_said_once_per_file(tmp_path, caplog):
+    """`"imag": "foo.png"` trained the row without its picture and said nothing; a row's own metadata stays quiet."""
+    rows = [json.dumps({"prompt": "5", "answer": "x", "imag": "foo.png", "category": "c"}),
+            json.dumps({"prompt": "6", "answer": "y", "imag": "bar.png", "source": "web"})]
+    with caplog.at_level("WARNING", logger="artstudio.data"):
+        got = load_jsonl(_write(tmp_path / "rows.jsonl", rows))
+        load_jsonl(tmp_path / "rows.jsonl")  # read again (train, then eval): said once
+    assert [e.image for e in got] == [None, None]
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f'{tmp_path / "rows.jsonl"}:1: field "imag" is not a row field (did you mean "image"?); it is '
+                    "ignored (a row holds prompt, answer, id, image)"]

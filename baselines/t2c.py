@@ -1,7 +1,7 @@
 """Text-to-Canvas as compare methods: `t2c` (zero-shot) and `t2c+art` (a generated start for ART).
 
     t2c      the canvas a trained T2C hypernetwork paints from the task card's description, frozen:
-             zero-shot, no training on the task (steps change nothing)
+             zero-shot, no training on the task (`train` runs it with 0 steps)
     t2c+art  an ART canvas that starts from that generated artwork and is fine-tuned for the run's
              steps with the ordinary ART recipe (the shipped ART learning rate)
 

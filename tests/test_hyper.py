@@ -155,7 +155,7 @@ def test_global_standardisation_scales_every_dimension_alike(bb, encoder):
     assert torch.equal(per_dim.embed_mean, one.embed_mean)
     assert one.embed_std.unique().numel() == 1 and per_dim.embed_std.unique().numel() > 1
     assert torch.allclose(one.embed_std[0], e.std(0).square().mean().sqrt())
-    with pytest.raises(ConfigError, match="standardise must be dim or global"):
+    with pytest.raises(ConfigError, match="option standardise is 'rank'; choose one of dim, global"):
         _t2c(bb, encoder, standardise="rank")
 
 
@@ -700,7 +700,7 @@ def test_hard_choice_paints_one_image_per_part_and_trains_through_the_softmax(bb
     assert net.head.weight.grad.abs().sum() > 0
     with pytest.raises(ConfigError, match="choice=hard needs head=parts"):
         _t2c(bb, encoder, head="grid", choice="hard")
-    with pytest.raises(ConfigError, match="choice must be soft or hard"):
+    with pytest.raises(ConfigError, match="option choice is 'argmax'; choose one of soft, hard"):
         _t2c(bb, encoder, head="parts", choice="argmax")
 
 

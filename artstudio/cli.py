@@ -1011,10 +1011,12 @@ def _main(argv: list[str] | None) -> int:
             print(f"error: {err}", file=sys.stderr)
         return 2
     except Terminated:
-        print("terminated", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:  # a launcher signals every process: one line, not one each
+            print("terminated", file=sys.stderr)
         return 143  # 128 + SIGTERM, as the shell reports a process it ended
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print("interrupted", file=sys.stderr)
         return 130
     except (NotADirectoryError, FileExistsError, PermissionError, IsADirectoryError, FileNotFoundError) as err:
         # A path the system refuses (an --out under a file, a folder that cannot be made): the user's to

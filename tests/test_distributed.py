@@ -101,6 +101,7 @@ def test_sigterm_to_torchrun_stops_every_process_after_one_step_with_a_checkpoin
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "terminated (SIGTERM) after step" in err and "checkpoint saved" in err, err[-3000:]
+    assert err.count("\nterminated\n") + err.startswith("terminated\n") == 1, err[-3000:]  # said once, not per process
     saved = checkpoint_step(tmp_path / "run" / "checkpoint")
     def steps() -> list[int]:
         return [json.loads(line)["step"] for line in metrics.read_text().splitlines() if "loss" in json.loads(line)]

@@ -402,6 +402,12 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
         log.warning("--method %s: the method options of %s's %s (%s) are left out", given["method"],
                     ns.config or Path(given["out"]) / "config.json", base.get("method", "art"), ", ".join(sorted(kept)))
         kept = {}
+    if "method" in given and given["method"] != base.get("method", "art") and base.get("lr") is not None \
+            and "lr" not in given:  # a rate tuned for ART (0.05) trained LoRA, whose default is 0.002, in silence
+        log.warning("--method %s: the learning rate of %s's %s (%g) is left out; %s trains at its own default "
+                    "(or pass --lr)", given["method"], ns.config or Path(given["out"]) / "config.json",
+                    base.get("method", "art"), base["lr"], given["method"])
+        values["lr"] = None
     values["method_options"] = kept | options
     values["grpo"] = dict(base.get("grpo") or {}) | _grpo_options(ns, grpo_specs)
     return TrainConfig.from_dict(values)

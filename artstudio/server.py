@@ -178,7 +178,11 @@ def artwork_specs(entries: list[str]) -> list[tuple[str, Path, bool]]:
                                   f"({', '.join(p.name for p in pngs[:3])}{', ...' if len(pngs) > 3 else ''}); pass "
                                   f"NAME={pngs[0]} for one, or the folder alone to serve each by its file name")
             # NAME=RUN_FOLDER (its artwork.png) is served as NAME; it was served as "artwork", its file's stem.
-            out += [(name, pngs[0], True)] if name else [(p.stem, p, False) for p in pngs]
+            # A run folder given alone is served by the folder's name (two runs were both "artwork").
+            if not name and (path / "config.json").is_file() and (path / "artwork.png") in pngs:
+                out.append((path.name, path / "artwork.png", False))
+            else:
+                out += [(name, pngs[0], True)] if name else [(p.stem, p, False) for p in pngs]
         elif path.is_file():
             out.append((name or path.stem, path, explicit))
         else:

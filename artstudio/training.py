@@ -373,7 +373,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         method.load_trainable_state(state)
         log.info("resumed %s at step %d", out, start)
     elif config.resume and main:
-        log.warning("--resume: %s holds no checkpoint; the run starts at step 0", out)
+        if (out / STARTS_FOLDER / CHOICE_FILE).is_file():  # "starts at step 0" read as if the starts were lost too
+            log.warning("--resume: %s holds no checkpoint of the run after its starts; it keeps the start it chose "
+                        "and trains from it, from step 0", out)
+        else:
+            log.warning("--resume: %s holds no checkpoint; the run starts at step 0", out)
     for group in opt.param_groups:
         group.setdefault("initial_lr", lr)
     # Built after a resume so the schedule continues at the checkpoint's step.

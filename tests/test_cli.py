@@ -458,6 +458,11 @@ def test_train_reads_a_config_file_and_the_command_line_overrides_it(tmp_path):
     (tmp_path / "art.json").write_text(json.dumps(dataclasses.asdict(art)))
     config = parse_config(["train", "--config", str(tmp_path / "art.json"), "--method", "lora", "--lora-r", "2"])
     assert config.method == "lora" and config.method_options == {"r": 2}
+    # ... and so does its learning rate (an ART study's 0.05 trained LoRA, whose default is 0.002, in silence)
+    (tmp_path / "art.json").write_text(json.dumps(dataclasses.asdict(dataclasses.replace(art, lr=0.05))))
+    assert parse_config(["train", "--config", str(tmp_path / "art.json"), "--method", "lora"]).lr is None
+    assert parse_config(["train", "--config", str(tmp_path / "art.json"), "--method", "lora", "--lr", "0.01"]).lr == 0.01
+    assert parse_config(["train", "--config", str(tmp_path / "art.json")]).lr == 0.05
     with pytest.raises(ConfigError, match="a folder; expected a JSON TrainConfig"):  # it said "no such file"
         parse_config(["train", "--config", str(tmp_path)])
     (tmp_path / "bad.json").write_text("[1]")

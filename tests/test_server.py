@@ -324,6 +324,9 @@ def test_artwork_specs(tmp_path):
     run.mkdir()
     shutil.copy(ADD_JSON, run / "artwork.png")
     assert [(n, p.name) for n, p, _ in artwork_specs([f"mine={run}"])] == [("mine", "artwork.png")]
+    # a run folder given alone is served by its folder's name (two runs were both served as "artwork")
+    (run / "config.json").write_text("{}")
+    assert [(n, p.name) for n, p, _ in artwork_specs([str(run)])] == [("run", "artwork.png")]
     with pytest.raises(ConfigError, match="NAME=FOLDER names one artwork, and .* holds 2 PNGs"):
         artwork_specs([f"both={tmp_path}"])
 

@@ -271,6 +271,18 @@ def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(q
     assert [h["step"] for h in history if "loss" in h] == list(range(1, 16))
 
 
+def test_a_resume_without_a_checkpoint_after_its_starts_says_it_keeps_the_chosen_start(qwen35, task, tmp_path, caplog):
+    """It said "holds no checkpoint; the run starts at step 0" after the starts had finished and one was chosen,
+    which read as if the starts were lost too."""
+    import shutil
+
+    train(_config(task, tmp_path / "run"), backbone=qwen35, progress=False)
+    shutil.rmtree(tmp_path / "run" / "checkpoint")
+    with caplog.at_level("WARNING", logger="artstudio.train"):
+        train(replace(_config(task, tmp_path / "run", resume=True), steps=12), backbone=qwen35, progress=False)
+    assert "holds no checkpoint of the run after its starts; it keeps the start it chose" in caplog.text
+
+
 def test_several_noise_starts_each_keep_their_own_score(qwen35, task, tmp_path):
     res = train(_config(task, tmp_path / "run", opts={"starts": 3}), backbone=qwen35, progress=False)
     assert list(res.metrics["start_val_accuracy"]) == ["gray", "noise-1", "noise-2"]

@@ -806,6 +806,8 @@ def test_without_reranking_a_default_that_is_the_best_proxy_trial_is_said_so_and
                   out=str(tmp_path / "tune"))
     assert result.chosen_trial == 0 and ran == ["default"]
     assert json.loads((tmp_path / "tune" / "final.json").read_text())["best"]["is_default"] is True
+    # the report named final/best/, which a study whose default wins never writes
+    assert "the study's own run of it is `final/default/`" in (tmp_path / "tune" / "report.md").read_text()
 
 
 def test_artstudio_tune_is_callable_and_takes_a_dict_as_train_does(tmp_path):

@@ -196,7 +196,8 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
     tuned = out / TUNED_RUN  # best.json's run folder: the study never writes it
     lines += ["", "## Files", "",
               f"- `best.json`: `artstudio train --config {out / 'best.json'}` trains the best "
-              f"configuration again, as it is, into `{tuned}` (the study's own run of it is `final/best/`)",
+              f"configuration again, as it is, into `{tuned}` (the study's own run of it is "
+              f"`{'final/best/' if (out / 'final' / 'best').is_dir() else 'final/default/'}`)",
               "- `best_method_options.json`: `{method: options}` for `artstudio compare --method-options`",
               "- `trials.csv`, " + ", ".join(f"`{k}`" for k in files if k.endswith(".png")), ""]
     files["report.md"] = out / "report.md"

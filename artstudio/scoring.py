@@ -15,12 +15,16 @@ Metrics (`METRICS`):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from functools import lru_cache
 from typing import Any, Callable, Literal, Sequence, get_args
 
 from .errors import ArtStudioError, ConfigError, DataError
+
+log = logging.getLogger("artstudio.scoring")
+_SAID_UNMATCHED: set[str] = set()
 
 NUMBER_TOLERANCE = 1e-6
 
@@ -152,6 +156,7 @@ def check_references(metric: str, examples, where: str, pattern: str | None = No
     check = {"numeric": reference_number, "json": parse_reference_json, "regex": compile_pattern}.get(metric)
     if check is None:
         return
+    unmatched = []
     for ex in examples:
         if ex.answer is None or not ex.answer.strip():
             continue
@@ -160,6 +165,15 @@ def check_references(metric: str, examples, where: str, pattern: str | None = No
         except ArtStudioError as err:
             row = ex.source or f"{where}, row {ex.id}"
             raise type(err)(f"{row}: {err}") from None
+        if metric == "regex" and not _regex(ex.answer, ex.answer, None):
+            unmatched.append(ex)
+    if unmatched and unmatched[0].answer not in _SAID_UNMATCHED:  # '[3]' is a character class: 0 % without a word
+        first = unmatched[0]
+        _SAID_UNMATCHED.add(first.answer)  # a run checks its training and its test rows: one line
+        log.warning("%s: under --metric regex each answer is a regular expression, and %d of the answers do not match "
+                    "their own text (%s: %r), so a prediction equal to the answer scores 0. If they are plain text, "
+                    "use --metric exact, or pass one --pattern", where, len(unmatched),
+                    first.source or f"row {first.id}", first.answer)
 
 
 def score(metric: str, prediction: str, answer: str, *, pattern: str | None = None) -> bool:

@@ -117,3 +117,19 @@ def test_reference_answers_are_checked_against_the_metric_before_use():
     with pytest.raises(ConfigError, match="invalid regular expression"):
         check_references("regex", [Example(prompt="x", answer="(")], "the rows")
     check_references("regex", [Example(prompt="x", answer="(")], "the rows", pattern="[0-9]+")
+
+
+def test_regex_answers_that_do_not_match_their_own_text_are_warned_about(caplog):
+    """`--metric regex` with answers like '[3]' (a character class) scored 0 % with no word."""
+    from artstudio.data import Example
+    from artstudio.scoring import check_references
+
+    rows = [Example(prompt="7 3", answer="[3]", id="0"), Example(prompt="a", answer="(yes|no)", id="1"),
+            Example(prompt="b", answer="abc", id="2")]
+    with caplog.at_level("WARNING", logger="artstudio.scoring"):
+        check_references("regex", rows, "the evaluation rows")
+        check_references("regex", rows, "--data x")  # the same answers again: said once
+        check_references("regex", rows[2:], "--data y")  # every answer matches itself: nothing to say
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "2 of the answers do not match their own text (row 0: '[3]')" in said[0]
+    assert "use --metric exact, or pass one --pattern" in said[0]

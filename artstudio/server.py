@@ -293,6 +293,14 @@ class Models:
         self._tmp.cleanup()
 
 
+def _json(value: Any) -> str:
+    """A request's value as the client wrote it (JSON: true, null, "text"), not Python's repr (True, None)."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _without_path(err: Exception, path: Path) -> str:
     return str(err).replace(f"{path}: ", "").replace(str(path), "the picture")
 
@@ -401,7 +409,7 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
         raise _bad("the request body must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        said = "missing" if model in (None, "") else f"{model!r}, not a name"
+        said = "missing" if model in (None, "") else f"{_json(model)}, not a name"
         raise _bad(f"model is {said}; expected a name from GET /v1/models", "model")
     served = models.lookup(model)
     content = _user_content(body.get("messages"))
@@ -447,7 +455,7 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
             max_tokens, over = backbone.max_positions - ROW_OVERHEAD_TOKENS - (over - cap), None
     else:
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise _bad(f"max_tokens is {max_tokens!r}; expected a whole number of at least 1", "max_tokens")
+            raise _bad(f"max_tokens is {_json(max_tokens)}; expected a whole number of at least 1", "max_tokens")
         over = tokens_over_budget(backbone.tokenizer, prompt, min(max_tokens, cap), backbone.max_positions)
     if over is not None:  # it would run for minutes, answer nonsense and hold up every request behind it
         raise _bad(f"the prompt and up to {min(max_tokens, cap)} new tokens take {over:,} tokens; with the chat "
@@ -459,7 +467,7 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
     if top_p is None:
         top_p = 1.0
     if not isinstance(top_p, (int, float)) or isinstance(top_p, bool) or not 0 < top_p <= 1:
-        raise _bad(f"top_p is {top_p!r}; expected a number in (0, 1]", "top_p")
+        raise _bad(f"top_p is {_json(top_p)}; expected a number in (0, 1]", "top_p")
     top_p = float(top_p)
     # What this server would not honour is refused, not ignored (a JSON mode or a penalty the answer never had).
     for name, neutral in (("presence_penalty", 0), ("frequency_penalty", 0), ("logit_bias", None),
@@ -473,21 +481,21 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
                    "(a task's own format comes from its artwork)", "response_format")
     n = body.get("n")
     if n not in (None, 1):
-        raise _bad(f"n is {n!r}; this server returns one choice per request (send n requests)", "n")
+        raise _bad(f"n is {_json(n)}; this server returns one choice per request (send n requests)", "n")
     if body.get("logprobs"):
         raise _bad("logprobs are not supported by this server", "logprobs")
     if body.get("tools"):
         raise _bad("tools are not supported by this server", "tools")
     seed = body.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
-        raise _bad(f"seed is {seed!r}; expected a whole number from 0 to 2**63 - 1", "seed")
+        raise _bad(f"seed is {_json(seed)}; expected a whole number from 0 to 2**63 - 1", "seed")
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
         raise _bad("stop must be a string or a list of at most 4 non-empty strings", "stop")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
-        raise _bad(f"stream is {stream!r}; expected true or false", "stream")
+        raise _bad(f"stream is {_json(stream)}; expected true or false", "stream")
     options = body.get("stream_options") or {}
     include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
     image_path = _extra_image(pictures[0][1], models) if pictures else None  # last: nothing below can refuse it
@@ -500,7 +508,7 @@ def _number(body: dict, name: str, default: float, lo: float, hi: float) -> floa
     if value is None:
         return default
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
-        raise _bad(f"{name} is {value!r}; expected a number from {lo:g} to {hi:g}", name)
+        raise _bad(f"{name} is {_json(value)}; expected a number from {lo:g} to {hi:g}", name)
     return float(value)
 
 

@@ -492,6 +492,8 @@ def test_photos_huge_pictures_and_unsupported_options_are_answered_as_a_client_e
     assert post(server, {"model": "studio-tiny", "messages": _user(text), "max_tokens": 2, "presence_penalty": 0,
                          "response_format": {"type": "text"}}).status_code == 200  # neutral values pass
     assert "model is 5, not a name" in post(server, {"model": 5, "messages": _user(text)}).json()["error"]["message"]
+    said = post(server, {"model": "studio-tiny", "messages": _user(text), "max_tokens": True}).json()["error"]["message"]
+    assert said.startswith("max_tokens is true;"), said  # as the client wrote it, not Python's True
     for top_p in (0, -0.5, 1.5):
         said = post(server, {"model": "studio-tiny", "messages": _user(text), "top_p": top_p}).json()["error"]
         assert said["message"] == f"top_p is {top_p!r}; expected a number in (0, 1]", said

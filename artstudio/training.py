@@ -215,12 +215,12 @@ def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[C
     config.check()
     if backbone is not None:
         config = _on_backbone(config, backbone)
+    processes = Processes.from_env()
     if not get_method(config.method).trains and config.steps:  # it ran --steps steps at lr 0, changing nothing
-        if Processes.from_env().is_main:
+        if processes.is_main:
             log.warning("method %s trains nothing (%s): the run scores it as it is, with 0 steps, not %d", config.method,
                         "zero-shot" if config.method in ("t2l", "t2c") else "a reference", config.steps)
         config = replace(config, steps=0)
-    processes = Processes.from_env()
     if fsdp_from_launcher() and not config.fsdp:
         config = replace(config, fsdp=True)
     if config.fsdp and processes.world == 1:

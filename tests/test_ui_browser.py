@@ -122,6 +122,7 @@ def test_1_start_is_on_top_and_the_command_matches_the_form(page, app):
     box = page.locator("#as-start").bounding_box()
     assert box and box["y"] + box["height"] < 900, box  # in the first screen (issue 19: ~1,900 px down)
     shot(page, "0-train-ready", full_page=False)
+    assert page.locator("#as-stop").is_disabled()  # nothing to stop yet (it was red and pressable)
     model = page.locator("#as-train-model input").input_value()
     assert model == "studio-tiny" or not Path(DEFAULT_MODEL).is_dir()
     assert DEFAULT_MODEL not in page.content()
@@ -267,6 +268,7 @@ def test_8_each_browser_follows_its_own_jobs(page, browser, app):
     textbox(page, "as-train-method_options").fill('{"starts": 1}')
     page.click("#as-start")
     page.wait_for_selector("#as-train-progress:has-text('Training')")
+    page.wait_for_selector("#as-stop:enabled")
     shot(page, "8-training")
 
     # Another person's browser: its Train page does not show this run; its Jobs tab lists it.
@@ -274,6 +276,7 @@ def test_8_each_browser_follows_its_own_jobs(page, browser, app):
     other.wait_for_timeout(2000)
     assert "long-run" not in other.inner_text("#as-train-progress") + other.inner_text("#as-canvas-caption")
     assert not other.locator("#as-save-box").first.is_visible()
+    assert other.locator("#as-stop").is_disabled()  # its own page has nothing of its own to stop
     open_tab(other, "Jobs")
     other.wait_for_function("document.querySelector('#as-jobs').innerText.includes('another browser')")
 
@@ -305,6 +308,7 @@ def test_8_each_browser_follows_its_own_jobs(page, browser, app):
     # Issue 19: the page showed the cancelled job and hid the stopped run's save box.
     page.wait_for_selector("#as-train-progress:has-text('Stopped')")
     page.locator("#as-save-box").first.wait_for(state="visible")
+    page.wait_for_selector("#as-stop:disabled")
     assert (app.studio.runs / "long-run" / "checkpoint" / "checkpoint.json").is_file()
     other.close()
 

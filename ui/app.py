@@ -87,6 +87,8 @@ footer {display:none !important;}
 button.as-danger, #as-stop, #as-delete, #as-confirm-delete, #as-compare-stop {background:#dc2626 !important;
   color:white !important; border-color:#b91c1c !important;}
 button.as-danger:hover, #as-stop:hover, #as-delete:hover, #as-confirm-delete:hover, #as-compare-stop:hover {background:#b91c1c !important;}
+button.as-danger:disabled, #as-stop:disabled, #as-compare-stop:disabled {background:var(--neutral-200) !important;
+  color:var(--neutral-500) !important; border-color:var(--neutral-300) !important; cursor:not-allowed;}
 #as-confirm-box {border:2px solid #dc2626; border-radius:10px; padding:4px;}
 #as-jobs tbody td:last-child, #as-jobs tbody td:last-child * {color:#dc2626 !important; font-weight:700; cursor:pointer;}
 #as-compare-table th, #as-compare-table th span {word-break:keep-all !important; overflow-wrap:normal !important;
@@ -141,6 +143,17 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         timer.tick(tune.refresh, [tune_seen, client, tune.message], tune.refresh_outputs + [tune_seen],
                    show_progress="hidden", api_visibility="private")
         timer.tick(jobs_refresh, [jobs_seen, client], [*jobs_outputs, jobs_seen], show_progress="hidden",
+                   api_visibility="private")
+
+        # A page's Stop button is on only while a job of that page's kind, started from this browser, waits or
+        # runs (it was red and pressable with nothing to stop); the Jobs tab stops anyone's.
+        stops, stops_seen = {"train": train.stop, "compare": compare.stop, "tune": tune.stop}, gr.State({})
+
+        def stop_buttons(seen: dict, client_id: str):
+            live = {kind: bool((job := studio.jobs.latest_of(kind, client_id)) and job.active) for kind in stops}
+            return (*(gr.skip() if seen.get(k) == on else gr.Button(interactive=on) for k, on in live.items()), live)
+
+        timer.tick(stop_buttons, [stops_seen, client], [*stops.values(), stops_seen], show_progress="hidden",
                    api_visibility="private")
 
         def init_client(saved: str | None):

@@ -30,6 +30,7 @@ class CompareTab:
     refresh: object
     refresh_outputs: list
     folder: gr.Dropdown  # refilled whenever the page is opened: comparisons finish after the app starts
+    stop: gr.Button
 
 
 def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
@@ -49,7 +50,7 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
                               info=f"folder inside {studio.runs.name}/compare/; re-using a name resumes it")
             with gr.Row():
                 start = gr.Button("▶ Run comparison", variant="primary", elem_id="as-compare-start")
-                stop = gr.Button("■ Stop", variant="stop", elem_id="as-compare-stop")
+                stop = gr.Button("■ Stop", variant="stop", elem_id="as-compare-stop", interactive=False)
             message = gr.Markdown(elem_id="as-compare-message")
         with gr.Column(scale=4, min_width=480):
             progress = gr.HTML(progress_html(0, "No comparison running", "", "idle"), elem_id="as-compare-progress")
@@ -116,4 +117,4 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
         return bar, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
 
     return CompareTab(message=message, refresh=refresh, refresh_outputs=[progress, summary, table, plots, folder, message],
-                      folder=folder)
+                      folder=folder, stop=stop)

@@ -58,6 +58,7 @@ class TrainTab:
     canvas: gr.Image
     refresh_outputs: list
     refresh: Any
+    stop: gr.Button
     form: list
     restore: Any
     fill: Any
@@ -120,7 +121,8 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
     main |= numbers
     with gr.Row(equal_height=True):
         start = gr.Button("▶ Start training", variant="primary", elem_id="as-start", scale=2)
-        stop = gr.Button("■ Stop", variant="stop", elem_id="as-stop", scale=1, elem_classes="as-danger")
+        stop = gr.Button("■ Stop", variant="stop", elem_id="as-stop", scale=1, elem_classes="as-danger",
+                         interactive=False)  # on while this page's training waits or runs (app.py's timer)
         message = gr.Markdown(elem_id="as-train-message", elem_classes="as-message")
     with gr.Accordion("Advanced options", open=False, elem_id="as-train-advanced"):
         adv = dataclass_form(TrainConfig, ADVANCED, "as-train",
@@ -266,7 +268,7 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         return (*[values.get(n, gr.skip()) for n in form_names], preview(**{n: values[n] for n in form_names if n in values}))
 
     return TrainTab(run=run, job=job_id, header=header, message=message, canvas=canvas, refresh_outputs=outputs,
-                    refresh=refresh, form=[form[n] for n in form_names] + [command], restore=restore, fill=fill,
+                    refresh=refresh, stop=stop, form=[form[n] for n in form_names] + [command], restore=restore, fill=fill,
                     preview=preview, preview_inputs=form_inputs, command=command)
 
 

@@ -38,6 +38,7 @@ class TuneTab:
     message: gr.Markdown
     refresh: object
     refresh_outputs: list
+    stop: gr.Button
 
 
 def tunable_methods() -> list[str]:
@@ -99,7 +100,8 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
                               info=f"folder inside {studio.runs.name}/tune/; re-using a name resumes the study")
             with gr.Row():
                 start = gr.Button("▶ Start study", variant="primary", elem_id="as-tune-start")
-                stop = gr.Button("■ Stop", variant="stop", elem_id="as-tune-stop", elem_classes="as-danger")
+                stop = gr.Button("■ Stop", variant="stop", elem_id="as-tune-stop", elem_classes="as-danger",
+                                 interactive=False)
             message = gr.Markdown(elem_id="as-tune-message")
         with gr.Column(scale=4, min_width=480):
             progress = gr.HTML(progress_html(0, "No study running", "", "idle"), elem_id="as-tune-progress")
@@ -179,4 +181,4 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         return bar, _stats(job.done, job.total, points), curve(points), gr.skip(), gr.skip(), seen
 
     return TuneTab(folder=folder, use_in_train=use, message=message, refresh=refresh,
-                   refresh_outputs=[progress, stats, plot, report, folder, message])
+                   refresh_outputs=[progress, stats, plot, report, folder, message], stop=stop)

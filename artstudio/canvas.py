@@ -95,6 +95,11 @@ def _fit(image: Image.Image, height: int, width: int) -> Image.Image:
 
 
 def _open_image(path: str | Path) -> Image.Image:
+    if not str(path).strip():  # "icon+texture:" read the current folder ("Is a directory: '.'")
+        raise ConfigError(f"canvas init names no picture after '{TEXTURE_PREFIX}'; give a picture file's path, "
+                          f"e.g. {TEXTURE_PREFIX}logo.png")
+    if Path(path).expanduser().is_dir():
+        raise ConfigError(f"canvas init image {path} is a folder; give a picture file (PNG, JPEG, ...)")
     try:
         with Image.open(Path(path).expanduser()) as img:
             img.load()

@@ -210,7 +210,7 @@ def _string_field(file: Path, lineno: int, row: dict, key: str, *, required: boo
     value = row[key]
     if not isinstance(value, str):
         raise DataError(
-            f'{file}:{lineno}: field "{key}" is a {_json_type(value)}; expected a string'
+            f'{file}:{lineno}: field "{key}" is {json_type(value)}; expected a string'
         )
     return value
 
@@ -221,7 +221,7 @@ def _id_field(file: Path, lineno: int, row: dict, index: int) -> str:
     value = row["id"]
     # bool is an int subclass, but `true` as an id is almost certainly a mistake.
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataError(f'{file}:{lineno}: field "id" is a {_json_type(value)}; expected a string or an integer')
+        raise DataError(f'{file}:{lineno}: field "id" is {json_type(value)}; expected a string or an integer')
     return str(value)
 
 
@@ -230,7 +230,7 @@ def _image_field(file: Path, lineno: int, row: dict, checked: set[Path]) -> str 
         return None
     value = row["image"]
     if not isinstance(value, str) or not value.strip():
-        what = "is empty" if isinstance(value, str) else f"is a {_json_type(value)}"
+        what = "is empty" if isinstance(value, str) else f"is {json_type(value)}"
         raise DataError(f'{file}:{lineno}: field "image" {what}; expected a path to an image file (or no "image" field)')
     image = Path(value).expanduser()
     if not image.is_absolute():
@@ -290,6 +290,8 @@ def _row_from_example(example: Example, folder: Path) -> dict:
     return row
 
 
-def _json_type(value: object) -> str:
-    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
+def json_type(value: object) -> str:
+    """What JSON calls `value`'s kind, with its article ("a number", "an object", "null"), for messages about a
+    value a user wrote."""
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return "null" if value is None else names.get(type(value), f"a {type(value).__name__}")

@@ -57,6 +57,7 @@ from typing import Any
 from fastapi import Request  # a module-level name: FastAPI resolves the routes' string annotations here
 
 from .errors import ArtStudioError, ConfigError
+from .data import json_type
 from .logfilters import rewording
 from .network import check_port, is_loopback
 from .options import check_kinds
@@ -102,6 +103,9 @@ class ServeConfig:
             raise ConfigError(f"--batch-wait-ms is {self.batch_wait_ms}; expected 0 to {_MAX_BATCH_WAIT_MS:g} "
                               "(milliseconds a request waits for others to batch with)")
         check_port(self.port)
+        if self.api_key is not None and not self.api_key.strip():  # `--api-key "$KEY"` with $KEY unset served with no key
+            raise ConfigError(f"--api-key is empty (an unset shell variable?); give the key, or leave --api-key out "
+                              f"(then ${API_KEY_ENV} is used if set, else the server takes no key)")
         artwork_specs(self.artwork)  # names and paths, before the model loads
 
 
@@ -228,8 +232,8 @@ class Models:
                 log.warning("skipping %s: %s", path, err)
                 continue
             if method.artwork.metadata is None:  # (infer refuses one unless --model names the model)
-                log.warning("%s has no ArtStudio metadata: served as a canvas for %s, placed first, as %s+%s",
-                            path, self.base_name, self.base_name, name)
+                log.warning("%s has no ArtStudio metadata to say which model it was trained for: served as a canvas "
+                            "for %s (--model), placed first, as %s+%s", path, self.base_name, self.base_name, name)
             self.artworks[name] = Served(f"{self.base_name}+{name}", method, pixel_hash(method.artwork.image), str(path))
         self.by_hash: dict[str, list[Served]] = {}
         for served in self.artworks.values():
@@ -388,13 +392,13 @@ def _user_content(messages: Any) -> list:
         raise _bad("messages must be a non-empty list of chat messages", "messages")
     roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
     if roles != ["user"]:
-        raise _bad(f"messages have the roles {roles}; this server answers one user turn, as the artwork was "
+        raise _bad(f"messages have the roles {_json(roles)}; this server answers one user turn, as the artwork was "
                    "trained (no system, assistant or earlier turns)", "messages", "unsupported_messages")
     content = messages[0].get("content")
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if content is not None and not isinstance(content, list):
-        raise _bad(f"the user message's content is a {type(content).__name__}; expected a string or a list of text "
+        raise _bad(f"the user message's content is {json_type(content)}; expected a string or a list of text "
                    "and image_url parts", "messages")
     if not content:
         raise _bad("the user message has no content; expected a string or a list of text and image_url parts", "messages")
@@ -422,7 +426,7 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
         elif kind == "image_url":
             pictures.append((i, _decode_picture(part.get("image_url"), f"content part {i}")))
         else:
-            raise _bad(f"content part {i} has type {kind!r}; this server takes 'text' and 'image_url' parts",
+            raise _bad(f"content part {i} has type {_json(kind)}; this server takes 'text' and 'image_url' parts",
                        "messages", "unsupported_content_type")
     prompt = "\n".join(texts)
     if not prompt.strip():
@@ -477,7 +481,7 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
                        name)
     response_format = body.get("response_format")
     if response_format not in (None, {"type": "text"}):
-        raise _bad(f"response_format {response_format!r} is not supported; this server returns plain text "
+        raise _bad(f"response_format {_json(response_format)} is not supported; this server returns plain text "
                    "(a task's own format comes from its artwork)", "response_format")
     n = body.get("n")
     if n not in (None, 1):

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import threading
@@ -327,6 +328,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                 "processes": _segments((saved_run or {}).get("processes"), processes.world),
                 "dtype": dtype_name(backbone.dtype)} | more
 
+    chosen_before = (out / STARTS_FOLDER / CHOICE_FILE).is_file()  # a resume that runs the starts has no earlier pick
     try:
         config, start_choice = choose_start(replace(config, steps=saved_steps or config.steps), out, backbone,
                                             train_rows, card, progress=progress, should_stop=should_stop,
@@ -373,9 +375,12 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         method.load_trainable_state(state)
         log.info("resumed %s at step %d", out, start)
     elif config.resume and main:
-        if (out / STARTS_FOLDER / CHOICE_FILE).is_file():  # "starts at step 0" read as if the starts were lost too
+        if chosen_before:  # "starts at step 0" read as if the starts were lost too
             log.warning("--resume: %s holds no checkpoint of the run after its starts; it keeps the start it chose "
                         "and trains from it, from step 0", out)
+        elif start_choice:  # stopped during its starts: this resume has just finished them
+            log.warning("--resume: %s was stopped during its starts; it has finished them, and trains the start it "
+                        "chose from step 0", out)
         else:
             log.warning("--resume: %s holds no checkpoint; the run starts at step 0", out)
     for group in opt.param_groups:
@@ -746,11 +751,21 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
         elif created and not (out / "config.json").exists() and isinstance(err, ArtStudioError):
             # Refused before it began (bad data, options, reward): a folder this call made holds no run yet.
             shutil.rmtree(out, ignore_errors=True)
+            if len(err.args) == 1 and isinstance(err.args[0], str):
+                err.args = (_without_removed_tasks(err.args[0], out),)
         raise
     finally:
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
         lock.close()  # closing releases the lock (so does a killed process)
+
+
+def _without_removed_tasks(message: str, out: Path) -> str:
+    """A refusal that names a row of a built-in task written into the run folder, which is removed with it
+    ("runs/b8/task/max-bracket/test.jsonl:1: …"), names the task instead: "built-in task max-bracket, test.jsonl:1"."""
+    for folder in ("task", "eval-task"):
+        message = re.sub(re.escape(str(out / folder)) + r"/([^/\s]+)/", r"built-in task \1, ", message)
+    return message
 
 
 def training_in(out: Path) -> str | None:

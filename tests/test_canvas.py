@@ -188,6 +188,11 @@ def test_bad_inits_are_clear_errors(tmp_path):
         Canvas(32, init=str(missing))
     with pytest.raises(ArtStudioError, match="missing.png"):
         Canvas(32, init=f"icon+texture:{missing}")
+    # Nothing after the prefix read the current folder: "is not a readable image ...: Is a directory: '.'".
+    with pytest.raises(ArtStudioError, match="names no picture after 'icon\\+texture:'"):
+        Canvas(32, init="icon+texture:")
+    with pytest.raises(ArtStudioError, match=f"{run} is a folder; give a picture file"):
+        Canvas(32, init=f"icon+texture:{run}")
     junk = tmp_path / "junk.png"
     junk.write_text("not an image")
     with pytest.raises(ArtStudioError, match=f"{junk}.*not a readable image"):

@@ -47,7 +47,7 @@ def test_load_from_other_working_directory(tmp_path, monkeypatch):
         (['{"answer": "b"}'], 1, 'missing field "prompt"'),
         (['{"prompt": "a"}'], 1, 'missing field "answer"'),
         (['{"prompt": 3, "answer": "b"}'], 1, '"prompt" is a number; expected a string'),
-        (['{"prompt": "a", "answer": null}'], 1, '"answer" is a null'),
+        (['{"prompt": "a", "answer": null}'], 1, '"answer" is null'),
         (['{"prompt": "a", "answer": "b", "id": [1]}'], 1, '"id" is a list'),
         (['{"prompt": "a", "answer": "b", "image": "nope.png"}'], 1, "does not exist"),
     ],

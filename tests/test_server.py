@@ -208,6 +208,8 @@ def test_bad_requests_get_openai_style_400s(server, backbone):
         "temperature -1": {"model": "studio-tiny", "messages": _user(text), "temperature": -1},
         "n 2": {"model": "studio-tiny", "messages": _user(text), "n": 2},
         "content 5": {"model": "studio-tiny", "messages": [{"role": "user", "content": 5}]},
+        "no role": {"model": "studio-tiny", "messages": [{"content": "3 8"}]},
+        "json_object": {"model": "studio-tiny", "messages": _user(text), "response_format": {"type": "json_object"}},
         # 40,000 tokens against 4,096 positions ran for 90 s, answered nonsense and held up every other request
         "a prompt longer than the model reads": {"model": "studio-tiny", "messages": _user({"type": "text", "text": "1 " * 20_000})},
     }
@@ -218,7 +220,10 @@ def test_bad_requests_get_openai_style_400s(server, backbone):
         assert error["message"] and error["type"] == "invalid_request_error", what
         assert "Traceback" not in r.text, what
     assert "does not fit" in post(server, cases["an artwork that does not fit"]).json()["error"]["message"]
-    assert "content is a int" in post(server, cases["content 5"]).json()["error"]["message"]
+    assert "content is a number" in post(server, cases["content 5"]).json()["error"]["message"]
+    # Values quoted as the client wrote them (JSON), not as Python prints them ([None], {'type': ...}).
+    assert "the roles [null]" in post(server, cases["no role"]).json()["error"]["message"]
+    assert 'response_format {"type": "json_object"} is not' in post(server, cases["json_object"]).json()["error"]["message"]
     long = post(server, cases["a prompt longer than the model reads"]).json()["error"]
     assert long["code"] == "context_length_exceeded" and "4,096 positions" in long["message"]
     r = httpx.post(server.url + "/chat/completions", content=b"{not json", timeout=30)
@@ -246,7 +251,7 @@ def test_api_key_is_required_when_set(backbone, tmp_path, caplog):
     with start_server(ServeConfig(port=0, api_key="s3cret", artwork=[str(tmp_path)]), backbone=backbone) as server:
         assert list(server.models.artworks) == ["good", "red"]
         assert "skipping" in caplog.text and "misfit.png" in caplog.text
-        assert "red.png has no ArtStudio metadata: served as a canvas for studio-tiny" in caplog.text
+        assert "red.png has no ArtStudio metadata to say which model it was trained for: served as a canvas for studio-tiny (--model)" in caplog.text
         bad = openai.OpenAI(base_url=server.url, api_key="wrong", max_retries=0)
         with pytest.raises(openai.AuthenticationError):
             bad.models.list()
@@ -460,6 +465,9 @@ def test_python_serve_configs_are_checked_like_the_command_line():
     config = ServeConfig(artwork=f"mb={MAX_BRACKET}")
     config.check()
     assert config.artwork == [f"mb={MAX_BRACKET}"]
+    # `--api-key "$KEY"` with $KEY unset served on 0.0.0.0 with no key at all.
+    with pytest.raises(ConfigError, match="--api-key is empty"):
+        ServeConfig(api_key="  ").check()
 
 
 def _url_of(image, fmt: str) -> str:

@@ -251,7 +251,7 @@ def test_the_app_shows_the_diagnosis_beside_the_accuracy():
     assert "**Cannot fit the task.** the run answers 83%" in _metrics_text(job)
 
 
-def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(qwen35, task, tmp_path):
+def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(qwen35, task, tmp_path, caplog):
     asked = iter([False] * 1 + [True] * 1000)  # stop inside the first start
     res = train(_config(task, tmp_path / "run"), backbone=qwen35, progress=False, should_stop=lambda: next(asked))
     assert res.metrics["stopped"] and res.metrics["steps"] == 0 and "start" not in res.metrics
@@ -262,8 +262,12 @@ def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(q
     kept = sorted(p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith("."))
     assert kept == ["config.json", "starts", "task"] or kept == ["config.json", "starts"], kept
     # A resume with other --steps trains the starts for them (none was chosen): 20 % of 15 steps is 3, not 2.
-    again = train(replace(_config(task, tmp_path / "run", resume=True), steps=15), backbone=qwen35, progress=False)
+    with caplog.at_level("WARNING", logger="artstudio.train"):
+        again = train(replace(_config(task, tmp_path / "run", resume=True), steps=15), backbone=qwen35, progress=False)
     assert again.metrics["steps"] == 15 and "start" in again.metrics
+    # It said it "keeps the start it chose", as if one had been chosen before the stop.
+    assert "was stopped during its starts; it has finished them, and trains the start it chose" in caplog.text
+    assert "keeps the start it chose" not in caplog.text
     assert json.loads((tmp_path / "run" / "starts" / "0-gray" / "result.json").read_text())["steps"] == 3
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["resolved"]["init"].endswith("artwork.png")  # the run went on from the start it chose

@@ -167,7 +167,7 @@ def test_making_the_same_task_again_keeps_rows_the_user_edited(tmp_path):
     folder = make_task("add-json", tmp_path / "t", n_train=5, n_test=3)
     make_task("add-json", folder, n_train=5, n_test=3)  # the same rows again: nothing lost, no error
     (folder / "train.jsonl").write_text('{"prompt": "1 1", "answer": "{\\"result\\": 2}"}\n')
-    with pytest.raises(ConfigError, match=r"edited rows \(train.jsonl differ"):
+    with pytest.raises(ConfigError, match=r"edited rows \(train.jsonl differs from"):
         make_task("add-json", folder, n_train=5, n_test=3)
     assert (folder / "train.jsonl").read_text().count("\n") == 1
     make_task("add-json", folder, n_train=5, n_test=3, overwrite=True)

@@ -256,6 +256,12 @@ def test_answers_the_metric_cannot_score_are_refused_before_training(qwen35, tas
                           metric="numeric", eval_data=str(task_dir / "test.jsonl")),
               backbone=qwen35, progress=False, canvas_size=64)
     assert not (tmp_path / "a").exists()
+    # A built-in task is written into the run folder, which the refusal removes: the error names the task, not
+    # a file that is gone ("a/task/max-bracket/test.jsonl:1").
+    with pytest.raises(DataError, match=r"^built-in task max-bracket, test\.jsonl:1: reference answer '\[\d\]' is not"):
+        train(TrainConfig(out=str(tmp_path / "a"), data="max-bracket", steps=2, batch_size=2, metric="numeric"),
+              backbone=qwen35, progress=False, canvas_size=64)
+    assert not (tmp_path / "a").exists()
 
 
 def test_non_finite_loss_skips_step(qwen35, task_dir, tmp_path, monkeypatch, caplog):

@@ -400,6 +400,8 @@ def test_port_0_launches_on_a_free_port_not_on_0(tmp_path, monkeypatch, capsys):
     assert 0 < launched["server_port"] <= 65535 and launched["closed"] and launched["blocked"]
     printed = capsys.readouterr().out  # its own start-up line, naming --share (not Gradio's "share=True in launch()")
     assert f"running on http://127.0.0.1:{launched['server_port']}/" in printed and "--share" in printed
+    # Where its gallery is, and that it is new and empty (started outside the repository, the shipped one seemed lost).
+    assert f"Gallery: {tmp_path / 'c'} (a new, empty folder: --canvases-dir names an existing gallery)" in printed
 
 
 def test_auth_uses_gradios_login(tmp_path):

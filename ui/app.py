@@ -20,6 +20,7 @@ import logging
 import secrets
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -303,12 +304,17 @@ def launch(settings: AppSettings | None = None) -> None:
     settings = settings or AppSettings()
     settings.check()
     port = settings.port or _free_port(settings.host)  # Gradio itself would print ":0" and then fail
+    gallery = Path(settings.canvases_dir)
+    # Started outside the repository, the app makes an empty ./canvases and the shipped gallery seemed lost.
+    where = ("a new, empty folder: --canvases-dir names an existing gallery" if not gallery.is_dir() else
+             f"{len(list(gallery.glob('*.png')))} artworks")
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=2)
     try:
         # Quiet: Gradio's own lines tell a command-line user to "set share=True in launch()"; ours name --share.
         demo.launch(prevent_thread_lock=True, quiet=True, **_launch_kwargs(demo.studio, settings.host, port, settings.share))
         print(f"ART Studio is running on {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else ""))
+        print(f"Gallery: {settings.canvases_dir} ({where}) · runs: {settings.runs_dir}")
         print("(--share makes a public link; Ctrl-C stops the app)" if not settings.share else "(Ctrl-C stops the app)",
               flush=True)
         demo.block_thread()

@@ -108,8 +108,9 @@ def make_task(name: str, out: str | Path, *, seed: int = 0, n_train: int | None 
         edited = [file for file, text in texts.items()
                   if (out / file).is_file() and (out / file).read_text(encoding="utf-8", errors="replace") != text]
         if edited:
-            raise ConfigError(f"{out} holds task {name!r} with edited rows ({', '.join(edited)} differ from what "
-                              "`tasks make` writes); pass --overwrite to write them anew, or choose another --out")
+            raise ConfigError(f"{out} holds task {name!r} with edited rows ({' and '.join(edited)} "
+                              f"{'differs' if len(edited) == 1 else 'differ'} from what `tasks make` writes); pass --overwrite to "
+                              "write them anew, or choose another --out")
     for rel, image in images.items():
         (out / rel).parent.mkdir(exist_ok=True)
         image.save(out / rel)

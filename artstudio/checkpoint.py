@@ -72,13 +72,22 @@ def option_differences(now: dict, saved: dict, may_change: Collection[str],
     return differ
 
 
-def key_differences(label: Callable[[str], str], now: Any, was: Any) -> list[str] | None:
+def key_differences(label: Callable[[str], str], now: Any, was: Any, defaults: Mapping[str, Any] = {}) -> list[str] | None:
     """'LABEL(key) NOW (the run has WAS)' for each key of two option dicts whose values differ (None when
-    either is not a dict: compare them as a whole)."""
+    either is not a dict: compare them as a whole). A key one side leaves out has its value in `defaults`, so an
+    option typed as its default is the run's own ("rank 8 (the run has its default)" was refused)."""
     if not (isinstance(now, dict) and isinstance(was, dict)):
         return None
-    return [f"{label(key)} {shown(now.get(key))} (the run has {shown(was.get(key))})"
-            for key in sorted(set(now) | set(was)) if now.get(key) != was.get(key)]
+    defaults = json.loads(json.dumps(defaults, default=str))  # as the run's config.json holds them (lists, not tuples)
+
+    def value(options: dict, key: str) -> Any:
+        return options[key] if key in options else defaults.get(key)
+
+    def said(options: dict, key: str) -> str:
+        return f"its default, {shown(defaults[key])}" if key not in options and key in defaults else shown(options.get(key))
+
+    return [f"{label(key)} {said(now, key)} (the run has {said(was, key)})"
+            for key in sorted(set(now) | set(was)) if value(now, key) != value(was, key)]
 
 
 def shown(value: Any) -> str:
@@ -86,6 +95,19 @@ def shown(value: Any) -> str:
     if value is None:
         return "its default"
     return json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
+
+
+# What each training command records in config.json that the other does not, and the command.
+_RUN_KINDS = {"train": ("method", "artstudio train"), "hyper": ("kind", "artstudio hyper train")}
+
+
+def check_run_kind(saved: dict, out: str | Path, kind: str) -> None:
+    """Refuse to resume the other command's run: `hyper train --resume` on a `train` run said "hyper training
+    option eval_size is None", `train --resume` on a hypernetwork run "no training data"."""
+    (key, command), (other_key, other) = _RUN_KINDS[kind], next(v for k, v in _RUN_KINDS.items() if k != kind)
+    if other_key in saved and key not in saved:
+        raise ConfigError(f"{out} holds a run of `{other}`, not of `{command}`; continue it with `{other} --resume "
+                          f"--out {out}`, or choose another --out")
 
 
 def read_run_config(file: Path) -> dict:

@@ -690,7 +690,10 @@ def _build_hyper(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
             ("train", HyperTrainConfig, (), "train a Text-to-Canvas (t2c) or Text-to-LoRA (t2l) hypernetwork",
              "--resume continues the run in --out: every option left out is the run's own (its config.json); one "
              "typed that\nwould train another run is refused. Not taken from the run: --device, --max-minutes.\n\n"
-             "examples:\n  artstudio hyper train --kind t2c --mode sft --tasks library --out runs/t2c\n"
+             "examples (the shipped T2C's recipe, a closed-form fit; README, Text-to-Canvas):\n"
+             "  artstudio hyper train --kind t2c --mode reconstruction --targets cue --steps 0 --out runs/t2c \\\n"
+             "      --options '{\"head\": \"parts\", \"palette\": 16, \"basis_init\": \"cues\", \"blocks\": 0, "
+             "\"fit\": \"ridge\", \"final_norm\": false}'\n"
              "  artstudio hyper train --resume --out runs/t2c\n  artstudio hyper train --resume --out runs/t2c --steps 2000"),
             ("generate", HyperGenerateConfig, ("hyper",), "an artwork (t2c) or adapter (t2l) from a task description",
              f"examples:\n  artstudio hyper generate --description \"{_HYPER_EXAMPLE}\" -o art.png\n"
@@ -715,7 +718,8 @@ def _build_hyper(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
 
 @verb("hyper", "train a hypernetwork, or generate an artwork / adapter from a task description", _build_hyper,
       f"examples:\n  artstudio hyper generate --description \"{_HYPER_EXAMPLE}\" -o art.png\n"
-      "  artstudio hyper train --kind t2c --mode sft --tasks library --out runs/t2c\n"
+      "  artstudio hyper train --kind t2c --mode reconstruction --targets cue --steps 0 --out runs/t2c   "
+      "# the shipped recipe: `hyper train --help`\n"
       "  artstudio hyper generate runs/t2c/final --description \"...\" -o art.png\n\n" + _HYPER_WORDING)
 def _hyper(parsed) -> int:
     from artstudio.hyper import hyper_generate, hyper_train
@@ -724,8 +728,7 @@ def _hyper(parsed) -> int:
     if command == "train":
         _show(hyper_train(config))
     else:
-        path = hyper_generate(config)  # printed as named (a T2L adapter folder came back as an absolute path)
-        print(config.out if Path(config.out).expanduser().resolve() == Path(path).resolve() else path)
+        print(hyper_generate(config))  # as named (-o), or the kind's default output
     return 0
 
 

@@ -126,3 +126,17 @@ def parse_number(value: Any, name: str, kind: type) -> int | float | None:
 def field_names(cls: type) -> set[str]:
     """The init fields of a dataclass (an empty set for a dict-configured method)."""
     return {f.name for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else set()
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """Each init field's default value (its factory's, called) as JSON would hold it; empty for a dict-configured
+    method. A resume compares an option typed as its default with a run that recorded nothing for it by these."""
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.init and f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.init and f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out

@@ -43,14 +43,15 @@ from .atomic import atomic_write_text, check_free, check_output_kind, json_defau
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check
 from .starts import CHOICE_FILE, STARTS_FOLDER, StartsStopped, choose_start
-from .checkpoint import check_resume_steps, key_differences, read_run_config, lr_lambda, option_differences, resume, save_checkpoint, shown
+from .checkpoint import (check_resume_steps, check_run_kind, key_differences, lr_lambda, option_differences,
+                         read_run_config, resume, save_checkpoint, shown)
 from .methods import Method, build_method, get_method, method_config
 from .objectives import get_objective
 from .objectives.grpo import grpo_config
 from .objectives.rewards import portable as portable_reward
 from .progress import progress_bar
 from .prompts import check_row_lengths
-from .options import check_kinds, field_names, from_dict
+from .options import check_kinds, field_defaults, field_names, from_dict
 from .scoring import Metric, check_references
 
 log = logging.getLogger("artstudio.train")
@@ -599,6 +600,8 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
     file = out / "config.json"
     if not file.is_file():
         return None
+    from .objectives.grpo import GRPOConfig as grpo_options
+
     saved = read_run_config(file)
     resolved = saved.pop("resolved", None) or {}
     now = json.loads(json.dumps(config_record(config), default=json_default))
@@ -639,8 +642,10 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
 
     differ = option_differences(now, saved, RESUME_MAY_CHANGE, {
         "data": data_rows, "lr": rate, "dtype": dtype, "metric": scored_by,
-        "method_options": lambda value, was: key_differences(lambda key: f"method option {key}", value, was),
-        "grpo": lambda value, was: key_differences(lambda key: "--grpo-" + key.replace("_", "-"), value, was)})
+        "method_options": lambda value, was: key_differences(lambda key: f"method option {key}", value, was,
+                                                             field_defaults(get_method(config.method).config_class)),
+        "grpo": lambda value, was: key_differences(lambda key: "--grpo-" + key.replace("_", "-"), value, was,
+                                                   field_defaults(grpo_options))})
     if differ:
         picture = out / "artwork.png"
         raise ConfigError(f"--resume continues the run in {out} with the options it started with; these differ: "
@@ -940,7 +945,9 @@ def run_own_options(out: str | Path) -> dict:
     if not own.is_file():
         return {}
     known = {f.name for f in fields(TrainConfig)}
-    return {k: v for k, v in read_run_config(own).items() if k in known and k not in ("device", "resume", "overwrite")}
+    saved = read_run_config(own)
+    check_run_kind(saved, out, "train")
+    return {k: v for k, v in saved.items() if k in known and k not in ("device", "resume", "overwrite")}
 
 
 def _check_method_keys(method: str, options: dict, overrides: dict, known: set[str]) -> None:

@@ -358,13 +358,18 @@ def test_reconstruction_mode_matches_cached_targets(bb, encoder, task_dirs, tmp_
 
 
 @pytest.mark.slow
-def test_hyper_train_generate_evaluate_end_to_end(bb, tiny_model_dir, task_dirs, tmp_path):
-    """`hyper train` -> `hyper generate` -> `eval` on the tiny model, as a user would run them."""
-    cfg = _config(tmp_path, "run", model=tiny_model_dir("qwen3_5"), tasks=",".join(str(p) for p in task_dirs.values()),
-                  steps=2, checkpoint_every=0)
-    result = hyper_train(cfg, backbone=bb, progress=False)
+def test_hyper_train_generate_evaluate_end_to_end(bb, tiny_model_dir, task_dirs, tmp_path, caplog):
+    """`hyper train` -> `hyper generate` -> `eval` on the tiny model, as a user would run them. A held-out task
+    among the training tasks is left out of the zero-shot score (it was reported as zero-shot)."""
+    heldout_too = make_task("max-bracket", tmp_path / "max-bracket", n_train=24, n_test=6)
+    tasks = ",".join(str(p) for p in [*task_dirs.values(), heldout_too])
+    cfg = _config(tmp_path, "run", model=tiny_model_dir("qwen3_5"), tasks=tasks, steps=2, checkpoint_every=0)
+    with caplog.at_level("WARNING"):
+        result = hyper_train(cfg, backbone=bb, progress=False)
     assert (result.out / "final" / "hyper.json").is_file()
     assert set(result.heldout["per_task"]) >= {"add-json", "reverse-bracket", "word-problems-json"}
+    assert "max-bracket" not in result.heldout["per_task"]
+    assert "trains on held-out task(s) max-bracket: the zero-shot evaluation at the end leaves it out" in caplog.text
     assert json.loads((result.out / "heldout.json").read_text())["eval_size"] == 2
     art = hyper_generate(HyperGenerateConfig(description="Reply with their sum, written inside square brackets.",
                                              hyper=str(result.out), out=str(tmp_path / "art.png")))
@@ -406,7 +411,7 @@ def test_resume_refuses_options_that_would_train_another_run(bb, task_dirs, tmp_
                          ({"tasks": str(task_dirs["add-plain"])}, "--tasks .*add-plain' \\(the run has"),
                          ({"batch_size": 4}, r"--batch-size 4 \(the run has 3\)"),
                          ({"options": {"canvas_size": SIDE, "hidden": 32, "blocks": 1, "palette": 4}},
-                          r"--options palette 4 \(the run has its default\)"),
+                          r"--options palette 4 \(the run has its default, 16\)"),
                          ({"kind": "t2l", "options": {}}, r"--kind 't2l' \(the run has 't2c'\)")]:
         with pytest.raises(ConfigError, match="--resume continues the hypernetwork run.*" + said +
                            ".*the run's own options.*another --out"):
@@ -415,6 +420,10 @@ def test_resume_refuses_options_that_would_train_another_run(bb, task_dirs, tmp_
         hyper_train(_config(tmp_path, "run", **cfg, seed=5, batch_size=4, resume=True), backbone=bb, progress=False)
     with pytest.raises(ConfigError, match="already finished its 2 steps; nothing to resume"):
         hyper_train(_config(tmp_path, "run", **cfg, resume=True), backbone=bb, progress=False)
+    # An option typed as its default is the run's own ("palette 16 (the run has its default)" was refused).
+    typed = {"options": {"canvas_size": SIDE, "hidden": 32, "blocks": 1, "palette": 16}}
+    with pytest.raises(ConfigError, match="already finished its 2 steps; nothing to resume"):
+        hyper_train(_config(tmp_path, "run", **(cfg | typed), resume=True), backbone=bb, progress=False)
     with pytest.raises(ConfigError, match="already at step 2; --steps 1 would end before it"):
         hyper_train(_config(tmp_path, "run", **(cfg | {"steps": 1}), resume=True), backbone=bb, progress=False)
     assert (run / "config.json").read_text() == saved  # refused: the record still describes the weights
@@ -716,9 +725,9 @@ def test_word_dropout_wordings_are_seeded_and_never_empty():
     kept = sum(len(w.split(" ")) for w in a) / (64 * len(words))
     assert 0.8 < kept < 0.97  # about 90 % of the words survive at p=0.1
     assert word_dropped("one", 5, 0.99, seed=0) == ["one"] * 5  # never an empty description
-    with pytest.raises(ConfigError, match="word_dropout must be in"):
+    with pytest.raises(ConfigError, match="--word-dropout is 1.0; expected at least 0 and less than 1"):
         HyperTrainConfig(word_dropout=1.0, wordings=4).validate()
-    with pytest.raises(ConfigError, match="pass wordings >= 2"):
+    with pytest.raises(ConfigError, match="pass --wordings 2 or more"):
         HyperTrainConfig(word_dropout=0.1).validate()
 
 
@@ -818,7 +827,9 @@ def test_ridge_fit_paints_each_tasks_cue_in_closed_form_whatever_the_seed(bb, en
 def test_cue_targets_are_refused_where_there_is_no_cue(bb, encoder, task_dirs, tmp_path):
     with pytest.raises(ConfigError, match="t2c only"):
         HyperTrainConfig(kind="t2l", mode="reconstruction", targets="cue").validate()
-    with pytest.raises(ConfigError, match="init folder"):
+    with pytest.raises(ConfigError, match="--mode sft trains through the model on the tasks' rows and has no targets"):
+        HyperTrainConfig(kind="t2c", mode="sft", targets="cue").validate()  # it was accepted and changed nothing
+    with pytest.raises(ConfigError, match="--init .*nowhere does not exist"):
         HyperTrainConfig(init=str(tmp_path / "nowhere")).validate()
     own = tmp_path / "own"
     shutil.copytree(task_dirs["add-plain"], own)

@@ -74,10 +74,35 @@ def test_resume_on_the_command_line_continues_the_run(tmp_path, tiny_model_dir, 
                  "--options", '{"canvas_size": 64, "hidden": 32, "blocks": 1}', "--batch-size", "3",
                  "--tasks-per-step", "2", "--no-heldout-eval", "--checkpoint-every", "1", "--lr", "0.01",
                  "--task-cache", str(tmp_path / "cache")]) == 0
+    capsys.readouterr()
     assert main(["hyper", "train", "--resume", "--out", run, "--steps", "3"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().err.count("--steps 3 differs from the run's 2") == 1  # it was said twice
     assert [json.loads(line)["step"] for line in (Path(run) / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     saved = json.loads((Path(run) / "config.json").read_text())
     assert saved["tasks"] == tasks and saved["lr"] == 0.01 and saved["steps"] == 3
+
+
+def test_the_default_run_folder_is_named_for_the_kind():
+    """A T2L run without --out went to runs/t2c, where it then blocked a T2C run."""
+    from artstudio.hyper import HyperTrainConfig
+
+    assert HyperTrainConfig(kind="t2l").out == "runs/t2l" and HyperTrainConfig().out == "runs/t2c"
+    assert HyperTrainConfig(kind="t2l", out="mine").out == "mine"
+
+
+def test_a_resume_of_the_other_commands_run_names_the_command_that_continues_it(tmp_path, capsys):
+    """`hyper train --resume` on a `train` run said "hyper training option eval_size is None"; `train --resume` on a
+    hypernetwork run said "no training data: pass --data"."""
+    plain, hyper = tmp_path / "plain", tmp_path / "hyper"
+    for folder, record in ((plain, {"method": "art", "data": "max-bracket", "steps": 2}),
+                           (hyper, {"kind": "t2c", "mode": "sft", "tasks": "library", "steps": 2})):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(record))
+    assert main(["hyper", "train", "--resume", "--out", str(plain)]) == 2
+    assert f"{plain} holds a run of `artstudio train`, not of `artstudio hyper train`; continue it with " \
+           f"`artstudio train --resume --out {plain}`" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(hyper)]) == 2
+    assert f"{hyper} holds a run of `artstudio hyper train`, not of `artstudio train`" in capsys.readouterr().err
 
 
 # --- usage errors ------------------------------------------------------------------------------------
@@ -161,6 +186,36 @@ def test_generate_prints_the_output_as_named(tmp_path, monkeypatch, capsys):
     png = read_artwork(tmp_path / "out" / "art.png").metadata.extra
     assert png["hypernetwork"]["source"] == "artstudio/models/hyper/t2c"
     assert "artstudio/models/hyper/t2l" in json.dumps(record) and str(ROOT) not in json.dumps(record)
+
+
+@shipped
+def test_a_folder_named_like_a_shipped_kind_does_not_hide_it(tmp_path, monkeypatch, capsys):
+    """`hyper generate t2l ... -o t2l/` wrote a folder named t2l; the same command again then said "t2l is not a
+    hypernetwork folder (no hyper.json)", and so did every T2C start of `train` beside a folder named t2c."""
+    from artstudio.hyper.generate import resolve_hyper_folder
+
+    monkeypatch.chdir(tmp_path)
+    said = "The prompt is two digits separated by a space, with no instruction. Reply with their sum."
+    assert main(["hyper", "generate", "t2l", "--description", said, "-o", "t2l/"]) == 0
+    assert main(["hyper", "generate", "t2l", "--description", said, "-o", "t2l/", "--overwrite"]) == 0, \
+        capsys.readouterr().err
+    (tmp_path / "t2c").mkdir()
+    assert resolve_hyper_folder("t2c") == SHIPPED / "t2c" and resolve_hyper_folder("t2l") == SHIPPED / "t2l"
+    # A folder of that name that holds a hypernetwork of one's own is that one.
+    (tmp_path / "t2c" / "hyper.json").write_text("{}")
+    assert resolve_hyper_folder("t2c") == Path("t2c")
+    assert resolve_hyper_folder(SHIPPED / "t2l" / "hyper.json") == SHIPPED / "t2l"  # one of its files: its folder
+
+
+@shipped
+def test_generate_without_an_output_writes_the_kinds_default(tmp_path, monkeypatch, capsys):
+    """`hyper generate t2l` without -o was refused for T2C's default output, artwork.png."""
+    monkeypatch.chdir(tmp_path)
+    said = "The prompt is two digits separated by a space, with no instruction. Reply with their sum."
+    assert main(["hyper", "generate", "t2l", "--description", said]) == 0
+    assert main(["hyper", "generate", "--description", said]) == 0
+    assert capsys.readouterr().out.split() == ["adapter", "artwork.png"]
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file() and (tmp_path / "artwork.png").is_file()
 
 
 # --- the examples ------------------------------------------------------------------------------------

@@ -167,6 +167,10 @@ def test_resume_refuses_another_run_and_a_finished_one_but_may_train_longer(qwen
     same = dict(common, data=str(copy), lr=0.05)
     with pytest.raises(ConfigError, match="already finished its 4 steps; nothing to resume"):
         train(TrainConfig(out=str(out), steps=4, resume=True, **same), backbone=qwen35, progress=False, canvas_size=64)
+    # A method option typed as its default is the run's own too (it was "tv_weight 0.0 (the run has its default)").
+    with pytest.raises(ConfigError, match="already finished its 4 steps; nothing to resume"):
+        train(TrainConfig(out=str(out), steps=4, resume=True, method_options={"tv_weight": 0.0, "placement": "first"},
+                          **same), backbone=qwen35, progress=False, canvas_size=64)
     # More steps continue the finished run (its time counts both segments); fewer than it reached are refused.
     longer = train(TrainConfig(out=str(out), steps=6, resume=True, **same), backbone=qwen35, progress=False,
                    canvas_size=64)

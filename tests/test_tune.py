@@ -101,7 +101,10 @@ def test_space_file_narrows_extends_and_drops(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("nonsense: {low: 1, high: 2}", "unknown parameter"),
+    ("nonsense: {low: 1, high: 2}", "unknown parameter.*searchable: .*alpha_ratio"),
+    # alpha beside the declared alpha_ratio: one was sampled and recorded, the other set lora's alpha
+    ("alpha: {low: 8, high: 32}", "parameter 'alpha': 'alpha_ratio' sets alpha too; keep one of them "
+                                  r"\(alpha_ratio searches alpha as a multiple of r\)"),
     ("lr: {low: 0.1, high: 0.01}", "low 0.1 > high 0.01"),
     ("dropout: {low: 0.2, high: 0.2}", "empty"),
     ("dropout: {low: 0.0, high: 1.5}", "outside what lora accepts"),
@@ -373,6 +376,12 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
                  space=str(_space_file(tmp_path)), proxy=0.5, val_fraction=0.2, steps=4, trial_steps=2, out=str(out))
     assert again.n_complete == 3 and again.final == result.final
     assert f"artstudio train --config {out / 'best.json'}" in result.summary()
+    (out / "tuned").mkdir()  # once trained, the command said would be refused: the summary says so
+    (out / "tuned" / "config.json").write_text("{}")
+    assert f"{out / 'tuned'} holds its run already; artstudio train --config {out / 'best.json'} --out OTHER" \
+        in result.summary()
+    (out / "tuned" / "config.json").unlink()
+    (out / "tuned").rmdir()
     trials_before = (out / "trials.csv").read_text()
     with pytest.raises(ConfigError, match=r"holds another study \(sampler 'lgbo', not 'tpe'\)"):
         tune(method="art", data=str(sum_task), model=model, trials=3, sampler="tpe", space=str(_space_file(tmp_path)),
@@ -503,6 +512,28 @@ def test_one_out_folder_holds_one_study(tmp_path):
     (tmp_path / "study.json").write_text("{not json")
     with pytest.raises(ConfigError, match="cannot read which study"):
         claim_out(TuneConfig(method="lora", data="add-json"), tmp_path)
+
+
+def test_a_folder_of_ones_own_is_not_taken_for_a_study(tmp_path):
+    """`tune --out mine` replaced mine/report.md with the study's report: a folder without study.json was taken
+    over as it was. A folder holding only what a study writes before recording itself is still taken (a study
+    killed while its model loaded resumes)."""
+    from artstudio import tune
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("important")
+    with pytest.raises(ConfigError, match=r"mine holds files that are not a study of `artstudio tune` \(report.md\)"):
+        tune(TuneConfig(method="lora", data="add-json", trials=1, out=str(mine)))
+    assert (mine / "report.md").read_text() == "important"
+    from artstudio.tune.study import claim_out
+
+    begun = tmp_path / "begun"
+    for name in ("data", "task"):
+        (begun / name).mkdir(parents=True)
+    (begun / "study.db").write_bytes(b"")
+    claim_out(TuneConfig(method="lora", data="add-json"), begun, space=method_space("lora"))
+    assert (begun / "study.json").is_file()
 
 
 def test_the_default_storage_named_or_left_out_is_one_study(tmp_path, monkeypatch):

@@ -191,9 +191,9 @@ def test_a_stopped_study_keeps_its_finished_trials(studio):
     ({"task": "no-such-task"}, "not a built-in task"),
     ({"task": ""}, "choose a task"),
     ({"method": "base"}, "trains nothing"),
-    ({"trials": 0}, "trials must be at least 1"),
+    ({"trials": 0}, "--trials is 0; expected at least 1"),
     ({"trial_steps": -3}, "--trial-steps is -3; expected at least 1"),  # it said "steps and trial_steps"
-    ({"proxy": 2}, "0 < proxy <= 1"),
+    ({"proxy": 2}, "--proxy is 2.0; expected the fraction of training rows"),
     ({"val_size": "many"}, "val size is 'many'; expected a whole number"),
     ({"model": "elsewhere/model"}, "not one this app serves"),
 ])

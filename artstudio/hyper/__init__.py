@@ -6,7 +6,7 @@
 Python entry points (the CLI verbs `artstudio hyper train|generate` are generated from these):
 
     from artstudio.hyper import HyperTrainConfig, hyper_train, HyperGenerateConfig, hyper_generate
-    hyper_train(HyperTrainConfig(kind="t2c", mode="sft", tasks="library", out="runs/t2c"))
+    hyper_train(HyperTrainConfig(kind="t2c", mode="reconstruction", targets="cue", steps=0, out="runs/t2c"))
     hyper_generate(HyperGenerateConfig(description="The prompt is two digits separated by a space, with no instruction. "
                                        "Reply with the larger of the two, written inside square brackets, like [<value>].",
                                        out="art.png"))
@@ -41,7 +41,7 @@ def hyper_train(config: HyperTrainConfig, *, backbone=None, progress: bool = Tru
 
     config.validate()
     if config.resume:
-        check_hyper_resume(config, config.out)  # before the model loads: a refused resume costs nothing
+        check_hyper_resume(config, config.out, say=False)  # before the model loads: a refused resume costs nothing
     if backbone is None:
         backbone = load_backbone(config.model, dtype=config.dtype, device=config.device)
     encoder = TaskEncoder.load(config.encoder, backbone)

@@ -121,7 +121,9 @@ class TaskEncoder:
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise ConfigError(f"task encoder folder {folder} does not exist; pass a local transformers model "
-                              f"folder (with config.json and a tokenizer), or '{BACKBONE_ENCODER}' for the backbone's own language model")
+                              f"folder (with config.json and a tokenizer), or '{BACKBONE_ENCODER}:0' for the backbone's own "
+                              "token embeddings (the default and the shipped hypernetworks' encoder; "
+                              f"'{BACKBONE_ENCODER}:N' reads its hidden state N)")
         if not (folder / "config.json").is_file():
             raise ModelLoadError(f"task encoder folder {folder} has no config.json, so it is not a saved "
                                  "transformers model; pass a folder written by save_pretrained")

@@ -16,7 +16,7 @@ use (the app's "Describe a task" box): one generation is a text encoding and one
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from artstudio.atomic import check_free
@@ -35,7 +35,7 @@ class HyperGenerateConfig:
 
     description: str = field(default="", metadata={"help": "what the task is, in words (one or more sentences)"})
     hyper: str = field(default=DEFAULT_HYPER, metadata={"help": "hypernetwork folder: a run folder, its final/ subfolder, or a shipped one (default: the shipped T2C for studio-tiny)"})
-    out: str = field(default="artwork.png", metadata={"help": "output: a .png for t2c, a folder for t2l"})
+    out: str | None = field(default=None, metadata={"help": "output: a .png for t2c, a folder for t2l (default: artwork.png for t2c, adapter/ for t2l)"})
     model: str | None = field(default=None, metadata={"help": "model the hypernetwork was made for (default: the one it records)"})
     encoder: str | None = field(default=None, metadata={"help": "task encoder (default: the one the hypernetwork was trained with)"})
     name: str | None = field(default=None, metadata={"help": "task name recorded in the output's metadata (the artwork's task name, the adapter's artstudio.json) (default: none)"})
@@ -58,8 +58,13 @@ class HyperGenerateConfig:
 def resolve_hyper_folder(path: str | Path) -> Path:
     """A run folder's `final/`, or the folder itself; a shipped kind name ('t2c', 't2l') also works."""
     folder = Path(path).expanduser()
-    if not folder.exists() and str(path) in ("t2c", "t2l"):
+    # A shipped kind's name is the shipped hypernetwork unless a folder of that name holds one: an output folder
+    # named t2l (`-o t2l/`) hid the shipped T2L behind "t2l is not a hypernetwork folder".
+    holds_one = (folder / "hyper.json").is_file() or (folder / "final" / "hyper.json").is_file()
+    if str(path) in ("t2c", "t2l") and not holds_one:
         folder = SHIPPED / str(path)
+    if folder.is_file() and folder.name in ("hyper.json", "hyper.safetensors"):  # one of its files: its folder
+        folder = folder.parent
     if (folder / "final" / "hyper.json").is_file():
         return folder / "final"
     if not folder.exists():
@@ -142,9 +147,9 @@ class HyperGenerator:
         check_free(out, overwrite)
         t0 = time.perf_counter()
         g = self.generated(description)
-        path = self.hyper.export(self.backbone, g, out, description, source=source_name(self.folder), name=name)
+        self.hyper.export(self.backbone, g, out, description, source=source_name(self.folder), name=name)
         self.last_seconds = time.perf_counter() - t0
-        return Path(path)
+        return Path(out)  # as named, for both kinds (T2L's came back absolute, T2C's as given)
 
 
 def source_name(folder: str | Path) -> str:
@@ -164,7 +169,10 @@ def hyper_generate(config: HyperGenerateConfig, *, backbone=None) -> Path:
     """Write the artwork (t2c) or adapter folder (t2l) for `config.description`; returns its path."""
     config.validate()
     # The kind decides what the output is (T2C: a .png file, T2L: a folder); its hyper.json says, before loading.
-    check_output(Hypernetwork.read_meta(resolve_hyper_folder(config.hyper))["kind"], config.out)
+    kind = Hypernetwork.read_meta(resolve_hyper_folder(config.hyper))["kind"]
+    if config.out is None:  # `hyper generate t2l` without -o was refused for the T2C default, artwork.png
+        config = replace(config, out="artwork.png" if kind == "t2c" else "adapter")
+    check_output(kind, config.out)
     check_free(config.out, config.overwrite)  # before loading anything
     gen = HyperGenerator(config.hyper, backbone=backbone, model=config.model, encoder=config.encoder,
                          device=config.device, dtype=config.dtype)

@@ -36,6 +36,7 @@ import json
 import math
 import re
 import shutil
+import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_save_file, atomic_write_text
-from ..errors import ConfigError
+from ..errors import ArtStudioError, ConfigError
 from ..methods import Method
 from .base import HyperConfig, Hypernetwork, ResidualBlock, backbone_target, register_hyper
 from .encoder import BACKBONE_ENCODER
@@ -387,13 +388,17 @@ def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str |
             conditions: Sequence[str] = ("card", "shuffled", "para1", "para2", "para3", "para4")) -> dict:
     """Zero-shot accuracy on the held-out tasks from their cards' descriptions (`card`), the same with
     the descriptions shuffled across tasks (`shuffled`: task i gets task i+1's), with two paraphrases
-    written in other words (`para1`, `para2`, from paraphrases.json), and the time to generate one adapter."""
+    written in other words (`para1`..`para4`, from paraphrases.json), and the time to generate one adapter.
+    `out`: a JSON file; one that holds this hypernetwork's measurement keeps its other conditions (a run of
+    `conditions=("para3",)` adds to it)."""
     import time
 
     from ..backbone import load_backbone
     from .encoder import TaskEncoder
+    from .generate import resolve_hyper_folder, source_name
     from .training import description_conditions, evaluate_descriptions
 
+    hyper_folder = resolve_hyper_folder(hyper_folder)  # "t2l" is the shipped one, as `hyper generate t2l` reads it
     meta = Hypernetwork.read_meta(hyper_folder)
     backbone = backbone or load_backbone(meta["target"]["model_id"], device="cpu")
     hyper = T2LHypernetwork.from_pretrained(hyper_folder, backbone)
@@ -402,7 +407,7 @@ def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str |
     unknown = sorted(set(conditions) - set(variants))
     if unknown:
         raise ConfigError(f"unknown condition(s) {', '.join(unknown)}; choose from {', '.join(variants)}")
-    result: dict = {"hypernetwork": str(hyper_folder), "parameters": hyper.num_parameters(), "eval_size": eval_size}
+    result: dict = {"hypernetwork": source_name(hyper_folder), "parameters": hyper.num_parameters(), "eval_size": eval_size}
     for label in conditions:
         descriptions = variants[label]
         result[label] = evaluate_descriptions(hyper, backbone, encoder, descriptions, eval_size=eval_size,
@@ -414,8 +419,18 @@ def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str |
         times.append(time.perf_counter() - t0)
     result["generate_seconds"] = {"mean": sum(times) / len(times), "max": max(times)}
     if out:
-        atomic_write_text(Path(out), json.dumps(result, indent=2) + "\n")
+        earlier = _read_json(Path(out))
+        same = earlier.get("hypernetwork") == result["hypernetwork"] and earlier.get("eval_size") == eval_size
+        atomic_write_text(Path(out), json.dumps((earlier if same else {}) | result, indent=2) + "\n")
     return result
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _main(argv: list[str] | None = None) -> None:
@@ -436,6 +451,14 @@ def _main(argv: list[str] | None = None) -> None:
     s.add_argument("--model", default=None, help="model folder or id (default: the shipped studio-tiny)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        _run(args)
+    except ArtStudioError as err:  # a folder that is not a hypernetwork: one line, as the artstudio command says it
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run(args) -> None:
     if args.cmd == "measure":
         conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
         r = measure(args.hyper, eval_size=args.eval_size, task_cache=args.task_cache, out=args.out, conditions=conditions)

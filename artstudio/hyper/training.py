@@ -28,10 +28,12 @@ import torch
 
 from artstudio.atomic import atomic_write_text, json_default
 from artstudio.backbone import DEFAULT_MODEL, model_name, named_model
-from artstudio.checkpoint import (check_resume_steps, key_differences, read_run_config, lr_lambda, option_differences, resume,
+from artstudio.checkpoint import (check_resume_steps, check_run_kind, key_differences, read_run_config, lr_lambda, option_differences, resume,
                                   save_checkpoint)
 from artstudio.distributed import Processes
 from artstudio.errors import ConfigError
+from artstudio.hyper.base import get_hyper
+from artstudio.options import field_defaults
 from artstudio.progress import progress_bar, progress_iter
 from artstudio.training import StepInterrupt
 
@@ -47,7 +49,7 @@ class HyperTrainConfig:
     kind: Literal["t2c", "t2l"] = field(default="t2c", metadata={"help": "t2c (Text-to-Canvas: an artwork) or t2l (Text-to-LoRA: a PEFT adapter)"})
     mode: Literal["sft", "reconstruction"] = field(default="sft", metadata={"help": "sft (end to end through the frozen model) or reconstruction (match per-task trained targets)"})
     tasks: str = field(default="library", metadata={"help": "'library' (every non-held-out operation x format pair, and word problems in the 10 formats but JSON: 108 tasks), comma-separated task names or folders (each with train.jsonl and card.json), or a .txt file listing folders"})
-    out: str = field(default="runs/t2c", metadata={"help": "run folder"})
+    out: str | None = field(default=None, metadata={"help": "run folder (default: runs/KIND, runs/t2c or runs/t2l)"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hugging Face id or local folder (default: the shipped studio-tiny)"})
     encoder: str = field(default="backbone:0", metadata={"help": "task encoder: 'backbone:N' (the model's own language model, hidden state N mean-pooled; the default backbone:0 = its token embeddings, measured best on studio-tiny), 'backbone' (its last layer) or a local transformers model folder"})
     preset: Literal["S", "M", "L"] = field(default="S", metadata={"help": "hypernetwork size preset"})
@@ -77,6 +79,10 @@ class HyperTrainConfig:
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
     dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
 
+    def __post_init__(self) -> None:
+        if self.out is None:  # a T2L run went to runs/t2c, where it then blocked a T2C run
+            self.out = f"runs/{self.kind}"
+
     def validate(self) -> None:
         """Raise ConfigError naming the first option out of range, before anything is loaded or written."""
         from artstudio.backbone import check_device, check_dtype
@@ -84,13 +90,13 @@ class HyperTrainConfig:
 
         check_kinds(HyperTrainConfig, {f.name: getattr(self, f.name) for f in fields(self)}, what="hyper training")
         if self.kind not in ("t2c", "t2l"):
-            raise ConfigError(f"kind must be t2c or t2l, got {self.kind!r}")
+            raise ConfigError(f"--kind is {self.kind!r}; expected t2c or t2l")
         if self.mode not in ("sft", "reconstruction"):
-            raise ConfigError(f"mode must be sft or reconstruction, got {self.mode!r}")
+            raise ConfigError(f"--mode is {self.mode!r}; expected sft or reconstruction")
         if self.preset not in ("S", "M", "L"):
-            raise ConfigError(f"preset must be S, M or L, got {self.preset!r}")
+            raise ConfigError(f"--preset is {self.preset!r}; expected S, M or L")
         if not isinstance(self.options, dict):
-            raise ConfigError(f"options is {self.options!r}; expected a dict of the {self.kind} hypernetwork's options")
+            raise ConfigError(f"--options is {self.options!r}; expected a dict of the {self.kind} hypernetwork's options")
         rules = [
             ("steps", self.steps >= 0, "expected 0 (fit or evaluate only) or more"),
             ("tasks_per_step", self.tasks_per_step >= 1, "expected at least 1"),
@@ -114,19 +120,23 @@ class HyperTrainConfig:
         if self.resume and self.overwrite:
             raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; pass one of them")
         if self.wordings < 1:
-            raise ConfigError(f"wordings must be >= 1 (1: the card's description only), got {self.wordings}")
+            raise ConfigError(f"--wordings is {self.wordings}; expected at least 1 (1: the card's description only)")
         if not 0 <= self.word_dropout < 1:
-            raise ConfigError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
+            raise ConfigError(f"--word-dropout is {self.word_dropout}; expected at least 0 and less than 1")
         if self.word_dropout > 0 and self.wordings < 2:
-            raise ConfigError("word_dropout makes the other wordings: pass wordings >= 2 (e.g. 64)")
+            raise ConfigError("--word-dropout makes the other wordings: pass --wordings 2 or more (e.g. 64)")
         if not 0 < self.task_fraction <= 1:
-            raise ConfigError(f"task_fraction must be in (0, 1], got {self.task_fraction}")
+            raise ConfigError(f"--task-fraction is {self.task_fraction}; expected more than 0 and at most 1")
         if self.targets not in ("trained", "cue"):
-            raise ConfigError(f"targets must be trained or cue, got {self.targets!r}")
+            raise ConfigError(f"--targets is {self.targets!r}; expected trained or cue")
         if self.targets == "cue" and self.kind != "t2c":
-            raise ConfigError("targets=cue is for t2c only (a cue is a picture); t2l reconstructs trained LoRAs")
+            raise ConfigError("--targets cue is for t2c only (a cue is a picture); t2l reconstructs trained LoRAs")
+        if self.targets == "cue" and self.mode == "sft":  # accepted without a word, and changed nothing
+            raise ConfigError("--targets cue chooses what --mode reconstruction matches; --mode sft trains through "
+                              "the model on the tasks' rows and has no targets: add --mode reconstruction, or leave "
+                              "out --targets")
         if self.init is not None and not Path(self.init).expanduser().is_dir():
-            raise ConfigError(f"init folder {self.init} does not exist; pass a hypernetwork folder (a run's final/)")
+            raise ConfigError(f"--init {self.init} does not exist; pass a hypernetwork folder (a run's final/)")
 
     @classmethod
     def from_dict(cls, d: dict) -> "HyperTrainConfig":
@@ -308,13 +318,14 @@ def resume_options(given: dict) -> dict:
     difference by name. Without `resume`, or with no readable config.json (the resume then explains), `given`."""
     if not given.get("resume"):
         return dict(given)
-    out = Path(str(given.get("out", HyperTrainConfig.out))).expanduser()
+    out = Path(str(given.get("out") or f"runs/{given.get('kind', 't2c')}")).expanduser()
     try:
         saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return dict(given)
     if not isinstance(saved, dict):
         return dict(given)
+    check_run_kind(saved, out, "hyper")
     known = {f.name for f in fields(HyperTrainConfig)} - RESUME_PER_INVOCATION
     taken = {k: v for k, v in saved.items() if k in known and k not in given}
     values = taken | given
@@ -326,21 +337,24 @@ def resume_options(given: dict) -> dict:
     return values
 
 
-def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
+def check_hyper_resume(config: HyperTrainConfig, out: str | Path, *, say: bool = True) -> int | None:
     """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
     a run that already finished its steps, and --steps that end before its checkpoint: each used to train on
     and rewrite config.json with options that no longer describe the weights (or fail on the checkpoint's
-    shapes). Returns the steps the run was started with (None: no run there yet)."""
+    shapes). Returns the steps the run was started with (None: no run there yet). `say` False: a check ahead of
+    the one under the run's lock, which warns (about other --steps) once."""
 
     out = Path(out)
     file = out / "config.json"
     if not file.is_file():
         return None
     saved = read_run_config(file)
+    check_run_kind(saved, out, "hyper")
     saved.pop("resolved", None)
     now = json.loads(json.dumps(asdict(config), default=json_default))
     differ = option_differences(now, saved, HYPER_RESUME_MAY_CHANGE, {
-        "options": lambda value, was: key_differences(lambda key: f"--options {key}", value, was),
+        "options": lambda value, was: key_differences(lambda key: f"--options {key}", value, was,
+                                                      field_defaults(get_hyper(config.kind).config_class)),
         "model": lambda value, was: [] if isinstance(was, str) and model_name(value) == model_name(was) else None})
     if differ:
         raise ConfigError(f"--resume continues the hypernetwork run in {out} with the options it started with; these "
@@ -348,7 +362,7 @@ def check_hyper_resume(config: HyperTrainConfig, out: str | Path) -> int | None:
                           f"(`artstudio hyper train --resume --out {out}` takes every option left out from {file}), "
                           "or start a new run with another --out")
     check_resume_steps(out, config.steps, saved.get("steps"), "the hypernetwork run",
-                       f"Use it as it is (artstudio hyper generate {out / 'final'} ...)")
+                       f"Use it as it is (artstudio hyper generate {out / 'final'} ...)", say=say)
     return saved.get("steps")
 
 
@@ -366,6 +380,12 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     hypernetwork.check_backbone(backbone)
     hypernetwork.to(backbone.device)
     tasks = select_tasks(tasks, config.task_fraction, config.seed)
+    # A held-out task trained on would be reported as zero-shot: the closing evaluation leaves it out.
+    unseen = {n: d for n, d in heldout_descriptions().items() if n not in {t.name for t in tasks}}
+    trained_heldout = sorted(set(heldout_descriptions()) - set(unseen))
+    if trained_heldout and config.heldout_eval:
+        log.warning("--tasks trains on held-out task(s) %s: the zero-shot evaluation at the end leaves %s out",
+                    ", ".join(trained_heldout), "it" if len(trained_heldout) == 1 else "them")
     # Each task's descriptions (the card's first); a step uses one, drawn by (seed, step, task).
     if config.word_dropout > 0:
         texts = [[t.description] + word_dropped(t.description, config.wordings - 1, config.word_dropout,
@@ -507,8 +527,8 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
                     "--options '{\"head\": \"parts\", \"fit\": \"ridge\", ...}', docs/hyper.md), or start "
                     "from a trained one with --init", out / "final", config.kind, config.seed)
     heldout = None
-    if config.heldout_eval and not stopped:
-        heldout = evaluate_descriptions(hypernetwork, backbone, encoder, heldout_descriptions(),
+    if config.heldout_eval and not stopped and unseen:
+        heldout = evaluate_descriptions(hypernetwork, backbone, encoder, unseen,
                                         eval_size=config.eval_size, task_cache=config.task_cache, bar=progress)
         atomic_write_text(out / "heldout.json", json.dumps(heldout, indent=2) + "\n")
         metrics["heldout_accuracy"] = heldout["mean"]

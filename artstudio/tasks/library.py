@@ -173,7 +173,8 @@ def task_specs(spec: str | list, cache_dir: str | Path, *, seed: int = 0, n_trai
             out.append(TaskSpec(card.name, card.description, target, card.metric, more))
         else:
             raise DataError(f"{item!r} is neither a task folder nor a built-in task; pass 'library', names from "
-                            "`artstudio tasks list --kind library`, or folders with train.jsonl and card.json")
+                            "`artstudio tasks list --kind library` (any built-in name works; a held-out one is then "
+                            "left out of the zero-shot score), or folders with train.jsonl and card.json")
     names = [t.name for t in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

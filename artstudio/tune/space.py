@@ -375,12 +375,20 @@ def check_space(space: SearchSpace, source: str) -> None:
 
     cls = get_method(space.method)
     options = field_names(cls.config_class) if cls.config_class is not dict else set()
+    declared = {n: p for n, p in (getattr(cls, "search_space", None) or {}).items() if p.option and p.option != n}
+    setters: dict[str, str] = {}
     for name, p in space.params.items():
         where = f"{source}: parameter {name!r}"
         target = p.option or name
         if target not in TRAIN_FIELDS and target not in options:
             raise ConfigError(f"{where}: unknown parameter for method {space.method!r}; searchable: "
-                              f"{', '.join(sorted(set(TRAIN_FIELDS) | options))}")
+                              f"{', '.join(sorted(set(TRAIN_FIELDS) | options | set(declared)))}")
+        if target in setters:  # alpha beside alpha_ratio: one of the two was sampled, recorded and ignored
+            other = setters[target]
+            how = {n: f"{n} searches {target} as a multiple of {q.times}" for n, q in declared.items() if q.times}
+            raise ConfigError(f"{where}: {other!r} sets {target} too; keep one of them"
+                              + (f" ({how[other if other in how else name]})" if other in how or name in how else ""))
+        setters[target] = name
         owner = TrainConfig if target in TRAIN_FIELDS else cls.config_class
         if isinstance(p, Float) and p.times is None and field_type(owner, target)[0] is int:
             raise ConfigError(f"{where}: {target} takes whole numbers, but the range {p.low!r}..{p.high!r} samples "

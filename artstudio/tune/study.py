@@ -66,8 +66,11 @@ class TuneResult:
                 rows.append((f"{label} on test", pct(self.final[label].get("accuracy"))))
         if (said := final_verdict(self.final)) is not None:
             rows.append(("verdict", said))
-        rows.append(("best.json", f"{self.out / 'best.json'}  (artstudio train --config {self.out / 'best.json'} "
-                                  f"trains it into {self.best_config.get('out')})"))
+        tuned, command = self.best_config.get("out"), f"artstudio train --config {self.out / 'best.json'}"
+        trained = bool(tuned) and (Path(tuned) / "config.json").is_file()  # the command said is then refused
+        how = f"{tuned} holds its run already; {command} --out OTHER trains it again" if trained \
+            else f"{command} trains it into {tuned}"
+        rows.append(("best.json", f"{self.out / 'best.json'}  ({how})"))
         rows += [(name, path) for name, path in self.files.items() if name != "best.json"]  # said above
         return table(rows)
 
@@ -113,15 +116,22 @@ def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None
     """One --out holds one study: refuse a different one there, naming what differs; else record this
     one (unless not `write`: the app checks a form before queueing it). `space` is the space resolved
     against the model; without it (before the model loads) the space is not compared, nor recorded.
-    A folder written before `study.json` existed is taken over as it is; a study.json that recorded the
-    --space path (older versions) is compared by that path, and the study's own record of its space in
-    the storage by `check_study_space`."""
+    A folder without `study.json` is taken only if it holds nothing but what a study writes before it
+    records itself (its storage, its data splits): a folder of one's own had its report.md replaced. A
+    study.json that recorded the --space path (older versions) is compared by that path, and the study's
+    own record of its space in the storage by `check_study_space`."""
     want: dict[str, Any] = {k: getattr(config, k) for k in IDENTITY}
     if space is not None:
         want["space"] = space.signature()
     write = write and space is not None
     path = out / STUDY_FILE
     if not path.is_file():
+        foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in ("task", "data")
+                         and not p.name.startswith("study.db")) if out.is_dir() else []
+        if foreign:
+            raise ConfigError(f"{out} holds files that are not a study of `artstudio tune` ({', '.join(foreign[:3])}"
+                              f"{', …' if len(foreign) > 3 else ''}), which writes report.md, best.json, trials.csv "
+                              f"and more there; choose {elsewhere} (a new or empty folder)")
         if write:
             atomic_write_text(path, json.dumps(want, indent=2) + "\n")
         return
@@ -209,11 +219,11 @@ def _coerce(config: TuneConfig | None, overrides: dict) -> TuneConfig:
     check_device(config.device)
     check_dtype(config.dtype)
     if config.trials < 1:
-        raise ConfigError(f"trials must be at least 1, got {config.trials}")
+        raise ConfigError(f"--trials is {config.trials}; expected at least 1")
     if not 0 < config.proxy <= 1:
-        raise ConfigError(f"proxy is the fraction of training rows each trial uses: 0 < proxy <= 1, got {config.proxy}")
+        raise ConfigError(f"--proxy is {config.proxy}; expected the fraction of training rows each trial uses, more than 0 and at most 1")
     if not 0 < config.val_fraction < 1:
-        raise ConfigError(f"val_fraction must be in (0, 1), got {config.val_fraction}; trials are never scored on test")
+        raise ConfigError(f"--val-fraction is {config.val_fraction}; expected more than 0 and less than 1 (the validation split carved from the training rows: trials are never scored on test)")
     for name in ("steps", "trial_steps", "startup", "candidates", "val_size"):  # each named (it said "steps and trial_steps")
         value = getattr(config, name)
         if value is not None and value < 1:
@@ -257,7 +267,7 @@ def open_storage(url: str, heartbeat: int = 30):
         if Path(path).is_dir():
             raise ConfigError(f"storage {url!r}: {path} is a folder, not a database file; {hint}")
     if heartbeat < 1:
-        raise ConfigError(f"heartbeat must be at least 1 second, got {heartbeat}")
+        raise ConfigError(f"--heartbeat is {heartbeat}; expected at least 1 (seconds)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for attempt in range(_CREATE_ATTEMPTS):
         try:
@@ -320,7 +330,7 @@ def prepare_splits(config: TuneConfig, out: Path) -> Splits:
     fit, val = split_validation(rows, config.val_fraction, config.seed)
     if config.val_size is not None:
         if config.val_size < 1:
-            raise ConfigError(f"val_size must be at least 1, got {config.val_size}")
+            raise ConfigError(f"--val-size is {config.val_size}; expected at least 1")
         val = val[: config.val_size]
     n_proxy = max(1, round(len(fit) * config.proxy))
     keep = set(random.Random(f"proxy:{config.seed}").sample(range(len(fit)), n_proxy))
@@ -486,7 +496,9 @@ class _Progress:
 def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     h, rem = divmod(seconds, 3600)
-    return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
+    if h:
+        return f"{h} h {rem // 60:02d} min"
+    return f"{rem // 60} min {rem % 60:02d} s" if rem >= 60 else f"{rem} s"  # "6 s", not "0 min 06 s"
 
 
 def study_name(config: TuneConfig, task_name: str) -> str:

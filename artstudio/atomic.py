@@ -1,9 +1,11 @@
 """Atomic file writes: every checkpoint, export and dataset is written to a temporary file in the
 target's folder, flushed to disk and renamed over the target, so a killed process never leaves a
-torn file behind (DESIGN §6). One implementation for the whole package."""
+torn file behind (DESIGN §6). One implementation for the whole package; beside it, the checks of an
+--out folder and the lenient reader of JSON records the package wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -29,6 +31,16 @@ def json_default(value: object) -> str:
     if callable(value) and hasattr(value, "__qualname__"):
         return f"{getattr(value, '__module__', None) or '?'}:{value.__qualname__}"
     return str(value)
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON object file as a dict; {} where it is missing, unreadable or not an object (records a command only
+    adds to or shows, never ones it must trust: those say what is wrong)."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 # What each verb keeps at the top of its --out, by a file only that verb writes there.

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from artstudio.atomic import read_json_object
 from artstudio.errors import ArtStudioError, ArtworkError, ConfigError
 from artstudio.methods import get_method
 from artstudio.options import coerce_numbers, parse_number
@@ -54,18 +55,10 @@ class GalleryItem:
     label: str
 
 
-def _read_json_dict(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _stopped_note(run_dir: Path) -> str:
     """' (stopped at step N)' for a run stopped before its steps were done: the gallery listed it as a finished
     artwork."""
-    result = _read_json_dict(run_dir / "result.json")
+    result = read_json_object(run_dir / "result.json")
     if result.get("stopped"):
         return f" (stopped at step {result.get('steps', '?')})"
     return ""
@@ -310,7 +303,7 @@ class Studio:
         steps: Any = meta.steps
         path = self.artwork_path(key)
         if key.startswith("runs/") and _stopped_note(path.parent):  # "steps 85" read as a finished run's
-            asked = _read_json_dict(path.parent / "config.json").get("steps")
+            asked = read_json_object(path.parent / "config.json").get("steps")
             steps = f"{meta.steps} (stopped" + (f"; it was to train {asked})" if asked else ")")
         return info | {
             "title": meta.extra.get("title") or task.get("name") or Path(key).stem,

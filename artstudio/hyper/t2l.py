@@ -45,7 +45,7 @@ from typing import ClassVar, Iterator, Sequence
 import torch
 from torch import nn
 
-from ..atomic import atomic_save_file, atomic_write_text
+from ..atomic import atomic_save_file, atomic_write_text, read_json_object
 from ..errors import ArtStudioError, ConfigError
 from ..methods import Method
 from .base import HyperConfig, Hypernetwork, ResidualBlock, backbone_target, register_hyper
@@ -419,18 +419,11 @@ def measure(hyper_folder: str | Path, *, eval_size: int = 200, task_cache: str |
         times.append(time.perf_counter() - t0)
     result["generate_seconds"] = {"mean": sum(times) / len(times), "max": max(times)}
     if out:
-        earlier = _read_json(Path(out))
+        earlier = read_json_object(out)
         same = earlier.get("hypernetwork") == result["hypernetwork"] and earlier.get("eval_size") == eval_size
         atomic_write_text(Path(out), json.dumps((earlier if same else {}) | result, indent=2) + "\n")
     return result
 
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _main(argv: list[str] | None = None) -> None:

@@ -379,6 +379,16 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
     resuming = not ns.config and given.get("resume") and given.get("out")
     own = run_own_options(given["out"]) if resuming else {}
     base = _read_config_file(ns.config) if ns.config else dict(own)
+    if ns.config:  # what to do with --out is this command's to say: a run's config.json records both switches as
+        # it was started, so `--config RUN/config.json --out NEW` replaced NEW's run (overwrite: true) or asked
+        # for a run to resume there (resume: true) without either being typed
+        for switch in ("resume", "overwrite"):
+            if not isinstance(base.get(switch), bool):
+                continue  # absent, or of the wrong kind: named by the check of the file's values
+            if base.pop(switch) and switch not in given:
+                log.warning("--config %s has %s: true, which a config file does not carry over; pass --%s to %s",
+                            ns.config, switch, switch, "continue the run in --out" if switch == "resume"
+                            else "replace the run in --out")
     # A run's config.json also records what it resolved (not an option). Its run is the folder it sits in:
     # a run copied or moved elsewhere and resumed with `--config COPY/config.json --resume` trained the
     # original folder named by its "out".

@@ -147,25 +147,43 @@ def _diagnose(losses, paints, starts, train_accuracy, train_n) -> Diagnosis | No
                                    "(README, limits)." + short)
 
 
-GRPO_FLAT_GROUPS = 0.95  # mean frac_zero_std over the last half at or above which a GRPO run had (almost) no signal
+GRPO_FLAT_GROUPS = 0.9  # mean frac_zero_std over the last half at or above which a GRPO run had (almost) no signal
 GRPO_MIN_STEPS = 5
 
 
-def diagnose_grpo(history: list[dict]) -> Diagnosis | None:
-    """A GRPO run whose groups were rewarded alike, or None. Its loss says nothing here (with every advantage
-    zero it is 0); `frac_zero_std`, the share of groups whose completions all got the same reward, does: at 1
-    every advantage is zero and nothing trains (sub-answer from grey at 20 and 40 steps: frac_zero_std 1.000,
-    reward 0.010, the canvas still uniform grey)."""
+def grpo_flat_groups(history: list[dict]) -> tuple[int, float, float] | None:
+    """(steps in the last half, their mean `frac_zero_std`, their mean reward) of a GRPO run, or None when it is
+    too short to judge. `frac_zero_std` is the share of groups whose completions all got the same reward."""
     steps = [h for h in history if isinstance(h.get("frac_zero_std"), (int, float))]
     if len(steps) < GRPO_MIN_STEPS:
         return None
     half = steps[len(steps) // 2:]
-    flat = sum(h["frac_zero_std"] for h in half) / len(half)
-    if flat < GRPO_FLAT_GROUPS:
+    return (len(half), sum(h["frac_zero_std"] for h in half) / len(half),
+            sum(float(h.get("reward_mean") or 0.0) for h in half) / len(half))
+
+
+def needs_grpo_fit_check(history: list[dict]) -> bool:
+    """Whether a GRPO run's groups were rewarded alike often enough that its answers on its own training rows
+    must tell a stuck run (every completion wrong) from a solved one (every completion right)."""
+    flat = grpo_flat_groups(history)
+    return flat is not None and flat[1] >= GRPO_FLAT_GROUPS
+
+
+def diagnose_grpo(history: list[dict], *, train_accuracy: float | None = None) -> Diagnosis | None:
+    """A GRPO run whose groups were rewarded alike, or None. Its loss says nothing here (with every advantage
+    zero it is 0); `frac_zero_std` does: at 1 every advantage is zero and nothing trains (sub-answer from grey
+    at 20 and 40 steps: frac_zero_std 1.000, reward 0.010, the canvas still uniform grey; LoRA from the base
+    model at 30 steps: 0.925, reward 0.010, 0 %). Groups are alike as well when every completion is right: a run
+    that answers `FITS` of its own training rows (`train_accuracy`) is solved, not stuck (a run from an SFT
+    artwork at 100 % was told to start from an SFT artwork)."""
+    flat_groups = grpo_flat_groups(history)
+    if flat_groups is None or flat_groups[1] < GRPO_FLAT_GROUPS:
         return None
-    reward = sum(float(h.get("reward_mean") or 0.0) for h in half) / len(half)
+    if train_accuracy is not None and train_accuracy >= FITS:
+        return None
+    n, flat, reward = flat_groups
     return Diagnosis("stuck", (
-        f"in the last {len(half)} steps {flat:.0%} of the groups gave every completion the same reward (mean reward "
+        f"in the last {n} steps {flat:.0%} of the groups gave every completion the same reward (mean reward "
         f"{reward:.3f}), so their advantages were zero and the run learnt {'nothing' if flat >= 0.999 else 'little'}: "
         "GRPO learns only from differences in reward within a group. Start from a run that already answers some rows "
         "(SFT first, then --init RUN/artwork.png; docs/grpo.md), sample more or more varied completions "

@@ -41,7 +41,7 @@ from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
-from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check
+from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check, needs_grpo_fit_check
 from .starts import CHOICE_FILE, STARTS_FOLDER, StartsStopped, choose_start
 from .checkpoint import (check_resume_steps, check_run_kind, key_differences, lr_lambda, option_differences,
                          read_run_config, resume, save_checkpoint, shown)
@@ -494,14 +494,17 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     fit = diagnosis = None
     if config.diagnose and not stopped:
         losses = [h["loss"] for h in history if h.get("loss") is not None]
-        if config.objective == "sft" and needs_fit_check(losses):
-            # The loss ended high: does the run answer its own training rows? (A run that cannot fit its task
-            # is told apart from one that fits and fails on new prompts.) A sharded model needs every process.
-            rows = [r for r in train_rows if r.answer is not None][:FIT_ROWS]
+        grpo_alike = config.objective == "grpo" and method.trains and needs_grpo_fit_check(history)
+        if (config.objective == "sft" and needs_fit_check(losses)) or grpo_alike:
+            # The loss ended high (SFT) or the groups were rewarded alike (GRPO): does the run answer its own
+            # training rows? (A run that cannot fit its task is told apart from one that fits and fails on new
+            # prompts; a GRPO run whose completions are all wrong from one whose completions are all right.)
+            # A sharded model needs every process.
+            rows = [r for r in train_rows if r.answer][:FIT_ROWS]
             if rows and (main or config.fsdp):
                 fit = evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
         if config.objective == "grpo":  # its loss is no measure of fit; the reward's spread within groups is
-            diagnosis = diagnose_grpo(history) if method.trains else None
+            diagnosis = diagnose_grpo(history, train_accuracy=fit.accuracy if fit else None) if method.trains else None
         else:
             diagnosis = diagnose(losses, paints=method.paints(), starts=len((start_choice or {}).get("starts", [])) or 1,
                                  train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0,

@@ -13,8 +13,8 @@ reference).
 
 Same thing with the command line:
 
-    artstudio train --data sub-answer --objective grpo --grpo-reward numeric --out runs/grpo-gray --init gray
-    artstudio train --data sub-answer --steps 20 --batch-size 8 --out runs/sft
+    artstudio train --data sub-answer --objective grpo --grpo-reward numeric --out runs/grpo-gray --starts 1
+    artstudio train --data sub-answer --steps 20 --batch-size 8 --starts 1 --out runs/sft
     artstudio train --data sub-answer --objective grpo --grpo-reward numeric --out runs/grpo-sft --init runs/sft/artwork.png
     artstudio train --data sub-answer --objective grpo --grpo-reward numeric --method lora --out runs/grpo-lora
 """
@@ -51,7 +51,10 @@ def run_grpo(name: str, label: str, method: str, args, bb, task_dir: Path, rewar
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=0, overwrite=True,
         schedule="constant", grpo={"group_size": args.group_size, "reward": reward_spec, "temperature": args.temperature},
     )
-    canvas = {"init": init, "canvas_size": args.canvas_size, "parametrization": args.parametrization} if method == "art" else {}
+    # One start: the run starts from `init` itself (the default two starts would try the T2C painting too, which
+    # already answers sub-answer: "from a grey canvas" then started from the painting).
+    canvas = {"init": init, "starts": 1, "canvas_size": args.canvas_size,
+              "parametrization": args.parametrization} if method == "art" else {}
     res = train(config, backbone=bb, progress=not args.quiet, **canvas)
     return summarise(res, reward_spec, label)
 
@@ -138,7 +141,7 @@ def main() -> int:
                                          reward_spec, init="gray")
     sft = train(TrainConfig(out=str(args.out / "sft"), data=str(task_dir), steps=args.sft_steps, batch_size=args.batch_size,
                             seed=args.seed, checkpoint_every=0, snapshot_every=0, overwrite=True),
-                backbone=bb, progress=not args.quiet, init="gray", canvas_size=args.canvas_size,
+                backbone=bb, progress=not args.quiet, init="gray", starts=1, canvas_size=args.canvas_size,
                 parametrization=args.parametrization)
     results["sft"] = summarise(sft, reward_spec, f"ART: SFT, {args.sft_steps} steps")
     results["grpo_from_sft"] = run_grpo("grpo-sft", "ART: GRPO from the SFT canvas", "art", args, bb, task_dir,

@@ -531,6 +531,20 @@ def test_a_run_config_names_the_folder_it_sits_in(tmp_path, caplog):
     assert parse_config(["train", "--config", str(copy / "config.json"), "--out", "elsewhere"]).out == "elsewhere"
 
 
+def test_a_run_config_does_not_carry_its_resume_or_overwrite(tmp_path, caplog):
+    """`train --config RUN/config.json --out NEW` replaced NEW's finished run (the file had overwrite: true) or
+    asked for a run to resume in NEW (resume: true), though neither was typed."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig(data="add-json", overwrite=True,
+                                                                                 resume=True, out=str(run)))))
+    config = parse_config(["train", "--config", str(run / "config.json"), "--out", str(tmp_path / "new")])
+    assert not config.overwrite and not config.resume
+    assert "has overwrite: true, which a config file does not carry over; pass --overwrite" in caplog.text
+    assert "has resume: true" in caplog.text
+    assert parse_config(["train", "--config", str(run / "config.json"), "--out", "x", "--overwrite"]).overwrite
+
+
 @pytest.mark.parametrize("values, message", [
     ({"overwrite": "false"}, "overwrite is 'false'; expected true or false"),  # a string is true: it would overwrite
     ({"steps": "300"}, "steps is '300'; expected a number"),

@@ -278,6 +278,8 @@ def test_a_run_whose_groups_all_score_alike_is_diagnosed_as_stuck(bb, data, tmp_
                             snapshot_every=0, grpo=dict(SMALL)), backbone=bb, progress=False, canvas_size=64)
     assert res.metrics["diagnosis_kind"] == "stuck" and "advantages were zero" in res.metrics["diagnosis"]
     assert json.loads((out / "result.json").read_text())["diagnosis_kind"] == "stuck"
+    # Told from a solved run (every completion right, groups alike too) by its answers on its training rows.
+    assert res.metrics["train_accuracy"] == 0.0 and res.metrics["train_eval_n"] > 0
 
 
 def test_train_rejects_unknown_grpo_option(bb, data, tmp_path):

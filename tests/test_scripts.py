@@ -29,6 +29,9 @@ def test_grpo_demo_runs_every_start_and_baseline(tiny_model_dir, tmp_path):
     assert results["grpo_lora"]["method"] == "lora" and results["grpo_lora"]["lr"] == 2e-4
     assert (out / "reward_curve.png").stat().st_size > 1000
     assert "lora: GRPO from its start" in done.stdout
+    # "From a grey canvas" is one start from grey: the two default starts on studio-tiny began from the T2C painting.
+    for run in ("grpo-gray", "sft"):
+        assert json.loads((out / run / "config.json").read_text())["method_options"]["starts"] == 1
 
 
 @pytest.mark.slow

@@ -154,6 +154,13 @@ def test_a_grpo_run_whose_groups_were_rewarded_alike_is_called_stuck():
     learning = [dict(h, frac_zero_std=1.0 if h["step"] < 10 else 0.5) for h in flat]  # groups began to differ
     assert diagnose_grpo(learning) is None
     assert diagnose_grpo(flat[:4]) is None  # too few steps to tell
+    # Groups are alike when every completion is right too: a run from an SFT artwork at 100 % was called stuck.
+    solved = [dict(h, reward_mean=0.998, frac_zero_std=0.98) for h in flat]
+    assert diagnose_grpo(solved, train_accuracy=1.0) is None
+    assert diagnose_grpo(flat, train_accuracy=0.0).kind == "stuck"
+    # LoRA from the base model at 30 steps: 92.5 % of the groups alike (0 and 0.01 rewards mixed), 0 %.
+    lora = [dict(h, frac_zero_std=0.925) for h in flat]
+    assert diagnose_grpo(lora, train_accuracy=0.0).kind == "stuck"
     assert diagnose_grpo([{"step": 1, "loss": 0.5}] * 30) is None  # an SFT history
 
 

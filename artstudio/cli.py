@@ -443,8 +443,10 @@ def train_summary(result) -> str:
     per_step = m.get("seconds_per_step")
     rows = [("method", result.method.name),
             ("data", f"{m.get('train_rows')} training rows"),
-            ("metric", m.get("metric")),
-            ("accuracy", f"{_pct(m.get('accuracy'))} (n={m['eval_n']})" if "accuracy" in m else "- (no eval data)")]
+            ("metric", m.get("metric"))]
+    if m.get("reward"):  # GRPO's, chosen from the metric when not given: it was never said
+        rows.append(("reward", m["reward"]))
+    rows.append(("accuracy", f"{_pct(m.get('accuracy'))} (n={m['eval_n']})" if "accuracy" in m else "- (no eval data)"))
     if m.get("train_accuracy") is not None:  # measured when the loss ended high (artstudio.diagnosis)
         rows.append(("on train", f"{_pct(m['train_accuracy'])} (n={m['train_eval_n']} of its own training rows)"))
     rows += [("steps", m.get("steps")),

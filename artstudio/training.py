@@ -516,6 +516,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     metrics: dict[str, Any] = {"steps": step, "train_seconds": train_seconds + starts_seconds,
                                "trainable_params": method.num_trainable(), "stopped": stopped, "metric": metric,
                                "train_rows": len(train_rows), "processes": processes.world}
+    if config.objective == "grpo":  # the reward GRPO trained on (chosen from the metric when not given)
+        metrics["reward"] = str(getattr(objective, "reward_spec", None) or "")
     if start_choice:
         metrics |= {"starts_seconds": starts_seconds, "start": start_choice["chosen"],
                     "start_val_accuracy": {r["start"]: r["val_accuracy"] for r in start_choice["starts"]}}

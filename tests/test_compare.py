@@ -229,13 +229,16 @@ def test_lr_grid_refuses_a_method_named_twice():
         C.parse_lr_grid("art=0.02;art=0.05", ["art"])
     with pytest.raises(ConfigError, match="'art' twice"):
         C.parse_lr_grid("art=0.02; art =0.05", ["art"])
+    with pytest.raises(ConfigError, match="lr grid for 'art' gives 0.02 twice"):  # it ran one value, no search
+        C.parse_lr_grid("art=0.02,0.02", ["art"])
 
 
 def test_seeds_are_parsed_and_a_repeated_seed_is_refused():
     """`--seeds 0,0` ran one seed and said nothing (a typo for '0,1')."""
     assert C.parse_seeds("0, 1,2") == [0, 1, 2] and C.parse_seeds(3) == [3] and C.parse_seeds([2, 0]) == [2, 0]
     for bad, match in (("0,0", "seed 0 is given twice"), ("1,01", "seed 1 is given twice"),
-                       ("a,b", "integers separated by commas"), (" , ", "no seeds given")):
+                       ("a,b", "integers separated by commas"), (" , ", "no seeds given"),
+                       ("0,,1", "has an empty item"), ("0,", "has an empty item")):  # they ran 0,1 and 0 silently
         with pytest.raises(ConfigError, match=match):
             C.parse_seeds(bad)
 
@@ -370,6 +373,18 @@ def test_compare_grpo_from_the_command_line(model, tmp_path):
     assert rows["lora"]["lr"] == pytest.approx(default_lr("lora", "grpo"))
     run_config = json.loads(next((out / "cells").glob("*/run/config.json")).read_text())
     assert run_config["grpo"] == {"group_size": 2, "reward": "numeric"}
+    # Its loss is a surrogate near 0: the plot of the steps draws each method's mean sampled reward instead.
+    assert len(rows["art"]["reward_curve"]) == 1 and 0.0 <= rows["art"]["reward_curve"][0] <= 1.0
+    from artstudio.comparison.plots import _plot_losses
+    from artstudio.comparison.results import ResultsTable
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = _plot_losses(plt, ResultsTable.from_json(out / "results.json"))
+    assert fig._suptitle.get_text().startswith("Mean reward of the sampled completions per step")
+    plt.close(fig)
     with pytest.raises(ConfigError, match="objective is sft"):
         C.compare(**common(tmp_path, model, methods="art", tasks=str(task), grpo={"group_size": 2}))
     with pytest.raises(ConfigError, match="unknown GRPO option"):
@@ -449,6 +464,13 @@ def test_the_start_announcement_reads_well_for_a_tiny_plan(capsys):
     plan._announce(8, 2, 0, (0.0, 0.0))
     assert "2 methods × 2 tasks × 2 seeds = 8 runs + 2 lr-grid runs, 0 to do; estimated 2 min 05 s" in capsys.readouterr().err
     assert events[0]["message"] in msg
+    # base runs once per task ("2 × 2 × 2 = 6 runs" did not add up); with nothing that trains, no step is timed.
+    plan._announce(6, 0, 0, (0.0, 0.0))
+    assert "= 6 runs (a method that trains nothing runs once per task), 0 to do" in capsys.readouterr().err
+    plan.methods, plan.config = ["base", "t2c"], type("Config", (), {"batch_size": 8})()
+    plan._announce(2, 0, 2, (1.93, 0.05))
+    said = capsys.readouterr().err
+    assert "(probe: 50 ms per scored example)" in said and "training step" not in said
 
 
 def test_an_out_folder_holds_one_kind_of_result(model, tmp_path):

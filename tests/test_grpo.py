@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 
 import pytest
@@ -280,6 +281,10 @@ def test_a_run_whose_groups_all_score_alike_is_diagnosed_as_stuck(bb, data, tmp_
     assert json.loads((out / "result.json").read_text())["diagnosis_kind"] == "stuck"
     # Told from a solved run (every completion right, groups alike too) by its answers on its training rows.
     assert res.metrics["train_accuracy"] == 0.0 and res.metrics["train_eval_n"] > 0
+    from artstudio.cli import train_summary
+
+    # The reward it trained on, chosen from the metric (exact here), is said: it never was.
+    assert res.metrics["reward"] == "exact" and re.search(r"^reward +exact$", train_summary(res), re.M)
 
 
 def test_train_rejects_unknown_grpo_option(bb, data, tmp_path):

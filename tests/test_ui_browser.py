@@ -254,6 +254,14 @@ def test_7_compare_runs_in_the_background(page, app):
     header = page.locator("#as-compare-table th").first
     assert header.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"
     shot(page, "4-compare", "compare")
+    # A reload restores the form the comparison ran with (it fell back to the defaults: 3 methods, seeds 0,1,2).
+    page.reload()
+    open_tab(page, "Compare")
+    page.wait_for_function("document.querySelector('#as-compare-name textarea, #as-compare-name input').value "
+                           "=== 'browser-compare'")
+    assert page.locator("#as-compare-steps input").input_value() == "3"
+    assert page.locator("#as-compare-seeds").get_by_role("textbox").input_value() == "0"
+    assert not page.locator("#as-compare-methods").get_by_label("lora").is_checked()
 
 
 def test_8_each_browser_follows_its_own_jobs(page, browser, app):
@@ -407,6 +415,12 @@ def test_11_tune_watches_the_trials_and_fills_the_train_form(page, app):
     assert page.locator("#as-train-steps input").input_value() == "2"
     page.get_by_role("button", name="Command line: the same training from a terminal").click()
     page.wait_for_selector("#as-train-command:has-text('--out runs/browser-tune-best')")
+    # A reload restores the form the study ran with (it fell back to 30 trials of lgbo).
+    page.reload()
+    open_tab(page, "Tune")
+    page.wait_for_function("document.querySelector('#as-tune-name textarea, #as-tune-name input').value "
+                           "=== 'browser-tune'")
+    assert page.locator("#as-tune-trials input").input_value() == "4"
 
 # --- what only a browser can tell: the log follows its end, a refused save replaces "Saved as", tables keep
 # their words whole at 1440 px (a new user's pass, 2026-12-04). A page of their own, after the tests above.

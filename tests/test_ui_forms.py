@@ -113,6 +113,9 @@ def test_the_command_panel_shows_the_refusal_instead_of_a_command(studio):
         tab = build_train_tab(studio, gr.State(""))
     assert tab.preview(**form(steps=-5)).startswith("# 'steps' is -5; expected at least 1")
     assert tab.preview(**form()).startswith("artstudio train")
+    # A canvas size the model cannot take: Start refused it while the panel showed `--canvas-size 100` to run.
+    assert tab.preview(**form(canvas_size="100")).startswith("# canvas size 100×100 does not fit")
+    assert "--canvas-size 96" in tab.preview(**form(canvas_size="96"))
 
 
 def test_a_reload_restores_a_form_ready_for_the_next_thing_to_do(studio):
@@ -464,3 +467,15 @@ def test_the_gallery_marks_a_stopped_run_and_an_upload_is_added_once(studio):
     assert studio.add_upload(str(shipped), "green.png") == "canvases/green.png"
     assert studio.add_upload(str(shipped), "green.png") == "canvases/green.png"
     assert sorted(p.name for p in studio.canvases.glob("*.png")) == ["green.png"]
+
+
+def test_a_stopped_runs_artwork_is_not_called_the_trained_one(tmp_path):
+    """Stopped at step 30 of 60, the Train page said "The trained artwork" beside Save, as for a finished run."""
+    from artstudio.ui.jobs import DONE, STOPPED, Job
+    from artstudio.ui.train_tab import _caption
+
+    art = tmp_path / "artwork.png"
+    stopped = Job(id=1, kind="train", title="t", work=lambda job: None, total=60, done=30, status=STOPPED)
+    assert _caption(stopped, art).startswith("**The artwork at step 30** (stopped; it was to train 60)")
+    done = Job(id=2, kind="train", title="t", work=lambda job: None, total=60, done=60, status=DONE)
+    assert _caption(done, art).startswith("**The trained artwork**")

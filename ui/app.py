@@ -163,6 +163,8 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 
         demo.load(init_client, client_state, [client_state, client], api_visibility="private").then(
             train.restore, client, train.form, api_visibility="private").then(
+            compare.restore, client, compare.form, api_visibility="private").then(
+            tune.restore, client, tune.form, api_visibility="private").then(
             train.refresh, [train_seen, client], train_outputs, api_visibility="private")
         demo.load(train.preview, inputs_kwargs=train.preview_inputs, outputs=train.command, api_visibility="private")
         demo.load(gallery.refresh, None, gallery.refresh_outputs, api_visibility="private")

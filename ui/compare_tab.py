@@ -31,6 +31,8 @@ class CompareTab:
     refresh_outputs: list
     folder: gr.Dropdown  # refilled whenever the page is opened: comparisons finish after the app starts
     stop: gr.Button
+    form: list  # the inputs a reload restores, in the order `restore` returns them
+    restore: object
 
 
 def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
@@ -69,8 +71,13 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
         job = studio.start_compare(values, owner=owner)
         return studio.jobs.line(job, job.title)
 
-    action(start.click, start_compare, {"methods": methods, "tasks": tasks, "model": model, "name": name,
-                                        "client": client, **main, **adv}, [message], api_name="start_compare")
+    form = {"methods": methods, "tasks": tasks, "model": model, "name": name, **main, **adv}
+    action(start.click, start_compare, form | {"client": client}, [message], api_name="start_compare")
+
+    def restore(client_id: str):
+        """After a reload: the form this browser's newest comparison was started with (its name resumes it)."""
+        job = studio.jobs.latest_of("compare", client_id)
+        return tuple((job.form or {}).get(n, gr.skip()) if job else gr.skip() for n in form)
 
     def stop_compare(client_id: str) -> str:
         job = studio.jobs.stop_latest("compare", client_id)
@@ -117,4 +124,4 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
         return bar, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
 
     return CompareTab(message=message, refresh=refresh, refresh_outputs=[progress, summary, table, plots, folder, message],
-                      folder=folder, stop=stop)
+                      folder=folder, stop=stop, form=list(form.values()), restore=restore)

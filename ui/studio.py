@@ -152,10 +152,17 @@ class Studio:
         # refuses them, not in the queue; and before anything is written into the run folder.
         train_config.check()
         self.within_limits(steps=train_config.steps)
-        if preview:
-            return train_config, run
         size = train_config.method_options.get("canvas_size") if canvas is None else canvas
-        if isinstance(size, int) and not isinstance(size, bool) and get_method(train_config.method).takes_canvas_size():
+        checks_size = isinstance(size, int) and not isinstance(size, bool) and \
+            get_method(train_config.method).takes_canvas_size()
+        if preview:
+            # The command panel showed `--canvas-size 100` as a runnable command that Start then refused: the
+            # model's processor files (no weights read) say so here too, where they are on this machine.
+            geometry = self.models.geometry(self.models.name_of(train_config.model)) if checks_size else None
+            if geometry is not None:
+                geometry.check(size, size)
+            return train_config, run
+        if checks_size:
             # A size the model cannot take (95, in the field or in the method options) was queued and failed as a
             # job; the model the job would load anyway says so here, with the nearest valid sizes.
             self.backbone(train_config.model).geometry.check(size, size)
@@ -646,7 +653,7 @@ class Studio:
 
         title = f"compare · {count(len(methods), 'method')} × {count(len(tasks), 'task')} × {count(len(seeds), 'seed')} · {name}"
         return self.jobs.submit("compare", title, work, total=len(methods) * len(tasks) * len(seeds), run_dir=out,
-                                owner=owner, form=values)
+                                owner=owner, form=values | {"name": name})  # a reload shows the name it ran under
 
     def results_folders(self) -> list[str]:
         if not self.compare_root.is_dir():
@@ -731,7 +738,8 @@ class Studio:
                     "final": result.final}
 
         title = f"tune · {config.method} · {config.data} · {config.trials} trials · {name}"
-        return self.jobs.submit("tune", title, work, total=config.trials, run_dir=out, owner=owner, form=values)
+        return self.jobs.submit("tune", title, work, total=config.trials, run_dir=out, owner=owner,
+                                form=dict(values) | {"name": name})  # a reload shows the name it ran under
 
     def tune_folders(self) -> list[str]:
         """Studies with results (a best.json), newest first."""

@@ -298,7 +298,8 @@ def _header(studio: Studio, job: Job) -> str:
         label = "Training" if job.done else job.phase.capitalize()
         return progress_html(job.fraction, label, detail, "running")
     if job.status == DONE:
-        return progress_html(1, "Finished", f"{steps} in {duration(job.elapsed())}", "done")
+        resumed = f", resumed at step {job.resumed_at}" if job.resumed_at else ""  # the time is this job's part
+        return progress_html(1, "Finished", f"{steps} in {duration(job.elapsed())}{resumed}", "done")
     if job.status == STOPPED:
         kept = "no canvas kept yet" if stopped_during_starts(job) else "checkpoint kept"
         return progress_html(job.fraction, f"Stopped, {kept}", steps, "stopped")
@@ -402,6 +403,8 @@ def _caption(job: Job, snap: Path | None) -> str:
     if snap is None:
         return f"<small>{job.title}</small>"
     if snap.name == "artwork.png":
+        if job.status == STOPPED and job.done < job.total:  # it read as the finished run's, beside Save
+            return f"**The artwork at step {job.done}** (stopped; it was to train {job.total}) · {job.title}"
         return f"**The trained artwork** · {job.title}"
     step = snap.stem.split("-")[-1].lstrip("0") or "0"
     return f"**Canvas at step {step}** · {job.title}"

@@ -39,6 +39,8 @@ class TuneTab:
     refresh: object
     refresh_outputs: list
     stop: gr.Button
+    form: list  # the inputs a reload restores, in the order `restore` returns them
+    restore: object
 
 
 def tunable_methods() -> list[str]:
@@ -125,8 +127,13 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         job = studio.start_tune(values, owner=owner)
         return studio.jobs.line(job, job.title)
 
-    action(start.click, start_tune, {"method": method, "task": task, "model": model, "name": name, "client": client,
-                                     **main, **adv}, [message], api_name="start_tune")
+    form = {"method": method, "task": task, "model": model, "name": name, **main, **adv}
+    action(start.click, start_tune, form | {"client": client}, [message], api_name="start_tune")
+
+    def restore(client_id: str):
+        """After a reload: the form this browser's newest study was started with (its name resumes it)."""
+        job = studio.jobs.latest_of("tune", client_id)
+        return tuple((job.form or {}).get(n, gr.skip()) if job else gr.skip() for n in form)
 
     def stop_tune(client_id: str) -> str:
         job = studio.jobs.stop_latest("tune", client_id)
@@ -181,4 +188,5 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         return bar, _stats(job.done, job.total, points), curve(points), gr.skip(), gr.skip(), seen
 
     return TuneTab(folder=folder, use_in_train=use, message=message, refresh=refresh,
-                   refresh_outputs=[progress, stats, plot, report, folder, message], stop=stop)
+                   refresh_outputs=[progress, stats, plot, report, folder, message], stop=stop,
+                   form=list(form.values()), restore=restore)

@@ -56,7 +56,11 @@ def parse_seeds(value: str | int | list | tuple) -> list[int]:
     if isinstance(value, int):
         items = [value]
     elif isinstance(value, str):
-        items = [s.strip() for s in value.split(",") if s.strip()]
+        items = [s.strip() for s in value.split(",")]
+        if any(items) and not all(items):  # '0,,1' or '0,': a seed left out by a typo, or a stray comma
+            raise ConfigError(f"--seeds {value!r} has an empty item; give integers separated by single commas, "
+                              "like '0,1,2'")
+        items = [s for s in items if s]
     else:
         items = [str(v).strip() for v in value]
     try:
@@ -107,7 +111,11 @@ def parse_lr_grid(spec: str | dict | None, methods: list[str], objective: str = 
             raise ConfigError(f"lr grid for {name!r} has a value that is not a number: {values!r}") from None
         if not lrs or any(not math.isfinite(v) or v <= 0 for v in lrs):
             raise ConfigError(f"lr grid for {name!r} needs positive numbers, got {values!r}")
-        grid[name] = list(dict.fromkeys(lrs))
+        twice = sorted({v for v in lrs if lrs.count(v) > 1})
+        if twice:  # 'art=0.02,0.02' ran one value and no search, without a word
+            raise ConfigError(f"lr grid for {name!r} gives {twice[0]:g} twice; give distinct values, e.g. "
+                              f"'{name}=0.02,0.05'")
+        grid[name] = lrs
     return grid
 
 

@@ -140,7 +140,8 @@ def check_same_comparison(record: Path, config: CompareConfig) -> None:
     if recipe and not config.overwrite:
         raise ConfigError(f"{record.parent} holds a comparison with another recipe: {'; '.join(recipe)}. Pass the same "
                           "options to resume it (other --seeds, --methods or --tasks may be added), --overwrite to "
-                          "replace its table (finished cells that match are reused), or choose another --out")
+                          "replace its table (finished cells that match are reused), or choose another --out "
+                          "(overwrite=True, out=... in Python)")
     # Adding seeds, methods or tasks grows the table; leaving some out would rewrite it without them.
     left_out = [f"--{k} {', '.join(gone)}" for k in ("methods", "tasks", "seeds") if k in keys
                 and (gone := [v for v in _listed(k, before[k]) if v not in _listed(k, now[k])])]
@@ -148,7 +149,7 @@ def check_same_comparison(record: Path, config: CompareConfig) -> None:
         raise ConfigError(f"{record.parent} holds results for what this run leaves out ({'; '.join(left_out)}): its table "
                           "and plots would be rewritten without them. Add them back (finished cells are reused, nothing "
                           "runs again), pass --overwrite to rewrite the table for these options (the cells stay under "
-                          "cells/), or choose another --out")
+                          "cells/), or choose another --out (overwrite=True, out=... in Python)")
     if changed:
         log.warning("%s held a comparison with other options (%s); its table and plots are rewritten for these "
                     "options (finished cells that match are reused; the others stay under cells/)",
@@ -234,6 +235,8 @@ def _run_cell(config: CompareConfig, cell: Cell, folder: Path, guard: BackboneGu
     method = result.method
     m = result.metrics
     losses = [h.get("loss") for h in result.history if "loss" in h]
+    # A GRPO loss is a surrogate near 0 that says nothing of progress (-8e-6 in every cell); its plot draws this.
+    rewards = [h.get("reward_mean") for h in result.history if "reward_mean" in h]
     del result
     val_loss = None
     if cell.phase == "grid" and not m.get("stopped"):
@@ -252,6 +255,8 @@ def _run_cell(config: CompareConfig, cell: Cell, folder: Path, guard: BackboneGu
         "lr_source": cell.lr_source, "steps": cell.steps, "batch_size": config.batch_size, "objective": config.objective, "options": cell.options,
         "final_loss": _round(_mean(tail), 5) if tail else None, "loss_curve": losses, "run_dir": str(run_dir),
     }
+    if config.objective == "grpo":
+        record["reward_curve"] = rewards
     if val_loss is not None:
         record["val_loss"] = val_loss
     if m.get("diagnosis_kind"):  # stuck | cannot-fit | unfinished (artstudio.diagnosis)
@@ -491,12 +496,17 @@ class _Comparison:
             return False
 
     def _announce(self, n_test: int, n_grid: int, n_pending: int, prior: tuple[float, float]) -> None:
+        trains = [m for m in self.methods if get_method(m).trains]
+        once = n_test != len(self.methods) * len(self.tasks) * len(self.seeds)  # "3 × 2 × 3 = 14 runs" did not add up
+        probe = "" if not n_pending else (
+            (f"{prior[0]:.2f} s per training step at batch {self.config.batch_size}, " if trains else "")
+            + f"{1000 * prior[1]:.0f} ms per scored example")  # no step to time when no method trains
         msg = (f"compare: {count(len(self.methods), 'method')} × {count(len(self.tasks), 'task')} × "
                f"{count(len(self.seeds), 'seed')} = {count(n_test, 'run')}"
+               + (" (a method that trains nothing runs once per task)" if once else "")
                + (f" + {count(n_grid, 'lr-grid run')}" if n_grid else "")
                + f", {n_pending} to do; estimated {_duration(self.remaining)} here"
-               + (f" (probe: {prior[0]:.2f} s per training step at batch {self.config.batch_size}, "
-                  f"{1000 * prior[1]:.0f} ms per scored example)" if n_pending else ""))
+               + (f" (probe: {probe})" if n_pending else ""))
         print(msg, file=sys.stderr, flush=True)
         self.bar.emit({"phase": "estimate", "eta_seconds": self.remaining, "message": msg})
 

@@ -102,6 +102,9 @@ def _plot_accuracy_vs_params(plt, table: ResultsTable):
 
 
 def _plot_losses(plt, table: ResultsTable):
+    """The training loss per step; under GRPO, whose loss is a surrogate near 0, the mean sampled reward."""
+    grpo = any(r.get("objective") == "grpo" for r in table.records)
+    key, what = ("reward_curve", "mean reward of the sampled completions") if grpo else ("loss_curve", "training loss")
     tasks = table.tasks
     colors = _colors(plt, table.methods)
     ncols = min(4, len(tasks))
@@ -109,8 +112,7 @@ def _plot_losses(plt, table: ResultsTable):
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), squeeze=False)
     for ax, task in zip(axes.flat, tasks):
         for m in table.methods:
-            curves = [r["loss_curve"] for r in table.records
-                      if r["method"] == m and r["task"] == task and r.get("loss_curve")]
+            curves = [r[key] for r in table.records if r["method"] == m and r["task"] == task and r.get(key)]
             if not curves:
                 continue
             length = max(len(c) for c in curves)
@@ -118,7 +120,7 @@ def _plot_losses(plt, table: ResultsTable):
             ax.plot(range(1, length + 1), [float("nan") if v is None else v for v in mean], color=colors[m], label=m, lw=1.2)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
-        ax.set_ylabel("training loss", fontsize=8)
+        ax.set_ylabel(what if not grpo else "mean reward", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
@@ -129,7 +131,7 @@ def _plot_losses(plt, table: ResultsTable):
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="upper center", ncol=min(len(handles), 6), fontsize=8,
                    bbox_to_anchor=(0.5, 1.02))
-    fig.suptitle("Training loss (mean over seeds)", y=1.06)
+    fig.suptitle(f"{what[0].upper()}{what[1:]} per step (mean over seeds)", y=1.06)
     fig.tight_layout()
     return fig
 

@@ -68,7 +68,7 @@ class GRPOConfig:
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "longest completion in tokens (TRL: max_completion_length; default: the batch's longest reference answer + 4, at least 8)"})
-    reward: str | None = field(default=None, metadata={"help": "reward name, `module:function` or weighted sum (default: from the metric: numeric->numeric, json->json-tool-call, exact->exact, regex->regex)"})
+    reward: str | None = field(default=None, metadata={"help": "reward: a name (numeric, exact, json-tool-call, regex, format), format:REGEX, module:function, file.py:function, or a weighted sum like \"numeric*0.8+format*0.2\" (default: from the metric: numeric->numeric, json->json-tool-call, exact->exact, regex->regex)"})
     scale_rewards: Literal["group", "batch", "none"] = field(default="group", metadata={"help": "divide group-centred rewards by the std of the group, of the whole batch, or not at all (none: Dr. GRPO's r - mean); in Python, TRL's true/false also mean group/none"})
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = field(default="grpo", metadata={"help": "grpo (mean per completion) | bnpo (mean over batch tokens) | dr_grpo (sum / (completions x max_new_tokens)) | dapo (mean over the active tokens of the global batch; one process: bnpo)"})
     importance_sampling_level: Literal["token", "sequence"] = field(default="token", metadata={"help": "token: one probability ratio per token (GRPO); sequence: one per completion, the geometric mean of its token ratios (GSPO)"})

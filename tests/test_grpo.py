@@ -376,3 +376,14 @@ def test_a_reward_that_fails_is_refused_before_the_run_begins(bb, data, tmp_path
     result = train(TrainConfig(grpo={**SMALL, "reward": f"{tmp_path / 'mine.py'}:reward"}, **config), backbone=bb,
                    progress=False, canvas_size=64)
     assert result.metrics["steps"] == 1
+
+
+def test_a_reward_that_fails_on_a_sample_names_the_row_and_the_completion(bb, data, tmp_path):
+    """A reward that passes on the reference answer and fails on a sampled one said only "returned None"."""
+    (tmp_path / "picky.py").write_text("def reward(prompt, completion, answer):\n"
+                                       "    return 1.0 if completion == answer else None\n")
+    with pytest.raises(ConfigError, match=r"picky.py:reward returned None.*\(on training row .*, for the sampled "
+                                          r"completion '.*'\)"):
+        train(TrainConfig(data=data, objective="grpo", steps=1, batch_size=2, checkpoint_every=0, snapshot_every=0,
+                          out=str(tmp_path / "run"), grpo={**SMALL, "reward": f"{tmp_path / 'picky.py'}:reward"}),
+              backbone=bb, progress=False, canvas_size=64)

@@ -186,3 +186,10 @@ def test_functions_are_recorded_by_name_not_address():
     assert json_default(fn) == f"{fn.__module__}:test_functions_are_recorded_by_name_not_address"
     assert json_default(fn) == json_default(fn) and "0x" not in json_default(fn)
     assert json_default(3j) == "3j"
+
+
+def test_a_scripts_own_reward_named_again_says_how_to_resume():
+    """A Python function reward is recorded as `__main__:NAME`; `train --resume` from the command line then said
+    "__main__ has no attribute 'my_reward'"."""
+    with pytest.raises(ConfigError, match="was a function of the script that started the run.*resume it from Python"):
+        rewards.get("__main__:no_such_reward_here")

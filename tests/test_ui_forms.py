@@ -479,3 +479,17 @@ def test_a_stopped_runs_artwork_is_not_called_the_trained_one(tmp_path):
     assert _caption(stopped, art).startswith("**The artwork at step 30** (stopped; it was to train 60)")
     done = Job(id=2, kind="train", title="t", work=lambda job: None, total=60, done=60, status=DONE)
     assert _caption(done, art).startswith("**The trained artwork**")
+
+
+def test_a_stop_during_the_starts_is_said_once_at_the_end_of_the_log():
+    """The library's warning of it came first, above the starts' lines, and the closing line said it again."""
+    from artstudio.ui.jobs import STOPPED, Job
+    from artstudio.ui.train_tab import _log_text
+
+    job = Job(id=1, kind="train", title="t", work=lambda j: None, total=60, status=STOPPED,
+              result={"metrics": {"stopped_during_starts": True}},
+              warnings=["runs/r stopped during its starts, before one was chosen: no canvas is kept"],
+              starts={1: {"starts": 2, "start": "gray", "start_step": 8, "start_steps": 9}})
+    lines = _log_text(job).splitlines()
+    assert not any("warning" in line for line in lines)
+    assert lines[-1].startswith("stopped while trying its starts") and lines[-2].startswith("start 1 of 2")

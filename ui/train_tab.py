@@ -375,7 +375,10 @@ def _log_text(job: Job) -> str:
     """The live log beside the loss curve: one line a step, evaluations, the end."""
     lines = [f"job {job.id} · {job.title}"]
     # What the library warned (mostly of the set-up: rows, batch size, test split) before the steps it preceded.
-    lines += [f"warning: {w}" for w in job.warnings if not any(w in str(h.get("diagnosis") or "") for h in job.history)]
+    # (A stop during the starts is said by the closing line: the library's own warning of it came first, above the
+    # starts' lines, and then again at the end.)
+    lines += [f"warning: {w}" for w in job.warnings if not any(w in str(h.get("diagnosis") or "") for h in job.history)
+              and not (stopped_during_starts(job) and "stopped during its starts" in w)]
     for i, start in sorted(job.starts.items()):
         lines.append(f"start {i} of {start['starts']} ({start['start']}): step {start['start_step']}/{start['start_steps']}")
     for h in job.history[-400:]:

@@ -261,6 +261,14 @@ class GRPOObjective(Objective):
                                   "reference answer as the completion)") from None
         return objective
 
+    def _reward(self, ex: Example, completion: str) -> float:
+        """The reward of one sampled completion; a reward that fails on it names the row and the completion (it
+        said only "reward picky returned None", mid-run)."""
+        try:
+            return self.reward(ex.prompt, completion, ex.answer)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (on training row {ex.id or '?'}, for the sampled completion {completion!r})") from None
+
     def bind(self, method) -> None:
         """Remember `method`'s current trainable state as the KL reference (call before resuming a run)."""
         self._reference = {k: v.detach().clone() for k, v in method.trainable_state().items()}
@@ -318,8 +326,7 @@ class GRPOObjective(Objective):
             max_new_tokens=budget, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
             num_return_sequences=cfg.group_size, batch_size=cfg.generation_batch_size,
         ), seed=self.sample_seed(cycle, micro), slot=slot)
-        rewards = torch.tensor([[self.reward(ex.prompt, text, ex.answer) for text in texts]
-                                for ex, texts in zip(examples, gen.texts)])
+        rewards = torch.tensor([[self._reward(ex, text) for text in texts] for ex, texts in zip(examples, gen.texts)])
         correct = [float(score(self.metric, text, ex.answer)) for ex, texts in zip(examples, gen.texts) for text in texts]
         std = rewards.std(dim=1)
         ids = [seq for seqs in gen.token_ids for seq in seqs]

@@ -296,6 +296,10 @@ def _import_reward(spec: str) -> Callable:
     else:
         module = _load_module(target, spec, hint)
     fn = getattr(module, attr, None)
+    if fn is None and target == "__main__":  # a function of a script's own, recorded by the run that it passed to
+        raise ConfigError(f"reward {spec!r} was a function of the script that started the run, which a command "
+                          "cannot find again: resume it from Python with the same function (TrainConfig(..., "
+                          "resume=True, grpo={'reward': fn})), or move it to a file and give `file.py:function`")
     if fn is None:
         raise ConfigError(f"reward {spec!r}: {target} has no attribute {attr!r}; {hint}")
     if not callable(fn):

@@ -39,7 +39,7 @@ from .backbone import (DEFAULT_MODEL, DEFAULT_NAME, check_device, check_dtype, d
                        named_model, resolve_dtype, same_model)
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
-from .atomic import atomic_write_text, check_free, check_output_kind, json_default
+from .atomic import atomic_write_text, check_free, check_output_kind, json_default, read_json_object
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check, needs_grpo_fit_check
 from .starts import CHOICE_FILE, STARTS_FOLDER, StartsStopped, choose_start
@@ -740,6 +740,9 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
         lock.flush()
         _settle_replaced(out, outputs)
         existing = [name for name in outputs if (out / name).exists()]
+        if existing and not config.overwrite and (out / "config.json").is_file():
+            # `hyper train --out RUN` on a `train` run was told to pass --resume, which then failed on its options
+            check_run_kind(read_json_object(out / "config.json"), out, "hyper" if hasattr(config, "tasks") else "train")
         if existing and not (config.resume or config.overwrite):
             raise ConfigError(f"run folder {out} already holds a run ({', '.join(existing[:3])}); pass --resume to "
                               "continue it, --overwrite to replace it (resume=True, overwrite=True in Python), or "

@@ -103,6 +103,9 @@ def test_a_resume_of_the_other_commands_run_names_the_command_that_continues_it(
            f"`artstudio train --resume --out {plain}`" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(hyper)]) == 2
     assert f"{hyper} holds a run of `artstudio hyper train`, not of `artstudio train`" in capsys.readouterr().err
+    # Without --resume, it was told to pass --resume, which then failed the same ways.
+    assert main(["hyper", "train", "--out", str(plain), "--steps", "1"]) == 2
+    assert f"{plain} holds a run of `artstudio train`, not of `artstudio hyper train`" in capsys.readouterr().err
 
 
 # --- usage errors ------------------------------------------------------------------------------------

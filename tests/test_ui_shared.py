@@ -402,6 +402,10 @@ def test_port_0_launches_on_a_free_port_not_on_0(tmp_path, monkeypatch, capsys):
     assert f"running on http://127.0.0.1:{launched['server_port']}/" in printed and "--share" in printed
     # Where its gallery is, and that it is new and empty (started outside the repository, the shipped one seemed lost).
     assert f"Gallery: {tmp_path / 'c'} (a new, empty folder: --canvases-dir names an existing gallery)" in printed
+    (tmp_path / "c").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "c" / "one.png")
+    app_module.launch(AppSettings(port=0, runs_dir=str(tmp_path / "r"), canvases_dir=str(tmp_path / "c")))
+    assert f"Gallery: {tmp_path / 'c'} (1 artwork) · runs:" in capsys.readouterr().out
 
 
 def test_auth_uses_gradios_login(tmp_path):

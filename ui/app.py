@@ -100,6 +100,10 @@ button.as-danger:disabled, #as-stop:disabled, #as-compare-stop:disabled {backgro
 .as-results th, .as-results td {word-break:keep-all !important; overflow-wrap:normal !important; hyphens:none;
   white-space:nowrap !important; padding:6px 10px !important;}
 #as-train-log textarea {font-family: ui-monospace, SFMono-Regular, monospace; font-size:.8rem;}
+/* The vLLM command wraps short of the copy and download buttons, which covered "--limit-mm-per-prompt"; */
+#as-vllm-serve .cm-content {padding-right:72px !important;}
+/* Two lines tall: Gradio sized the scroller some 300 px high when the accordion opened. */
+#as-vllm-serve .cm-scroller {min-height:0 !important;}
 """
 
 HERO = """<div class="as-hero"><div class="as-logo"></div><div>
@@ -308,8 +312,9 @@ def launch(settings: AppSettings | None = None) -> None:
     port = settings.port or _free_port(settings.host)  # Gradio itself would print ":0" and then fail
     gallery = Path(settings.canvases_dir)
     # Started outside the repository, the app makes an empty ./canvases and the shipped gallery seemed lost.
+    count = len(list(gallery.glob("*.png"))) if gallery.is_dir() else 0
     where = ("a new, empty folder: --canvases-dir names an existing gallery" if not gallery.is_dir() else
-             f"{len(list(gallery.glob('*.png')))} artworks")
+             f"{count} artwork{'' if count == 1 else 's'}")
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=2)
     try:

@@ -54,7 +54,9 @@ def build_playground_tab(studio: Studio) -> PlaygroundTab:
                 clear = gr.Button("Clear", scale=0)
             with gr.Accordion("vLLM request", open=False, elem_id="as-vllm"):
                 gr.Markdown("The exact body to POST to `/v1/chat/completions` of a vLLM server started with:")
-                serve = gr.Code(language="shell", show_label=False, interactive=False, wrap_lines=True)
+                # Two lines tall (it was a mostly empty block some 400 px high above the request body).
+                serve = gr.Code(language="shell", show_label=False, interactive=False, wrap_lines=True, lines=2,
+                                max_lines=4, elem_id="as-vllm-serve")
                 request = gr.Code(language="json", label="request body", interactive=False, max_lines=30,
                                   elem_id="as-request")
 

@@ -979,7 +979,10 @@ def export_artwork_of(method: Method, path: str | Path, *, card: dict, data: str
                       metrics: dict) -> Path:
     """Write a run's method as its deployable artefact (a canvas: an artwork PNG; an adapter: a folder) whose
     metadata names its task, objective, steps and accuracy."""
-    task = {"name": card.get("name", Path(data).stem), "description": card.get("description", "")}
+    # An empty or missing card name falls back to the data's name (a split file is named for its folder).
+    source = Path(data)
+    fallback = source.parent.name if source.suffix == ".jsonl" and source.stem in ("train", "test") else source.stem
+    task = {"name": card.get("name") or fallback, "description": card.get("description", "")}
     return method.export(path, task=task, objective=objective, steps=steps,
                          metrics={k: v for k, v in metrics.items() if k in ("accuracy", "eval_n")})
 

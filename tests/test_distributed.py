@@ -22,6 +22,18 @@ ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b) * (1 + (a + b) % 3), id=str
         for i, (a, b) in enumerate((a, b) for a in range(5) for b in range(4))]
 
 
+def assert_same_training(two: torch.Tensor, one: torch.Tensor) -> None:
+    """Two processes sum the gradients in another order than one process does, so float rounding differs.
+    Where a gradient is near zero, Adam's first step (about lr × its sign) magnifies that rounding: on an
+    AMD EPYC machine 1 of 12,288 canvas values differed by 1.1e-5 and 1 of 512 LoRA weights by 2.2e-5 (earlier
+    machines kept every value within 1e-5). So: all but 1 % of the values within 1e-5, none off by more
+    than 1e-3 (a gradient that missed the other process's rows changes most of the values)."""
+    diff = (two.float() - one.float()).abs()
+    assert diff.max().item() <= 1e-3, f"largest difference {diff.max().item():.3g}"
+    off = (diff > 1e-5).float().mean().item()
+    assert off <= 0.01, f"{off:.2%} of the values differ by more than 1e-5"
+
+
 def _run(args: list[str], world: int, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(world),
@@ -46,7 +58,7 @@ def test_two_processes_train_the_canvas_of_one(tiny_model_dir, tmp_path):
     canvas = {k: load_file(tmp_path / k / "final" / "method.safetensors") for k in ("one", "two")}
     assert canvas["one"].keys() == canvas["two"].keys()
     for key in canvas["one"]:
-        torch.testing.assert_close(canvas["two"][key], canvas["one"][key], atol=1e-5, rtol=0)
+        assert_same_training(canvas["two"][key], canvas["one"][key])
     losses = {k: [json.loads(l)["loss"] for l in (tmp_path / k / "metrics.jsonl").read_text().splitlines()
                   if "loss" in json.loads(l)] for k in ("one", "two")}
     assert len(losses["two"]) == 3  # one writer: no step twice
@@ -63,7 +75,7 @@ def test_two_processes_train_the_canvas_of_one(tiny_model_dir, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = load_file(tmp_path / "two" / "final" / "method.safetensors")
     for key in resumed:
-        torch.testing.assert_close(resumed[key], canvas["one"][key], atol=1e-5, rtol=0)
+        assert_same_training(resumed[key], canvas["one"][key])
     # Resumed on one process: config.json records both segments' counts, not only the last.
     (tmp_path / "two" / "result.json").unlink()
     assert _run(common[:common.index("--steps") + 1] + ["4"] + common[common.index("--steps") + 2:]
@@ -179,7 +191,7 @@ def test_fsdp_shards_the_backbone_and_trains_what_one_process_trains(tiny_model_
     weights = {k: load_file(next((tmp_path / k / "final").glob("*.safetensors"))) for k in ("one", "two")}
     assert weights["one"].keys() == weights["two"].keys() and weights["one"]
     for key in weights["one"]:
-        torch.testing.assert_close(weights["two"][key], weights["one"][key], atol=1e-5, rtol=0)
+        assert_same_training(weights["two"][key], weights["one"][key])
     metrics = {k: [json.loads(l) for l in (tmp_path / k / "metrics.jsonl").read_text().splitlines()] for k in ("one", "two")}
     assert [m.get("loss") for m in metrics["two"]] == pytest.approx([m.get("loss") for m in metrics["one"]], abs=1e-5)
     evals = {k: [m["eval_accuracy"] for m in v if "eval_accuracy" in m] for k, v in metrics.items()}

@@ -611,3 +611,20 @@ def test_empty_answers_are_warned_about_and_a_result_s_repr_stays_short(qwen35, 
     assert "1 of 7 training rows have an empty answer" in caplog.text and "say nothing" in caplog.text
     assert "history" not in repr(result) and "'loss'" not in repr(result) and len(repr(result)) < 2000
     assert repr(qwen35).startswith(f"Backbone({str(qwen35.model_id)!r}, family='qwen3_5'")
+
+
+@pytest.mark.parametrize("card, data, name", [({"name": ""}, "data/words", "words"),
+                                              ({}, "data/words/train.jsonl", "words"),
+                                              ({}, "rows.jsonl", "rows"),
+                                              ({"name": "upper"}, "data/words", "upper")])
+def test_an_export_names_its_task_even_when_the_card_leaves_the_name_empty(card, data, name):
+    from artstudio.training import export_artwork_of
+
+    class Recorder:
+        def export(self, path, **metadata):
+            self.metadata = metadata
+            return path
+
+    method = Recorder()
+    assert export_artwork_of(method, "a.png", card=card, data=data, objective="sft", steps=1, metrics={}) == "a.png"
+    assert method.metadata["task"]["name"] == name

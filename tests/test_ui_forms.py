@@ -493,3 +493,23 @@ def test_a_stop_during_the_starts_is_said_once_at_the_end_of_the_log():
     lines = _log_text(job).splitlines()
     assert not any("warning" in line for line in lines)
     assert lines[-1].startswith("stopped while trying its starts") and lines[-2].startswith("start 1 of 2")
+
+
+def test_a_job_stopped_from_another_browsers_jobs_page_tells_its_owner(studio):
+    """Anyone may stop any job on the Jobs page; the browser that started it was not told it was not its own Stop."""
+    go = threading.Event()
+    running = studio.jobs.submit("compare", "running", lambda job: go.wait(30) and None, total=1, owner="ana")
+    waiting = studio.jobs.submit("compare", "waiting", lambda job: None, total=1, owner="ana")
+    own = studio.jobs.submit("compare", "own", lambda job: None, total=1, owner="ana")
+    while running.status == "queued":
+        go.wait(0.01)
+    studio.jobs.stop(waiting.id, by="ben")
+    assert waiting.status == "cancelled" and waiting.message == ("cancelled before it started (from another "
+                                                                 "browser's Jobs page)")
+    studio.jobs.stop(own.id, by="ana")
+    assert own.message == "cancelled before it started"  # its own browser: nothing to add
+    studio.jobs.stop(running.id, by="ben")
+    assert running.phase == "stopping after the current step (from another browser's Jobs page)"
+    go.set()
+    assert studio.jobs.wait(running.id).status == "stopped"
+    assert running.phase == "stopped; the finished runs are kept, and starting it again resumes (from another browser's Jobs page)"

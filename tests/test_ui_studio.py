@@ -222,3 +222,23 @@ def test_a_job_stopped_during_its_starts_does_not_claim_a_checkpoint():
     assert stopped_phase(later) == "stopped; the last checkpoint is kept"
     study = Job(id=3, kind="tune", title="t", work=lambda job: None, result={"trials": 2})
     assert stopped_phase(study) == "stopped; the finished trials are kept"  # a study has no checkpoint to keep
+
+
+def test_a_reported_time_left_counts_down_until_the_next_report(monkeypatch):
+    """A study said "about 4 s left" for the whole of a long trial: the last report is counted down since."""
+    import ui.jobs as jobs
+    from ui.jobs import RUNNING, Job
+
+    clock = [1000.0]
+    monkeypatch.setattr(jobs.time, "time", lambda: clock[0])
+    job = Job(id=1, kind="tune", title="t", work=lambda job: None, status=RUNNING)
+    assert job.reported_eta_left() is None  # nothing reported yet
+    job.heard_eta(30.0)
+    clock[0] += 12
+    assert job.reported_eta_left() == pytest.approx(18.0)
+    clock[0] += 60
+    assert job.reported_eta_left() == 0.0  # overdue: the page shows no time left rather than a negative one
+    job.heard_eta(5.0)
+    assert job.reported_eta_left() == pytest.approx(5.0) and job.result["eta_seconds"] == 5.0  # the API's view
+    job.status = "done"
+    assert job.reported_eta_left() is None

@@ -82,6 +82,8 @@ CSS = """
 .as-meta table {width:100%; border-collapse:collapse; margin:6px 0; font-size:.92rem;}
 .as-meta th {text-align:left; font-weight:500; opacity:.7; padding:3px 8px 3px 0; width:34%;}
 .as-meta td {padding:3px 0;}
+/* Hairlines, not the prose table's black grid. */
+.as-meta table, .as-meta th, .as-meta td {border:none !important; border-bottom:1px solid rgba(127,127,127,.18) !important;}
 footer {display:none !important;}
 .as-message {align-self:center;}
 /* Buttons that stop or delete something look like it (issue 19: they looked like any other button). */
@@ -251,10 +253,13 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
 
     def stop_job(job_id: int) -> str:
         """Cancel a waiting job or stop a running one (any job: the Jobs tab lists them)."""
+        return _stop_job(job_id)
+
+    def _stop_job(job_id: int, by: str | None = None) -> str:
         text = str(job_id if job_id is not None else "").strip()
         if not text.isdigit():
             raise ArtStudioError(f"job {text!r} is not a job number; the Jobs tab lists them")
-        j = studio.jobs.stop(int(text))
+        j = studio.jobs.stop(int(text), by=by)
         return f"Job {j.id}: {'cancelled' if j.status in FINISHED else 'stopping after its current step'}."
 
     gr.api(friendly(stop_job), api_name="stop_job")
@@ -264,7 +269,7 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
         if STOP_CELL not in str(evt.value or "") or not row:
             return gr.skip(), gr.skip()
         try:
-            text = friendly(stop_job)(row[0])
+            text = friendly(_stop_job)(row[0], client_id)
         except gr.Error as err:
             gr.Warning(err.message, title=err.title)
             return gr.skip(), gr.skip()

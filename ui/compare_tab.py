@@ -16,7 +16,7 @@ from artstudio.comparison import CompareConfig
 from artstudio.methods import method_names
 from artstudio.tasks import list_tasks
 
-from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED
+from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED
 from .studio import Studio
 from .widgets import action, dataclass_form, duration, follow_line, friendly, keep_page, progress_html
 
@@ -107,10 +107,11 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
         job = studio.jobs.latest_of("compare", client_id)
         if job is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
-        eta = job.result.get("eta_seconds") if job.status == RUNNING else None
+        eta = job.reported_eta_left()  # counted down between reports
         detail = f"{job.done} / {job.total} runs" + (f" · about {duration(eta)} left" if eta else "")
         states = {QUEUED: ("idle", "Waiting in the queue"), RUNNING: ("running", job.phase),
-                  DONE: ("done", "Finished"), STOPPED: ("stopped", "Stopped; finished runs are kept"),
+                  DONE: ("done", "Finished"), STOPPED: ("stopped", "Stopped; finished runs are kept" + job.stop_note),
+                  CANCELLED: ("stopped", "Cancelled before it started" + job.stop_note),
                   FAILED: ("failed", f"Failed: {job.message}")}
         state, label = states.get(job.status, ("idle", job.status))
         bar = progress_html(job.fraction if job.status != DONE else 1.0, label, detail, state)

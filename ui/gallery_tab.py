@@ -63,7 +63,9 @@ def build_gallery_tab(studio: Studio) -> GalleryTab:
             selected = gr.Textbox(visible=False, label="key")
             with gr.Row():
                 download = gr.DownloadButton("Download PNG", visible=False, elem_id="as-download")
-                to_playground = gr.Button("Open in Playground", visible=False, variant="primary", elem_id="as-open-playground")
+                # Wider than its neighbours: its label wrapped onto two lines at 1440 px.
+                to_playground = gr.Button("Open in Playground", visible=False, variant="primary", scale=2,
+                                          elem_id="as-open-playground")
                 delete = gr.Button("Delete…", visible=False, variant="stop", elem_id="as-delete")
             with gr.Group(visible=False, elem_id="as-confirm-box") as confirm_box:
                 confirm_text = gr.Markdown(elem_classes="as-pad", elem_id="as-confirm-text")

@@ -53,6 +53,8 @@ class Job:
     resumed_at: int = 0  # a resumed training's step when this job began it (its pace counts the steps after)
     starts: dict = field(default_factory=dict, repr=False)  # a run's starts by number: the last step heard of each
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    stop_note: str = ""  # who stopped it, when not its own browser
+    _eta_heard: float = field(default=0.0, repr=False)  # when the library last said how long was left
 
     def stop_requested(self) -> bool:
         return self._stop.is_set()
@@ -89,6 +91,18 @@ class Job:
             return None
         return self.elapsed() / ran * (self.total - self.done)
 
+    def heard_eta(self, seconds: float | None) -> None:
+        """What a comparison or a study reported it had left, when it reported it (once per run or trial)."""
+        self.result["eta_seconds"] = seconds
+        self._eta_heard = time.time()
+
+    def reported_eta_left(self) -> float | None:
+        """The reported time left, counted down since (a page showed "about 4 s left" for a whole trial)."""
+        eta = self.result.get("eta_seconds")
+        if self.status != RUNNING or eta is None:
+            return None
+        return max(0.0, eta - (time.time() - self._eta_heard))
+
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly snapshot (the API's and the Jobs table's view of a job)."""
         return {"id": self.id, "kind": self.kind, "title": self.title, "status": self.status,
@@ -119,16 +133,19 @@ class JobQueue:
             self._wake.notify_all()
         return job
 
-    def stop(self, job_id: int) -> Job:
-        """Cancel a queued job, or ask a running one to stop after its current step."""
+    def stop(self, job_id: int, by: str | None = None) -> Job:
+        """Cancel a queued job, or ask a running one to stop after its current step. `by` is the browser that
+        asks (the Jobs page's Stop): a job stopped by another browser than its own says so to its owner."""
         job = self.get(job_id)
         with self._lock:
+            if by and job.owner and by != job.owner:
+                job.stop_note = " (from another browser's Jobs page)"
             if job.status == QUEUED:
-                job.status, job.phase, job.finished = CANCELLED, "cancelled", time.time()
-                job.message = "cancelled before it started"
+                job.status, job.phase, job.finished = CANCELLED, "cancelled" + job.stop_note, time.time()
+                job.message = "cancelled before it started" + job.stop_note
             elif job.status == RUNNING:
                 job._stop.set()
-                job.phase = "stopping after the current step"
+                job.phase = "stopping after the current step" + job.stop_note
             else:
                 raise ArtStudioError(f"job {job_id} is already {job.status}; nothing to stop")
         return job
@@ -238,7 +255,7 @@ class JobQueue:
         try:
             job.result = job.work(job) or {}
             job.status = STOPPED if job.stop_requested() else DONE
-            job.phase = stopped_phase(job) if job.status == STOPPED else "finished"
+            job.phase = stopped_phase(job) + job.stop_note if job.status == STOPPED else "finished"
         except ArtStudioError as err:
             job.status, job.phase, job.message = FAILED, "failed", clean_message(str(err))
         except Exception as err:  # a bug: keep the worker alive, put the details in the log

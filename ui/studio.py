@@ -644,7 +644,8 @@ class Studio:
                     job.phase = f"{event['method']} · {event['task']} · seed {event['seed']} · step {event['step']}/{event['steps']}"
                 elif event.get("message"):
                     job.phase = event["message"]
-                job.result["eta_seconds"] = event.get("eta_seconds")
+                if "eta_seconds" in event:  # the estimate and each finished run say it; a step does not
+                    job.heard_eta(event["eta_seconds"])
 
             table = compare(compare_config, progress=progress, should_stop=job.stop_requested)
             return {"rows": len(table), "folder": name}
@@ -726,7 +727,7 @@ class Studio:
                 if event.get("phase") == "trial":
                     job.total, job.done = event["total"], event["done"]
                     job.history.append({"trial": event["trial"], "value": event["value"], "best": event["best"]})
-                    job.result["eta_seconds"] = event.get("eta_seconds")
+                    job.heard_eta(event.get("eta_seconds"))
                     job.phase = "trials" if job.done < job.total else "trials finished"
                 elif event.get("phase") == "final":
                     job.phase = f"final run: the {event['run']} configuration on all training rows, scored on test"

@@ -28,9 +28,13 @@ from .studio import APP_SNAPSHOT_EVERY, Studio
 from .widgets import (action, dataclass_form, duration, field_input, follow_line, friendly, keep_page, markdown_text,
                       progress_html)
 
-ADVANCED = ["metric", "grad_accum", "weight_decay", "warmup", "schedule", "eval_every", "eval_size",
-            "checkpoint_every", "snapshot_every", "resume", "max_new_tokens", "device", "dtype",
-            "method_options", "grpo"]
+# Three columns side by side (scoring, optimisation, the run itself), then the JSON options full width:
+# in one column the section was some 2,000 px long.
+ADVANCED_COLUMNS = [["metric", "eval_every", "eval_size", "max_new_tokens"],
+                    ["grad_accum", "weight_decay", "warmup", "schedule"],
+                    ["checkpoint_every", "snapshot_every", "resume", "device", "dtype"]]
+ADVANCED_WIDE = ["method_options", "grpo"]
+ADVANCED = [name for column in ADVANCED_COLUMNS for name in column] + ADVANCED_WIDE
 DEFAULT_TASK = "add-json"
 PLOT_COLUMNS = ["step", "value", "series"]
 # The live log follows its newest line ("finished", the final evaluation): Gradio's own autoscroll does
@@ -125,9 +129,14 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
                          interactive=False)  # on while this page's training waits or runs (app.py's timer)
         message = gr.Markdown(elem_id="as-train-message", elem_classes="as-message")
     with gr.Accordion("Advanced options", open=False, elem_id="as-train-advanced"):
-        adv = dataclass_form(TrainConfig, ADVANCED, "as-train",
-                             dtype={"choices": [("automatic", ""), "bf16", "fp16", "fp32"]},
-                             snapshot_every={"value": APP_SNAPSHOT_EVERY})
+        overrides = {"dtype": {"choices": [("automatic", ""), "bf16", "fp16", "fp32"]},
+                     "snapshot_every": {"value": APP_SNAPSHOT_EVERY}}
+        adv = {}
+        with gr.Row(equal_height=False):
+            for names in ADVANCED_COLUMNS:
+                with gr.Column(min_width=260):
+                    adv |= dataclass_form(TrainConfig, names, "as-train", **overrides)
+        adv |= dataclass_form(TrainConfig, ADVANCED_WIDE, "as-train", **overrides)
     with gr.Accordion("Command line: the same training from a terminal", open=False,
                       elem_id="as-train-command-box") as command_box:
         command = gr.Code(language="shell", show_label=False, interactive=False, elem_id="as-train-command",
@@ -302,11 +311,11 @@ def _header(studio: Studio, job: Job) -> str:
         return progress_html(1, "Finished", f"{steps} in {duration(job.elapsed())}{resumed}", "done")
     if job.status == STOPPED:
         kept = "no canvas kept yet" if stopped_during_starts(job) else "checkpoint kept"
-        return progress_html(job.fraction, f"Stopped, {kept}", steps, "stopped")
+        return progress_html(job.fraction, f"Stopped, {kept}{job.stop_note}", steps, "stopped")
     if job.status == FAILED:
         return progress_html(job.fraction, "Failed", job.message, "failed")  # whole: a cut one ended "96×96 (9 to"
     if job.status == CANCELLED:
-        return progress_html(0, f"Job {job.id} cancelled", "it was stopped before it started", "stopped")
+        return progress_html(0, f"Job {job.id} cancelled{job.stop_note}", "it was stopped before it started", "stopped")
     return progress_html(0, job.status.capitalize(), job.message, "idle")
 
 
@@ -397,8 +406,8 @@ def _log_text(job: Job) -> str:
     elif job.status == RUNNING and not job.done:
         lines.append(job.phase)
     elif job.status in (DONE, STOPPED, FAILED, CANCELLED):
-        lines.append({DONE: "finished", STOPPED: stopped_phase(job),
-                      FAILED: f"failed: {job.message}", CANCELLED: "cancelled before it started"}[job.status])
+        lines.append({DONE: "finished", STOPPED: stopped_phase(job) + job.stop_note,
+                      FAILED: f"failed: {job.message}", CANCELLED: job.message or "cancelled before it started"}[job.status])
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ from artstudio.tasks import list_tasks
 from artstudio.tune import TuneConfig
 from artstudio.tune.report import best_so_far
 
-from .jobs import DONE, FAILED, QUEUED, RUNNING, STOPPED
+from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED
 from .studio import Studio
 from .widgets import action, clean_message, dataclass_form, duration, follow_line, friendly, keep_page, progress_html
 
@@ -164,13 +164,14 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         if job is None:
             return (*skip, seen)
         points = [(h["trial"], h["value"]) for h in job.history]
-        eta = job.result.get("eta_seconds") if job.status == RUNNING else None
+        eta = job.reported_eta_left()  # counted down between reports
         if job.status == RUNNING and job.done < job.total:
             label = f"Trial {job.done + 1} of {job.total} running" if job.done or job.history else job.phase.capitalize()
         else:
             label = job.phase[:1].upper() + job.phase[1:]
         states = {QUEUED: ("idle", "Waiting in the queue"), RUNNING: ("running", label), DONE: ("done", "Finished"),
-                  STOPPED: ("stopped", "Stopped; the finished trials are kept"), FAILED: ("failed", f"Failed: {job.message}")}
+                  STOPPED: ("stopped", "Stopped; the finished trials are kept" + job.stop_note),
+                  CANCELLED: ("stopped", "Cancelled before it started" + job.stop_note), FAILED: ("failed", f"Failed: {job.message}")}
         state, label = states.get(job.status, ("idle", job.status))
         detail = f"{job.done} / {job.total} trials" + (f" · about {duration(eta)} left" if eta else "")
         bar = progress_html(job.fraction if job.status != DONE else 1.0, label, detail, state)

@@ -145,6 +145,8 @@ def field_input(cls: type, name: str, *, label: str | None = None, choices: list
     if tp is dict or typing.get_origin(tp) is dict:
         return gr.Textbox(value="" if not default else str(default), label=label, info=info,
                           placeholder='{"name": value}', **kwargs)
+    if optional:  # an empty box means the default (a blank "device" read as a field left unfilled)
+        kwargs.setdefault("placeholder", "default")
     return gr.Textbox(value=default or "", label=label, info=info, **kwargs)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
+from artstudio.errors import ArtStudioError
 from artstudio.methods import get_method, method_names
 from artstudio.tasks import list_tasks
 from artstudio.tune import TuneConfig
@@ -178,14 +179,20 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         key = (job.id, len(job.history), job.status)
         if key == seen.get("tune_drawn"):
             return bar, *skip[1:], seen
-        seen = dict(seen) | {"tune_drawn": key}
         name = job.run_dir.name if job.run_dir is not None else ""
-        if job.status in (DONE, STOPPED) and name in studio.tune_folders():
+        if job.status in (DONE, STOPPED) and (name in studio.tune_folders() or job.status == DONE):
+            # A finished study's report is drawn once it reads; until then the next tick tries again (the
+            # first tick that saw it finished used to be the only try, and a failed read left no report).
+            tries = seen.get("tune_tries", 0) + 1
             try:
                 frame, text, md = load_study(name)
-            except gr.Error:
-                return bar, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+            except (gr.Error, ArtStudioError):
+                if tries < 10:
+                    return bar, *skip[1:], dict(seen) | {"tune_tries": tries}
+                return bar, *skip[1:], dict(seen) | {"tune_drawn": key, "tune_tries": 0}
+            seen = dict(seen) | {"tune_drawn": key, "tune_tries": 0}
             return bar, text, frame, md, gr.Dropdown(choices=studio.tune_folders(), value=name), seen
+        seen = dict(seen) | {"tune_drawn": key}
         return bar, _stats(job.done, job.total, points), curve(points), gr.skip(), gr.skip(), seen
 
     return TuneTab(folder=folder, use_in_train=use, message=message, refresh=refresh,

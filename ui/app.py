@@ -83,7 +83,7 @@ CSS = """
 .as-meta th {text-align:left; font-weight:500; opacity:.7; padding:3px 8px 3px 0; width:34%;}
 .as-meta td {padding:3px 0;}
 /* Hairlines, not the prose table's black grid. */
-.as-meta table, .as-meta th, .as-meta td {border:none !important; border-bottom:1px solid rgba(127,127,127,.18) !important;}
+.as-meta table, .as-meta tr, .as-meta th, .as-meta td {border:none !important; border-bottom:1px solid rgba(127,127,127,.18) !important;}
 footer {display:none !important;}
 .as-message {align-self:center;}
 /* Buttons that stop or delete something look like it (issue 19: they looked like any other button). */
@@ -222,7 +222,7 @@ STOP_HTML = f'<span style="color:#dc2626;font-weight:700;cursor:pointer">{STOP_C
 
 
 def _build_jobs_tab(studio: Studio, client: gr.State):
-    headers = ["job", "started by", "kind", "what", "status", "progress", "elapsed", "message", ""]
+    headers = ["job", "started by", "kind", "what", "status", "progress", "elapsed", "message", "stop"]
     gr.Markdown("Every job of this app, newest first; they run one at a time, in order. **■ Stop** on a row "
                 "cancels a waiting job, or ends a running one after its current step (a training keeps its last "
                 "checkpoint; resume it with the same run name and *resume* ticked) or, for a study, after its "

@@ -61,11 +61,10 @@ def build_gallery_tab(studio: Studio) -> GalleryTab:
                              elem_id="as-gallery-large", placeholder="Select an artwork.", buttons=["fullscreen"])
             details = gr.HTML(elem_id="as-gallery-details")
             selected = gr.Textbox(visible=False, label="key")
+            # The main action on a row of its own: three buttons side by side wrapped their labels at 1440 px.
+            to_playground = gr.Button("Open in Playground", visible=False, variant="primary", elem_id="as-open-playground")
             with gr.Row():
                 download = gr.DownloadButton("Download PNG", visible=False, elem_id="as-download")
-                # Wider than its neighbours: its label wrapped onto two lines at 1440 px.
-                to_playground = gr.Button("Open in Playground", visible=False, variant="primary", scale=2,
-                                          elem_id="as-open-playground")
                 delete = gr.Button("Delete…", visible=False, variant="stop", elem_id="as-delete")
             with gr.Group(visible=False, elem_id="as-confirm-box") as confirm_box:
                 confirm_text = gr.Markdown(elem_classes="as-pad", elem_id="as-confirm-text")

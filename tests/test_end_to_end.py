@@ -58,7 +58,7 @@ def test_export_carries_the_run(trained, capsys):
     result = json.loads((trained.run / "result.json").read_text())
     assert meta.model_id == trained.model and meta.family == trained.family
     assert meta.steps == 3 and meta.objective == "sft" and meta.placement == "first"
-    assert meta.task["name"] == "train"
+    assert meta.task["name"] == trained.root.name  # trained on ROOT/train.jsonl with no card: named for its folder
     assert meta.metrics == {"accuracy": result["accuracy"], "eval_n": 4}
     assert meta.canvas_size == (SIDE[trained.family],) * 2
     # the same pixels as the artwork training wrote itself

@@ -25,6 +25,7 @@ from typing import Any
 
 import gradio as gr
 
+from artstudio.comparison.harness import count
 from artstudio.errors import ArtStudioError
 
 from .compare_tab import build_compare_tab
@@ -317,9 +318,8 @@ def launch(settings: AppSettings | None = None) -> None:
     port = settings.port or _free_port(settings.host)  # Gradio itself would print ":0" and then fail
     gallery = Path(settings.canvases_dir)
     # Started outside the repository, the app makes an empty ./canvases and the shipped gallery seemed lost.
-    count = len(list(gallery.glob("*.png"))) if gallery.is_dir() else 0
     where = ("a new, empty folder: --canvases-dir names an existing gallery" if not gallery.is_dir() else
-             f"{count} artwork{'' if count == 1 else 's'}")
+             count(len(list(gallery.glob("*.png"))), "artwork"))
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=2)
     try:

@@ -180,7 +180,7 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         if key == seen.get("tune_drawn"):
             return bar, *skip[1:], seen
         name = job.run_dir.name if job.run_dir is not None else ""
-        if job.status in (DONE, STOPPED) and (name in studio.tune_folders() or job.status == DONE):
+        if job.status == DONE or (job.status == STOPPED and name in studio.tune_folders()):
             # A finished study's report is drawn once it reads; until then the next tick tries again (the
             # first tick that saw it finished used to be the only try, and a failed read left no report).
             tries = seen.get("tune_tries", 0) + 1

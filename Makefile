@@ -22,11 +22,17 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "make test: installing Debian's chromium with apt-get for the browser tests (skip them: make test-fast)"; \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), one test file per worker, each with one torch thread:
+# on 2 cores, two workers of one thread take 11-12 min where one process took 21-22 (stop 38, AMD EPYC), and
+# two threads per process beside a busy core (the browser tests' Chromium) spin in OpenMP (a study ran 4x slower).
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP) browser
-	$(PY) -m pytest -q --timeout=900 tests
+	$(PYTEST) --timeout=900 tests
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not browser" tests
+	$(PYTEST) -m "not slow and not browser" tests
 
 # `make demo NO_APP=1` trains, exports and prints what to try next without opening the app.
 demo: $(STAMP)

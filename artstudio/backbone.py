@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import torch
 
 from artstudio.errors import CanvasSizeError, ConfigError, ModelLoadError
+from artstudio.words import count
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class Geometry:
             )[:4]
             if not shapes:
                 shapes = [(s, s) for s in self.nearest_valid(round(math.sqrt(max(height * width, 1))))]
-        return ", ".join(f"{w}×{h} ({_plural(self.tokens(h, w), 'token')})" for h, w in shapes) or "none"
+        return ", ".join(f"{w}×{h} ({count(self.tokens(h, w), 'token')})" for h, w in shapes) or "none"
 
     def _near_multiples(self, side: int) -> list[int]:
         below = max(self.factor, (side // self.factor) * self.factor)
@@ -171,10 +172,6 @@ class Geometry:
         d["image_mean"], d["image_std"] = list(self.image_mean), list(self.image_std)
         d["factor"] = self.factor
         return d
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _pixel_limits(ip: Any) -> tuple[int, int]:

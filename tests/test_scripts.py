@@ -106,7 +106,8 @@ def test_bench_scale_runs_on_cpu_with_two_layers(tmp_path):
     """The GPU benchmark's script, on the real Qwen3.5-0.8B shapes cut to 2 layers: every method measured."""
     out = tmp_path / "scale.json"
     proc = subprocess.run([sys.executable, "benchmarks/bench_scale.py", "--layers", "2", "--vision-layers", "1",
-                           "--batch-size", "2", "--repeats", "1", "--prompt-tokens", "24", "--json", str(out)],
+                           "--batch-size", "2", "--repeats", "1", "--prompt-tokens", "16", "--canvas-size", "64",
+                           "--json", str(out)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -138,6 +139,14 @@ def test_bench_scale_extrapolates_each_method_along_a_straight_line_in_depth():
 def test_bench_scale_refuses_depths_it_cannot_extrapolate_from(layers, message):
     proc = subprocess.run([sys.executable, "benchmarks/bench_scale.py", "--layers", layers], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [(["--periods", "one"], "comma-separated numbers"),
+                                          (["--periods", "-1"], "0 or more"), (["--seconds", "0"], "more than 0")])
+def test_app_idle_refuses_bad_periods_before_it_starts_anything(args, message):
+    proc = subprocess.run([sys.executable, "benchmarks/app_idle.py", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -399,6 +399,7 @@ def test_11_tune_watches_the_trials_and_fills_the_train_form(page, app):
     page.locator("#as-tune-proxy input").fill("0.05")
     page.get_by_role("button", name="All tuning options").click()
     textbox(page, "as-tune-val_size").fill("40")
+    page.locator("#as-tune-rerank input").fill("1")  # one re-ranked trial beside the default: the phase, shorter
     textbox(page, "as-tune-name").fill("browser-tune")
     page.click("#as-tune-start")
     page.wait_for_selector("#as-tune-message:has-text('browser-tune')")

@@ -25,8 +25,8 @@ from typing import Any
 
 import gradio as gr
 
-from artstudio.comparison.harness import count
 from artstudio.errors import ArtStudioError
+from artstudio.words import count
 
 from .compare_tab import build_compare_tab
 from .describe_tab import build_describe_tab
@@ -143,15 +143,6 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         timer = gr.Timer(studio.settings.poll_seconds)
         train_seen, compare_seen, tune_seen, jobs_seen = gr.State({}), gr.State({}), gr.State({}), gr.State({})
         train_outputs = train.refresh_outputs + [train_seen]
-        # Each page's timer also keeps the line under its Start button true ("Job 4 queued" until the job ends).
-        timer.tick(train.refresh, [train_seen, client, train.message], train_outputs, show_progress="hidden",
-                   api_visibility="private")
-        timer.tick(compare.refresh, [compare_seen, client, compare.message], compare.refresh_outputs + [compare_seen],
-                   show_progress="hidden", api_visibility="private")
-        timer.tick(tune.refresh, [tune_seen, client, tune.message], tune.refresh_outputs + [tune_seen],
-                   show_progress="hidden", api_visibility="private")
-        timer.tick(jobs_refresh, [jobs_seen, client], [*jobs_outputs, jobs_seen], show_progress="hidden",
-                   api_visibility="private")
 
         # A page's Stop button is on only while a job of that page's kind, started from this browser, waits or
         # runs (it was red and pressable with nothing to stop); the Jobs tab stops anyone's.
@@ -161,8 +152,16 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             live = {kind: bool((job := studio.jobs.latest_of(kind, client_id)) and job.active) for kind in stops}
             return (*(gr.skip() if seen.get(k) == on else gr.Button(interactive=on) for k, on in live.items()), live)
 
-        timer.tick(stop_buttons, [stops_seen, client], [*stops.values(), stops_seen], show_progress="hidden",
-                   api_visibility="private")
+        # Each page's timer also keeps the line under its Start button true ("Job 4 queued" until the job ends).
+        # One tick event refreshes every panel: five events per tick (one per panel) cost an idle page about a
+        # core of the browser's CPU at a 1 s period, where training in the same machine needs it.
+        timer.tick(*_one_event([
+            (train.refresh, [train_seen, client, train.message], train_outputs),
+            (compare.refresh, [compare_seen, client, compare.message], compare.refresh_outputs + [compare_seen]),
+            (tune.refresh, [tune_seen, client, tune.message], tune.refresh_outputs + [tune_seen]),
+            (jobs_refresh, [jobs_seen, client], [*jobs_outputs, jobs_seen]),
+            (stop_buttons, [stops_seen, client], [*stops.values(), stops_seen]),
+        ]), show_progress="hidden", api_visibility="private")
 
         def init_client(saved: str | None):
             cid = saved if isinstance(saved, str) and saved else secrets.token_hex(8)
@@ -220,6 +219,28 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 STOP_CELL = "■ Stop"
 NO_JOBS = "No jobs yet: a training, a comparison or a study started from any page appears here."
 STOP_HTML = f'<span style="color:#dc2626;font-weight:700;cursor:pointer">{STOP_CELL}</span>'
+
+
+def _one_event(panels: list[tuple[Any, list, list]]) -> tuple[Any, list, list]:
+    """(fn, inputs, outputs) of one event that runs each panel's (fn, inputs, outputs) in turn.
+
+    The inputs are shared where panels share them (the client id); the outputs must be distinct."""
+    inputs: list = []
+    for _, ins, _ in panels:
+        inputs += [c for c in ins if all(c is not seen for seen in inputs)]
+    where = [[next(i for i, c in enumerate(inputs) if c is comp) for comp in ins] for _, ins, _ in panels]
+
+    def run(*values):
+        out: list = []
+        for (fn, _, outs), idx in zip(panels, where):
+            got = fn(*(values[i] for i in idx))
+            got = got if isinstance(got, tuple) else (got,)
+            if len(got) != len(outs):
+                raise RuntimeError(f"{getattr(fn, '__name__', fn)} returned {len(got)} values for {len(outs)} outputs")
+            out += got
+        return tuple(out)
+
+    return run, inputs, [c for _, _, outs in panels for c in outs]
 
 
 def _build_jobs_tab(studio: Studio, client: gr.State):

@@ -650,7 +650,7 @@ class Studio:
             table = compare(compare_config, progress=progress, should_stop=job.stop_requested)
             return {"rows": len(table), "folder": name}
 
-        from artstudio.comparison.harness import count  # "1 tasks × 1 seeds"
+        from artstudio.words import count  # "1 tasks × 1 seeds"
 
         title = f"compare · {count(len(methods), 'method')} × {count(len(tasks), 'task')} × {count(len(seeds), 'seed')} · {name}"
         return self.jobs.submit("compare", title, work, total=len(methods) * len(tasks) * len(seeds), run_dir=out,

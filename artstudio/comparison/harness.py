@@ -22,6 +22,7 @@ from ..atomic import atomic_write_text, check_output_kind, json_default, output_
 from ..backbone import load_backbone, named_model
 from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
+from ..words import count
 from ..methods import build_method, get_method, method_config, method_names
 from ..objectives.sft import compute_loss
 from ..progress import progress_bar
@@ -109,11 +110,6 @@ def _duration(seconds: float) -> str:
         return "under a minute"  # not "0 min 00 s" for a tiny plan
     h, rem = divmod(seconds, 3600)
     return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
-
-
-def count(n: int, noun: str) -> str:
-    """`1 task`, `2 tasks`."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def check_same_comparison(record: Path, config: CompareConfig) -> None:

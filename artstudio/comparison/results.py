@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 from ..atomic import atomic_write_text
 from ..errors import ConfigError
+from ..words import count
 
 CSV_COLUMNS = ("method", "task", "seed", "accuracy", "eval_n", "trainable_params", "train_seconds",
                "seconds_per_step", "peak_memory_mb", "memory_delta_mb", "latency_ms", "lr", "lr_source",
@@ -52,9 +53,6 @@ class ResultsTable:
         return self.records[i]
 
     def __repr__(self) -> str:
-        def count(n: int, noun: str) -> str:
-            return f"{n} {noun}{'' if n == 1 else 's'}"
-
         return f"ResultsTable({count(len(self), 'row')}: {count(len(self.methods), 'method')} × {count(len(self.tasks), 'task')})"
 
     @property

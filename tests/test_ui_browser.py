@@ -468,6 +468,11 @@ def test_compare_tables_keep_words_whole(view_page, app):
     folder_box = view_page.get_by_label("results folder")
     folder_box.fill("view-compare")
     folder_box.press("Enter")
+    # Opening the page again refills the list and keeps what the box holds (it reset a name typed meanwhile).
+    view_page.get_by_role("tab", name="Train").click()
+    view_page.get_by_role("tab", name="Compare").click()
+    view_page.wait_for_timeout(1500)
+    assert folder_box.input_value() == "view-compare"
     view_page.get_by_role("button", name="Load", exact=True).click()
     view_page.wait_for_selector("#as-compare-summary td:has-text('soft-prompt')")
     # Every cell and header on one line: one box per text (no "metho/d", no "0.0/5", no "soft-/prompt").

@@ -178,10 +178,11 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 
         gallery_page.select(gallery.refresh, None, gallery.refresh_outputs, api_visibility="private")
         playground_page.select(playground.choices, playground.artwork, playground.artwork, api_visibility="private")
-        tune_page.select(lambda current: gr.Dropdown(choices=studio.tune_folders(), value=current), tune.folder,
-                         tune.folder, api_visibility="private")
-        compare_page.select(lambda current: gr.Dropdown(choices=studio.results_folders(), value=current), compare.folder,
-                            compare.folder, api_visibility="private")
+        # The lists refill when their page opens; the value is left alone: a name typed while the refill was on its
+        # way was put back to what the box held at the click (a Load then found no folder, on a busy machine).
+        tune_page.select(lambda: gr.Dropdown(choices=studio.tune_folders()), None, tune.folder, api_visibility="private")
+        compare_page.select(lambda: gr.Dropdown(choices=studio.results_folders()), None, compare.folder,
+                            api_visibility="private")
         # A plot updated while its page was hidden is drawn at no width and stays empty ("2 / 2 trials done" over an
         # empty chart): opening a page forgets what its timer drew, so the next tick draws it again, visible.
         for page, seen in ((train_page, train_seen), (compare_page, compare_seen), (tune_page, tune_seen)):

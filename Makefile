@@ -23,7 +23,7 @@ browser:
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
 
 # Tests run in TEST_WORKERS processes (pytest-xdist), one test file per worker, each with one torch thread:
-# on 2 cores, two workers of one thread take 11-12 min where one process took 21-22 (stop 38, AMD EPYC), and
+# on 2 cores, two workers of one thread take 10-13 min where one process took 21-22 (stop 38, AMD EPYC), and
 # two threads per process beside a busy core (the browser tests' Chromium) spin in OpenMP (a study ran 4x slower).
 TEST_WORKERS ?= 2
 PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile

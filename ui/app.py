@@ -227,9 +227,13 @@ def _one_event(panels: list[tuple[Any, list, list]]) -> tuple[Any, list, list]:
 
     The inputs are shared where panels share them (the client id); the outputs must be distinct."""
     inputs: list = []
+    index: dict[int, int] = {}  # id(component) -> its place in inputs
     for _, ins, _ in panels:
-        inputs += [c for c in ins if all(c is not seen for seen in inputs)]
-    where = [[next(i for i, c in enumerate(inputs) if c is comp) for comp in ins] for _, ins, _ in panels]
+        for c in ins:
+            if id(c) not in index:
+                index[id(c)] = len(inputs)
+                inputs.append(c)
+    where = [[index[id(c)] for c in ins] for _, ins, _ in panels]
 
     def run(*values):
         out: list = []

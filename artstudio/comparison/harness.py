@@ -22,11 +22,11 @@ from ..atomic import atomic_write_text, check_output_kind, json_default, output_
 from ..backbone import load_backbone, named_model
 from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
-from ..words import count
 from ..methods import build_method, get_method, method_config, method_names
 from ..objectives.sft import compute_loss
 from ..progress import progress_bar
 from ..training import TrainConfig, train
+from ..words import count
 from .config import CompareConfig, check_config, _coerce, parse_list, parse_lr_grid, parse_seeds
 from .guard import BackboneGuard
 from .memory import PeakMemory

@@ -28,7 +28,7 @@ import shutil
 import signal
 import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
@@ -39,6 +39,7 @@ from .backbone import (DEFAULT_MODEL, DEFAULT_NAME, check_device, check_dtype, d
                        named_model, resolve_dtype, same_model)
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
+from .averaging import EMA_PREFIX, ParameterAverage
 from .atomic import atomic_write_text, check_free, check_output_kind, json_default, read_json_object
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check, needs_grpo_fit_check
@@ -62,6 +63,11 @@ def default_lr(method: str, objective: str = "sft") -> float:
     return get_method(method).lr_for(objective)
 
 
+def default_ema(method: str, objective: str = "sft") -> float:
+    """The moving average's decay a run of `method` uses when none is given (0: none)."""
+    return get_method(method).ema_for(objective)
+
+
 @dataclass
 class TrainConfig:
     """Everything a run needs; saved as `config.json` next to its outputs."""
@@ -81,6 +87,7 @@ class TrainConfig:
     lr: float | None = field(default=None, metadata={"help": "peak learning rate (default: the method's; a tenth of it for GRPO)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup: float = field(default=0.05, metadata={"help": "fraction of steps with linear warm-up"})
+    ema: float | None = field(default=None, metadata={"help": "decay of a moving average of the trained parameters that evaluations and the export use, e.g. 0.95 (0: the last step's parameters; default: the method's: 0.95 for a canvas on SFT, else 0)"})
     schedule: Literal["cosine", "constant"] = field(default="cosine", metadata={"help": "cosine (to 10% of peak) or constant"})
     seed: int = field(default=0, metadata={"help": "seed of data order, initialisation and sampling"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: only at the end)"})
@@ -132,6 +139,8 @@ class TrainConfig:
             ("warmup", math.isfinite(self.warmup) and 0 <= self.warmup <= 1,
              "expected the fraction of the steps that warm up, between 0 and 1"),
             ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "expected 0 or more"),
+            ("ema", self.ema is None or (math.isfinite(self.ema) and 0 <= self.ema < 1),
+             "expected 0 (off) or a decay below 1, like 0.95"),
             ("eval_every", self.eval_every >= 0, "expected 0 (only at the end) or more"),
             ("checkpoint_every", self.checkpoint_every >= 0, "expected 0 (never) or more"),
             ("snapshot_every", self.snapshot_every >= 0, "expected 0 (never) or more"),
@@ -358,6 +367,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                     config.method)
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()
+    ema = config.ema if config.ema is not None else default_ema(config.method, config.objective)
     if config.fsdp:
         blocks = processes.shard_frozen(method.model, params)
         if main:
@@ -373,7 +383,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     ckpt = out / "checkpoint"
     state, start, history = resume(out, opt) if config.resume else (None, 0, [])
     if state is not None:
-        method.load_trainable_state(state)
+        method.load_trainable_state({k: v for k, v in state.items() if not k.startswith(EMA_PREFIX)})
         log.info("resumed %s at step %d", out, start)
     elif config.resume and main:
         if chosen_before:  # "starts at step 0" read as if the starts were lost too
@@ -384,13 +394,27 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                         "chose from step 0", out)
         else:
             log.warning("--resume: %s holds no checkpoint; the run starts at step 0", out)
+    # The moving average of the trained tensors (--ema), which evaluations, snapshots and the end of the run use.
+    average = None
+    if ema and params:
+        average = ParameterAverage({k: v for k, v in method.trainable_state().items() if v.requires_grad}, ema)
+        if state is not None and not average.load_state(state) and start and main:
+            log.warning("--resume: %s's checkpoint holds no moving average (--ema); it starts from the parameters "
+                        "at step %d", out, start)
+
+    def averaged():  # the parameters as the run would end now: the average where there is one
+        return average.applied() if average is not None else nullcontext()
+
+    def trained_state() -> dict:  # what a checkpoint holds: the raw tensors the optimiser trains, and the average
+        return method.trainable_state() | (average.state() if average is not None else {})
+
     for group in opt.param_groups:
         group.setdefault("initial_lr", lr)
     # Built after a resume so the schedule continues at the checkpoint's step.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config.steps, config.warmup, config.schedule), last_epoch=start - 1)
-    saved = config_record(requested) | {"resolved": resolved(lr=lr, metric=metric, trainable_params=method.num_trainable(),
-                                                      **({"starts": start_choice, "init": config.method_options["init"]}
-                                                         if start_choice else {}))}
+    chosen = {"starts": start_choice, "init": config.method_options["init"]} if start_choice else {}
+    saved = config_record(requested) | {"resolved": resolved(lr=lr, ema=ema, metric=metric,
+                                                      trainable_params=method.num_trainable(), **chosen)}
     if main:
         atomic_write_text(out / "config.json", json.dumps(saved, indent=2, default=json_default) + "\n")
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -445,6 +469,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                 norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
                 if torch.isfinite(norm):
                     opt.step()
+                    if average is not None:
+                        average.update()
                 else:  # a NaN/inf gradient would write NaN into every parameter the optimiser touches
                     log.warning("step %d: non-finite gradient norm (%s); step skipped, parameters unchanged",
                                 step + 1, norm.item())
@@ -457,14 +483,16 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             if skipped:
                 record["skipped"] = True
             if (main or config.fsdp) and config.eval_every and eval_rows and step % config.eval_every == 0 and step < config.steps:
-                record |= run_eval(step, eval_rows[: config.eval_size] if config.eval_size else eval_rows)
+                with averaged():
+                    record |= run_eval(step, eval_rows[: config.eval_size] if config.eval_size else eval_rows)
             if main and config.snapshot_every and hasattr(method, "image") and (
                     step % config.snapshot_every == 0 or step == config.steps):
                 (out / "snapshots").mkdir(exist_ok=True)
-                method.image().save(out / "snapshots" / f"step-{step:05d}.png")
+                with averaged():
+                    method.image().save(out / "snapshots" / f"step-{step:05d}.png")
             emit(record)
             if main and config.checkpoint_every and (step % config.checkpoint_every == 0 or step == config.steps):
-                save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
+                save_checkpoint(ckpt, trained_state(), opt, step, history_len=len(history))
             if bar is not None:
                 shown = {"loss": f"{total:.3f}"} | {k: f"{v:.3f}" for k, v in stats.items() if isinstance(v, float)}
                 if "eval_accuracy" in record:
@@ -477,7 +505,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         said = interrupt.verb
         if config.checkpoint_every and step > start:
             if main:
-                save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
+                save_checkpoint(ckpt, trained_state(), opt, step, history_len=len(history))
             processes.barrier()  # no process leaves (and has its launcher stop the others) before it is saved
             if main:
                 log.warning("%s after step %d of %s; checkpoint saved: --resume continues from it", said, step, out)
@@ -490,6 +518,11 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             log.warning("%s before a step of %s; --resume continues from step %d", said, out, start)
         raise interrupt.exception()
     train_seconds = before + time.perf_counter() - t0
+    raw_state = None
+    if average is not None:  # the run ends as its average; a stopped run's checkpoint keeps the raw tensors too
+        raw_state = {k: v.detach().clone() for k, v in trained_state().items()}
+        average.apply()
+        method.forget_encoding()
 
     fit = diagnosis = None
     if config.diagnose and not stopped:
@@ -531,7 +564,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
         return TrainResult(out=out, method=method, metrics=metrics, history=history, main=False)
     if stopped and config.checkpoint_every:
-        save_checkpoint(ckpt, method.trainable_state(), opt, step, history_len=len(history))
+        save_checkpoint(ckpt, raw_state or trained_state(), opt, step, history_len=len(history))
     method.save(out / "final")
     if eval_rows and not stopped:
         res = evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,

@@ -31,7 +31,7 @@ from .widgets import (action, dataclass_form, duration, field_input, follow_line
 # Three columns side by side (scoring, optimisation, the run itself), then the JSON options full width:
 # in one column the section was some 2,000 px long.
 ADVANCED_COLUMNS = [["metric", "eval_every", "eval_size", "max_new_tokens"],
-                    ["grad_accum", "weight_decay", "warmup", "schedule"],
+                    ["grad_accum", "weight_decay", "warmup", "schedule", "ema"],
                     ["checkpoint_every", "snapshot_every", "resume", "device", "dtype"]]
 ADVANCED_WIDE = ["method_options", "grpo"]
 ADVANCED = [name for column in ADVANCED_COLUMNS for name in column] + ADVANCED_WIDE

@@ -36,7 +36,7 @@ from typing import Any, Union
 from ..errors import ConfigError
 
 # TrainConfig fields a space may search (the rest describe the run, not its hyper-parameters).
-TRAIN_FIELDS = ("lr", "batch_size", "schedule", "warmup", "weight_decay", "grad_accum")
+TRAIN_FIELDS = ("lr", "batch_size", "schedule", "warmup", "weight_decay", "grad_accum", "ema")
 
 
 @dataclass(frozen=True)
@@ -446,6 +446,8 @@ def _probe(space, name, p, target, value, where, cls, check_choices, train_cls) 
                 raise ConfigError(f"warmup is a fraction of steps in [0, 1], got {value}")
             if target == "weight_decay" and value < 0:
                 raise ConfigError(f"weight_decay must be >= 0, got {value}")
+            if target == "ema" and not 0 <= value < 1:
+                raise ConfigError(f"ema is a decay in [0, 1), got {value}")
         else:
             check_choices(cls.config_class, {target: value}, what=space.method)
             method_config(space.method, {target: _option_value(space.method, target, value)})

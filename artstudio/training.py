@@ -68,6 +68,35 @@ def default_ema(method: str, objective: str = "sft") -> float:
     return get_method(method).ema_for(objective)
 
 
+# The range of each numeric TrainConfig option: name -> (test(value, the method trains), what is expected).
+# TrainConfig.check and `tune`'s space files (a searched value) both judge values with these.
+RANGES: dict[str, tuple[Callable[[Any, bool], bool], str]] = {
+    "batch_size": (lambda v, trains: v >= 1, "expected at least 1"),
+    "grad_accum": (lambda v, trains: v >= 1, "expected at least 1"),
+    "steps": (lambda v, trains: v >= 1 or (not trains and v == 0),
+              "expected at least 1 (to score without training, use `artstudio eval`)"),
+    "lr": (lambda v, trains: v is None or (math.isfinite(v) and (v > 0 or (not trains and v == 0))),
+           "expected a positive learning rate (leave it out for the method's default)"),
+    "warmup": (lambda v, trains: math.isfinite(v) and 0 <= v <= 1,
+               "expected the fraction of the steps that warm up, between 0 and 1"),
+    "weight_decay": (lambda v, trains: math.isfinite(v) and v >= 0, "expected 0 or more"),
+    "ema": (lambda v, trains: v is None or (math.isfinite(v) and 0 <= v < 1),
+            "expected 0 (off) or a decay below 1, like 0.95"),
+    "eval_every": (lambda v, trains: v >= 0, "expected 0 (only at the end) or more"),
+    "checkpoint_every": (lambda v, trains: v >= 0, "expected 0 (never) or more"),
+    "snapshot_every": (lambda v, trains: v >= 0, "expected 0 (never) or more"),
+    "eval_size": (lambda v, trains: v is None or v >= 1, "expected at least 1"),
+    "max_new_tokens": (lambda v, trains: v is None or v >= 1, "expected at least 1"),
+}
+
+
+def check_range(name: str, value: Any, trains: bool = True) -> None:
+    """Raise ConfigError when `value` is outside the range of TrainConfig's option `name` (RANGES)."""
+    test, expected = RANGES[name]
+    if not test(value, trains):
+        raise ConfigError(f"--{name.replace('_', '-')} is {value!r}; {expected}")
+
+
 @dataclass
 class TrainConfig:
     """Everything a run needs; saved as `config.json` next to its outputs."""
@@ -129,27 +158,8 @@ class TrainConfig:
         if self.out is None or not self.out.strip():  # (Path(None) was a TypeError; "" trained into the working folder)
             raise ConfigError(f"training option out is {self.out!r}; expected the run's folder, e.g. out=\"runs/my-run\"")
         trains = get_method(self.method).trains
-        rules = [
-            ("batch_size", self.batch_size >= 1, "expected at least 1"),
-            ("grad_accum", self.grad_accum >= 1, "expected at least 1"),
-            ("steps", self.steps >= 1 or (not trains and self.steps == 0),
-             "expected at least 1 (to score without training, use `artstudio eval`)"),
-            ("lr", self.lr is None or (math.isfinite(self.lr) and (self.lr > 0 or (not trains and self.lr == 0))),
-             "expected a positive learning rate (leave it out for the method's default)"),
-            ("warmup", math.isfinite(self.warmup) and 0 <= self.warmup <= 1,
-             "expected the fraction of the steps that warm up, between 0 and 1"),
-            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "expected 0 or more"),
-            ("ema", self.ema is None or (math.isfinite(self.ema) and 0 <= self.ema < 1),
-             "expected 0 (off) or a decay below 1, like 0.95"),
-            ("eval_every", self.eval_every >= 0, "expected 0 (only at the end) or more"),
-            ("checkpoint_every", self.checkpoint_every >= 0, "expected 0 (never) or more"),
-            ("snapshot_every", self.snapshot_every >= 0, "expected 0 (never) or more"),
-            ("eval_size", self.eval_size is None or self.eval_size >= 1, "expected at least 1"),
-            ("max_new_tokens", self.max_new_tokens is None or self.max_new_tokens >= 1, "expected at least 1"),
-        ]
-        for name, ok, expected in rules:
-            if not ok:
-                raise ConfigError(f"--{name.replace('_', '-')} is {getattr(self, name)!r}; {expected}")
+        for name in RANGES:
+            check_range(name, getattr(self, name), trains)
         check_device(self.device)
         check_dtype(self.dtype)
         for name in ("method_options", "grpo"):
@@ -518,11 +528,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             log.warning("%s before a step of %s; --resume continues from step %d", said, out, start)
         raise interrupt.exception()
     train_seconds = before + time.perf_counter() - t0
-    raw_state = None
-    if average is not None:  # the run ends as its average; a stopped run's checkpoint keeps the raw tensors too
-        raw_state = {k: v.detach().clone() for k, v in trained_state().items()}
+    if stopped and config.checkpoint_every and main:  # before the average replaces the tensors the optimiser trains
+        save_checkpoint(ckpt, trained_state(), opt, step, history_len=len(history))
+    if average is not None:  # the run ends as its average
         average.apply()
-        method.forget_encoding()
 
     fit = diagnosis = None
     if config.diagnose and not stopped:
@@ -563,8 +572,6 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         if config.fsdp and eval_rows and not stopped:  # a sharded model's forward needs every process
             evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
         return TrainResult(out=out, method=method, metrics=metrics, history=history, main=False)
-    if stopped and config.checkpoint_every:
-        save_checkpoint(ckpt, raw_state or trained_state(), opt, step, history_len=len(history))
     method.save(out / "final")
     if eval_rows and not stopped:
         res = evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,

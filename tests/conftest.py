@@ -44,3 +44,12 @@ def tiny_model_dir(tmp_path_factory):
         return cache[family]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def qwen35(tiny_model_dir):
+    """The tiny random-weight Qwen3.5 backbone, loaded once per test module."""
+    from artstudio.backbone import load_backbone
+
+    return load_backbone(tiny_model_dir("qwen3_5"))
+

@@ -12,27 +12,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from artstudio.averaging import EMA_PREFIX, UPDATES, ParameterAverage
-from artstudio.backbone import load_backbone
-from artstudio.data import Example, write_jsonl
 from artstudio.errors import ConfigError
 from artstudio.methods import get_method
 from artstudio.training import TrainConfig, train
 from artstudio.tune.space import load_space
-
-ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i))
-        for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
-
-
-@pytest.fixture(scope="module")
-def qwen35(tiny_model_dir):
-    return load_backbone(tiny_model_dir("qwen3_5"))
-
-
-@pytest.fixture()
-def task_dir(tmp_path):
-    write_jsonl(tmp_path / "train.jsonl", ROWS)
-    write_jsonl(tmp_path / "test.jsonl", ROWS[:4])
-    return tmp_path
 
 
 def test_the_average_warms_up_then_holds_its_decay():
@@ -93,9 +76,9 @@ def _checkpoint(out):
     return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
-def test_an_art_run_scores_snapshots_and_exports_its_average(qwen35, task_dir, tmp_path):
+def test_an_art_run_scores_snapshots_and_exports_its_average(qwen35, sum_task, tmp_path):
     out = tmp_path / "run"
-    res = train(TrainConfig(out=str(out), data=str(task_dir), steps=6, batch_size=2, lr=0.3, checkpoint_every=6,
+    res = train(TrainConfig(out=str(out), data=str(sum_task), steps=6, batch_size=2, lr=0.3, checkpoint_every=6,
                             snapshot_every=6, seed=0), backbone=qwen35, progress=False, canvas_size=64)
     assert json.loads((out / "config.json").read_text())["resolved"]["ema"] == 0.95
     ckpt = _checkpoint(out)
@@ -107,18 +90,18 @@ def test_an_art_run_scores_snapshots_and_exports_its_average(qwen35, task_dir, t
     assert np.array_equal(exported, last_snapshot)  # snapshots show the average too
 
 
-def test_ema_0_ends_with_the_last_steps_tensors(qwen35, task_dir, tmp_path):
+def test_ema_0_ends_with_the_last_steps_tensors(qwen35, sum_task, tmp_path):
     out = tmp_path / "run"
-    res = train(TrainConfig(out=str(out), data=str(task_dir), steps=4, batch_size=2, lr=0.3, checkpoint_every=4,
+    res = train(TrainConfig(out=str(out), data=str(sum_task), steps=4, batch_size=2, lr=0.3, checkpoint_every=4,
                             snapshot_every=0, eval_data=None, ema=0.0), backbone=qwen35, progress=False, canvas_size=64)
     ckpt = _checkpoint(out)
     assert not any(k.startswith(EMA_PREFIX) for k in ckpt)
     assert torch.equal(res.method.canvas.param.detach(), ckpt["canvas.param"])
 
 
-def test_an_adapter_averages_when_asked(qwen35, task_dir, tmp_path):
+def test_an_adapter_averages_when_asked(qwen35, sum_task, tmp_path):
     out = tmp_path / "lora"
-    res = train(TrainConfig(out=str(out), data=str(task_dir), method="lora", steps=4, batch_size=2, lr=0.01,
+    res = train(TrainConfig(out=str(out), data=str(sum_task), method="lora", steps=4, batch_size=2, lr=0.01,
                             checkpoint_every=4, snapshot_every=0, eval_data=None, ema=0.5),
                 backbone=qwen35, progress=False)
     ckpt = _checkpoint(out)
@@ -127,8 +110,8 @@ def test_an_adapter_averages_when_asked(qwen35, task_dir, tmp_path):
     assert any(not torch.equal(ckpt[k], ckpt[EMA_PREFIX + k]) for k in state)
 
 
-def test_a_checkpoint_from_before_averaging_resumes_with_a_warning(qwen35, task_dir, tmp_path, caplog):
-    common = dict(data=str(task_dir), batch_size=2, checkpoint_every=2, snapshot_every=0, eval_data=None, lr=0.2,
+def test_a_checkpoint_from_before_averaging_resumes_with_a_warning(qwen35, sum_task, tmp_path, caplog):
+    common = dict(data=str(sum_task), batch_size=2, checkpoint_every=2, snapshot_every=0, eval_data=None, lr=0.2,
                   seed=1)
     out = tmp_path / "old"
     stops = iter([False, False, True])
@@ -145,13 +128,13 @@ def test_a_checkpoint_from_before_averaging_resumes_with_a_warning(qwen35, task_
 
 
 @pytest.mark.parametrize("value", [1.0, -0.1, float("nan")])
-def test_a_bad_decay_is_refused(task_dir, tmp_path, value):
+def test_a_bad_decay_is_refused(sum_task, tmp_path, value):
     with pytest.raises(ConfigError, match="--ema"):
-        TrainConfig(out=str(tmp_path / "x"), data=str(task_dir), ema=value).check()
+        TrainConfig(out=str(tmp_path / "x"), data=str(sum_task), ema=value).check()
 
 
-def test_a_resume_with_another_decay_is_another_run(qwen35, task_dir, tmp_path):
-    common = dict(data=str(task_dir), batch_size=2, checkpoint_every=2, snapshot_every=0, eval_data=None, seed=2)
+def test_a_resume_with_another_decay_is_another_run(qwen35, sum_task, tmp_path):
+    common = dict(data=str(sum_task), batch_size=2, checkpoint_every=2, snapshot_every=0, eval_data=None, seed=2)
     out = tmp_path / "run"
     train(TrainConfig(out=str(out), steps=2, **common), backbone=qwen35, progress=False, canvas_size=64)
     with pytest.raises(ConfigError, match="--ema 0.5"):

@@ -17,7 +17,6 @@ import torch
 from PIL import Image
 
 from artstudio.artwork import read_artwork
-from artstudio.backbone import load_backbone
 from artstudio.data import Example, write_jsonl
 from artstudio.errors import ArtStudioError, ConfigError
 from artstudio.methods import build_method
@@ -27,11 +26,6 @@ ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i))
         for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
 STEPS = 12
 KILL_AFTER = (2, 5, 8)  # SIGKILLed once this many steps are in metrics.jsonl (4 steps left: never too late)
-
-
-@pytest.fixture(scope="module")
-def qwen35(tiny_model_dir):
-    return load_backbone(tiny_model_dir("qwen3_5"))
 
 
 @pytest.fixture()

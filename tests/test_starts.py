@@ -19,11 +19,6 @@ ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i))
         for i, (a, b) in enumerate((a, b) for a in range(8) for b in range(5))]
 
 
-@pytest.fixture(scope="module")
-def qwen35(tiny_model_dir):
-    return load_backbone(tiny_model_dir("qwen3_5"))
-
-
 @pytest.fixture()
 def task(tmp_path):
     folder = tmp_path / "task"

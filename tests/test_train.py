@@ -19,11 +19,6 @@ from artstudio.training import TrainConfig, batch_indices, train
 ROWS = [Example(prompt=f"{a} {b}", answer=str(a + b), id=str(i)) for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 7), (6, 3)])]
 
 
-@pytest.fixture(scope="module")
-def qwen35(tiny_model_dir):
-    return load_backbone(tiny_model_dir("qwen3_5"))
-
-
 @pytest.fixture()
 def task_dir(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", ROWS)

@@ -438,16 +438,12 @@ def _probe(space, name, p, target, value, where, cls, check_choices, train_cls) 
         if target in TRAIN_FIELDS:
             from ..options import check_kinds
 
+            from ..training import RANGES, check_range
+
             check_choices(train_cls, {target: value}, what="training")
             check_kinds(train_cls, {target: value}, what="training")
-            if target in ("lr", "batch_size", "grad_accum") and not value > 0:
-                raise ConfigError(f"{target} must be > 0, got {value}")
-            if target in ("warmup",) and not 0 <= value <= 1:
-                raise ConfigError(f"warmup is a fraction of steps in [0, 1], got {value}")
-            if target == "weight_decay" and value < 0:
-                raise ConfigError(f"weight_decay must be >= 0, got {value}")
-            if target == "ema" and not 0 <= value < 1:
-                raise ConfigError(f"ema is a decay in [0, 1), got {value}")
+            if target in RANGES:  # the range TrainConfig.check holds a run's value to
+                check_range(target, value)
         else:
             check_choices(cls.config_class, {target: value}, what=space.method)
             method_config(space.method, {target: _option_value(space.method, target, value)})

@@ -167,3 +167,28 @@ def test_a_comparison_does_not_reuse_cells_run_without_the_average(monkeypatch):
     monkeypatch.setattr(ArtMethod, "default_ema", 0.0)
     assert art.key(config) != keys[0]
     assert lora.key(config) == keys[1]
+
+
+def test_compare_ema_sets_every_cells_decay_and_its_key(monkeypatch, tmp_path):
+    """`compare --ema 0` runs every method from its last step: each cell's TrainConfig gets the decay, and an
+    ART cell then has the key it had before the average existed (such cells mean the same run)."""
+    from types import SimpleNamespace
+
+    from artstudio.comparison import CompareConfig
+    from artstudio.comparison.config import check_config
+    from artstudio.comparison.harness import Cell, _train_config
+    from artstudio.methods import ArtMethod
+
+    task = SimpleNamespace(name="t", digest="d" * 16, folder=tmp_path, eval_file=tmp_path / "test.jsonl")
+    art, lora = (Cell(m, task, 0, 0.05, "default", {}, 10) for m in ("art", "lora"))
+    off, default, lora_on = CompareConfig(out="x", ema=0.0), CompareConfig(out="x"), CompareConfig(out="x", ema=0.9)
+    assert _train_config(off, art, tmp_path).ema == 0.0
+    assert _train_config(default, art, tmp_path).ema is None  # None: the method's own (0.95 for ART)
+    assert _train_config(lora_on, lora, tmp_path).ema == 0.9
+    keys = art.key(off), art.key(default), lora.key(lora_on), lora.key(default)
+    assert keys[0] != keys[1] and keys[2] != keys[3]
+    monkeypatch.setattr(ArtMethod, "default_ema", 0.0)  # as ART ran before the average
+    assert art.key(default) == keys[0]
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match="--ema"):
+            check_config(CompareConfig(out="x", ema=bad), ["art"])

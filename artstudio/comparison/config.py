@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..methods import get_method, method_config, method_names
 from ..objectives import get_objective
 from ..options import from_dict
+from ..training import check_range
 
 log = logging.getLogger("artstudio.compare")
 
@@ -30,6 +31,7 @@ class CompareConfig:
     steps: int = field(default=100, metadata={"help": "optimisation steps per cell, the same for every method"})
     batch_size: int = field(default=16, metadata={"help": "examples per step, the same for every method"})
     lr_grid: str | None = field(default=None, metadata={"help": "learning-rate search on a validation split of the training rows: 'auto' (each method's default x 1/3, 1, 3) or 'art=0.02,0.05;lora=1e-3,2e-3' (default: no search, each method's default lr)"})
+    ema: float | None = field(default=None, metadata={"help": "decay of the moving average of the trained parameters for every method, e.g. 0.95 (0: the last step's parameters; default: each method's own, 0.95 for canvases on SFT, else 0)"})
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of the training rows held out to pick the learning rate (with --lr-grid)"})
     objective: Literal["sft", "grpo"] = field(default="sft", metadata={"help": "sft or grpo, the same for every method"})
     grpo: dict = field(default_factory=dict, metadata={"help": "GRPO options (group_size, reward, ...), the same for every method"})
@@ -151,6 +153,7 @@ def check_config(config: CompareConfig, methods: list[str]) -> None:
     for option, value in (("--steps", config.steps), ("--batch-size", config.batch_size)):
         if value < 1:
             raise ConfigError(f"{option} is {value}; expected at least 1")
+    check_range("ema", config.ema)
     if config.workers < 1:
         raise ConfigError(f"--workers is {config.workers}; expected 1 (one process) or more")
     check_device(config.device)

@@ -58,7 +58,7 @@ class Cell:
                 "lr": self.lr, "objective": config.objective, "model": config.model}
         if config.objective == "grpo":
             spec["grpo"] = config.grpo  # added only for GRPO, so SFT cells keep their keys across versions
-        ema = get_method(self.method).ema_for(config.objective)
+        ema = get_method(self.method).ema_for(config.objective) if config.ema is None else config.ema
         if ema:  # a method whose runs average their parameters: cells run before it did are not reused
             spec["ema"] = ema
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=json_default).encode()).hexdigest()[:16]
@@ -206,7 +206,7 @@ def _train_config(config: CompareConfig, cell: Cell, run_dir: Path) -> TrainConf
     return TrainConfig(out=str(run_dir), data=str(cell.data or cell.task.folder), eval_data=str(cell.eval_file or cell.task.eval_file),
                        model=config.model, method=cell.method, method_options=cell.options, objective=config.objective,
                        grpo=dict(config.grpo),  # empty for SFT: check_config refuses GRPO options there
-                       steps=cell.steps, batch_size=config.batch_size, lr=cell.lr, seed=0 if cell.seed is None else cell.seed,
+                       steps=cell.steps, batch_size=config.batch_size, lr=cell.lr, ema=config.ema, seed=0 if cell.seed is None else cell.seed,
                        eval_every=0, checkpoint_every=0, snapshot_every=0, device=config.device, dtype=config.dtype,
                        diagnose=cell.phase != "grid",  # a grid run only ranks learning rates
                        overwrite=True)  # a cell without cell.json never finished: its run folder is redone

@@ -118,6 +118,17 @@ def test_the_command_panel_shows_the_refusal_instead_of_a_command(studio):
     assert "--canvas-size 96" in tab.preview(**form(canvas_size="96"))
 
 
+def test_the_command_panel_redraws_one_at_a_time_in_order(studio):
+    """Every field's change event redraws the panel; run side by side, an earlier redraw could finish last and
+    leave the panel showing the form before the last edit. They share one queue that runs one at a time."""
+    from artstudio.ui.app import build_app
+
+    demo = build_app(studio=studio)
+    redraws = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "preview" and f.api_name != "train_command"]
+    assert len(redraws) > 10  # a change event per field, the panel opening, the page load
+    assert {(f.concurrency_id, f.concurrency_limit) for f in redraws} == {("as-train-command", 1)}
+
+
 def test_a_reload_restores_a_form_ready_for_the_next_thing_to_do(studio):
     """A reload restored 'resume' ticked from a failed run beside an emptied run name, so the next new run was
     sent with --resume and refused; a stopped run came back without its name, though the Jobs page says to

@@ -35,7 +35,7 @@ from .jobs import FINISHED
 from .playground_tab import build_playground_tab
 from .settings import AppSettings
 from .studio import Studio
-from .train_tab import build_train_tab
+from .train_tab import COMMAND_QUEUE, build_train_tab
 from .tune_tab import build_tune_tab
 from .widgets import friendly, keep_page
 
@@ -172,7 +172,8 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             compare.restore, client, compare.form, api_visibility="private").then(
             tune.restore, client, tune.form, api_visibility="private").then(
             train.refresh, [train_seen, client], train_outputs, api_visibility="private")
-        demo.load(train.preview, inputs_kwargs=train.preview_inputs, outputs=train.command, api_visibility="private")
+        demo.load(train.preview, inputs_kwargs=train.preview_inputs, outputs=train.command, api_visibility="private",
+                  **COMMAND_QUEUE)
         demo.load(gallery.refresh, None, gallery.refresh_outputs, api_visibility="private")
         demo.load(playground.choices, None, playground.artwork, api_visibility="private")
 

@@ -52,6 +52,10 @@ FOLLOW_LOG_JS = """() => {
   if (box.dataset.asFollow === 'yes') { end(); requestAnimationFrame(end); }
 }"""
 
+# The command panel's redraws (one per field's change, the panel opening, the page load) share one queue that
+# runs one at a time in the order they were asked: side by side, an earlier redraw could finish last and leave
+# the panel showing the form as it was before the last edit (seen on a loaded machine).
+COMMAND_QUEUE = {"concurrency_id": "as-train-command", "concurrency_limit": 1}
 
 @dataclass
 class TrainTab:
@@ -218,12 +222,13 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         return train_command(config, {str(studio.runs): studio.runs.name})
 
     form_inputs = {**form}
+    # Every redraw of the panel goes through COMMAND_QUEUE.
     for component in form.values():
         component.change(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private",
-                         show_progress="hidden", trigger_mode="always_last")
+                         show_progress="hidden", trigger_mode="always_last", **COMMAND_QUEUE)
     # Opening the panel redraws it too, so it shows the form as it is now whatever events are pending.
     command_box.expand(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private",
-                       show_progress="hidden")
+                       show_progress="hidden", **COMMAND_QUEUE)
     twin = gr.Button(visible=False)
     twin.click(friendly(preview), inputs_kwargs=form_inputs, outputs=command, api_name="train_command")
 

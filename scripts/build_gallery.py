@@ -105,11 +105,14 @@ def train_one(bb, name: str, args) -> dict:
                       steps=args.steps, metrics={"accuracy": res.metrics["accuracy"], "base_accuracy": base,
                                                  "grey_canvas_accuracy": grey})
     served = evaluate(load_artwork(png, bb), test, card.metric).accuracy
+    resolved = json.loads((res.out / "config.json").read_text())["resolved"]
+    chosen = (resolved.get("starts") or {}).get("chosen") or ("picture" if resolved.get("init") else "gray")
     result = {"base": base, "grey": grey, "art": res.metrics["accuracy"], "exported": served,
+              "start": chosen, "ema": resolved.get("ema", 0.0),
               "steps": args.steps, "seed": args.seed, "canvas_size": list(res.method.canvas.size), "batch_size": args.batch_size,
               "train_seconds": round(seconds, 1), "n": len(test),
               "seconds_per_step": res.metrics["seconds_per_step"],
-              "lr": json.loads((res.out / "config.json").read_text())["resolved"]["lr"]}
+              "lr": resolved["lr"]}
     # One file per task, so parallel workers never write the same file; `collect` merges them.
     atomic_write_text(Path(args.runs) / name / "gallery.json", json.dumps(result, indent=2) + "\n")
     return result
@@ -134,20 +137,22 @@ def write_readme(out: Path, results: dict) -> None:
         "learning rate in the table) that steers the frozen studio-tiny model to a task it never saw. Accuracy is",
         "exact match (JSON tasks: parsed JSON equality) on the task's 200-example test split, greedy decoding.",
         "*base*: no picture; *grey*: a neutral grey canvas; *ART*: in-training evaluation; *PNG*: the exported",
-        "uint8 file read back through `load_artwork`, as `artstudio eval --canvas` does. Metadata inside each PNG:",
+        "uint8 file read back through `load_artwork`, as `artstudio eval --canvas` does. *start*: the start the run",
+        "kept (`train` tries grey and the shipped Text-to-Canvas painting, `t2c`, on studio-tiny); *average*: the decay",
+        "of the moving average of the canvas it exported (`--ema`; 0: the last step's). Metadata inside each PNG:",
         "`artstudio info canvases/<task>.png`.",
         "",
-        "| task | artwork | base | grey | ART | PNG | canvas | steps | batch | lr | train time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | artwork | base | grey | ART | PNG | canvas | steps | batch | lr | start | average | train time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in order:
         r = results[name]
         lines.append(f"| `{name}` | ![{name}]({name}.png) | {r['base']:.1%} | {r['grey']:.1%} | **{r['art']:.1%}** | "
                      f"{r['exported']:.1%} | {r['canvas_size'][0]}×{r['canvas_size'][1]} | {r['steps']} | {r['batch_size']} | "
-                     f"{r['lr']:g} | {r['train_seconds']:.0f} s |")
+                     f"{r['lr']:g} | {r.get('start', '–')} | {r['ema'] if 'ema' in r else '–'} | {r['train_seconds']:.0f} s |")
     if order:
         mean = lambda k: sum(results[n][k] for n in order) / len(order)  # noqa: E731
-        lines.append(f"| **mean** | | {mean('base'):.1%} | {mean('grey'):.1%} | **{mean('art'):.1%}** | {mean('exported'):.1%} | | | | | |")
+        lines.append(f"| **mean** | | {mean('base'):.1%} | {mean('grey'):.1%} | **{mean('art'):.1%}** | {mean('exported'):.1%} | | | | | | | |")
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
 
 

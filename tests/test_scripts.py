@@ -50,8 +50,10 @@ def test_build_gallery_splits_tasks_over_workers_and_merges_one_table(tiny_model
     for name in ("max-bracket", "first-json", "add-json"):
         assert (out / f"{name}.png").stat().st_size > 0
         assert results[name]["steps"] == 2 and 0.0 <= results[name]["exported"] <= 1.0
+        # The table says how each artwork was made: this model has no Text-to-Canvas, so one start from grey.
+        assert results[name]["start"] == "gray" and results[name]["ema"] == 0.95
     table = (out / "README.md").read_text()
-    assert "| `first-json` |" in table and "| **mean** |" in table
+    assert "| `first-json` |" in table and "| **mean** |" in table and "| gray | 0.95 |" in table
     bad = subprocess.run(cmd[:4] + ["--tasks", "no-such-task"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no-such-task" in bad.stderr
 

@@ -71,12 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-rows", type=int, default=300)
     ap.add_argument("--test-rows", type=int, default=100)
     ap.add_argument("--model", default=None, help="model folder (default: studio-tiny)")
+    ap.add_argument("--ema", type=float, default=None,
+                    help="moving-average decay for every method (default: each method's own; 0 reproduces the "
+                         "table measured before canvases averaged by default)")
     args = ap.parse_args(argv)
 
     tasks = make_tasks(args.out / "data", args.train_rows, args.test_rows)
     common = {"tasks": ",".join(str(t) for t in tasks), "seeds": args.seeds, "steps": args.steps, "batch_size": 16}
     if args.model:
         common["model"] = args.model
+    if args.ema is not None:
+        common["ema"] = args.ema
     rows = []
     for side in [int(s) for s in args.sizes.split(",")]:
         # Plain ART (one start from grey) measures the canvas's own capacity; ART as it runs by default

@@ -563,6 +563,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if start_choice:
         metrics |= {"starts_seconds": starts_seconds, "start": start_choice["chosen"],
                     "start_val_accuracy": {r["start"]: r["val_accuracy"] for r in start_choice["starts"]}}
+    if average is not None:  # what the evaluations and the export used: the average, not the last step's
+        metrics["ema"] = ema
     if fit:
         metrics |= {"train_accuracy": fit.accuracy, "train_eval_n": fit.n}
     if diagnosis:

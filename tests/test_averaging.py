@@ -88,6 +88,11 @@ def test_an_art_run_scores_snapshots_and_exports_its_average(qwen35, sum_task, t
     exported = np.asarray(Image.open(res.artwork).convert("RGB"))
     last_snapshot = np.asarray(Image.open(out / "snapshots" / "step-00006.png").convert("RGB"))
     assert np.array_equal(exported, last_snapshot)  # snapshots show the average too
+    # The summary says the artwork is an average, and how to get the last step's instead.
+    from artstudio.cli import train_summary
+
+    assert res.metrics["ema"] == 0.95
+    assert "the canvas averaged over about the last 20 steps (--ema 0.95; --ema 0 keeps" in train_summary(res)
 
 
 def test_ema_0_ends_with_the_last_steps_tensors(qwen35, sum_task, tmp_path):
@@ -97,6 +102,9 @@ def test_ema_0_ends_with_the_last_steps_tensors(qwen35, sum_task, tmp_path):
     ckpt = _checkpoint(out)
     assert not any(k.startswith(EMA_PREFIX) for k in ckpt)
     assert torch.equal(res.method.canvas.param.detach(), ckpt["canvas.param"])
+    from artstudio.cli import train_summary
+
+    assert "ema" not in res.metrics and "average" not in train_summary(res)
 
 
 def test_an_adapter_averages_when_asked(qwen35, sum_task, tmp_path):

@@ -50,9 +50,6 @@ class Method(torch.nn.Module):
     config_class: ClassVar[type] = dict
     # Facts about the method, read by the training loop, `compare` and the app (never a table of names).
     default_lr: ClassVar[float] = 1e-3  # SFT learning rate when none is given (other objectives scale it)
-    # Decay of the moving average of the trained tensors that an SFT run scores and exports when --ema is not
-    # given (0: the last step's tensors; artstudio/averaging.py). Other objectives default to 0 (not measured).
-    default_ema: ClassVar[float] = 0.0
     trains: ClassVar[bool] = True  # False: nothing to optimise; a comparison only evaluates it
     seed_free: ClassVar[bool] = False  # True: no randomness at all; one evaluation serves every seed
     own_backbone: ClassVar[bool] = False  # True: its wrapper must not share a model with other live methods
@@ -77,11 +74,6 @@ class Method(torch.nn.Module):
         from .objectives import get_objective
 
         return cls.default_lr * get_objective(objective).lr_scale
-
-    @classmethod
-    def ema_for(cls, objective: str = "sft") -> float:
-        """The moving average's decay a run uses when none is given (the method's, on SFT; else none)."""
-        return cls.default_ema if objective == "sft" else 0.0
 
     @classmethod
     def check_option(cls, backbone, name: str, value) -> None:
@@ -335,9 +327,6 @@ class ArtMethod(Method):
     config_class = ArtConfig
     # Measured on studio-tiny's held-out tasks (SFT, batch 16): 0.05 reaches the gallery's accuracies in 300 steps.
     default_lr = 0.05
-    # Measured on studio-tiny's held-out tasks, 3 seeds (docs/robust.md): the averaged canvas scores higher where a
-    # task's loss stays high (word-problems-json) and the same elsewhere.
-    default_ema = 0.95
     # What `artstudio tune` searches (artstudio/tune/space.py); the sentences are read by the lgbo sampler.
     search_space = {
         "lr": Float(0.005, 0.5, log=True, help="peak AdamW learning rate of the canvas pixels; the pixel "

@@ -63,11 +63,6 @@ def default_lr(method: str, objective: str = "sft") -> float:
     return get_method(method).lr_for(objective)
 
 
-def default_ema(method: str, objective: str = "sft") -> float:
-    """The moving average's decay a run of `method` uses when none is given (0: none)."""
-    return get_method(method).ema_for(objective)
-
-
 # The range of each numeric TrainConfig option: name -> (test(value, the method trains), what is expected).
 # TrainConfig.check and `tune`'s space files (a searched value) both judge values with these.
 RANGES: dict[str, tuple[Callable[[Any, bool], bool], str]] = {
@@ -116,7 +111,7 @@ class TrainConfig:
     lr: float | None = field(default=None, metadata={"help": "peak learning rate (default: the method's; a tenth of it for GRPO)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup: float = field(default=0.05, metadata={"help": "fraction of steps with linear warm-up"})
-    ema: float | None = field(default=None, metadata={"help": "decay of a moving average of the trained parameters that evaluations and the export use, e.g. 0.95 (0: the last step's parameters; default: the method's: 0.95 for a canvas on SFT, else 0)"})
+    ema: float | None = field(default=None, metadata={"help": "decay of a moving average of the trained parameters that evaluations and the export use, e.g. 0.95 (default: off, the last step's parameters; a resumed run keeps its own)"})
     schedule: Literal["cosine", "constant"] = field(default="cosine", metadata={"help": "cosine (to 10% of peak) or constant"})
     seed: int = field(default=0, metadata={"help": "seed of data order, initialisation and sampling"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: only at the end)"})
@@ -377,7 +372,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
                     config.method)
     lr = config.lr if config.lr is not None else default_lr(config.method, config.objective)
     params = method.trainable_parameters()
-    ema = config.ema if config.ema is not None else default_ema(config.method, config.objective)
+    # Off unless asked for: on studio-tiny it moved ART's mean by -1.7 to +0.3 points (docs/robust.md). A resume
+    # left without --ema keeps the run's own (a run begun when canvases averaged by default recorded none).
+    ema = config.ema if config.ema is not None else (saved_run or {}).get("ema") or 0.0
     if config.fsdp:
         blocks = processes.shard_frozen(method.model, params)
         if main:
@@ -682,13 +679,18 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
             return []
         return [f"--dtype {value} (the run's frozen model ran in {ran or 'the device default'})"]
 
+    def decay(value: Any, was: Any) -> list[str]:  # left out: the run's own; a run with no average may start one
+        ran = resolved.get("ema", was) or 0.0
+        same = value is None or not ran or math.isclose(value, ran)
+        return [] if same else [f"--ema {value:g} (the run has {ran:g}; its checkpoint holds that average)"]
+
     def scored_by(value: Any, was: Any) -> list[str]:  # SFT: the metric only scores; GRPO: it picks the reward
         if value is None or value == was or config.objective == "sft":
             return []
         return [f"--metric {value} (the run has {was!r}; under GRPO it chooses the default reward)"]
 
     differ = option_differences(now, saved, RESUME_MAY_CHANGE, {
-        "data": data_rows, "lr": rate, "dtype": dtype, "metric": scored_by,
+        "data": data_rows, "lr": rate, "ema": decay, "dtype": dtype, "metric": scored_by,
         "method_options": lambda value, was: key_differences(lambda key: f"method option {key}", value, was,
                                                              field_defaults(get_method(config.method).config_class)),
         "grpo": lambda value, was: key_differences(lambda key: "--grpo-" + key.replace("_", "-"), value, was,
@@ -706,7 +708,7 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
         "; its starts (none was chosen yet) are trained for these steps" if (out / STARTS_FOLDER).is_dir() else ""
     check_resume_steps(out, config.steps, saved.get("steps"), kept=kept, say=say)
     return {"steps": saved.get("steps") if chosen else None, "dtype": resolved.get("dtype") or saved.get("dtype"),
-            "processes": resolved.get("processes")}
+            "processes": resolved.get("processes"), "ema": resolved.get("ema")}
 
 
 def _has_test_split(data: Any) -> bool:

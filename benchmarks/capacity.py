@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-rows", type=int, default=100)
     ap.add_argument("--model", default=None, help="model folder (default: studio-tiny)")
     ap.add_argument("--ema", type=float, default=None,
-                    help="moving-average decay for every method (default: each method's own; 0 reproduces the "
-                         "table measured before canvases averaged by default)")
+                    help="moving-average decay of the trained parameters for every method (default: off)")
     args = ap.parse_args(argv)
 
     tasks = make_tasks(args.out / "data", args.train_rows, args.test_rows)

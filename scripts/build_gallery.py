@@ -149,7 +149,7 @@ def write_readme(out: Path, results: dict) -> None:
         r = results[name]
         lines.append(f"| `{name}` | ![{name}]({name}.png) | {r['base']:.1%} | {r['grey']:.1%} | **{r['art']:.1%}** | "
                      f"{r['exported']:.1%} | {r['canvas_size'][0]}×{r['canvas_size'][1]} | {r['steps']} | {r['batch_size']} | "
-                     f"{r['lr']:g} | {r.get('start', '–')} | {r['ema'] if 'ema' in r else '–'} | {r['train_seconds']:.0f} s |")
+                     f"{r['lr']:g} | {r.get('start', '–')} | {format(r['ema'], 'g') if 'ema' in r else '–'} | {r['train_seconds']:.0f} s |")
     if order:
         mean = lambda k: sum(results[n][k] for n in order) / len(order)  # noqa: E731
         lines.append(f"| **mean** | | {mean('base'):.1%} | {mean('grey'):.1%} | **{mean('art'):.1%}** | {mean('exported'):.1%} | | | | | | | |")

@@ -31,7 +31,7 @@ class CompareConfig:
     steps: int = field(default=100, metadata={"help": "optimisation steps per cell, the same for every method"})
     batch_size: int = field(default=16, metadata={"help": "examples per step, the same for every method"})
     lr_grid: str | None = field(default=None, metadata={"help": "learning-rate search on a validation split of the training rows: 'auto' (each method's default x 1/3, 1, 3) or 'art=0.02,0.05;lora=1e-3,2e-3' (default: no search, each method's default lr)"})
-    ema: float | None = field(default=None, metadata={"help": "decay of the moving average of the trained parameters for every method, e.g. 0.95 (0: the last step's parameters; default: each method's own, 0.95 for canvases on SFT, else 0)"})
+    ema: float | None = field(default=None, metadata={"help": "decay of the moving average of the trained parameters for every method, e.g. 0.95 (default: off, the last step's parameters)"})
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of the training rows held out to pick the learning rate (with --lr-grid)"})
     objective: Literal["sft", "grpo"] = field(default="sft", metadata={"help": "sft or grpo, the same for every method"})
     grpo: dict = field(default_factory=dict, metadata={"help": "GRPO options (group_size, reward, ...), the same for every method"})

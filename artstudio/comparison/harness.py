@@ -58,9 +58,8 @@ class Cell:
                 "lr": self.lr, "objective": config.objective, "model": config.model}
         if config.objective == "grpo":
             spec["grpo"] = config.grpo  # added only for GRPO, so SFT cells keep their keys across versions
-        ema = get_method(self.method).ema_for(config.objective) if config.ema is None else config.ema
-        if ema:  # a method whose runs average their parameters: cells run before it did are not reused
-            spec["ema"] = ema
+        if config.ema:  # added only when the average is on, so other cells keep their keys across versions
+            spec["ema"] = config.ema
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=json_default).encode()).hexdigest()[:16]
 
 

@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--ema", type=float, default=None, help="moving-average decay of the canvas (default: off)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (data order, canvas init); the task splits stay seed 0")
     ap.add_argument("--canvas-size", type=int, default=None,
                     help="canvas side in pixels (default: the model's recommended size, studio-tiny: 96)")
@@ -96,7 +97,7 @@ def train_one(bb, name: str, args) -> dict:
     grey = evaluate(build_method("random-canvas", bb, {"init": "gray"}), test, card.metric).accuracy
     t0 = time.time()
     res = train(TrainConfig(out=str(Path(args.runs) / name), data=str(task_dir), steps=args.steps,
-                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=0, snapshot_every=50, overwrite=True,
+                            batch_size=args.batch_size, lr=args.lr, ema=args.ema, seed=args.seed, checkpoint_every=0, snapshot_every=50, overwrite=True,
                             method_options={"canvas_size": args.canvas_size} if args.canvas_size else {}),
                 backbone=bb)
     seconds = time.time() - t0

@@ -41,7 +41,7 @@ def test_build_gallery_splits_tasks_over_workers_and_merges_one_table(tiny_model
     (out / "results.json").write_text(json.dumps({"kept-from-before": {"base": 0, "grey": 0, "art": 1, "exported": 1,
                                                                          "steps": 1, "train_seconds": 1}}))
     cmd = [sys.executable, str(ROOT / "scripts" / "build_gallery.py"), "--model", tiny_model_dir("qwen3_5"),
-           "--tasks", "max-bracket,first-json,add-json", "--steps", "2", "--batch-size", "2", "--jobs", "2",
+           "--tasks", "max-bracket,first-json,add-json", "--steps", "2", "--batch-size", "2", "--jobs", "2", "--ema", "0.5",
            "--runs", str(runs), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -51,9 +51,9 @@ def test_build_gallery_splits_tasks_over_workers_and_merges_one_table(tiny_model
         assert (out / f"{name}.png").stat().st_size > 0
         assert results[name]["steps"] == 2 and 0.0 <= results[name]["exported"] <= 1.0
         # The table says how each artwork was made: this model has no Text-to-Canvas, so one start from grey.
-        assert results[name]["start"] == "gray" and results[name]["ema"] == 0.0
+        assert results[name]["start"] == "gray" and results[name]["ema"] == 0.5
     table = (out / "README.md").read_text()
-    assert "| `first-json` |" in table and "| **mean** |" in table and "| gray | 0 |" in table
+    assert "| `first-json` |" in table and "| **mean** |" in table and "| gray | 0.5 |" in table
     bad = subprocess.run(cmd[:4] + ["--tasks", "no-such-task"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no-such-task" in bad.stderr
 

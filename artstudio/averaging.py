@@ -1,6 +1,6 @@
 """An exponential moving average (EMA) of the trained tensors: what a run scores and exports when `ema` > 0.
 
-    artstudio train --data word-problems-json --ema 0.95      # ART's default on SFT; --ema 0 turns it off
+    artstudio train --data word-problems-json --ema 0.95      # off unless asked for, for every method
 
 After each optimiser step, average = d × average + (1 − d) × parameter, from the parameters as the run
 starts, with d = min(decay, (1 + t) / (10 + t)) after t earlier steps (TensorFlow's

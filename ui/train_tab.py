@@ -57,6 +57,7 @@ FOLLOW_LOG_JS = """() => {
 # the panel showing the form as it was before the last edit (seen on a loaded machine).
 COMMAND_QUEUE = {"concurrency_id": "as-train-command", "concurrency_limit": 1}
 
+
 @dataclass
 class TrainTab:
     run: gr.Textbox

@@ -24,6 +24,11 @@ EMA_PREFIX = "ema."  # the average's tensors in a checkpoint, beside the raw par
 UPDATES = EMA_PREFIX + "updates"  # how many steps the average holds (a 0-d tensor in the checkpoint)
 
 
+def averaged_over(decay: float) -> str:
+    """How a summary says what an average spans: 1 / (1 - decay) steps, in effect (0.95: about 20)."""
+    return f"averaged over about the last {round(1 / (1 - decay))} steps (--ema {decay:g})"
+
+
 class ParameterAverage:
     """The moving average of named parameters (a method's trainable state)."""
 

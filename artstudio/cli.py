@@ -439,6 +439,8 @@ def _read_config_file(path: str) -> dict:
 
 
 def train_summary(result) -> str:
+    from artstudio.averaging import averaged_over
+
     m = result.metrics
     per_step = m.get("seconds_per_step")
     rows = [("method", result.method.name),
@@ -459,10 +461,9 @@ def train_summary(result) -> str:
         tie = len(set(m["start_val_accuracy"].values())) == 1 and len(m["start_val_accuracy"]) > 1
         rows.append(("start", f"{m['start']} (validation accuracy after the short runs: {scores}"
                               + ("; a tie, so the lower final training loss chose" if tie else "") + ")"))
-    if m.get("ema"):  # 1 / (1 - decay): the steps the average reaches back over, in effect
+    if m.get("ema"):
         what = "the canvas" if result.artwork is not None else "the trained parameters"
-        rows.append(("average", f"{what} averaged over about the last {round(1 / (1 - m['ema']))} steps "
-                                f"(--ema {m['ema']:g}; --ema 0 keeps the last step's)"))
+        rows.append(("average", f"{what} {averaged_over(m['ema'])[:-1]}; --ema 0 keeps the last step's)"))
     if result.artwork is not None:
         rows.append(("artwork", result.artwork))
     rows.append(("run", result.out))

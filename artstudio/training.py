@@ -437,7 +437,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 
     def run_eval(step: int, rows: list[Example]) -> dict:
         res = evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
-        return {"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n}
+        return {"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n} | ({"ema": ema} if average is not None else {})
 
     bar = None
     if progress:
@@ -576,7 +576,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         res = evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
                        out_dir=out / "eval")
         metrics |= {"accuracy": res.accuracy, "eval_n": res.n, "latency_ms": res.latency_ms}
-        emit({"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n, "final": True})
+        emit({"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n, "final": True}
+             | ({"ema": ema} if average is not None else {}))
     artwork = None
     if method.paints() and method.num_trainable():
         artwork = export_artwork_of(method, out / "artwork.png", card=card, data=config.data,

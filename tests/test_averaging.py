@@ -95,6 +95,16 @@ def test_an_art_run_scores_snapshots_and_exports_its_average(qwen35, sum_task, t
 
     assert res.metrics["ema"] == 0.95
     assert "the canvas averaged over about the last 20 steps (--ema 0.95; --ema 0 keeps" in train_summary(res)
+    # The app's metrics panel says it too: the final evaluation's record names the decay.
+    from artstudio.ui.jobs import DONE, Job
+    from artstudio.ui.train_tab import _metrics_text
+
+    assert [h["ema"] for h in res.history if h.get("final")] == [0.95]
+    job = Job(id=1, kind="train", title="art", work=lambda j: None, run_dir=out, total=6, done=6, status=DONE,
+              form={"method": "art"}, history=res.history)
+    assert "final accuracy of the canvas averaged over about the last 20 steps (--ema 0.95)" in _metrics_text(job)
+    job.form = {"method": "lora"}
+    assert "of the trained parameters averaged over" in _metrics_text(job)
 
 
 def test_ema_0_ends_with_the_last_steps_tensors(qwen35, sum_task, tmp_path):

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from artstudio.averaging import averaged_over
 from artstudio.diagnosis import Diagnosis
 from artstudio.methods import ArtConfig, get_method, method_names
 from artstudio.objectives import get_objective, objective_names
@@ -332,6 +333,8 @@ def _metrics_text(job: Job) -> str:
     if evals:
         e = evals[-1]
         label = "final accuracy" if e.get("final") else f"accuracy at step {e['step']}"
+        if e.get("ema"):  # the run scores (and exports) its average, not the last step's parameters
+            label += f" of the {_trained_what(job)} {averaged_over(e['ema'])}"
         parts.append(f'<div class="as-big">{100 * e["eval_accuracy"]:.1f}%</div><div class="as-small">{label} '
                      f'on {e.get("eval_n", "?")} test prompts</div>')
     if last is not None:
@@ -351,6 +354,11 @@ def _metrics_text(job: Job) -> str:
     if job.status == FAILED:
         parts.append(f"**Error:** {job.message}")
     return "\n\n".join(parts)
+
+
+def _trained_what(job: Job) -> str:
+    method = (job.form or {}).get("method")
+    return "canvas" if method in method_names() and get_method(method).paints() else "trained parameters"
 
 
 def _untested_upload(job: Job) -> bool:

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         for sampler in samplers:
             out = args.out / f"{sampler}-seed{seed}"
-            tune(method=args.method, data=args.task, trials=args.trials, sampler=sampler, seed=seed, final=False,
+            tune(method=args.method, data=args.task, trials=args.trials, sampler=sampler, seed=seed, final=False, rerank=0,
                  out=str(out), storage=f"sqlite:///{(out / 'study.db').resolve()}")
             curves[sampler][seed] = values_of(out)
 

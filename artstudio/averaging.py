@@ -24,9 +24,9 @@ EMA_PREFIX = "ema."  # the average's tensors in a checkpoint, beside the raw par
 UPDATES = EMA_PREFIX + "updates"  # how many steps the average holds (a 0-d tensor in the checkpoint)
 
 
-def averaged_over(decay: float) -> str:
+def averaged_over(decay: float, note: str = "") -> str:
     """How a summary says what an average spans: 1 / (1 - decay) steps, in effect (0.95: about 20)."""
-    return f"averaged over about the last {round(1 / (1 - decay))} steps (--ema {decay:g})"
+    return f"averaged over about the last {round(1 / (1 - decay))} steps (--ema {decay:g}{'; ' + note if note else ''})"
 
 
 class ParameterAverage:

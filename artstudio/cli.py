@@ -438,6 +438,9 @@ def _read_config_file(path: str) -> dict:
     return value
 
 
+EMA_OFF = "--ema 0 keeps the last step's"
+
+
 def train_summary(result) -> str:
     from artstudio.averaging import averaged_over
 
@@ -463,7 +466,7 @@ def train_summary(result) -> str:
                               + ("; a tie, so the lower final training loss chose" if tie else "") + ")"))
     if m.get("ema"):
         what = "the canvas" if result.artwork is not None else "the trained parameters"
-        rows.append(("average", f"{what} {averaged_over(m['ema'])[:-1]}; --ema 0 keeps the last step's)"))
+        rows.append(("average", f"{what} {averaged_over(m['ema'], note=EMA_OFF)}"))
     if result.artwork is not None:
         rows.append(("artwork", result.artwork))
     rows.append(("run", result.out))

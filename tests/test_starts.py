@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -271,6 +272,14 @@ def test_the_app_shows_the_diagnosis_beside_the_accuracy():
     job.record({"step": 60, "diagnosis": "the run answers 83% of 64 of its own training rows (...)",
                 "diagnosis_kind": "cannot-fit"})
     assert "**Cannot fit the task.** the run answers 83%" in _metrics_text(job)
+    # The page names its fields, not flags; an unfinished run is told how to train on from this page.
+    job.record({"step": 60, "diagnosis": "the run answers 80% of 64 of its own training rows and its loss fell by 37% "
+                "(...): it is unfinished; more --steps should help.", "diagnosis_kind": "unfinished"})
+    shown = _metrics_text(job)
+    assert "**Unfinished.** the run answers 80%" in shown and "more 'steps' should help" in shown
+    assert "tick 'resume', raise 'steps', press Start" in shown and "--" not in shown
+    job.run_dir = Path("runs/first-json-art")
+    assert "To train on from its last step: run name 'first-json-art', tick 'resume'" in _metrics_text(job)
 
 
 def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(qwen35, task, tmp_path, caplog):

@@ -26,8 +26,8 @@ from artstudio.training import TrainConfig
 from .command import train_command
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job, stopped_during_starts, stopped_phase
 from .studio import APP_SNAPSHOT_EVERY, Studio
-from .widgets import (action, dataclass_form, duration, field_input, follow_line, friendly, keep_page, markdown_text,
-                      progress_html)
+from .widgets import (action, dataclass_form, duration, field_input, follow_line, form_words, friendly, keep_page,
+                      markdown_text, progress_html)
 
 # Three columns side by side (scoring, optimisation, the run itself), then the JSON options full width:
 # in one column the section was some 2,000 px long.
@@ -350,7 +350,11 @@ def _metrics_text(job: Job) -> str:
     said = next((h for h in reversed(job.history) if h.get("diagnosis")), None)
     if said:
         title = Diagnosis.TITLES.get(said.get("diagnosis_kind", "stuck"), "Warning.")
-        parts.append(f"**{title}** {said['diagnosis']}")
+        said_here = form_words(said["diagnosis"])  # the page's fields, not command-line flags
+        if said.get("diagnosis_kind") == "unfinished":
+            name = f"run name '{job.run_dir.name}'" if job.run_dir is not None else "its run name"
+            said_here += f" To train on from its last step: {name}, tick 'resume', raise 'steps', press Start."
+        parts.append(f"**{title}** {said_here}")
     if job.status == FAILED:
         parts.append(f"**Error:** {job.message}")
     return "\n\n".join(parts)

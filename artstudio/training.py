@@ -409,6 +409,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             log.warning("--resume: %s's checkpoint holds no moving average (--ema); it starts from the parameters "
                         "at step %d", out, start)
 
+    # What an evaluation record and result.json say of the average the scores are of (the app shows it).
+    scored_as = {"ema": ema} if average is not None else {}
+
     def averaged():  # the parameters as the run would end now: the average where there is one
         return average.applied() if average is not None else nullcontext()
 
@@ -437,7 +440,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 
     def run_eval(step: int, rows: list[Example]) -> dict:
         res = evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
-        return {"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n} | ({"ema": ema} if average is not None else {})
+        return {"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n} | scored_as
 
     bar = None
     if progress:
@@ -560,8 +563,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     if start_choice:
         metrics |= {"starts_seconds": starts_seconds, "start": start_choice["chosen"],
                     "start_val_accuracy": {r["start"]: r["val_accuracy"] for r in start_choice["starts"]}}
-    if average is not None:  # what the evaluations and the export used: the average, not the last step's
-        metrics["ema"] = ema
+    metrics |= scored_as  # what the evaluations and the export used: the average, not the last step's
     if fit:
         metrics |= {"train_accuracy": fit.accuracy, "train_eval_n": fit.n}
     if diagnosis:
@@ -576,8 +578,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         res = evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
                        out_dir=out / "eval")
         metrics |= {"accuracy": res.accuracy, "eval_n": res.n, "latency_ms": res.latency_ms}
-        emit({"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n, "final": True}
-             | ({"ema": ema} if average is not None else {}))
+        emit({"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n, "final": True} | scored_as)
     artwork = None
     if method.paints() and method.num_trainable():
         artwork = export_artwork_of(method, out / "artwork.png", card=card, data=config.data,

@@ -66,8 +66,13 @@ def loss_windows(losses: list[float]) -> tuple[int, float, float, float] | None:
     return w, sum(losses[:w]) / w, sum(losses[-2 * w:-w]) / w, sum(losses[-w:]) / w
 
 
+def _fall(before: float, tail: float) -> float:
+    """How much the loss fell from `before` to `tail`, relative to `before` (0 when `before` is not positive)."""
+    return (before - tail) / before if before > 0 else 0.0
+
+
 def _flat(before: float, tail: float) -> bool:
-    return before > 0 and (before - tail) / before < FLAT
+    return before > 0 and _fall(before, tail) < FLAT
 
 
 def _is_stuck(before: float, tail: float) -> bool:
@@ -125,13 +130,13 @@ def _diagnose(losses, paints, starts, train_accuracy, train_n) -> Diagnosis | No
             return None
         if still_learning:
             return Diagnosis("unfinished", f"the loss fell from {start:.2f} to {tail:.2f} in only {n} steps, by "
-                                           f"{(earlier - tail) / earlier:.0%} over its last three fifths, and is still "
+                                           f"{_fall(earlier, tail):.0%} over its last three fifths, and is still "
                                            "high: the run is unfinished; more --steps should help.")
         return Diagnosis("stuck", _stuck_text(w, start, tail, paints, starts) + short)
     if train_accuracy is None or train_accuracy >= FITS:
         return None
     fits = f"the run answers {train_accuracy:.1%} of {train_n} of its own training rows"
-    fell = (earlier - tail) / earlier if earlier > 0 else 0.0
+    fell = _fall(earlier, tail)
     if not _flat(before, tail) or still_learning or fell >= STILL_FALLING:
         if not _flat(before, tail):
             how = f"its loss is still falling ({before:.3f} -> {tail:.3f} over the last two fifths of the run)"

@@ -198,6 +198,41 @@ def test_lr_grid_never_reads_the_test_split(model, tmp_path, monkeypatch):
     assert again.meta["lr_selection"]["art"]["t"]["candidates"] == pick["candidates"]
 
 
+def test_grid_seeds_average_the_pick_over_seeds_and_their_own_splits(model, tmp_path, monkeypatch):
+    """--grid-seeds 2: the grid runs on seeds 0 and 1, each with its own validation rows (carved from the
+    training rows), and the rate picked is the one with the best mean; seed 0's grid runs are reused."""
+    task = make_task(tmp_path / "t")
+    kw = common(tmp_path, model, methods="art", tasks=str(task), seeds="0,1", lr_grid="art=0.01,0.3", val_fraction=0.3)
+    one = C.compare(**kw)
+    ran: list[tuple] = []
+    real = harness._run_cell
+    monkeypatch.setattr(harness, "_run_cell", lambda config, cell, *a: ran.append((cell.phase, cell.seed, cell.lr)) or real(config, cell, *a))
+    table = C.compare(**(kw | {"grid_seeds": 2, "overwrite": True}))
+    assert sorted(r for r in ran if r[0] == "grid") == [("grid", 1, 0.01), ("grid", 1, 0.3)], "seed 0's grid is reused"
+    pick = table.meta["lr_selection"]["art"]["t"]
+    assert pick["grid_seeds"] == [0, 1]
+    splits = [set(pick["val_ids_by_seed"][s]) for s in (0, 1)]
+    train_ids = {e.id for e in TRAIN}
+    assert all(ids <= train_ids and len(ids) == 3 for ids in splits) and splits[0] != splits[1]
+    assert splits[0] == set(one.meta["lr_selection"]["art"]["t"]["val_ids"])
+    for lr, score in pick["candidates"].items():
+        assert score["val_accuracy"] == pytest.approx(sum(score["by_seed"].values()) / 2)
+    best = max(pick["candidates"].values(), key=lambda c: (c["val_accuracy"], -c["val_loss"]))
+    assert pick["candidates"][pick["lr"]] is best
+    assert {r["lr"] for r in table} == {pick["lr"]} and {r["lr_source"] for r in table} == {"grid"}
+
+
+def test_grid_seeds_are_checked(model, tmp_path):
+    kw = common(tmp_path, model, methods="art", tasks=str(make_task(tmp_path / "t")), seeds="0,1")
+    with pytest.raises(ConfigError, match="--grid-seeds is 3 but --seeds names 2 seeds"):
+        C.compare(**kw, lr_grid="auto", grid_seeds=3)
+    with pytest.raises(ConfigError, match="--grid-seeds is 0; expected a whole number"):
+        C.compare(**kw, lr_grid="auto", grid_seeds=0)
+    with pytest.raises(ConfigError, match="no grid runs: add --lr-grid"):
+        C.compare(**kw, grid_seeds=2)
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_cell_records_the_run_diagnosis(model, tmp_path, monkeypatch):
     """A cell that cannot fit its training rows says so in its record (the stuck level raised, so the tiny
     model's flat loss counts as a fit problem); the lr grid's runs, which only rank rates, never check."""

@@ -13,6 +13,7 @@ from ..methods import get_method, method_config, method_names
 from ..objectives import get_objective
 from ..options import from_dict
 from ..training import check_range
+from ..words import count
 
 log = logging.getLogger("artstudio.compare")
 
@@ -32,6 +33,7 @@ class CompareConfig:
     batch_size: int = field(default=16, metadata={"help": "examples per step, the same for every method"})
     lr_grid: str | None = field(default=None, metadata={"help": "learning-rate search on a validation split of the training rows: 'auto' (each method's default x 1/3, 1, 3) or 'art=0.02,0.05;lora=1e-3,2e-3' (default: no search, each method's default lr)"})
     ema: float | None = field(default=None, metadata={"help": "decay of the moving average of the trained parameters for every method, e.g. 0.95 (default: off, the last step's parameters)"})
+    grid_seeds: int = field(default=1, metadata={"help": "with --lr-grid: run the grid on the first N of --seeds, each with its own validation split, and pick the rate whose validation accuracy averaged over them is best (default 1; each seed more costs one grid more and makes the pick less noisy)"})
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of the training rows held out to pick the learning rate (with --lr-grid)"})
     objective: Literal["sft", "grpo"] = field(default="sft", metadata={"help": "sft or grpo, the same for every method"})
     grpo: dict = field(default_factory=dict, metadata={"help": "GRPO options (group_size, reward, ...), the same for every method"})
@@ -172,6 +174,15 @@ def check_config(config: CompareConfig, methods: list[str]) -> None:
     if any(len(v) > 1 for v in grid.values()) and not 0 < config.val_fraction < 1:
         raise ConfigError(f"--val-fraction is {config.val_fraction}; the lr grid picks each rate on that share of "
                           "the training rows, so it must be above 0 and below 1 (default 0.1)")
+    if not isinstance(config.grid_seeds, int) or isinstance(config.grid_seeds, bool) or config.grid_seeds < 1:
+        raise ConfigError(f"--grid-seeds is {config.grid_seeds!r}; expected a whole number of seeds, at least 1")
+    n_seeds = len(parse_seeds(config.seeds))
+    if config.grid_seeds > n_seeds:
+        raise ConfigError(f"--grid-seeds is {config.grid_seeds} but --seeds names {count(n_seeds, 'seed')}; the grid runs "
+                          f"on the first N of --seeds, so give at most {n_seeds} (or more seeds)")
+    if config.grid_seeds > 1 and not any(len(v) > 1 for v in grid.values()):
+        raise ConfigError(f"--grid-seeds {config.grid_seeds} averages the lr grid's validation scores over seeds, but no "
+                          "grid runs: add --lr-grid (e.g. 'auto')")
     # Options for a method that does not run are still checked (a typo in a shared options file shows), and
     # named; ART's canvas size also sizes the other canvas-shaped methods (a fair control), so it is used alone.
     canvas_shaped = any(get_method(m).takes_canvas_size() for m in methods if m in available)

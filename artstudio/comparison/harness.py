@@ -353,9 +353,12 @@ class _Comparison:
         atomic_write_text(self.out / "compare_config.json",
                           json.dumps(named_model(asdict(config)), indent=2, default=json_default) + "\n")
         self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}
+        # Each grid seed carves its own validation split (seed s: split s), so averaging over seeds also
+        # averages over which rows validate.
+        self.grid_seeds = self.seeds[:config.grid_seeds]
         self.splits = {}
         if any(len(v) > 1 for v in self.grid.values()):
-            self.splits = {t.name: _validation_split(config, t, self.seeds[0]) for t in self.tasks}
+            self.splits = {(t.name, seed): _validation_split(config, t, seed) for t in self.tasks for seed in self.grid_seeds}
         self.chosen: dict[str, dict[str, dict]] = {}
         self.records: dict[str, dict] = {}
         self.stopped = False
@@ -366,10 +369,12 @@ class _Comparison:
     def grid_cells(self, method: str, task: TaskSpec) -> list[Cell]:
         if len(self.grid.get(method, [])) < 2:
             return []
-        folder, val_file, digest, _ = self.splits[task.name]
-        seed = self.seeds[0]
-        return [Cell(method, task, seed, lr, "grid", _method_options(self.config, method), self.config.steps,
-                     phase="grid", data=folder, eval_file=val_file, val_digest=digest) for lr in self.grid[method]]
+        cells = []
+        for seed in self.grid_seeds:
+            folder, val_file, digest, _ = self.splits[(task.name, seed)]
+            cells += [Cell(method, task, seed, lr, "grid", _method_options(self.config, method), self.config.steps,
+                           phase="grid", data=folder, eval_file=val_file, val_digest=digest) for lr in self.grid[method]]
+        return cells
 
     def grid_plan(self) -> list[Cell]:
         """Every lr-grid run, task by task."""
@@ -403,7 +408,7 @@ class _Comparison:
         return Cell(method, task, seed, lr, source, options, self.config.steps)
 
     def n_eval(self, cell: Cell) -> int:
-        return len(self.splits[cell.task.name][3]) if cell.phase == "grid" else self.eval_n[cell.task.name]
+        return len(self.splits[(cell.task.name, cell.seed)][3]) if cell.phase == "grid" else self.eval_n[cell.task.name]
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> ResultsTable:
@@ -509,25 +514,40 @@ class _Comparison:
         self.bar.emit({"phase": "estimate", "eta_seconds": self.remaining, "message": msg})
 
     def _run_grids(self, finished_only: bool = False) -> None:
-        """Pick each method's lr per task: best validation accuracy, then lowest validation loss.
+        """Pick each method's lr per task: best validation accuracy, then lowest validation loss, each the
+        mean over the grid seeds (`--grid-seeds`).
 
         With `finished_only`, nothing runs: only grids whose runs are all on disk are decided.
         """
         for task in self.tasks:
             for method in self.methods:
                 cells = self.grid_cells(method, task)
-                scores = {}
+                runs: dict[float, dict[int, dict]] = {}
                 for cell in cells:
                     record = _load_finished(_cell_dir(self.config, cell)) if finished_only else self._run(cell)
                     if record is None:
                         if finished_only:
                             break
                         return
-                    scores[cell.lr] = {"val_accuracy": record["accuracy"], "val_loss": record.get("val_loss")}
-                if cells and len(scores) == len(cells):
-                    best = max(scores, key=lambda lr: (scores[lr]["val_accuracy"], -(scores[lr]["val_loss"] or 0.0)))
-                    self.chosen.setdefault(method, {})[task.name] = {
-                        "lr": best, "candidates": scores, "val_ids": self.splits[task.name][3]}
+                    runs.setdefault(cell.lr, {})[cell.seed] = record
+                if cells and sum(map(len, runs.values())) == len(cells):
+                    self.chosen.setdefault(method, {})[task.name] = self._pick(task, runs)
+
+    def _pick(self, task: TaskSpec, runs: dict[float, dict[int, dict]]) -> dict:
+        """The rate with the best mean validation accuracy over the grid seeds (then the lowest mean loss)."""
+        scores = {}
+        for lr, by_seed in runs.items():
+            losses = [r.get("val_loss") for r in by_seed.values()]
+            scores[lr] = {"val_accuracy": _mean([r["accuracy"] for r in by_seed.values()]),
+                          "val_loss": None if None in losses else _mean(losses)}
+            if len(by_seed) > 1:
+                scores[lr]["by_seed"] = {seed: r["accuracy"] for seed, r in by_seed.items()}
+        best = max(scores, key=lambda lr: (scores[lr]["val_accuracy"], -(scores[lr]["val_loss"] or 0.0)))
+        pick = {"lr": best, "candidates": scores, "val_ids": self.splits[(task.name, self.grid_seeds[0])][3]}
+        if len(self.grid_seeds) > 1:
+            pick["grid_seeds"] = list(self.grid_seeds)
+            pick["val_ids_by_seed"] = {seed: self.splits[(task.name, seed)][3] for seed in self.grid_seeds}
+        return pick
 
     def _run(self, cell: Cell) -> dict | None:
         """A finished cell's record from disk, else train and score it; None once stopped."""

@@ -29,6 +29,7 @@ The package reads as a recipe, one module per concern:
     config.py    CompareConfig and the parsing of its lists (methods, tasks, seeds, the lr grid)
     tasks.py     the tasks as the harness uses them (prepared once, content-hashed)
     harness.py   the plan of cells and the loop that trains and scores them
+    worker.py    the entry point of each process of `--workers N`
     guard.py     one backbone lent to every cell, checked clean after each
     memory.py    peak memory of a block of code (CUDA allocator or process RSS)
     results.py   the table of records: aggregation, CSV / JSON / Markdown

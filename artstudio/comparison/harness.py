@@ -665,7 +665,7 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(k % gpus)
         log_file = open(out / f"worker-{k}.log", "w")
-        procs.append((subprocess.Popen([sys.executable, "-m", "artstudio.comparison.harness", str(spec), str(k),
+        procs.append((subprocess.Popen([sys.executable, "-m", "artstudio.comparison.worker", str(spec), str(k),
                                         str(config.workers), str(claims)], env=env, stdout=log_file,
                                        stderr=subprocess.STDOUT),
                       log_file))
@@ -704,17 +704,3 @@ def _run_workers(config: CompareConfig, progress: Callable[[dict], None] | None,
         raise ConfigError(f"compare worker {failed} failed; the last lines of {out / f'worker-{failed}.log'}:\n"
                           + "\n".join(tail))
     return True
-
-
-def _worker_main(argv: list[str]) -> int:
-    """`python -m artstudio.comparison.harness CONFIG.json K N CLAIMS`: worker K of N of a comparison."""
-    spec, k, n, claims = Path(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3])
-    config = _coerce(None, json.loads(spec.read_text()) | {"workers": 1})
-    _Comparison(config, None, None).run_share(k, n, claims)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))
-
-

@@ -1,0 +1,25 @@
+"""`python -m artstudio.comparison.worker CONFIG.json K N CLAIMS`: worker K of N of a `compare --workers N`.
+
+A module of its own: run as `-m artstudio.comparison.harness`, the harness was imported twice (once by the
+package, once as __main__) and every worker's log began with runpy's warning about it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .config import _coerce
+from .harness import _Comparison
+
+
+def main(argv: list[str]) -> int:
+    spec, k, n, claims = Path(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3])
+    config = _coerce(None, json.loads(spec.read_text()) | {"workers": 1})
+    _Comparison(config, None, None).run_share(k, n, claims)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

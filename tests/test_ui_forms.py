@@ -74,6 +74,8 @@ def test_a_canvas_size_the_model_cannot_take_is_refused_at_start(studio):
                                                         r"\(1,000,000\).*artstudio app --max-steps"),
     ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "eval_size": 0}, "--eval-size is 0"),
     ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "lr_grid": "fast please"}, "has no '='"),
+    ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "lr_grid": "auto", "grid_seeds": 2},
+     "--grid-seeds is 2 but --seeds names 1 seed"),
     ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "method_options": '{"art": 5}'},
      "maps each method to an object"),
     ("start_compare", {"methods": "art", "tasks": "add-json", "seeds": "0", "steps": 10**12}, "more than this app allows"),

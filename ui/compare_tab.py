@@ -21,7 +21,7 @@ from .studio import Studio
 from .widgets import action, dataclass_form, duration, follow_line, friendly, keep_page, progress_html
 
 MAIN = ["seeds", "steps", "batch_size", "objective"]
-ADVANCED = ["lr_grid", "val_fraction", "ema", "eval_size", "method_options", "device", "dtype", "overwrite"]
+ADVANCED = ["lr_grid", "grid_seeds", "val_fraction", "ema", "eval_size", "method_options", "device", "dtype", "overwrite"]
 
 
 @dataclass

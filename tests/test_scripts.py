@@ -247,3 +247,33 @@ def test_capacity_runs_every_method_at_every_size_and_plots(tiny_model_dir, tmp_
     # --ema reaches every run.
     runs = [json.loads(p.read_text()) for p in (out / "px64").glob("cells/*/run/config.json")]
     assert runs and {r["resolved"]["ema"] for r in runs} == {0.9}
+
+
+def test_grid_picks_reports_each_seeds_pick_against_the_mean(tmp_path):
+    """benchmarks/grid_picks.py ranks as the harness does (accuracy, then lower validation loss)."""
+    import json
+
+    def cell(method, seed, lr, accuracy, loss):
+        folder = tmp_path / "cmp" / "grid" / f"{method}-{seed}-{lr}"
+        folder.mkdir(parents=True)
+        (folder / "cell.json").write_text(json.dumps({"method": method, "task": "t", "seed": seed, "lr": lr,
+                                                      "accuracy": accuracy, "val_loss": loss}))
+
+    # seed 0 alone prefers 0.1 (90 against 80); the mean prefers 0.3 (80 against 60).
+    for seed, (low, high) in enumerate([(0.9, 0.8), (0.3, 0.8)]):
+        cell("art", seed, 0.1, low, 0.5)
+        cell("art", seed, 0.3, high, 0.5)
+    for seed in (0, 1):  # a tie on accuracy: the lower loss wins in every seed
+        cell("lora", seed, 0.001, 1.0, 0.2)
+        cell("lora", seed, 0.003, 1.0, 0.1)
+    proc = subprocess.run([sys.executable, "benchmarks/grid_picks.py", str(tmp_path / "cmp")], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:5] == ["art", "t", "mean", "picks", "0.3"] and "each seed alone: 0.1, 0.3" in lines[0]
+    assert lines[1].split()[:5] == ["lora", "t", "mean", "picks", "0.003"]
+    assert "art: seed 0 alone picks another rate on 1 of 1 tasks; the seeds disagree on 1 of 1" in proc.stdout
+    assert "lora: seed 0 alone picks another rate on 0 of 1 tasks; the seeds disagree on 0 of 1" in proc.stdout
+    empty = subprocess.run([sys.executable, "benchmarks/grid_picks.py", str(tmp_path)], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT)
+    assert empty.returncode == 2 and "no finished lr grid" in empty.stderr and "Traceback" not in empty.stderr

@@ -4,6 +4,7 @@ user task folders, the markdown table, the plots, and a backbone no cell can cha
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import json
 
@@ -565,3 +566,17 @@ def test_a_rerun_with_other_options_is_refused_unless_overwrite(model, tmp_path,
     with pytest.raises(ConfigError, match=r"holds results for what this run leaves out \(--methods random-canvas\)"):
         C.compare(**common(tmp_path, model, methods="base", tasks=str(task), seeds="0", steps=3))
     assert (tmp_path / "results" / "results.csv").read_bytes() == table
+
+
+def test_an_option_newer_than_the_folder_counts_as_its_default(model, tmp_path):
+    """A folder from before --grid-seeds existed: asking for 3 grid seeds there is another recipe, refused."""
+    from artstudio.comparison.harness import check_same_comparison
+
+    record = tmp_path / "compare_config.json"
+    config = C.CompareConfig(**common(tmp_path, model, methods="art", tasks="t", seeds="0,1,2", lr_grid="auto"))
+    old = json.loads(json.dumps(dataclasses.asdict(config)))
+    del old["grid_seeds"]
+    record.write_text(json.dumps(old))
+    check_same_comparison(record, config)  # the default: the same comparison, resumed
+    with pytest.raises(ConfigError, match=r"another recipe: --grid-seeds 3 \(it has 1\)"):
+        check_same_comparison(record, dataclasses.replace(config, grid_seeds=3))

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -126,7 +126,9 @@ def check_same_comparison(record: Path, config: CompareConfig) -> None:
     if not isinstance(before, dict):
         return
     now = named_model(json.loads(json.dumps(asdict(config), default=json_default)))
-    before = named_model(before)
+    # An option newer than the folder's record ran at its default there (--grid-seeds 3 on a folder from
+    # before it existed rewrote the table's picks without a word).
+    before = {f.name: f.default for f in fields(CompareConfig) if f.default is not MISSING} | named_model(before)
     keys = [k for k in now if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
     def said(value, none: str) -> str:  # an option left out is said so, not printed as Python's None
         return none if value is None else repr(value)

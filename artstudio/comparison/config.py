@@ -171,7 +171,8 @@ def check_config(config: CompareConfig, methods: list[str]) -> None:
     if config.eval_size is not None and config.eval_size < 1:
         raise ConfigError(f"--eval-size is {config.eval_size}; expected at least 1 (or leave it out: every test row)")
     grid = parse_lr_grid(config.lr_grid, methods, config.objective)  # a bad grid is refused before a cell runs
-    if any(len(v) > 1 for v in grid.values()) and not 0 < config.val_fraction < 1:
+    searches = any(len(v) > 1 for v in grid.values())
+    if searches and not 0 < config.val_fraction < 1:
         raise ConfigError(f"--val-fraction is {config.val_fraction}; the lr grid picks each rate on that share of "
                           "the training rows, so it must be above 0 and below 1 (default 0.1)")
     if not isinstance(config.grid_seeds, int) or isinstance(config.grid_seeds, bool) or config.grid_seeds < 1:
@@ -180,7 +181,7 @@ def check_config(config: CompareConfig, methods: list[str]) -> None:
     if config.grid_seeds > n_seeds:
         raise ConfigError(f"--grid-seeds is {config.grid_seeds} but --seeds names {count(n_seeds, 'seed')}; the grid runs "
                           f"on the first N of --seeds, so give at most {n_seeds} (or more seeds)")
-    if config.grid_seeds > 1 and not any(len(v) > 1 for v in grid.values()):
+    if config.grid_seeds > 1 and not searches:
         raise ConfigError(f"--grid-seeds {config.grid_seeds} averages the lr grid's validation scores over seeds, but no "
                           "grid runs: add --lr-grid (e.g. 'auto')")
     # Options for a method that does not run are still checked (a typo in a shared options file shows), and

@@ -371,11 +371,11 @@ class _Comparison:
     def grid_cells(self, method: str, task: TaskSpec) -> list[Cell]:
         if len(self.grid.get(method, [])) < 2:
             return []
-        cells = []
+        options, cells = _method_options(self.config, method), []
         for seed in self.grid_seeds:
             folder, val_file, digest, _ = self.splits[(task.name, seed)]
-            cells += [Cell(method, task, seed, lr, "grid", _method_options(self.config, method), self.config.steps,
-                           phase="grid", data=folder, eval_file=val_file, val_digest=digest) for lr in self.grid[method]]
+            cells += [Cell(method, task, seed, lr, "grid", options, self.config.steps, phase="grid", data=folder,
+                           eval_file=val_file, val_digest=digest) for lr in self.grid[method]]
         return cells
 
     def grid_plan(self) -> list[Cell]:
@@ -536,15 +536,8 @@ class _Comparison:
                     self.chosen.setdefault(method, {})[task.name] = self._pick(task, runs)
 
     def _pick(self, task: TaskSpec, runs: dict[float, dict[int, dict]]) -> dict:
-        """The rate with the best mean validation accuracy over the grid seeds (then the lowest mean loss)."""
-        scores = {}
-        for lr, by_seed in runs.items():
-            losses = [r.get("val_loss") for r in by_seed.values()]
-            scores[lr] = {"val_accuracy": _mean([r["accuracy"] for r in by_seed.values()]),
-                          "val_loss": None if None in losses else _mean(losses)}
-            if len(by_seed) > 1:
-                scores[lr]["by_seed"] = {seed: r["accuracy"] for seed, r in by_seed.items()}
-        best = max(scores, key=lambda lr: (scores[lr]["val_accuracy"], -(scores[lr]["val_loss"] or 0.0)))
+        """The grid's choice for `task` (`rank_rates`), with the validation rows it was made on."""
+        best, scores = rank_rates(runs)
         pick = {"lr": best, "candidates": scores, "val_ids": self.splits[(task.name, self.grid_seeds[0])][3]}
         if len(self.grid_seeds) > 1:
             pick["grid_seeds"] = list(self.grid_seeds)
@@ -601,6 +594,21 @@ class _Comparison:
                 "backbone_reloads": self.guard.reloads, "lr_selection": self.chosen,
                 "task_digests": {t.name: t.digest for t in self.tasks}}
         return ResultsTable(rows, methods=self.methods, tasks=[t.name for t in self.tasks], meta=meta)
+
+
+def rank_rates(runs: dict[float, dict[int, dict]]) -> tuple[float, dict[float, dict]]:
+    """The lr grid's rule: the rate with the best validation accuracy, then the lowest validation loss, each
+    the mean over the seeds that ran it. `runs` maps rate -> seed -> grid run record; returns the rate and
+    every rate's scores (with each seed's accuracy where there are several)."""
+    scores = {}
+    for lr, by_seed in runs.items():
+        losses = [r.get("val_loss") for r in by_seed.values()]
+        scores[lr] = {"val_accuracy": _mean([r["accuracy"] for r in by_seed.values()]),
+                      "val_loss": None if None in losses else _mean(losses)}
+        if len(by_seed) > 1:
+            scores[lr]["by_seed"] = {seed: r["accuracy"] for seed, r in by_seed.items()}
+    best = max(scores, key=lambda lr: (scores[lr]["val_accuracy"], -(scores[lr]["val_loss"] or 0.0)))
+    return best, scores
 
 
 def _plan_key(cell: Cell) -> tuple:

@@ -39,6 +39,27 @@ def test_closing_early_says_where_it_stopped_and_a_resumed_bar_starts_quiet():
     assert out.getvalue() == "lora · max-bracket · 0: 43/100 runs (43%), 0 s elapsed, ≈ 2 min left\n"
 
 
+def test_slow_work_still_writes_a_line_every_few_minutes(monkeypatch):
+    """A long comparison's first tenth can take a quarter of an hour: while the work moves, a line comes at
+    least every `LogProgress.every` seconds; nothing is written while it does not move."""
+    import artstudio.progress as P
+
+    now = [1000.0]
+    monkeypatch.setattr(P.time, "monotonic", lambda: now[0])
+    out = io.StringIO()
+    bar = LogProgress(total=156, desc="compare · 2 workers", unit="run", file=out)
+    for _ in range(5):  # 5 runs in 5 minutes: still in the first tenth
+        now[0] += 60
+        bar.update(1)
+    assert out.getvalue() == "compare · 2 workers: 5/156 runs (3%), 300 s elapsed\n"
+    now[0] += 600
+    bar.update(0)  # polled, nothing new: no line
+    assert out.getvalue().count("\n") == 1
+    now[0] += 1
+    bar.update(1)
+    assert out.getvalue().splitlines()[-1] == "compare · 2 workers: 6/156 runs (4%), 901 s elapsed"
+
+
 def test_a_terminal_gets_tqdm_and_an_iterable_yields_every_item():
     from tqdm import tqdm
 

@@ -10,11 +10,13 @@ import json
 import sys
 from pathlib import Path
 
+from ..progress import quiet_loading_off_terminal
 from .config import _coerce
 from .harness import _Comparison
 
 
 def main(argv: list[str]) -> int:
+    quiet_loading_off_terminal()  # the log: no "Loading weights" bar redrawn with carriage returns
     spec, k, n, claims = Path(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3])
     config = _coerce(None, json.loads(spec.read_text()) | {"workers": 1})
     _Comparison(config, None, None).run_share(k, n, claims)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +86,24 @@ def check_free(out: str | os.PathLike, overwrite: bool, *, names: tuple[str, ...
     elif target.exists() and not (target.is_dir() and not any(target.iterdir())):
         raise ConfigError(f"{target} already exists; pass --overwrite (overwrite=True in Python) to replace it, "
                           "or choose another output")
+
+
+def entries(folder: str | os.PathLike) -> set[str] | None:
+    """The names a folder holds, None where there is no folder: what a refused command must leave there."""
+    folder = Path(folder).expanduser()
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else None
+
+
+def remove_added(folder: str | os.PathLike, held: set[str] | None) -> None:
+    """Undo what a refused command wrote, given `entries(folder)` from before it: the whole folder where
+    there was none (`held` None), else every entry the folder did not hold."""
+    folder = Path(folder).expanduser()
+    if held is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if path.name not in held:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -40,7 +40,8 @@ from .backbone import (DEFAULT_MODEL, DEFAULT_NAME, check_device, check_dtype, d
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
 from .averaging import EMA_PREFIX, ParameterAverage
-from .atomic import atomic_write_text, check_free, check_output_kind, json_default, read_json_object
+from .atomic import (atomic_write_text, check_free, check_output_kind, entries, json_default, read_json_object,
+                     remove_added)
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check, needs_grpo_fit_check
 from .starts import CHOICE_FILE, STARTS_FOLDER, StartsStopped, choose_start
@@ -770,7 +771,7 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
     check_output_kind(out, "config.json")
-    created = not out.exists()
+    held = entries(out)  # what a folder the user made already holds
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "a+")
     aside: Path | None = None
@@ -807,9 +808,10 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
             _restore(out, aside, outputs)
             log.warning("%s keeps the run it held: the --overwrite run stopped before it began", out)
             aside = None
-        elif created and not (out / "config.json").exists() and isinstance(err, ArtStudioError):
-            # Refused before it began (bad data, options, reward): a folder this call made holds no run yet.
-            shutil.rmtree(out, ignore_errors=True)
+        elif not (out / "config.json").exists() and isinstance(err, ArtStudioError):
+            # Refused before it began (bad data, options, reward): a folder this call made holds no run yet, and
+            # one the user made gets back what it held (a `.lock` left there made a later `export -o` refuse it).
+            remove_added(out, held)
             if len(err.args) == 1 and isinstance(err.args[0], str):
                 err.args = (_without_removed_tasks(err.args[0], out),)
         raise

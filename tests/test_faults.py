@@ -221,11 +221,18 @@ def test_a_refused_overwrite_keeps_the_old_run(qwen35, task_dir, tmp_path):
 
 def test_resume_on_a_folder_without_a_run_is_refused(qwen35, task_dir, tmp_path):
     """--resume used to start a fresh run with only a warning (a mistyped --out trained from step 0)."""
-    for out in (tmp_path / "new", tmp_path):  # a folder that does not exist, and one that holds no run
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for out in (tmp_path / "new", mine):  # a folder that does not exist, and one that holds no run
         with pytest.raises(ConfigError, match="holds no run to continue"):
             train(TrainConfig(out=str(out), data=str(task_dir), steps=1, resume=True), backbone=qwen35, progress=False,
                   canvas_size=64)
     assert not (tmp_path / "new").exists()
+    # A refusal leaves a folder the user made as it was: a `.lock` left there made `export -o` refuse it.
+    with pytest.raises(ArtStudioError):
+        train(TrainConfig(out=str(mine), data="max-bracket", steps=0), backbone=qwen35, progress=False, canvas_size=64)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
 
 def test_written_files_follow_the_umask(qwen35, tmp_path):

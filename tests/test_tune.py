@@ -116,13 +116,15 @@ def test_space_file_narrows_extends_and_drops(tmp_path):
     ("lr: {low: 1e-3, hgh: 1e-2}", "unknown key"),
     ("- just a list", "expected an object.*got a list"),
     ("", "expected an object.*got an empty file"),
-    ("lr: [1e-3", "not valid YAML"),
+    ("lr: [1e-3", r"space.yaml:1:10: not valid YAML \(expected ',' or '\]', but got '<stream end>'\)$"),
+    ("lr: {low: 1\n  bad: : 2}", r"space.yaml:2:\d+: not valid YAML \(.+\)$"),
 ])
 def test_bad_space_files_get_clear_errors(tmp_path, text, message):
     f = tmp_path / "space.yaml"
     f.write_text(text)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as err:
         load_space("lora", f)
+    assert "\n" not in str(err.value)  # one line (PyYAML's own message drew the text and a caret over six)
 
 
 def test_a_choice_outside_an_art_literal_is_refused(tmp_path):
@@ -496,6 +498,11 @@ def test_tune_refuses_bad_options_before_loading_a_model(tmp_path, sum_task):
         with pytest.raises(ArtStudioError, match=message):
             tune(**(dict(method="art", data=str(sum_task), out=str(tmp_path / "o")) | bad))
     assert not (tmp_path / "o").exists()  # a refused study leaves no folder (it left study.db and data/)
+    mine = tmp_path / "mine"  # ... and an empty folder the user made stays empty (study.db was left there)
+    mine.mkdir()
+    with pytest.raises(ArtStudioError, match="neither a file"):
+        tune(method="lora", data=str(tmp_path / "nosuch"), out=str(mine))
+    assert mine.is_dir() and not list(mine.iterdir())
     assert TuneConfig().sampler == "lgbo"
 
 

@@ -315,8 +315,8 @@ def read_space_file(path: str | Path) -> dict:
             data = yaml.safe_load(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-    except Exception as err:  # yaml.YAMLError: its message names the line
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    except Exception as err:  # yaml.YAMLError
+        raise ConfigError(_yaml_error(path, err)) from None
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"  # "got NoneType" for an empty file
         raise ConfigError(f"{path}: expected an object of parameters (name -> {{low, high}} or {{choices}}), "
@@ -452,3 +452,13 @@ def _probe(space, name, p, target, value, where, cls, check_choices, train_cls) 
         raise ConfigError(f"{where}: {value!r} is outside what {space.method} accepts ({err})") from None
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {value!r} is not a valid value ({err})") from None
+
+
+def _yaml_error(path, err: Exception) -> str:
+    """One line for a YAML error, `FILE:LINE:COLUMN: not valid YAML (what)`, as for a JSON one; PyYAML's own
+    message is six lines with the offending text and a caret drawn under it."""
+    mark = getattr(err, "problem_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{path}{where}: not valid YAML ({what})"
+

@@ -17,14 +17,13 @@ import json
 import logging
 import os
 import random
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
+from ..atomic import atomic_write_text, check_output_kind, entries, json_default, output_folder, remove_added
 from ..errors import ArtStudioError, ConfigError, DataError
 from ..logfilters import rewording
 from . import TuneConfig
@@ -521,16 +520,17 @@ def run_study(config: TuneConfig | None = None, *, progress: Callable[[dict], No
               should_stop: Callable[[], bool] | None = None, **overrides) -> TuneResult:
     config = _coerce(config, overrides)
     space = load_space(config.method, config.space)  # bad spaces fail before any model loads or folder is made
-    made = not Path(config.out).expanduser().exists()
+    held = entries(config.out)  # what a folder the user made already holds
     try:
         with _each_warning_once():
             return _run_study(config, space, progress, should_stop)
     except ArtStudioError:
-        # A refused study (bad data, a storage it cannot open, a canvas size the model cannot take) that made
-        # its folder and finished no trial leaves nothing behind, as a refused `train` does.
+        # A refused study (bad data, a storage it cannot open, a canvas size the model cannot take) that finished
+        # no trial leaves nothing behind, as a refused `train` does: not its folder, nor a study.db in a folder
+        # the user made.
         out = Path(config.out).expanduser()
-        if made and out.is_dir() and not any((out / "trials").glob("*/result.json")):
-            shutil.rmtree(out, ignore_errors=True)
+        if out.is_dir() and not any((out / "trials").glob("*/result.json")):
+            remove_added(out, held)
         raise
 
 

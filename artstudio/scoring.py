@@ -70,13 +70,14 @@ def reference_number(answer: str, instead: str = "--metric exact") -> float:
     return value
 
 
-def parse_reference_json(answer: str) -> Any:
-    """The parsed JSON of a reference answer; a reference that is not JSON is a data mistake."""
+def parse_reference_json(answer: str, instead: str = "--metric exact") -> Any:
+    """The parsed JSON of a reference answer; a reference that is not JSON is a data mistake. `instead` is
+    what the error suggests."""
     try:
         return json.loads(answer)
     except (json.JSONDecodeError, TypeError) as e:
-        raise DataError(f"reference answer {answer!r} is not valid JSON ({e}); the json metric needs "
-                        'answers like {"result": 5} (or use --metric exact)') from None
+        raise DataError(f"reference answer {answer!r} is not valid JSON ({e}); the json metric and the "
+                        f'json-tool-call reward need answers like {{"result": 5}} (or use {instead})') from None
 
 
 def parse_prediction_json(prediction: str) -> tuple[bool, Any]:

@@ -11,7 +11,7 @@ import torch
 
 from artstudio.backbone import load_backbone
 from artstudio.data import Example, write_jsonl
-from artstudio.errors import ConfigError
+from artstudio.errors import ConfigError, DataError
 from artstudio.methods import build_method, method_names
 from artstudio.objectives.grpo import (GRPOConfig, GRPOObjective, aggregate, completion_logprobs, default_reward,
                                        group_advantages, policy_loss)
@@ -387,3 +387,15 @@ def test_a_reward_that_fails_on_a_sample_names_the_row_and_the_completion(bb, da
         train(TrainConfig(data=data, objective="grpo", steps=1, batch_size=2, checkpoint_every=0, snapshot_every=0,
                           out=str(tmp_path / "run"), grpo={**SMALL, "reward": f"{tmp_path / 'picky.py'}:reward"}),
               backbone=bb, progress=False, canvas_size=64)
+
+
+def test_a_reward_that_cannot_read_the_answers_names_the_row_and_the_reward_to_change(bb, tmp_path):
+    """--grpo-reward json-tool-call on '[CAT]' answers said 'or use --metric exact' (the metric was already
+    exact) and named no row."""
+    rows = tmp_path / "train.jsonl"
+    rows.write_text('{"prompt": "cat", "answer": "[CAT]"}\n{"prompt": "dog", "answer": "[DOG]"}\n')
+    with pytest.raises(DataError, match=rf"^{re.escape(str(rows))}:1: reference answer '\[CAT\]' is not valid JSON "
+                                        r".*\(or use --grpo-reward exact\)$"):
+        train(TrainConfig(data=str(rows), objective="grpo", steps=1, batch_size=2, out=str(tmp_path / "run"),
+                          grpo={**SMALL, "reward": "json-tool-call"}), backbone=bb, progress=False, canvas_size=64)
+    assert not (tmp_path / "run").exists()

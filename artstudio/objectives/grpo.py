@@ -41,7 +41,7 @@ from typing import Callable, Literal, Sequence
 import torch
 
 from ..data import Example
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..forward import token_logprobs
 from ..options import from_dict
 from ..scoring import extract_answer_number
@@ -259,6 +259,8 @@ class GRPOObjective(Objective):
             except ConfigError as e:
                 raise ConfigError(f"{e} (tried before training on training row {probe.id or 1}, with its "
                                   "reference answer as the completion)") from None
+            except DataError as e:  # a reference answer the reward cannot read: say which row
+                raise DataError(f"{probe.source or f'training row {probe.id or 1}'}: {e}") from None
         return objective
 
     def _reward(self, ex: Example, completion: str) -> float:

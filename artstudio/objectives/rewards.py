@@ -123,7 +123,7 @@ def json_tool_call_reward(prompt: str, completion: str, answer: str) -> float:
       union of keys in the same way.
     - A non-object reference: 1.0 if equal, 0.2 for any other valid JSON.
     """
-    want = parse_reference_json(answer)
+    want = parse_reference_json(answer, "--grpo-reward exact")
     ok, got = parse_prediction_json(completion)
     if not ok:
         return 0.0

@@ -495,7 +495,7 @@ def _builder(cls: type, positional: tuple[str, ...] = ()) -> Callable[[argparse.
     return build
 
 
-@verb("export", "export a run's trained canvas as a PNG artwork (with metadata)",
+@verb("export", "export a run: a canvas as a PNG artwork (with metadata), any other method as an adapter folder",
       _builder(ExportConfig, positional=("run_dir",)),
       "example:\n  artstudio export runs/add-json -o canvases/add-json.png")
 def _export(config: ExportConfig) -> int:
@@ -520,7 +520,7 @@ def _lazy_builder(module: str, cls_name: str, positional: tuple[str, ...] = ()) 
     return build
 
 
-@verb("eval", "evaluate an artwork (or the base model) on a test set", _lazy_builder("artstudio.evaluation", "EvalConfig"),
+@verb("eval", "evaluate an artwork, an adapter or the base model on a test set", _lazy_builder("artstudio.evaluation", "EvalConfig"),
       "examples:\n  artstudio eval --canvas art.png --data test.jsonl --metric numeric --out runs/eval\n"
       "  artstudio eval --data add-json            # the base model, no image")
 def _eval(config) -> int:
@@ -540,7 +540,7 @@ def _eval(config) -> int:
 
 # ---------------------------------------------------------------------------- infer
 
-@verb("infer", "answer prompts with an artwork, or print the vLLM request that does", _lazy_builder("artstudio.inference", "InferConfig"),
+@verb("infer", "answer prompts with an artwork or an adapter, or print an artwork's vLLM request", _lazy_builder("artstudio.inference", "InferConfig"),
       "examples:\n  artstudio infer --canvas art.png --prompt \"3 4\"\n"
       "  artstudio infer --canvas art.png --prompt \"3 4\" --print-request > request.json\n"
       "  curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' -d @request.json")
@@ -700,6 +700,12 @@ _HYPER_WORDING = ("The shipped hypernetworks know the wording of the task cards 
                   "scores 0 % (docs/hyper.md).")
 
 
+# The shipped Text-to-Canvas's recipe, in `hyper --help` and `hyper train --help` (the README shows it too).
+_T2C_RECIPE = ("artstudio hyper train --kind t2c --mode reconstruction --targets cue --steps 0 --out runs/t2c \\\n"
+               "      --options '{\"head\": \"parts\", \"palette\": 16, \"basis_init\": \"cues\", \"blocks\": 0, "
+               "\"fit\": \"ridge\", \"final_norm\": false}'")
+
+
 def _build_hyper(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], Any]:
     """`artstudio hyper train|generate`, each generated from its config dataclass."""
     from artstudio.hyper import HyperGenerateConfig, HyperTrainConfig
@@ -710,10 +716,7 @@ def _build_hyper(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
             ("train", HyperTrainConfig, (), "train a Text-to-Canvas (t2c) or Text-to-LoRA (t2l) hypernetwork",
              "--resume continues the run in --out: every option left out is the run's own (its config.json); one "
              "typed that\nwould train another run is refused. Not taken from the run: --device, --max-minutes.\n\n"
-             "examples (the shipped T2C's recipe, a closed-form fit; README, Text-to-Canvas):\n"
-             "  artstudio hyper train --kind t2c --mode reconstruction --targets cue --steps 0 --out runs/t2c \\\n"
-             "      --options '{\"head\": \"parts\", \"palette\": 16, \"basis_init\": \"cues\", \"blocks\": 0, "
-             "\"fit\": \"ridge\", \"final_norm\": false}'\n"
+             f"examples (the shipped T2C's recipe, a closed-form fit; README, Text-to-Canvas):\n  {_T2C_RECIPE}\n"
              "  artstudio hyper train --resume --out runs/t2c\n  artstudio hyper train --resume --out runs/t2c --steps 2000"),
             ("generate", HyperGenerateConfig, ("hyper",), "an artwork (t2c) or adapter (t2l) from a task description",
              f"examples:\n  artstudio hyper generate --description \"{_HYPER_EXAMPLE}\" -o art.png\n"
@@ -738,8 +741,7 @@ def _build_hyper(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], A
 
 @verb("hyper", "train a hypernetwork, or generate an artwork / adapter from a task description", _build_hyper,
       f"examples:\n  artstudio hyper generate --description \"{_HYPER_EXAMPLE}\" -o art.png\n"
-      "  artstudio hyper train --kind t2c --mode reconstruction --targets cue --steps 0 --out runs/t2c   "
-      "# the shipped recipe: `hyper train --help`\n"
+      f"  {_T2C_RECIPE}\n"
       "  artstudio hyper generate runs/t2c/final --description \"...\" -o art.png\n\n" + _HYPER_WORDING)
 def _hyper(parsed) -> int:
     from artstudio.hyper import hyper_generate, hyper_train
@@ -799,7 +801,9 @@ def _tasks(ns: argparse.Namespace) -> int:
         if ns.json:
             print(json.dumps([c.to_dict() for c in cards], indent=2, ensure_ascii=False))
         else:
-            print(table([(c.name, c.kind, c.metric, c.answer_format, _short(c.description, 70)) for c in cards],
+            # Whole descriptions: cut at 70 characters, the held-out digit tasks all read "The prompt is two digits
+            # separated by a space, with no instruction. R…", the part that tells them apart cut off.
+            print(table([(c.name, c.kind, c.metric, c.answer_format, c.description) for c in cards],
                         ("name", "kind", "metric", "format", "description")))
         return 0
     out = make_task(ns.name, ns.out, seed=ns.seed, n_train=ns.n_train, n_test=ns.n_test, overwrite=ns.overwrite)
@@ -807,10 +811,6 @@ def _tasks(ns: argparse.Namespace) -> int:
     print(f"wrote {out}/{', '.join(written)}" + ("" if "train.jsonl" in written else
                                                 " (no training rows: a folder to evaluate on, `artstudio eval --data`)"))
     return 0
-
-
-def _short(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 # ---------------------------------------------------------------------------- app

@@ -20,6 +20,7 @@ from .data import Example, as_examples, load_jsonl
 from .methods import check_method
 from .generation import GenerationConfig, generate
 from .errors import ArtStudioError, ConfigError
+from .options import DEVICE_HELP, DTYPE_HELP
 from .atomic import atomic_write_text, check_free, check_output_kind
 from .scoring import Metric, check_references, extract_answer_number, score
 
@@ -110,8 +111,8 @@ class EvalConfig:
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in tokens (default: from the answers)"})
     batch_size: int = field(default=64, metadata={"help": "prompts decoded together"})
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (default: all)"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
+    dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
 
     def check(self) -> None:
         """Raise ConfigError naming the first count below 1, before anything is loaded."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .data import Example, image_problem, load_jsonl
 from .errors import ConfigError, DataError
+from .options import DEVICE_HELP, DTYPE_HELP
 from .generation import GenerationConfig, generate
 
 
@@ -35,8 +36,8 @@ class InferConfig:
     print_curl: bool = field(default=False, metadata={"help": "print that request as a curl command"})
     served_model_name: str | None = field(default=None, metadata={"help": "model name in printed requests (default: --model, else the artwork's model id)"})
     url: str = field(default="http://localhost:8000/v1/chat/completions", metadata={"help": "server endpoint used by --print-curl (a base URL ending in /v1 gets /chat/completions)"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
+    dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
 
 
 def unused_options(config: InferConfig) -> list[str]:

@@ -15,6 +15,10 @@ from typing import Any, Literal, Union
 
 from .errors import ConfigError
 
+# Help of the options every verb that loads a model shares.
+DEVICE_HELP = "cpu, cuda, cuda:1 (default: cuda if available)"
+DTYPE_HELP = "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"
+
 
 def default_of(f: dataclasses.Field) -> Any:
     """A field's default value (calling its factory), or None when it has none."""

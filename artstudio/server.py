@@ -60,7 +60,7 @@ from .errors import ArtStudioError, ConfigError
 from .data import json_type
 from .logfilters import rewording
 from .network import check_port, is_loopback
-from .options import check_kinds
+from .options import DEVICE_HELP, DTYPE_HELP, check_kinds
 from .prompts import ROW_OVERHEAD_TOKENS, tokens_over_budget
 
 log = logging.getLogger("artstudio.server")
@@ -89,8 +89,8 @@ class ServeConfig:
     batch_wait_ms: float = field(default=5.0, metadata={"help": "how long a request waits for others to batch with"})
     max_new_tokens: int = field(default=256, metadata={"help": "cap on a request's max_tokens, also used when it gives none"})
     allow_model_mismatch: bool = field(default=False, metadata={"help": "serve artworks made for another model anyway"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
+    dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
 
     def check(self) -> None:
         if isinstance(self.artwork, str):  # ServeConfig(artwork="mb=art.png") was read letter by letter

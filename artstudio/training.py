@@ -39,6 +39,7 @@ from .backbone import (DEFAULT_MODEL, DEFAULT_NAME, check_device, check_dtype, d
                        named_model, resolve_dtype, same_model)
 from .data import Example, load_jsonl
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
+from .options import DEVICE_HELP, DTYPE_HELP
 from .averaging import EMA_PREFIX, ParameterAverage
 from .atomic import (atomic_write_text, check_free, check_output_kind, entries, json_default, read_json_object,
                      remove_added)
@@ -116,7 +117,9 @@ class TrainConfig:
     schedule: Literal["cosine", "constant"] = field(default="cosine", metadata={"help": "cosine (to 10% of peak) or constant"})
     seed: int = field(default=0, metadata={"help": "seed of data order, initialisation and sampling"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: only at the end)"})
-    eval_size: int | None = field(default=None, metadata={"help": "examples used by periodic evaluations (default: all)"})
+    eval_size: int | None = field(default=None, metadata={"help": "examples scored by the periodic evaluations of "
+                                                                      "--eval-every; the final one scores every test "
+                                                                      "row (default: all)"})
     checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps (0: never)"})
     snapshot_every: int = field(default=50, metadata={"help": "save the canvas as PNG every N steps (ART)"})
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
@@ -127,8 +130,8 @@ class TrainConfig:
     overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "answer budget in evaluation (default: from the answers)"})
     keep_default_system: bool = field(default=False, metadata={"help": "keep the chat template's default system turn (Qwen2/2.5-VL add one); off: no system prompt, as in the paper"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
+    dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
     grpo: dict = field(default_factory=dict, metadata={"help": "GRPO options (see artstudio.objectives.grpo)"})
 
     def __post_init__(self) -> None:

@@ -133,8 +133,9 @@ def test_tasks_list_and_make(tmp_path, capsys):
     assert main(["tasks", "list", "--kind", "heldout", "--json"]) == 0
     cards = json.loads(capsys.readouterr().out)
     assert len(cards) >= 12 and all(c["kind"] == "heldout" and c["description"] for c in cards)
-    assert main(["tasks", "list"]) == 0
-    assert "add-json" in capsys.readouterr().out
+    assert main(["tasks", "list", "--kind", "heldout"]) == 0
+    listed = capsys.readouterr().out
+    assert all(c["description"] in listed for c in cards)  # whole: cut short, the digit tasks all read alike
     out = tmp_path / "task"
     assert main(["tasks", "make", "add-json", "--out", str(out), "--n-train", "5", "--n-test", "3", "--seed", "1"]) == 0
     assert len((out / "train.jsonl").read_text().splitlines()) == 5

@@ -395,3 +395,12 @@ def test_a_task_without_a_description_says_why_it_trains_one_start_on_studio_tin
     one = replace(config, method_options={"starts": 1})
     assert choose_start(one, tmp_path / "run", studio, ROWS, {"name": "sum"}, progress=False) == (one, None)
     assert "description" not in caplog.text
+    # A resume trains no starts: the advice, given when the run began, is not repeated.
+    resumed = replace(config, resume=True)
+    assert choose_start(resumed, tmp_path / "run", studio, ROWS, {"name": "sum"}, progress=False) == (resumed, None)
+    assert "description" not in caplog.text
+    # A mistyped --init is refused before any advice (the advice came first, then "unknown canvas init").
+    with pytest.raises(ConfigError, match="unknown canvas init 'noize'"):
+        choose_start(replace(config, method_options={"init": "noize"}), tmp_path / "run", studio, ROWS, {"name": "sum"},
+                     progress=False)
+    assert "description" not in caplog.text

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from artstudio.options import DEVICE_HELP
+
 from .files import DEFAULT_MAX_UPLOAD_MB
 
 
@@ -39,7 +41,7 @@ class AppSettings:
     hyper: str | None = field(default=None, metadata={
         "help": "Text-to-Canvas hypernetwork of the Describe tab: a folder from `artstudio hyper train` "
                 "(default: the shipped one, for studio-tiny)"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
     max_upload_mb: float = field(default=DEFAULT_MAX_UPLOAD_MB, metadata={"help": "largest accepted upload, in MB"})
     poll_seconds: float = field(default=1.0, metadata={"help": "how often open pages refresh job progress"})
     max_steps: int = field(default=1_000_000, metadata={

@@ -11,7 +11,7 @@ from ..backbone import DEFAULT_MODEL, check_device, check_dtype
 from ..errors import ConfigError
 from ..methods import get_method, method_config, method_names
 from ..objectives import get_objective
-from ..options import from_dict
+from ..options import DEVICE_HELP, DTYPE_HELP, from_dict
 from ..training import check_range
 from ..words import count
 
@@ -41,8 +41,8 @@ class CompareConfig:
     out: str = field(default="runs/compare", metadata={"help": "results folder; a re-run with the same folder skips finished cells"})
     method_options: dict = field(default_factory=dict, metadata={"help": "per-method options as JSON, e.g. '{\"art\": {\"canvas_size\": 96}, \"lora\": {\"r\": 4}}'"})
     eval_size: int | None = field(default=None, metadata={"help": "score only the first N test rows of each task (default: all)"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
+    dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
     overwrite: bool = field(default=False, metadata={"help": "replace the table of a comparison with another recipe (steps, batch, rates, evaluation, options) in --out (its finished cells stay under cells/ and are reused where they match; default: refuse)"})
     workers: int = field(default=1, metadata={"help": "cells run in this many processes at once, sharing the results folder (CPU threads split between them; on GPUs, worker k uses GPU k mod the GPUs)"})
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from artstudio.atomic import check_free
 from artstudio.errors import ConfigError
+from artstudio.options import DEVICE_HELP, DTYPE_HELP
 
 from .base import Hypernetwork
 from .encoder import TaskEncoder, check_descriptions
@@ -40,8 +41,8 @@ class HyperGenerateConfig:
     encoder: str | None = field(default=None, metadata={"help": "task encoder (default: the one the hypernetwork was trained with)"})
     name: str | None = field(default=None, metadata={"help": "task name recorded in the output's metadata (the artwork's task name, the adapter's artstudio.json) (default: none)"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing output (default: refuse, so nothing is overwritten by accident)"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
+    dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
 
     def validate(self) -> None:
         """Raise ConfigError for a description, device or dtype that cannot work, before anything is loaded or written."""

@@ -33,7 +33,7 @@ from artstudio.checkpoint import (check_resume_steps, check_run_kind, key_differ
 from artstudio.distributed import Processes
 from artstudio.errors import ConfigError
 from artstudio.hyper.base import get_hyper
-from artstudio.options import field_defaults
+from artstudio.options import DEVICE_HELP, DTYPE_HELP, field_defaults
 from artstudio.progress import progress_bar, progress_iter
 from artstudio.training import StepInterrupt
 
@@ -76,8 +76,8 @@ class HyperTrainConfig:
     max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this many minutes"})
     resume: bool = field(default=False, metadata={"help": "continue from the run folder's last checkpoint"})
     overwrite: bool = field(default=False, metadata={"help": "replace the run already in the run folder (default: refuse, so no run is overwritten by accident)"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
+    dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
 
     def __post_init__(self) -> None:
         if self.out is None:  # a T2L run went to runs/t2c, where it then blocked a T2C run

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..options import DEVICE_HELP, DTYPE_HELP
+
 SAMPLERS = ("lgbo", "gp", "tpe", "random")
 
 
@@ -49,8 +51,8 @@ class TuneConfig:
     final: bool = field(default=True, metadata={"help": "after the trials, retrain the best and the default configuration on all training rows and score both on test"})
     timeout: float | None = field(default=None, metadata={"help": "stop starting new trials after this many seconds"})
     heartbeat: int = field(default=30, metadata={"help": "seconds between a running trial's heartbeats; a trial silent for 3 heartbeats (a killed process) is failed and retried"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 (default: cuda if available)"})
-    dtype: str | None = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)"})
+    device: str | None = field(default=None, metadata={"help": DEVICE_HELP})
+    dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
 
 
 def tune(config: TuneConfig | None = None, *, progress=None, should_stop=None, **overrides):

@@ -345,7 +345,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     def resolved(**more) -> dict:  # what config.json records beside the options asked for
         return {"task": card, "train_digest": rows_digest(train_rows), "model_family": backbone.family,
                 "processes": _segments((saved_run or {}).get("processes"), processes.world),
-                "dtype": dtype_name(backbone.dtype)} | more
+                "dtype": dtype_name(backbone.dtype), "versions": software_versions()} | more
 
     chosen_before = (out / STARTS_FOLDER / CHOICE_FILE).is_file()  # a resume that runs the starts has no earlier pick
     try:
@@ -641,6 +641,19 @@ def rows_digest(rows: list[Example]) -> str:
     return h.hexdigest()[:16]
 
 
+def software_versions() -> dict[str, str]:
+    """The versions a run's numbers rest on, recorded in its config.json (`resolved.versions`): the same code,
+    seed and options gave a GRPO run 97 % on one machine's packages and 18 % on another's (docs/grpo.md)."""
+    import platform
+
+    import transformers
+
+    from . import __version__
+
+    return {"artstudio": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
+
+
 def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
                  eval_rows: list[Example] | None = None, *, say: bool = True) -> dict | None:
     """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
@@ -713,6 +726,12 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
     kept = "; the run keeps the start it chose" if chosen else \
         "; its starts (none was chosen yet) are trained for these steps" if (out / STARTS_FOLDER).is_dir() else ""
     check_resume_steps(out, config.steps, saved.get("steps"), kept=kept, say=say)
+    began, now_on = resolved.get("versions") or {}, software_versions()
+    moved = [f"{name} {began[name]} -> {now_on[name]}" for name in ("torch", "transformers")
+             if began.get(name) and began[name] != now_on[name]]
+    if moved and say:
+        log.warning("%s began on other versions (%s): the resume continues it, but equals an uninterrupted run only "
+                    "on the versions it began with", out, ", ".join(moved))
     return {"steps": saved.get("steps") if chosen else None, "dtype": resolved.get("dtype") or saved.get("dtype"),
             "processes": resolved.get("processes"), "ema": resolved.get("ema")}
 

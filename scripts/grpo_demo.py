@@ -34,7 +34,7 @@ from artstudio.methods import build_method
 from artstudio.objectives.grpo import default_reward
 from artstudio.objectives.rewards import get as get_reward
 from artstudio.tasks import get_task, make_task
-from artstudio.training import TrainConfig, train
+from artstudio.training import TrainConfig, software_versions, train
 
 
 def mean_reward(reward, predictions: list[dict]) -> float:
@@ -135,6 +135,7 @@ def main() -> int:
     base = evaluate(build_method("base", bb), load_jsonl(task_dir / "test.jsonl"), card.metric)
     results: dict = {"model": str(args.model), "task": args.task, "metric": card.metric, "reward": reward_spec,
                      "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                     "versions": software_versions(),  # a sampled run moves with the packages (docs/grpo.md)
                      "base": {"label": "base model (no canvas)", "accuracy": base.accuracy,
                               "reward": mean_reward(get_reward(reward_spec), base.predictions)}}
     results["grpo_from_gray"] = run_grpo("grpo-gray", "ART: GRPO from a grey canvas", "art", args, bb, task_dir,

@@ -245,3 +245,24 @@ def test_written_files_follow_the_umask(qwen35, tmp_path):
         assert (path.stat().st_mode & 0o777) == 0o666 & ~atomic._umask()
     finally:
         os.umask(old)
+
+
+def test_a_run_records_its_versions_and_a_resume_on_others_says_so(qwen35, task_dir, tmp_path, caplog):
+    """A sampled run's numbers rest on the packages (a GRPO run: 97 % on one machine, 18 % on another, same code and
+    seed): config.json records them, and a resume on other versions says it is no longer bit for bit."""
+    import torch
+    import transformers
+
+    common = dict(out=str(tmp_path / "run"), data=str(task_dir), batch_size=2, checkpoint_every=1, snapshot_every=0,
+                  eval_data=None)
+    train(TrainConfig(steps=1, **common), backbone=qwen35, progress=False, canvas_size=64)
+    file = tmp_path / "run" / "config.json"
+    record = json.loads(file.read_text())
+    versions = record["resolved"]["versions"]
+    assert versions["torch"] == torch.__version__ and versions["transformers"] == transformers.__version__
+    record["resolved"]["versions"]["torch"] = "2.0.0"  # as if it began on another machine
+    file.write_text(json.dumps(record))
+    caplog.clear()
+    train(TrainConfig(steps=2, resume=True, **common), backbone=qwen35, progress=False, canvas_size=64)
+    assert f"torch 2.0.0 -> {torch.__version__}" in caplog.text and "transformers" not in caplog.text
+    assert json.loads(file.read_text())["resolved"]["versions"]["torch"] == torch.__version__

@@ -22,6 +22,7 @@ def test_grpo_demo_runs_every_start_and_baseline(tiny_model_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert {"base", "grpo_from_gray", "sft", "grpo_from_sft", "grpo_lora"} <= set(results)
+    assert {"torch", "transformers"} <= set(results["versions"])  # what a sampled run's numbers move with
     for key in ("grpo_from_gray", "grpo_from_sft", "grpo_lora"):
         run = results[key]
         assert len(run["train_reward"]) == 2 and all(0.0 <= r <= 1.0 for r in run["train_reward"])

@@ -581,3 +581,27 @@ def test_an_option_newer_than_the_folder_counts_as_its_default(model, tmp_path):
     check_same_comparison(record, config)  # the default: the same comparison, resumed
     with pytest.raises(ConfigError, match=r"another recipe: --grid-seeds 3 \(it has 1\)"):
         check_same_comparison(record, dataclasses.replace(config, grid_seeds=3))
+
+
+def test_the_shipped_model_keys_its_cells_by_name_not_by_folder(tmp_path, monkeypatch):
+    """A cell's key held the model's folder: the same comparison from another checkout, or with the model named
+    'studio-tiny' instead of left out, trained every cell again (a 3-hour comparison restarted from nothing)."""
+    from artstudio.backbone import DEFAULT_MODEL
+
+    task = make_task(tmp_path / "t")
+    kw = dict(methods="base", tasks=str(task), seeds="0", eval_size=2, out=str(tmp_path / "results"))
+    table = C.compare(model=DEFAULT_MODEL, **kw)
+    cells = tmp_path / "results" / "cells"
+    (first,) = cells.iterdir()
+    calls: list = []
+    monkeypatch.setattr(harness, "train", lambda cfg, **k: calls.append(cfg) or pytest.fail("trained again"))
+    assert C.compare(model="studio-tiny", **kw).records == table.records and calls == []
+    assert list(cells.iterdir()) == [first]
+    # A folder whose cells were keyed by the model's folder (before this version) keeps them.
+    config = C.CompareConfig(model=DEFAULT_MODEL, **kw)
+    comparison = harness._Comparison(config, None, None)
+    (cell,) = comparison.test_cells().values()
+    assert cell.key(config) == first.name != cell.key(config, located=True)
+    first.rename(cells / cell.key(config, located=True))
+    assert C.compare(model=DEFAULT_MODEL, **kw).records == table.records and calls == []
+    assert [p.name for p in cells.iterdir()] == [cell.key(config, located=True)]

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
-from ..backbone import load_backbone, named_model
+from ..backbone import load_backbone, model_name, named_model
 from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
 from ..methods import build_method, get_method, method_config, method_names
@@ -52,10 +52,14 @@ class Cell:
     eval_file: Path | None = None
     val_digest: str = ""
 
-    def key(self, config: CompareConfig) -> str:
+    def key(self, config: CompareConfig, located: bool = False) -> str:
+        """The cell's folder name: a hash of what decides its result. The shipped model counts by its name, not
+        its folder. `located`: the key as it was before 2026-12-07, with the folder, so the same comparison from
+        another checkout or virtual environment, or with the model named 'studio-tiny' rather than left out,
+        trained every cell again."""
         spec = {"phase": self.phase, "method": self.method, "options": resolved_options(self.method, self.options), "task": self.task.digest,
                 "val": self.val_digest, "seed": self.seed, "steps": self.steps, "batch_size": config.batch_size,
-                "lr": self.lr, "objective": config.objective, "model": config.model}
+                "lr": self.lr, "objective": config.objective, "model": config.model if located else model_name(config.model)}
         if config.objective == "grpo":
             spec["grpo"] = config.grpo  # added only for GRPO, so SFT cells keep their keys across versions
         if config.ema:  # added only when the average is on, so other cells keep their keys across versions
@@ -279,7 +283,13 @@ def _validation_loss(method: Any, rows: list[Example], batch_size: int) -> float
 
 
 def _cell_dir(config: CompareConfig, cell: Cell) -> Path:
-    return Path(config.out) / ("grid" if cell.phase == "grid" else "cells") / cell.key(config)
+    base = Path(config.out) / ("grid" if cell.phase == "grid" else "cells")
+    folder = base / cell.key(config)
+    if not (folder / "cell.json").exists():
+        older = base / cell.key(config, located=True)  # a cell finished under the key's earlier form is kept
+        if (older / "cell.json").exists():
+            return older
+    return folder
 
 
 def _load_finished(folder: Path) -> dict | None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .backbone import named_model
-from .canvas import init_names_a_picture, initial_image
+from .canvas import init_names_a_picture
 from .checkpoint import read_history
 from .data import split_validation, write_jsonl
 from .logfilters import rewording
@@ -157,13 +157,9 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
     trains from it (its `init` the winner's artwork) and the choice, or `(config, None)` for one start.
     `on_start(event)` hears each start's steps: `{"start", "index", "starts", "start_step", "start_steps"}`."""
     from .distributed import Processes
-    from .methods import get_method
     from .training import rows_digest, train
 
     k, fraction = starts_of(config)
-    own = (config.method_options or {}).get("init")
-    if isinstance(own, str) and get_method(config.method).paints():
-        initial_image(own, 8, 8)  # a mistyped --init is refused before the advice below, not after it
     if k is None:  # the default: two starts where the T2C start (measured to pay on studio-tiny) fits
         k = 2 if _t2c_fits(config, backbone, card) else 1
         if k == 1 and not config.resume and _t2c_fits(config, backbone, {"description": "any"}):

@@ -165,6 +165,13 @@ class TrainConfig:
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} is {getattr(self, name)!r}; expected a dict of options")
         method_config(self.method, self.method_options)  # unknown or ill-typed method options, before any folder
+        init = self.method_options.get("init")
+        if isinstance(init, str) and get_method(self.method).paints():
+            # A mistyped --init ('noize') was refused only when the canvas was built: after the starts' advice on
+            # the command line, and in the app after the job was queued and the upload written into the run.
+            from .canvas import initial_image
+
+            initial_image(init, 8, 8)
         if self.grpo and self.objective != "grpo":
             raise ConfigError(f"GRPO options ({', '.join('--grpo-' + k.replace('_', '-') for k in sorted(self.grpo))}) "
                               f"apply only to --objective grpo; this run's objective is {self.objective}")

@@ -399,8 +399,8 @@ def test_a_task_without_a_description_says_why_it_trains_one_start_on_studio_tin
     resumed = replace(config, resume=True)
     assert choose_start(resumed, tmp_path / "run", studio, ROWS, {"name": "sum"}, progress=False) == (resumed, None)
     assert "description" not in caplog.text
-    # A mistyped --init is refused before any advice (the advice came first, then "unknown canvas init").
+    # A mistyped --init is refused before any advice (the advice came first, then "unknown canvas init"), and
+    # before the run folder is made.
     with pytest.raises(ConfigError, match="unknown canvas init 'noize'"):
-        choose_start(replace(config, method_options={"init": "noize"}), tmp_path / "run", studio, ROWS, {"name": "sum"},
-                     progress=False)
-    assert "description" not in caplog.text
+        train(replace(config, method_options={"init": "noize"}), backbone=studio, progress=False)
+    assert "description" not in caplog.text and not (tmp_path / "run").exists()

@@ -188,6 +188,23 @@ def test_a_second_start_of_a_running_run_says_it_is_running(studio):
         studio.train_config(form(run="two-a"))
 
 
+def test_a_mistyped_init_is_refused_at_start_and_a_failed_upload_does_not_block_the_name(studio, upload):
+    """`{"init": "nonsense"}` was queued, copied the upload into runs/NAME/data/ and failed there; the name was then
+    refused both as a run that "exists already" and as "no run to resume"."""
+    values = form(run="upl", source="upload", method_options='{"init": "nonsense"}')
+    with pytest.raises(ConfigError, match="unknown canvas init 'nonsense'"):
+        studio.train_config(values, str(upload))
+    assert not (studio.runs / "upl").exists()  # refused before the upload was written
+    (studio.runs / "upl" / "data").mkdir(parents=True)  # what a job that failed before it began leaves
+    config, run = studio.train_config(form(run="upl", source="upload"), str(upload))
+    assert run == "upl" and (studio.runs / "upl" / "data" / "train.jsonl").is_file()
+    # No description made of the file's name: the Text-to-Canvas start painted from "uploaded mytask.jsonl" was
+    # trained and raced for nothing.
+    assert "description" not in json.loads((studio.runs / "upl" / "data" / "card.json").read_text())
+    with pytest.raises(ConfigError, match="no run named 'upl' to resume"):
+        studio.train_config(form(run="upl", source="upload", resume=True), str(upload))
+
+
 # --- 5. no test file, no accuracy, and the page says why ------------------------------------------
 
 def _finished_job(run_dir: Path, source: str):

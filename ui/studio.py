@@ -169,10 +169,14 @@ class Studio:
         # A double-click on Start: the run is there because it is running, and 'resume' is no advice for that.
         if self.jobs.busy_with(run_dir):
             raise ConfigError(f"run {run!r} is already queued or running; pick another name")
-        if run_dir.exists() and any(run_dir.iterdir()) and not values.get("resume"):
+        # A run is there once training began (its config, a checkpoint, its starts). A folder holding only the
+        # upload of a job that failed before it began is not one: its name was refused both ways, as a run that
+        # "exists already" and as "no run to resume".
+        began = any((run_dir / name).exists() for name in ("config.json", "checkpoint", "starts"))
+        if began and not values.get("resume"):
             raise ConfigError(f"a run named {run!r} exists already; choose another run name, or tick "
                               "'resume' to continue it from its last checkpoint")
-        if values.get("resume") and not any((run_dir / name).exists() for name in ("config.json", "checkpoint", "starts")):
+        if values.get("resume") and not began:
             # It was queued, then failed with the command line's advice ("leave out --resume ... --out").
             raise ConfigError(f"there is no run named {run!r} to resume; untick 'resume' to start it, or enter the "
                               "name of a stopped run")
@@ -206,8 +210,9 @@ class Studio:
         copy_into(train_file, folder, "train.jsonl")
         if eval_file:
             copy_into(eval_file, folder, "test.jsonl")
-        card = {"name": Path(train_file).stem, "description": f"uploaded {Path(train_file).name}",
-                "metric": values.get("metric") or "exact"}
+        # No description: one made of the file's name ("uploaded good.jsonl") had the shipped Text-to-Canvas paint
+        # a start from it, a start that says nothing about the task, trained and raced for nothing.
+        card = {"name": Path(train_file).stem, "metric": values.get("metric") or "exact"}
         (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
     def start_training(self, values: dict[str, Any], train_file: str | None = None, eval_file: str | None = None,

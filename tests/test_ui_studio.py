@@ -242,3 +242,23 @@ def test_a_reported_time_left_counts_down_until_the_next_report(monkeypatch):
     assert job.reported_eta_left() == pytest.approx(5.0) and job.result["eta_seconds"] == 5.0  # the API's view
     job.status = "done"
     assert job.reported_eta_left() is None
+
+
+@pytest.mark.parametrize("name", ["", None, "  "])
+def test_load_with_no_folder_chosen_says_choose_one(studio, name):
+    """Compare's Load with the menu empty said "the results folder None is empty once unsafe characters are removed"."""
+    with pytest.raises(ConfigError, match="choose a results folder first") as err:
+        studio.load_results(name)
+    assert "None" not in str(err.value)
+
+
+def test_the_tune_line_names_the_pick_when_re_ranking_chose_another_trial():
+    """The line said "best so far 14.0 % (trial 1)" over a report whose best configuration was trial 0 (13 %): the
+    re-ranking at the full steps had picked the default."""
+    from artstudio.ui.tune_tab import _stats
+
+    rerank = {"chosen": 0, "runs": [{"trial": 1, "default": False, "val_accuracy": 0.88},
+                                    {"trial": 0, "default": True, "val_accuracy": 0.9}]}
+    line = _stats(2, 2, [(0, 0.13), (1, 0.14)], rerank)
+    assert "best so far **14.0 %** (trial 1)" in line and "**picked: trial 0** (the default), 90.0 %" in line
+    assert "picked" not in _stats(2, 2, [(0, 0.13), (1, 0.14)])  # --rerank 0: the best trial is the pick

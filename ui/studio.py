@@ -669,6 +669,9 @@ class Studio:
 
     def load_results(self, name: str) -> dict[str, Any]:
         """A results folder's table (rows of results.csv), its markdown summary and its plots."""
+        if not (name or "").strip():  # Load with nothing chosen said "the results folder None is empty once ..."
+            raise ConfigError("choose a results folder first (the list beside Load); a comparison appears there "
+                              "once it has started")
         folder = inside(self.compare_root, safe_name(name, "results folder"))
         table = folder / "results.csv"
         if not table.is_file():
@@ -769,8 +772,13 @@ class Studio:
             with open(trials, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
         report = folder / "report.md"
+        try:  # the re-ranking at the full steps, which picks best.json among the best trials and the default
+            rerank = json.loads((folder / "rerank.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rerank = None
         return {"name": folder.name, "trials": rows, "best": json.loads(best.read_text(encoding="utf-8")),
-                "report": report.read_text(encoding="utf-8") if report.is_file() else ""}
+                "report": report.read_text(encoding="utf-8") if report.is_file() else "",
+                "rerank": rerank if isinstance(rerank, dict) else None}
 
     def tune_train_values(self, name: str) -> tuple[dict[str, Any], list[str]]:
         """The Train form's values for a study's best.json, and the options the form cannot show.

@@ -67,14 +67,21 @@ def _csv_points(rows: list[dict]) -> list[tuple[int, float | None]]:
     return out
 
 
-def _stats(done: int, total: int, points: list[tuple[int, float | None]]) -> str:
+def _stats(done: int, total: int, points: list[tuple[int, float | None]], rerank: dict | None = None) -> str:
     scored = [(n, v) for n, v in points if v is not None]
     if not scored:
         return f"**{done} / {total}** trials done · no score yet"
     n, v = max(scored, key=lambda p: (p[1], -p[0]))
     last = points[-1][1]
-    return (f"**{done} / {total}** trials done · best so far **{100 * v:.1f} %** (trial {n}) · last trial "
+    line = (f"**{done} / {total}** trials done · best so far **{100 * v:.1f} %** (trial {n}) · last trial "
             + ("failed" if last is None else f"{100 * last:.1f} %") + " · validation accuracy after proxy training")
+    # The report below names the study's pick, which the re-ranking at the full steps may have taken from another
+    # trial: this line said "best 14.0 % (trial 1)" over a report whose best configuration was trial 0 at 13 %.
+    pick = next((r for r in (rerank or {}).get("runs", []) if r.get("trial") == (rerank or {}).get("chosen")), None)
+    if pick is not None and pick.get("val_accuracy") is not None:
+        line += (f" · **picked: trial {pick['trial']}**" + (" (the default)" if pick.get("default") else "")
+                 + f", {100 * pick['val_accuracy']:.1f} % on validation after the full steps (re-ranking)")
+    return line
 
 
 def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
@@ -150,7 +157,7 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
         res = studio.load_tune(name)
         points = _csv_points(res["trials"])
         done = sum(1 for r in res["trials"] if r.get("state") == "COMPLETE")
-        return curve(points), _stats(done, len(res["trials"]), points), clean_message(res["report"])
+        return curve(points), _stats(done, len(res["trials"]), points, res.get("rerank")), clean_message(res["report"])
 
     action(load.click, load_study, folder, [plot, stats, report], api_name="load_study")
 

@@ -235,9 +235,22 @@ def batch_indices(n: int, step: int, micro: int, batch_size: int, grad_accum: in
 
 # --- the loop -------------------------------------------------------------------------------------
 
-def train(config: TrainConfig | None = None, *, backbone=None, callbacks: list[Callable[[dict], None]] | None = None,
+def train(config: TrainConfig | dict | None = None, *, backbone=None, callbacks: list[Callable[[dict], None]] | None = None,
           should_stop: Callable[[], bool] | None = None, progress: bool = True, **overrides) -> TrainResult:
-    """Train `config.method` on `config.data`; keyword overrides are TrainConfig fields or method options."""
+    """Train `config.method` on `config.data` into the run folder `config.out`; returns a `TrainResult`.
+
+    Args:
+        config: a `TrainConfig`, or a dict of its fields (`method_options` a dict of the method's own options);
+            every field is an `artstudio train` option, listed with its help by `artstudio train --help`.
+        backbone: a loaded `Backbone` to reuse (`artstudio.load_backbone()`); None loads `config.model`.
+        callbacks: functions called with each step's record (`step`, `loss`, `lr`, ...; evaluations add `accuracy`).
+        should_stop: asked after every step; True saves a checkpoint there and stops (resume with `resume=True`).
+        progress: a progress bar on stderr (plain lines where stderr is not a terminal).
+        **overrides: TrainConfig fields (`steps=20`) or method options (`canvas_size=96`, `init="noise"`).
+
+    `TrainResult` holds `out` (the run folder), `method` (the trained method, ready for `evaluate` and `generate`),
+    `metrics` (test `accuracy`, `trainable_params`, `train_seconds`, ...), `history` and `artwork` (its PNG, if it
+    paints). Bad options raise `ConfigError`, bad data `DataError`, before the run folder is written."""
     config = _merge(config, overrides)
     config.check()
     if backbone is not None:

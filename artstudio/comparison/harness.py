@@ -630,13 +630,24 @@ def _row_key(method: str, task: str, seed: int | None) -> str:
     return f"{method}|{task}|{seed}"
 
 
-def compare(config: CompareConfig | None = None, progress: Callable[[dict], None] | None = None,
+def compare(config: CompareConfig | dict | None = None, progress: Callable[[dict], None] | None = None,
             should_stop: Callable[[], bool] | None = None, **overrides: Any) -> ResultsTable:
-    """Run (or resume) a comparison and write its results; keyword overrides are CompareConfig fields.
+    """Run (or resume) a comparison and write its results into `config.out`; returns a `ResultsTable`.
 
-    `progress(event)` receives dicts with `phase` ('estimate', 'step', 'grid', 'test', 'skip'),
-    `done`, `total` and `eta_seconds`; `should_stop()` returning True ends the run after the current
-    step (finished cells are kept; the next call resumes). Returns the table of finished rows.
+    Args:
+        config: a `CompareConfig`, or a dict of its fields; every field is an `artstudio compare` option, listed
+            with its help by `artstudio compare --help` (methods, tasks, seeds, steps, batch_size, lr_grid,
+            grid_seeds, eval_size, method_options, out, workers, ...). Lists are taken where the command line
+            takes comma-separated strings (`methods=["art", "lora"]`).
+        progress: receives dicts with `phase` ('estimate', 'step', 'grid', 'test', 'skip', 'workers'),
+            `done`, `total` and `eta_seconds`.
+        should_stop: returning True ends the run after the current step (finished cells are kept; the next
+            call resumes).
+        **overrides: CompareConfig fields (`seeds="0,1,2"`, `lr_grid="auto"`).
+
+    The table holds one record per finished run (`table.records`, `table.to_pandas()`, iterable); the folder
+    gets results.csv, results.json, results.md and the plots. Bad options raise `ConfigError` before anything
+    is written.
     """
     config = _coerce(config, overrides)
     started = time.perf_counter()

@@ -8,6 +8,9 @@ processes). Trials train on a proxy subset of the training rows and are scored o
 carved from the training rows; the test split is only read at the end, when the best configuration
 and the default one are retrained on all training rows under the same budget. See docs/tune.md.
 
+Python: `artstudio.tune(method="lora", data="add-json", trials=30)` runs a study (`help(artstudio.tune.tune)`
+has the arguments); `artstudio.tune.TuneConfig` holds its options.
+
 This module stays import-light: `artstudio.methods` imports `artstudio.tune.space` for the
 `search_space` declarations.
 """
@@ -55,11 +58,19 @@ class TuneConfig:
     dtype: str | None = field(default=None, metadata={"help": DTYPE_HELP})
 
 
-def tune(config: TuneConfig | None = None, *, progress=None, should_stop=None, **overrides):
+def tune(config: TuneConfig | dict | None = None, *, progress=None, should_stop=None, **overrides):
     """Run (or resume) a study; returns a `TuneResult` (best params, best value, final scores, paths).
 
-    `should_stop()` is asked after every trial: True ends the study there (best.json and the report are
-    still written from the finished trials; the final runs are skipped)."""
+    Args:
+        config: a `TuneConfig`, or a dict of its fields; every field is an `artstudio tune` option, listed with its
+            help by `artstudio tune --help` (method, data, trials, sampler, proxy, storage, out, ...).
+        progress: called after every trial with a dict (`phase`, `done`, `total`, `best`, `eta_seconds`, and
+            `error` for a failed trial).
+        should_stop: asked after every trial: True ends the study there (best.json and the report are still
+            written from the finished trials; the final runs are skipped).
+        **overrides: TuneConfig fields (`trials=30`, `sampler="tpe"`).
+
+    `artstudio.tune(...)` calls this function. Bad options raise `ConfigError` before any model loads."""
     from .study import run_study
 
     return run_study(config, progress=progress, should_stop=should_stop, **overrides)

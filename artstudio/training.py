@@ -421,8 +421,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             log.warning("--resume: %s holds no checkpoint of the run after its starts; it keeps the start it chose "
                         "and trains from it, from step 0", out)
         elif start_choice:  # stopped during its starts: this resume has just finished them
-            log.warning("--resume: %s was stopped during its starts; it has finished them, and trains the start it "
-                        "chose from step 0", out)
+            # ("it has finished them" read as if the run had finished its starts before it was stopped)
+            log.warning("--resume: %s was stopped during its starts; this resume trained the ones left unfinished "
+                        "(a start stopped part-way begins again), chose %s, and trains it from step 0", out,
+                        start_choice.get("chosen"))
         else:
             log.warning("--resume: %s holds no checkpoint; the run starts at step 0", out)
     # The moving average of the trained tensors (--ema), which evaluations, snapshots and the end of the run use.

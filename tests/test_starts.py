@@ -297,7 +297,7 @@ def test_a_stop_during_the_starts_stops_the_run_and_a_resume_redoes_that_start(q
         again = train(replace(_config(task, tmp_path / "run", resume=True), steps=15), backbone=qwen35, progress=False)
     assert again.metrics["steps"] == 15 and "start" in again.metrics
     # It said it "keeps the start it chose", as if one had been chosen before the stop.
-    assert "was stopped during its starts; it has finished them, and trains the start it chose" in caplog.text
+    assert "was stopped during its starts; this resume trained the ones left unfinished" in caplog.text
     assert "keeps the start it chose" not in caplog.text
     assert json.loads((tmp_path / "run" / "starts" / "0-gray" / "result.json").read_text())["steps"] == 3
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -335,9 +335,14 @@ def test_callers_hear_the_starts_steps_and_the_app_names_the_phase(qwen35, task,
         ("gray", 1, 1), ("gray", 1, 2), ("noise", 2, 1), ("noise", 2, 2)]
     assert all(r["starts"] == 2 and r["start_steps"] == 2 for r in starts)
     assert [r["step"] for r in heard if "loss" in r] == list(range(1, 11))  # the run's own steps, after them
-    job = Job(id=1, kind="train", title="t", work=lambda job: None, total=10)
+    job = Job(id=1, kind="train", title="t", work=lambda job: None, total=10, run_dir=tmp_path / "run")
     job.record(starts[2])
     assert job.phase == "trying start noise (2 of 2): step 1 / 2" and job.done == 0 and job.history == []
+    # Once the run's own steps come, the phase says so and names the start chosen (the Jobs row kept "trying
+    # start t2c (2 of 2): step 45 / 45" beside 202 / 300 steps).
+    job.record(next(r for r in heard if "loss" in r))
+    choice = json.loads((tmp_path / "run" / "starts" / "choice.json").read_text())
+    assert job.phase.startswith(f"training from start {choice['chosen']} (validation: gray ") and job.done == 1
 
 
 def test_a_named_init_is_the_run_s_one_start(qwen35, task, tmp_path):

@@ -13,6 +13,7 @@ its traceback goes to the server log and the job shows a one-line summary.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -70,6 +71,18 @@ class Job:
         self.history.append(dict(entry))
         if isinstance(entry.get("step"), int):
             self.done = max(self.done, entry["step"])
+        if self.phase.startswith("trying start"):
+            # The run's own steps have begun: the Jobs row said "trying start t2c (2 of 2): step 45 / 45" beside
+            # 202 / 300 steps done, and no page said which start won.
+            self.phase = "training" + self._chosen_start()
+
+    def _chosen_start(self) -> str:
+        try:
+            choice = json.loads((self.run_dir / "starts" / "choice.json").read_text(encoding="utf-8"))
+            return f" from start {choice['chosen']} (validation: " + ", ".join(
+                f"{r['start']} {100 * r['val_accuracy']:.0f} %" for r in choice["starts"]) + ")"
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
 
     @property
     def active(self) -> bool:

@@ -470,8 +470,10 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 
     bar = None
     if progress:
-        bar = progress_bar(total=config.steps, initial=start, desc=f"{config.method} {config.objective}", unit="step",
-                           dynamic_ncols=True)
+        desc = f"{config.method} {config.objective}"
+        if out.parent.name == STARTS_FOLDER:  # a start's short run: "art sft: 1/3 steps" read as the run itself
+            desc = f"start {out.name} · {desc}"
+        bar = progress_bar(total=config.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
     # A resumed run's earlier segments count too (their steps' own times, from the metrics).
     before = sum(h.get("seconds_per_step") or 0.0 for h in history if "seconds_per_step" in h)
     t0 = time.perf_counter()

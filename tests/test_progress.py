@@ -76,3 +76,12 @@ def test_a_command_run_into_a_log_writes_no_carriage_returns(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "\r" not in err and "Loading weights" not in err
     assert "art sft: 2/2 steps (100%)" in err
+
+
+def test_a_start_s_progress_says_it_is_a_start(tmp_path, capsys):
+    """The starts' short runs printed "art sft: 1/3 steps", read as the run itself."""
+    assert main(["train", "--data", "max-bracket", "--steps", "4", "--starts", "2", "--eval-size", "4",
+                 "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "start 0-gray · art sft: 1/1 steps" in err and "start 1-t2c · t2c+art sft: 1/1 steps" in err
+    assert "art sft: 4/4 steps (100%)" in err

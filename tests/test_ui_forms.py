@@ -11,6 +11,7 @@ there are no jobs; result tables keep their words whole.
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 from pathlib import Path
@@ -477,6 +478,9 @@ def test_a_run_trying_its_starts_moves_its_bar_and_logs_each_start_after_the_set
                         "start 1 of 2 (gray): step 60/60", "start 2 of 2 (t2c): step 15/60"]
     job.record({"step": 1, "loss": 0.5, "lr": 0.05})
     assert "step 1 / 400" in _header(studio, job) and _log_text(job).splitlines()[4].startswith("step 1/400")
+    # A stop says how to go on: 'resume' sits under Advanced options, which the stop leaves shut.
+    job.run_dir, job.status = studio.runs / "r", "stopped"
+    assert "to go on: run name 'r', tick 'resume' (Advanced options), press Start" in html.unescape(_header(studio, job))
 
 
 def test_the_gallery_marks_a_stopped_run_and_an_upload_is_added_once(studio):

@@ -260,6 +260,10 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         gr.Info(f"Saved to the gallery as {key}")
         return f"Saved as **{key}**: find it in the Gallery."
 
+    # Another job on this page (a new run started, or a reload that finds the newest): the last run's save
+    # message ("⚠ the gallery already has ...") and its name and description stayed under every later run.
+    job_id.change(lambda: ("", "", ""), None, [save_msg, save_name, save_desc], api_visibility="private",
+                  show_progress="hidden")
     # A refused save replaces the message under the button: an earlier "Saved as …" would contradict the toast.
     action(save.click, save_to_gallery, [run, save_name, save_desc], [save_msg], api_name="save_to_gallery",
            show_progress="hidden", inline=0)
@@ -318,7 +322,10 @@ def _header(studio: Studio, job: Job) -> str:
         return progress_html(1, "Finished", f"{steps} in {duration(job.elapsed())}{resumed}", "done")
     if job.status == STOPPED:
         kept = "no canvas kept yet" if stopped_during_starts(job) else "checkpoint kept"
-        return progress_html(job.fraction, f"Stopped, {kept}{job.stop_note}", steps, "stopped")
+        # How to go on, said where the stop is seen ('resume' sits under Advanced options, which a stop leaves shut).
+        name = f"run name '{job.run_dir.name}'" if job.run_dir is not None else "its run name"
+        return progress_html(job.fraction, f"Stopped, {kept}{job.stop_note}",
+                             f"{steps} · to go on: {name}, tick 'resume' (Advanced options), press Start", "stopped")
     if job.status == FAILED:
         return progress_html(job.fraction, "Failed", job.message, "failed")  # whole: a cut one ended "96×96 (9 to"
     if job.status == CANCELLED:

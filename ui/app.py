@@ -35,7 +35,7 @@ from .jobs import FINISHED
 from .playground_tab import build_playground_tab
 from .settings import AppSettings
 from .studio import Studio
-from .train_tab import COMMAND_QUEUE, build_train_tab
+from .train_tab import COMMAND_QUEUE, FOLLOW_LOG_JS, build_train_tab
 from .tune_tab import build_tune_tab
 from .widgets import friendly, keep_page
 
@@ -186,6 +186,11 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
                             api_visibility="private")
         # A plot updated while its page was hidden is drawn at no width and stays empty ("2 / 2 trials done" over an
         # empty chart): opening a page forgets what its timer drew, so the next tick draws it again, visible.
+        # The log follows its newest line, but a hidden page's log cannot scroll: back on Train it showed the lines
+        # it had when the page was left (a run stopped from the Jobs tab hid its "stopped" line). Once the page is
+        # shown, the log goes to its end again, unless the user had scrolled up.
+        train_page.select(None, js=f"() => {{ setTimeout({FOLLOW_LOG_JS}, 150); }}", api_visibility="private",
+                          show_progress="hidden")
         for page, seen in ((train_page, train_seen), (compare_page, compare_seen), (tune_page, tune_seen)):
             page.select(lambda: {}, None, seen, api_visibility="private")
         gallery.open_in_playground.click(

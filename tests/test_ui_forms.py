@@ -202,6 +202,13 @@ def test_a_mistyped_init_is_refused_at_start_and_a_failed_upload_does_not_block_
     # No description made of the file's name: the Text-to-Canvas start painted from "uploaded mytask.jsonl" was
     # trained and raced for nothing.
     assert "description" not in json.loads((studio.runs / "upl" / "data" / "card.json").read_text())
+    # One typed with the upload goes into its card (the painted start is made from it); a wall of text is refused.
+    described = "The prompt is a word. Reply with it in capitals."
+    studio.train_config(form(run="upl2", source="upload", description=f"  {described}\n"), str(upload))
+    assert json.loads((studio.runs / "upl2" / "data" / "card.json").read_text())["description"] == described
+    with pytest.raises(ConfigError, match="task description has 2,001 characters"):
+        studio.train_config(form(run="upl3", source="upload", description="x" * 2001), str(upload))
+    assert not (studio.runs / "upl3").exists()
     with pytest.raises(ConfigError, match="no run named 'upl' to resume"):
         studio.train_config(form(run="upl", source="upload", resume=True), str(upload))
 

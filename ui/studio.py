@@ -44,6 +44,8 @@ APP_SNAPSHOT_EVERY = 5
 CONFIRM_SECONDS = 300
 # Folders inside runs/ that hold other things than runs, and what they hold.
 RESERVED_RUN_NAMES = {"compare": "comparisons", "tune": "hyper-parameter studies", "describe": "generated artworks"}
+# A task description typed with an upload (what the Text-to-Canvas start is painted from): a sentence or two.
+MAX_DESCRIPTION = 2000
 # Generated artworks not saved to the gallery: enough to go back to a few, bounded however many clicks.
 KEEP_DESCRIBED = 20
 
@@ -200,6 +202,9 @@ class Studio:
         if not train_file:
             raise ConfigError("upload a training file (JSONL, one {\"prompt\": ..., \"answer\": ...} per line) "
                               "or pick a built-in task")
+        if len(str(values.get("description") or "")) > MAX_DESCRIPTION:
+            raise ConfigError(f"the task description has {len(str(values['description'])):,} characters; a sentence or "
+                              f"two is what it is for (at most {MAX_DESCRIPTION:,})")
         name_of = lambda f: Path(f).name  # noqa: E731
         validate_jsonl(train_file, self.settings.max_upload_mb, name_of(train_file))
         if eval_file:
@@ -210,9 +215,12 @@ class Studio:
         copy_into(train_file, folder, "train.jsonl")
         if eval_file:
             copy_into(eval_file, folder, "test.jsonl")
-        # No description: one made of the file's name ("uploaded good.jsonl") had the shipped Text-to-Canvas paint
-        # a start from it, a start that says nothing about the task, trained and raced for nothing.
+        # The description the user wrote, or none: one made of the file's name ("uploaded good.jsonl") had the shipped
+        # Text-to-Canvas paint a start from it, a start that says nothing about the task, trained and raced for nothing.
         card = {"name": Path(train_file).stem, "metric": values.get("metric") or "exact"}
+        description = " ".join(str(values.get("description") or "").split())
+        if description:
+            card["description"] = description
         (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
     def start_training(self, values: dict[str, Any], train_file: str | None = None, eval_file: str | None = None,

@@ -119,6 +119,11 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
                                          type="filepath", height=110, elem_id="as-train-file")
                     eval_file = gr.File(label="test data (JSONL, optional)", file_types=[".jsonl", ".json", ".txt"],
                                         type="filepath", height=110)
+                description = gr.Textbox("", label="task description (optional)", lines=1, max_lines=3,
+                                         elem_id="as-train-description",
+                                         info="what the model should do with a prompt, in a sentence or two; on "
+                                              "studio-tiny a second start is painted from it (Text-to-Canvas) and the "
+                                              "better start is kept")
             data_check = gr.Markdown(elem_classes="as-note", elem_id="as-data-check")
         with gr.Column(scale=2, min_width=260):
             method_info = gr.Markdown(_method_text("art"), elem_classes="as-note")
@@ -208,7 +213,8 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         job = studio.start_training(values, train_path, eval_path, owner=owner)
         return studio.jobs.line(job, job.run_dir.name), job.run_dir.name, job.id
 
-    form = {"model": model, "source": source, "task": task, "canvas_size": canvas_size, "run": run_name, **main, **adv}
+    form = {"model": model, "source": source, "task": task, "description": description, "canvas_size": canvas_size,
+            "run": run_name, **main, **adv}
     inputs = {**form, "train_file": train_file, "eval_file": eval_file, "client": client}
     action(start.click, start_training, inputs, [message, run, job_id], api_name="start_training", show_progress="hidden")
 

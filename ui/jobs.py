@@ -77,8 +77,10 @@ class Job:
             self.phase = "training" + self._chosen_start()
 
     def _chosen_start(self) -> str:
+        from artstudio.starts import CHOICE_FILE, STARTS_FOLDER
+
         try:
-            choice = json.loads((self.run_dir / "starts" / "choice.json").read_text(encoding="utf-8"))
+            choice = json.loads((self.run_dir / STARTS_FOLDER / CHOICE_FILE).read_text(encoding="utf-8"))
             return f" from start {choice['chosen']} (validation: " + ", ".join(
                 f"{r['start']} {100 * r['val_accuracy']:.0f} %" for r in choice["starts"]) + ")"
         except (OSError, ValueError, KeyError, TypeError):

@@ -77,7 +77,8 @@ def _stats(done: int, total: int, points: list[tuple[int, float | None]], rerank
             + ("failed" if last is None else f"{100 * last:.1f} %") + " · validation accuracy after proxy training")
     # The report below names the study's pick, which the re-ranking at the full steps may have taken from another
     # trial: this line said "best 14.0 % (trial 1)" over a report whose best configuration was trial 0 at 13 %.
-    pick = next((r for r in (rerank or {}).get("runs", []) if r.get("trial") == (rerank or {}).get("chosen")), None)
+    rerank = rerank or {}
+    pick = next((r for r in rerank.get("runs", []) if r.get("trial") == rerank.get("chosen")), None)
     if pick is not None and pick.get("val_accuracy") is not None:
         line += (f" · **picked: trial {pick['trial']}**" + (" (the default)" if pick.get("default") else "")
                  + f", {100 * pick['val_accuracy']:.1f} % on validation after the full steps (re-ranking)")

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +24,7 @@ from ..data import Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
 from ..methods import build_method, get_method, method_config, method_names
 from ..objectives.sft import compute_loss
+from ..options import field_defaults
 from ..progress import progress_bar
 from ..training import TrainConfig, train
 from ..words import count
@@ -132,7 +133,7 @@ def check_same_comparison(record: Path, config: CompareConfig) -> None:
     now = named_model(json.loads(json.dumps(asdict(config), default=json_default)))
     # An option newer than the folder's record ran at its default there (--grid-seeds 3 on a folder from
     # before it existed rewrote the table's picks without a word).
-    before = {f.name: f.default for f in fields(CompareConfig) if f.default is not MISSING} | named_model(before)
+    before = field_defaults(CompareConfig) | named_model(before)
     keys = [k for k in now if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
     def said(value, none: str) -> str:  # an option left out is said so, not printed as Python's None
         return none if value is None else repr(value)

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import importlib
 import json
+import logging
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ import artstudio.comparison as C
 from artstudio.comparison import harness
 from artstudio.comparison.plots import PLOTS
 from artstudio.backbone import load_backbone
-from artstudio.data import Example, write_jsonl
+from artstudio.data import Example, load_jsonl, write_jsonl
 from artstudio.errors import ConfigError, DataError
 from artstudio.methods import BaseMethod, build_method, get_method
 
@@ -326,6 +327,22 @@ def test_builtin_tasks_and_eval_size(tmp_path):
     assert (tmp_path / "tasks" / "add-json" / "train.jsonl").exists()
     assert C.prepare_tasks("add-json", tmp_path)[0].digest != tasks[0].digest, "the scored rows are part of the key"
     assert len(C.prepare_tasks("heldout", tmp_path / "all")) == 13
+
+
+def test_tasks_that_share_a_name_are_each_scored_on_their_own_rows(tmp_path, caplog):
+    """Two folders whose cards share a name wrote their first --eval-size test rows to one file, so one task
+    was scored on the other's rows; a task listed twice ran twice under two names."""
+    for folder, answer in (("a", "x"), ("b", "y")):
+        write_jsonl(tmp_path / folder / "train.jsonl", TRAIN)
+        write_jsonl(tmp_path / folder / "test.jsonl", [Example(f"q{i}", answer) for i in range(4)])
+        (tmp_path / folder / "card.json").write_text(json.dumps({"name": "same", "metric": "exact"}))
+    tasks = C.prepare_tasks(f"{tmp_path / 'a'},{tmp_path / 'b'}", tmp_path / "out", eval_size=3)
+    assert [t.name for t in tasks] == ["same", "same-1"]
+    assert [{e.answer for e in load_jsonl(t.eval_file)} for t in tasks] == [{"x"}, {"y"}]
+    with caplog.at_level(logging.WARNING, logger="artstudio.compare"):
+        twice = C.prepare_tasks(f"{tmp_path / 'a'},{tmp_path}/./a,add-json,add-json", tmp_path / "out2")
+    assert [t.name for t in twice] == ["same", "add-json"]
+    assert "listed twice" in caplog.text
 
 
 def test_peak_memory_sees_an_allocation():

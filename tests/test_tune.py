@@ -407,6 +407,22 @@ def test_a_grown_study_draws_new_configurations(model, sum_task, tmp_path):
     assert len(params) == 3 and len(set(params)) == 3, params
 
 
+def test_a_study_whose_training_rows_were_edited_is_not_resumed(model, sum_task, tmp_path):
+    """A study resumed after --data's rows were edited carved new validation rows and mixed trials scored on
+    the old rows with trials scored on the new ones, in one study and one trials.csv."""
+    kw = dict(method="art", data=str(sum_task), model=model, sampler="random", space=str(_space_file(tmp_path)),
+              proxy=0.5, val_fraction=0.2, steps=2, trial_steps=2, out=str(tmp_path / "tune"), final=False)
+    tune(trials=1, **kw)
+    train_file, val_file = sum_task / "train.jsonl", tmp_path / "tune" / "data" / "val.jsonl"
+    rows, val = train_file.read_text(), val_file.read_text()
+    train_file.write_text("".join(rows.splitlines(keepends=True)[1:]))  # one row fewer
+    with pytest.raises(ConfigError, match=r"training rows of --data .* changed since the study in .* began"):
+        tune(trials=2, **kw)
+    assert val_file.read_text() == val, "the refused study carved no new splits"
+    train_file.write_text(rows)  # restored: it resumes
+    assert tune(trials=2, **kw).n_complete == 2
+
+
 RESUME_SCRIPT = """
 import sys
 from artstudio.tune import tune

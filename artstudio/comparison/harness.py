@@ -362,7 +362,7 @@ class _Comparison:
         check_output_kind(config.out, "compare_config.json")
         check_same_comparison(Path(config.out) / "compare_config.json", config)
         self.out = output_folder(config.out)
-        self.tasks = prepare_tasks(config.tasks, self.out, config.eval_size)
+        self.tasks = prepare_tasks(names, self.out, config.eval_size)
         atomic_write_text(self.out / "compare_config.json",
                           json.dumps(named_model(asdict(config)), indent=2, default=json_default) + "\n")
         self.eval_n = {t.name: len(load_jsonl(t.eval_file)) for t in self.tasks}

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import load_jsonl, write_jsonl
 from ..errors import ConfigError, DataError
 from .config import parse_list
+
+log = logging.getLogger("artstudio.compare")
 
 
 @dataclass
@@ -50,6 +53,16 @@ def check_tasks(spec: str | list, eval_size: int | None = None) -> list[str]:
         raise ConfigError("no tasks given; pass --tasks heldout, built-in task names or task folders")
     if eval_size is not None and eval_size < 1:
         raise ConfigError(f"eval_size must be at least 1, got {eval_size}")
+    unique: dict[str, str] = {}  # a folder by where it is, a built-in task by its name -> the name as given
+    for name in names:
+        path = Path(name).expanduser()
+        key = str(path.resolve()) if path.is_dir() else name
+        if key in unique:
+            log.warning("task %s is listed twice%s; it runs once", name,
+                        "" if unique[key] == name else f" (as {unique[key]})")
+        else:
+            unique[key] = name
+    names = list(unique.values())
     for name in names:
         path = Path(name).expanduser()
         if not path.is_dir() and name not in TASKS:
@@ -99,12 +112,12 @@ def prepare_tasks(spec: str | list, out: Path, eval_size: int | None = None) -> 
         folder, card = task.folder.resolve(), task.card
         display = name if name in TASKS and not Path(name).expanduser().is_dir() else str(card.get("name") or folder.name)
         _check_splits(folder)
+        if display in {t.name for t in tasks}:  # two folders whose cards share a name
+            display = f"{display}-{len(tasks)}"
         eval_file = folder / "test.jsonl"
-        if eval_size is not None:
+        if eval_size is not None:  # named after the task as the table shows it: one file per task
             rows = load_jsonl(eval_file)[:eval_size]
             eval_file = write_jsonl(out / "tasks" / f"{display}.test-first-{eval_size}.jsonl", rows)
-        if display in {t.name for t in tasks}:
-            display = f"{display}-{len(tasks)}"
         tasks.append(TaskSpec(display, folder, eval_file, card, _task_digest(folder / "train.jsonl", eval_file, card)))
     return tasks
 

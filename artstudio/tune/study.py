@@ -108,10 +108,11 @@ STUDY_FILE = "study.json"
 # path: an edited file is another study, the same file moved is not.
 IDENTITY = ("method", "data", "eval_data", "model", "sampler", "space", "proxy", "val_fraction", "val_size",
             "objective", "seed", "study_name", "storage")
+DIGEST = "train_digest"  # in study.json beside IDENTITY: the training rows the study searches on
 
 
 def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None, write: bool = True,
-              elsewhere: str = "another --out") -> None:
+              elsewhere: str = "another --out", digest: str | None = None) -> None:
     """One --out holds one study: refuse a different one there, naming what differs; else record this
     one (unless not `write`: the app checks a form before queueing it). `space` is the space resolved
     against the model; without it (before the model loads) the space is not compared, nor recorded.
@@ -122,6 +123,8 @@ def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None
     want: dict[str, Any] = {k: getattr(config, k) for k in IDENTITY}
     if space is not None:
         want["space"] = space.signature()
+    if digest is not None:  # the training rows' (`training.rows_digest`): an edited file under the same name
+        want[DIGEST] = digest
     write = write and space is not None
     path = out / STUDY_FILE
     if not path.is_file():
@@ -140,6 +143,11 @@ def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None
             raise ValueError(f"expected a JSON object, got {type(have).__name__}")
     except (OSError, ValueError) as err:
         raise ConfigError(f"{path}: cannot read which study this folder holds ({err}); choose {elsewhere}") from None
+    if digest is not None and have.get(DIGEST) not in (None, digest):  # (older study.json files recorded none)
+        raise ConfigError(f"the training rows of --data {config.data} (or the pictures they name) changed since the "
+                          f"study in {out} began (it recorded a digest of them): its finished trials were scored on "
+                          f"the old rows, and a resumed study must search on the same ones. Restore them, or choose "
+                          f"{elsewhere} for a study of the new rows")
     diff = []
     for k in IDENTITY:
         had, wants = have.get(k), want[k]
@@ -312,12 +320,21 @@ class Splits:
     metric: str
 
 
-def prepare_splits(config: TuneConfig, out: Path) -> Splits:
-    from ..data import load_jsonl, split_validation, write_jsonl
+def load_task(config: TuneConfig, out: Path):
+    """The task of --data (a built-in one written to OUT/task) and its training rows."""
+    from ..data import load_jsonl
     from ..tasks.resolve import resolve_data
 
     task = resolve_data(config.data, out / "task", role="train")
-    rows = load_jsonl(task.train_file)
+    return task, load_jsonl(task.train_file)
+
+
+def prepare_splits(config: TuneConfig, out: Path, loaded=None) -> Splits:
+    """Carve the validation rows and the proxy subset from --data's training rows (`loaded`: `load_task`'s
+    answer, when the caller has it) and write them under OUT/data."""
+    from ..data import split_validation, write_jsonl
+
+    task, rows = loaded or load_task(config, out)
     if len(rows) < 2:
         raise DataError(f"--data {config.data} has {len(rows)} training row; a study trains its trials on some rows and "
                         "scores them on a validation part carved from the others (--val-fraction), so it needs at "
@@ -542,7 +559,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     from ..backbone import DEFAULT_MODEL, load_backbone
     from ..comparison.guard import BackboneGuard
     from ..methods import get_method
-    from ..training import config_record
+    from ..training import config_record, rows_digest
     from .lgbo import TextEncoder, make_sampler
 
     check_output_kind(config.out, "study.json")
@@ -551,11 +568,14 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     storage = open_storage(url, config.heartbeat)
     storage_at = shown_url(url)  # what messages and the report show
     claim_out(config, out, write=False)  # another study there is refused before the splits are written
-    splits = prepare_splits(config, out)
+    loaded = load_task(config, out)
+    digest = rows_digest(loaded[1])
+    claim_out(config, out, write=False, digest=digest)  # so is this study's --data, edited since it began
+    splits = prepare_splits(config, out, loaded)
     guard = BackboneGuard(lambda: load_backbone(config.model or DEFAULT_MODEL, dtype=config.dtype, device=config.device))
     # Canvas sizes and target modules the model cannot take fail before any trial.
     space = space.resolved(guard.backbone.geometry, guard.backbone)
-    claim_out(config, out, space=space)  # records the study, its resolved space included
+    claim_out(config, out, space=space, digest=digest)  # records the study, its resolved space and rows included
     dists = space.distributions()
     task_name = str(splits.card.get("name") or Path(config.data).stem)
     name = study_name(config, task_name)

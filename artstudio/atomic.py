@@ -88,6 +88,24 @@ def check_free(out: str | os.PathLike, overwrite: bool, *, names: tuple[str, ...
                           "or choose another output")
 
 
+def check_writable(out: str | os.PathLike) -> None:
+    """Raise the system's error (PermissionError, ...) for an output that cannot be written, before the work
+    that makes it: `eval --out` into a read-only folder generated every answer first. The nearest folder that
+    exists is tried with a file made and removed there; what is missing below it is created later."""
+    target = Path(out).expanduser()
+    folder = target
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():  # a file in the way: making the folder says so, as before
+        return
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".artstudio-probe-")
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(target)) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def entries(folder: str | os.PathLike) -> set[str] | None:
     """The names a folder holds, None where there is no folder: what a refused command must leave there."""
     folder = Path(folder).expanduser()
@@ -111,7 +129,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as err:  # named after the file asked for, not the hidden temporary one
+        raise OSError(err.errno, err.strerror, str(out)) from None
     os.close(fd)
     try:
         yield Path(tmp)

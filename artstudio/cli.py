@@ -524,7 +524,7 @@ def _lazy_builder(module: str, cls_name: str, positional: tuple[str, ...] = ()) 
       "examples:\n  artstudio eval --canvas art.png --data test.jsonl --metric numeric --out runs/eval\n"
       "  artstudio eval --data add-json            # the base model, no image")
 def _eval(config) -> int:
-    from artstudio.evaluation import run_eval
+    from artstudio.evaluation import EVAL_FILES, run_eval
 
     res = run_eval(config)
     rows = [("adapter", config.adapter) if config.adapter else
@@ -533,7 +533,7 @@ def _eval(config) -> int:
             ("accuracy", f"{_pct(res.accuracy)} ({sum(r['correct'] for r in res.predictions)}/{res.n})"),
             ("latency", f"{res.latency_ms:.1f} ms per request")]
     if config.out:
-        rows.append(("written", Path(config.out) / "predictions.jsonl"))
+        rows.append(("written", ", ".join(str(Path(config.out) / name) for name in EVAL_FILES)))
     print(table(rows))
     return 0
 

@@ -52,7 +52,7 @@ def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[
     file = Path(path)
     text = _read_text(file)
     examples: list[Example] = []
-    id_lines: dict[str, int] = {}
+    id_lines: dict[str, tuple[int, bool]] = {}  # id -> (line, whether the id is the row's position)
     checked_images: set[Path] = set()
     # "\n" alone ends a line: str.splitlines() also breaks at U+2028, U+0085 and others, which JSON allows in strings.
     for lineno, line in enumerate(text.split("\n"), start=1):
@@ -62,11 +62,14 @@ def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[
         _warn_near_misses(file, lineno, row)
         example = _example_from_row(file, lineno, row, len(examples), require_answer, checked_images)
         if example.id in id_lines:
+            first, implicit = id_lines[example.id]
+            here = "" if row.get("id") is not None else ", which is its position among the rows, as it has no \"id\""
+            there = " (where it is that row's position, as it has no \"id\")" if implicit else ""
             raise DataError(
-                f"{file}:{lineno}: duplicate id {example.id!r} (first used on line {id_lines[example.id]}); "
-                "expected every row to have a unique id"
+                f"{file}:{lineno}: duplicate id {example.id!r}{here}; line {first} has it too{there}. "
+                "Expected every row to have a unique id: give every row an \"id\", or none"
             )
-        id_lines[example.id] = lineno
+        id_lines[example.id] = (lineno, row.get("id") is None)
         examples.append(example)
     if not examples:
         raise DataError(f"{file}: the file has no rows; {_ROW_HINT} on each line")
@@ -189,6 +192,8 @@ def _example_from_row(
     file: Path, lineno: int, row: dict, index: int, require_answer: bool, checked_images: set[Path]
 ) -> Example:
     prompt = _string_field(file, lineno, row, "prompt", required=True)
+    if not prompt.strip():  # as `infer --prompt ""` and the server refuse it: answered, it scored as any row
+        raise DataError(f'{file}:{lineno}: field "prompt" is empty; expected the text the model answers')
     answer = _string_field(file, lineno, row, "answer", required=require_answer)
     return Example(
         prompt=prompt,

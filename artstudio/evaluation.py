@@ -21,7 +21,7 @@ from .methods import check_method
 from .generation import GenerationConfig, generate
 from .errors import ArtStudioError, ConfigError
 from .options import DEVICE_HELP, DTYPE_HELP
-from .atomic import atomic_write_text, check_free, check_output_kind
+from .atomic import atomic_write_text, check_free, check_output_kind, check_writable
 from .scoring import Metric, check_references, extract_answer_number, score
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ def run_eval(config: EvalConfig) -> EvalResult:
     if config.out:  # never into a run's folder: its --resume then refused it as "an evaluation"
         check_output_kind(config.out, "predictions.jsonl")
         check_free(config.out, config.overwrite, names=EVAL_FILES)
+        check_writable(config.out)  # before every row is answered
     with tempfile.TemporaryDirectory(prefix="artstudio-eval-") as tmp, _named_in_errors(Path(tmp), config.data):
         rows, card = eval_rows(config.data, Path(tmp))
         metric = config.metric or card.get("metric") or "exact"

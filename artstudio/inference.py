@@ -107,6 +107,9 @@ def requests_for(config: InferConfig, examples: list[Example]) -> list[dict]:
         raise ConfigError("--print-request and --print-curl build artwork requests; an adapter is served by the "
                           "engine's own LoRA support (vLLM: --enable-lora --lora-modules NAME=FOLDER, then "
                           "\"model\": NAME), so give --canvas or leave out --adapter")
+    if config.print_curl and not config.url.strip():
+        raise ConfigError(f"--url {config.url!r}: expected the server's endpoint, such as {InferConfig().url} or the "
+                          "base URL `artstudio serve` prints (…/v1)")
     placement, name = "first", config.model
     if config.canvas is not None:
         meta = read_artwork(config.canvas).metadata

@@ -56,6 +56,7 @@ from typing import Any
 
 from fastapi import Request  # a module-level name: FastAPI resolves the routes' string annotations here
 
+from .artwork import MISMATCH_HINT
 from .errors import ArtStudioError, ConfigError
 from .data import json_type
 from .logfilters import rewording
@@ -280,7 +281,10 @@ class Models:
             with rewording(["artstudio.artwork"], replace={str(path): "the request's first picture"}):
                 method = load_artwork(path, self.backbone, allow_mismatch=self.allow_mismatch)
         except ArtStudioError as err:
-            raise _bad(f"the request's first picture is an artwork this model cannot serve: {_without_path(err, path)}",
+            # The CLI's way out (a start-up option) is not the client's: say who can take it.
+            why = _without_path(err, path).replace(MISMATCH_HINT, "the server was started without "
+                                                  "--allow-model-mismatch, which would serve it anyway")
+            raise _bad(f"the request's first picture is an artwork this model cannot serve: {why}",
                        "messages", "image_not_compatible") from None
         finally:
             path.unlink(missing_ok=True)  # the method holds the pixels
@@ -1018,7 +1022,9 @@ def start_server(config: ServeConfig, *, backbone=None, log_level: str = "warnin
 def serve(config: ServeConfig) -> None:
     """Run the server until interrupted (the `artstudio serve` verb)."""
     api_key, sock, models, worker, app = _prepare(config)
-    _, _, url = _url(sock)
+    host, port, url = _url(sock)
+    if host in ("0.0.0.0", "::"):  # every address: not one to paste into a client
+        url += f" (every address of this machine; from this one: http://{'127.0.0.1' if host == '0.0.0.0' else '[::1]'}:{port}/v1)"
     print(f"serving {', '.join(models.names())} at {url}" + (" (API key required)" if api_key else ""), flush=True)
     try:
         _uvicorn(app, "info", worker).run(sockets=[sock])

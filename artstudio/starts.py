@@ -167,7 +167,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
             log.warning("the task has no description (card.json's \"description\"), so the run trains from its one "
                         "start; with a description it also tries the artwork the shipped Text-to-Canvas paints from "
                         "it (on studio-tiny's sub-answer: 100 % from it, 19-24 % from grey; docs/robust.md). --starts 2 tries a "
-                        "noise start instead; --starts 1 says one start is meant")
+                        "noise start instead; --starts 1 trains the one start without this warning")
     if k <= 1:
         if "start_steps" in (config.method_options or {}):
             log.warning("start_steps applies to several starts (--starts 2 or more); this run trains one start")

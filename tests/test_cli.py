@@ -185,6 +185,9 @@ def test_infer_print_request_needs_no_model(tmp_path, capsys):
     assert [c["type"] for c in req["messages"][0]["content"]] == ["image_url", "text"]
     assert main(["infer", "--canvas", str(tmp_path / "plain.png"), "--prompt", "3 4", "--print-curl"]) == 0
     assert capsys.readouterr().out.startswith("curl -s http://localhost:8000/v1/chat/completions")
+    for url in ("", "  "):  # printed `curl -s '' ...`
+        assert main(["infer", "--canvas", str(tmp_path / "plain.png"), "--prompt", "3 4", "--print-curl", "--url", url]) == 2
+        assert f"--url {url!r}: expected the server's endpoint" in capsys.readouterr().err
 
 
 def test_info_on_a_model(tiny_model_dir, capsys):

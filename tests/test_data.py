@@ -83,8 +83,26 @@ def test_duplicate_ids_name_both_lines(tmp_path):
         '{"prompt": "c", "answer": "d"}',
         '{"prompt": "e", "answer": "f", "id": "x"}',
     ])
-    with pytest.raises(DataError, match=r"d\.jsonl:3: duplicate id 'x' \(first used on line 1\)"):
+    with pytest.raises(DataError, match=r"d\.jsonl:3: duplicate id 'x'; line 1 has it too\. Expected"):
         load_jsonl(f)
+    # A row without an id has its position as id: the message says so, not "duplicate id '1'" alone.
+    f = _write(tmp_path / "e.jsonl", ['{"prompt": "a", "answer": "b", "id": "1"}', '{"prompt": "c", "answer": "d"}'])
+    with pytest.raises(DataError, match=r"e\.jsonl:2: duplicate id '1', which is its position among the rows, as it "
+                                        r"has no \"id\"; line 1 has it too\. Expected every row"):
+        load_jsonl(f)
+    f = _write(tmp_path / "g.jsonl", ['{"prompt": "a", "answer": "b"}', '{"prompt": "c", "answer": "d", "id": 0}'])
+    with pytest.raises(DataError, match=r"g\.jsonl:2: duplicate id '0'; line 1 has it too \(where it is that row's "
+                                        r"position, as it has no \"id\"\)"):
+        load_jsonl(f)
+
+
+def test_an_empty_prompt_is_refused_with_its_line(tmp_path):
+    """`infer --prompt ""` and the server refused an empty prompt, but a row {"prompt": ""} was answered and
+    scored like any other."""
+    for i, prompt in enumerate(['""', '"   "', '"\\n"']):
+        f = _write(tmp_path / f"p{i}.jsonl", ['{"prompt": "a", "answer": "b"}', f'{{"prompt": {prompt}, "answer": "c"}}'])
+        with pytest.raises(DataError, match=rf'p{i}\.jsonl:2: field "prompt" is empty'):
+            load_jsonl(f, require_answer=False)
 
 
 def test_answer_optional_for_prompts_only(tmp_path):

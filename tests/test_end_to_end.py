@@ -108,6 +108,32 @@ def test_export_and_eval_never_overwrite_silently(trained, capsys):
     assert not (trained.run / "predictions.jsonl").exists()
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(trained, capsys, monkeypatch):
+    """`eval --out` into a read-only folder answered every row first, then named a hidden temporary file
+    (".predictions.jsonl.60c45ikb.tmp: Permission denied"); export named its temporary file too."""
+    import tempfile
+
+    import artstudio.evaluation
+
+    locked = trained.root / "locked"
+    locked.mkdir()
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, **kw):  # a folder the system will not let us write (root ignores chmod, so pretend)
+        if Path(kw.get("dir", "")).resolve() == locked.resolve():
+            raise PermissionError(13, "Permission denied")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(artstudio.evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated first"))
+    capsys.readouterr()
+    assert main(["eval", "--model", trained.model, "--data", str(trained.test), "--out", str(locked / "sub")]) == 2
+    assert f"error: cannot use {locked / 'sub'}: Permission denied" in capsys.readouterr().err
+    assert main(["export", str(trained.run), "-o", str(locked / "x.png")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: cannot use {locked / 'x.png'}: Permission denied"
+    assert not list(locked.iterdir())
+
+
 def test_eval_without_canvas_is_the_base_model(trained):
     out = trained.root / "base"
     assert main(["eval", "--model", trained.model, "--data", str(trained.test), "--out", str(out)]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import threading
@@ -192,6 +193,7 @@ def test_bad_requests_get_openai_style_400s(server, backbone):
     from artstudio.artwork import metadata_for
 
     misfit = metadata_for(backbone, canvas_size=(100, 100), placement="first")
+    other = dataclasses.replace(metadata_for(backbone, canvas_size=(96, 96), placement="first"), model_id="Qwen/Other")
     text = {"type": "text", "text": "3 1"}
     cases = {
         "no messages": {"model": "studio-tiny", "messages": []},
@@ -203,6 +205,8 @@ def test_bad_requests_get_openai_style_400s(server, backbone):
         "not an image": {"model": "studio-tiny", "messages": _user({"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}, text)},
         "an artwork that does not fit": {"model": "studio-tiny", "messages": _user(
             {"type": "image_url", "image_url": {"url": _png_url(Image.new("RGB", (100, 100)), misfit)}}, text)},
+        "an artwork for another model": {"model": "studio-tiny", "messages": _user(
+            {"type": "image_url", "image_url": {"url": _png_url(Image.new("RGB", (96, 96)), other)}}, text)},
         "an empty prompt": {"model": "studio-tiny+max-bracket", "messages": _user({"type": "text", "text": "  "})},
         "max_tokens 0": {"model": "studio-tiny", "messages": _user(text), "max_tokens": 0},
         "temperature -1": {"model": "studio-tiny", "messages": _user(text), "temperature": -1},
@@ -220,6 +224,10 @@ def test_bad_requests_get_openai_style_400s(server, backbone):
         assert error["message"] and error["type"] == "invalid_request_error", what
         assert "Traceback" not in r.text, what
     assert "does not fit" in post(server, cases["an artwork that does not fit"]).json()["error"]["message"]
+    # the way out is the server's start-up option, not something the client can pass
+    mismatch = post(server, cases["an artwork for another model"]).json()["error"]["message"]
+    assert "made for another model" in mismatch and "pass --allow-model-mismatch" not in mismatch
+    assert "the server was started without --allow-model-mismatch" in mismatch
     assert "content is a number" in post(server, cases["content 5"]).json()["error"]["message"]
     # Values quoted as the client wrote them (JSON), not as Python prints them ([None], {'type': ...}).
     assert "the roles [null]" in post(server, cases["no role"]).json()["error"]["message"]

@@ -98,12 +98,18 @@ def check_writable(out: str | os.PathLike) -> None:
         folder = folder.parent
     if not folder.is_dir():  # a file in the way: making the folder says so, as before
         return
+    os.unlink(_temp_file(folder, target, prefix=".artstudio-probe-"))
+
+
+def _temp_file(folder: Path, target: Path, **names) -> str:
+    """A new empty file in `folder` (`tempfile.mkstemp` names); the system's refusal names `target`, the file
+    asked for, not the hidden temporary one."""
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".artstudio-probe-")
+        fd, tmp = tempfile.mkstemp(dir=folder, **names)
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(target)) from None
     os.close(fd)
-    os.unlink(probe)
+    return tmp
 
 
 def entries(folder: str | os.PathLike) -> set[str] | None:
@@ -129,11 +135,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as err:  # named after the file asked for, not the hidden temporary one
-        raise OSError(err.errno, err.strerror, str(out)) from None
-    os.close(fd)
+    tmp = _temp_file(out.parent, out, prefix=f".{out.name}.", suffix=".tmp")
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:

@@ -61,15 +61,16 @@ def load_jsonl(path: str | os.PathLike, *, require_answer: bool = True) -> list[
         row = _parse_row(file, lineno, line)
         _warn_near_misses(file, lineno, row)
         example = _example_from_row(file, lineno, row, len(examples), require_answer, checked_images)
+        positional = row.get("id") is None  # the id `_id_field` gave it: the row's position
         if example.id in id_lines:
             first, implicit = id_lines[example.id]
-            here = "" if row.get("id") is not None else ", which is its position among the rows, as it has no \"id\""
+            here = ", which is its position among the rows, as it has no \"id\"" if positional else ""
             there = " (where it is that row's position, as it has no \"id\")" if implicit else ""
             raise DataError(
                 f"{file}:{lineno}: duplicate id {example.id!r}{here}; line {first} has it too{there}. "
                 "Expected every row to have a unique id: give every row an \"id\", or none"
             )
-        id_lines[example.id] = (lineno, row.get("id") is None)
+        id_lines[example.id] = (lineno, positional)
         examples.append(example)
     if not examples:
         raise DataError(f"{file}: the file has no rows; {_ROW_HINT} on each line")

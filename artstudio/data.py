@@ -107,6 +107,29 @@ def as_examples(rows: Iterable, *, needs_answers: bool = False) -> list[Example]
     return out
 
 
+REPEATED_PROMPTS = ("%d of the %d test rows in %s ask a prompt that is also in the training rows; their score counts "
+                    "what the run memorised, not only what it learnt (leave them out of the test rows for a held-out "
+                    "score)")
+
+
+def repeated_prompts(train: Iterable[Example], test: Iterable[Example]) -> int:
+    """How many `test` rows ask what a training row asks (the same prompt and image): a score on those
+    rows measures what a run memorised as much as what it learnt."""
+    asked = {(row.prompt, row.image) for row in train}
+    return sum((row.prompt, row.image) in asked for row in test)
+
+
+def warn_repeated_prompts(train: list[Example], test: list[Example], test_name: str, card: dict) -> None:
+    """Warn when test rows repeat training prompts, except on a built-in task, whose digit tasks
+    repeat them by design (two digits: 100 prompts; the README's limits say so)."""
+    from artstudio.tasks import TASKS
+
+    if card.get("name") in TASKS or not test:
+        return
+    if shared := repeated_prompts(train, test):
+        log.warning(REPEATED_PROMPTS, shared, len(test), test_name)
+
+
 def write_jsonl(path: str | os.PathLike, examples: Iterable[Example]) -> Path:
     """Write `examples` as JSONL atomically; image paths are stored relative to the file when inside its folder."""
     out = Path(path)

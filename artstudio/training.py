@@ -37,7 +37,7 @@ import torch
 
 from .backbone import (DEFAULT_MODEL, DEFAULT_NAME, check_device, check_dtype, dtype_name, load_backbone, model_name,
                        named_model, resolve_dtype, same_model)
-from .data import Example, load_jsonl
+from .data import Example, load_jsonl, warn_repeated_prompts
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
 from .options import DEVICE_HELP, DTYPE_HELP
 from .averaging import EMA_PREFIX, ParameterAverage
@@ -213,6 +213,8 @@ def resolve_data(config: TrainConfig) -> tuple[list[Example], list[Example] | No
                     config.data)
     train = load_jsonl(task.train_file)
     evals = load_jsonl(eval_file) if eval_file else None
+    if evals:
+        warn_repeated_prompts(train, evals, str(eval_file), task.card)
     return train, evals, task.card
 
 

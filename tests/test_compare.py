@@ -345,6 +345,17 @@ def test_tasks_that_share_a_name_are_each_scored_on_their_own_rows(tmp_path, cap
     assert "listed twice" in caplog.text
 
 
+def test_test_rows_repeating_training_prompts_are_said_once_per_task_not_per_cell(model, tmp_path, caplog):
+    task = make_task(tmp_path / "seen")
+    write_jsonl(task / "test.jsonl", TRAIN[:2] + TEST[:1])  # two of the three test prompts are training prompts
+    with caplog.at_level(logging.WARNING, logger="artstudio"):
+        C.compare(methods="art", tasks=str(task), seeds="0,1", **common(tmp_path, model))
+    said = [r.getMessage() for r in caplog.records if "ask a prompt that is also in the training rows" in r.getMessage()]
+    assert said == ["2 of the 3 test rows in task seen ask a prompt that is also in the training rows; their score "
+                    "counts what the run memorised, not only what it learnt (leave them out of the test rows for a "
+                    "held-out score)"]
+
+
 def test_peak_memory_sees_an_allocation():
     with C.PeakMemory("cpu") as meter:
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artstudio.data import Example, load_jsonl, split_validation, write_jsonl
+from artstudio.data import Example, load_jsonl, repeated_prompts, split_validation, write_jsonl
 from artstudio.errors import ConfigError, DataError
 
 
@@ -260,3 +260,26 @@ def test_a_field_spelled_almost_like_a_row_field_is_said_once_per_file(tmp_path,
     said = [r.getMessage() for r in caplog.records]
     assert said == [f'{tmp_path / "rows.jsonl"}:1: field "imag" is not a row field (did you mean "image"?); it is '
                     "ignored (a row holds prompt, answer, id, image)"]
+
+
+def test_test_rows_that_repeat_training_prompts_are_counted_and_said(tmp_path, caplog):
+    """A test row asking a training row's prompt scores memory: a user's own task says how many there are
+    (train and compare), while built-in tasks, whose digit tasks repeat prompts by design, stay quiet."""
+    from artstudio.training import TrainConfig, resolve_data
+
+    train = [Example(f"q{i}", "a") for i in range(6)]
+    test = [Example("q1", "a"), Example("q5", "b"), Example("q9", "a"), Example("q1", "a", image=None)]
+    assert repeated_prompts(train, test) == 3
+    assert repeated_prompts(train, [Example("q9", "a")]) == 0
+    task = tmp_path / "mine"
+    write_jsonl(task / "train.jsonl", train)
+    write_jsonl(task / "test.jsonl", test)
+    with caplog.at_level("WARNING", logger="artstudio.data"):
+        resolve_data(TrainConfig(data=str(task), out=str(tmp_path / "run")))
+    assert f"3 of the 4 test rows in {task / 'test.jsonl'} ask a prompt that is also in the training rows" in caplog.text
+    caplog.clear()
+    write_jsonl(task / "test.jsonl", [Example("q9", "a")])
+    with caplog.at_level("WARNING", logger="artstudio.data"):
+        resolve_data(TrainConfig(data=str(task), out=str(tmp_path / "run")))
+        resolve_data(TrainConfig(data="max-bracket", out=str(tmp_path / "builtin")))  # 100 prompts: they repeat
+    assert "ask a prompt" not in caplog.text

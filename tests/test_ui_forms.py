@@ -554,3 +554,16 @@ def test_a_job_stopped_from_another_browsers_jobs_page_tells_its_owner(studio):
     go.set()
     assert studio.jobs.wait(running.id).status == "stopped"
     assert running.phase == "stopped; the finished runs are kept, and starting it again resumes (from another browser's Jobs page)"
+
+
+def test_a_command_redraw_that_reaches_the_server_after_a_later_one_is_dropped():
+    """The Train tab's command panel redraws once per edit; on a loaded machine an earlier redraw reached the
+    server last and the panel showed the form as it was two edits before. Redraws carry a stamp (page, time)."""
+    from ui.widgets import NewestOnly
+
+    newest = NewestOnly(pages=2)
+    assert not newest.stale("p1 100.5") and not newest.stale("p1 200.25")
+    assert newest.stale("p1 150.0"), "asked before the one already drawn"
+    assert not newest.stale("p1 200.25") and not newest.stale("p2 50.0"), "the same moment, or another page"
+    assert not newest.stale(None) and not newest.stale("") and not newest.stale("p1 nonsense"), "no stamp: drawn"
+    assert not newest.stale("p3 1.0") and not newest.stale("p1 10.0"), "the oldest page is forgotten past `pages`"

@@ -37,7 +37,7 @@ from .settings import AppSettings
 from .studio import Studio
 from .train_tab import COMMAND_QUEUE, FOLLOW_LOG_JS, build_train_tab
 from .tune_tab import build_tune_tab
-from .widgets import friendly, keep_page
+from .widgets import STAMP_JS, friendly, keep_page
 
 log = logging.getLogger("artstudio.ui")
 
@@ -173,7 +173,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             tune.restore, client, tune.form, api_visibility="private").then(
             train.refresh, [train_seen, client], train_outputs, api_visibility="private")
         demo.load(train.preview, inputs_kwargs=train.preview_inputs, outputs=train.command, api_visibility="private",
-                  **COMMAND_QUEUE)
+                  js=STAMP_JS, **COMMAND_QUEUE)
         demo.load(gallery.refresh, None, gallery.refresh_outputs, api_visibility="private")
         demo.load(playground.choices, None, playground.artwork, api_visibility="private")
 

@@ -18,7 +18,7 @@ from artstudio.tasks import list_tasks
 
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED
 from .studio import Studio
-from .widgets import action, dataclass_form, duration, follow_line, friendly, keep_page, progress_html
+from .widgets import action, dataclass_form, duration, follow_line, friendly, job_controls, progress_html
 
 MAIN = ["seeds", "steps", "batch_size", "objective"]
 ADVANCED = ["lr_grid", "grid_seeds", "val_fraction", "ema", "eval_size", "method_options", "device", "dtype", "overwrite"]
@@ -65,27 +65,12 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
                                  elem_id="as-compare-table", visible=False)
             plots = gr.Gallery(label="plots", columns=2, height=420, object_fit="contain", elem_id="as-compare-plots")
 
-    def start_compare(**values) -> str:
-        """Queue a comparison (CompareConfig options); returns a message with the job number."""
-        owner = str(values.pop("client", "") or "")
-        job = studio.start_compare(values, owner=owner)
-        return studio.jobs.line(job, job.title)
-
     form = {"methods": methods, "tasks": tasks, "model": model, "name": name, **main, **adv}
-    action(start.click, start_compare, form | {"client": client}, [message], api_name="start_compare")
-
-    def restore(client_id: str):
-        """After a reload: the form this browser's newest comparison was started with (its name resumes it)."""
-        job = studio.jobs.latest_of("compare", client_id)
-        return tuple((job.form or {}).get(n, gr.skip()) if job else gr.skip() for n in form)
-
-    def stop_compare(client_id: str) -> str:
-        job = studio.jobs.stop_latest("compare", client_id)
-        if job is None:
-            return "No comparison of yours is running (the Jobs tab lists every job)."
-        return f"Stopping job {job.id} after its current step; finished runs are kept and a re-run resumes."
-
-    stop.click(keep_page(stop_compare, 1), client, message, api_visibility="private")
+    restore = job_controls(
+        studio, "compare", studio.start_compare, form, client=client, start=start, stop=stop, message=message,
+        doc="Queue a comparison (CompareConfig options); returns a message with the job number.",
+        none_running="No comparison of yours is running (the Jobs tab lists every job).",
+        stopping="Stopping job {job.id} after its current step; finished runs are kept and a re-run resumes.")
 
     @friendly
     def load_results(folder: str):

@@ -57,6 +57,18 @@ class GalleryItem:
     label: str
 
 
+def _newest(folder: Path, pattern: str) -> list[Path]:
+    """The paths under `folder` matching `pattern`, newest first (none when the folder does not exist; a
+    file deleted while the list is made is left out, not an error)."""
+    stamped = []
+    for path in folder.glob(pattern):
+        try:
+            stamped.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    return [path for _, path in sorted(stamped, key=lambda item: item[0], reverse=True)]
+
+
 def _stopped_note(run_dir: Path) -> str:
     """' (stopped at step N)' for a run stopped before its steps were done: the gallery listed it as a finished
     artwork."""
@@ -269,10 +281,10 @@ class Studio:
     # --- gallery -------------------------------------------------------------------------------
     def gallery(self) -> list[GalleryItem]:
         """Saved artworks (newest first), then finished runs' artworks that are not saved yet."""
-        saved = sorted(self.canvases.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
+        saved = _newest(self.canvases, "*.png")
         items = [GalleryItem(f"canvases/{p.name}", p, p.stem) for p in saved]
         saved_runs = {_run_of(p) for p in saved}
-        runs = sorted(self.runs.glob("*/artwork.png"), key=lambda p: p.stat().st_mtime, reverse=True)
+        runs = _newest(self.runs, "*/artwork.png")
         items += [GalleryItem(f"runs/{p.parent.name}/artwork.png", p, f"run · {p.parent.name}{_stopped_note(p.parent)}")
                   for p in runs if p.parent.name not in saved_runs and not self.jobs.busy_with(p.parent)]
         return items
@@ -498,7 +510,7 @@ class Studio:
         """Generated artworks not saved to the gallery, newest first."""
         if not self.describe_root.is_dir():
             return []
-        found = sorted(self.describe_root.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
+        found = _newest(self.describe_root, "*.png")
         return [GalleryItem(f"describe/{p.name}", p, f"described · {p.stem}") for p in found]
 
     def save_described(self, key: str, name: str = "") -> str:
@@ -672,7 +684,7 @@ class Studio:
     def results_folders(self) -> list[str]:
         if not self.compare_root.is_dir():
             return []
-        found = sorted(self.compare_root.glob("*/results.csv"), key=lambda p: p.stat().st_mtime, reverse=True)
+        found = _newest(self.compare_root, "*/results.csv")
         return [p.parent.name for p in found]
 
     def load_results(self, name: str) -> dict[str, Any]:
@@ -762,7 +774,7 @@ class Studio:
         """Studies with results (a best.json), newest first."""
         if not self.tune_root.is_dir():
             return []
-        found = sorted(self.tune_root.glob("*/best.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        found = _newest(self.tune_root, "*/best.json")
         return [p.parent.name for p in found]
 
     def load_tune(self, name: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from artstudio.training import TrainConfig
 from .command import train_command
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job, stopped_during_starts, stopped_phase
 from .studio import APP_SNAPSHOT_EVERY, Studio
-from .widgets import (action, dataclass_form, duration, field_input, follow_line, form_words, friendly, keep_page,
+from .widgets import (STAMP_JS, NewestOnly, action, dataclass_form, duration, field_input, follow_line, form_words, friendly, keep_page,
                       markdown_text, progress_html)
 
 # Three columns side by side (scoring, optimisation, the run itself), then the JSON options full width:
@@ -54,8 +54,9 @@ FOLLOW_LOG_JS = """() => {
 }"""
 
 # The command panel's redraws (one per field's change, the panel opening, the page load) share one queue that
-# runs one at a time in the order they were asked: side by side, an earlier redraw could finish last and leave
-# the panel showing the form as it was before the last edit (seen on a loaded machine).
+# runs one at a time: side by side, an earlier redraw could finish last and leave the panel showing the form as
+# it was before the last edit (seen on a loaded machine). The queue runs them in the order they reach the
+# server, which need not be the order they were asked in, so each also carries a stamp (STAMP_JS).
 COMMAND_QUEUE = {"concurrency_id": "as-train-command", "concurrency_limit": 1}
 
 
@@ -152,6 +153,7 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
                       elem_id="as-train-command-box") as command_box:
         command = gr.Code(language="shell", show_label=False, interactive=False, elem_id="as-train-command",
                           lines=2, max_lines=8)
+        stamp = gr.Textbox(visible=False)  # STAMP_JS writes each redraw's page and time here
 
     with gr.Row(equal_height=False, elem_classes="as-train"):
         with gr.Column(scale=4, min_width=320, elem_classes="as-stage"):
@@ -218,8 +220,12 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
     inputs = {**form, "train_file": train_file, "eval_file": eval_file, "client": client}
     action(start.click, start_training, inputs, [message, run, job_id], api_name="start_training", show_progress="hidden")
 
+    newest = NewestOnly()
+
     def preview(**values) -> str:
         """The `artstudio train …` command equivalent to the form as filled in."""
+        if newest.stale(values.pop("stamp", None)):  # a redraw asked before one already drawn: it would undo it
+            return gr.skip()
         values = {k: v for k, v in values.items() if k not in ("train_file", "eval_file", "client")}
         try:
             config, _ = studio.train_config(values, preview=True)
@@ -229,16 +235,17 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
             return f"# {clean_message(str(err))}"
         return train_command(config, {str(studio.runs): studio.runs.name})
 
-    form_inputs = {**form}
-    # Every redraw of the panel goes through COMMAND_QUEUE.
+    form_inputs = {**form, "stamp": stamp}  # the stamp last: STAMP_JS fills the last input
+    # Every redraw of the panel goes through COMMAND_QUEUE, stamped: one that reaches the server after a later one
+    # is dropped (seen on a loaded machine: the panel showed the form as it was two edits before).
     for component in form.values():
-        component.change(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private",
+        component.change(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private", js=STAMP_JS,
                          show_progress="hidden", trigger_mode="always_last", **COMMAND_QUEUE)
     # Opening the panel redraws it too, so it shows the form as it is now whatever events are pending.
-    command_box.expand(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private",
+    command_box.expand(preview, inputs_kwargs=form_inputs, outputs=command, api_visibility="private", js=STAMP_JS,
                        show_progress="hidden", **COMMAND_QUEUE)
     twin = gr.Button(visible=False)
-    twin.click(friendly(preview), inputs_kwargs=form_inputs, outputs=command, api_name="train_command")
+    twin.click(friendly(preview), inputs_kwargs=form, outputs=command, api_name="train_command")
 
     def stop_training(job: float | None) -> str:
         """Stop the training this page shows (it keeps its last checkpoint)."""

@@ -24,7 +24,7 @@ from artstudio.tune.report import best_so_far
 
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED
 from .studio import Studio
-from .widgets import action, clean_message, dataclass_form, duration, follow_line, friendly, keep_page, progress_html
+from .widgets import action, clean_message, dataclass_form, duration, follow_line, friendly, job_controls, progress_html
 
 MAIN = ["trials", "sampler", "trial_steps", "steps", "proxy"]  # two a row
 ADVANCED = ["val_fraction", "val_size", "budget", "objective", "seed", "startup", "candidates", "rerank", "final", "timeout",
@@ -130,27 +130,12 @@ def build_tune_tab(studio: Studio, client: gr.State) -> TuneTab:
                 use = gr.Button("Use in Train tab", variant="primary", scale=2, elem_id="as-tune-use")
             report = gr.Markdown(elem_id="as-tune-report", elem_classes="as-results")
 
-    def start_tune(**values) -> str:
-        """Queue a study (TuneConfig options on a built-in task); returns a message with the job number."""
-        owner = str(values.pop("client", "") or "")
-        job = studio.start_tune(values, owner=owner)
-        return studio.jobs.line(job, job.title)
-
     form = {"method": method, "task": task, "model": model, "name": name, **main, **adv}
-    action(start.click, start_tune, form | {"client": client}, [message], api_name="start_tune")
-
-    def restore(client_id: str):
-        """After a reload: the form this browser's newest study was started with (its name resumes it)."""
-        job = studio.jobs.latest_of("tune", client_id)
-        return tuple((job.form or {}).get(n, gr.skip()) if job else gr.skip() for n in form)
-
-    def stop_tune(client_id: str) -> str:
-        job = studio.jobs.stop_latest("tune", client_id)
-        if job is None:
-            return "No study of yours is running (the Jobs tab lists every job)."
-        return f"Stopping job {job.id} after its current trial; best.json and the report keep the finished trials."
-
-    stop.click(keep_page(stop_tune, 1), client, message, api_visibility="private")
+    restore = job_controls(
+        studio, "tune", studio.start_tune, form, client=client, start=start, stop=stop, message=message,
+        doc="Queue a study (TuneConfig options on a built-in task); returns a message with the job number.",
+        none_running="No study of yours is running (the Jobs tab lists every job).",
+        stopping="Stopping job {job.id} after its current trial; best.json and the report keep the finished trials.")
 
     @friendly
     def load_study(name: str):

@@ -14,7 +14,9 @@ import functools
 import html
 import logging
 import re
+import threading
 import typing
+from collections import OrderedDict
 from dataclasses import MISSING, fields
 from typing import Any, Callable
 
@@ -191,3 +193,65 @@ def follow_line(line: str | None, jobs, job, name: str):
     now = jobs.line(job, name)
     return gr.skip() if now == line else now
 
+
+
+def job_controls(studio, kind: str, starter: Callable, form: dict, *, client, start, stop, message,
+                 doc: str, none_running: str, stopping: str) -> Callable:
+    """Wire a background job page's Start and Stop buttons (Compare, Tune): Start queues `starter(values,
+    owner=…)` with the `form` values and is published as `start_{kind}` (`doc` is its API description);
+    Stop stops the job this browser follows (`none_running` when none is active, `stopping` formatted
+    with the job). Returns `restore`: after a reload, the form that browser's newest job was started with."""
+    def start_job(**values) -> str:
+        owner = str(values.pop("client", "") or "")
+        job = starter(values, owner=owner)
+        return studio.jobs.line(job, job.title)
+
+    start_job.__doc__, start_job.__name__ = doc, f"start_{kind}"
+    action(start.click, start_job, form | {"client": client}, [message], api_name=f"start_{kind}")
+
+    def restore(client_id: str):
+        job = studio.jobs.latest_of(kind, client_id)
+        return tuple((job.form or {}).get(n, gr.skip()) if job else gr.skip() for n in form)
+
+    def stop_job(client_id: str) -> str:
+        job = studio.jobs.stop_latest(kind, client_id)
+        return none_running if job is None else stopping.format(job=job)
+
+    # Gradio names an event after its function; "stop_job" is the Jobs tab's public endpoint.
+    stop_job.__name__ = f"stop_{kind}"
+    stop.click(keep_page(stop_job, 1), client, message, api_visibility="private")
+    return restore
+
+
+# Stamps an event with its page and the moment it was asked, in the browser, into the event's last input
+# (a hidden Textbox). Events sent side by side travel on separate requests and may reach the server out of order.
+STAMP_JS = """(...values) => {
+  window.asPageId = window.asPageId || Math.random().toString(36).slice(2);
+  const v = [...values];
+  v[v.length - 1] = window.asPageId + ' ' + (performance.timeOrigin + performance.now());
+  return v;
+}"""
+
+
+class NewestOnly:
+    """Tells a stale redraw from a fresh one by the stamps `STAMP_JS` puts on events: a stamp older than one
+    already drawn for the same page is stale. An event without a stamp (an API call, a page load) is fresh."""
+
+    def __init__(self, pages: int = 1000):
+        self.newest: OrderedDict[str, float] = OrderedDict()
+        self.pages, self.lock = pages, threading.Lock()
+
+    def stale(self, stamp: str | None) -> bool:
+        page, _, when = (stamp or "").partition(" ")
+        try:
+            moment = float(when)
+        except ValueError:
+            return False
+        with self.lock:
+            if moment < self.newest.get(page, float("-inf")):
+                return True
+            self.newest[page] = moment
+            self.newest.move_to_end(page)
+            while len(self.newest) > self.pages:
+                self.newest.popitem(last=False)
+        return False

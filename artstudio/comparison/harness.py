@@ -20,8 +20,9 @@ import torch
 
 from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
 from ..backbone import load_backbone, model_name, named_model
-from ..data import Example, load_jsonl, split_validation, write_jsonl
+from ..data import REPEATED_PROMPTS, Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
+from ..logfilters import rewording
 from ..methods import build_method, get_method, method_config, method_names
 from ..objectives.sft import compute_loss
 from ..options import field_defaults
@@ -231,7 +232,8 @@ def _run_cell(config: CompareConfig, cell: Cell, folder: Path, guard: BackboneGu
         on_step(record)
 
     try:
-        with meter:
+        # prepare_tasks said once per task what every test cell's run would say again
+        with meter, rewording(["artstudio.data"], drop=[REPEATED_PROMPTS]):
             result = train(_train_config(config, cell, run_dir), backbone=backbone, callbacks=[step_done],
                            should_stop=should_stop, progress=False)
     except BaseException:

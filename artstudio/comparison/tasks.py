@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data import load_jsonl, write_jsonl
+from ..data import load_jsonl, warn_repeated_prompts, write_jsonl
 from ..errors import ConfigError, DataError
 from .config import parse_list
 
@@ -115,9 +115,11 @@ def prepare_tasks(spec: str | list, out: Path, eval_size: int | None = None) -> 
         if display in {t.name for t in tasks}:  # two folders whose cards share a name
             display = f"{display}-{len(tasks)}"
         eval_file = folder / "test.jsonl"
+        rows = load_jsonl(eval_file)[:eval_size]
         if eval_size is not None:  # named after the task as the table shows it: one file per task
-            rows = load_jsonl(eval_file)[:eval_size]
             eval_file = write_jsonl(out / "tasks" / f"{display}.test-first-{eval_size}.jsonl", rows)
+        # Said once here; the cells' own `train` runs leave it out (data.REPEATED_PROMPTS).
+        warn_repeated_prompts(load_jsonl(folder / "train.jsonl"), rows, f"task {display}", card)
         tasks.append(TaskSpec(display, folder, eval_file, card, _task_digest(folder / "train.jsonl", eval_file, card)))
     return tasks
 

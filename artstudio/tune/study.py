@@ -529,7 +529,7 @@ def check_config(config: TuneConfig) -> TuneConfig:
 def _each_warning_once():
     """Each warning of the trials' runs once (the same words came from every trial), and a trial's sampled batch
     size is not the --batch-size flag."""
-    return rewording(["artstudio.train", "artstudio.starts"], once=True,
+    return rewording(["artstudio.train", "artstudio.starts", "artstudio.data"], once=True,
                      replace={" (--batch-size) ": " (a trial's batch_size) "})
 
 

@@ -65,6 +65,22 @@ def check_output_kind(out: str | os.PathLike, own: str, option: str = "--out") -
                               f"mix: choose another folder")
 
 
+def check_file_target(out: str | os.PathLike, what: str, option: str = "-o") -> None:
+    """Refuse a path for one file (`what`, e.g. "a PNG artwork") that names a folder: one ending in a slash (it
+    wrote a file `x.png` for `-o x.png/`), or one whose parent is a file (said as "File exists")."""
+    from .errors import ConfigError
+
+    text = os.fspath(out)
+    if text.endswith(("/", os.sep)):
+        raise ConfigError(f"{option} {text} ends in a slash, which names a folder; this output is {what}: pass "
+                          f"{option} {text.rstrip('/' + os.sep)}")
+    for parent in Path(text).expanduser().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {text}: {parent} is a file, not a folder")
+            break
+
+
 def check_free(out: str | os.PathLike, overwrite: bool, *, names: tuple[str, ...] = ()) -> None:
     """Refuse to write over what a user already has, unless `overwrite` (DESIGN §6: nothing a user has is lost silently).
 

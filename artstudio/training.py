@@ -41,7 +41,7 @@ from .data import Example, load_jsonl, warn_repeated_prompts
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
 from .options import DEVICE_HELP, DTYPE_HELP
 from .averaging import EMA_PREFIX, ParameterAverage
-from .atomic import (atomic_write_text, check_free, check_output_kind, entries, json_default, read_json_object,
+from .atomic import (atomic_write_text, check_file_target, check_free, check_output_kind, entries, json_default, read_json_object,
                      remove_added)
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check, needs_grpo_fit_check
@@ -1113,6 +1113,8 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, overwri
         if output is not None and Path(output).suffix.lower() != ".png":
             raise ConfigError(f"-o {output}: {run_dir} trained method {method.name!r}, whose artwork is a PNG file; "
                               "expected a path ending in .png")
+        if output is not None:
+            check_file_target(output, "a PNG artwork")
     else:
         if output is None or Path(output).suffix.lower() == ".png":
             raise ConfigError(f"{run_dir} trained method {method.name!r}, which exports to a folder, not a PNG; "

@@ -150,8 +150,10 @@ def load_adapter(folder: str | Path, backbone=None, *, model: str | None = None,
             raise ConfigError(f"--adapter {folder}: an export of a method that is not a PEFT adapter (a soft prompt or "
                               "AdaLink); --adapter takes LoRA, VeRA and T2L folders. Load it in Python with "
                               "`Method.load(folder, backbone)`")
-        raise ConfigError(f"--adapter {folder}: not a PEFT adapter folder (no adapter_config.json); give the folder "
-                          "`artstudio export` or `artstudio hyper generate t2l` wrote")
+        what = "does not exist" if not folder.exists() else "is a file, not a PEFT adapter folder" if folder.is_file() \
+            else "is not a PEFT adapter folder (no adapter_config.json)"
+        raise ConfigError(f"--adapter {folder} {what}; give the folder `artstudio export` or "
+                          "`artstudio hyper generate t2l` wrote")
     recorded = None
     for name, key in ((EXPORT_META_FILE, "model_id"), ("adapter_config.json", "base_model_name_or_path")):
         try:

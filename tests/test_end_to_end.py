@@ -91,6 +91,11 @@ def test_export_and_eval_never_overwrite_silently(trained, capsys):
     assert trained.art.read_bytes() == before
     assert main(["export", str(trained.run), "-o", str(trained.art), "--overwrite"]) == 0
     assert main(["export", str(trained.run)]) == 0  # the run's own artwork.png is the run's to rewrite
+    for target, said in ((f"{trained.root / 'slash.png'}/", "ends in a slash, which names a folder"),
+                         (str(trained.art / "x.png"), f"{trained.art} is a file, not a folder")):
+        assert main(["export", str(trained.run), "-o", target]) == 2  # -o x.png/ wrote a file x.png
+        assert said in capsys.readouterr().err
+    assert not (trained.root / "slash.png").exists()
     out = trained.root / "eval-twice"
     args = ["eval", "--model", trained.model, "--data", str(trained.test), "--out", str(out)]
     assert main(args) == 0
@@ -279,7 +284,9 @@ def test_eval_and_infer_take_an_exported_adapter(tiny_model_dir, tmp_path, capsy
         err = capsys.readouterr().err
         assert err.startswith("error: ") and said in err and "Traceback" not in err, err
     assert main(["eval", "--adapter", str(tmp_path), "--data", str(tmp_path / "test.jsonl")]) == 2
-    assert "not a PEFT adapter folder (no adapter_config.json)" in capsys.readouterr().err
+    assert "is not a PEFT adapter folder (no adapter_config.json)" in capsys.readouterr().err
+    assert main(["eval", "--adapter", str(tmp_path / "nope"), "--data", str(tmp_path / "test.jsonl")]) == 2
+    assert f"--adapter {tmp_path / 'nope'} does not exist;" in capsys.readouterr().err
     # A truncated weights file was a raw SafetensorError traceback; a config naming other modules than its
     # weights scored the base model silently (PEFT only warned).
     import shutil

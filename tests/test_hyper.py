@@ -102,6 +102,10 @@ def test_encoder_says_what_of_a_description_it_does_not_read(encoder, caplog):
     said = [r.getMessage() for r in caplog.records]
     assert said[0].startswith("task description 2 of 6 ('task é') has 1 character")
     assert len(said) == 4 and said[-1].startswith("2 more of the 6 task descriptions are not read in full")
+    # Nothing read but spaces: painting from it would paint from nothing the user wrote
+    for unread in ("😀😀", "😀😀 éé"):
+        with pytest.raises(ConfigError, match="has no character this task encoder reads"):
+            encoder.encode(["Reply with their sum.", unread])
 
 
 def test_encoder_from_a_local_transformers_folder(tmp_path):
@@ -323,6 +327,9 @@ def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_resume_continues_exactl
         train_hypernetwork(cut, bb, _t2c(bb, encoder), encoder, specs, progress=False, callbacks=[ctrl_c_at_step_2])
     assert json.loads((tmp_path / "cut" / "checkpoint" / "checkpoint.json").read_text())["step"] == 2
     assert "interrupted after step 2" in caplog.text and "checkpoint saved" in caplog.text
+    from artstudio.hyper.generate import resolve_hyper_folder  # `hyper generate` said "not a hypernetwork folder"
+    with pytest.raises(ConfigError, match=r"has not finished .*hyper train --resume --out .*cut. finishes it"):
+        resolve_hyper_folder(tmp_path / "cut")
     resumed = train_hypernetwork(_config(tmp_path, "cut", steps=4, heldout_eval=False, checkpoint_every=50,
                                          resume=True), bb, _t2c(bb, encoder), encoder, specs, progress=False)
     for (k, a), b in zip(full.hypernetwork.state_dict().items(), resumed.hypernetwork.state_dict().values()):
@@ -371,6 +378,9 @@ def test_hyper_train_generate_evaluate_end_to_end(bb, tiny_model_dir, task_dirs,
     assert "max-bracket" not in result.heldout["per_task"]
     assert "trains on held-out task(s) max-bracket: the zero-shot evaluation at the end leaves it out" in caplog.text
     assert json.loads((result.out / "heldout.json").read_text())["eval_size"] == 2
+    assert set(result.heldout["rows"].values()) == {2} and "(2 rows each)" in result.summary()
+    result.heldout["rows"]["add-json"] = 1  # a split shorter than --eval-size is scored whole, and said so
+    assert "(1-2 rows each)" in result.summary()
     art = hyper_generate(HyperGenerateConfig(description="Reply with their sum, written inside square brackets.",
                                              hyper=str(result.out), out=str(tmp_path / "art.png")))
     method = load_artwork(art, bb)
@@ -486,6 +496,24 @@ def test_generate_refuses_a_bad_device_or_dtype_before_writing(tmp_path):
     assert not (tmp_path / "sub").exists()
 
 
+def test_generate_from_python_refuses_wrong_types_and_takes_a_dict(tmp_path):
+    """From Python, a number for the description raised TypeError and a dict raised AttributeError; a name with a
+    line break was written into the artwork and broke `artstudio info`'s lines."""
+    out = str(tmp_path / "sub" / "art.png")
+    for cfg, said in [(HyperGenerateConfig(description=5, out=out), "description is 5 \\(int\\); expected text"),
+                      (HyperGenerateConfig(description="Reply with their sum.", out=out, overwrite="no"),
+                       "overwrite is 'no'; expected true or false"),
+                      (HyperGenerateConfig(description="Reply with their sum.", out=out, name="a\nb"),
+                       "--name is 'a\\\\nb'; expected one line"),
+                      ({"description": "Reply with their sum.", "out": out, "colour": 1}, "unknown hyper generate option"),
+                      (["Reply with their sum."], "takes a HyperGenerateConfig or a dict")]:
+        with pytest.raises(ConfigError, match=said):
+            hyper_generate(cfg)
+    assert not (tmp_path / "sub").exists()
+    if (Path(DEFAULT_HYPER) / "hyper.json").is_file():
+        assert hyper_generate({"description": "Reply with their sum.", "out": out}).is_file()
+
+
 @pytest.mark.skipif(not (Path(DEFAULT_HYPER) / "hyper.json").is_file(), reason="no shipped hypernetworks")
 def test_each_kind_refuses_an_output_of_the_other_shape(tmp_path):
     """T2C writes one .png file, T2L a folder: `-o adapter.png` for t2l used to make a folder named adapter.png."""
@@ -509,6 +537,11 @@ def test_each_kind_refuses_an_output_of_the_other_shape(tmp_path):
         hyper_generate(HyperGenerateConfig(description="Reply with their sum.", out=str(tmp_path / "art")))
     check_output("t2l", tmp_path / "adapter")  # a new folder
     check_output("t2c", tmp_path / "art.PNG")
+    # -o x.png/ wrote a file x.png; -o file/x.png said "cannot use file: File exists"
+    with pytest.raises(ConfigError, match=r"ends in a slash, which names a folder; this output is one PNG file: pass -o .*x\.png$"):
+        check_output("t2c", f"{tmp_path / 'x.png'}/")
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'file'} is a file, not a folder"):
+        check_output("t2c", tmp_path / "file" / "deeper" / "x.png")
 
 
 def test_the_seed_alone_sets_the_initial_hypernetwork(bb, task_dirs, tmp_path, caplog):

@@ -173,8 +173,11 @@ class TaskEncoder:
         full = [self.tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"] for t in texts]
         self.warn_unread(texts, full)
         rows = [r[: self.max_length] for r in full]
-        if any(len(r) == 0 for r in rows):
-            raise ConfigError("a task description has no tokens for this encoder's tokenizer; use ordinary words")
+        for text, row in zip(texts, rows):
+            # "😀😀 éé" left a space token alone: a picture was painted from nothing the user wrote
+            if not row or not any(not ch.isspace() and self.character_verdict(ch) == "ok" for ch in set(text)):
+                raise ConfigError(f"the task description {text[:40]!r} has no character this task encoder reads "
+                                  "(its tokenizer drops them or knows them only as unknown); use ordinary words")
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         out = []
         for at in range(0, len(rows), chunk):

@@ -15,13 +15,14 @@ use (the app's "Describe a task" box): one generation is a text encoding and one
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from artstudio.atomic import check_free
+from artstudio.atomic import check_file_target, check_free
 from artstudio.errors import ConfigError
-from artstudio.options import DEVICE_HELP, DTYPE_HELP
+from artstudio.options import DEVICE_HELP, DTYPE_HELP, check_kinds, from_dict
 
 from .base import Hypernetwork
 from .encoder import TaskEncoder, check_descriptions
@@ -48,6 +49,13 @@ class HyperGenerateConfig:
         """Raise ConfigError for a description, device or dtype that cannot work, before anything is loaded or written."""
         from artstudio.backbone import check_device, check_dtype
 
+        check_kinds(HyperGenerateConfig, {f.name: getattr(self, f.name) for f in fields(self)}, what="hyper generate")
+        for name in ("description", "hyper", "out", "model", "encoder", "name", "device", "dtype"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"hyper generate option {name} is {value!r} ({type(value).__name__}); expected text")
+        if self.name is not None and any(ch in str(self.name) for ch in "\r\n"):
+            raise ConfigError(f"--name is {self.name!r}; expected one line (it is the task name the output records)")
         if not str(self.description or "").strip():
             raise ConfigError("--description is missing or empty: describe the task in words, in a task card's "
                               "wording (`artstudio hyper generate --help` shows one)")
@@ -72,6 +80,9 @@ def resolve_hyper_folder(path: str | Path) -> Path:
         raise ConfigError(f"hypernetwork folder {folder} does not exist; pass a run folder of `artstudio hyper train`, "
                           f"a shipped one by its kind (t2c: paints an artwork, t2l: writes a LoRA adapter), or leave "
                           f"it out for the shipped t2c")
+    if not (folder / "hyper.json").is_file() and (folder / "checkpoint").is_dir() and (folder / "config.json").is_file():
+        raise ConfigError(f"{folder} holds a `hyper train` run that has not finished (a checkpoint, no final/); "
+                          f"`artstudio hyper train --resume --out {folder}` finishes it")
     return folder
 
 
@@ -85,6 +96,7 @@ def check_output(kind: str, out: str | Path) -> None:
         if path.is_dir():
             raise ConfigError(f"-o {out} is a folder; a Text-to-Canvas hypernetwork writes one PNG file: pass a file "
                               f"path, e.g. -o {path / 'art.png'}")
+        check_file_target(out, "one PNG file")
     else:
         if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".safetensors", ".json"):
             raise ConfigError(f"a Text-to-LoRA hypernetwork writes a PEFT adapter folder (adapter_config.json, "
@@ -166,8 +178,14 @@ def source_name(folder: str | Path) -> str:
     return path.name
 
 
-def hyper_generate(config: HyperGenerateConfig, *, backbone=None) -> Path:
-    """Write the artwork (t2c) or adapter folder (t2l) for `config.description`; returns its path."""
+def hyper_generate(config: HyperGenerateConfig | dict, *, backbone=None) -> Path:
+    """Write the artwork (t2c) or adapter folder (t2l) for `config.description` (a HyperGenerateConfig or a
+    dict of its fields); returns its path."""
+    if isinstance(config, dict):
+        config = from_dict(HyperGenerateConfig, config, what="hyper generate")
+    elif not isinstance(config, HyperGenerateConfig):
+        raise ConfigError(f"hyper_generate() takes a HyperGenerateConfig or a dict of its fields, not a "
+                          f"{type(config).__name__}")
     config.validate()
     # The kind decides what the output is (T2C: a .png file, T2L: a folder); its hyper.json says, before loading.
     kind = Hypernetwork.read_meta(resolve_hyper_folder(config.hyper))["kind"]

@@ -36,6 +36,7 @@ from artstudio.hyper.base import get_hyper
 from artstudio.options import DEVICE_HELP, DTYPE_HELP, field_defaults
 from artstudio.progress import progress_bar, progress_iter
 from artstudio.training import StepInterrupt
+from artstudio.words import count
 
 log = logging.getLogger("artstudio.hyper")
 
@@ -159,7 +160,7 @@ class HyperTrainResult:
         """What `artstudio hyper train` prints: where the hypernetwork is, the run's numbers, held-out accuracy."""
         m = self.metrics
         losses = [h["loss"] for h in self.history if h.get("loss") is not None]
-        lines = [f"hypernetwork: {self.out / 'final'}  ({m['parameters']:,} parameters, {m['tasks']} training tasks)",
+        lines = [f"hypernetwork: {self.out / 'final'}  ({m['parameters']:,} parameters, {count(m['tasks'], 'training task')})",
                  f"steps: {m['steps']}{' (stopped by max_minutes; --resume continues)' if m.get('stopped') else ''}"
                  f" in {m['train_seconds'] / 60:.1f} min" + (f", final loss {losses[-1]:.4g}" if losses else "")]
         fit = m.get("closed_form_fit")
@@ -170,7 +171,9 @@ class HyperTrainResult:
                 + ", ".join(f"{k}: {v}" for k, v in right.items()) + ")" if right else ""))
         if self.heldout:
             per = ", ".join(f"{k} {100 * v:.0f}" for k, v in self.heldout["per_task"].items())
-            lines.append(f"held-out, zero-shot from the cards ({self.heldout['eval_size']} rows each): "
+            counts = sorted(set(self.heldout.get("rows", {}).values())) or [self.heldout["eval_size"]]
+            rows = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+            lines.append(f"held-out, zero-shot from the cards ({rows} rows each): "
                          f"{100 * self.heldout['mean']:.1f} %  [{per}]")
         lines.append(f"next: artstudio hyper generate {self.out / 'final'} --description \"...\" -o "
                      + ("art.png" if getattr(self.hypernetwork, "kind", "t2c") == "t2c" else "adapter/"))
@@ -266,7 +269,7 @@ def evaluate_descriptions(hyper, backbone, encoder, descriptions: dict[str, str]
     need = [n for n in names if n not in folders]
     specs = {s.name: s for s in task_specs(need, task_cache)} if need else {}
     generated = hyper.generate(encoder, [descriptions[n] for n in names])
-    per_task = {}
+    per_task, scored = {}, {}
     for name, g in _bar(list(zip(names, generated)), bar, "held-out evaluation"):
         folder = folders.get(name) or specs[name].folder
         metric = specs[name].metric if name in specs else json.loads((Path(folder) / "card.json").read_text()).get("metric", "exact")
@@ -275,10 +278,12 @@ def evaluate_descriptions(hyper, backbone, encoder, descriptions: dict[str, str]
         with torch.no_grad():
             res = evaluate(method, rows, metric)
         per_task[name] = res.accuracy
+        scored[name] = len(rows)
         if progress:
             log.info("%s: %.1f%%", name, 100 * res.accuracy)
     mean = sum(per_task.values()) / max(len(per_task), 1)
-    return {"mean": mean, "per_task": per_task, "eval_size": eval_size}
+    # eval_size is what was asked; rows, what each task had (a test split shorter than eval_size is scored whole)
+    return {"mean": mean, "per_task": per_task, "eval_size": eval_size, "rows": scored}
 
 
 # --- the loop -------------------------------------------------------------------------------------
@@ -448,6 +453,9 @@ def _train_in(out: Path, config: HyperTrainConfig, backbone, hypernetwork, encod
     t0 = time.perf_counter()
     step, stopped = start, False
     k = min(config.tasks_per_step, len(tasks))
+    if k < config.tasks_per_step and start < config.steps:
+        log.warning("--tasks-per-step %d is more than the %s; each step uses all of them", config.tasks_per_step,
+                    count(len(tasks), "training task"))
     hypernetwork.train()
     interrupt = StepInterrupt()  # Ctrl-C / SIGTERM: the step under way finishes, and a checkpoint is saved there
     with interrupt:

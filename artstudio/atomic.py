@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
@@ -79,6 +79,25 @@ def check_file_target(out: str | os.PathLike, what: str, option: str = "-o") -> 
             if not parent.is_dir():
                 raise ConfigError(f"{option} {text}: {parent} is a file, not a folder")
             break
+
+
+def check_only_own(out: str | os.PathLike, *, marker: str, own: Iterable[str], what: str, writes: str,
+                   prefixes: tuple[str, ...] = (), elsewhere: str = "another --out") -> None:
+    """Refuse an output folder that holds no `marker` (the verb's record of itself, e.g. a run's config.json)
+    but holds files of someone else's: anything but hidden entries, the names in `own` and names starting with
+    one of `prefixes`. `train --out /` wrote a run into the root folder, and a folder of one's own notes got a
+    run's files mixed into it; a folder the verb wrote, or a new or empty one, is taken."""
+    from .errors import ConfigError
+
+    folder, own = Path(out).expanduser(), set(own)
+    if not folder.is_dir() or (folder / marker).exists():
+        return
+    foreign = sorted(name for name in os.listdir(folder)
+                     if not name.startswith(".") and name not in own and not (prefixes and name.startswith(prefixes)))
+    if foreign:
+        raise ConfigError(f"{folder} holds files that are not {what} ({', '.join(foreign[:3])}"
+                          f"{', …' if len(foreign) > 3 else ''}), which writes {writes} there; choose {elsewhere} "
+                          "(a new or empty folder)")
 
 
 def check_free(out: str | os.PathLike, overwrite: bool, *, names: tuple[str, ...] = ()) -> None:

@@ -419,7 +419,14 @@ def train_config_from_args(ns, specs, method_specs, grpo_specs):
                     base.get("method", "art"), base["lr"], given["method"])
         values["lr"] = None
     values["method_options"] = kept | options
-    values["grpo"] = dict(base.get("grpo") or {}) | _grpo_options(ns, grpo_specs)
+    file_grpo = dict(base.get("grpo") or {})
+    if file_grpo and given.get("objective", "grpo") != "grpo":
+        # `--objective sft` over a GRPO run's config was refused for GRPO options nobody typed (and a resume so
+        # changed was refused for them too, before it could say that the objective differs)
+        log.warning("--objective %s: the GRPO options of %s (%s) are left out", given["objective"],
+                    ns.config or Path(given["out"]) / "config.json", ", ".join(sorted(file_grpo)))
+        file_grpo = {}
+    values["grpo"] = file_grpo | _grpo_options(ns, grpo_specs)
     return TrainConfig.from_dict(values)
 
 

@@ -9,12 +9,13 @@ gets the same text from each of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .data import Example, image_problem, load_jsonl
 from .errors import ConfigError, DataError
-from .options import DEVICE_HELP, DTYPE_HELP
+from .options import DEVICE_HELP, DTYPE_HELP, check_kinds
 from .generation import GenerationConfig, generate
 
 
@@ -125,10 +126,12 @@ def run_infer(config: InferConfig, examples: list[Example] | None = None) -> lis
     the caller already read them (`infer_examples`)."""
     from .methods import artwork_or_base
 
+    # NaN --temperature was refused as "GenerationConfig temperature is nan"; a huge --seed was an OverflowError
+    check_kinds(InferConfig, {f.name: getattr(config, f.name) for f in fields(config)}, what="infer", flag="--")
     examples = infer_examples(config) if examples is None else examples
     if config.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens {config.max_new_tokens}: expected 1 or more")
-    if config.temperature < 0:
+    if not (math.isfinite(config.temperature) and config.temperature >= 0):
         raise ConfigError(f"--temperature {config.temperature}: expected 0 (greedy) or more")
     method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
                              device=config.device, dtype=config.dtype, adapter=config.adapter)

@@ -23,6 +23,7 @@ an artwork, so two artworks served from one backbone never change each other's p
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -294,6 +295,20 @@ class ArtConfig:
     starts: int | None = field(default=None, metadata={"help": "canvases trained briefly from different starts (own init, the Text-to-Canvas artwork where one fits, noise); the best on a validation split carved from the training rows is trained for the run (artstudio/starts.py). Default: 1 when --init names a picture (an image file), else 2 where a Text-to-Canvas start fits (studio-tiny, a task with a description), else 1"})
     start_steps: float = field(default=0.15, metadata={"help": "with --starts > 1: fraction of the run's steps each start trains before the pick"})
 
+    def __post_init__(self) -> None:
+        """The checks that need no model, so `compare` refuses a bad value before it writes anything."""
+        if self.placement not in ("first", "after-text"):
+            raise ConfigError(f"placement must be 'first' or 'after-text', got {self.placement!r}")
+        if self.starts is not None and self.starts < 1:
+            raise ConfigError(f"--starts {self.starts}: expected 1 or more (the canvases tried before the run)")
+        if not 0 < self.start_steps < 1:
+            raise ConfigError(f"--start-steps {self.start_steps}: expected the fraction of the run's steps each start "
+                              "trains, between 0 and 1")
+        for name, value in (("--tv-weight", self.tv_weight), ("--l2-weight", self.l2_weight), ("--texture", self.texture)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                # a negative penalty rewards what it should penalise; NaN or inf made every step's loss NaN
+                raise ConfigError(f"{name} {value}: expected 0 (off) or a positive value")
+
 
 @dataclass
 class SingleStartConfig(ArtConfig):
@@ -356,16 +371,7 @@ class ArtMethod(Method):
         if cfg.seed is None:
             # Record a concrete seed, so a saved (frozen, random) canvas is redrawn identically on load.
             cfg.seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-        if cfg.placement not in ("first", "after-text"):
-            raise ConfigError(f"placement must be 'first' or 'after-text', got {cfg.placement!r}")
-        if cfg.starts is not None and cfg.starts < 1:
-            raise ConfigError(f"--starts {cfg.starts}: expected 1 or more (the canvases tried before the run)")
-        if not 0 < cfg.start_steps < 1:
-            raise ConfigError(f"--start-steps {cfg.start_steps}: expected the fraction of the run's steps each start "
-                              "trains, between 0 and 1")
-        for name, value in (("--tv-weight", cfg.tv_weight), ("--l2-weight", cfg.l2_weight)):
-            if value < 0:  # a negative penalty rewards what it should penalise
-                raise ConfigError(f"{name} {value}: expected 0 (off) or a positive weight")
+        cfg.__post_init__()  # a config changed after it was made
         self.placement = cfg.placement
         if canvas is None:
             side = canvas_side(backbone, cfg.canvas_size)

@@ -58,6 +58,9 @@ def from_dict(cls: type, values: dict[str, Any] | None, *, what: str | None = No
         raise ConfigError(f"{head}; valid: {', '.join(sorted(known))}")
     check_choices(cls, values, what=what or cls.__name__, flag=flag)
     check_kinds(cls, values, what=what or cls.__name__, flag=flag)
+    for name, value in values.items():  # NaN passes every `value >= 0` check (a NaN --tv-weight trained nothing)
+        if isinstance(value, float) and value != value and field_type(cls, name)[0] in (int, float):
+            raise ConfigError(f"{_option(cls, name, what or cls.__name__, flag)} is {value!r}; expected a number")
     for name, value in values.items():  # 300.0 from a JSON writer that writes every number as a float
         if isinstance(value, float) and value.is_integer() and field_type(cls, name)[0] is int:
             values[name] = int(value)
@@ -83,6 +86,18 @@ def check_kinds(cls: type, values: dict[str, Any], *, what: str | None = None, f
             raise ConfigError(f"{_option(cls, name, what, flag)} is {value!r}; expected a number")
         if tp is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{_option(cls, name, what, flag)} is {value!r}; expected a whole number")
+        if name == "seed" and tp is int:
+            check_seed(value, _option(cls, name, what, flag))
+
+
+SEED_MAX = 2**32 - 1  # what every seeded library here takes (numpy and Optuna's samplers: 0 to 2**32 - 1)
+
+
+def check_seed(value: int, option: str = "--seed") -> None:
+    """Refuse a seed the random generators cannot take: 99999999999999999999 was a raw OverflowError from torch
+    after the run had begun, and -1 was taken by `train` but refused by `tune` (Optuna)."""
+    if not 0 <= value <= SEED_MAX:
+        raise ConfigError(f"{option} is {value}; expected a whole number from 0 to {SEED_MAX}")
 
 
 def check_choices(cls: type, values: dict[str, Any], *, what: str | None = None, flag: str | None = None) -> None:

@@ -212,7 +212,7 @@ ROW_OVERHEAD_TOKENS = 96
 
 
 def check_row_lengths(tokenizer, examples: Sequence[Example], max_positions: int | None, source: str, *,
-                      answers: bool = True, max_new_tokens: int = 0) -> None:
+                      answers: bool = True, max_new_tokens: int = 0, tokens_option: str = "--max-new-tokens") -> None:
     """Refuse a row the model cannot read: its prompt and answer (or `max_new_tokens` to generate) take more
     positions than the model has. Such a row trained at 18 s a step, or ran out of memory without a word."""
     for ex in examples:
@@ -220,8 +220,8 @@ def check_row_lengths(tokenizer, examples: Sequence[Example], max_positions: int
         if n is not None:
             what = "prompt and answer" if answers else f"prompt and {max_new_tokens} new tokens"
             where = ex.source or (f"{source}: row {ex.id!r}" if ex.id else source)
-            fix = "shorten or drop the row" if answers or n - max_new_tokens > max_positions // 2 else \
-                "ask for fewer new tokens (--max-new-tokens), or shorten the prompt"
+            fix = "shorten or drop the row" if answers else "shorten the prompt" \
+                if n - max_new_tokens > max_positions // 2 else f"ask for fewer new tokens ({tokens_option}), or shorten the prompt"
             raise DataError(f"{where}: the row is too long: its {what} take {n:,} tokens, and with the chat "
                             f"template and the canvas it must fit the model's {max_positions:,} positions "
                             f"(at most about {max_positions - ROW_OVERHEAD_TOKENS:,}); {fix}")

@@ -41,7 +41,7 @@ from .data import Example, load_jsonl, warn_repeated_prompts
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
 from .options import DEVICE_HELP, DTYPE_HELP
 from .averaging import EMA_PREFIX, ParameterAverage
-from .atomic import (atomic_write_text, check_file_target, check_free, check_output_kind, entries, json_default, read_json_object,
+from .atomic import (atomic_write_text, check_file_target, check_free, check_only_own, check_output_kind, entries, json_default, read_json_object,
                      remove_added)
 from .distributed import Processes, fsdp_from_launcher, launcher_asked_for_more
 from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check, needs_grpo_fit_check
@@ -353,6 +353,9 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         dtype = config.dtype or _launcher_precision() or (saved_run or {}).get("dtype")
         backbone = load_backbone(config.model, dtype=dtype, device=config.device or processes.device)
     check_row_lengths(backbone.tokenizer, train_rows, backbone.max_positions, f"--data {config.data}")
+    if config.objective == "grpo" and config.grpo.get("max_new_tokens"):  # GRPO samples that many after each prompt
+        check_row_lengths(backbone.tokenizer, train_rows, backbone.max_positions, f"--data {config.data}", answers=False,
+                          max_new_tokens=int(config.grpo["max_new_tokens"]), tokens_option="--grpo-max-new-tokens")
     if eval_rows:
         check_row_lengths(backbone.tokenizer, eval_rows, backbone.max_positions,
                           f"--eval-data {config.eval_data}" if config.eval_data else f"the test split of {config.data}",
@@ -819,6 +822,9 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
     check_output_kind(out, "config.json")
+    if not config.resume:  # (a resume on a folder without a run is told so below)
+        check_only_own(out, marker=outputs[0], own=(*outputs, "task", "eval-task"), what="a run",
+                       writes=", ".join(outputs[:3]) + " and more")
     held = entries(out)  # what a folder the user made already holds
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "a+")

@@ -689,6 +689,9 @@ def test_infer_and_eval_refuse_a_prompt_longer_than_the_model_reads(tmp_path, ca
     assert main(["infer", "--prompt", long]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --prompt: the row is too long") and "4,096 positions" in err
+    assert err.rstrip().endswith("; shorten the prompt"), err  # it said "shorten or drop the row" of a prompt
+    assert main(["infer", "--prompt", "x " * 1000, "--max-new-tokens", "3900"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("ask for fewer new tokens (--max-new-tokens), or shorten the prompt")
     write_jsonl(tmp_path / "long.jsonl", [Example(prompt=long, answer="1")])
     assert main(["eval", "--data", str(tmp_path / "long.jsonl")]) == 2
     err = capsys.readouterr().err
@@ -775,3 +778,37 @@ def test_a_resume_of_a_run_whose_config_json_is_damaged_says_so(tmp_path, capsys
         assert f"{tmp_path / 'run' / 'config.json'} is not a readable run config" in err and "Traceback" not in err
     with pytest.raises(ConfigError, match="is not a readable run config"):
         artstudio.train(out=str(tmp_path / "run"), resume=True)
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["train", "--data", "max-bracket", "--steps", "1", "--seed", "99999999999999999999"],
+     "seed is 99999999999999999999; expected a whole number from 0 to 4294967295"),
+    (["train", "--data", "max-bracket", "--steps", "1", "--seed", "-1"], "seed is -1; expected a whole number from 0"),
+    (["train", "--data", "max-bracket", "--steps", "1", "--art-seed", "99999999999999999999"], "ArtConfig option seed is"),
+    (["train", "--data", "max-bracket", "--steps", "1", "--tv-weight", "nan"], "tv_weight is nan; expected a number"),
+    (["compare", "--methods", "lora", "--tasks", "max-bracket", "--seeds", "0,99999999999999999999"],
+     "--seeds: seed is 99999999999999999999; expected a whole number"),
+    (["tune", "--method", "lora", "--data", "max-bracket", "--seed", "-1"], "seed is -1; expected a whole number from 0"),
+    (["infer", "--prompt", "3 4", "--temperature", "1", "--seed", "99999999999999999999"], "(--seed) is 99999999999999999999"),
+    (["infer", "--prompt", "3 4", "--temperature", "nan"], "--temperature nan: expected 0 (greedy) or more")])
+def test_seeds_out_of_range_and_nan_values_are_refused_by_name(argv, said, tmp_path, monkeypatch, capsys):
+    """A huge seed was a torch OverflowError traceback (exit 1) after the run began, -1 was taken by train and refused
+    by tune with Optuna's words, and a NaN weight trained nothing behind a normal summary."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--out", "o"] if argv[0] in ("train", "compare", "tune") else argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_objective_sft_over_a_grpo_config_leaves_the_files_grpo_options_out(tmp_path, caplog):
+    """`--config grpo.json --objective sft` was refused for GRPO options the user never typed (--method over another
+    method's config already left that method's options out with a warning)."""
+    file = tmp_path / "grpo.json"
+    file.write_text(json.dumps({"data": "max-bracket", "objective": "grpo", "grpo": {"group_size": 2}, "out": "runs/g"}))
+    with caplog.at_level("WARNING", logger="artstudio"):
+        config = parse_config(["train", "--config", str(file), "--objective", "sft"])
+    assert (config.objective, config.grpo) == ("sft", {})
+    assert f"--objective sft: the GRPO options of {file} (group_size) are left out" in caplog.text
+    kept = parse_config(["train", "--config", str(file), "--steps", "3"])
+    assert (kept.objective, kept.grpo) == ("grpo", {"group_size": 2})

@@ -320,6 +320,24 @@ def test_a_refused_comparison_leaves_no_folder(model, tmp_path):
         assert not (tmp_path / "o").exists(), bad
 
 
+def test_a_folder_of_ones_own_is_not_mixed_with_a_comparison_and_a_refused_recipe_is_not_recorded(model, tmp_path):
+    """compare --out into a folder holding a.txt wrote its table beside it; an --overwrite whose options were then
+    refused (--starts 0) had already recorded them in compare_config.json over the table's own recipe."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"mine holds files that are not a comparison \(a.txt\)"):
+        C.compare(**common(tmp_path, model, methods="base", tasks="max-bracket", seeds="0", eval_size=2, out=str(mine)))
+    assert [p.name for p in mine.iterdir()] == ["a.txt"]
+    out = tmp_path / "results"
+    C.compare(**common(tmp_path, model, methods="base", tasks="max-bracket", seeds="0", eval_size=2))
+    recorded = (out / "compare_config.json").read_text()
+    with pytest.raises(ConfigError, match="--starts 0: expected 1 or more"):
+        C.compare(**common(tmp_path, model, methods="art", tasks="max-bracket", seeds="0", eval_size=2, overwrite=True,
+                           method_options={"art": {"canvas_size": 64, "starts": 0}}))
+    assert (out / "compare_config.json").read_text() == recorded
+
+
 def test_builtin_tasks_and_eval_size(tmp_path):
     tasks = C.prepare_tasks("add-json,max-bracket", tmp_path, eval_size=5)
     assert [t.name for t in tasks] == ["add-json", "max-bracket"]

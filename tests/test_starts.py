@@ -108,9 +108,16 @@ def test_a_resume_with_other_options_trains_its_starts_again(qwen35, task, tmp_p
 
 @pytest.mark.parametrize("opts, said", [({"tv_weight": -1.0}, r"--tv-weight -1.0: expected 0 \(off\) or a positive"),
                                         ({"l2_weight": -0.5}, "--l2-weight -0.5: expected 0"),
-                                        ({"starts": 0}, "--starts 0: expected 1 or more")])
+                                        ({"starts": 0}, "--starts 0: expected 1 or more"),
+                                        ({"tv_weight": float("nan")}, "tv_weight is nan; expected a number"),
+                                        ({"l2_weight": float("inf")}, "--l2-weight inf: expected 0"),
+                                        ({"texture": float("inf")}, "--texture inf: expected 0"),
+                                        ({"seed": 10**20}, "ArtConfig option seed is 100000000000000000000; "
+                                                           "expected a whole number from 0 to 4294967295"),
+                                        ({"seed": -1}, "seed is -1; expected a whole number from 0")])
 def test_a_negative_weight_or_no_start_is_refused(qwen35, task, tmp_path, opts, said):
-    """--tv-weight -1 trained, rewarding the roughness the penalty is there to remove."""
+    """--tv-weight -1 trained, rewarding the roughness the penalty is there to remove; NaN or inf weights made every
+    step's loss NaN (each step skipped, a normal summary); a huge seed was an OverflowError traceback."""
     with pytest.raises(ConfigError, match=said):
         train(_config(task, tmp_path / "a", opts=opts), backbone=qwen35, progress=False)
     assert not (tmp_path / "a").exists()

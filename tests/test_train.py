@@ -230,13 +230,18 @@ def test_a_refused_run_leaves_no_folder_and_the_corrected_one_goes_through(qwen3
     train(TrainConfig(out=str(tmp_path / "a"), data=str(task_dir), steps=1, batch_size=2, snapshot_every=0),
           backbone=qwen35, progress=False, canvas_size=64)
     assert (tmp_path / "a" / "result.json").is_file()
-    # A folder the user made is theirs: a refusal leaves it as it was.
+    # A folder the user made is theirs: a refusal leaves it as it was, and a run is not mixed into it (`--out /`
+    # wrote config.json, final/ and the rest into the root folder).
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
-    with pytest.raises(DataError):
-        train(TrainConfig(out=str(tmp_path / "mine"), data=str(tmp_path / "missing.jsonl"), steps=2), backbone=qwen35,
-              progress=False)
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    for data in (tmp_path / "missing.jsonl", task_dir):
+        with pytest.raises(ConfigError, match=r"mine holds files that are not a run \(notes.txt\), which writes "
+                                              r"config.json, metrics.jsonl, result.json and more there"):
+            train(TrainConfig(out=str(tmp_path / "mine"), data=str(data), steps=1), backbone=qwen35, progress=False)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    (tmp_path / "empty").mkdir()  # an empty folder, or one holding only what a run writes, is taken
+    train(TrainConfig(out=str(tmp_path / "empty"), data=str(task_dir), steps=1, batch_size=2, snapshot_every=0),
+          backbone=qwen35, progress=False, canvas_size=64)
 
 
 def test_answers_the_metric_cannot_score_are_refused_before_training(qwen35, task_dir, tmp_path):
@@ -410,6 +415,10 @@ def test_rows_the_model_cannot_read_and_answers_that_are_all_empty_are_refused_b
                                         r"[\d,]+ tokens.*model's 4,096 positions"):
         train(TrainConfig(out=str(tmp_path / "a"), data=str(long), steps=1, batch_size=2), backbone=qwen35,
               progress=False, canvas_size=64)
+    # GRPO samples --grpo-max-new-tokens after each prompt: refused before the run, by that option's name
+    with pytest.raises(DataError, match=r"ask for fewer new tokens \(--grpo-max-new-tokens\)"):
+        train(TrainConfig(out=str(tmp_path / "a"), data=str(task_dir), steps=1, batch_size=2, objective="grpo",
+                          grpo={"max_new_tokens": 4090, "group_size": 2}), backbone=qwen35, progress=False, canvas_size=64)
     empty = tmp_path / "empty"
     write_jsonl(empty / "train.jsonl", [Example(prompt=r.prompt, answer="", id=r.id) for r in ROWS])
     with pytest.raises(DataError, match="every training answer is empty"):

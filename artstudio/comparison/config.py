@@ -11,7 +11,7 @@ from ..backbone import DEFAULT_MODEL, check_device, check_dtype
 from ..errors import ConfigError
 from ..methods import get_method, method_config, method_names
 from ..objectives import get_objective
-from ..options import DEVICE_HELP, DTYPE_HELP, from_dict
+from ..options import DEVICE_HELP, DTYPE_HELP, check_seed, from_dict
 from ..training import check_range
 from ..words import count
 
@@ -73,6 +73,8 @@ def parse_seeds(value: str | int | list | tuple) -> list[int]:
         raise ConfigError(f"seeds must be integers separated by commas, like '0,1,2'; got {value!r}") from None
     if not seeds:
         raise ConfigError("no seeds given; pass --seeds like '0,1,2'")
+    for seed in seeds:
+        check_seed(seed, "--seeds: seed")
     twice = sorted({s for s in seeds if seeds.count(s) > 1})
     if twice:
         raise ConfigError(f"seed {twice[0]} is given twice in {value!r}: a seed gives the same run each time, "

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..atomic import atomic_write_text, check_output_kind, json_default, output_folder
+from ..atomic import atomic_write_text, check_only_own, check_output_kind, json_default, output_folder
 from ..backbone import load_backbone, model_name, named_model
 from ..data import REPEATED_PROMPTS, Example, load_jsonl, split_validation, write_jsonl
 from ..errors import ArtStudioError, ConfigError
@@ -32,6 +32,7 @@ from ..words import count
 from .config import CompareConfig, check_config, _coerce, parse_list, parse_lr_grid, parse_seeds
 from .guard import BackboneGuard
 from .memory import PeakMemory
+from .plots import PLOTS
 from .results import ResultsTable, _mean
 from .tasks import TaskSpec, check_descriptions, check_tasks, prepare_tasks
 
@@ -362,6 +363,9 @@ class _Comparison:
         names = check_tasks(config.tasks, config.eval_size)  # a mistyped task leaves no empty --out folder behind
         check_descriptions(names, {m: _method_options(config, m) for m in self.methods if _reads_descriptions(m)})
         check_output_kind(config.out, "compare_config.json")
+        check_only_own(config.out, marker="compare_config.json", what="a comparison", writes="results.csv, "
+                       "results.md, plots, cells/ and more", own=("cells", "grid", "tasks", "workers", "results.csv",
+                                                                  "results.json", "results.md", *PLOTS))
         check_same_comparison(Path(config.out) / "compare_config.json", config)
         self.out = output_folder(config.out)
         self.tasks = prepare_tasks(names, self.out, config.eval_size)

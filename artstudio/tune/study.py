@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import atomic_write_text, check_output_kind, entries, json_default, output_folder, remove_added
+from ..atomic import atomic_write_text, check_only_own, check_output_kind, entries, json_default, output_folder, remove_added
 from ..errors import ArtStudioError, ConfigError, DataError
 from ..logfilters import rewording
 from . import TuneConfig
@@ -128,12 +128,8 @@ def claim_out(config: TuneConfig, out: Path, *, space: SearchSpace | None = None
     write = write and space is not None
     path = out / STUDY_FILE
     if not path.is_file():
-        foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in ("task", "data")
-                         and not p.name.startswith("study.db")) if out.is_dir() else []
-        if foreign:
-            raise ConfigError(f"{out} holds files that are not a study of `artstudio tune` ({', '.join(foreign[:3])}"
-                              f"{', …' if len(foreign) > 3 else ''}), which writes report.md, best.json, trials.csv "
-                              f"and more there; choose {elsewhere} (a new or empty folder)")
+        check_only_own(out, marker=STUDY_FILE, own=("task", "data"), prefixes=("study.db",), elsewhere=elsewhere,
+                       what="a study of `artstudio tune`", writes="report.md, best.json, trials.csv and more")
         if write:
             atomic_write_text(path, json.dumps(want, indent=2) + "\n")
         return

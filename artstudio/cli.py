@@ -674,7 +674,8 @@ def format_info(info: dict[str, Any]) -> str:
                 rows.append(("note", extra["description"]))
             hyper = extra.get("hypernetwork")
             rows += _generated_by(hyper, (hyper or {}).get("source"))
-            rows += [("objective", meta["objective"]), ("steps", meta["steps"])]
+            if not hyper:  # a painted artwork was never trained: "objective t2c, steps 0" read like a failed run
+                rows += [("objective", meta["objective"]), ("steps", meta["steps"])]
             rows += [(k, _pct(v) if k.endswith("accuracy") else v) for k, v in meta["metrics"].items()]
             rows += [("created", meta["created"]), ("artstudio", meta["artstudio_version"])]
         out.append(table(rows))

@@ -823,7 +823,8 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
         raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
     check_output_kind(out, "config.json")
     if not config.resume:  # (a resume on a folder without a run is told so below)
-        check_only_own(out, marker=outputs[0], own=(*outputs, "task", "eval-task"), what="a run",
+        # (data/: the app's upload, which the run trains on)
+        check_only_own(out, marker=outputs[0], own=(*outputs, "task", "eval-task", "data"), what="a run",
                        writes=", ".join(outputs[:3]) + " and more")
     held = entries(out)  # what a folder the user made already holds
     out.mkdir(parents=True, exist_ok=True)

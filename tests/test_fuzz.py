@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import string
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -54,6 +54,9 @@ def test_describe_paints_an_artwork_the_playground_answers_with(studio):
     art = read_artwork(path)
     assert art.metadata.model_id == "studio-tiny" and art.image.size == (96, 96)
     assert art.metadata.extra["description"] == SUM
+    details = studio.artwork_details(key)  # the Gallery said "objective t2c, steps 0" of it
+    assert details["generated"] == "painted by the t2c hypernetwork from its description"
+    assert "steps" not in details and "objective" not in details
     generator = studio.hyper_generator()
     assert studio.describe(SUM + " ") == "describe/sum-inside-square-brackets-2.png"  # a new file, never a rewrite
     assert studio.hyper_generator() is generator  # loaded once, on the app's own backbone
@@ -222,6 +225,48 @@ def test_a_job_stopped_during_its_starts_does_not_claim_a_checkpoint():
     assert stopped_phase(later) == "stopped; the last checkpoint is kept"
     study = Job(id=3, kind="tune", title="t", work=lambda job: None, result={"trials": 2})
     assert stopped_phase(study) == "stopped; the finished trials are kept"  # a study has no checkpoint to keep
+
+
+def test_a_trainings_time_left_counts_its_own_steps_not_its_starts(monkeypatch):
+    """After 15 s of starts a 400-step run at 0.09 s a step said "step 10 / 400 · about 10 min left": the starts'
+    time counted as the first steps' time."""
+    import ui.jobs as jobs
+    from ui.jobs import RUNNING, Job
+
+    clock = [1000.0]
+    monkeypatch.setattr(jobs.time, "time", lambda: clock[0])
+    job = Job(id=1, kind="train", title="t", work=lambda job: None, status=RUNNING, total=400, started=1000.0)
+    for step in range(1, 61):  # two starts of 30 steps, 15 s in all
+        clock[0] += 0.25
+        job.record({"phase": "start", "start": "gray", "index": 1 + step // 31, "starts": 2, "start_step": step,
+                    "start_steps": 30})
+    assert job.eta_seconds() is None
+    for step in range(1, 11):
+        clock[0] += 0.09
+        job.record({"step": step, "loss": 1.0})
+    assert job.eta_seconds() == pytest.approx(390 * 0.09)
+
+
+def test_a_finished_trainings_row_still_names_the_start_it_chose(tmp_path):
+    """docs/app.md: the Jobs tab names the start chosen, with the starts' validation scores; once the run finished
+    its row said only "finished"."""
+    from ui.jobs import JobQueue
+
+    (tmp_path / "starts").mkdir()
+    (tmp_path / "starts" / "choice.json").write_text(json.dumps(
+        {"chosen": "t2c", "starts": [{"start": "gray", "val_accuracy": 0.6875}, {"start": "t2c", "val_accuracy": 0.90625}]}))
+
+    def work(job):
+        job.record({"phase": "start", "start": "gray", "index": 1, "starts": 2, "start_step": 3, "start_steps": 3})
+        job.record({"step": 1, "loss": 0.5})
+        return {}
+
+    queue = JobQueue()
+    try:
+        job = queue.wait(queue.submit("train", "t", work, total=1, run_dir=tmp_path).id)
+    finally:
+        queue.close()
+    assert job.phase == "finished from start t2c (validation: gray 69 %, t2c 91 %)"
 
 
 def test_a_reported_time_left_counts_down_until_the_next_report(monkeypatch):

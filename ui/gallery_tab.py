@@ -35,7 +35,8 @@ def _details_html(info: dict) -> str:
     rows = [("model", info.get("model")), ("task", info.get("task")),
             ("accuracy", None if info.get("accuracy") is None else f"{100 * info['accuracy']:.1f}%"
              + (f" on {info['eval_n']} prompts" if info.get("eval_n") else "")),
-            ("steps", info.get("steps")), ("objective", info.get("objective")), ("date", info.get("date")),
+            ("made", info.get("generated")), ("steps", info.get("steps")), ("objective", info.get("objective")),
+            ("date", info.get("date")),
             ("canvas", info.get("size")), ("placement", info.get("placement")), ("from run", info.get("run")),
             ("note", info.get("note"))]
     body = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))

@@ -56,6 +56,7 @@ class Job:
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     stop_note: str = ""  # who stopped it, when not its own browser
     _eta_heard: float = field(default=0.0, repr=False)  # when the library last said how long was left
+    _pace_from: tuple[float, int] | None = field(default=None, repr=False)  # (time, step) of the run's first own step
 
     def stop_requested(self) -> bool:
         return self._stop.is_set()
@@ -71,6 +72,8 @@ class Job:
         self.history.append(dict(entry))
         if isinstance(entry.get("step"), int):
             self.done = max(self.done, entry["step"])
+            if self._pace_from is None:  # the pace counts the run's own steps: not the loading, not the starts
+                self._pace_from = (time.time(), entry["step"])
         if self.phase.startswith("trying start"):
             # The run's own steps have begun: the Jobs row said "trying start t2c (2 of 2): step 45 / 45" beside
             # 202 / 300 steps done, and no page said which start won.
@@ -100,11 +103,15 @@ class Job:
         return (self.finished or time.time()) - self.started
 
     def eta_seconds(self) -> float | None:
-        """Time left from the measured pace, once there is one."""
-        ran = self.done - self.resumed_at
-        if self.status != RUNNING or ran <= 0 or not self.total or self.done >= self.total:
+        """Time left from the pace of the run's own steps so far, once there is one (the starts before them
+        took 15 s of a 35 s run, and counted as steps' time they made it "about 10 min left")."""
+        if self.status != RUNNING or self._pace_from is None or not self.total or self.done >= self.total:
             return None
-        return self.elapsed() / ran * (self.total - self.done)
+        since, first = self._pace_from
+        ran = self.done - first
+        if ran <= 0:
+            return None
+        return (time.time() - since) / ran * (self.total - self.done)
 
     def heard_eta(self, seconds: float | None) -> None:
         """What a comparison or a study reported it had left, when it reported it (once per run or trial)."""
@@ -270,7 +277,9 @@ class JobQueue:
         try:
             job.result = job.work(job) or {}
             job.status = STOPPED if job.stop_requested() else DONE
-            job.phase = stopped_phase(job) + job.stop_note if job.status == STOPPED else "finished"
+            # a finished training keeps naming the start it chose (the Jobs row said only "finished")
+            job.phase = stopped_phase(job) + job.stop_note if job.status == STOPPED else \
+                "finished" + (job._chosen_start() if job.kind == "train" and job.starts else "")
         except ArtStudioError as err:
             job.status, job.phase, job.message = FAILED, "failed", clean_message(str(err))
         except Exception as err:  # a bug: keep the worker alive, put the details in the log

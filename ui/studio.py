@@ -342,10 +342,19 @@ class Studio:
             "description": meta.extra.get("description") or task.get("description", ""),
             "model": self.models.name_of(meta.model_id), "family": meta.family, "task": task.get("name", ""),
             "accuracy": None if accuracy is None else round(float(accuracy), 4),
-            "eval_n": meta.metrics.get("eval_n"), "steps": steps, "objective": meta.objective,
+            "eval_n": meta.metrics.get("eval_n"), **self._made_by(meta, steps),
             "placement": meta.placement, "date": _date(meta.created), "artstudio": meta.artstudio_version,
             "run": meta.extra.get("run"),
         }
+
+    @staticmethod
+    def _made_by(meta, steps) -> dict[str, Any]:
+        """How an artwork was made: trained (its steps and objective), or painted by a hypernetwork from its
+        description ("objective t2c, steps 0" read like a run that failed to train)."""
+        hyper = meta.extra.get("hypernetwork")
+        if isinstance(hyper, dict):
+            return {"generated": f"painted by the {hyper.get('kind', '')} hypernetwork from its description"}
+        return {"steps": steps, "objective": meta.objective}
 
     def save_run(self, run: str, name: str, description: str = "") -> str:
         """Copy a finished ART run's artwork into the gallery under `name`; returns its gallery key."""

@@ -94,6 +94,8 @@ def shown(value: Any) -> str:
     """An option's value as a resume message shows it."""
     if value is None:
         return "its default"
+    if isinstance(value, float):  # a rate scaled by the objective read 0.005000000000000001
+        return repr(float(f"{value:.12g}"))
     return json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
 
 

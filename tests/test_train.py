@@ -632,3 +632,11 @@ def test_an_export_names_its_task_even_when_the_card_leaves_the_name_empty(card,
     method = Recorder()
     assert export_artwork_of(method, "a.png", card=card, data=data, objective="sft", steps=1, metrics={}) == "a.png"
     assert method.metadata["task"]["name"] == name
+
+
+def test_a_resume_message_shows_a_rate_as_it_was_written():
+    """A GRPO run's rate, ART's default scaled by the objective, read 0.005000000000000001 in the refusal."""
+    from artstudio.checkpoint import shown
+
+    assert shown(0.05 * 0.1) == "0.005" and shown(1e-12) == "1e-12" and shown(0.1 + 0.2) == "0.3"
+    assert shown(None) == "its default" and shown(3) == "3" and shown({"r": 4}) == '{"r": 4}'

@@ -92,6 +92,13 @@ def test_what_would_fail_as_a_job_is_refused_before_it_is_queued(studio, start, 
     assert studio.jobs.jobs() == []
 
 
+def test_the_command_panel_refuses_a_resume_of_a_run_that_does_not_exist(studio):
+    """With 'resume' ticked for a name that never ran, Start refused but the panel showed a runnable --resume line."""
+    with pytest.raises(ConfigError, match="there is no run named 'never-ran' to resume"):
+        studio.train_config(form(run="never-ran", resume=True), preview=True)
+    assert not (studio.runs / "never-ran").exists()
+
+
 def test_whole_number_fields_refuse_a_fraction_instead_of_rounding_it(studio):
     """Gradio's precision=0 turned seed 1.5 into --seed 2 without a word."""
     import gradio as gr

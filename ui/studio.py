@@ -169,6 +169,15 @@ class Studio:
         size = train_config.method_options.get("canvas_size") if canvas is None else canvas
         checks_size = isinstance(size, int) and not isinstance(size, bool) and \
             get_method(train_config.method).takes_canvas_size()
+        # A run is there once training began (its config, a checkpoint, its starts). A folder holding only the
+        # upload of a job that failed before it began is not one: its name was refused both ways, as a run that
+        # "exists already" and as "no run to resume".
+        began = any((run_dir / name).exists() for name in ("config.json", "checkpoint", "starts"))
+        if values.get("resume") and not began:
+            # It was queued, then failed with the command line's advice ("leave out --resume ... --out"); the command
+            # panel showed a runnable `--resume` line for it
+            raise ConfigError(f"there is no run named {run!r} to resume; untick 'resume' to start it, or enter the "
+                              "name of a stopped run")
         if preview:
             # The command panel showed `--canvas-size 100` as a runnable command that Start then refused: the
             # model's processor files (no weights read) say so here too, where they are on this machine.
@@ -183,17 +192,9 @@ class Studio:
         # A double-click on Start: the run is there because it is running, and 'resume' is no advice for that.
         if self.jobs.busy_with(run_dir):
             raise ConfigError(f"run {run!r} is already queued or running; pick another name")
-        # A run is there once training began (its config, a checkpoint, its starts). A folder holding only the
-        # upload of a job that failed before it began is not one: its name was refused both ways, as a run that
-        # "exists already" and as "no run to resume".
-        began = any((run_dir / name).exists() for name in ("config.json", "checkpoint", "starts"))
         if began and not values.get("resume"):
             raise ConfigError(f"a run named {run!r} exists already; choose another run name, or tick "
                               "'resume' to continue it from its last checkpoint")
-        if values.get("resume") and not began:
-            # It was queued, then failed with the command line's advice ("leave out --resume ... --out").
-            raise ConfigError(f"there is no run named {run!r} to resume; untick 'resume' to start it, or enter the "
-                              "name of a stopped run")
         if values.get("source", "task") != "task":
             self._copy_upload(values, run_dir, train_file, eval_file)
         return train_config, run

@@ -162,6 +162,7 @@ def _diagnose(losses, paints, starts, train_accuracy, train_n) -> Diagnosis | No
                                    "(README, limits)." + short)
 
 
+PARTIAL_CREDIT_REWARDS = ("numeric", "json-tool-call")  # built-in rewards that credit near misses
 GRPO_FLAT_GROUPS = 0.9  # mean frac_zero_std over the last half at or above which a GRPO run had (almost) no signal
 GRPO_MIN_STEPS = 5
 
@@ -184,25 +185,39 @@ def needs_grpo_fit_check(history: list[dict]) -> bool:
     return flat is not None and flat[1] >= GRPO_FLAT_GROUPS
 
 
-def diagnose_grpo(history: list[dict], *, train_accuracy: float | None = None) -> Diagnosis | None:
+def diagnose_grpo(history: list[dict], *, train_accuracy: float | None = None, reward: str = "") -> Diagnosis | None:
     """A GRPO run whose groups were rewarded alike, or None. Its loss says nothing here (with every advantage
     zero it is 0); `frac_zero_std` does: at 1 every advantage is zero and nothing trains (sub-answer from grey
     at 20 and 40 steps: frac_zero_std 1.000, reward 0.010, the canvas still uniform grey; LoRA from the base
     model at 30 steps: 0.925, reward 0.010, 0 %). Groups are alike as well when every completion is right: a run
     that answers `FITS` of its own training rows (`train_accuracy`) is solved, not stuck (a run from an SFT
-    artwork at 100 % was told to start from an SFT artwork)."""
+    artwork at 100 % was told to start from an SFT artwork). `reward` is the reward the run trained on: the
+    advice on partial credit depends on whether it already gives some."""
     flat_groups = grpo_flat_groups(history)
     if flat_groups is None or flat_groups[1] < GRPO_FLAT_GROUPS:
         return None
     if train_accuracy is not None and train_accuracy >= FITS:
         return None
-    n, flat, reward = flat_groups
+    n, flat, mean_reward = flat_groups
     return Diagnosis("stuck", (
         f"in the last {n} steps {flat:.0%} of the groups gave every completion the same reward (mean reward "
-        f"{reward:.3f}), so their advantages were zero and the run learnt {'nothing' if flat >= 0.999 else 'little'}: "
+        f"{mean_reward:.3f}), so their advantages were zero and the run learnt {'nothing' if flat >= 0.999 else 'little'}: "
         "GRPO learns only from differences in reward within a group. Start from a run that already answers some rows "
         "(SFT first, then --init RUN/artwork.png; docs/grpo.md), sample more or more varied completions "
-        "(--grpo-group-size, --grpo-temperature), or give partial credit (--grpo-reward \"numeric*0.8+format*0.2\")."))
+        f"(--grpo-group-size, --grpo-temperature){_partial_credit_tip(reward, mean_reward)}."))
+
+
+def _partial_credit_tip(reward: str, mean_reward: float) -> str:
+    """The end of the GRPO advice: how to give partial credit, unless the run's reward already gives some (it
+    told a run trained on "numeric*0.8+format*0.2" to try "numeric*0.8+format*0.2")."""
+    spec = (reward or "").strip()
+    if "+" in spec or spec in PARTIAL_CREDIT_REWARDS:
+        if mean_reward < 0.05:
+            return (f". The reward ({spec}) already gives partial credit and almost no completion earned any: "
+                    "the run is far from the answers, so start from SFT")
+        return f". The reward ({spec}) already gives partial credit, and it still rewarded a group's completions alike"
+    return (", or give partial credit: a reward of your own that scores near misses "
+            "(--grpo-reward my_reward.py:function, values in [0, 1]; docs/grpo.md)")
 
 
 def _stuck_text(w: int, start: float, tail: float, paints: bool, starts: int) -> str:

@@ -579,7 +579,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
             if rows and (main or config.fsdp):
                 fit = evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens)
         if config.objective == "grpo":  # its loss is no measure of fit; the reward's spread within groups is
-            diagnosis = diagnose_grpo(history, train_accuracy=fit.accuracy if fit else None) if method.trains else None
+            diagnosis = diagnose_grpo(history, train_accuracy=fit.accuracy if fit else None,
+                                      reward=str(getattr(objective, "reward_spec", None) or "")) if method.trains else None
         else:
             diagnosis = diagnose(losses, paints=method.paints(), starts=len((start_choice or {}).get("starts", [])) or 1,
                                  train_accuracy=fit.accuracy if fit else None, train_n=fit.n if fit else 0,

@@ -519,6 +519,19 @@ def test_workers_share_the_cells_and_the_folder(model, tmp_path, monkeypatch, ca
         C.compare(workers=0, **kw)
 
 
+def test_progress_counts_only_the_runs_of_the_plan_on_disk(model, tmp_path):
+    """`compare --workers` counted every cell.json in the folder: resumed with a changed recipe it printed
+    "243/156 runs". The count is the plan's runs on disk; a test run waiting on its grid is not counted."""
+    task = str(make_task(tmp_path / "t"))
+    C.compare(**common(tmp_path, model, methods="art", tasks=task, seeds="0", lr_grid="art=0.01,0.3", val_fraction=0.3))
+    assert len(list((tmp_path / "results").glob("*/*/cell.json"))) == 3  # two grid runs, one test run
+    grown = C.CompareConfig(**common(tmp_path, model, methods="art", tasks=task, seeds="0",
+                                     lr_grid="art=0.01,0.03,0.3", val_fraction=0.3, overwrite=True))
+    plan = harness._Comparison(grown, None, None)
+    assert len(plan.grid_plan()) + len(plan.test_cells()) == 4
+    assert plan.finished_count() == 2  # the two grid runs it shares; its test run waits on the third rate
+
+
 def test_a_worker_skips_the_cells_another_worker_has_claimed(model, tmp_path):
     """--workers: a cell claimed by one worker is never run by another (no run twice, none lost)."""
     config = C.CompareConfig(**common(tmp_path, model, methods="art,base", tasks=str(make_task(tmp_path / "t")),

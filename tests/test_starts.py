@@ -167,6 +167,21 @@ def test_a_grpo_run_whose_groups_were_rewarded_alike_is_called_stuck():
     assert diagnose_grpo([{"step": 1, "loss": 0.5}] * 30) is None  # an SFT history
 
 
+def test_the_grpo_advice_offers_partial_credit_only_to_a_reward_without_it():
+    """A run trained on "numeric*0.8+format*0.2" was told to try --grpo-reward "numeric*0.8+format*0.2"."""
+    flat = [{"step": i, "loss": 0.0, "reward_mean": 0.01, "frac_zero_std": 1.0} for i in range(1, 21)]
+    for reward in ("numeric*0.8+format*0.2", "numeric", "json-tool-call"):
+        said = diagnose_grpo(flat, reward=reward).text
+        assert f"The reward ({reward}) already gives partial credit" in said and "start from SFT" in said
+        assert "--grpo-reward" not in said
+    alike_at_half = [dict(h, reward_mean=0.4) for h in flat]
+    said = diagnose_grpo(alike_at_half, reward="numeric").text
+    assert "already gives partial credit" in said and "start from SFT" not in said
+    for reward in ("exact", "regex", "format", ""):
+        said = diagnose_grpo(flat, reward=reward).text
+        assert "give partial credit" in said and "--grpo-reward my_reward.py:function" in said
+
+
 def test_a_flat_high_loss_is_called_stuck_and_a_falling_or_low_one_is_not():
     stuck = [2.0] * 10 + [0.81, 0.80, 0.82, 0.80] * 15  # sub-answer's curve: 0.8 and flat
     said = diagnose(stuck, paints=True)

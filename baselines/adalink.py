@@ -54,7 +54,7 @@ class AdaLinkOptions:
 
     def __post_init__(self) -> None:
         if self.r < 1:
-            raise ConfigError(f"--adalink-r {self.r}: AdaLink's rank r must be 1 or more")
+            raise ConfigError(f"AdaLink option r (--adalink-r) is {self.r}; the rank must be 1 or more")
 
 
 class LowRankResidual(torch.nn.Module):

@@ -319,11 +319,11 @@ class LoraOptions:
 
     def __post_init__(self) -> None:
         if self.r < 1:
-            raise ConfigError(f"--lora-r {self.r}: LoRA's rank r must be 1 or more")
+            raise ConfigError(f"LoRA option r (--lora-r) is {self.r}; the rank must be 1 or more")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"--lora-dropout {self.dropout}: expected a probability in [0, 1)")
+            raise ConfigError(f"LoRA option dropout (--lora-dropout) is {self.dropout}; expected a probability in [0, 1)")
         if not self.alpha > 0:  # a negative alpha flips the update's sign and zero trains nothing; PEFT takes both
-            raise ConfigError(f"--lora-alpha {self.alpha}: expected a positive scale (the update is multiplied by "
+            raise ConfigError(f"LoRA option alpha (--lora-alpha) is {self.alpha}; expected a positive scale (the update is multiplied by "
                               "alpha/r)")
         if isinstance(self.target_modules, str):
             self.target_modules = [self.target_modules]

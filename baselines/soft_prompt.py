@@ -46,9 +46,9 @@ class SoftPromptOptions:
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
-            raise ConfigError(f"soft-prompt init must be one of {', '.join(INITS)}, got {self.init!r}")
+            raise ConfigError(f"soft-prompt option init (--soft-prompt-init) is {self.init!r}; choose one of {', '.join(INITS)}")
         if self.placement not in ("first", "after-text"):
-            raise ConfigError(f"placement must be 'first' or 'after-text', got {self.placement!r}")
+            raise ConfigError(f"soft-prompt option placement (--soft-prompt-placement) is {self.placement!r}; choose first or after-text")
 
 
 @register

@@ -47,11 +47,11 @@ class VeraOptions:
 
     def __post_init__(self) -> None:
         if self.r is not None and self.r < 1:
-            raise ConfigError(f"--vera-r {self.r}: VeRA's rank r must be 1 or more")
+            raise ConfigError(f"VeRA option r (--vera-r) is {self.r}; the rank must be 1 or more")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"--vera-dropout {self.dropout}: expected a probability in [0, 1)")
+            raise ConfigError(f"VeRA option dropout (--vera-dropout) is {self.dropout}; expected a probability in [0, 1)")
         if not self.d_initial > 0:  # d scales the shared projections: zero or below starts with no (or a flipped) update
-            raise ConfigError(f"--vera-d-initial {self.d_initial}: expected a positive initial scale (VeRA's is 0.1)")
+            raise ConfigError(f"VeRA option d_initial (--vera-d-initial) is {self.d_initial}; expected a positive initial scale (VeRA's is 0.1)")
         if isinstance(self.target_modules, str):
             self.target_modules = [self.target_modules]
 

@@ -579,13 +579,18 @@ def test_a_verb_that_runs_in_one_process_refuses_a_launcher(capsys, monkeypatch)
 
 @pytest.mark.parametrize("argv, said", [
     (["infer", "--prompt", "3 4", "--temperature", "-1"], "--temperature -1.0: expected 0 (greedy) or more"),
-    (["train", "--method", "lora", "--lora-alpha", "-3", "--data", "add-json", "--steps", "1"], "--lora-alpha -3.0:"),
-    (["train", "--method", "lora", "--lora-r", "0", "--data", "add-json", "--steps", "1"], "--lora-r 0: "),
-    (["train", "--method", "vera", "--vera-d-initial", "-1", "--data", "add-json", "--steps", "1"], "--vera-d-initial -1.0:"),
+    (["train", "--method", "lora", "--lora-alpha", "-3", "--data", "add-json", "--steps", "1"], "LoRA option alpha (--lora-alpha) is -3.0;"),
+    (["train", "--method", "lora", "--lora-r", "0", "--data", "add-json", "--steps", "1"], "LoRA option r (--lora-r) is 0; "),
+    (["train", "--method", "vera", "--vera-d-initial", "-1", "--data", "add-json", "--steps", "1"], "VeRA option d_initial (--vera-d-initial) is -1.0;"),
+    # compare's options are JSON keys, so the error names the key as well as train's flag (it named only --lora-r)
+    (["compare", "--methods", "lora", "--tasks", "add-json", "--method-options", '{"lora": {"r": 0}}'],
+     "LoRA option r (--lora-r) is 0; the rank must be 1 or more"),
+    (["compare", "--methods", "art", "--tasks", "add-json", "--method-options", '{"art": {"tv_weight": -1}}'],
+     "canvas option tv_weight (--tv-weight) is -1; expected 0 (off)"),
 ])
 def test_a_bad_value_is_named_by_its_option(argv, said, capsys, tmp_path):
     """`--lora-alpha -3` trained; `--lora-r 0` said "LoRA rank r must be >= 1", not which option."""
-    assert main(argv + (["--out", str(tmp_path / "run")] if argv[0] == "train" else [])) == 2
+    assert main(argv + (["--out", str(tmp_path / "run")] if argv[0] in ("train", "compare") else [])) == 2
     assert said in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 

@@ -332,7 +332,7 @@ def test_a_folder_of_ones_own_is_not_mixed_with_a_comparison_and_a_refused_recip
     out = tmp_path / "results"
     C.compare(**common(tmp_path, model, methods="base", tasks="max-bracket", seeds="0", eval_size=2))
     recorded = (out / "compare_config.json").read_text()
-    with pytest.raises(ConfigError, match="--starts 0: expected 1 or more"):
+    with pytest.raises(ConfigError, match=r"canvas option starts \(--starts\) is 0; expected 1 or more"):
         C.compare(**common(tmp_path, model, methods="art", tasks="max-bracket", seeds="0", eval_size=2, overwrite=True,
                            method_options={"art": {"canvas_size": 64, "starts": 0}}))
     assert (out / "compare_config.json").read_text() == recorded

@@ -106,12 +106,12 @@ def test_a_resume_with_other_options_trains_its_starts_again(qwen35, task, tmp_p
     assert json.loads((gray.parent / "config.json").read_text())["lr"] == 0.2
 
 
-@pytest.mark.parametrize("opts, said", [({"tv_weight": -1.0}, r"--tv-weight -1.0: expected 0 \(off\) or a positive"),
-                                        ({"l2_weight": -0.5}, "--l2-weight -0.5: expected 0"),
-                                        ({"starts": 0}, "--starts 0: expected 1 or more"),
+@pytest.mark.parametrize("opts, said", [({"tv_weight": -1.0}, r"canvas option tv_weight \(--tv-weight\) is -1.0; expected 0 \(off\) or a positive"),
+                                        ({"l2_weight": -0.5}, r"l2_weight \(--l2-weight\) is -0.5; expected 0"),
+                                        ({"starts": 0}, r"canvas option starts \(--starts\) is 0; expected 1 or more"),
                                         ({"tv_weight": float("nan")}, "tv_weight is nan; expected a number"),
-                                        ({"l2_weight": float("inf")}, "--l2-weight inf: expected 0"),
-                                        ({"texture": float("inf")}, "--texture inf: expected 0"),
+                                        ({"l2_weight": float("inf")}, r"\(--l2-weight\) is inf; expected 0"),
+                                        ({"texture": float("inf")}, r"\(--texture\) is inf; expected 0"),
                                         ({"seed": 10**20}, "ArtConfig option seed is 100000000000000000000; "
                                                            "expected a whole number from 0 to 4294967295"),
                                         ({"seed": -1}, "seed is -1; expected a whole number from 0")])
@@ -126,7 +126,7 @@ def test_a_negative_weight_or_no_start_is_refused(qwen35, task, tmp_path, opts, 
 def test_bad_starts_are_refused_before_training(qwen35, task, tmp_path):
     with pytest.raises(ConfigError, match="starts"):
         train(_config(task, tmp_path / "a", opts={"starts": 0}), backbone=qwen35, progress=False)
-    with pytest.raises(ConfigError, match="--start-steps 1.5: expected the fraction"):
+    with pytest.raises(ConfigError, match=r"\(--start-steps\) is 1.5; expected the fraction"):
         train(_config(task, tmp_path / "b", opts={"start_steps": 1.5}), backbone=qwen35, progress=False)
 
 

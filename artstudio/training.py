@@ -809,6 +809,17 @@ RUN_OUTPUTS = ("config.json", "metrics.jsonl", "result.json", "artwork.png", "ch
                "eval", STARTS_FOLDER)
 
 
+def _is_inside(path: str | None, folder: Path) -> bool:
+    """Whether `path` (a --data or --eval-data; a built-in task name is not a path) is `folder` or lies in it."""
+    if not path:
+        return False
+    try:
+        Path(path).expanduser().resolve().relative_to(folder.expanduser().resolve())
+    except ValueError:
+        return False
+    return True
+
+
 @contextmanager
 def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]:
     """The run folder (`config.out`), created, locked against a second training for the whole run, and
@@ -824,9 +835,11 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
         raise ConfigError(f"--out {out} is a file; expected a folder for the run (a new or an existing run folder)")
     check_output_kind(out, "config.json")
     if not config.resume:  # (a resume on a folder without a run is told so below)
-        # (data/: the app's upload, which the run trains on)
-        check_only_own(out, marker=outputs[0], own=(*outputs, "task", "eval-task", "data"), what="a run",
-                       writes=", ".join(outputs[:3]) + " and more")
+        # data/ only where the run trains on it (the app copies an upload to RUN/data/): a project folder
+        # holding the user's own data/ had a run written beside it.
+        uploaded = _is_inside(config.data, out / "data") or _is_inside(config.eval_data, out / "data")
+        check_only_own(out, marker=outputs[0], own=(*outputs, "task", "eval-task", *(("data",) if uploaded else ())),
+                       what="a run", writes=", ".join(outputs[:3]) + " and more")
     held = entries(out)  # what a folder the user made already holds
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "a+")

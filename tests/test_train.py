@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 import math
+import re
+import shutil
 
 import pytest
 import torch
@@ -242,6 +243,15 @@ def test_a_refused_run_leaves_no_folder_and_the_corrected_one_goes_through(qwen3
     (tmp_path / "empty").mkdir()  # an empty folder, or one holding only what a run writes, is taken
     train(TrainConfig(out=str(tmp_path / "empty"), data=str(task_dir), steps=1, batch_size=2, snapshot_every=0),
           backbone=qwen35, progress=False, canvas_size=64)
+    # A project folder holding the user's own data/ is theirs too; data/ is a run's only when the run trains on it
+    # (the app copies an upload to RUN/data/).
+    project = tmp_path / "project"
+    shutil.copytree(task_dir, project / "data")
+    with pytest.raises(ConfigError, match=r"project holds files that are not a run \(data\)"):
+        train(TrainConfig(out=str(project), data=str(task_dir), steps=1), backbone=qwen35, progress=False)
+    train(TrainConfig(out=str(project), data=str(project / "data"), steps=1, batch_size=2, snapshot_every=0),
+          backbone=qwen35, progress=False, canvas_size=64)
+    assert (project / "result.json").is_file()
 
 
 def test_answers_the_metric_cannot_score_are_refused_before_training(qwen35, task_dir, tmp_path):

@@ -119,7 +119,8 @@ def prepare_tasks(spec: str | list, out: Path, eval_size: int | None = None) -> 
         if eval_size is not None:  # named after the task as the table shows it: one file per task
             eval_file = write_jsonl(out / "tasks" / f"{display}.test-first-{eval_size}.jsonl", rows)
         # Said once here; the cells' own `train` runs leave it out (data.REPEATED_PROMPTS).
-        warn_repeated_prompts(load_jsonl(folder / "train.jsonl"), rows, f"task {display}", card)
+        if card.get("name") not in TASKS:  # (a built-in task is never warned about: its training rows are not read)
+            warn_repeated_prompts(load_jsonl(folder / "train.jsonl"), rows, f"task {display}", card)
         tasks.append(TaskSpec(display, folder, eval_file, card, _task_digest(folder / "train.jsonl", eval_file, card)))
     return tasks
 

@@ -164,6 +164,34 @@ def test_a_reload_restores_a_form_ready_for_the_next_thing_to_do(studio):
     assert restored(DONE)["steps"] == 40
 
 
+def test_a_reload_restores_the_upload_the_run_trains_on(studio, upload):
+    """A reload during a training on an uploaded file restored every field but the upload boxes, which came back
+    empty: Start then refused for want of a training file. They now show the run's copies, under the upload's name."""
+    import gradio as gr
+
+    from artstudio.ui.jobs import RUNNING, Job
+    from artstudio.ui.train_tab import build_train_tab
+
+    with gr.Blocks():
+        tab = build_train_tab(studio, gr.State(""))
+    values = form(source="upload", run="mine")
+    studio.train_config(values, str(upload), str(upload))  # copies the upload into runs/mine/data/
+    studio.jobs._jobs[:] = [Job(id=7, kind="train", title="t", work=lambda job: None, status=RUNNING, owner="me",
+                                form=values, run_dir=studio.runs / "mine")]
+    restored = dict(zip(tab.form, tab.restore("me")))
+    train_box, eval_box = tab.form[-3], tab.form[-2]
+    assert Path(restored[train_box]).name == "mytask.jsonl" and Path(restored[train_box]).read_text() == ROWS
+    assert Path(restored[eval_box]).read_text() == ROWS
+    # Start again with what the page shows: the same rows, under the same task name.
+    config, _ = studio.train_config(form(source="upload", run="again"), restored[train_box], restored[eval_box])
+    assert (studio.runs / "again" / "data" / "train.jsonl").read_text() == ROWS
+    assert json.loads((studio.runs / "again" / "data" / "card.json").read_text())["name"] == "mytask"
+    # A run on a built-in task leaves the boxes as they are.
+    studio.jobs._jobs[0].form = form(run="mine")
+    restored = tab.restore("me")
+    assert restored[-3] == restored[-2] == gr.skip()
+
+
 def test_good_numbers_still_start_and_copy_the_upload(studio, upload):
     config, run = studio.train_config(form(source="upload", run="good"), str(upload))
     assert run == "good" and config.steps == 10 and config.data == str(studio.runs / "good" / "data")

@@ -9,6 +9,8 @@ finished ART run can be saved to the gallery with a name and a description.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,14 @@ import pandas as pd
 
 from artstudio.averaging import averaged_over
 from artstudio.diagnosis import Diagnosis
+from artstudio.errors import ArtStudioError
 from artstudio.methods import ArtConfig, get_method, method_names
 from artstudio.objectives import get_objective, objective_names
 from artstudio.tasks import TASKS, list_tasks
 from artstudio.training import TrainConfig
 
 from .command import train_command
+from .files import copy_into, safe_name
 from .jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, STOPPED, Job, stopped_during_starts, stopped_phase
 from .studio import APP_SNAPSHOT_EVERY, Studio
 from .widgets import (STAMP_JS, NewestOnly, action, dataclass_form, duration, field_input, follow_line, form_words, friendly, keep_page,
@@ -294,14 +298,16 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         elif not job.active:  # a finished or failed run's name is taken; the next one is a new run
             form |= {"run": "", "resume": False}
         values = [form.get(n, gr.skip()) for n in form_names]
-        return (*values, preview(**{n: form.get(n) for n in form_names if n in form}))
+        return (*values, *_restored_upload(job), preview(**{n: form.get(n) for n in form_names if n in form}))
 
     def fill(values: dict):
         """The form (`form` outputs) set to `values`, by field name, and the command line it makes."""
-        return (*[values.get(n, gr.skip()) for n in form_names], preview(**{n: values[n] for n in form_names if n in values}))
+        return (*[values.get(n, gr.skip()) for n in form_names], gr.skip(), gr.skip(),
+                preview(**{n: values[n] for n in form_names if n in values}))
 
     return TrainTab(run=run, job=job_id, header=header, message=message, canvas=canvas, refresh_outputs=outputs,
-                    refresh=refresh, stop=stop, form=[form[n] for n in form_names] + [command], restore=restore, fill=fill,
+                    refresh=refresh, stop=stop, form=[form[n] for n in form_names] + [train_file, eval_file, command],
+                    restore=restore, fill=fill,
                     preview=preview, preview_inputs=form_inputs, command=command)
 
 
@@ -383,6 +389,28 @@ def _metrics_text(job: Job) -> str:
 def _trained_what(job: Job) -> str:
     method = (job.form or {}).get("method")
     return "canvas" if method in method_names() and get_method(method).paints() else "trained parameters"
+
+
+def _restored_upload(job: Job) -> tuple:
+    """The files a reloaded page shows in the upload boxes: the run's copies of what was uploaded (`RUN/data/`),
+    under the uploaded file's name (its card's), so Start again trains on the same data under the same task name.
+    A reload during training showed every field of the form but these two, empty."""
+    folder = job.run_dir / "data" if job.run_dir is not None else None
+    if (job.form or {}).get("source") != "upload" or folder is None or not (folder / "train.jsonl").is_file():
+        return gr.skip(), gr.skip()
+    try:
+        name = json.loads((folder / "card.json").read_text(encoding="utf-8")).get("name") or "train"
+    except (OSError, ValueError, AttributeError):
+        name = "train"
+    shown = Path(tempfile.gettempdir()) / "artstudio-restored" / f"job-{job.id}"
+    shown.mkdir(parents=True, exist_ok=True)
+    try:
+        stem = safe_name(str(name), derived=True)
+    except ArtStudioError:
+        stem = "train"
+    train_copy = copy_into(folder / "train.jsonl", shown, f"{stem}.jsonl")
+    test = folder / "test.jsonl"
+    return str(train_copy), str(copy_into(test, shown, "test.jsonl")) if test.is_file() else None
 
 
 def _untested_upload(job: Job) -> bool:

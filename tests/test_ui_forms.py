@@ -178,6 +178,9 @@ def test_a_reload_restores_the_upload_the_run_trains_on(studio, upload):
     studio.train_config(values, str(upload), str(upload))  # copies the upload into runs/mine/data/
     studio.jobs._jobs[:] = [Job(id=7, kind="train", title="t", work=lambda job: None, status=RUNNING, owner="me",
                                 form=values, run_dir=studio.runs / "mine")]
+    # Every answer sets every output (a reload with no job returned two values too few: Gradio's error in the log).
+    assert len(tab.restore("nobody")) == len(tab.fill({"steps": 3})) == len(tab.form)
+    assert len(tab.restore("me")) == len(tab.form)
     restored = dict(zip(tab.form, tab.restore("me")))
     train_box, eval_box = tab.form[-3], tab.form[-2]
     assert Path(restored[train_box]).name == "mytask.jsonl" and Path(restored[train_box]).read_text() == ROWS
@@ -380,7 +383,12 @@ def test_result_tables_keep_their_words_whole():
     rules = CSS[CSS.index(".as-results th, .as-results td {"):]
     rules = rules[:rules.index("}")]
     assert "white-space:nowrap" in rules and "word-break:keep-all" in rules and "overflow-wrap:normal" in rules
-    assert ".as-results table {display:block; max-width:100%; overflow-x:auto;}" in CSS  # too wide: it scrolls
+    assert ".as-results table {display:block; max-width:100%; overflow-x:auto;" in CSS  # too wide: it scrolls
+    # ... with a scrollbar drawn, also where the system's scrollbars overlay the page and show only while scrolling.
+    assert ".as-results table::-webkit-scrollbar {height:8px;}" in CSS
+    # The Jobs table's headers neither break inside a word ("jo/b") nor lose letters to the sort menu's button.
+    assert "#as-jobs th, #as-jobs th span {word-break:keep-all !important; overflow-wrap:normal !important;}" in CSS
+    assert "#as-jobs th .cell-menu-button {display:none !important;}" in CSS
 
 
 @pytest.mark.parametrize("steps", ["-1", "0"])

@@ -100,6 +100,16 @@ button.as-danger:disabled, #as-stop:disabled, #as-compare-stop:disabled {backgro
 /* Result tables in markdown (Compare's summary and cost table, Tune's report): no word or number is broken
    inside a cell ("metho/d", "0.0/5" at 1400 px); a table wider than its column scrolls sideways instead. */
 .as-results table {display:block; max-width:100%; overflow-x:auto;}
+/* A scrollbar that shows without hovering: Chromium's overlay scrollbar hid that the cost table went on.
+   (Chromium ignores these when the standard scrollbar-width or scrollbar-color is set.) */
+.as-results table::-webkit-scrollbar {height:8px;}
+.as-results table::-webkit-scrollbar-thumb {background: var(--neutral-400); border-radius:4px;}
+/* The Jobs table's headers break at spaces only ("statu/s", "jo/b" at 800 px). */
+#as-jobs th, #as-jobs th span {word-break:keep-all !important; overflow-wrap:normal !important;}
+#as-jobs th {padding-left:6px !important; padding-right:6px !important;}
+/* Its headers' sort menu (⋮) took the width of a short header's last letters; a list of jobs needs no sorting. */
+#as-jobs th .cell-menu-button {display:none !important;}
+#as-jobs th .cell-wrap {padding-left:0 !important; padding-right:0 !important;}
 .as-results th, .as-results td {word-break:keep-all !important; overflow-wrap:normal !important; hyphens:none;
   white-space:nowrap !important; padding:6px 10px !important;}
 #as-train-log textarea {font-family: ui-monospace, SFMono-Regular, monospace; font-size:.8rem;}
@@ -263,7 +273,7 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
                 "any job.", elem_classes="as-note")
     table = gr.Dataframe(headers=headers, value=[], interactive=False, wrap=True, elem_id="as-jobs",
                          datatype=["number", "str", "str", "str", "str", "str", "str", "str", "html"],
-                         column_widths=["5%", "9%", "7%", "30%", "8%", "8%", "7%", "18%", "8%"])
+                         column_widths=["6%", "10%", "8%", "22%", "9%", "11%", "10%", "16%", "8%"])
     # An empty table alone reads like a page that did not load.
     empty = gr.Markdown(NO_JOBS, elem_id="as-jobs-empty", elem_classes="as-note")
     message = gr.Markdown(elem_id="as-jobs-message")

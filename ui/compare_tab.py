@@ -63,7 +63,8 @@ def build_compare_tab(studio: Studio, client: gr.State) -> CompareTab:
             summary = gr.Markdown(elem_classes="as-results", elem_id="as-compare-summary")
             table = gr.Dataframe(label="every run (results.csv)", interactive=False, wrap=False, max_height=320,
                                  elem_id="as-compare-table", visible=False)
-            plots = gr.Gallery(label="plots", columns=2, height=420, object_fit="contain", elem_id="as-compare-plots")
+            # As tall as the plots: at a fixed 420 px a wide window cut off their lower part.
+            plots = gr.Gallery(label="plots", columns=2, height="auto", object_fit="contain", elem_id="as-compare-plots")
 
     form = {"methods": methods, "tasks": tasks, "model": model, "name": name, **main, **adv}
     restore = job_controls(

@@ -286,12 +286,13 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
            show_progress="hidden", inline=0)
 
     form_names = list(form)
+    tab_outputs = [form[n] for n in form_names] + [train_file, eval_file, command]  # what restore and fill set
 
     def restore(client_id: str):
         """After a reload: the form the page's own newest training was started with (issue 19)."""
         job = studio.jobs.latest_of("train", client_id)
         if job is None or not job.form:
-            return (gr.skip(),) * (len(form_names) + 1)
+            return (gr.skip(),) * len(tab_outputs)
         form = dict(job.form)
         if job.status == STOPPED:  # the next thing to do is to go on: its name, with resume ticked
             form["resume"] = True
@@ -306,7 +307,7 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
                 preview(**{n: values[n] for n in form_names if n in values}))
 
     return TrainTab(run=run, job=job_id, header=header, message=message, canvas=canvas, refresh_outputs=outputs,
-                    refresh=refresh, stop=stop, form=[form[n] for n in form_names] + [train_file, eval_file, command],
+                    refresh=refresh, stop=stop, form=tab_outputs,
                     restore=restore, fill=fill,
                     preview=preview, preview_inputs=form_inputs, command=command)
 

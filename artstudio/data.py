@@ -207,6 +207,10 @@ def _parse_row(file: Path, lineno: int, line: str) -> dict:
             hint += (f"; {file.suffix} files are not read: rows are JSONL, one JSON object per line "
                      "(pandas: df.to_json(path, orient='records', lines=True))")
         raise DataError(f"{file}:{lineno}: invalid JSON ({err.msg}: column {err.colno}); {hint}") from None
+    except RecursionError:  # a field nested thousands deep: Python's decoder gives up (it was a traceback)
+        raise DataError(f"{file}:{lineno}: a value is nested too deeply to read; {_ROW_HINT}") from None
+    except ValueError as err:  # a number with more digits than Python converts
+        raise DataError(f"{file}:{lineno}: {err}; {_ROW_HINT}") from None
     if not isinstance(row, dict):
         raise DataError(f"{file}:{lineno}: the row is a JSON {type(row).__name__}, not an object; {_ROW_HINT}")
     return row
@@ -241,6 +245,10 @@ def _string_field(file: Path, lineno: int, row: dict, key: str, *, required: boo
         raise DataError(
             f'{file}:{lineno}: field "{key}" is {json_type(value)}; expected a string'
         )
+    at = next((i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), None)
+    if at is not None:  # "\ud800" in JSON: half of a character (an emoji cut in two); no tokenizer takes it
+        raise DataError(f'{file}:{lineno}: field "{key}" holds a lone surrogate ({value[at]!r} at character {at}), '
+                        "half of a character that is not text on its own; expected whole characters")
     return value
 
 

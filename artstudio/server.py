@@ -222,6 +222,7 @@ class Models:
             else model_id
         self.aliases = {self.base_name, str(self.backbone.model_id), str(config.model)}
         self.base = Served(self.base_name, build_method("base", self.backbone))
+        self.template_markers = special_tokens(self.backbone.tokenizer)
         self.allow_mismatch = config.allow_model_mismatch
         self.artworks: dict[str, Served] = {}
         for name, path, explicit in artwork_specs(config.artwork):
@@ -394,7 +395,11 @@ def _decode_picture(url: Any, where: str) -> _Picture:
 def _user_content(messages: Any) -> list:
     if not isinstance(messages, list) or not messages:
         raise _bad("messages must be a non-empty list of chat messages", "messages")
-    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):  # ["hi"] was told "messages have the roles [null]"
+            raise _bad(f"message {i} is {json_type(m)}; expected a chat message object such as "
+                       '{"role": "user", "content": "..."}', "messages")
+    roles = [m.get("role") for m in messages]
     if roles != ["user"]:
         raise _bad(f"messages have the roles {_json(roles)}; this server answers one user turn, as the artwork was "
                    "trained (no system, assistant or earlier turns)", "messages", "unsupported_messages")
@@ -429,6 +434,8 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
             first_text_at = i if first_text_at is None else first_text_at
         elif kind == "image_url":
             pictures.append((i, _decode_picture(part.get("image_url"), f"content part {i}")))
+        elif kind == "text":  # {"type": "text", "text": 5} was told its type was not 'text'
+            raise _bad(f"content part {i}'s text is {json_type(part.get('text'))}; expected a string", "messages")
         else:
             raise _bad(f"content part {i} has type {_json(kind)}; this server takes 'text' and 'image_url' parts",
                        "messages", "unsupported_content_type")
@@ -437,9 +444,19 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
         raise _bad("the prompt is empty; expected some text in the user message", "messages", "empty_prompt")
     if len(prompt) > _MAX_PROMPT_CHARS:
         raise _bad(f"the prompt has {len(prompt)} characters; at most {_MAX_PROMPT_CHARS} are accepted", "messages")
+    bad_char = next((i for i, ch in enumerate(prompt) if "\ud800" <= ch <= "\udfff"), None)
+    if bad_char is not None:  # half of an emoji cut by a client: no tokenizer takes it (it was a 500)
+        raise _bad(f"the prompt holds a lone surrogate ({prompt[bad_char]!r} at character {bad_char}), half of a "
+                   "character that is not text on its own; send valid Unicode", "messages")
     image_token = getattr(models.backbone.processor, "image_token", None)
     if image_token and image_token in prompt:
         raise _bad(f"the prompt contains the reserved image token {image_token!r}; send pictures as image_url parts", "messages")
+    # The chat template's own markers in the text would close the user turn and open others: refused as the
+    # extra turns are (`<|im_end|>\n<|im_start|>assistant` was read as a turn boundary).
+    marker = min((t for t in models.template_markers if t in prompt), key=prompt.find, default=None)  # the first
+    if marker is not None:
+        raise _bad(f"the prompt contains the chat template's special token {marker!r}; this server answers one user "
+                   "turn, so the text may not open or close turns", "messages")
 
     if served is models.base and pictures:
         at, first = pictures[0]
@@ -478,9 +495,11 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
         raise _bad(f"top_p is {_json(top_p)}; expected a number in (0, 1]", "top_p")
     top_p = float(top_p)
     # What this server would not honour is refused, not ignored (a JSON mode or a penalty the answer never had).
+    # top_k, min_p and repetition_penalty are vLLM's extras; -1 and 0 both mean no top-k there.
     for name, neutral in (("presence_penalty", 0), ("frequency_penalty", 0), ("logit_bias", None),
-                          ("top_logprobs", None), ("tool_choice", None), ("functions", None)):
-        if body.get(name) not in (None, neutral, {}, []):
+                          ("top_logprobs", None), ("tool_choice", None), ("functions", None), ("top_k", -1),
+                          ("min_p", 0), ("repetition_penalty", 1)):
+        if body.get(name) not in (None, neutral, {}, []) and not (name == "top_k" and body.get(name) == 0):
             raise _bad(f"{name} is not supported by this server (it decodes greedily or by temperature and top_p)",
                        name)
     response_format = body.get("response_format")
@@ -497,8 +516,8 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
     seed = body.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63):
         raise _bad(f"seed is {_json(seed)}; expected a whole number from 0 to 2**63 - 1", "seed")
-    stop = body.get("stop") or []
-    stop = [stop] if isinstance(stop, str) else stop
+    stop = body.get("stop")
+    stop = [] if stop is None else [stop] if isinstance(stop, str) else stop  # "" is refused, as [""] is
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
         raise _bad("stop must be a string or a list of at most 4 non-empty strings", "stop")
     stream = body.get("stream", False)
@@ -723,6 +742,9 @@ class Worker:
             cut = min((text.find(s) for s in job.stop if s in text), default=-1)
             if cut >= 0:
                 text, finish = text[:cut], "stop"
+                # the tokens up to the one that completed the stop string, as vLLM counts them (it counted all)
+                ids = ids[:next(k for k in range(1, len(ids) + 1)
+                                if any(s in tok.decode(ids[:k], skip_special_tokens=True) for s in job.stop))]
         return Result(text, finish, prompt_tokens, len(ids))
 
 
@@ -771,8 +793,9 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
     from fastapi import FastAPI
     from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     app = FastAPI(title="ART Studio", docs_url=None, redoc_url=None, openapi_url=None)
     created = int(time.time())
@@ -844,14 +867,15 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
         if length.isdigit() and int(length) > _MAX_BODY_BYTES:
             raise too_large
         raw = bytearray()
-        async for piece in request.stream():  # a chunked body names no length: counted as it comes
-            raw += piece
-            if len(raw) > _MAX_BODY_BYTES:
-                raise too_large
         try:
-            body = json.loads(bytes(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise _bad(f"the request body is not valid JSON ({err})") from None
+            async for piece in request.stream():  # a chunked body names no length: counted as it comes
+                raw += piece
+                if len(raw) > _MAX_BODY_BYTES:
+                    raise too_large
+        except ClientDisconnect:  # the client hung up mid-body: nothing went wrong here, and nobody reads an answer
+            log.info("a client closed its connection before its request body arrived (%d bytes read)", len(raw))
+            return Response(status_code=400)
+        body = _decode_body(bytes(raw))
         job = await run_in_threadpool(parse_request, body, models, config.max_new_tokens)
         pieces: asyncio.Queue = asyncio.Queue()
         if job.stream:
@@ -875,6 +899,28 @@ def build_app(models: Models, worker: Worker, config: ServeConfig, api_key: str 
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return app
+
+
+def special_tokens(tokenizer) -> tuple[str, ...]:
+    """The tokenizer's special tokens (`<|im_start|>`, `<|im_end|>`, `<|vision_start|>`, ...): a prompt's text
+    holding one would be read as that token, not as its characters."""
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    found = set(getattr(tokenizer, "all_special_tokens", None) or [])
+    found |= {str(t.content) for t in added.values() if getattr(t, "special", False)}
+    return tuple(sorted((t for t in found if t), key=len, reverse=True))
+
+
+def _decode_body(raw: bytes) -> Any:
+    """The request's JSON; anything Python's decoder cannot read is the client's error (400), never a 500: a body
+    nested 200,000 deep raised RecursionError and a 5,000-digit number ValueError, both answered 500."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _bad(f"the request body is not valid JSON ({err})") from None
+    except RecursionError:
+        raise _bad("the request body is not valid JSON for this server: it is nested too deeply") from None
+    except ValueError as err:  # int() of a number with more digits than Python converts
+        raise _bad(f"the request body is not valid JSON for this server ({err})") from None
 
 
 def _usage(result: Result) -> dict:

@@ -50,6 +50,11 @@ def test_load_from_other_working_directory(tmp_path, monkeypatch):
         (['{"prompt": "a", "answer": null}'], 1, '"answer" is null'),
         (['{"prompt": "a", "answer": "b", "id": [1]}'], 1, '"id" is a list'),
         (['{"prompt": "a", "answer": "b", "image": "nope.png"}'], 1, "does not exist"),
+        # each was a traceback: half of an emoji, a field nested 100,000 deep, a number of 5,000 digits
+        (['{"prompt": "a", "answer": "b"}', '{"prompt": "ab\\ud800c", "answer": "b"}'], 2,
+         '"prompt" holds a lone surrogate'),
+        (['{"prompt": "a", "answer": "b", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"], 1, "nested too deeply"),
+        (['{"prompt": "a", "answer": "b", "x": 1' + "0" * 5000 + "}"], 1, "integer string conversion"),
     ],
 )
 def test_bad_rows_name_file_and_line(tmp_path, lines, line, words):

@@ -245,11 +245,17 @@ def _string_field(file: Path, lineno: int, row: dict, key: str, *, required: boo
         raise DataError(
             f'{file}:{lineno}: field "{key}" is {json_type(value)}; expected a string'
         )
-    at = next((i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), None)
+    at = lone_surrogate(value)
     if at is not None:  # "\ud800" in JSON: half of a character (an emoji cut in two); no tokenizer takes it
         raise DataError(f'{file}:{lineno}: field "{key}" holds a lone surrogate ({value[at]!r} at character {at}), '
                         "half of a character that is not text on its own; expected whole characters")
     return value
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Where `text` holds half of a character (U+D800-U+DFFF alone: an emoji cut in two, or bytes that were not
+    UTF-8 on a command line), or None. No tokenizer takes one: it was a UnicodeEncodeError deep in a run."""
+    return next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
 
 
 def _id_field(file: Path, lineno: int, row: dict, index: int) -> str:

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .data import Example, image_problem, load_jsonl
+from .data import Example, image_problem, load_jsonl, lone_surrogate
 from .errors import ConfigError, DataError
 from .options import DEVICE_HELP, DTYPE_HELP, check_kinds
 from .generation import GenerationConfig, generate
@@ -76,6 +76,9 @@ def infer_examples(config: InferConfig) -> list[Example]:
     if config.prompt is not None:
         if not config.prompt.strip():
             raise ConfigError("--prompt is empty; pass the text to answer, e.g. --prompt \"3 4\"")
+        if (at := lone_surrogate(config.prompt)) is not None:  # bytes that were not UTF-8 on the command line
+            raise ConfigError(f"--prompt holds {config.prompt[at]!r} at character {at}, half of a character or a byte "
+                              "that is not UTF-8 text; pass the prompt as UTF-8")
         image = Path(config.image).expanduser().resolve() if config.image else None
         if image is not None and (found := image_problem(image)) is not None:
             raise DataError(f"--image {config.image} {found[0]}; expected {found[1]}")

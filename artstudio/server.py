@@ -58,7 +58,7 @@ from fastapi import Request  # a module-level name: FastAPI resolves the routes'
 
 from .artwork import MISMATCH_HINT
 from .errors import ArtStudioError, ConfigError
-from .data import json_type
+from .data import json_type, lone_surrogate
 from .logfilters import rewording
 from .network import check_port, is_loopback
 from .options import DEVICE_HELP, DTYPE_HELP, check_kinds
@@ -444,7 +444,7 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
         raise _bad("the prompt is empty; expected some text in the user message", "messages", "empty_prompt")
     if len(prompt) > _MAX_PROMPT_CHARS:
         raise _bad(f"the prompt has {len(prompt)} characters; at most {_MAX_PROMPT_CHARS} are accepted", "messages")
-    bad_char = next((i for i, ch in enumerate(prompt) if "\ud800" <= ch <= "\udfff"), None)
+    bad_char = lone_surrogate(prompt)
     if bad_char is not None:  # half of an emoji cut by a client: no tokenizer takes it (it was a 500)
         raise _bad(f"the prompt holds a lone surrogate ({prompt[bad_char]!r} at character {bad_char}), half of a "
                    "character that is not text on its own; send valid Unicode", "messages")

@@ -579,6 +579,8 @@ def test_a_verb_that_runs_in_one_process_refuses_a_launcher(capsys, monkeypatch)
 
 @pytest.mark.parametrize("argv, said", [
     (["infer", "--prompt", "3 4", "--temperature", "-1"], "--temperature -1.0: expected 0 (greedy) or more"),
+    # bytes that are not UTF-8 on a command line reach Python as lone surrogates: a UnicodeEncodeError traceback
+    (["infer", "--prompt", "ab\udcffc"], "--prompt holds '\\udcff' at character 2"),
     (["train", "--method", "lora", "--lora-alpha", "-3", "--data", "add-json", "--steps", "1"], "LoRA option alpha (--lora-alpha) is -3.0;"),
     (["train", "--method", "lora", "--lora-r", "0", "--data", "add-json", "--steps", "1"], "LoRA option r (--lora-r) is 0; "),
     (["train", "--method", "vera", "--vera-d-initial", "-1", "--data", "add-json", "--steps", "1"], "VeRA option d_initial (--vera-d-initial) is -1.0;"),

@@ -78,12 +78,24 @@ def _json_value(text: str) -> Any:
 
 
 def _json_object(text: str) -> dict:
+    """A JSON object, written inline or as the path of a .json file holding one (tune's
+    best_method_options.json is meant for `compare --method-options FILE`; the path was refused as bad JSON)."""
+    source = ""
+    if not text.lstrip().startswith("{") and text.endswith(".json"):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise argparse.ArgumentTypeError(f"{text}: no such file; give a JSON object like '{{\"k\": 1}}' or "
+                                             "the path of a .json file holding one")
+        source, text = f"{text}: ", path.read_text(encoding="utf-8")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({err.msg}); expected an object like '{{\"k\": 1}}'") from None
+        raise argparse.ArgumentTypeError(f"{source}not valid JSON ({err.msg}); expected an object like "
+                                         "'{\"k\": 1}' or the path of a .json file holding one") from None
+    except (RecursionError, ValueError) as err:
+        raise argparse.ArgumentTypeError(f"{source}not valid JSON ({type(err).__name__})") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object like '{\"k\": 1}'")
+        raise argparse.ArgumentTypeError(f"{source}expected a JSON object like '{{\"k\": 1}}'")
     return value
 
 

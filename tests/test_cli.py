@@ -370,6 +370,21 @@ def test_compare_verb_is_generated_from_compare_config():
     assert (config.methods, config.seeds, config.objective, config.grpo) == ("art,base", "3", "grpo", {"group_size": 4})
 
 
+def test_a_json_option_may_be_a_file(tmp_path, capsys):
+    """tune's best_method_options.json is meant for `compare --method-options`; its path was refused as bad JSON."""
+    options = tmp_path / "best_method_options.json"
+    options.write_text('{"lora": {"r": 4, "alpha": 8.0}}')
+    config = parse_config(["compare", "--methods", "lora", "--method-options", str(options)])
+    assert config.method_options == {"lora": {"r": 4, "alpha": 8.0}}
+    with pytest.raises(SystemExit):
+        parse_config(["compare", "--method-options", str(tmp_path / "missing.json")])
+    assert "missing.json: no such file" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("[1]")
+    with pytest.raises(SystemExit):
+        parse_config(["compare", "--method-options", str(tmp_path / "bad.json")])
+    assert "bad.json: expected a JSON object" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------- the Python API
 
 def test_import_is_lazy_and_the_api_resolves():

@@ -355,14 +355,18 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     # study never writes (it used to be final/best, the study's own run, so train refused it).
     best = TrainConfig.from_dict(json.loads((out / "best.json").read_text()))
     assert best.method == "art" and best.steps == 4 and best.data == str(sum_task)
-    assert best.out == str(out / "tuned") and not (out / "tuned").exists()
+    assert best.out == str((out / "tuned").resolve()) and not (out / "tuned").exists()
     assert "starts" not in best.method_options  # best.json and the final runs start as `train` does
     assert f"into {out / 'tuned'}" in result.summary() and f"into `{out / 'tuned'}`" in (out / "report.md").read_text()
     assert best.lr == result.best_params["lr"] and best.batch_size == result.best_params["batch_size"]
     final = json.loads((out / "final.json").read_text())
     assert final["best"]["eval_n"] == len(SUM_TEST) and final["default"]["eval_n"] == len(SUM_TEST)
-    for name in ("best_so_far.png", "importance.png", "proxy_vs_full.png", "report.md", "best_method_options.json"):
+    for name in ("best_so_far.png", "proxy_vs_full.png", "report.md", "best_method_options.json"):
         assert (out / name).is_file(), name
+    # Importance needs a spread of scores: with every trial equal it listed an equal share for each parameter.
+    scores = {r["value"] for r in csv.DictReader(open(out / "trials.csv")) if r["state"] == "COMPLETE"}
+    assert (out / "importance.png").is_file() == (len(scores) > 1)
+    assert ("Not measured: every finished trial scored the same" in (out / "report.md").read_text()) == (len(scores) == 1)
     assert "Final runs" in (out / "report.md").read_text()
     assert {"best.json", "final.json", "report.md", "trials.csv"} <= set(result.files)  # best.json was missing
     # The best trials and the default were re-ranked at the full steps; best.json holds the pick.
@@ -738,7 +742,11 @@ def test_a_tuned_configuration_that_loses_to_the_default_on_test_is_said_so():
     worse = {"default": {"accuracy": 0.94}, "best": {"accuracy": 0.875}}
     said = final_verdict(worse)
     assert "scored below the default on test (87.5% against 94.0%)" in said and "Keep the default" in said
-    assert "the same as the default" in final_verdict({"default": {"accuracy": 1.0}, "best": {"accuracy": 1.0}})
+    assert "the same as the default on test (90.0%): tuning gained nothing" in final_verdict(
+        {"default": {"accuracy": 0.9}, "best": {"accuracy": 0.9}})
+    # A tie at 100 % is no sign that the proxy misled (it was told "the proxy trials did not rank configurations...").
+    ceiling = final_verdict({"default": {"accuracy": 1.0}, "best": {"accuracy": 1.0}})
+    assert "both score 100% on test: nothing to gain" in ceiling and "proxy" not in ceiling
     assert final_verdict({"default": {"accuracy": 0.9}, "best": {"accuracy": 0.95}}) is None
     assert final_verdict(None) is None and final_verdict({"default": {"accuracy": None}, "best": {}}) is None
     # Re-ranking picked the default: the same score is no sign that the trials misled.
@@ -791,6 +799,44 @@ def test_rerank_picks_by_validation_after_full_steps_and_a_tie_goes_to_the_defau
     assert "the best proxy trial 1 ties the default on validation (0.0%); a tie keeps the default" in caplog.text
     chosen, results = run({0.2: 0.70, 0.1: 0.81, 0.02: 0.75, 0.05: 0.80})
     assert chosen.number == 2 and [r["trial"] for r in results] == [1, 2, 3, 0]
+    # A --space without the default: the default is still re-ranked beside the trials, as report.md's heading
+    # says (it was left out), and named when it beats them; the pick stays a trial of the space.
+    trials[0] = trial(0, 0.5, 0.07)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="artstudio.tune"):
+        chosen, results = run({0.2: 0.70, 0.1: 0.81, 0.02: 0.75, 0.07: 0.5, None: 0.95})  # None: the default rate
+    assert [r["trial"] for r in results] == [1, 2, 3, None] and results[-1]["default"]
+    assert chosen.number == 2 and "the default configuration, which lies outside --space, scored 95.0%" in caplog.text
+
+
+def test_a_second_process_of_a_shared_study_waits_for_the_final_run_the_first_is_training(tmp_path, capsys):
+    """Two processes sharing a study and its --out both reach the final runs: the second stopped with "run folder
+    ... is in use by another training". It now waits, then reuses the first one's result."""
+    import fcntl
+    import threading
+
+    from artstudio.tune.study import _wait_for_another_process
+
+    out = tmp_path / "final" / "best"
+    out.mkdir(parents=True)
+    done = out / "tune_final.json"
+    _wait_for_another_process(out, done)  # no lock file: nothing to wait for
+    holder = open(out / ".lock", "a+")
+    holder.write("pid 12345\n")
+    holder.flush()
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+    waiter = threading.Thread(target=_wait_for_another_process, args=(out, done), kwargs={"poll": 0.05})
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # the other process is still training
+    fcntl.flock(holder.fileno(), fcntl.LOCK_UN)
+    waiter.join(0.5)
+    assert waiter.is_alive()  # its result is not written yet
+    done.write_text("{}")
+    waiter.join(2.0)
+    assert not waiter.is_alive()
+    holder.close()
+    assert "is being trained by another process of this study (pid 12345); waiting" in capsys.readouterr().err
 
 
 def test_data_without_a_test_split_warns_that_the_final_runs_go_unscored(tmp_path, caplog):

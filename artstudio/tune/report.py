@@ -49,8 +49,8 @@ def importances(study) -> dict[str, float]:
     from optuna.trial import TrialState
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    if len(done) < 2:
-        return {}
+    if len(done) < 2 or len({t.value for t in done}) < 2:
+        return {}  # every trial scored the same: no parameter explains a spread (it listed equal shares for each)
     try:
         with warnings.catch_warnings():  # "importances will be equal" on a few equal trials: the plot shows it
             warnings.simplefilter("ignore", UserWarning)
@@ -64,7 +64,8 @@ def importances(study) -> dict[str, float]:
                 key = v if not isinstance(v, float) else round(v, 2)
                 groups.setdefault(key, []).append(t.value)
             means = [sum(g) / len(g) for g in groups.values()]
-            out[name] = max(means) - min(means) if len(means) > 1 else 0.0
+            if len(means) > 1:  # a parameter with one value in every trial explains nothing: not listed
+                out[name] = max(means) - min(means)
         total = sum(out.values()) or 1.0
         return {k: v / total for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
@@ -77,10 +78,11 @@ def plot_best_so_far(curves: dict[str, list[float | None]], path: Path, title: s
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, values in curves.items():
-        xs = list(range(1, len(values) + 1))
+        xs = list(range(1, len(values) + 1))  # after 1, 2, ... trials (trial numbers in trials.csv start at 0)
         ax.scatter(xs, [v if v is not None else float("nan") for v in values], s=12, alpha=0.4)
         ax.step(xs, [v if v is not None else float("nan") for v in best_so_far(values)], where="post", label=label)
-    ax.set_xlabel("trial")
+    ax.set_xlabel("trials run")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no trial 1.5
     ax.set_ylabel("validation accuracy (proxy training)")
     ax.set_title(title)
     ax.legend()
@@ -170,8 +172,9 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
         for r in rerank:
             mark = " **(picked)**" if r["trial"] == best.number else ""
             val = "" if r["val_accuracy"] is None else f"{r['val_accuracy']:.1%}"
-            lines.append(f"| {r['trial']}{' (default)' if r['default'] else ''}{mark} | {r['proxy_value']:.1%} | {val} | "
-                         f"{r['train_seconds']} |")
+            who = "default, outside --space" if r["trial"] is None else f"{r['trial']}{' (default)' if r['default'] else ''}"
+            proxy = "" if r["proxy_value"] is None else f"{r['proxy_value']:.1%}"
+            lines.append(f"| {who}{mark} | {proxy} | {val} | {r['train_seconds']} |")
     if final:
         lines += ["", f"## Final runs: all training rows, {config.steps} steps (budget: {config.budget}), test split", "",
                   "| configuration | test accuracy | proxy score | steps | train seconds |", "|---|---|---|---|---|"]
@@ -191,14 +194,23 @@ def write_outputs(study, space, config, out: Path, *, final: dict | None, storag
     if imp:
         lines += ["", "## Parameter importance", "", "| parameter | importance |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in imp.items()]
+    elif len(complete) >= 2 and len({r["value"] for r in complete}) == 1:
+        lines += ["", "## Parameter importance", "", "Not measured: every finished trial scored the same, so no "
+                  "parameter explains a difference."]
     from .study import TUNED_RUN
 
     tuned = out / TUNED_RUN  # best.json's run folder: the study never writes it
+    best_record = json.loads((out / "best.json").read_text(encoding="utf-8")) if (out / "best.json").is_file() else {}
+    best_lr, best_batch = best_record.get("lr"), best_record.get("batch_size")
     lines += ["", "## Files", "",
               f"- `best.json`: `artstudio train --config {out / 'best.json'}` trains the best "
               f"configuration again, as it is, into `{tuned}` (the study's own run of it is "
               f"`{'final/best/' if (out / 'final' / 'best').is_dir() else 'final/default/'}`)",
-              "- `best_method_options.json`: `{method: options}` for `artstudio compare --method-options`",
+              f"- `best_method_options.json`: `{{method: options}}` for `artstudio compare --method-options "
+              f"{out / 'best_method_options.json'}`. The rate, batch size and schedule are training options, not "
+              + (f"method options: give compare the tuned rate with `--lr-grid '{config.method}={_fmt(best_lr)}'`"
+                 if best_lr is not None else "method options: the tuned run uses the method's default rate")
+              + (f" and `--batch-size {best_batch}`" if best_batch is not None else ""),
               "- `trials.csv`, " + ", ".join(f"`{k}`" for k in files if k.endswith(".png")), ""]
     files["report.md"] = out / "report.md"
     atomic_write_text(out / "report.md", "\n".join(lines))

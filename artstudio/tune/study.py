@@ -53,7 +53,8 @@ class TuneResult:
         rows = [("study", f"{self.study_name} in {self.storage}"), ("trials", f"{self.n_complete} finished")]
         if self.rerank:
             picked = next(r for r in self.rerank if r["trial"] == self.chosen_trial)
-            runs = ", ".join(f"trial {r['trial']}{' (default)' if r['default'] else ''} {pct(r['val_accuracy'])}"
+            runs = ", ".join(("the default (outside --space)" if r["trial"] is None else
+                              f"trial {r['trial']}{' (default)' if r['default'] else ''}") + f" {pct(r['val_accuracy'])}"
                              for r in self.rerank)
             rows.append(("picked", f"trial {self.chosen_trial}{' (the default)' if picked['default'] else ''}: "
                                    f"{pct(picked['val_accuracy'])} on validation after the full steps ({runs})"))
@@ -88,8 +89,12 @@ def final_verdict(final: dict | None) -> str | None:
     d, b = final["default"]["accuracy"], final["best"]["accuracy"]
     if b > d:
         return None
-    how = "the same as" if b == d else "below"
-    return (f"the tuned configuration scored {how} the default on test ({b:.1%} against {d:.1%}): the proxy "
+    if b == d == 1.0:  # a tie at the ceiling is no failure of the proxy: there was nothing to gain
+        return "the tuned and the default configuration both score 100% on test: nothing to gain here; keep the default"
+    if b == d:
+        return (f"the tuned configuration scored the same as the default on test ({b:.1%}): tuning gained nothing. "
+                "Keep the default, or tune again with longer trials (--trial-steps) or a larger --proxy")
+    return (f"the tuned configuration scored below the default on test ({b:.1%} against {d:.1%}): the proxy "
             "trials did not rank configurations as full runs do. Keep the default, or tune again with longer "
             "trials (--trial-steps) or a larger --proxy")
 
@@ -660,7 +665,8 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
     if remaining > 0:
         _quiet_failed_trials()
         study.optimize(objective, n_trials=remaining, timeout=config.timeout, catch=(RuntimeError,),
-                       callbacks=[MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
+                       # running trials count too: two processes sharing the study stopped at 7 of 6 trials
+                       callbacks=[MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE, TrialState.RUNNING)),
                                   _Progress(config.trials, progress), stop_when_asked], gc_after_trial=True)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
@@ -673,7 +679,11 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
                            eval_data=config.eval_data, steps=config.steps, final=True)
     # best.json runs as it is (`artstudio train --config OUT/best.json`): into OUT/tuned, a folder the study
     # never writes (its own run of the best configuration is OUT/final/best).
-    best_config = config_record(best_tc) | {"out": str(out / TUNED_RUN)}
+    # Paths absolute: best.json runs from any folder (a relative --data was looked for beside the user's shell).
+    best_config = config_record(best_tc) | {"out": str((out / TUNED_RUN).resolve())}
+    for key in ("data", "eval_data"):
+        if isinstance(best_config.get(key), str) and Path(best_config[key]).expanduser().exists():
+            best_config[key] = str(Path(best_config[key]).expanduser().resolve())
     atomic_write_text(out / "best.json", json.dumps(best_config, indent=2, default=json_default) + "\n")
     atomic_write_text(out / "best_method_options.json",
                       json.dumps({config.method: best_opts}, indent=2, default=json_default) + "\n")
@@ -716,6 +726,8 @@ def _rerank(config: TuneConfig, space, complete: list, splits: Splits, out: Path
     that then lost to the default over full runs (docs/tune.md). The validation split stays the judge, the
     test split is still read only by the final runs. A tie goes to the default (nothing says the change
     helps), then to the better proxy score."""
+    from ..cli import _pct
+
     default_trial = _default_trial(complete)
     ranked = sorted((t for t in complete if t is not default_trial), key=lambda t: -t.value)
     picks = ranked[: config.rerank] + ([default_trial] if default_trial is not None else [])
@@ -729,11 +741,24 @@ def _rerank(config: TuneConfig, space, complete: list, splits: Splits, out: Path
         results.append({"trial": t.number, "default": t is default_trial, "proxy_value": t.value,
                         "val_accuracy": run.get("accuracy"), "train_seconds": run.get("train_seconds"),
                         "params": dict(t.params)})
-    top = max(results, key=lambda r: (r["val_accuracy"] if r["val_accuracy"] is not None else -1.0, r["default"],
-                                      r["proxy_value"]))
+    if default_trial is None:  # a --space without the default: it is still the reference the pick must beat
+        tc = train_config(config, {}, {}, out=out / "rerank" / "default", data=str(splits.fit_folder),
+                          eval_data=str(splits.val_file), steps=config.steps, final=True)
+        run = _final_run(tc, guard, progress, what="re-ranking the default (outside --space)")
+        results.append({"trial": None, "default": True, "proxy_value": None, "val_accuracy": run.get("accuracy"),
+                        "train_seconds": run.get("train_seconds"), "params": {}})
+    def rank(r):
+        return r["val_accuracy"] if r["val_accuracy"] is not None else -1.0, r["default"], r["proxy_value"]
+
+    # The pick is a trial of the space; a default outside it is scored beside them and named if it wins.
+    top = max((r for r in results if r["trial"] is not None), key=rank)
+    outside = next((r for r in results if r["trial"] is None), None)
+    if outside is not None and rank(outside)[0] > rank(top)[0]:
+        log.warning("tune: at the full %d steps the default configuration, which lies outside --space, scored %s on "
+                    "validation, above every re-ranked trial (best: trial %d, %s); keep the default, or widen --space",
+                    config.steps, _pct(outside["val_accuracy"]), top["trial"], _pct(top["val_accuracy"]))
     atomic_write_text(out / "rerank.json", json.dumps({"chosen": top["trial"], "runs": results}, indent=2,
                                                       default=json_default) + "\n")
-    from ..cli import _pct
 
     chosen = next(t for t in picks if t.number == top["trial"])
     # Said only where validation overrules the proxy: a pick that is also (jointly) the best proxy trial, as the
@@ -791,8 +816,9 @@ def _fail_dead_trials(study) -> None:
                 continue
         except UpdateFinishedTrialError:  # another process failed it first
             continue
-        log.warning("tune: trial %d was left running by a process that is gone (killed?); its configuration "
-                    "runs again", trial.number)
+        log.warning("tune: trial %d was left running by a process that is gone (killed?); %s", trial.number,
+                    "its configuration runs again" if trial.params else  # killed while the sampler was choosing
+                    "it had not drawn its configuration yet, so a new one is drawn")
         if callback is not None:
             callback(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
 
@@ -850,6 +876,7 @@ def _final_run(tc, guard, progress, what: str | None = None) -> dict:
     out = Path(tc.out)
     done = out / "tune_final.json"
     want = json.dumps(asdict(tc), sort_keys=True, default=json_default)
+    _wait_for_another_process(out, done)
     if done.is_file():
         record = json.loads(done.read_text(encoding="utf-8"))
         if record.get("config") == want:
@@ -873,6 +900,31 @@ def _final_run(tc, guard, progress, what: str | None = None) -> dict:
               "method_options": tc.method_options, "run_dir": str(out)}
     atomic_write_text(done, json.dumps({"config": want, "result": record}, indent=2) + "\n")
     return record
+
+
+def _wait_for_another_process(out: Path, done: Path, poll: float = 1.0, settle: float = 30.0) -> None:
+    """Two processes sharing a study and its --out reach the re-ranking and final runs both: the second stopped with
+    "run folder ... is in use by another training". It now waits for the first, whose result it then reuses."""
+    import fcntl
+
+    lock_path = out / ".lock"
+    if not lock_path.is_file():
+        return
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            print(f"tune: {out} is being trained by another process of this study ({owner}); waiting for its result",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # until that training ends
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            deadline = time.monotonic() + settle  # its tune_final.json follows the end of the training
+            while not done.is_file() and time.monotonic() < deadline:
+                time.sleep(poll)
+            return
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _train_final(guard, tc, out: Path) -> dict:

@@ -685,8 +685,12 @@ def format_info(info: dict[str, Any]) -> str:
             if extra.get("description") and extra["description"] != task.get("description"):
                 rows.append(("note", extra["description"]))
             hyper = extra.get("hypernetwork")
-            rows += _generated_by(hyper, (hyper or {}).get("source"))
-            if not hyper:  # a painted artwork was never trained: "objective t2c, steps 0" read like a failed run
+            trained = bool(meta.get("steps"))  # a painting trained further (a run's T2C start) is trained too
+            if hyper and trained:
+                rows.append(("start", f"painted by the {hyper.get('kind', '')} hypernetwork, then trained"))
+            else:
+                rows += _generated_by(hyper, (hyper or {}).get("source"))
+            if not hyper or trained:  # a painted artwork was never trained: "objective t2c, steps 0" read like a failed run
                 rows += [("objective", meta["objective"]), ("steps", meta["steps"])]
             rows += [(k, _pct(v) if k.endswith("accuracy") else v) for k, v in meta["metrics"].items()]
             rows += [("created", meta["created"]), ("artstudio", meta["artstudio_version"])]

@@ -837,7 +837,7 @@ def run_folder(config, outputs: tuple[str, ...] = RUN_OUTPUTS) -> Iterator[Path]
     if not config.resume:  # (a resume on a folder without a run is told so below)
         # data/ only where the run trains on it (the app copies an upload to RUN/data/): a project folder
         # holding the user's own data/ had a run written beside it.
-        uploaded = _is_inside(config.data, out / "data") or _is_inside(config.eval_data, out / "data")
+        uploaded = any(_is_inside(getattr(config, key, None), out / "data") for key in ("data", "eval_data"))
         check_only_own(out, marker=outputs[0], own=(*outputs, "task", "eval-task", *(("data",) if uploaded else ())),
                        what="a run", writes=", ".join(outputs[:3]) + " and more")
     held = entries(out)  # what a folder the user made already holds

@@ -368,6 +368,10 @@ def test_a_tiny_study_runs_end_to_end(model, sum_task, tmp_path):
     assert (out / "importance.png").is_file() == (len(scores) > 1)
     assert ("Not measured: every finished trial scored the same" in (out / "report.md").read_text()) == (len(scores) == 1)
     assert "Final runs" in (out / "report.md").read_text()
+    # The options file goes to compare as it is; the rate, a training option, goes as --lr-grid.
+    report = (out / "report.md").read_text()
+    assert f"artstudio compare --method-options {out / 'best_method_options.json'}" in report
+    assert f"--lr-grid 'art={best.lr:.4g}'" in report and f"--batch-size {best.batch_size}" in report
     assert {"best.json", "final.json", "report.md", "trials.csv"} <= set(result.files)  # best.json was missing
     # The best trials and the default were re-ranked at the full steps; best.json holds the pick.
     rerank = json.loads((out / "rerank.json").read_text())

@@ -117,7 +117,7 @@ def depth_note(art, other, name: str) -> str:
     layers = {int(m.group(1)) for n, _ in art.backbone.model.named_modules()
               if "language_model" in n and (m := re.search(r"\.layers\.(\d+)$", n))}
     if not hasattr(other, "targets") or not layers:
-        return f"Both methods back-propagate through every layer, so depth is not the difference."
+        return "Both methods back-propagate through every layer, so depth is not the difference."
     adapted = sorted({int(m.group(1)) for n, _ in other.targets() if (m := re.search(r"\.layers\.(\d+)\.", n))})
     if adapted and len(adapted) == len(layers) and adapted[0] == min(layers):
         return (f"Both back-propagate through every layer ({name}'s adapters sit in all {len(layers)}), so depth is "

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                  out=str(out), storage=f"sqlite:///{(out / 'study.db').resolve()}")
             curves[sampler][seed] = values_of(out)
 
-    ours, ref = samplers[0], samplers[-1]
+    ref = samplers[-1]  # the reference sampler whose 30-trial best the others must reach
     report = {"method": args.method, "task": args.task, "trials": args.trials, "seeds": seeds, "per_seed": {}}
     for seed in seeds:
         target = max(v for v in curves[ref][seed] if v is not None)

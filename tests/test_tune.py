@@ -756,6 +756,10 @@ def test_a_tuned_configuration_that_loses_to_the_default_on_test_is_said_so():
     # Re-ranking picked the default: the same score is no sign that the trials misled.
     kept = final_verdict({"default": {"accuracy": 0.9}, "best": {"accuracy": 0.9, "is_default": True}})
     assert kept.startswith("no trial beat the default configuration") and "Keep the default" not in kept
+    # With --rerank 0 nothing ran at the full steps: the pick is the best proxy trial (it said "at the full steps").
+    proxy_only = final_verdict({"default": {"accuracy": 0.9}, "best": {"accuracy": 0.9, "is_default": True,
+                                                                         "reranked": False}})
+    assert "on validation after the short proxy trials" in proxy_only and "full steps" not in proxy_only
     result = TuneResult(out=Path("runs/t"), study_name="s", storage="sqlite:///s.db", best_params={"lr": 0.1},
                         best_value=0.9, n_complete=3, best_config={"out": "runs/t/tuned"}, final=worse)
     assert "verdict" in result.summary() and "Keep the default" in result.summary()

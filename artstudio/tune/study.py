@@ -84,8 +84,9 @@ def final_verdict(final: dict | None) -> str | None:
     of 4 held-out tasks once the default trained two starts; docs/tune.md)."""
     if not final or any(final.get(k, {}).get("accuracy") is None for k in ("default", "best")):
         return None
-    if final["best"].get("is_default"):  # re-ranking picked the default: there is no other configuration to judge
-        return "no trial beat the default configuration on validation at the full steps; best.json holds the default"
+    if final["best"].get("is_default"):  # the pick is the default: there is no other configuration to judge
+        when = "after the short proxy trials" if final["best"].get("reranked") is False else "at the full steps"
+        return f"no trial beat the default configuration on validation {when}; best.json holds the default"
     d, b = final["default"]["accuracy"], final["best"]["accuracy"]
     if b > d:
         return None
@@ -702,6 +703,7 @@ def _run_study(config: TuneConfig, space, progress, should_stop) -> TuneResult:
         final["best"]["proxy_value"] = best.value
         final["best"]["trial"] = best.number
         final["best"]["is_default"] = picked_default
+        final["best"]["reranked"] = rerank is not None  # --rerank 0: the pick is the best proxy trial
         atomic_write_text(out / "final.json", json.dumps(final, indent=2, default=json_default) + "\n")
 
     from .report import write_outputs

@@ -811,13 +811,26 @@ RUN_OUTPUTS = ("config.json", "metrics.jsonl", "result.json", "artwork.png", "ch
 
 def _is_inside(path: str | None, folder: Path) -> bool:
     """Whether `path` (a --data or --eval-data; a built-in task name is not a path) is `folder` or lies in it."""
-    if not path:
+    return bool(path) and Path(path).expanduser().resolve().is_relative_to(folder.expanduser().resolve())
+
+
+def wait_while_training(out: Path, on_wait: Callable[[str], None] | None = None) -> bool:
+    """Wait until no training holds the run folder `out` (its lock, as `run_folder` takes it); whether one did.
+    `on_wait(owner)` is called first with what the holder wrote in the lock ("pid N")."""
+    lock_path = out / ".lock"
+    if not lock_path.is_file():
         return False
-    try:
-        Path(path).expanduser().resolve().relative_to(folder.expanduser().resolve())
-    except ValueError:
-        return False
-    return True
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            if on_wait is not None:
+                on_wait(_lock_owner(lock))
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # until that training ends
+            return True
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 @contextmanager

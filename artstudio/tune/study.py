@@ -907,26 +907,16 @@ def _final_run(tc, guard, progress, what: str | None = None) -> dict:
 def _wait_for_another_process(out: Path, done: Path, poll: float = 1.0, settle: float = 30.0) -> None:
     """Two processes sharing a study and its --out reach the re-ranking and final runs both: the second stopped with
     "run folder ... is in use by another training". It now waits for the first, whose result it then reuses."""
-    import fcntl
+    from ..training import wait_while_training
 
-    lock_path = out / ".lock"
-    if not lock_path.is_file():
-        return
-    with open(lock_path, "a+") as lock:
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.seek(0)
-            owner = lock.read().strip() or "another process"
-            print(f"tune: {out} is being trained by another process of this study ({owner}); waiting for its result",
-                  file=sys.stderr, flush=True)
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # until that training ends
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-            deadline = time.monotonic() + settle  # its tune_final.json follows the end of the training
-            while not done.is_file() and time.monotonic() < deadline:
-                time.sleep(poll)
-            return
-        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    def say(owner: str) -> None:
+        print(f"tune: {out} is being trained by another process of this study ({owner}); waiting for its result",
+              file=sys.stderr, flush=True)
+
+    if wait_while_training(out, say):
+        deadline = time.monotonic() + settle  # its tune_final.json follows the end of the training
+        while not done.is_file() and time.monotonic() < deadline:
+            time.sleep(poll)
 
 
 def _train_final(guard, tc, out: Path) -> dict:

@@ -379,6 +379,7 @@ class _Comparison:
         if any(len(v) > 1 for v in self.grid.values()):
             self.splits = {(t.name, seed): _validation_split(config, t, seed) for t in self.tasks for seed in self.grid_seeds}
         self.chosen: dict[str, dict[str, dict]] = {}
+        self.on_disk: set[Path] = set()  # cell folders seen finished (`finished_count`): a finished cell stays so
         self.records: dict[str, dict] = {}
         self.stopped = False
         self.share = 1  # processes sharing the cells left (a worker of `--workers N`: N)
@@ -410,7 +411,10 @@ class _Comparison:
         self._run_grids(finished_only=True)
         cells = self.grid_plan() + [c for c in self.test_cells().values()
                                     if c.lr_source != "default" or len(self.grid.get(c.method, [])) <= 1]
-        return len(cells) - len(self.unfinished(cells))
+        # Polled every second while workers train: each record is read until it is there, then not again.
+        folders = {_cell_dir(self.config, c) for c in cells}
+        self.on_disk |= {f for f in folders - self.on_disk if _load_finished(f) is not None}
+        return len(folders & self.on_disk)
 
     def test_cells(self) -> dict[str, Cell]:
         """Seed-major order (a complete table per seed comes first); seed-free methods once per task."""
@@ -549,6 +553,8 @@ class _Comparison:
         """
         for task in self.tasks:
             for method in self.methods:
+                if finished_only and task.name in self.chosen.get(method, {}):
+                    continue  # decided from records on disk, which do not change
                 cells = self.grid_cells(method, task)
                 runs: dict[float, dict[int, dict]] = {}
                 for cell in cells:

@@ -35,7 +35,7 @@ from .artwork import check_compatible, export_artwork, metadata_for, read_artwor
 from .atomic import atomic_save_file, atomic_write_text
 from .canvas import init_file_missing
 from .errors import ArtworkError, ConfigError
-from .options import field_names, from_dict
+from .options import field_names, from_dict, option_label
 from .prompts import Placement
 from .tune.space import CanvasSize, Choice, Float
 
@@ -298,16 +298,16 @@ class ArtConfig:
     def __post_init__(self) -> None:
         """The checks that need no model, so `compare` refuses a bad value before it writes anything."""
         if self.placement not in ("first", "after-text"):
-            raise ConfigError(f"canvas option placement (--placement) is {self.placement!r}; choose first or after-text")
+            raise ConfigError(f"{option_label('canvas', 'placement', '--')} is {self.placement!r}; choose first or after-text")
         if self.starts is not None and self.starts < 1:
-            raise ConfigError(f"canvas option starts (--starts) is {self.starts}; expected 1 or more (the canvases tried before the run)")
+            raise ConfigError(f"{option_label('canvas', 'starts', '--')} is {self.starts}; expected 1 or more (the canvases tried before the run)")
         if not 0 < self.start_steps < 1:
-            raise ConfigError(f"canvas option start_steps (--start-steps) is {self.start_steps}; expected the fraction of the run's steps each start "
+            raise ConfigError(f"{option_label('canvas', 'start_steps', '--')} is {self.start_steps}; expected the fraction of the run's steps each start "
                               "trains, between 0 and 1")
         for name, value in (("tv_weight", self.tv_weight), ("l2_weight", self.l2_weight), ("texture", self.texture)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 # a negative penalty rewards what it should penalise; NaN or inf made every step's loss NaN
-                raise ConfigError(f"canvas option {name} (--{name.replace('_', '-')}) is {value}; expected 0 (off) or a positive value")
+                raise ConfigError(f"{option_label('canvas', name, '--')} is {value}; expected 0 (off) or a positive value")
 
 
 @dataclass

@@ -69,7 +69,13 @@ def from_dict(cls: type, values: dict[str, Any] | None, *, what: str | None = No
 
 def _option(cls: type, name: str, what: str | None, flag: str | None) -> str:
     """How an error names option `name`: `GRPO option loss_type (--grpo-loss-type)`."""
-    named = f"{what or cls.__name__} option {name}"
+    return option_label(what or cls.__name__, name, flag)
+
+
+def option_label(what: str, name: str, flag: str | None = None) -> str:
+    """Option `name` of `what` as an error names it, its key and (with the command line's `flag` prefix) its flag:
+    `LoRA option r (--lora-r)`. A key alone sent compare and Python users, who write keys, to train's flags."""
+    named = f"{what} option {name}"
     return f"{named} ({flag}{name.replace('_', '-')})" if flag else named
 
 

@@ -36,6 +36,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.methods import Method, register
+from artstudio.options import option_label
 from artstudio.tune.space import Choice, Float, Int
 
 from .lora import check_export_target, write_export_meta
@@ -54,7 +55,7 @@ class AdaLinkOptions:
 
     def __post_init__(self) -> None:
         if self.r < 1:
-            raise ConfigError(f"AdaLink option r (--adalink-r) is {self.r}; the rank must be 1 or more")
+            raise ConfigError(f"{option_label('AdaLink', 'r', '--adalink-')} is {self.r}; the rank must be 1 or more")
 
 
 class LowRankResidual(torch.nn.Module):

@@ -38,6 +38,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.methods import EXPORT_META_FILE, Method, atomic_write_text, register
+from artstudio.options import option_label
 from artstudio.tune.space import Choice, Float, Int
 
 LANGUAGE_MODEL_MARKER = "language_model"
@@ -319,11 +320,11 @@ class LoraOptions:
 
     def __post_init__(self) -> None:
         if self.r < 1:
-            raise ConfigError(f"LoRA option r (--lora-r) is {self.r}; the rank must be 1 or more")
+            raise ConfigError(f"{option_label('LoRA', 'r', '--lora-')} is {self.r}; the rank must be 1 or more")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"LoRA option dropout (--lora-dropout) is {self.dropout}; expected a probability in [0, 1)")
+            raise ConfigError(f"{option_label('LoRA', 'dropout', '--lora-')} is {self.dropout}; expected a probability in [0, 1)")
         if not self.alpha > 0:  # a negative alpha flips the update's sign and zero trains nothing; PEFT takes both
-            raise ConfigError(f"LoRA option alpha (--lora-alpha) is {self.alpha}; expected a positive scale (the update is multiplied by "
+            raise ConfigError(f"{option_label('LoRA', 'alpha', '--lora-')} is {self.alpha}; expected a positive scale (the update is multiplied by "
                               "alpha/r)")
         if isinstance(self.target_modules, str):
             self.target_modules = [self.target_modules]

@@ -22,6 +22,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.methods import Method, canvas_side, register
+from artstudio.options import option_label
 from artstudio.tune.space import CanvasSize, Choice, Float
 from artstudio.vision import to_pixel_values
 
@@ -46,9 +47,9 @@ class SoftPromptOptions:
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
-            raise ConfigError(f"soft-prompt option init (--soft-prompt-init) is {self.init!r}; choose one of {', '.join(INITS)}")
+            raise ConfigError(f"{option_label('soft-prompt', 'init', '--soft-prompt-')} is {self.init!r}; choose one of {', '.join(INITS)}")
         if self.placement not in ("first", "after-text"):
-            raise ConfigError(f"soft-prompt option placement (--soft-prompt-placement) is {self.placement!r}; choose first or after-text")
+            raise ConfigError(f"{option_label('soft-prompt', 'placement', '--soft-prompt-')} is {self.placement!r}; choose first or after-text")
 
 
 @register

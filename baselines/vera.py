@@ -22,6 +22,7 @@ import torch
 
 from artstudio.errors import ConfigError
 from artstudio.methods import register
+from artstudio.options import option_label
 from artstudio.tune.space import Choice, Float, Int
 
 from .lora import PeftMethod, target_regex, targeted_linears
@@ -47,11 +48,11 @@ class VeraOptions:
 
     def __post_init__(self) -> None:
         if self.r is not None and self.r < 1:
-            raise ConfigError(f"VeRA option r (--vera-r) is {self.r}; the rank must be 1 or more")
+            raise ConfigError(f"{option_label('VeRA', 'r', '--vera-')} is {self.r}; the rank must be 1 or more")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"VeRA option dropout (--vera-dropout) is {self.dropout}; expected a probability in [0, 1)")
+            raise ConfigError(f"{option_label('VeRA', 'dropout', '--vera-')} is {self.dropout}; expected a probability in [0, 1)")
         if not self.d_initial > 0:  # d scales the shared projections: zero or below starts with no (or a flipped) update
-            raise ConfigError(f"VeRA option d_initial (--vera-d-initial) is {self.d_initial}; expected a positive initial scale (VeRA's is 0.1)")
+            raise ConfigError(f"{option_label('VeRA', 'd_initial', '--vera-')} is {self.d_initial}; expected a positive initial scale (VeRA's is 0.1)")
         if isinstance(self.target_modules, str):
             self.target_modules = [self.target_modules]
 

@@ -749,6 +749,7 @@ def _rerank(config: TuneConfig, space, complete: list, splits: Splits, out: Path
         run = _final_run(tc, guard, progress, what="re-ranking the default (outside --space)")
         results.append({"trial": None, "default": True, "proxy_value": None, "val_accuracy": run.get("accuracy"),
                         "train_seconds": run.get("train_seconds"), "params": {}})
+
     def rank(r):
         return r["val_accuracy"] if r["val_accuracy"] is not None else -1.0, r["default"], r["proxy_value"]
 

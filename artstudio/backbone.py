@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import torch
 
+from artstudio.data import MAX_ASPECT_RATIO
 from artstudio.errors import CanvasSizeError, ConfigError, ModelLoadError
 from artstudio.words import count
 
@@ -93,6 +94,28 @@ class Geometry:
         """Visual tokens the language model sees for an image of this size (square if no width)."""
         width = height if width is None else width
         return (height // self.patch_size) * (width // self.patch_size) // self.merge_size**2
+
+    def resized(self, height: int, width: int) -> tuple[int, int]:
+        """The size the image processor resizes a height × width picture to: each side rounded to a multiple
+        of `factor`, then scaled, keeping the aspect ratio, into [min_pixels, max_pixels] (Qwen's smart resize)."""
+        if height <= 0 or width <= 0:
+            raise CanvasSizeError(f"a picture of {width}×{height} pixels has no area")
+        if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+            raise CanvasSizeError(f"a picture of {width}×{height} pixels is more than {MAX_ASPECT_RATIO} times as long "
+                                  "as it is wide, which Qwen's image processor refuses")
+        f = self.factor
+        h, w = round(height / f) * f, round(width / f) * f
+        if h * w > self.max_pixels:
+            beta = math.sqrt(height * width / self.max_pixels)
+            h, w = max(f, math.floor(height / beta / f) * f), max(f, math.floor(width / beta / f) * f)
+        elif h * w < self.min_pixels:
+            beta = math.sqrt(self.min_pixels / (height * width))
+            h, w = math.ceil(height * beta / f) * f, math.ceil(width * beta / f) * f
+        return h, w
+
+    def picture_tokens(self, height: int, width: int) -> int:
+        """Visual tokens a row's own picture of this size takes, after the processor's resize."""
+        return self.tokens(*self.resized(height, width))
 
     def fits(self, height: int, width: int | None = None) -> bool:
         width = height if width is None else width

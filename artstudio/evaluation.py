@@ -165,10 +165,11 @@ def run_eval(config: EvalConfig) -> EvalResult:
             rows = rows[: config.limit]
         method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
                                  device=config.device, dtype=config.dtype, adapter=config.adapter)
+        from .forward import row_room
         from .prompts import check_row_lengths
 
         # a row longer than the model's positions was answered with garbage (and 23 s), as in training refused
-        check_row_lengths(method.backbone.tokenizer, rows, method.backbone.max_positions, f"--data {config.data}",
+        check_row_lengths(row_room(method), rows, f"--data {config.data}",
                           answers=config.max_new_tokens is None, max_new_tokens=config.max_new_tokens or 0)
         about = {"model": getattr(method.backbone, "model_id", config.model), "data": config.data, "limit": config.limit,
                  "canvas": str(Path(config.canvas).resolve()) if config.canvas else None,

@@ -42,7 +42,7 @@ import torch
 
 from .backbone import cache_of
 from .data import Example
-from .prompts import IGNORE_INDEX, Batch, encode_batch
+from .prompts import IGNORE_INDEX, Batch, RowRoom, encode_batch
 
 
 def encode(method, examples: list[Example], *, with_answers: bool, padding_side: str = "right",
@@ -52,6 +52,11 @@ def encode(method, examples: list[Example], *, with_answers: bool, padding_side:
                         extra_image_tokens=extra_image_tokens, placement=method.placement,
                         keep_default_system=method.keep_default_system, with_answers=with_answers,
                         padding_side=padding_side)
+
+
+def row_room(method) -> RowRoom:
+    """The positions a row's text may take when `method` prompts it (its slot and prompt format)."""
+    return RowRoom(method.backbone, method.slot_tokens, keep_default_system=method.keep_default_system)
 
 
 def row_images(method, examples: list[Example], slot=None):

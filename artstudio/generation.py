@@ -30,7 +30,7 @@ from .backbone import cache_of
 from .data import Example, as_examples
 from .errors import ConfigError
 from .methods import check_method
-from .forward import encode, row_images, shared_prefix_length
+from .forward import encode, row_images, row_room, shared_prefix_length
 from .prompts import check_row_lengths
 
 
@@ -154,8 +154,7 @@ def generate(method, examples: list[Example], config: GenerationConfig | None = 
     cfg = config or GenerationConfig()
     backbone = method.backbone
     # A prompt longer than the model's positions decoded garbage (the command line refused it; Python did not).
-    check_row_lengths(backbone.tokenizer, examples, backbone.max_positions, "the prompts", answers=False,
-                      max_new_tokens=cfg.max_new_tokens)
+    check_row_lengths(row_room(method), examples, "the prompts", answers=False, max_new_tokens=cfg.max_new_tokens)
     tok = backbone.tokenizer
     gen = None
     if cfg.do_sample:

@@ -138,11 +138,11 @@ def run_infer(config: InferConfig, examples: list[Example] | None = None) -> lis
         raise ConfigError(f"--temperature {config.temperature}: expected 0 (greedy) or more")
     method = artwork_or_base(config.model, config.canvas, allow_mismatch=config.allow_model_mismatch,
                              device=config.device, dtype=config.dtype, adapter=config.adapter)
+    from .forward import row_room
     from .prompts import check_row_lengths
 
     # a prompt longer than the model's positions was answered with garbage; training and serve refuse it
-    check_row_lengths(method.backbone.tokenizer, examples, method.backbone.max_positions,
-                      "--prompt" if config.prompt is not None else f"--data {config.data}", answers=False,
-                      max_new_tokens=config.max_new_tokens)
+    check_row_lengths(row_room(method), examples, "--prompt" if config.prompt is not None else f"--data {config.data}",
+                      answers=False, max_new_tokens=config.max_new_tokens)
     return answer(method, examples, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                   seed=config.seed)

@@ -334,6 +334,15 @@ def canvas_side(backbone, size: int | None) -> int:
     return side
 
 
+def slot_tokens_of(name: str, backbone, options: dict | None) -> int | None:
+    """The visual tokens of the slot method `name` prompts with under `options`, without building it (training
+    checks its rows' lengths before the starts build any): a canvas-sized slot's, None for text-only methods."""
+    if not get_method(name).takes_canvas_size():
+        return None
+    side = canvas_side(backbone, (options or {}).get("canvas_size"))
+    return backbone.geometry.tokens(side, side)
+
+
 @register
 class ArtMethod(Method):
     """The canvas is the only trainable thing; gradients reach it through the vision tower."""

@@ -207,36 +207,90 @@ def encode_batch(
     return Batch(input_ids, attention_mask, mm_token_type_ids, labels, prompt_lengths)
 
 
-# Positions a row needs beyond its prompt and answer: the chat template and a canvas of up to 64 tokens.
-ROW_OVERHEAD_TOKENS = 96
+class RowRoom:
+    """How many of a model's positions a row's text may take in one prompt layout: the model's
+    `max_positions` less what the layout adds around the text (the chat template and its end-of-turn token,
+    the canvas slot, the row's own picture, each with its vision markers), counted by encoding an empty row.
+
+    `backbone` needs `processor`, `tokenizer`, `geometry` and `max_positions` (None: no limit);
+    `image_tokens` is the slot's visual tokens (None: no slot). The text is tokenised on its own, so a
+    merge across its boundary with the template may move the count by a token.
+    """
+
+    def __init__(self, backbone, image_tokens: int | None, *, keep_default_system: bool = False) -> None:
+        self.backbone, self.image_tokens, self.keep_default_system = backbone, image_tokens, keep_default_system
+        self.max_positions: int | None = backbone.max_positions
+        self._overheads: dict[int | None, int] = {}
+
+    def overhead(self, picture_tokens: int | None = None) -> int:
+        """Positions the layout adds to a row whose own picture has `picture_tokens` (None: no picture)."""
+        if picture_tokens not in self._overheads:
+            empty = Example(prompt="", answer="", image=None if picture_tokens is None else "picture")
+            batch = encode_batch(self.backbone.processor, [empty], image_tokens=self.image_tokens,
+                                 placement=None if self.image_tokens is None else "first",
+                                 extra_image_tokens=None if picture_tokens is None else [picture_tokens],
+                                 keep_default_system=self.keep_default_system)
+            self._overheads[picture_tokens] = int(batch.input_ids.shape[1])
+        return self._overheads[picture_tokens]
+
+    def picture_tokens(self, picture) -> int | None:
+        """Visual tokens of a row's own picture: a path or a PIL image (None: the row has none)."""
+        if picture is None:
+            return None
+        if hasattr(picture, "size"):
+            width, height = picture.size
+        else:
+            from PIL import Image
+
+            with Image.open(picture) as im:
+                width, height = im.size
+        return self.backbone.geometry.picture_tokens(height, width)
+
+    def room(self, picture_tokens: int | None = None) -> int | None:
+        """Tokens of text (prompt, answer, new tokens) a row may hold; None when the model states no limit."""
+        return None if not self.max_positions else self.max_positions - self.overhead(picture_tokens)
+
+    def over(self, text: str, new_tokens: int = 0, picture_tokens: int | None = None) -> int | None:
+        """The tokens of `text` plus `new_tokens` when they do not fit the room; None when they fit."""
+        if not self.max_positions:
+            return None
+        budget = self.room(picture_tokens)
+        if len(text.encode("utf-8")) + new_tokens <= budget:  # never more tokens than bytes: most texts stop here
+            return None
+        n = len(_tokenize(self.backbone.tokenizer, text)) + new_tokens
+        return n if n > budget else None
+
+    def beside(self, picture_tokens: int | None = None) -> str:
+        """What the room is shared with, for messages: 'the chat template and the canvas (64 tokens)'."""
+        parts = ["the chat template"]
+        if self.image_tokens is not None:
+            parts.append(f"the canvas ({self.image_tokens:,} tokens)")
+        if picture_tokens is not None:
+            parts.append(f"the row's picture ({picture_tokens:,} tokens)")
+        return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
 
-def check_row_lengths(tokenizer, examples: Sequence[Example], max_positions: int | None, source: str, *,
-                      answers: bool = True, max_new_tokens: int = 0, tokens_option: str = "--max-new-tokens") -> None:
+def check_row_lengths(room: RowRoom, examples: Sequence[Example], source: str, *, answers: bool = True,
+                      max_new_tokens: int = 0, tokens_option: str = "--max-new-tokens") -> None:
     """Refuse a row the model cannot read: its prompt and answer (or `max_new_tokens` to generate) take more
-    positions than the model has. Such a row trained at 18 s a step, or ran out of memory without a word."""
+    positions than the model has beside the layout. Such a row trained at 18 s a step, or ran out of memory
+    without a word."""
+    if not room.max_positions:
+        return
+    pictures: dict[str, int] = {}  # a picture many rows share is opened once
     for ex in examples:
-        n = tokens_over_budget(tokenizer, ex.prompt + (ex.answer if answers else ""), max_new_tokens, max_positions)
+        picture = None if ex.image is None else pictures.get(ex.image)
+        if ex.image is not None and picture is None:
+            picture = pictures[ex.image] = room.picture_tokens(ex.image)
+        n = room.over(ex.prompt + (ex.answer if answers else ""), max_new_tokens, picture)
         if n is not None:
             what = "prompt and answer" if answers else f"prompt and {max_new_tokens} new tokens"
             where = ex.source or (f"{source}: row {ex.id!r}" if ex.id else source)
             fix = "shorten or drop the row" if answers else "shorten the prompt" \
-                if n - max_new_tokens > max_positions // 2 else f"ask for fewer new tokens ({tokens_option}), or shorten the prompt"
-            raise DataError(f"{where}: the row is too long: its {what} take {n:,} tokens, and with the chat "
-                            f"template and the canvas it must fit the model's {max_positions:,} positions "
-                            f"(at most about {max_positions - ROW_OVERHEAD_TOKENS:,}); {fix}")
-
-
-def tokens_over_budget(tokenizer, text: str, new_tokens: int, max_positions: int | None) -> int | None:
-    """The tokens of `text` plus `new_tokens` when they do not fit `max_positions` beside the template and a
-    canvas (ROW_OVERHEAD_TOKENS); None when they fit, or the model states no limit."""
-    if not max_positions:
-        return None
-    budget = max_positions - ROW_OVERHEAD_TOKENS
-    if len(text.encode("utf-8")) + new_tokens <= budget:  # never more tokens than bytes: most texts stop here
-        return None
-    n = len(_tokenize(tokenizer, text)) + new_tokens
-    return n if n > budget else None
+                if n - max_new_tokens > room.max_positions // 2 else f"ask for fewer new tokens ({tokens_option}), or shorten the prompt"
+            raise DataError(f"{where}: the row is too long: its {what} take {n:,} tokens, and with "
+                            f"{room.beside(picture)} it must fit the model's {room.max_positions:,} positions "
+                            f"(at most {room.room(picture):,}); {fix}")
 
 
 def _tokenize(tokenizer, text: str) -> list[int]:

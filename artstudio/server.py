@@ -62,7 +62,8 @@ from .data import json_type, lone_surrogate
 from .logfilters import rewording
 from .network import check_port, is_loopback
 from .options import DEVICE_HELP, DTYPE_HELP, check_kinds
-from .prompts import ROW_OVERHEAD_TOKENS, tokens_over_budget
+from .forward import row_room
+from .prompts import RowRoom
 
 log = logging.getLogger("artstudio.server")
 
@@ -144,6 +145,14 @@ class Served:
     path: str | None = None
     slot: Any = None
     encoded: bool = False
+    _room: Any = None
+
+    @property
+    def room(self) -> RowRoom:
+        """The positions a request's text may take beside this method's template and slot."""
+        if self._room is None:
+            self._room = row_room(self.method)
+        return self._room
 
 
 def pixel_hash(image) -> str:
@@ -472,21 +481,21 @@ def parse_request(body: Any, models: Models, cap: int) -> Job:
                    "messages", "too_many_images")
 
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    backbone = models.backbone
+    room = served.room
+    picture = room.picture_tokens(pictures[0][1].image) if pictures else None
     if max_tokens is None:  # as OpenAI's API: at most the cap, and no more than the context leaves
         max_tokens = cap
-        over = tokens_over_budget(backbone.tokenizer, prompt, cap, backbone.max_positions)
-        if over is not None and over - cap < backbone.max_positions - ROW_OVERHEAD_TOKENS:  # fits with fewer
-            max_tokens, over = backbone.max_positions - ROW_OVERHEAD_TOKENS - (over - cap), None
+        over = room.over(prompt, cap, picture)
+        if over is not None and over - cap < room.room(picture):  # fits with fewer
+            max_tokens, over = room.room(picture) - (over - cap), None
     else:
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise _bad(f"max_tokens is {_json(max_tokens)}; expected a whole number of at least 1", "max_tokens")
-        over = tokens_over_budget(backbone.tokenizer, prompt, min(max_tokens, cap), backbone.max_positions)
+        over = room.over(prompt, min(max_tokens, cap), picture)
     if over is not None:  # it would run for minutes, answer nonsense and hold up every request behind it
-        raise _bad(f"the prompt and up to {min(max_tokens, cap)} new tokens take {over:,} tokens; with the chat "
-                   f"template and the canvas this model reads at most about "
-                   f"{backbone.max_positions - ROW_OVERHEAD_TOKENS:,} ({backbone.max_positions:,} positions)",
-                   "messages", "context_length_exceeded")
+        raise _bad(f"the prompt and up to {min(max_tokens, cap)} new tokens take {over:,} tokens; with "
+                   f"{room.beside(picture)} this model reads at most {room.room(picture):,} "
+                   f"({room.max_positions:,} positions)", "messages", "context_length_exceeded")
     temperature = _number(body, "temperature", 0.0, 0.0, 2.0)
     top_p = body.get("top_p", 1.0)
     if top_p is None:
@@ -1015,11 +1024,13 @@ def _prepare(config: ServeConfig, backbone=None):
         print(warning, file=sys.stderr, flush=True)
     try:
         models = Models(config, backbone)
-        room = models.backbone.max_positions and models.backbone.max_positions - ROW_OVERHEAD_TOKENS
-        if room and config.max_new_tokens > room:  # every request that left out max_tokens was refused
-            raise ConfigError(f"--max-new-tokens {config.max_new_tokens}: {models.base_name} reads at most about "
-                              f"{room:,} tokens beside the chat template and the canvas "
-                              f"({models.backbone.max_positions:,} positions); give at most {room:,}")
+        # every request that left out max_tokens was refused: the cap must leave room in the widest layout served
+        widest = max((s.room for s in (models.base, *models.artworks.values())), key=lambda r: r.overhead())
+        room = widest.room()
+        if room and config.max_new_tokens > room:
+            raise ConfigError(f"--max-new-tokens {config.max_new_tokens}: {models.base_name} reads at most "
+                              f"{room:,} tokens beside {widest.beside()} "
+                              f"({widest.max_positions:,} positions); give at most {room:,}")
     except BaseException:
         sock.close()
         raise

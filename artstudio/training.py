@@ -48,12 +48,12 @@ from .diagnosis import FIT_ROWS, diagnose, diagnose_grpo, needs_fit_check, needs
 from .starts import CHOICE_FILE, STARTS_FOLDER, StartsStopped, choose_start
 from .checkpoint import (check_resume_steps, check_run_kind, key_differences, lr_lambda, option_differences,
                          read_run_config, resume, save_checkpoint, shown)
-from .methods import Method, build_method, get_method, method_config
+from .methods import Method, build_method, get_method, method_config, slot_tokens_of
 from .objectives import get_objective
 from .objectives.grpo import grpo_config
 from .objectives.rewards import portable as portable_reward
 from .progress import progress_bar
-from .prompts import check_row_lengths
+from .prompts import RowRoom, check_row_lengths
 from .options import check_kinds, field_defaults, field_names, from_dict
 from .scoring import Metric, check_references
 
@@ -352,13 +352,14 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         # a GPU's bf16 default, resumed in fp32 without a word); --dtype or the launcher may name it again.
         dtype = config.dtype or _launcher_precision() or (saved_run or {}).get("dtype")
         backbone = load_backbone(config.model, dtype=dtype, device=config.device or processes.device)
-    check_row_lengths(backbone.tokenizer, train_rows, backbone.max_positions, f"--data {config.data}")
+    room = RowRoom(backbone, slot_tokens_of(config.method, backbone, config.method_options),
+                   keep_default_system=config.keep_default_system)
+    check_row_lengths(room, train_rows, f"--data {config.data}")
     if config.objective == "grpo" and config.grpo.get("max_new_tokens"):  # GRPO samples that many after each prompt
-        check_row_lengths(backbone.tokenizer, train_rows, backbone.max_positions, f"--data {config.data}", answers=False,
+        check_row_lengths(room, train_rows, f"--data {config.data}", answers=False,
                           max_new_tokens=int(config.grpo["max_new_tokens"]), tokens_option="--grpo-max-new-tokens")
     if eval_rows:
-        check_row_lengths(backbone.tokenizer, eval_rows, backbone.max_positions,
-                          f"--eval-data {config.eval_data}" if config.eval_data else f"the test split of {config.data}",
+        check_row_lengths(room, eval_rows, f"--eval-data {config.eval_data}" if config.eval_data else f"the test split of {config.data}",
                           answers=config.max_new_tokens is None, max_new_tokens=config.max_new_tokens or 0)
     # Several starts (a canvas option): short runs from different starts, the best continues.
     requested = config  # what config.json records; the start chosen goes under "resolved"

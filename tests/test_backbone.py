@@ -12,7 +12,7 @@ from PIL import Image
 
 from artstudio.backbone import DEFAULT_MODEL, Geometry, load_backbone, resolve_dtype
 from artstudio.errors import CanvasSizeError, ConfigError, ModelLoadError
-from artstudio.tiny import char_tokenizer, tiny_processor
+from artstudio.tiny import FAMILIES, char_tokenizer, tiny_processor
 from artstudio.vision import image_to_tensor, to_pixel_values
 
 # Qwen3.5-0.8B's real preprocessor config: patch 16, merge 2, 256×256 .. 4096×4096 pixels.
@@ -44,6 +44,21 @@ def test_geometry_comes_from_the_processor(family, patch, mean0):
     assert geo.factor == 2 * patch
     assert geo.image_mean[0] == pytest.approx(mean0)
     assert (geo.min_pixels, geo.max_pixels) == (32 * 32, 512 * 512)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_pictures_token_count_agrees_with_the_image_processor(family):
+    """The row-length check counts a row's own picture without running the processor; the count must be the
+    processor's, for sides that round down to nothing, past max_pixels, below min_pixels and long and thin."""
+    processor = tiny_processor(family, char_tokenizer())
+    geo = Geometry.from_processor(processor)
+    sizes = [(1, 1), (10, 300), (31, 33), (56, 64), (100, 100), (512, 512), (513, 700), (2000, 100), (1000, 1000),
+             (3, 590), (777, 5)]
+    for height, width in sizes:
+        grid = processor.image_processor(images=[Image.new("RGB", (width, height))], return_tensors="pt")["image_grid_thw"]
+        assert geo.picture_tokens(height, width) == int(grid[0].prod()) // geo.merge_size**2, (family, height, width)
+    with pytest.raises(CanvasSizeError, match="more than 200 times as long"):
+        geo.picture_tokens(3, 1254)  # the processor refuses it too
 
 
 def test_geometry_reads_min_max_pixels_attributes_when_size_is_absent():

@@ -322,7 +322,8 @@ def test_eval_takes_a_pattern_when_the_card_says_regex(tmp_path, monkeypatch):
         return "scored"
 
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
-    model = types.SimpleNamespace(backbone=types.SimpleNamespace(tokenizer=None, max_positions=None))  # no limit
+    model = types.SimpleNamespace(backbone=types.SimpleNamespace(tokenizer=None, max_positions=None),  # no limit
+                                  slot_tokens=None, keep_default_system=False)
     monkeypatch.setattr("artstudio.methods.artwork_or_base", lambda *a, **k: model)
     config = evaluation.EvalConfig(data=str(folder), pattern=r"\[\d\]")
     assert evaluation.run_eval(config) == "scored" and seen == {"metric": "regex", "pattern": r"\[\d\]"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 from PIL import Image
@@ -152,3 +154,35 @@ def test_bad_inputs_are_refused(family_processor):
         encode_batch(proc, [Example("Q", "A", "0", "/x.png")], image_tokens=4)
     with pytest.raises(DataError, match="no examples"):
         encode_batch(proc, [], image_tokens=4)
+
+
+# --- the positions a row may take (RowRoom) ----------------------------------------------------------------
+
+def test_a_rows_room_is_what_its_layout_leaves_of_the_models_positions(qwen35, tmp_path):
+    """A fixed allowance of 96 positions for the template and the canvas refused rows that fit beside a small
+    canvas and let through rows that ran past the model's positions beside a large canvas or a picture."""
+    from artstudio.prompts import RowRoom, check_row_lengths
+
+    picture = tmp_path / "p.png"
+    Image.new("RGB", (512, 512)).save(picture)
+    rows = [Example(prompt="12 + 30", answer="42"), Example(prompt="what is it", answer="a cat", image=str(picture))]
+    for tokens in (None, 4, 256):
+        room = RowRoom(qwen35, tokens)
+        for ex, picture_tokens in zip(rows, (None, 256)):
+            assert room.picture_tokens(ex.image) == picture_tokens
+            encoded = encode_batch(qwen35.processor, [ex], image_tokens=tokens, placement=tokens and "first",
+                                   extra_image_tokens=picture_tokens and [picture_tokens])
+            text = len(qwen35.tokenizer(ex.prompt + ex.answer, add_special_tokens=False)["input_ids"])
+            assert abs(room.overhead(picture_tokens) + text - encoded.input_ids.shape[1]) <= 1, (tokens, ex)
+    small, large = RowRoom(qwen35, 4), RowRoom(qwen35, 256)
+    assert large.room() == small.room() - 252 and small.room(256) == small.room() - 258  # 256 and its two markers
+    # A row that fits beside a 64-pixel canvas (4 tokens) but not beside a 512-pixel one (256 tokens).
+    long = [Example(prompt="1 " * ((small.room() - 20) // 2), answer="3", id="long")]
+    check_row_lengths(small, long, "rows")
+    with pytest.raises(DataError, match=r"rows: row 'long': the row is too long: its prompt and answer take [\d,]+ "
+                                        r"tokens, and with the chat template and the canvas \(256 tokens\) it must fit "
+                                        r"the model's 4,096 positions \(at most 3,8\d\d\); shorten or drop the row"):
+        check_row_lengths(large, long, "rows")
+    with pytest.raises(DataError, match=r"the canvas \(4 tokens\) and the row's picture \(256 tokens\)"):
+        check_row_lengths(small, [Example(prompt=long[0].prompt, answer="3", image=str(picture))], "rows")
+    assert RowRoom(types.SimpleNamespace(max_positions=None), 4).over("x" * 10**6, 10) is None  # no stated limit

@@ -521,15 +521,23 @@ def test_photos_huge_pictures_and_unsupported_options_are_answered_as_a_client_e
 def test_a_long_prompt_without_max_tokens_gets_what_room_is_left(server, backbone):
     """The default cap (256 new tokens) refused every prompt over about 3,750 tokens even when the client never
     asked for 256."""
-    from artstudio.prompts import ROW_OVERHEAD_TOKENS
+    from artstudio.forward import row_room
+    from artstudio.methods import build_method
 
-    room = backbone.max_positions - ROW_OVERHEAD_TOKENS
+    room = row_room(build_method("base", backbone)).room()
     prompt = "1 " * ((room - 100) // 2)  # about room - 100 tokens: fits with 100 new ones, not with 256
     assert len(backbone.tokenizer(prompt, add_special_tokens=False)["input_ids"]) > room - 256
     r = post(server, {"model": "studio-tiny", "messages": _user({"type": "text", "text": prompt})})
     assert r.status_code == 200, r.text
     asked = post(server, {"model": "studio-tiny", "max_tokens": 256, "messages": _user({"type": "text", "text": prompt})})
     assert asked.status_code == 400 and asked.json()["error"]["code"] == "context_length_exceeded"
+    # An artwork's canvas takes positions of its own: what fills the base model's room exactly is too long for it
+    # (a fixed allowance of 96 positions did not see a canvas's size).
+    fill = room - len(backbone.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    body = {"max_tokens": fill, "messages": _user({"type": "text", "text": prompt})}
+    assert post(server, {"model": "studio-tiny", **body}).status_code == 200
+    art = post(server, {"model": "studio-tiny+max-bracket", **body})
+    assert art.status_code == 400 and "the chat template and the canvas (9 tokens)" in art.json()["error"]["message"]
 
 
 def test_serve_options_the_model_cannot_honour_are_refused_at_start(backbone, tmp_path, caplog):
@@ -539,7 +547,7 @@ def test_serve_options_the_model_cannot_honour_are_refused_at_start(backbone, tm
 
     from artstudio.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"--max-new-tokens 100000: studio-tiny reads at most about"):
+    with pytest.raises(ConfigError, match=r"--max-new-tokens 100000: studio-tiny reads at most [\d,]+ tokens beside the chat template \(4,096 positions\)"):
         start_server(ServeConfig(port=0, max_new_tokens=100_000), backbone=backbone)
     with pytest.raises(ConfigError, match=r"--batch-wait-ms is 1000000000.0; expected 0 to 10000"):
         start_server(ServeConfig(port=0, batch_wait_ms=1e9), backbone=backbone)

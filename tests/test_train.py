@@ -429,6 +429,16 @@ def test_rows_the_model_cannot_read_and_answers_that_are_all_empty_are_refused_b
     with pytest.raises(DataError, match=r"ask for fewer new tokens \(--grpo-max-new-tokens\)"):
         train(TrainConfig(out=str(tmp_path / "a"), data=str(task_dir), steps=1, batch_size=2, objective="grpo",
                           grpo={"max_new_tokens": 4090, "group_size": 2}), backbone=qwen35, progress=False, canvas_size=64)
+    # The canvas's own tokens count: a row that fits beside a 64-pixel canvas (4 tokens) does not beside a
+    # 512-pixel one (256), which a fixed allowance of 96 positions let through to run past the model's positions.
+    edge = tmp_path / "edge"
+    write_jsonl(edge / "train.jsonl", ROWS[:3] + [Example(prompt="1 " * 1960, answer="3", id="edge")])
+    with pytest.raises(DataError, match=r"edge/train\.jsonl:4: .* and with the chat template and the canvas \(256 tokens\)"):
+        train(TrainConfig(out=str(tmp_path / "a"), data=str(edge), steps=1, batch_size=2), backbone=qwen35,
+              progress=False, canvas_size=512)
+    assert not (tmp_path / "a").exists()
+    train(TrainConfig(out=str(tmp_path / "fits"), data=str(edge), steps=1, batch_size=2, snapshot_every=0),
+          backbone=qwen35, progress=False, canvas_size=64)
     empty = tmp_path / "empty"
     write_jsonl(empty / "train.jsonl", [Example(prompt=r.prompt, answer="", id=r.id) for r in ROWS])
     with pytest.raises(DataError, match="every training answer is empty"):

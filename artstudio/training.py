@@ -304,6 +304,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
 
     processes = processes or Processes()
     main = processes.is_main
+    # A refused resume writes nothing into the run: the task folders the data brings are taken out again.
+    before = {folder: entries(folder) for folder in (out / "task", out / "eval-task")}
     # The main process reads the data first (it materialises a built-in task), then tells the others whether it
     # could: a refused file (a missing picture) ended the others in a broken collective, with a traceback.
     refused = None
@@ -332,7 +334,13 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         if empty:
             log.warning("--data %s: %d of %d training rows have an empty answer (row %s first): SFT teaches the model "
                         "to say nothing to them", config.data, len(empty), len(train_rows), empty[0].source or empty[0].id)
-    saved_run = check_resume(config, out, train_rows, eval_rows, say=main) if config.resume else None
+    try:
+        saved_run = check_resume(config, out, train_rows, eval_rows, say=main) if config.resume else None
+    except ConfigError:
+        if main:
+            for folder, held in before.items():
+                remove_added(folder, held)
+        raise
     saved_steps = saved_run["steps"] if saved_run else None
     if config.batch_size > len(train_rows) and main and config.steps:  # (a method that trains nothing takes no batch)
         log.warning("batch size %d (--batch-size) is larger than the %d training rows: each batch holds every row once",
@@ -685,8 +693,22 @@ def software_versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def check_resume_before_queueing(config: TrainConfig, advice: str | None = None) -> None:
+    """What `train` refuses a resume for (other options or rows than the run's, a finished run), asked without
+    writing into the run: the app asks at Start, so a refused resume is never queued. The rows of a built-in
+    task are made in a scratch folder. `advice` replaces the command line's way out."""
+    import tempfile
+
+    out = Path(config.out)
+    if not config.resume or not (out / "config.json").is_file():
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        train_rows, eval_rows, _ = resolve_data(replace(config, out=scratch))
+        check_resume(config, out, train_rows, eval_rows, say=False, advice=advice)
+
+
 def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
-                 eval_rows: list[Example] | None = None, *, say: bool = True) -> dict | None:
+                 eval_rows: list[Example] | None = None, *, say: bool = True, advice: str | None = None) -> dict | None:
     """Refuse `--resume` with options that would train another run than the one in `out` (its config.json),
     a run that already finished, and --steps that end before its checkpoint: each used to rewrite the run's
     record silently, or fail mid-way. Returns the steps the run was started with and the dtype its frozen
@@ -747,9 +769,10 @@ def check_resume(config: TrainConfig, out: Path, train_rows: list[Example],
                                                    field_defaults(grpo_options))})
     if differ:
         picture = out / "artwork.png"
+        advice = advice or (f"Resume with the run's own options (leave them out: `artstudio train --resume --out {out}` "
+                            f"takes them from {file}), or start a new run with another --out")
         raise ConfigError(f"--resume continues the run in {out} with the options it started with; these differ: "
-                          f"{'; '.join(differ)}. Resume with the run's own options (leave them out: `artstudio train --resume "
-                          f"--out {out}` takes them from {file}), or start a new run with another --out"
+                          f"{'; '.join(differ)}. {advice}"
                           + (f" (a canvas can start from this run's picture: --init {picture})" if picture.is_file() else ""))
     # Starts are a fraction of the run's steps: one chosen keeps its length; while none is chosen (a run stopped
     # during its starts) they are trained for the new --steps (they kept the old ones, "keeping" no start).

@@ -159,9 +159,13 @@ def test_corrupt_or_oversized_png_is_refused(app, client, tmp_path):
 
     good = tmp_path / "plain picture.png"
     Image.new("RGB", (app.canvas, app.canvas), (200, 120, 40)).save(good)
-    client.predict(handle_file(str(good)), api_name="/upload_artwork")
+    said = client.predict(handle_file(str(good)), api_name="/upload_artwork")
+    assert "Added **canvases/plain-picture.png**." in said
     assert "canvases/plain-picture.png" in client.predict(api_name="/list_gallery")
     assert (app.studio.canvases / "plain-picture.png").is_file()
+    # The same picture again is not copied again, and the page says so ("Added" named a file that was not added).
+    said = client.predict(handle_file(str(good)), api_name="/upload_artwork")
+    assert "**canvases/plain-picture.png** is in the gallery already; nothing was added." in said
 
 
 @pytest.mark.parametrize("name", OUTSIDE)

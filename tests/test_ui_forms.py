@@ -227,6 +227,31 @@ def test_a_second_start_of_a_running_run_says_it_is_running(studio):
         studio.train_config(form(run="two-a"))
 
 
+def test_a_resume_with_other_options_is_refused_at_start_and_writes_nothing_into_the_run(studio):
+    """A fresh page's Start with 'resume' ticked and the form's default task (add-json) for a stopped max-bracket
+    run was queued, failed as a job, and left runs/<run>/task/add-json inside the run."""
+    from artstudio.training import TrainConfig, train
+
+    run_dir = studio.runs / "stopped-run"
+    steps = iter(range(100))
+    result = train(TrainConfig(out=str(run_dir), data="max-bracket", method="art-single", steps=3, batch_size=2),
+                   should_stop=lambda: next(steps) >= 1, progress=False)
+    assert result.metrics["stopped"]
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    with pytest.raises(ConfigError, match="these differ: --data add-json"):
+        studio.train_config(form(run="stopped-run", resume=True, method="art-single", steps=3, batch_size=2))
+    assert not any(j.kind == "train" for j in studio.jobs.jobs())
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    # The command line refuses it the same way, and takes out the task folder the refused resume made.
+    with pytest.raises(ConfigError, match="these differ: --data add-json"):
+        train(TrainConfig(out=str(run_dir), data="add-json", method="art-single", steps=3, batch_size=2, resume=True),
+              progress=False)
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    config, _ = studio.train_config(form(run="stopped-run", resume=True, task="max-bracket", method="art-single",
+                                         steps=3, batch_size=2))  # the run's own options: accepted
+    assert config.resume
+
+
 def test_a_mistyped_init_is_refused_at_start_and_a_failed_upload_does_not_block_the_name(studio, upload):
     """`{"init": "nonsense"}` was queued, copied the upload into runs/NAME/data/ and failed there; the name was then
     refused both as a run that "exists already" and as "no run to resume"."""
@@ -418,6 +443,12 @@ def test_a_failed_job_says_why_without_the_machine_s_paths(studio):
     job = studio.jobs.wait(studio.jobs.submit("train", "t", work).id)
     # ... and names the page's fields, not the command line's options.
     assert job.status == "failed" and job.message == "'resume' continues the run in runs/sa-stop; these differ: 'task'"
+    # Nor what the library says to Python callers, nor a flag's placeholder ("pass 'test data' FILE").
+    from artstudio.ui.widgets import clean_message
+
+    assert clean_message("x exists; pass --overwrite to replace it (overwrite=True, out=... in Python), or "
+                         "--eval-data FILE") == "x exists; pass 'overwrite' to replace it, or 'test data'"
+    assert clean_message("run `artstudio train --eval-data FILE`") == "run `artstudio train --eval-data FILE`"
 
 
 def test_an_error_shown_on_the_page_keeps_its_angle_brackets(monkeypatch):
@@ -456,6 +487,45 @@ def test_a_run_that_failed_before_training_shows_no_canvas_and_no_save(studio):
     header, canvas, caption, *_, save_box, run, job_id, log, state = _refresh(studio, {}, "me")
     assert job.status == "failed" and canvas is None and "trained artwork" not in caption
     assert save_box.visible is False and "failed" in header
+
+
+def test_a_page_follows_and_stops_the_job_it_started_last(studio):
+    """A page that started job 7 while its job 6 was still finishing its step stopped job 6 again, and job 7 ran to
+    its end; of two queued jobs it followed the older one."""
+    go = threading.Event()
+    older = studio.jobs.submit("train", "older", lambda job: go.wait(30), total=1, owner="me")
+    while older.status == "queued":
+        go.wait(0.01)
+    newer = studio.jobs.submit("train", "newer", lambda job: None, total=1, owner="me")
+    newest = studio.jobs.submit("train", "newest", lambda job: None, total=1, owner="me")
+    assert studio.jobs.latest_of("train", "me") is newest
+    assert studio.jobs.stop_latest("train", "me") is newest and newest.status == "cancelled"
+    assert studio.jobs.latest_of("train", "me") is newer  # then the one before it, still to run
+    studio.jobs.stop_latest("train", "me")
+    assert studio.jobs.latest_of("train", "me") is older  # then the running one
+    go.set()
+    assert studio.jobs.wait(older.id).status == "done" and studio.jobs.latest_of("train", "me") is older
+
+
+def test_a_stop_that_found_nothing_left_to_stop_is_a_finished_job(studio):
+    """Stop pressed during a run's last step labelled a run that trained all its steps "stopped" and advised
+    resuming it; the work says whether it stopped early."""
+    started = threading.Event()
+
+    def work(stopped):
+        def run(job):
+            started.set()
+            while not job.stop_requested():
+                started.wait(0.01)
+            return {"stopped": stopped}
+        return run
+
+    for stopped, status in ((False, "done"), (True, "stopped")):
+        started.clear()
+        job = studio.jobs.submit("train", "t", work(stopped), total=1, owner="me")
+        started.wait(30)
+        studio.jobs.stop(job.id)
+        assert studio.jobs.wait(job.id).status == status
 
 
 def test_the_line_under_start_follows_its_job_and_clears_when_it_ends(studio):
@@ -543,8 +613,8 @@ def test_the_gallery_marks_a_stopped_run_and_an_upload_is_added_once(studio):
         shutil.copy(shipped, studio.runs / name / "artwork.png")
         (studio.runs / name / "result.json").write_text(json.dumps(result))
     labels = {item.key: item.label for item in studio.gallery()}
-    assert labels["runs/cut-run/artwork.png"] == "run · cut-run (stopped at step 3)"
-    assert labels["runs/done-run/artwork.png"] == "run · done-run"
+    assert labels["runs/cut-run/artwork.png"] == "cut-run · run (stopped at step 3)"
+    assert labels["runs/done-run/artwork.png"] == "done-run · run"  # the name first: a thumbnail's label is cut at its end
     (studio.runs / "cut-run" / "config.json").write_text(json.dumps({"steps": 300}))
     shipped_steps = studio.artwork_details("runs/done-run/artwork.png")["steps"]
     assert studio.artwork_details("runs/cut-run/artwork.png")["steps"] == f"{shipped_steps} (stopped; it was to train 300)"

@@ -63,6 +63,8 @@ CSS = """
 /* Canvases are small (64-256 px): show them scaled up to the frame, pixels crisp. */
 #as-canvas img, #as-gallery-large img, #as-pg-preview img, #as-describe-image img {width:100% !important;
   height:100% !important; object-fit:contain;}
+/* As many thumbnails a row as fit (four fixed columns overflowed the column at 800 px, clipping the fourth). */
+#as-gallery .grid-container {grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)) !important;}
 #as-canvas {border-radius: 14px; background: repeating-conic-gradient(#f1f0f7 0% 25%, #ffffff 0% 50%) 50% / 24px 24px;}
 .as-caption {text-align:center;}
 .as-progress {padding:10px 14px; border-radius:12px; background: var(--block-background-fill);
@@ -106,6 +108,8 @@ button.as-danger:disabled, #as-stop:disabled, #as-compare-stop:disabled {backgro
 .as-results table::-webkit-scrollbar-thumb {background: var(--neutral-400); border-radius:4px;}
 /* The Jobs table's headers break at spaces only ("statu/s", "jo/b" at 800 px). */
 #as-jobs th, #as-jobs th span {word-break:keep-all !important; overflow-wrap:normal !important;}
+/* ... and so do its cells ("anothe/r browse/r", "cance/lled" at 800 px; the visible cells are .body-cell). */
+#as-jobs .body-cell, #as-jobs .body-cell * {word-break:keep-all !important; overflow-wrap:normal !important; hyphens:none;}
 #as-jobs th {padding-left:6px !important; padding-right:6px !important;}
 /* Its headers' sort menu (⋮) took the width of a short header's last letters; a list of jobs needs no sorting. */
 #as-jobs th .cell-menu-button {display:none !important;}
@@ -273,7 +277,7 @@ def _build_jobs_tab(studio: Studio, client: gr.State):
                 "any job.", elem_classes="as-note")
     table = gr.Dataframe(headers=headers, value=[], interactive=False, wrap=True, elem_id="as-jobs",
                          datatype=["number", "str", "str", "str", "str", "str", "str", "str", "html"],
-                         column_widths=["6%", "10%", "8%", "22%", "9%", "11%", "10%", "16%", "8%"])
+                         column_widths=["6%", "10%", "8%", "19%", "12%", "11%", "10%", "16%", "8%"])
     # An empty table alone reads like a page that did not load.
     empty = gr.Markdown(NO_JOBS, elem_id="as-jobs-empty", elem_classes="as-note")
     message = gr.Markdown(elem_id="as-jobs-message")

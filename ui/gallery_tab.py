@@ -132,9 +132,11 @@ def build_gallery_tab(studio: Studio) -> GalleryTab:
 
     def upload_artwork(file: str):
         """Add an uploaded PNG to the gallery after checking it against the models the app serves."""
-        key = studio.add_upload(file, Path(file).name)
+        known = {item.key for item in studio.gallery()}
+        key = studio.add_upload(file, Path(file).name)  # the same pixels again are not copied again
         pictures, new_keys, _ = listing()
-        return (pictures, new_keys, f"Added **{key}**.", *artwork_details(key))
+        said = f"**{key}** is in the gallery already; nothing was added." if key in known else f"Added **{key}**."
+        return (pictures, new_keys, said, *artwork_details(key))
 
     action(upload.upload, upload_artwork, upload, [grid, keys, note, *detail_outputs], api_name="upload_artwork")
     return GalleryTab(grid=grid, keys=keys, selected=selected, open_in_playground=to_playground,

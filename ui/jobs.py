@@ -213,11 +213,12 @@ class JobQueue:
         if not owner:
             return None
         mine = [j for j in self.jobs() if j.kind == kind and j.owner == owner]
-        # The running one, else the next to run, else the newest that ran (a cancelled job never did).
-        for pick in ([j for j in mine if j.status == RUNNING], [j for j in mine if j.status == QUEUED],
-                     [j for j in mine if j.status != CANCELLED], mine):
+        # The newest still queued or running, else the newest that ran (a cancelled job never did): the job the
+        # page started last, so Stop acts on it. Following the running one first stopped an older job still
+        # finishing its step, while the one just started ran to its end.
+        for pick in ([j for j in mine if j.active], [j for j in mine if j.status != CANCELLED], mine):
             if pick:
-                return pick[0] if pick[0].status == QUEUED else pick[-1]
+                return pick[-1]
         return None
 
     def stop_latest(self, kind: str, owner: str) -> Job | None:
@@ -275,8 +276,10 @@ class JobQueue:
         library = logging.getLogger("artstudio")
         library.addHandler(heard)
         try:
-            job.result = job.work(job) or {}
-            job.status = STOPPED if job.stop_requested() else DONE
+            result = job.work(job)
+            job.result = result if isinstance(result, dict) else {}
+            # The work says whether it stopped early where it knows (a Stop during a run's last step stopped nothing)
+            job.status = STOPPED if job.result.get("stopped", job.stop_requested()) else DONE
             # a finished training keeps naming the start it chose (the Jobs row said only "finished")
             job.phase = stopped_phase(job) + job.stop_note if job.status == STOPPED else \
                 "finished" + (job._chosen_start() if job.kind == "train" and job.starts else "")

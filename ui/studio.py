@@ -195,6 +195,12 @@ class Studio:
         if began and not values.get("resume"):
             raise ConfigError(f"a run named {run!r} exists already; choose another run name, or tick "
                               "'resume' to continue it from its last checkpoint")
+        if values.get("resume"):
+            # Other options than the run's were queued, failed as a job and left the form's task inside the run.
+            from artstudio.training import check_resume_before_queueing
+
+            check_resume_before_queueing(train_config, advice="Set those fields to the run's own values, or untick "
+                                                              "'resume' and choose another run name")
         if values.get("source", "task") != "task":
             self._copy_upload(values, run_dir, train_file, eval_file)
         return train_config, run
@@ -262,7 +268,9 @@ class Studio:
             job.phase = "training"
             result = train(config, backbone=backbone, callbacks=[job.record], should_stop=job.stop_requested,
                            progress=False)
-            return {"metrics": result.metrics, "artwork": bool(result.artwork)}
+            # "stopped" is what the run did: a Stop pressed during its last step found nothing left to stop
+            return {"metrics": result.metrics, "artwork": bool(result.artwork),
+                    "stopped": bool(result.metrics.get("stopped"))}
 
         data = Path(train_file).name if values.get("source") == "upload" and train_file else config.data
         title = f"{config.method} · {data} · {run}"
@@ -286,7 +294,7 @@ class Studio:
         items = [GalleryItem(f"canvases/{p.name}", p, p.stem) for p in saved]
         saved_runs = {_run_of(p) for p in saved}
         runs = _newest(self.runs, "*/artwork.png")
-        items += [GalleryItem(f"runs/{p.parent.name}/artwork.png", p, f"run · {p.parent.name}{_stopped_note(p.parent)}")
+        items += [GalleryItem(f"runs/{p.parent.name}/artwork.png", p, f"{p.parent.name} · run{_stopped_note(p.parent)}")
                   for p in runs if p.parent.name not in saved_runs and not self.jobs.busy_with(p.parent)]
         return items
 
@@ -773,8 +781,9 @@ class Studio:
                     job.phase = f"{event['run']}: the full steps on the non-validation rows, scored on validation"
 
             result = tune(config, progress=progress, should_stop=job.stop_requested)
+            unfinished = result.n_complete < config.trials or (config.final and result.final is None)
             return {"folder": name, "best_value": result.best_value, "trials": result.n_complete,
-                    "final": result.final}
+                    "final": result.final, "stopped": job.stop_requested() and unfinished}
 
         title = f"tune · {config.method} · {config.data} · {config.trials} trials · {name}"
         return self.jobs.submit("tune", title, work, total=config.trials, run_dir=out, owner=owner,

@@ -119,11 +119,12 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         with gr.Column(scale=3, min_width=300):
             task_info = gr.Markdown(_task_text(DEFAULT_TASK), elem_classes="as-note")
             with gr.Group(visible=False) as upload_box:
-                with gr.Row():
+                with gr.Row():  # side by side where both fit; one above the other in a narrow window (800 px
+                    # squeezed each to 200 px: the label over "Drop File Here", the file's name cut to ".json")
                     train_file = gr.File(label="training data (JSONL)", file_types=[".jsonl", ".json", ".txt"],
-                                         type="filepath", height=110, elem_id="as-train-file")
+                                         type="filepath", height=120, min_width=300, elem_id="as-train-file")
                     eval_file = gr.File(label="test data (JSONL, optional)", file_types=[".jsonl", ".json", ".txt"],
-                                        type="filepath", height=110)
+                                        type="filepath", height=120, min_width=300)
                 description = gr.Textbox("", label="task description (optional)", lines=1, max_lines=3,
                                          elem_id="as-train-description",
                                          info="what the model should do with a prompt, in a sentence or two; on "
@@ -153,7 +154,11 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
                 with gr.Column(min_width=260):
                     adv |= dataclass_form(TrainConfig, names, "as-train", **overrides)
         adv |= dataclass_form(TrainConfig, ADVANCED_WIDE, "as-train", **overrides)
-    with gr.Accordion("Command line: the same training from a terminal", open=False,
+    # The command names the app's runs folder as `runs/…`, as every page does (no server paths on the pages): where
+    # that folder is not the app's working folder's own, the label says where the command runs.
+    here = (Path.cwd() / studio.runs.name).resolve() == studio.runs.resolve()
+    with gr.Accordion("Command line: the same training from a terminal" +
+                      ("" if here else f", run in the folder that holds the app's {studio.runs.name}/"), open=False,
                       elem_id="as-train-command-box") as command_box:
         command = gr.Code(language="shell", show_label=False, interactive=False, elem_id="as-train-command",
                           lines=2, max_lines=8)
@@ -258,7 +263,8 @@ def build_train_tab(studio: Studio, client: gr.State) -> TrainTab:
         j = studio.jobs.get(int(job))
         if not j.active:
             return "Nothing is training."
-        studio.jobs.stop(j.id)
+        if studio.jobs.stop(j.id).status == CANCELLED:
+            return f"Job {j.id} cancelled before it started; nothing was trained."
         return f"Stopping job {j.id} after its current step; the checkpoint is kept."
 
     action(stop.click, stop_training, [job_id], [message], api_name="stop_training")

@@ -42,12 +42,23 @@ _FLAG = re.compile(r"(?<![\w`'-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 FIELD_OF_FLAG = {"out": "run name", "data": "task", "eval-data": "test data", "config": "form"}
 
 
+# What a message says to Python callers ("(overwrite=True, out=... in Python)") and a flag's placeholder after it
+# ("--eval-data FILE"): a page has neither.
+_PYTHON_ASIDE = re.compile(r"\s*\(\w+=[^()]*\bin Python\)")
+_PLACEHOLDER = re.compile(r"(--[a-z][a-z0-9-]*) (?:FILE|PATH|DIR|RUN)\b")
+
+
 def form_words(text: str) -> str:
     """`text` with each `--option` outside code spans as the page's field, 'option' ("pass --seeds like '0,1,2'"
-    asked for a flag the page does not have): commands in backticks stay as they are."""
+    asked for a flag the page does not have), without asides to Python callers: commands in backticks stay as
+    they are."""
     parts = text.split("`")
-    return "`".join(part if i % 2 else _FLAG.sub(lambda m: f"'{FIELD_OF_FLAG.get(m.group(1), m.group(1).replace('-', ' '))}'",
-                                                  part) for i, part in enumerate(parts))
+
+    def words(part: str) -> str:
+        part = _PLACEHOLDER.sub(r"\1", _PYTHON_ASIDE.sub("", part))
+        return _FLAG.sub(lambda m: f"'{FIELD_OF_FLAG.get(m.group(1), m.group(1).replace('-', ' '))}'", part)
+
+    return "`".join(part if i % 2 else words(part) for i, part in enumerate(parts))
 
 
 def clean_message(text: str) -> str:
@@ -215,6 +226,8 @@ def job_controls(studio, kind: str, starter: Callable, form: dict, *, client, st
 
     def stop_job(client_id: str) -> str:
         job = studio.jobs.stop_latest(kind, client_id)
+        if job is not None and not job.active:  # it was waiting: cancelled, with nothing run
+            return f"Job {job.id} cancelled before it started."
         return none_running if job is None else stopping.format(job=job)
 
     # Gradio names an event after its function; "stop_job" is the Jobs tab's public endpoint.

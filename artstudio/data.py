@@ -9,10 +9,12 @@ the line, what was wrong and what was expected (DESIGN §6), so a user never has
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import logging
 import os
 import random
+import re
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -112,11 +114,27 @@ REPEATED_PROMPTS = ("%d of the %d test rows in %s ask a prompt that is also in t
                     "score)")
 
 
+def picture_digest(path: str, seen: dict[str, bytes] | None = None) -> bytes:
+    """The SHA-256 of a picture file's bytes (`seen` caches them by path for one pass over rows)."""
+    if seen is not None and path in seen:
+        return seen[path]
+    digest = hashlib.sha256(Path(path).read_bytes()).digest()
+    if seen is not None:
+        seen[path] = digest
+    return digest
+
+
 def repeated_prompts(train: Iterable[Example], test: Iterable[Example]) -> int:
-    """How many `test` rows ask what a training row asks (the same prompt and image): a score on those
-    rows measures what a run memorised as much as what it learnt."""
-    asked = {(row.prompt, row.image) for row in train}
-    return sum((row.prompt, row.image) in asked for row in test)
+    """How many `test` rows ask what a training row asks (the same prompt and picture, by its bytes: a copy under
+    another name is the same picture): a score on those rows measures what a run memorised as much as what it
+    learnt."""
+    seen: dict[str, bytes] = {}
+
+    def asks(row: Example) -> tuple:
+        return row.prompt, None if row.image is None else picture_digest(row.image, seen)
+
+    asked = {asks(row) for row in train}
+    return sum(asks(row) in asked for row in test)
 
 
 def warn_repeated_prompts(train: list[Example], test: list[Example], test_name: str, card: dict) -> None:
@@ -275,6 +293,10 @@ def _image_field(file: Path, lineno: int, row: dict, checked: set[Path]) -> str 
     if not isinstance(value, str) or not value.strip():
         what = "is empty" if isinstance(value, str) else f"is {json_type(value)}"
         raise DataError(f'{file}:{lineno}: field "image" {what}; expected a path to an image file (or no "image" field)')
+    if re.match(r"(?i)(data:|[a-z][a-z0-9+.-]*://)", value.strip()):  # the server takes these; a row does not
+        shown = value if len(value) <= 60 else value[:45] + "…"
+        raise DataError(f'{file}:{lineno}: image "{shown}" is a URL; expected the path of a picture file on this '
+                        "machine, relative to the JSONL file's folder or absolute (save the picture and name its file)")
     image = Path(value).expanduser()
     if not image.is_absolute():
         image = file.parent / image

@@ -37,7 +37,7 @@ import torch
 
 from .backbone import (DEFAULT_MODEL, DEFAULT_NAME, check_device, check_dtype, dtype_name, load_backbone, model_name,
                        named_model, resolve_dtype, same_model)
-from .data import Example, load_jsonl, warn_repeated_prompts
+from .data import Example, load_jsonl, picture_digest, warn_repeated_prompts
 from .errors import ArtStudioError, ConfigError, DataError, SaidByMainProcess, Terminated
 from .options import DEVICE_HELP, DTYPE_HELP
 from .averaging import EMA_PREFIX, ParameterAverage
@@ -674,9 +674,7 @@ def rows_digest(rows: list[Example]) -> str:
     for e in rows:
         h.update(json.dumps([e.prompt, e.answer, e.id], ensure_ascii=False).encode() + b"\n")
         if e.image is not None:  # rows without a picture hash as they always did, so older runs still resume
-            if e.image not in pictures:
-                pictures[e.image] = hashlib.sha256(Path(e.image).read_bytes()).digest()
-            h.update(pictures[e.image])
+            h.update(picture_digest(e.image, pictures))
     return h.hexdigest()[:16]
 
 

@@ -50,6 +50,11 @@ def test_load_from_other_working_directory(tmp_path, monkeypatch):
         (['{"prompt": "a", "answer": null}'], 1, '"answer" is null'),
         (['{"prompt": "a", "answer": "b", "id": [1]}'], 1, '"id" is a list'),
         (['{"prompt": "a", "answer": "b", "image": "nope.png"}'], 1, "does not exist"),
+        # a URL was looked for as a file (".../data/https:/example.com/x.png"), a data URI quoted twice in full
+        (['{"prompt": "a", "answer": "b", "image": "https://example.com/x.png"}'], 1,
+         'image "https://example.com/x.png" is a URL; expected the path of a picture file'),
+        (['{"prompt": "a", "answer": "b", "image": "data:image/png;base64,' + "A" * 500 + '"}'], 1,
+         'image "data:image/png;base64,' + "A" * 23 + '…" is a URL'),
         # each was a traceback: half of an emoji, a field nested 100,000 deep, a number of 5,000 digits
         (['{"prompt": "a", "answer": "b"}', '{"prompt": "ab\\ud800c", "answer": "b"}'], 2,
          '"prompt" holds a lone surrogate'),
@@ -276,6 +281,14 @@ def test_test_rows_that_repeat_training_prompts_are_counted_and_said(tmp_path, c
     test = [Example("q1", "a"), Example("q5", "b"), Example("q9", "a"), Example("q1", "a", image=None)]
     assert repeated_prompts(train, test) == 3
     assert repeated_prompts(train, [Example("q9", "a")]) == 0
+    # A picture is the same picture under another file name; another picture makes another question.
+    red, copy, blue = tmp_path / "red.png", tmp_path / "red-copy.png", tmp_path / "blue.png"
+    Image.new("RGB", (8, 8), "red").save(red)
+    copy.write_bytes(red.read_bytes())
+    Image.new("RGB", (8, 8), "blue").save(blue)
+    pictured = [Example("colour?", "red", image=str(red))]
+    assert repeated_prompts(pictured, [Example("colour?", "red", image=str(copy))]) == 1
+    assert repeated_prompts(pictured, [Example("colour?", "blue", image=str(blue)), Example("colour?", "x")]) == 0
     task = tmp_path / "mine"
     write_jsonl(task / "train.jsonl", train)
     write_jsonl(task / "test.jsonl", test)

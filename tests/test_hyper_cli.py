@@ -160,6 +160,25 @@ def test_a_folder_of_other_files_is_refused_for_t2l_without_offering_overwrite(t
         hyper_generate(HyperGenerateConfig(description="Reply with their sum.", hyper="t2l", out=str(earlier)))
 
 
+@shipped
+def test_overwrite_replaces_a_picture_of_ones_own_not_a_runs_artwork_or_another_file(tmp_path, no_loading):
+    """--overwrite replaced a trained run's canvas with a zero-shot painting, and a text file named .png."""
+    from PIL import Image
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    Image.new("RGB", (96, 96)).save(run / "artwork.png")
+    notes = tmp_path / "notes.png"
+    notes.write_text("my notes")
+    for out, said in ((run / "artwork.png", "is the artwork of the training run in"), (notes, "is not a PNG picture")):
+        with pytest.raises(ConfigError, match=said) as err:
+            hyper_generate(HyperGenerateConfig(description="Reply with their sum.", hyper="t2c", out=str(out),
+                                               overwrite=True))
+        assert "pass --overwrite" not in str(err.value)
+    assert notes.read_text() == "my notes"
+
+
 def test_a_mistyped_hypernetwork_names_the_shipped_kinds(tmp_path, capsys):
     """`hyper generate t2x` said only that the folder does not exist."""
     assert main(["hyper", "generate", "t2x", "--description", "Reply with their sum.", "-o", str(tmp_path / "a.png")]) == 2

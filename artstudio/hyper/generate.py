@@ -97,6 +97,17 @@ def check_output(kind: str, out: str | Path) -> None:
             raise ConfigError(f"-o {out} is a folder; a Text-to-Canvas hypernetwork writes one PNG file: pass a file "
                               f"path, e.g. -o {path / 'art.png'}")
         check_file_target(out, "one PNG file")
+        # What --overwrite may replace is a picture of one's own: a trained run's canvas was replaced by a zero-shot
+        # painting, and a text file named .png by a picture, each with --overwrite and without a word.
+        if path.is_file() and path.name == "artwork.png" and any(
+                (path.parent / n).exists() for n in ("config.json", "checkpoint")):
+            raise ConfigError(f"-o {out} is the artwork of the training run in {path.parent}, which --overwrite does not "
+                              f"replace; write the painting elsewhere (to start a run from it: train --init PNG)")
+        if path.is_file():
+            with open(path, "rb") as f:
+                if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                    raise ConfigError(f"-o {out} is a file that is not a PNG picture, which --overwrite does not "
+                                      "replace; choose another output")
     else:
         if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".safetensors", ".json"):
             raise ConfigError(f"a Text-to-LoRA hypernetwork writes a PEFT adapter folder (adapter_config.json, "
@@ -158,11 +169,12 @@ class HyperGenerator:
         description = check_descriptions(description)[0]
         check_output(self.kind, out)
         check_free(out, overwrite)
+        out = Path(out).expanduser()  # "~/x.png" quoted past the shell made a folder named "~"
         t0 = time.perf_counter()
         g = self.generated(description)
         self.hyper.export(self.backbone, g, out, description, source=source_name(self.folder), name=name)
         self.last_seconds = time.perf_counter() - t0
-        return Path(out)  # as named, for both kinds (T2L's came back absolute, T2C's as given)
+        return out  # as named, for both kinds (T2L's came back absolute, T2C's as given)
 
 
 def source_name(folder: str | Path) -> str:

@@ -6,6 +6,7 @@ The Python API mirrors the `artstudio` command:
     bb = artstudio.load_backbone()                                   # the shipped studio-tiny
     run = artstudio.train(artstudio.TrainConfig(data="add-json", steps=300, out="runs/add-json"))
     art = artstudio.load_artwork("runs/add-json/artwork.png", bb)   # an ArtMethod, canvas frozen
+    rows = artstudio.load_jsonl("runs/add-json/task/add-json/test.jsonl")
     print(artstudio.evaluate(art, rows, "json").accuracy)
 
 Names load on first use, so `import artstudio` does not import torch or transformers. The functions
@@ -48,6 +49,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "GenerationConfig": ("artstudio.generation", "GenerationConfig"),
     "build_method": ("artstudio.methods", "build_method"),
     "load_jsonl": ("artstudio.data", "load_jsonl"),
+    "write_jsonl": ("artstudio.data", "write_jsonl"),
+    "Example": ("artstudio.data", "Example"),  # the messages name artstudio.Example
+    "Method": ("artstudio.methods", "Method"),  # Method.load(folder, backbone): a saved run's final/ or an export
     "list_tasks": ("artstudio.tasks", "list_tasks"),
     "make_task": ("artstudio.tasks", "make_task"),
     "vllm_request": ("artstudio.serving", "vllm_request"),

@@ -88,6 +88,8 @@ def as_examples(rows: Iterable, *, needs_answers: bool = False) -> list[Example]
     if isinstance(rows, (str, bytes, dict, Example)):
         raise DataError(f"expected a list of rows, got a single {type(rows).__name__}; wrap it in a list"
                         + (" (or, for a file of rows, artstudio.load_jsonl(path))" if isinstance(rows, str) else ""))
+    if hasattr(rows, "columns") and hasattr(rows, "to_dict"):  # a pandas DataFrame iterates its column names
+        rows = rows.to_dict("records")
     try:
         rows = iter(rows)
     except TypeError:
@@ -95,6 +97,9 @@ def as_examples(rows: Iterable, *, needs_answers: bool = False) -> list[Example]
     out: list[Example] = []
     for i, row in enumerate(rows):
         if isinstance(row, Example):
+            for name in ("prompt", "answer", "id"):  # a number here was written, then refused on reading
+                if not isinstance(getattr(row, name), str):
+                    raise DataError(f"row {i}: Example {name} is {json_type(getattr(row, name))}; expected a string")
             out.append(row)
         elif isinstance(row, dict):
             out.append(_example_from_row(Path("rows"), i, row, i, needs_answers, set()))
@@ -149,7 +154,14 @@ def warn_repeated_prompts(train: list[Example], test: list[Example], test_name: 
 
 
 def write_jsonl(path: str | os.PathLike, examples: Iterable[Example]) -> Path:
-    """Write `examples` as JSONL atomically; image paths are stored relative to the file when inside its folder."""
+    """Write `examples` (Examples, dicts or prompt strings, as `as_examples` reads them) as JSONL atomically;
+    image paths are stored relative to the file when inside its folder. What `load_jsonl` would refuse on
+    reading (no rows, a repeated id) is refused here."""
+    examples = as_examples(examples)
+    ids = [ex.id for ex in examples if ex.id]
+    if len(set(ids)) < len(ids):
+        twice = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"two rows have the id {twice!r}; ids must be unique (leave them empty for row numbers)")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = out.parent.resolve()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 import re
 import tempfile
 from contextlib import contextmanager
@@ -62,16 +63,24 @@ def answer_budget(backbone, examples: list[Example], floor: int = 8, metric: str
 
 def evaluate(method, examples: list[Example], metric: str = "exact", *, pattern: str | None = None,
              max_new_tokens: int | None = None, batch_size: int = 64, out_dir: str | Path | None = None,
-             progress=None, about: dict | None = None) -> EvalResult:
+             overwrite: bool = False, progress=None, about: dict | None = None) -> EvalResult:
     """Greedy answers for `examples`, scored with `metric` (exact | numeric | regex | json). `about` (what was
-    evaluated: model, canvas, adapter, data) goes into `out_dir`'s metrics.json beside the scores."""
+    evaluated: model, canvas, adapter, data) goes into `out_dir`'s metrics.json beside the scores; an `out_dir`
+    holding earlier results is refused unless `overwrite`, as `artstudio eval --out` refuses it."""
     check_method(method)
     examples = as_examples(examples, needs_answers=True)
     check_references(metric, examples, "the evaluation rows", pattern)  # before any answer is generated
+    if out_dir is not None:
+        check_free(out_dir, overwrite, names=EVAL_FILES)
     empty = [e for e in examples if not e.answer.strip()]
     if empty:
         log.warning("%d of %d evaluation rows have an empty answer (row %s first): only an empty prediction "
                     "scores there", len(empty), len(examples), empty[0].source or empty[0].id)
+    if max_new_tokens is not None:  # 0 fell back to the automatic budget, unsaid
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens is {max_new_tokens!r}; expected 1 or more, or None for the longest "
+                              "reference answer + 4")
+        max_new_tokens = int(max_new_tokens)
     cfg = GenerationConfig(max_new_tokens=max_new_tokens or answer_budget(method.backbone, examples, metric=metric),
                            batch_size=batch_size)
     start = time.perf_counter()
@@ -175,4 +184,4 @@ def run_eval(config: EvalConfig) -> EvalResult:
                  "canvas": str(Path(config.canvas).resolve()) if config.canvas else None,
                  "adapter": str(Path(config.adapter).resolve()) if config.adapter else None}
         return evaluate(method, rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
-                        batch_size=config.batch_size, out_dir=config.out, about=about)
+                        batch_size=config.batch_size, out_dir=config.out, overwrite=config.overwrite, about=about)

@@ -256,6 +256,15 @@ def method_config(name: str, options: dict[str, Any] | None = None) -> Any:
 
 
 def build_method(name: str, backbone, config: Any = None) -> Method:
+    """Method `name` on `backbone` (a Backbone, or a model name or folder to load), with `config` (its config
+    dataclass, a dict of its fields, or None for the defaults)."""
+    if isinstance(backbone, (str, Path)):  # build_method("art", "studio-tiny"), as load_artwork takes it
+        from .backbone import load_backbone
+
+        backbone = load_backbone(str(backbone))
+    elif not hasattr(backbone, "geometry"):
+        raise ConfigError("backbone must be an artstudio Backbone (artstudio.load_backbone(model)) or a model name "
+                          f"or folder, not {type(backbone).__name__}")
     if isinstance(config, dict) or config is None:
         config = method_config(name, config)
     return get_method(name)(backbone, config)

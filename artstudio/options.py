@@ -9,6 +9,7 @@ option, its default, its choices and its help exist in exactly one place.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from typing import Any, Literal, Union
@@ -56,6 +57,12 @@ def from_dict(cls: type, values: dict[str, Any] | None, *, what: str | None = No
         head = f"unknown {what} option(s) {', '.join(unknown)}" if what else \
             f"unknown option(s) {', '.join(unknown)} for {cls.__name__}"
         raise ConfigError(f"{head}; valid: {', '.join(sorted(known))}")
+    for name, value in values.items():  # numpy's numbers (np.int64(300) from an array) as Python's
+        if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float, complex)):
+            if isinstance(value, numbers.Integral):
+                values[name] = int(value)
+            elif isinstance(value, numbers.Real):
+                values[name] = float(value)
     check_choices(cls, values, what=what or cls.__name__, flag=flag)
     check_kinds(cls, values, what=what or cls.__name__, flag=flag)
     for name, value in values.items():  # NaN passes every `value >= 0` check (a NaN --tv-weight trained nothing)

@@ -255,6 +255,13 @@ def train(config: TrainConfig | dict | None = None, *, backbone=None, callbacks:
     paints). Bad options raise `ConfigError`, bad data `DataError`, before the run folder is written."""
     config = _merge(config, overrides)
     config.check()
+    if isinstance(backbone, (str, Path)):  # train(..., backbone="studio-tiny"): a model, named; train loads it
+        if model_name(config.model) not in (DEFAULT_NAME, model_name(str(backbone))):
+            raise ConfigError(f"model is {config.model!r} but backbone names {str(backbone)!r}; name the model once")
+        config, backbone = replace(config, model=str(backbone)), None
+    elif backbone is not None and not hasattr(backbone, "geometry"):
+        raise ConfigError("backbone must be an artstudio Backbone (artstudio.load_backbone(model)) or a model name "
+                          f"or folder, not {type(backbone).__name__}")
     if backbone is not None:
         config = _on_backbone(config, backbone)
     processes = Processes.from_env()

@@ -138,3 +138,51 @@ def test_the_answer_budget_of_the_numeric_metric_holds_its_answer_format():
     assert answer_budget(studio, rows, metric="numeric") >= needed > answer_budget(studio, rows, metric="exact")
     formatted = [Example(prompt="1 2", answer="Answer: 3")]
     assert answer_budget(studio, formatted, metric="numeric") == answer_budget(studio, formatted, metric="exact")
+
+
+def test_what_a_notebook_passes_is_read_as_it_means_or_refused(tiny_model_dir, tmp_path):
+    """From a notebook (2026-12-07 new-user pass): a DataFrame of rows was answered as its two column names;
+    write_jsonl failed on dicts and wrote files load_jsonl refuses; a model name as the backbone ended in
+    AttributeError; np.int64 steps were "not a number"; max_new_tokens=0 and an out_dir holding results were
+    taken silently."""
+    import numpy as np
+    import pandas as pd
+
+    import artstudio
+    from artstudio.errors import ConfigError, DataError
+    from artstudio.evaluation import evaluate
+
+    folder = tiny_model_dir("qwen3_5")
+    art = build_method("art", folder, {"canvas_size": 64})  # a model folder, loaded
+    rows = [{"prompt": "1 2", "answer": "[2]"}, {"prompt": "3 4", "answer": "[4]"}, {"prompt": "5 6", "answer": "[6]"}]
+    frame = pd.DataFrame(rows)
+    assert generate(art, frame, {"max_new_tokens": 2}).texts == generate(art, rows, {"max_new_tokens": 2}).texts
+    assert len(generate(art, frame, {"max_new_tokens": 2}).texts) == 3
+    assert evaluate(art, frame, "exact", max_new_tokens=np.int64(2)).n == 3
+    with pytest.raises(ConfigError, match="max_new_tokens is 0; expected 1 or more"):
+        evaluate(art, frame, "exact", max_new_tokens=0)
+    evaluate(art, rows, "exact", max_new_tokens=2, out_dir=tmp_path / "ev")
+    with pytest.raises(ConfigError, match="already holds predictions.jsonl, metrics.json; pass --overwrite"):
+        evaluate(art, rows, "exact", max_new_tokens=2, out_dir=tmp_path / "ev")
+    evaluate(art, rows, "exact", max_new_tokens=2, out_dir=tmp_path / "ev", overwrite=True)
+    with pytest.raises(ConfigError, match="backbone must be an artstudio Backbone .* not int"):
+        build_method("art", 5)
+
+    assert artstudio.Example is Example and artstudio.Method.load is not None
+    written = artstudio.write_jsonl(tmp_path / "rows.jsonl", rows)  # dicts, as evaluate takes them
+    assert [(e.prompt, e.answer) for e in artstudio.load_jsonl(written)] == [(r["prompt"], r["answer"]) for r in rows]
+    for bad, said in (([Example("3 4", 4)], "Example answer is a number"),
+                      ([Example("a", "b", id="1"), Example("c", "d", id="1")], "two rows have the id '1'"),
+                      ([], "no rows")):
+        with pytest.raises(DataError, match=said):
+            artstudio.write_jsonl(tmp_path / "bad.jsonl", bad)
+    assert not (tmp_path / "bad.jsonl").exists()
+
+    task = tmp_path / "task"
+    artstudio.write_jsonl(task / "train.jsonl", rows)
+    run = artstudio.train(out=str(tmp_path / "run"), backbone=folder, data=str(task), steps=np.int64(1),
+                          batch_size=np.int64(2), seed=np.int64(3), canvas_size=64, method="art-single", progress=False)
+    assert run.metrics["steps"] == 1 and run.method.backbone.model_id
+    with pytest.raises(ConfigError, match="backbone must be an artstudio Backbone"):
+        artstudio.train(out=str(tmp_path / "never"), backbone=object(), data=str(task), steps=1)
+    assert not (tmp_path / "never").exists()

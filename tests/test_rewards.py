@@ -88,6 +88,19 @@ def test_weighted_sum_is_normalised():
     assert rewards.get("numeric+format")("p", "1234", "1234") == pytest.approx(0.005)
 
 
+def test_a_format_term_in_a_sum_is_a_term_wherever_it_stands():
+    """'format:\\[\\d\\]*0.3+exact*0.7' was read as one regex that no answer matches: GRPO trained on a reward of
+    0 and said nothing; a format term whose regex holds '+' was cut there ("unknown reward '\\]'")."""
+    for spec in ("format:\\[\\d\\]*0.3+exact*0.7", "exact*0.7+format:\\[\\d\\]*0.3"):
+        reward = rewards.get(spec)
+        assert [reward("p", c, "[5]") for c in ("[5]", "[6]", "x")] == [1.0, 0.3, 0.0], spec
+    assert rewards.get("format:\\[\\d+\\]")("p", "[42]", "") == 1.0  # alone, a regex may hold '+' and '*'
+    assert rewards.get("format:a*2")("p", "aa2", "") == 1.0
+    for spec in ("format:\\[\\d+\\]*0.3+exact", "exact*0.7+format:\\[\\d+\\]*0.3"):
+        with pytest.raises(ConfigError, match="does not read as a sum: .* may not hold '\\+' in its REGEX"):
+            rewards.get(spec)
+
+
 @pytest.mark.parametrize("spec", ["numeric*x", "numeric*-1+format", "*0.5"])
 def test_bad_sums(spec):
     with pytest.raises(ConfigError):

@@ -178,7 +178,8 @@ def format_pattern_reward(pattern: str) -> RewardFn:
 def get(spec: str | RewardFn) -> RewardFn:
     """A reward from a name, `format:REGEX`, `module:function`, `file.py:function` or `a*w+b*w` sum.
 
-    A `format:REGEX` inside a sum is not supported (the regex may hold '+' and '*'); use `combine`.
+    A sum is split at each '+', so a `format:REGEX` term in it may not hold '+' (`combine` takes any);
+    a spec that opens with `format:` and goes on like a sum (`format:X*0.3+exact*0.7`) is that sum.
     """
     if callable(spec):
         return checked(spec, getattr(spec, "__qualname__", repr(spec)))
@@ -187,12 +188,21 @@ def get(spec: str | RewardFn) -> RewardFn:
     spec = spec.strip()
     if spec in _REGISTRY:
         return _REGISTRY[spec]
-    if spec.startswith("format:"):
+    # 'format:\[\d\]*0.3+exact*0.7' was read as one regex, which no answer matched: a reward of 0 throughout. A spec
+    # that opens with format: and goes on like a sum ("*0.3+exact", "+exact") is read as the sum.
+    summed = _LOOKS_SUMMED.search(spec) or re.search(
+        rf"\+\s*(?:{'|'.join(map(re.escape, _REGISTRY))})\s*(?:\*[\d.\s]+)?$", spec)
+    if spec.startswith("format:") and not summed:
         return format_pattern_reward(spec[len("format:"):])
     if _names_file(spec):  # before sums: a file's path may hold '+' or '*'
         return checked(_import_reward(spec), spec)
     if "+" in spec or "*" in spec:
-        return combine(_parse_sum(spec))
+        try:
+            return combine(_parse_sum(spec))
+        except ConfigError:
+            if "format:" in spec:  # a regex cut at its own '+' said "unknown reward '\\]'"
+                raise ConfigError(_format_in_sum(spec)) from None
+            raise
     if ":" in spec:
         return checked(_import_reward(spec), spec)
     raise ConfigError(f"unknown reward {spec!r}; choose one of {_choices()}")
@@ -254,6 +264,16 @@ def portable(spec: Any) -> Any:
     if spec in _REGISTRY or spec.startswith("format:") or not ("+" in spec or "*" in spec):
         return spec
     return "+".join(portable(name) + (f"*{weight}" if weight is not None else "") for name, weight, _ in _terms(spec))
+
+
+# A weight and a further term after a format:REGEX: "...*0.3+exact".
+_LOOKS_SUMMED = re.compile(r"\*\s*\d*\.?\d+\s*\+\s*\S")
+
+
+def _format_in_sum(spec: str) -> str:
+    return (f"reward {spec!r} does not read as a sum: a sum is split at each '+', so a format:REGEX term in it "
+            "may not hold '+' in its REGEX; use format:REGEX alone, or a reward file (file.py:function) that "
+            "returns the weighted sum")
 
 
 def _names_file(spec: str) -> bool:

@@ -481,8 +481,12 @@ def train_summary(result) -> str:
     if m.get("start"):
         scores = ", ".join(f"{k} {_pct(v)}" for k, v in m["start_val_accuracy"].items())
         tie = len(set(m["start_val_accuracy"].values())) == 1 and len(m["start_val_accuracy"]) > 1
+        # Under GRPO every start's surrogate loss may be 0: then nothing chose, the first start was kept.
+        losses = set((m.get("start_final_loss") or {}).values())
+        broke = "the first start was kept (their final training losses tie too)" if len(losses) == 1 \
+            else "the lower final training loss chose"
         rows.append(("start", f"{m['start']} (validation accuracy after the short runs: {scores}"
-                              + ("; a tie, so the lower final training loss chose" if tie else "") + ")"))
+                              + (f"; a tie, so {broke}" if tie else "") + ")"))
     if m.get("ema"):
         what = "the canvas" if result.artwork is not None else "the trained parameters"
         rows.append(("average", f"{what} {averaged_over(m['ema'], note=EMA_OFF)}"))

@@ -216,6 +216,9 @@ def _partial_credit_tip(reward: str, mean_reward: float) -> str:
             return (f". The reward ({spec}) already gives partial credit and almost no completion earned any: "
                     "the run is far from the answers, so start from SFT")
         return f". The reward ({spec}) already gives partial credit, and it still rewarded a group's completions alike"
+    if ":" in spec and not spec.startswith("format:"):  # the user's own function: it was told to write one
+        return (f", or make your reward ({spec}) score near misses between 0 and 1 if it does not: a group rewarded "
+                "alike teaches nothing")
     return (", or give partial credit: a reward of your own that scores near misses "
             "(--grpo-reward my_reward.py:function, values in [0, 1]; docs/grpo.md)")
 

@@ -612,7 +612,8 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
         metrics["reward"] = str(getattr(objective, "reward_spec", None) or "")
     if start_choice:
         metrics |= {"starts_seconds": starts_seconds, "start": start_choice["chosen"],
-                    "start_val_accuracy": {r["start"]: r["val_accuracy"] for r in start_choice["starts"]}}
+                    "start_val_accuracy": {r["start"]: r["val_accuracy"] for r in start_choice["starts"]},
+                    "start_final_loss": {r["start"]: r.get("final_loss") for r in start_choice["starts"]}}
     metrics |= scored_as  # what the evaluations and the export used: the average, not the last step's
     if fit:
         metrics |= {"train_accuracy": fit.accuracy, "train_eval_n": fit.n}
@@ -626,7 +627,7 @@ def _train(config: TrainConfig, out: Path, backbone, callbacks, should_stop, pro
     method.save(out / "final")
     if eval_rows and not stopped:
         res = evaluate(method, eval_rows, metric, pattern=config.pattern, max_new_tokens=config.max_new_tokens,
-                       out_dir=out / "eval")
+                       out_dir=out / "eval", overwrite=True)  # the run's own folder
         metrics |= {"accuracy": res.accuracy, "eval_n": res.n, "latency_ms": res.latency_ms}
         emit({"step": step, "eval_accuracy": res.accuracy, "eval_n": res.n, "final": True} | scored_as)
     artwork = None

@@ -143,6 +143,10 @@ def test_markdown_says_how_many_test_rows_and_which_recipe_scored_the_table():
         "Accuracy (%) on each task's test split (40 test rows per task; 20 steps at batch 8), seed 0 only")
     mixed = [rec, dict(rec, task="y", eval_n=200)]
     assert "(40–200 test rows per task, eval_n in results.csv; 20 steps at batch 8)" in C.ResultsTable(mixed).to_markdown()
+    # A table left by Ctrl-C (or written while cells run) looked finished, its means over different cells.
+    partial = C.ResultsTable([rec, base], meta={"planned_rows": 4}).to_markdown()
+    assert partial.startswith("**Partial: 2 of 4 runs finished**")
+    assert not C.ResultsTable([rec, base], meta={"planned_rows": 2}).to_markdown().startswith("**Partial")
 
 
 def test_resume_skips_finished_cells(model, tmp_path, monkeypatch):
@@ -640,6 +644,31 @@ def test_an_option_newer_than_the_folder_counts_as_its_default(model, tmp_path):
     check_same_comparison(record, config)  # the default: the same comparison, resumed
     with pytest.raises(ConfigError, match=r"another recipe: --grid-seeds 3 \(it has 1\)"):
         check_same_comparison(record, dataclasses.replace(config, grid_seeds=3))
+
+
+def test_a_reward_file_keys_grpo_cells_by_its_code_and_a_task_folder_is_the_same_however_written(
+        model, tmp_path, monkeypatch):
+    """An edited reward file reused the cells its old code trained ("6 runs, 0 to do"), while the same file named by
+    its absolute path was "another recipe"; './mine' after 'mine' was a task "left out"."""
+    from artstudio.comparison.harness import check_same_comparison
+
+    monkeypatch.chdir(tmp_path)
+    task = make_task(tmp_path / "mine")
+    (tmp_path / "myrew.py").write_text("def bracket(prompt, completion, answer):\n    return float(completion == answer)\n")
+    kw = common(tmp_path, model, methods="base", tasks="mine", seeds="0")
+    config = C.CompareConfig(objective="grpo", grpo={"reward": "myrew.py:bracket", "group_size": 2}, **kw)
+    (cell,) = harness._Comparison(config, None, None).test_cells().values()
+    absolute = dataclasses.replace(config, grpo={"reward": f"{tmp_path / 'myrew.py'}:bracket", "group_size": 2})
+    assert cell.key(absolute) == cell.key(config)
+    record = tmp_path / "compare_config.json"
+    record.write_text(json.dumps(dataclasses.asdict(config), default=str))
+    check_same_comparison(record, absolute)  # the same recipe
+    check_same_comparison(record, dataclasses.replace(absolute, tasks=f"./{task.name}"))  # the same task
+    before = cell.key(config)
+    (tmp_path / "myrew.py").write_text("def bracket(prompt, completion, answer):\n    return 0.5\n")
+    assert cell.key(config) != before
+    named = dataclasses.replace(config, grpo={"reward": "exact", "group_size": 2})  # a named reward: no file to read
+    assert cell.key(named) == cell.key(dataclasses.replace(named, grpo={"reward": "exact", "group_size": 2}))
 
 
 def test_the_shipped_model_keys_its_cells_by_name_not_by_folder(tmp_path, monkeypatch):

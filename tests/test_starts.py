@@ -67,6 +67,10 @@ def test_starts_train_briefly_pick_on_validation_and_the_run_trains_from_the_win
     assert "start " in train_summary(res) and "on 2 starts" in train_summary(res)
     tied = len({s["val_accuracy"] for s in choice["starts"]}) == 1  # the summary says how a tie was broken
     assert ("a tie, so the lower final training loss chose" in train_summary(res)) == tied
+    # ... and where the losses tie too (GRPO's surrogate loss is often 0), that nothing chose
+    both = replace(res, metrics=m | {"start_val_accuracy": {"gray": 0.0, "t2c": 0.0},
+                                                 "start_final_loss": {"gray": 0.0, "t2c": 0.0}})
+    assert "a tie, so the first start was kept (their final training losses tie too)" in train_summary(both)
 
     # A resumed run reuses the finished starts instead of training them again (here a run killed after its
     # last checkpoint, before it wrote its result; a finished run is not resumed).
@@ -177,9 +181,12 @@ def test_the_grpo_advice_offers_partial_credit_only_to_a_reward_without_it():
     alike_at_half = [dict(h, reward_mean=0.4) for h in flat]
     said = diagnose_grpo(alike_at_half, reward="numeric").text
     assert "already gives partial credit" in said and "start from SFT" not in said
-    for reward in ("exact", "regex", "format", ""):
+    for reward in ("exact", "regex", "format", "format:^\\[", ""):
         said = diagnose_grpo(flat, reward=reward).text
         assert "give partial credit" in said and "--grpo-reward my_reward.py:function" in said
+    # A reward of the user's own was told to write a reward of one's own.
+    said = diagnose_grpo(flat, reward="/home/me/myrew.py:bracket").text
+    assert "make your reward (/home/me/myrew.py:bracket) score near misses" in said and "my_reward.py" not in said
 
 
 def test_a_flat_high_loss_is_called_stuck_and_a_falling_or_low_one_is_not():

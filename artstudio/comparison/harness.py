@@ -24,6 +24,7 @@ from ..data import REPEATED_PROMPTS, Example, load_jsonl, split_validation, writ
 from ..errors import ArtStudioError, ConfigError
 from ..logfilters import rewording
 from ..methods import build_method, get_method, method_config, method_names
+from ..objectives.rewards import portable as portable_reward, reward_files
 from ..objectives.sft import compute_loss
 from ..options import field_defaults
 from ..progress import progress_bar
@@ -63,8 +64,12 @@ class Cell:
         spec = {"phase": self.phase, "method": self.method, "options": resolved_options(self.method, self.options), "task": self.task.digest,
                 "val": self.val_digest, "seed": self.seed, "steps": self.steps, "batch_size": config.batch_size,
                 "lr": self.lr, "objective": config.objective, "model": config.model if located else model_name(config.model)}
-        if config.objective == "grpo":
-            spec["grpo"] = config.grpo  # added only for GRPO, so SFT cells keep their keys across versions
+        if config.objective == "grpo":  # added only for GRPO, so SFT cells keep their keys across versions
+            spec["grpo"] = portable_grpo(config.grpo)
+            # A reward file edited since is another reward: its cells ran with the old code (they were reused).
+            files = reward_files(config.grpo.get("reward"))
+            if files:
+                spec["reward_code"] = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
         if config.ema:  # added only when the average is on, so other cells keep their keys across versions
             spec["ema"] = config.ema
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=json_default).encode()).hexdigest()[:16]
@@ -136,6 +141,9 @@ def check_same_comparison(record: Path, config: CompareConfig) -> None:
     # An option newer than the folder's record ran at its default there (--grid-seeds 3 on a folder from
     # before it existed rewrote the table's picks without a word).
     before = field_defaults(CompareConfig) | named_model(before)
+    for record_ in (now, before):  # the same reward file named from another folder, or by its absolute path
+        if isinstance(record_.get("grpo"), dict):
+            record_["grpo"] = portable_grpo(record_["grpo"])
     keys = [k for k in now if k not in ("out", "workers", "overwrite", "device") and k in before and before[k] != now[k]]
     def said(value, none: str) -> str:  # an option left out is said so, not printed as Python's None
         return none if value is None else repr(value)
@@ -163,12 +171,19 @@ def check_same_comparison(record: Path, config: CompareConfig) -> None:
                     record.parent, "; ".join(changed))
 
 
+def portable_grpo(grpo: dict) -> dict:
+    """GRPO options with a reward file named by its absolute path (`rewards.portable`)."""
+    return {**grpo, "reward": portable_reward(grpo["reward"])} if grpo.get("reward") else dict(grpo)
+
+
 def _listed(key: str, value: Any) -> list[str]:
-    """A recorded --methods, --tasks or --seeds value as the names or seeds it stands for ("heldout": its tasks)."""
+    """A recorded --methods, --tasks or --seeds value as the names or seeds it stands for ("heldout": its tasks;
+    a task folder: where it is, however it was written: './mine', 'mine', its absolute path)."""
     from ..tasks import resolve_tasks
 
-    if key == "tasks" and isinstance(value, str):
-        return resolve_tasks(value)
+    if key == "tasks":
+        names = resolve_tasks(value) if isinstance(value, str) else parse_list(value)
+        return [str(Path(n).expanduser().resolve()) if Path(n).expanduser().is_dir() else n for n in names]
     if key == "seeds":
         try:
             return [str(s) for s in parse_seeds(value)]
@@ -623,6 +638,8 @@ class _Comparison:
                         rows.append({k: v for k, v in rec.items() if k not in ("phase", "options")} | {"seed": seed})
         meta = {"out": str(self.out), "config": asdict(self.config), "argv": sys.argv,
                 "elapsed_seconds": round(time.perf_counter() - self.started, 1), "stopped": self.stopped,
+                # a table written while cells run, or left by Ctrl-C, is partial: it says so (it looked finished)
+                "planned_rows": len(self.seeds) * len(self.tasks) * len(self.methods),
                 "backbone_reloads": self.guard.reloads, "lr_selection": self.chosen,
                 "task_digests": {t.name: t.digest for t in self.tasks}}
         return ResultsTable(rows, methods=self.methods, tasks=[t.name for t in self.tasks], meta=meta)

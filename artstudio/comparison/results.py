@@ -136,7 +136,11 @@ class ResultsTable:
         cells = {(a["task"], a["method"]): a for a in self.mean_std() + self.per_method()}
         over = (f"mean ± std over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1
                 else f"seed {seeds[0]} only (one seed: no std)" if seeds else "no seeds")
-        lines = [f"Accuracy (%) on each task's test split{self._recipe()}, {over}.", "",
+        planned = self.meta.get("planned_rows")
+        partial = ([f"**Partial: {len(self.records)} of {planned} runs finished** (stopped, or still running: the same "
+                    "command goes on). Each method's mean is over the cells it finished, so the means may cover "
+                    "different tasks and seeds.", ""] if isinstance(planned, int) and len(self.records) < planned else [])
+        lines = partial + [f"Accuracy (%) on each task's test split{self._recipe()}, {over}.", "",
                  "| task | " + " | ".join(self.methods) + " |", "|---|" + "---:|" * len(self.methods)]
         for task in [*self.tasks, "mean"]:
             means = {m: cells[(task, m)]["accuracy_mean"] for m in self.methods if (task, m) in cells}

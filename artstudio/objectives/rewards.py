@@ -276,6 +276,18 @@ def _format_in_sum(spec: str) -> str:
             "returns the weighted sum")
 
 
+def reward_files(spec: Any) -> list[Path]:
+    """The files the `file.py:function` terms of `spec` (alone or in a sum) read, absolute."""
+    if not isinstance(spec, str) or not spec.strip():
+        return []
+    spec = spec.strip()
+    if _names_file(spec):
+        return [Path(spec.rpartition(":")[0]).expanduser().resolve()]
+    if spec in _REGISTRY or spec.startswith("format:") or not ("+" in spec or "*" in spec):
+        return []
+    return [file for name, _, _ in _terms(spec) if _names_file(name) for file in reward_files(name)]
+
+
 def _names_file(spec: str) -> bool:
     """Whether `spec` is `path:function` for a file that exists (not a sum of such terms)."""
     target, colon, attr = spec.rpartition(":")

@@ -164,10 +164,11 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
         k = 2 if _t2c_fits(config, backbone, card) else 1
         if k == 1 and not config.resume and _t2c_fits(config, backbone, {"description": "any"}):
             # (a resume trains no starts: said when the run began, the advice would only repeat)
-            log.warning("the task has no description (card.json's \"description\"), so the run trains from its one "
+            log.warning("task %s has no description (card.json's \"description\"), so the run trains from its one "
                         "start; with a description it also tries the artwork the shipped Text-to-Canvas paints from "
                         "it (on studio-tiny's sub-answer: 100 % from it, 19-24 % from grey; docs/robust.md). --starts 2 tries a "
-                        "noise start instead; --starts 1 trains the one start without this warning")
+                        "noise start instead; --starts 1 trains the one start without this warning",
+                        card.get("name") or config.data)
     if k <= 1:
         if "start_steps" in (config.method_options or {}):
             log.warning("start_steps applies to several starts (--starts 2 or more); this run trains one start")

@@ -424,7 +424,7 @@ def test_a_task_without_a_description_says_why_it_trains_one_start_on_studio_tin
     studio = load_backbone()
     config = TrainConfig(out=str(tmp_path / "run"), data=str(tmp_path), steps=10, batch_size=4)
     assert choose_start(config, tmp_path / "run", studio, ROWS, {"name": "sum"}, progress=False) == (config, None)
-    assert "has no description" in caplog.text and "--starts 1 trains the one start without this warning" in caplog.text
+    assert "task sum has no description" in caplog.text and "--starts 1 trains the one start without this warning" in caplog.text
     caplog.clear()
     one = replace(config, method_options={"starts": 1})
     assert choose_start(one, tmp_path / "run", studio, ROWS, {"name": "sum"}, progress=False) == (one, None)

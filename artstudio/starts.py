@@ -166,7 +166,7 @@ def choose_start(config, out: Path, backbone, rows: list, card: dict, progress: 
             # (a resume trains no starts: said when the run began, the advice would only repeat)
             log.warning("task %s has no description (card.json's \"description\"), so the run trains from its one "
                         "start; with a description it also tries the artwork the shipped Text-to-Canvas paints from "
-                        "it (on studio-tiny's sub-answer: 100 % from it, 19-24 % from grey; docs/robust.md). --starts 2 tries a "
+                        "it (on studio-tiny's sub-answer: 100 %% from it, 19-24 %% from grey; docs/robust.md). --starts 2 tries a "
                         "noise start instead; --starts 1 trains the one start without this warning",
                         card.get("name") or config.data)
     if k <= 1:

@@ -378,6 +378,21 @@ def test_a_reward_that_fails_is_refused_before_the_run_begins(bb, data, tmp_path
     assert result.metrics["steps"] == 1
 
 
+def test_a_reward_that_underpays_the_reference_answer_is_said_before_training(caplog):
+    """'exact*0.7+format*0.3' on a bracket task rewards a right answer 0.7 ('format' is the paper's 'Answer: <n>'),
+    which nothing said."""
+    from artstudio.data import Example
+    from artstudio.objectives.grpo import GRPOObjective
+
+    with caplog.at_level("WARNING", logger="artstudio.grpo"):
+        GRPOObjective.build({"reward": "exact*0.7+format*0.3"}, probe=Example("3 4", "[4]", id="r1"))
+    assert "reward exact*0.7+format*0.3 gives the reference answer of training row r1 only 0.70" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="artstudio.grpo"):
+        GRPOObjective.build({"reward": "exact*0.7+format:\\[\\d\\]*0.3"}, probe=Example("3 4", "[4]", id="r1"))
+    assert caplog.text == ""
+
+
 def test_a_reward_that_fails_on_a_sample_names_the_row_and_the_completion(bb, data, tmp_path):
     """A reward that passes on the reference answer and fails on a sampled one said only "returned None"."""
     (tmp_path / "picky.py").write_text("def reward(prompt, completion, answer):\n"

@@ -255,7 +255,12 @@ class GRPOObjective(Objective):
         objective = cls(grpo_config(options), metric=metric, seed=seed, answers=answers)
         if probe is not None:
             try:
-                objective.reward(probe.prompt, probe.answer, probe.answer)
+                right = objective.reward(probe.prompt, probe.answer, probe.answer)
+                if right < 1.0 and probe.answer.strip():  # "exact*0.7+format*0.3" on a bracket task: right scores 0.7
+                    log.warning("reward %s gives the reference answer of training row %s only %.2f as a completion, so "
+                                "an exactly right answer is not rewarded fully (a term that does not fit this task's "
+                                "answers? 'format' rewards an 'Answer: <number>'; format:REGEX takes your own)",
+                                objective.reward_spec, probe.id or 1, right)
             except ConfigError as e:
                 raise ConfigError(f"{e} (tried before training on training row {probe.id or 1}, with its "
                                   "reference answer as the completion)") from None

@@ -552,6 +552,21 @@ def test_a_worker_skips_the_cells_another_worker_has_claimed(model, tmp_path):
     assert sorted(p.name for p in claims.iterdir()) == sorted(c.key(config) for c in cells.values())
 
 
+def test_a_stopped_worker_says_so_in_one_line(model, tmp_path, monkeypatch, capsys):
+    """A worker's log ended in a Terminated traceback after the comparison's Ctrl-C."""
+    from artstudio.comparison import worker
+    from artstudio.errors import Terminated
+
+    spec = tmp_path / "config.json"
+    spec.write_text(json.dumps(common(tmp_path, model, methods="base", tasks=str(make_task(tmp_path / "t")), seeds="0")))
+    for stop, status in ((Terminated, 143), (KeyboardInterrupt, 130)):
+        def run_share(self, *args, stop=stop):
+            raise stop
+        monkeypatch.setattr(harness._Comparison, "run_share", run_share)
+        assert worker.main([str(spec), "1", "2", str(tmp_path / "claims")]) == status
+        assert capsys.readouterr().err == "worker 1 stopped; its finished cells are kept\n"
+
+
 def test_the_start_announcement_reads_well_for_a_tiny_plan(capsys):
     """It said `1 methods × 1 tasks × 1 seeds = 1 runs ...; estimated 0 min 00 s here`."""
     events = []

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import Terminated
 from ..progress import quiet_loading_off_terminal
 from .config import _coerce
 from .harness import _Comparison
@@ -19,7 +20,11 @@ def main(argv: list[str]) -> int:
     quiet_loading_off_terminal()  # the log: no "Loading weights" bar redrawn with carriage returns
     spec, k, n, claims = Path(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3])
     config = _coerce(None, json.loads(spec.read_text()) | {"workers": 1})
-    _Comparison(config, None, None).run_share(k, n, claims)
+    try:
+        _Comparison(config, None, None).run_share(k, n, claims)
+    except (Terminated, KeyboardInterrupt) as stop:  # the parent's Ctrl-C or stop: a line in the log, no traceback
+        print(f"worker {k} stopped; its finished cells are kept", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
     return 0
 
 

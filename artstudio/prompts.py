@@ -221,6 +221,7 @@ class RowRoom:
         self.backbone, self.image_tokens, self.keep_default_system = backbone, image_tokens, keep_default_system
         self.max_positions: int | None = backbone.max_positions
         self._overheads: dict[int | None, int] = {}
+        self._pictures: dict[str, int] = {}  # a picture file many rows share is opened once
 
     def overhead(self, picture_tokens: int | None = None) -> int:
         """Positions the layout adds to a row whose own picture has `picture_tokens` (None: no picture)."""
@@ -239,12 +240,14 @@ class RowRoom:
             return None
         if hasattr(picture, "size"):
             width, height = picture.size
-        else:
+            return self.backbone.geometry.picture_tokens(height, width)
+        if picture not in self._pictures:
             from PIL import Image
 
             with Image.open(picture) as im:
                 width, height = im.size
-        return self.backbone.geometry.picture_tokens(height, width)
+            self._pictures[picture] = self.backbone.geometry.picture_tokens(height, width)
+        return self._pictures[picture]
 
     def room(self, picture_tokens: int | None = None) -> int | None:
         """Tokens of text (prompt, answer, new tokens) a row may hold; None when the model states no limit."""
@@ -277,11 +280,8 @@ def check_row_lengths(room: RowRoom, examples: Sequence[Example], source: str, *
     without a word."""
     if not room.max_positions:
         return
-    pictures: dict[str, int] = {}  # a picture many rows share is opened once
     for ex in examples:
-        picture = None if ex.image is None else pictures.get(ex.image)
-        if ex.image is not None and picture is None:
-            picture = pictures[ex.image] = room.picture_tokens(ex.image)
+        picture = room.picture_tokens(ex.image)
         n = room.over(ex.prompt + (ex.answer if answers else ""), max_new_tokens, picture)
         if n is not None:
             what = "prompt and answer" if answers else f"prompt and {max_new_tokens} new tokens"

@@ -188,15 +188,11 @@ def get(spec: str | RewardFn) -> RewardFn:
     spec = spec.strip()
     if spec in _REGISTRY:
         return _REGISTRY[spec]
-    # 'format:\[\d\]*0.3+exact*0.7' was read as one regex, which no answer matched: a reward of 0 throughout. A spec
-    # that opens with format: and goes on like a sum ("*0.3+exact", "+exact") is read as the sum.
-    summed = _LOOKS_SUMMED.search(spec) or re.search(
-        rf"\+\s*(?:{'|'.join(map(re.escape, _REGISTRY))})\s*(?:\*[\d.\s]+)?$", spec)
-    if spec.startswith("format:") and not summed:
+    if spec.startswith("format:") and not _is_sum(spec):
         return format_pattern_reward(spec[len("format:"):])
     if _names_file(spec):  # before sums: a file's path may hold '+' or '*'
         return checked(_import_reward(spec), spec)
-    if "+" in spec or "*" in spec:
+    if _is_sum(spec):
         try:
             return combine(_parse_sum(spec))
         except ConfigError:
@@ -261,13 +257,25 @@ def portable(spec: Any) -> Any:
     if _names_file(spec):
         target, _, attr = spec.rpartition(":")
         return f"{Path(target).expanduser().resolve()}:{attr}"
-    if spec in _REGISTRY or spec.startswith("format:") or not ("+" in spec or "*" in spec):
+    if not _is_sum(spec):
         return spec
     return "+".join(portable(name) + (f"*{weight}" if weight is not None else "") for name, weight, _ in _terms(spec))
 
 
 # A weight and a further term after a format:REGEX: "...*0.3+exact".
 _LOOKS_SUMMED = re.compile(r"\*\s*\d*\.?\d+\s*\+\s*\S")
+
+
+def _is_sum(spec: str) -> bool:
+    """Whether `spec` (stripped) is a weighted sum of rewards, not one reward (a name, a file's function, a
+    format:REGEX). A spec that opens with format: is a sum only where it goes on like one ("*0.3+exact",
+    "+exact"): 'format:\\[\\d\\]*0.3+exact*0.7' was read as one regex that no answer matched, a reward of 0."""
+    if spec in _REGISTRY or _names_file(spec):
+        return False
+    if spec.startswith("format:"):
+        return bool(_LOOKS_SUMMED.search(spec) or re.search(
+            rf"\+\s*(?:{'|'.join(map(re.escape, _REGISTRY))})\s*(?:\*[\d.\s]+)?$", spec))
+    return "+" in spec or "*" in spec
 
 
 def _format_in_sum(spec: str) -> str:
@@ -283,7 +291,7 @@ def reward_files(spec: Any) -> list[Path]:
     spec = spec.strip()
     if _names_file(spec):
         return [Path(spec.rpartition(":")[0]).expanduser().resolve()]
-    if spec in _REGISTRY or spec.startswith("format:") or not ("+" in spec or "*" in spec):
+    if not _is_sum(spec):
         return []
     return [file for name, _, _ in _terms(spec) if _names_file(name) for file in reward_files(name)]
 
